@@ -1,0 +1,168 @@
+"""Inputs of the conversation state machine.
+
+Each command is a frozen, slotted dataclass at module top level: they are also the payloads
+that travel between actors (Thespian pickles them between processes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors.model.enums import (
+    Channel,
+    EndedBy,
+    ResumeReason,
+    Role,
+    SessionEndReason,
+    UnsubscribeReason,
+)
+from actors.model.records import Emitter, Payload
+from actors.model.timers import TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class StartSession:
+    session_id: str
+    channel: Channel
+    identifier: str
+    data: Payload = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMessage:
+    session_id: str
+    text: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    session_id: str
+    reason: SessionEndReason = SessionEndReason.CUSTOMER
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAgent:
+    queue: str
+    by: Emitter
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeAgent:
+    """An agent joins: routed (``request_id`` names the request it answers) or directly.
+
+    ``role`` None means "PRIMARY if no PRIMARY is present, else ASSISTANT".
+    """
+
+    agent_id: str
+    role: Role | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMessage:
+    agent_id: str
+    text: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotMessage:
+    text: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotNotification:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    agent_id: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    agent_id: str
+    reason: ResumeReason = ResumeReason.AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLeave:
+    """An agent leaves (LEFT, DIRECT_TRANSFER) or is removed (AGENT_LOGOUT, ...)."""
+
+    agent_id: str
+    reason: UnsubscribeReason = UnsubscribeReason.LEFT
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyWrapUp:
+    agent_id: str
+    codes: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetData:
+    key: str
+    value: str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndConversation:
+    by: EndedBy = EndedBy.OPERATOR
+
+
+@dataclass(frozen=True, slots=True)
+class AddActivity:
+    name: str
+    data: Payload
+    emitter: Emitter
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    key: TimerKey
+    token: int
+    percent: int  # 100 is the expiry; below it a threshold
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingUpdate:
+    """What the Router reports about a request: AGENT_OFFERED, RONA or NO_AGENT_AVAILABLE."""
+
+    name: str
+    request_id: str
+    queue: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveCommitted:
+    """The TopicMonitor committed the archive transaction up to ``through_seq``: -> CLOSED."""
+
+    through_seq: int
+
+
+Command = (
+    StartSession
+    | CustomerMessage
+    | EndSession
+    | RequestAgent
+    | SubscribeAgent
+    | AgentMessage
+    | BotMessage
+    | BotNotification
+    | Hold
+    | Resume
+    | AgentLeave
+    | ApplyWrapUp
+    | SetData
+    | EndConversation
+    | AddActivity
+    | TimerFired
+    | RoutingUpdate
+    | ArchiveCommitted
+)

@@ -1,0 +1,82 @@
+"""Outputs of the conversation state machine: what its actor shell must carry out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.model.records import ConversationRecord, Event
+from actors.model.timers import TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Journal the event, then fan it out to every subscriber."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ArmAlarm:
+    """Deliver ``TimerFired(key, token, percent)`` at ``at`` (ms); 100 percent is the expiry."""
+
+    key: TimerKey
+    token: int
+    at: int
+    percent: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisarmTimer:
+    """The timer stopped: its pending alarms may be dropped (they would be ignored anyway)."""
+
+    key: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    request_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRoute:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAgent:
+    """The agent is no longer subscribed: its capacity for this conversation is free."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveConversation:
+    """At CLOSING: write the conversation as it will be when CLOSED, with every event.
+
+    ``closing_events`` already carry their sequence numbers; they follow the published ones
+    and are published themselves once the archive transaction has committed. The shell adds
+    the events it has published (its journal) to the transaction.
+    """
+
+    record: ConversationRecord
+    closing_events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLate:
+    """Events that reached a closing conversation after its archive was written: append them."""
+
+    events: tuple[Event, ...]
+
+
+Effect = (
+    Publish
+    | ArmAlarm
+    | DisarmTimer
+    | RouteRequest
+    | CancelRoute
+    | ReleaseAgent
+    | ArchiveConversation
+    | ArchiveLate
+)
