@@ -106,11 +106,14 @@ _SCHEMA = (
 )
 
 
+_SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+
+
 class StorageError(Exception):
     """The storage's fault (disk, lock, permissions, corrupt or foreign file), not the caller's."""
 
 
-class ArchiveUnavailable(StorageError):  # noqa: N818 (the name other modules use)
+class ArchiveUnavailable(StorageError):
     """The archive cannot be written now (locked, read-only, disk full); retry later."""
 
 
@@ -127,7 +130,12 @@ class Archive:
     """One SQLite archive file (or ``":memory:"``). Not shared between threads."""
 
     def __init__(
-        self, path: Path | str, *, busy_timeout_ms: int = 5000, read_only: bool = False
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = 5000,
+        read_only: bool = False,
+        fsync: str = "always",
     ) -> None:
         in_memory = str(path) == ":memory:"
         if in_memory and read_only:
@@ -154,9 +162,12 @@ class Archive:
         self._db.row_factory = sqlite3.Row
         try:
             if not in_memory and not read_only:
-                # WAL: readers never block the writer and vice versa. synchronous stays FULL
-                # (the default): a conversation is CLOSED only once its archive commit is durable.
+                # WAL: readers never block the writer and vice versa. storage.fsync picks
+                # durability against a machine crash: always = FULL (every commit is on disk
+                # before CLOSED), interval = NORMAL (WAL synced at checkpoints), never = OFF.
+                # Against a process crash every commit is safe under all three.
                 self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}")
             self._open_schema(read_only)
         except BaseException as exc:
             self._db.close()
@@ -371,6 +382,12 @@ class Archive:
 
     def has_conversation(self, conversation_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)))
+
+    def conversation_of_session(self, session_id: str) -> str | None:
+        rows = self._rows(
+            "SELECT conversation_id FROM channel_sessions WHERE id = ?", (session_id,)
+        )
+        return str(rows[0]["conversation_id"]) if rows else None
 
     def conversation(self, conversation_id: str) -> ConversationRecord | None:
         rows = self._rows("SELECT * FROM conversations WHERE id = ?", (conversation_id,))

@@ -20,6 +20,7 @@ and are returned absolute; no directory is created here.
 from __future__ import annotations
 
 import copy
+import copyreg
 import difflib
 import ipaddress
 import math
@@ -40,6 +41,15 @@ LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CHANNEL_TYPES: tuple[str, ...] = tuple(channel.value for channel in Channel)
 THRESHOLD_ACTIONS: tuple[str, ...] = tuple(action.value for action in ThresholdAction)
+
+
+def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+# Settings travel to actor processes inside messages (pickled): teach pickle the read-only
+# mappings the settings use; they are rebuilt by ``_read_only`` on the other side.
+copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 
 
 class ConfigError(Exception):
@@ -201,9 +211,15 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _plain(key: object) -> str:
+    """A key as it reads in a path; numbers, null and empty or padded strings are quoted."""
+    if isinstance(key, str) and key != "" and key.strip() == key:
+        return key
+    return _show(key)
+
+
 def _join(path: str, key: object) -> str:
-    name = key if isinstance(key, str) else _show(key)
-    return f"{path}.{name}" if path else name
+    return f"{path}.{_plain(key)}" if path else _plain(key)
 
 
 def _describe(value: Any) -> str:

@@ -215,7 +215,9 @@ def test_inactivity_lookup() -> None:
 # --- paths ------------------------------------------------------------------------------
 
 
-def test_relative_paths_resolve_against_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_resolve_against_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     s = load_config(
         {"storage": {"archive": "a/b.sqlite3", "journal": "j"}, "logging": {"file": "logs/cx.log"}}
@@ -475,20 +477,58 @@ _scalars = (
     | st.integers()
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
-    | st.sampled_from(["system", "timers", "agent_sla", "seconds", "thresholds", "percent",
-                       "WHATSAPP", "queues", "bind", "0.0.0.0", "127.0.0.1", "info", "NONE"])
+    | st.sampled_from(
+        [
+            "system",
+            "timers",
+            "agent_sla",
+            "seconds",
+            "thresholds",
+            "percent",
+            "WHATSAPP",
+            "queues",
+            "bind",
+            "0.0.0.0",
+            "127.0.0.1",
+            "info",
+            "NONE",
+        ]
+    )
 )
-_keys = st.sampled_from(
-    [
-        "system", "placement", "storage", "bot", "timers", "routing", "gateway", "logging",
-        "agent_sla", "customer_inactivity", "channels", "thresholds", "seconds", "percent",
-        "action", "queues", "priority", "bind", "allow_wide_bind", "level", "file", "WEB",
-    ]
-) | st.text(max_size=8) | st.integers() | st.none()
+_keys = (
+    st.sampled_from(
+        [
+            "system",
+            "placement",
+            "storage",
+            "bot",
+            "timers",
+            "routing",
+            "gateway",
+            "logging",
+            "agent_sla",
+            "customer_inactivity",
+            "channels",
+            "thresholds",
+            "seconds",
+            "percent",
+            "action",
+            "queues",
+            "priority",
+            "bind",
+            "allow_wide_bind",
+            "level",
+            "file",
+            "WEB",
+        ]
+    )
+    | st.text(max_size=8)
+    | st.integers()
+    | st.none()
+)
 _junk = st.recursive(
     _scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(_keys, children, max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_keys, children, max_size=5),
     max_leaves=25,
 )
 
@@ -545,9 +585,7 @@ def test_logging_json_to_file_with_level_filter(tmp_path: Path) -> None:
         configure_logging(LoggingSettings(format="json", level="info", file=None))
 
 
-def test_logging_console_reconfigures(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_logging_console_reconfigures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from runtime.logs import configure_logging, get_logger
 
     log = get_logger("test.console")

@@ -622,7 +622,9 @@ class ConversationMachine:
         if kind is TimerKind.AGENT_SLA:
             self._emit(_Bucket.OWN, "AGENT_SLA_EXPIRED", SYSTEM, None, {})
             for agent in [p for p in self._participants.values() if p.present]:
-                self._unsubscribe(agent, UnsubscribeReason.SLA_EXPIRED, _Bucket.PARTICIPANT)
+                self._unsubscribe(
+                    agent, UnsubscribeReason.SLA_EXPIRED, _Bucket.PARTICIPANT, promote=False
+                )
             self._after_agents_changed(UnsubscribeReason.SLA_EXPIRED)
             if self.state is State.INACTIVE and self.pending_request is None:
                 self._request_agent(self.queue, SYSTEM, _Bucket.FOLLOW)
@@ -714,7 +716,7 @@ class ConversationMachine:
             self._set_bot_role(Role.PRIMARY)
         elif target is State.WRAP_UP:
             for agent in [p for p in self._participants.values() if p.present]:
-                self._start_wrap_up(agent, _Bucket.PARTICIPANT)
+                self._start_wrap_up(agent, _Bucket.PARTICIPANT, promote=False)
         return target
 
     def _enter_closing(self) -> None:
@@ -735,7 +737,7 @@ class ConversationMachine:
             for p in self._participants.values()
             if p.subscribed and p.type is ParticipantType.AGENT
         ]:
-            self._unsubscribe(agent, reason, _Bucket.PARTICIPANT)
+            self._unsubscribe(agent, reason, _Bucket.PARTICIPANT, promote=False)
         self._cancel_request()
 
     def _finish(self) -> list[Effect]:
@@ -943,7 +945,15 @@ class ConversationMachine:
         elif was_voice and not self.voice_active:
             self._start_all_inactivity()
 
-    def _unsubscribe(self, agent: _Participant, reason: UnsubscribeReason, bucket: _Bucket) -> None:
+    def _unsubscribe(
+        self,
+        agent: _Participant,
+        reason: UnsubscribeReason,
+        bucket: _Bucket,
+        *,
+        promote: bool = True,
+    ) -> None:
+        # ``promote=False`` when every agent goes at once: nobody is promoted in passing.
         was_primary = agent.role is Role.PRIMARY
         agent.state = ParticipantState.UNSUBSCRIBED
         agent.left_at = self._t.now
@@ -954,15 +964,15 @@ class ConversationMachine:
             None,
             {"agent_id": agent.id, "reason": reason.value},
         )
-        self._t.effects.append(ReleaseAgent(agent.id))
-        if was_primary:
+        self._t.effects.append(ReleaseAgent(agent.id, reason))
+        if was_primary and promote:
             self._promote_assistant()
 
-    def _start_wrap_up(self, agent: _Participant, bucket: _Bucket) -> None:
+    def _start_wrap_up(self, agent: _Participant, bucket: _Bucket, *, promote: bool = True) -> None:
         was_primary = agent.role is Role.PRIMARY
         self._set_role(agent, Role.WRAP_UP, bucket)
         self._start(TimerKey(TimerKind.WRAP_UP, agent.id), self.policy.wrap_up_ms)
-        if was_primary:
+        if was_primary and promote:
             self._promote_assistant()
 
     def _promote_assistant(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actors.model.enums import UnsubscribeReason
 from actors.model.records import ConversationRecord, Event
 from actors.model.timers import TimerKey
 
@@ -48,6 +49,7 @@ class ReleaseAgent:
     """The agent is no longer subscribed: its capacity for this conversation is free."""
 
     agent_id: str
+    reason: UnsubscribeReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,172 @@
+"""The Agent entity: one logged-in agent's presence, capacity and conversations.
+
+It is the authority on the agent's limit: every subscription (routed or a direct join) reserves
+a slot here first and is confirmed or released by the conversation's answer, so an agent is
+never subscribed to more conversations than ``max_conversations``. Supervisor roles
+(SILENT_MONITOR, WHISPER) do not count against the limit. Every change of presence or free
+capacity is reported to the Router.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.messages import (
+    AgentAvailable,
+    AgentGone,
+    AgentJoin,
+    AgentPresence,
+    Apply,
+    Assignment,
+    EventDelivery,
+    Ref,
+    Released,
+    ReplyTo,
+    RoutingOutcome,
+    SetNotReady,
+    SubscribeOutcome,
+    SubscribeRequest,
+)
+from actors.model.commands import AgentLeave
+from actors.model.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
+
+if TYPE_CHECKING:
+    from actors.host import HostContext
+
+
+def agent_entity_id(agent_id: str) -> str:
+    return f"a:{agent_id}"
+
+
+class AgentEntity:
+    def __init__(self, agent_id: str, queues: tuple[str, ...], max_conversations: int) -> None:
+        self.id = agent_entity_id(agent_id)
+        self.agent_id = agent_id
+        self.queues = queues
+        self.max_conversations = max_conversations
+        self.presence = Presence.NOT_READY
+        self.conversations: dict[str, Ref] = {}  # counted against the limit
+        self.monitoring: dict[str, Ref] = {}  # supervisor roles: not counted
+        self.reserved: set[str] = set()  # conversation ids with a subscription in flight
+        self.offers: dict[str, tuple[str, Ref]] = {}  # conversation id -> (request id, ref)
+        self.delivered = 0
+        self._log = structlog.get_logger("cx.agent").bind(agent_id=agent_id)
+
+    @property
+    def free(self) -> int:
+        return self.max_conversations - len(self.conversations) - len(self.reserved)
+
+    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
+        if isinstance(payload, EventDelivery):
+            self.delivered += 1
+        elif isinstance(payload, AgentPresence):
+            self._presence(payload.action, reply_to, host)
+        elif isinstance(payload, AgentJoin):
+            self._join(payload, reply_to, host)
+        elif isinstance(payload, Assignment):
+            self._assigned(payload, host)
+        elif isinstance(payload, SubscribeOutcome):
+            self._outcome(payload, host)
+        elif isinstance(payload, Released):
+            self.conversations.pop(payload.conversation_id, None)
+            self.monitoring.pop(payload.conversation_id, None)
+            if payload.reason is UnsubscribeReason.SLA_EXPIRED:
+                # It did not answer in time: like a RONA, stop routing to it until it is ready.
+                self.presence = Presence.NOT_READY
+            self._report(host)
+        elif isinstance(payload, SetNotReady):
+            self.presence = Presence.NOT_READY
+            self._report(host)
+        else:
+            host.refuse(reply_to, "bad_argument", f"agent cannot handle {type(payload).__name__}")
+
+    def _presence(self, action: str, reply_to: ReplyTo | None, host: HostContext) -> None:
+        if action == "LOGOUT":
+            for conversation_id, ref in [*self.conversations.items(), *self.monitoring.items()]:
+                host.post(ref, Apply(AgentLeave(self.agent_id, UnsubscribeReason.AGENT_LOGOUT)))
+                self._log.info("logout_leaves", conversation_id=conversation_id)
+            host.post(Ref(host.wired().router, ""), AgentGone(self.agent_id))
+            host.remove(self.id)
+            host.reply(reply_to, None)
+            return
+        self.presence = Presence.READY if action == "READY" else Presence.NOT_READY
+        self._report(host)
+        host.reply(reply_to, None)
+
+    def _join(self, join: AgentJoin, reply_to: ReplyTo | None, host: HostContext) -> None:
+        conversation_id = join.conversation.entity.removeprefix("c:")
+        counted = join.role not in SUPERVISOR_ROLES
+        if conversation_id in self.conversations or conversation_id in self.reserved:
+            host.refuse(
+                reply_to,
+                "illegal_transition",
+                f"agent {self.agent_id} is already in conversation {conversation_id}",
+            )
+            return
+        if counted and self.free <= 0:
+            host.refuse(
+                reply_to,
+                "illegal_transition",
+                f"agent {self.agent_id} is at its limit of {self.max_conversations} conversations",
+            )
+            return
+        offer = self.offers.pop(conversation_id, None)
+        request_id = offer[0] if offer is not None and counted else None
+        if counted:
+            self.reserved.add(conversation_id)
+        role = join.role if join.role is not Role.PRIMARY or request_id is None else None
+        host.post(
+            join.conversation,
+            SubscribeRequest(self.agent_id, role, request_id, host.ref(self.id), reply_to),
+        )
+
+    def _assigned(self, assignment: Assignment, host: HostContext) -> None:
+        conversation_id = assignment.conversation.entity.removeprefix("c:")
+        if assignment.offer:
+            self.offers[conversation_id] = (assignment.request_id, assignment.conversation)
+            return
+        if (
+            self.free <= 0
+            or conversation_id in self.conversations
+            or conversation_id in self.reserved
+        ):
+            host.post(
+                Ref(host.wired().router, ""),
+                RoutingOutcome(assignment.request_id, self.agent_id, accepted=False),
+            )
+            self._report(host)
+            return
+        self.reserved.add(conversation_id)
+        host.post(
+            assignment.conversation,
+            SubscribeRequest(self.agent_id, None, assignment.request_id, host.ref(self.id), None),
+        )
+
+    def _outcome(self, outcome: SubscribeOutcome, host: HostContext) -> None:
+        self.reserved.discard(outcome.conversation_id)
+        if outcome.failure is None:
+            joined = self.conversations if outcome.counted else self.monitoring
+            joined[outcome.conversation_id] = outcome.conversation
+            host.reply(outcome.origin, None)
+        elif outcome.origin is not None:
+            host.fail(outcome.origin, outcome.failure)
+        if outcome.request_id is not None:
+            host.post(
+                Ref(host.wired().router, ""),
+                RoutingOutcome(outcome.request_id, self.agent_id, accepted=outcome.failure is None),
+            )
+        self._report(host)
+
+    def _report(self, host: HostContext) -> None:
+        host.post(
+            Ref(host.wired().router, ""),
+            AgentAvailable(
+                self.agent_id,
+                self.presence is Presence.READY,
+                max(self.free, 0),
+                self.queues,
+                host.ref(self.id),
+            ),
+        )

@@ -1,0 +1,94 @@
+"""The AgentSupervisor: logs agents in and out and places them on agent hosts (its children)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from actors.agent import agent_entity_id
+from actors.base import EngineActor
+from actors.host import Host
+from actors.messages import AgentJoin, AgentLogin, AgentPresence, Deliver, HostInit, Ref
+
+log = structlog.get_logger("cx.agents")
+MAX_AGENT_CONVERSATIONS = 100
+
+
+@dataclass(slots=True)
+class _AgentHost:
+    address: Any
+    agents: int = 0
+
+
+class AgentSupervisor(EngineActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hosts: list[_AgentHost] = []
+        self.placement: dict[str, _AgentHost] = {}
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        payload, reply_to = item.payload, item.reply_to
+        if isinstance(payload, AgentLogin):
+            problem = _login_problem(payload)
+            if problem is not None:
+                self.refuse(
+                    reply_to,
+                    "bad_argument",
+                    f"agent_login refused for {payload.agent_id!r}: {problem}",
+                )
+                return
+            if payload.agent_id in self.placement:
+                self.refuse(
+                    reply_to, "illegal_transition", f"agent {payload.agent_id} is already logged in"
+                )
+                return
+            host = self._place()
+            host.agents += 1
+            self.placement[payload.agent_id] = host
+            target = Ref(host.address, agent_entity_id(payload.agent_id))
+            self.post(target, payload, reply_to)
+            self.post(
+                target, AgentPresence(payload.agent_id, "NOT_READY")
+            )  # introduces it to the Router
+            return
+        agent_id = getattr(payload, "agent_id", None)
+        if not isinstance(payload, AgentPresence | AgentJoin) or agent_id is None:
+            self.refuse(
+                reply_to, "bad_argument", f"AgentSupervisor cannot handle {type(payload).__name__}"
+            )
+            return
+        placed = self.placement.get(agent_id)
+        if placed is None:
+            self.refuse(reply_to, "unknown_id", f"agent {agent_id} is not logged in")
+            return
+        if isinstance(payload, AgentPresence) and payload.action == "LOGOUT":
+            del self.placement[agent_id]
+            placed.agents -= 1
+        self.post(Ref(placed.address, agent_entity_id(agent_id)), payload, reply_to)
+
+    def _place(self) -> _AgentHost:
+        per_host = self.wired().settings.placement.per_host
+        for host in self.hosts:
+            if host.agents < per_host:
+                return host
+        address = self.createActor(Host)
+        self.send(
+            address, HostInit(f"agents-{len(self.hosts) + 1}", "agents", self.wired(), self.now())
+        )
+        host = _AgentHost(address)
+        self.hosts.append(host)
+        return host
+
+
+def _login_problem(login: AgentLogin) -> str | None:
+    if not isinstance(login.agent_id, str) or not 0 < len(login.agent_id) <= 64:
+        return "agent id must be a non-empty string of at most 64 characters"
+    if not login.queues or not all(isinstance(q, str) and 0 < len(q) <= 64 for q in login.queues):
+        return "queues must be a non-empty list of queue names"
+    if isinstance(login.max_conversations, bool) or not isinstance(login.max_conversations, int):
+        return "max_conversations must be an integer"
+    if not 1 <= login.max_conversations <= MAX_AGENT_CONVERSATIONS:
+        return f"max_conversations must be between 1 and {MAX_AGENT_CONVERSATIONS}"
+    return None

@@ -1,0 +1,163 @@
+"""What every engine actor shares: the clock, batched sends, replies and error containment.
+
+Subclasses implement :meth:`EngineActor.on_deliver` for :class:`~actors.messages.Deliver` items
+and :meth:`EngineActor.on_message` for anything else. Whatever they send while handling one
+Thespian message is collected per destination and leaves as one :class:`Batch` when the handler
+returns: fewer, larger messages between processes.
+
+A handler that raises is contained here: the error is logged with what was being handled, the
+caller (if any) gets a ``Failure(kind="internal")``, and Thespian never re-delivers the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
+
+from actors.messages import Batch, Deliver, Drain, Failure, Ref, Reply, ReplyTo, WhoAmI, Wiring
+from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from runtime.timefmt import wall_ms
+
+log = structlog.get_logger("cx.actor")
+
+_REFUSAL_KINDS: dict[type[Refused], str] = {
+    IllegalTransition: "illegal_transition",
+    UnknownParticipant: "unknown_id",
+    InvalidArgument: "bad_argument",
+}
+
+
+def failure_of(call_id: str, error: Refused) -> Failure:
+    return Failure(call_id, _REFUSAL_KINDS.get(type(error), "illegal_transition"), str(error))
+
+
+class EngineActor(Actor):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.wiring: Wiring | None = None
+        self._virtual_now = 0
+        self._outbox: dict[str, tuple[Any, list[Deliver]]] = {}
+
+    # clock ------------------------------------------------------------------
+
+    @property
+    def virtual(self) -> bool:
+        return self.wiring is not None and self.wiring.virtual
+
+    def wired(self) -> Wiring:
+        assert self.wiring is not None, f"{type(self).__name__} used before it was wired"
+        return self.wiring
+
+    def now(self) -> int:
+        return self._virtual_now if self.virtual else wall_ms()
+
+    def advance_clock(self, now: int) -> None:
+        self._virtual_now = max(self._virtual_now, now)
+
+    # Thespian entry point --------------------------------------------------------
+
+    def receiveMessage(self, message: Any, sender: Any) -> None:
+        try:
+            if isinstance(message, Batch):
+                self.advance_clock(message.now)
+                for item in message.items:
+                    self._deliver_contained(item, sender)
+            elif isinstance(message, Deliver):
+                self._deliver_contained(message, sender)
+            elif isinstance(message, Wiring):
+                self.wiring = message
+                self.advance_clock(message.now)
+                self.on_wired(sender)
+            elif isinstance(message, WakeupMessage):
+                self.on_wakeup(message.payload)
+            elif isinstance(message, ChildActorExited):
+                self.on_child_exited(message.childAddress)
+            elif isinstance(message, PoisonMessage):
+                log.warning(
+                    "poison_message",
+                    actor=type(self).__name__,
+                    message=repr(message.poisonMessage)[:200],
+                )
+            elif isinstance(message, WhoAmI):
+                self.send(sender, Reply(message.call_id, (sender, self.wiring is not None)))
+            elif isinstance(message, Drain):
+                pass
+            elif isinstance(message, ActorExitRequest):
+                self.on_exit()
+            else:
+                self.on_message(message, sender)
+        except Exception:
+            log.exception("handler_failed", actor=type(self).__name__, message=repr(message)[:200])
+        finally:
+            self.flush()
+
+    def _deliver_contained(self, item: Deliver, sender: Any) -> None:
+        try:
+            self.on_deliver(item, sender)
+        except Exception as error:
+            log.exception(
+                "handler_failed",
+                actor=type(self).__name__,
+                entity=item.entity,
+                payload=type(item.payload).__name__,
+            )
+            if item.reply_to is not None:
+                self.fail(
+                    item.reply_to,
+                    Failure(item.reply_to.call_id, "internal", f"internal error: {error!r}"),
+                )
+
+    # hooks --------------------------------------------------------------------
+
+    def on_wired(self, sender: Any) -> None:
+        pass
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        raise NotImplementedError
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        log.warning("unexpected_message", actor=type(self).__name__, message=repr(message)[:200])
+
+    def on_wakeup(self, payload: Any) -> None:
+        pass
+
+    def on_child_exited(self, address: Any) -> None:
+        pass
+
+    def on_exit(self) -> None:
+        pass
+
+    # sending ------------------------------------------------------------------
+
+    def post(self, target: Ref, payload: Any, reply_to: ReplyTo | None = None) -> None:
+        self.post_to(target.address, Deliver(target.entity, payload, reply_to))
+
+    def post_to(self, address: Any, item: Deliver) -> None:
+        key = str(address)
+        slot = self._outbox.get(key)
+        if slot is None:
+            self._outbox[key] = (address, [item])
+        else:
+            slot[1].append(item)
+
+    def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None:
+        if reply_to is not None:
+            self.send(reply_to.address, Reply(reply_to.call_id, value))
+
+    def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None:
+        if reply_to is not None:
+            self.send(reply_to.address, failure)
+
+    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None:
+        if reply_to is not None:
+            self.send(reply_to.address, Failure(reply_to.call_id, kind, message))
+
+    def flush(self) -> None:
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        now = self.now()
+        for address, items in outbox.values():
+            self.send(address, Batch(now, tuple(items)))

@@ -1,0 +1,60 @@
+"""The Bot actor: one shared controller that runs the conversation bot for every conversation.
+
+It receives the events it is interested in, asks its policy (the default bot, or the class
+named by ``bot.class_path``) what to answer, and sends the commands back to the conversation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import structlog
+
+from actors.base import EngineActor
+from actors.messages import Apply, Deliver, EventDelivery
+from actors.model.bot import BotScript, DefaultBot
+from actors.model.commands import Command
+from actors.model.records import Event
+
+log = structlog.get_logger("cx.bot")
+
+
+class BotPolicy(Protocol):
+    def react(self, event: Event) -> list[Command]: ...
+
+
+def load_bot(settings: Any) -> BotPolicy:
+    """The bot named by ``bot.class_path`` (built with the BotScript), else the default bot."""
+    bot = settings.bot
+    script = BotScript(
+        welcome=bot.welcome,
+        answer=bot.answer,
+        agent_keywords=tuple(bot.agent_keywords),
+        hold_notice=bot.hold_notice,
+        resume_notice=bot.resume_notice,
+        no_agent_notice=bot.no_agent_notice,
+        queue=settings.routing.default_queue,
+    )
+    if bot.class_path is None:
+        return DefaultBot(script)
+    module_name, _, class_name = bot.class_path.partition(":")
+    policy_class = getattr(importlib.import_module(module_name), class_name)
+    policy: BotPolicy = policy_class(script)
+    return policy
+
+
+class Bot(EngineActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy: BotPolicy | None = None
+
+    def on_wired(self, sender: Any) -> None:
+        self.policy = load_bot(self.wired().settings)
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        payload = item.payload
+        if not isinstance(payload, EventDelivery) or self.policy is None:
+            return
+        for command in self.policy.react(payload.event):
+            self.post(payload.conversation, Apply(command))

@@ -1,0 +1,45 @@
+"""The ChannelSession entity: the customer's presence on one channel.
+
+It de-duplicates inbound provider message ids (a repeated id is acknowledged and ignored) and
+receives every event of its conversation for delivery to the channel's gateway. It lives on the
+same host as its conversation, so forwarding to it costs no message between processes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.messages import Apply, EventDelivery, ReplyTo
+from actors.model.commands import CustomerMessage
+
+if TYPE_CHECKING:
+    from actors.host import HostContext
+
+
+class ChannelSessionEntity:
+    def __init__(self, session_id: str, conversation_id: str) -> None:
+        self.id = f"s:{session_id}"
+        self.session_id = session_id
+        self.conversation_entity = f"c:{conversation_id}"
+        self.seen_message_ids: set[str] = set()
+        self.delivered_seq = 0
+
+    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
+        if isinstance(payload, EventDelivery):
+            self._delivered(payload)
+        elif isinstance(payload, Apply):
+            command = payload.command
+            if isinstance(command, CustomerMessage) and command.message_id in self.seen_message_ids:
+                host.reply(reply_to, None)  # a provider re-sent it: acknowledged, no effect
+                return
+            host.local(self.conversation_entity, payload, reply_to)
+        else:
+            host.refuse(
+                reply_to, "bad_argument", f"channel session cannot handle {type(payload).__name__}"
+            )
+
+    def _delivered(self, delivery: EventDelivery) -> None:
+        event = delivery.event
+        self.delivered_seq = event.seq
+        if event.name == "CUSTOMER_MESSAGE" and event.channel_session_id == self.session_id:
+            self.seen_message_ids.add(str(event.data["message_id"]))

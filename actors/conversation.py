@@ -1,0 +1,303 @@
+"""The Conversation entity: a thin shell that performs what the state machine decides.
+
+It owns the machine, the published event log and the subscriber list (channel sessions on the
+same host, agents, the bot). Every published event is appended to the log before it is fanned
+out, and every state change is reported to the TopicMonitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.base import failure_of
+from actors.channel_session import ChannelSessionEntity
+from actors.messages import (
+    Alarm,
+    Apply,
+    ArchiveDone,
+    ArchiveFailed,
+    ArchiveLateRequest,
+    ArchiveRequest,
+    Bounced,
+    CancelRequest,
+    EnqueueRequest,
+    EventDelivery,
+    EventsQuery,
+    JoinSession,
+    Ref,
+    Released,
+    ReplyTo,
+    SnapshotQuery,
+    StateReport,
+    SubscribeOutcome,
+    SubscribeRequest,
+)
+from actors.model.commands import (
+    ArchiveCommitted,
+    Command,
+    StartSession,
+    SubscribeAgent,
+    TimerFired,
+)
+from actors.model.conversation import ConversationMachine
+from actors.model.effects import (
+    ArchiveConversation,
+    ArchiveLate,
+    ArmAlarm,
+    CancelRoute,
+    DisarmTimer,
+    Effect,
+    Publish,
+    ReleaseAgent,
+    RouteRequest,
+)
+from actors.model.enums import SUPERVISOR_ROLES, State, ThresholdAction
+from actors.model.errors import Refused
+from actors.model.policy import Policy, Threshold
+from actors.model.records import Event
+from actors.snapshots import event_dict, record_dict
+from runtime.config import Settings
+from runtime.timefmt import seconds_to_ms
+
+#: What the bot is told about; everything else would only cost it messages.
+BOT_INTERESTS = frozenset(
+    {
+        "BOT_SUBSCRIBED",
+        "BOT_UNSUBSCRIBED",
+        "CUSTOMER_MESSAGE",
+        "PARTICIPANT_ROLE_CHANGED",
+        "CONVERSATION_PAUSED",
+        "CONVERSATION_RESUMED",
+        "NO_AGENT_AVAILABLE",
+        "AGENT_REQUESTED",
+    }
+)
+
+if TYPE_CHECKING:
+    from actors.host import HostContext
+ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
+ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The state machine's view of the configuration (times in ms)."""
+    timers, routing = settings.timers, settings.routing
+    return Policy(
+        bot_enabled=settings.bot.enabled,
+        wrap_up_enabled=timers.wrap_up_enabled,
+        wrap_up_ms=seconds_to_ms(timers.wrap_up_seconds),
+        hold_max_ms=seconds_to_ms(timers.hold_max_seconds),
+        agent_sla_ms=seconds_to_ms(timers.agent_sla_seconds),
+        agent_sla_thresholds=_thresholds(timers.agent_sla_thresholds),
+        queue_sla_ms=MappingProxyType(
+            {
+                name: seconds_to_ms(queue.agent_sla_seconds)
+                for name, queue in routing.queues.items()
+                if queue.agent_sla_seconds is not None
+            }
+        ),
+        inactivity_ms=seconds_to_ms(timers.customer_inactivity_seconds),
+        channel_inactivity_ms=MappingProxyType(
+            {k: seconds_to_ms(v) for k, v in timers.customer_inactivity_channels.items()}
+        ),
+        inactivity_thresholds=_thresholds(timers.customer_inactivity_thresholds),
+        default_queue=routing.default_queue,
+    )
+
+
+def _thresholds(items: Iterable[Any]) -> tuple[Threshold, ...]:
+    return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)
+
+
+def conversation_entity_id(conversation_id: str) -> str:
+    return f"c:{conversation_id}"
+
+
+def session_entity_id(session_id: str) -> str:
+    return f"s:{session_id}"
+
+
+class ConversationEntity:
+    def __init__(self, machine: ConversationMachine) -> None:
+        self.id = conversation_entity_id(machine.id)
+        self.machine = machine
+        self.log: list[Event] = []
+        self.agents: dict[str, Ref] = {}
+        self._archive_failures = 0
+        self._retry_token = 0
+        self._closing: ArchiveConversation | None = None
+        self._log = structlog.get_logger("cx.conversation").bind(conversation_id=machine.id)
+
+    # ------------------------------------------------------------------ entry
+
+    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
+        if isinstance(payload, Apply):
+            self.apply(payload.command, reply_to, host)
+        elif isinstance(payload, Alarm):
+            if payload.key == ARCHIVE_RETRY:
+                if payload.token == self._retry_token and self.machine.state is State.CLOSING:
+                    self._request_archive(host)
+            else:
+                self.apply(TimerFired(payload.key, payload.token, payload.percent), None, host)  # type: ignore[arg-type]
+        elif isinstance(payload, JoinSession):
+            self._join_session(payload, reply_to, host)
+        elif isinstance(payload, SubscribeRequest):
+            self._subscribe(payload, host)
+        elif isinstance(payload, SnapshotQuery):
+            host.reply(reply_to, record_dict(self.machine.record()))
+        elif isinstance(payload, EventsQuery):
+            host.reply(reply_to, [event_dict(e) for e in self.log if e.seq > payload.after_seq])
+        elif isinstance(payload, ArchiveDone):
+            self._archived(payload.through_seq, host)
+        elif isinstance(payload, ArchiveFailed):
+            self._archive_failed(payload.problem, host)
+        else:
+            host.refuse(
+                reply_to, "bad_argument", f"conversation cannot handle {type(payload).__name__}"
+            )
+
+    def apply(
+        self, command: Command, reply_to: ReplyTo | None, host: HostContext, result: Any = None
+    ) -> bool:
+        try:
+            effects = self.machine.handle(command, host.now())
+        except Refused as refusal:
+            self._log.info("refused", command=type(command).__name__, problem=refusal.problem)
+            if reply_to is not None:
+                host.fail(reply_to, failure_of(reply_to.call_id, refusal))
+            return False
+        self.perform(effects, host)
+        host.reply(reply_to, result)
+        return True
+
+    # ------------------------------------------------------------------ effects
+
+    def perform(self, effects: list[Effect], host: HostContext) -> None:
+        wiring = host.wired()
+        me = host.ref(self.id)
+        for effect in effects:
+            if isinstance(effect, Publish):
+                self._publish(effect.event, host, me)
+            elif isinstance(effect, ArmAlarm):
+                host.arm(self.id, effect.key, effect.token, effect.at, effect.percent)
+            elif isinstance(effect, DisarmTimer):
+                host.disarm(self.id, effect.key)
+            elif isinstance(effect, RouteRequest):
+                host.post(
+                    Ref(wiring.router, ""), EnqueueRequest(effect.request_id, me, effect.queue)
+                )
+            elif isinstance(effect, CancelRoute):
+                host.post(Ref(wiring.router, ""), CancelRequest(effect.request_id))
+            elif isinstance(effect, ReleaseAgent):
+                agent = self.agents.pop(effect.agent_id, None)
+                if agent is not None:
+                    host.post(agent, Released(self.machine.id, effect.reason))
+            elif isinstance(effect, ArchiveConversation):
+                self._closing = effect
+                self._request_archive(host)
+            elif isinstance(effect, ArchiveLate):
+                host.post(
+                    Ref(wiring.monitor, ""), ArchiveLateRequest(self.machine.id, effect.events)
+                )
+
+    def _publish(self, event: Event, host: HostContext, me: Ref) -> None:
+        self.log.append(event)
+        delivery = EventDelivery(event, me)
+        for session_id in self.machine.live_session_ids():
+            host.local(session_entity_id(session_id), delivery)
+        if event.channel_session_id is not None and event.name == "CHANNEL_SESSION_ENDED":
+            host.local(session_entity_id(event.channel_session_id), delivery)
+        for agent in self.agents.values():
+            host.post(agent, delivery)
+        if event.name in BOT_INTERESTS and (
+            self.machine.bot_role() is not None or event.name == "BOT_UNSUBSCRIBED"
+        ):
+            host.post(Ref(host.wired().bot, ""), delivery)
+        if event.name == "TOPIC_STATE_CHANGED":
+            host.post(
+                Ref(host.wired().monitor, ""),
+                StateReport(self.machine.id, self.machine.room_id, str(event.data["to"])),
+            )
+
+    # ------------------------------------------------------------------ joins
+
+    def _join_session(self, join: JoinSession, reply_to: ReplyTo | None, host: HostContext) -> None:
+        if not self.machine.is_open:
+            host.post(
+                Ref(host.wired().monitor, ""), Bounced(join.origin, self.machine.id), reply_to
+            )
+            return
+        if self.apply(join.start, reply_to, host, result=self.session_ref(join.start)):
+            host.spawn(ChannelSessionEntity(join.start.session_id, self.machine.id))
+
+    def session_ref(self, start: StartSession) -> dict[str, str]:
+        return {
+            "conversation_id": self.machine.id,
+            "channel_session_id": start.session_id,
+            "room_id": self.machine.room_id,
+        }
+
+    def _subscribe(self, request: SubscribeRequest, host: HostContext) -> None:
+        command = SubscribeAgent(request.agent_id, request.role, request.request_id)
+        try:
+            effects = self.machine.handle(command, host.now())
+        except Refused as refusal:
+            failure = failure_of(request.origin.call_id if request.origin else "", refusal)
+            host.post(
+                request.agent,
+                SubscribeOutcome(
+                    self.machine.id,
+                    host.ref(self.id),
+                    request.request_id,
+                    False,
+                    failure,
+                    request.origin,
+                ),
+            )
+            return
+        self.agents[request.agent_id] = request.agent
+        counted = request.role not in SUPERVISOR_ROLES
+        host.post(
+            request.agent,
+            SubscribeOutcome(
+                self.machine.id,
+                host.ref(self.id),
+                request.request_id,
+                counted,
+                None,
+                request.origin,
+            ),
+        )
+        self.perform(effects, host)
+
+    # ------------------------------------------------------------------ closing
+
+    def _request_archive(self, host: HostContext) -> None:
+        closing = self._closing
+        assert closing is not None, "archive requested before CLOSING"
+        events = tuple(self.log) + tuple(closing.closing_events)
+        host.post(
+            Ref(host.wired().monitor, ""), ArchiveRequest(closing.record, events, host.ref(self.id))
+        )
+
+    def _archived(self, through_seq: int, host: HostContext) -> None:
+        if self.machine.state is not State.CLOSING:
+            return  # a second answer to a repeated request
+        self.apply(ArchiveCommitted(through_seq), None, host)
+        for session_id in self.machine.session_ids():
+            host.remove(session_entity_id(session_id))
+        host.remove(self.id)
+        self._log.debug("closed", events=len(self.log))
+
+    def _archive_failed(self, problem: str, host: HostContext) -> None:
+        delay = ARCHIVE_BACKOFF_MS[min(self._archive_failures, len(ARCHIVE_BACKOFF_MS) - 1)]
+        self._archive_failures += 1
+        self._retry_token += 1
+        self._log.warning(
+            "archive_failed", problem=problem, attempt=self._archive_failures, retry_in_ms=delay
+        )
+        host.arm(self.id, ARCHIVE_RETRY, self._retry_token, host.now() + delay, 100)

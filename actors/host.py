@@ -1,0 +1,212 @@
+"""A Host is the Thespian actor that runs many entities: conversations, channel sessions, agents.
+
+Entities are actors in the full sense (own address, private state, one message at a time, only
+messages in and out) but they are *hosted*: a host process runs as many as
+``placement.per_host`` allows. Messages between entities of one host go through the host's local
+mailbox and never leave the process; messages to other actors leave as one batch per
+destination when the current Thespian message is done.
+
+Each host keeps one heap of alarms for all its entities (see :mod:`actors.timed`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from typing import Any, Protocol
+
+import structlog
+
+from actors.agent import AgentEntity
+from actors.base import failure_of
+from actors.channel_session import ChannelSessionEntity
+from actors.conversation import ConversationEntity, policy_of
+from actors.messages import (
+    AgentLogin,
+    Alarm,
+    Bounced,
+    Deliver,
+    Failure,
+    HostInit,
+    JoinSession,
+    OpenConversation,
+    Ref,
+    ReplyTo,
+    Wiring,
+)
+from actors.model.conversation import ConversationMachine
+from actors.model.errors import Refused
+from actors.model.policy import Policy
+from actors.timed import TimedActor
+
+log = structlog.get_logger("cx.host")
+
+
+class Entity(Protocol):
+    id: str
+
+    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None: ...
+
+
+class HostContext(Protocol):
+    """What an entity may do: the host's services, nothing else."""
+
+    def wired(self) -> Wiring: ...
+    def now(self) -> int: ...
+    def ref(self, entity_id: str) -> Ref: ...
+    def post(self, target: Ref, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
+    def local(self, entity_id: str, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
+    def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None: ...
+    def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None: ...
+    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None: ...
+    def arm(self, entity_id: str, key: Hashable, token: int, at: int, percent: int) -> None: ...
+    def disarm(self, entity_id: str, key: Hashable) -> None: ...
+    def spawn(self, entity: Entity) -> None: ...
+    def remove(self, entity_id: str) -> None: ...
+    def has(self, entity_id: str) -> bool: ...
+
+
+class Host(TimedActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.host_id = ""
+        self.kind = ""
+        self.entities: dict[str, Entity] = {}
+        self._mailbox: deque[tuple[str, Any, ReplyTo | None]] = deque()
+        self._draining = False
+        self._cached_policy: Policy | None = None
+
+    # HostContext ------------------------------------------------------------------
+
+    def ref(self, entity_id: str) -> Ref:
+        return Ref(self.myAddress, entity_id)
+
+    def post(self, target: Ref, payload: Any, reply_to: ReplyTo | None = None) -> None:
+        if target.address == self.myAddress:
+            self.local(target.entity, payload, reply_to)
+        else:
+            super().post(target, payload, reply_to)
+
+    def local(self, entity_id: str, payload: Any, reply_to: ReplyTo | None = None) -> None:
+        self._mailbox.append((entity_id, payload, reply_to))
+
+    def arm(self, entity_id: str, key: Hashable, token: int, at: int, percent: int) -> None:
+        self.alarms.arm((entity_id, key), token, at, Alarm(key, token, percent))
+
+    def disarm(self, entity_id: str, key: Hashable) -> None:
+        self.alarms.disarm((entity_id, key))
+
+    def spawn(self, entity: Entity) -> None:
+        self.entities[entity.id] = entity
+
+    def remove(self, entity_id: str) -> None:
+        self.entities.pop(entity_id, None)
+        self.alarms.disarm_where(lambda k: k[0] == entity_id)
+
+    def has(self, entity_id: str) -> bool:
+        return entity_id in self.entities
+
+    # Thespian side -------------------------------------------------------------------
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        if isinstance(message, HostInit):
+            self.host_id, self.kind = message.host_id, message.kind
+            self.wiring = message.wiring
+            self.advance_clock(message.now)
+        else:
+            super().on_message(message, sender)
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        self._mailbox.append((item.entity, item.payload, item.reply_to))
+        self._drain()
+
+    # internals --------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        if self._draining:  # an entity posted locally: the running loop will get to it
+            return
+        self._draining = True
+        try:
+            while self._mailbox:
+                entity_id, payload, reply_to = self._mailbox.popleft()
+                entity = self.entities.get(entity_id)
+                if entity is None:
+                    if not self._create(entity_id, payload, reply_to):
+                        self._not_here(entity_id, payload, reply_to)
+                    continue
+                try:
+                    entity.receive(payload, reply_to, self)
+                except Exception as error:
+                    log.exception(
+                        "entity_failed",
+                        host=self.host_id,
+                        entity=entity_id,
+                        payload=type(payload).__name__,
+                    )
+                    if reply_to is not None:
+                        self.fail(
+                            reply_to,
+                            Failure(reply_to.call_id, "internal", f"internal error: {error!r}"),
+                        )
+        finally:
+            self._draining = False
+
+    def _create(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> bool:
+        """Entities come into being by their first message; False if this is not one."""
+        if isinstance(payload, OpenConversation):
+            first = payload.first
+            try:
+                machine, effects = ConversationMachine.open(
+                    conversation_id=payload.conversation_id,
+                    room_id=payload.room_id,
+                    customer_id=payload.customer_id,
+                    first=first,
+                    policy=self._policy(),
+                    now=self.now(),
+                )
+            except Refused as refusal:
+                if reply_to is not None:
+                    self.fail(reply_to, failure_of(reply_to.call_id, refusal))
+                return True
+            conversation = ConversationEntity(machine)
+            self.spawn(conversation)
+            self.spawn(ChannelSessionEntity(first.session_id, machine.id))
+            conversation.perform(effects, self)
+            self.reply(reply_to, conversation.session_ref(first))
+            return True
+        if isinstance(payload, AgentLogin):
+            self.spawn(AgentEntity(payload.agent_id, payload.queues, payload.max_conversations))
+            self.reply(reply_to, None)
+            return True
+        return False
+
+    def _policy(self) -> Policy:
+        if self._cached_policy is None:
+            self._cached_policy = policy_of(self.wired().settings)
+        return self._cached_policy
+
+    def _not_here(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> None:
+        if isinstance(payload, JoinSession):
+            # The conversation closed and left: the TopicMonitor must open a new one.
+            conversation_id = entity_id.removeprefix("c:")
+            self.post(
+                Ref(self.wired().monitor, ""), Bounced(payload.origin, conversation_id), reply_to
+            )
+            return
+        if isinstance(payload, Alarm):
+            return
+        log.debug(
+            "no_such_entity", host=self.host_id, entity=entity_id, payload=type(payload).__name__
+        )
+        if reply_to is not None:
+            self.fail(
+                reply_to, Failure(reply_to.call_id, "not_here", f"{entity_id} is not on this host")
+            )
+
+    def on_alarm(self, key: Hashable, payload: Any) -> None:
+        assert isinstance(key, tuple) and isinstance(payload, Alarm)
+        entity_id = key[0]
+        if payload.percent >= 100:
+            self.alarms.disarm(key)  # an expiry is the last alarm of its timer
+        self._mailbox.append((entity_id, payload, None))
+        self._drain()

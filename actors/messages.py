@@ -1,0 +1,419 @@
+"""Messages between the engine's Thespian actors.
+
+Every message is a frozen, slotted dataclass at module top level, because Thespian pickles
+messages between processes. Hosted entities (conversations, channel sessions, agents) are
+addressed by a :class:`Ref`: the Thespian address of the actor that hosts them plus the
+entity's id. Whatever one actor sends another while handling one message travels as one
+:class:`Batch`, which is what keeps the per-event cost low between processes.
+
+Time travels with messages: each :class:`Batch` carries the sender's clock. Under a virtual
+clock a receiver moves its clock forward to it, so that effects caused at time t are stamped t
+wherever they land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.model.commands import Command, StartSession
+from actors.model.enums import Channel, Role, UnsubscribeReason
+from actors.model.records import ConversationRecord, Event, Payload
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Where an entity lives: the hosting actor's address and the entity's id."""
+
+    address: Any  # a Thespian ActorAddress
+    entity: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTo:
+    """Where the answer to a call goes: the caller's address and its call id."""
+
+    address: Any
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """One payload for one entity (or for the receiving actor itself when entity is "")."""
+
+    entity: str
+    payload: Any
+    reply_to: ReplyTo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    now: int
+    items: tuple[Deliver, ...]
+
+
+# ---------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    call_id: str
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A refusal or error, translated into a GatewayError by the gateway.
+
+    ``kind`` is one of unknown_id, illegal_transition, bad_argument, id_taken, not_here,
+    unavailable, internal.
+    """
+
+    call_id: str
+    kind: str
+    message: str
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Sent to every long-lived actor once at boot: settings and each other's addresses."""
+
+    settings: Any  # runtime.config.Settings
+    monitor: Any
+    router: Any
+    bot: Any
+    agents: Any
+    virtual: bool
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostInit:
+    host_id: str
+    kind: str  # "conversations" or "agents"
+    wiring: Wiring
+    now: int
+
+
+# ---------------------------------------------------------------- virtual clock
+
+
+@dataclass(frozen=True, slots=True)
+class PeekAlarm:
+    """Virtual clock only: answer with :class:`NextAlarm`."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NextAlarm:
+    call_id: str
+    at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FireAlarms:
+    """Virtual clock only: move the clock to ``now`` and fire every alarm due by then."""
+
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTimerOwners:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhoAmI:
+    """Answered with :class:`Reply` whose value is the asker's address (how a gateway learns
+    the address that forwarded answers must go to)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Does nothing: lets a caller run a simpleSystemBase until it is quiescent."""
+
+
+# ---------------------------------------------------------------- gateway -> TopicMonitor
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSession:
+    """Get-or-create the room's live conversation and start a channel session on it.
+
+    The caller proposes every id the operation may need, so that ids are drawn where the
+    randomness lives (the gateway) and a simulation stays deterministic.
+    """
+
+    customer_id: str
+    channel: Channel
+    identifier: str
+    room_id: str | None
+    data: Payload
+    session_id: str
+    new_conversation_id: str
+    new_room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Locate:
+    """Where is a conversation (by conversation or channel session id)?"""
+
+    conversation_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    conversation_id: str
+    host: Any | None  # None: archived
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedQuery:
+    """Read an archived conversation: kind is conversation, events or history."""
+
+    kind: str
+    id: str
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedActivity:
+    conversation_id: str
+    name: str
+    data: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    pass
+
+
+# ---------------------------------------------------------------- TopicMonitor <-> hosts
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConversation:
+    conversation_id: str
+    room_id: str
+    customer_id: str
+    first: StartSession
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSession:
+    """Start another channel session on a live conversation; bounced if it is closing."""
+
+    start: StartSession
+    origin: OpenSession
+
+
+@dataclass(frozen=True, slots=True)
+class Bounced:
+    """The conversation a session was sent to is closing: the room needs a new one."""
+
+    origin: OpenSession
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateReport:
+    conversation_id: str
+    room_id: str
+    state: str
+    sessions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRequest:
+    record: ConversationRecord
+    events: tuple[Event, ...]
+    conversation: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLateRequest:
+    conversation_id: str
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveDone:
+    through_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFailed:
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationGone:
+    """The host let a CLOSED conversation go."""
+
+    conversation_id: str
+    host: Any
+
+
+# ---------------------------------------------------------------- conversation entity
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """A state machine command for a conversation (from a gateway, bot, agent or router)."""
+
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    """An Agent entity asks the conversation to subscribe it."""
+
+    agent_id: str
+    role: Role | None
+    request_id: str | None
+    agent: Ref
+    origin: ReplyTo | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeOutcome:
+    conversation_id: str
+    conversation: Ref
+    request_id: str | None
+    counted: bool  # counts against the agent's limit (not a supervisor)
+    failure: Failure | None
+    origin: ReplyTo | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDelivery:
+    """Fan-out of one published event to a subscriber."""
+
+    event: Event
+    conversation: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A timer alarm of an entity, delivered by its host's heap."""
+
+    key: Hashable  # a TimerKey of the state machine, or an entity's own key
+    token: int
+    percent: int
+
+
+# ---------------------------------------------------------------- agents
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogin:
+    agent_id: str
+    queues: tuple[str, ...]
+    max_conversations: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    """agent_ready / agent_not_ready / agent_logout from a gateway."""
+
+    agent_id: str
+    action: str  # READY, NOT_READY, LOGOUT
+
+
+@dataclass(frozen=True, slots=True)
+class AgentJoin:
+    agent_id: str
+    conversation: Ref
+    role: Role | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The conversation unsubscribed the agent."""
+
+    conversation_id: str
+    reason: UnsubscribeReason
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAvailable:
+    agent_id: str
+    ready: bool
+    free: int
+    queues: tuple[str, ...]
+    agent: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGone:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetNotReady:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The Router gives a request to an agent (offer=False: subscribe now)."""
+
+    request_id: str
+    conversation: Ref
+    queue: str
+    offer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LocateAgent:
+    agent_id: str
+
+
+# ---------------------------------------------------------------- router
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    request_id: str
+    conversation: Ref
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingOutcome:
+    """An agent entity tells the Router how an assignment ended."""
+
+    request_id: str
+    agent_id: str
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    conversations: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,407 @@
+"""The routing book: queues, agents and offers of the Router, pure and deterministic.
+
+No IO, clock, randomness, logging or Thespian: every method takes what it needs (``now`` in
+ms) and returns the effects its actor shell must carry out. Iteration is always in insertion
+order, never over sets, so one sequence of calls always gives the same effects.
+
+Requests. ``enqueue`` queues a request and arms its TTL alarm (``now + request_ttl_ms``); a
+request id the book knows (live, or among the last ``remember_ended`` ended ones) is ignored.
+A request is *waiting* until it is matched, then *held* by one agent: *assigned*
+(auto-accept, ``Assign(offer=False)``: the shell subscribes the agent now) or *offered*
+(``Assign(offer=True)`` plus ``Report(AGENT_OFFERED)`` and an ACCEPT alarm at
+``now + accept_timeout_ms``). A request ends exactly once: ``accepted`` (the routed join
+succeeded; both timers stop), ``cancel`` (its conversation reached ACTIVE by a direct join,
+or CLOSING) or TTL expiry (``Report(NO_AGENT_AVAILABLE)``; an outstanding offer or assignment
+is withdrawn). The TTL keeps running until the request is accepted.
+
+Back to the queue, keeping its age (its place among the waiting): ``declined`` (the agent
+could not take it; the book takes that agent's free capacity as 0 until its next report, and
+no unit it holds is given back before then),
+ACCEPT expiry (``Report(RONA)`` and ``SetNotReady``; the book counts the agent NOT_READY until
+its next report) and ``agent_gone`` for a request *offered* to that agent. A request
+*assigned* to an agent that logs out stays held: its routed join is in flight and ends in
+``accepted`` or ``declined`` (or the TTL).
+
+Agents. ``agent_available`` is the Agent actor's authoritative report of presence, free
+capacity and queues; a new agent id registers the agent and its wait starts at ``now``.
+Every match takes one unit of the agent's free capacity in the book at once, so it is not
+double-booked before its next report. A hold that ends without the agent taking the request
+(cancel, TTL, RONA, a late accept by another agent) gives its unit back, unless a report
+(or a decline) has replaced the capacity it was taken from since.
+
+Matching runs after every change that could enable it: the oldest request (enqueue time, then
+enqueue order) of the highest priority (``priorities[queue]``, default 0) goes to the READY
+agent with free capacity serving its queue that has waited longest since its last assignment
+(ties: registration order). A request with no eligible agent is skipped for the next one
+(another queue may have agents). ``cancel`` and ``agent_gone`` carry no time: they match at the
+latest ``now`` the book has seen.
+
+Timers. Every arm draws a new token from one counter; an alarm counts only if its token is the
+current one for its key, so stopping a timer is forgetting its token (Thespian's wakeups
+cannot be cancelled).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class RoutingTimerKind(StrEnum):
+    ACCEPT = "ACCEPT"  # an offer not accepted in time: RONA
+    TTL = "TTL"  # a request not accepted in time: NO_AGENT_AVAILABLE
+
+
+class ReportName(StrEnum):
+    AGENT_OFFERED = "AGENT_OFFERED"
+    RONA = "RONA"
+    NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
+
+
+class Presence(StrEnum):
+    READY = "READY"
+    NOT_READY = "NOT_READY"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RoutingTimerKey:
+    kind: RoutingTimerKind
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    auto_accept: bool = True
+    accept_timeout_ms: int = 30_000
+    request_ttl_ms: int = 120_000
+    priorities: Mapping[str, int] = field(default_factory=dict)  # queue -> priority, default 0
+    remember_ended: int = 10_000  # ended request ids kept so that a late duplicate is ignored
+
+
+# --- effects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """``offer=False``: subscribe the agent now (auto-accept); ``True``: offer it to the agent,
+    who must accept within the accept timeout."""
+
+    request_id: str
+    conversation_id: str
+    agent_id: str
+    queue: str
+    offer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Publish ``name`` (AGENT_OFFERED, RONA, NO_AGENT_AVAILABLE) on the conversation."""
+
+    conversation_id: str
+    request_id: str
+    name: ReportName
+    queue: str
+    agent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetNotReady:
+    """After a RONA: tell the agent's Agent actor to make it NOT_READY."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArmRoutingAlarm:
+    """Call ``RoutingBook.alarm(key, token, now)`` at ``at`` (ms) or later."""
+
+    key: RoutingTimerKey
+    token: int
+    at: int
+
+
+RoutingEffect = Assign | Report | SetNotReady | ArmRoutingAlarm
+
+
+# --- book state ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Request:
+    id: str
+    conversation_id: str
+    queue: str
+    enqueued_at: int
+    seq: int  # enqueue order, the tie-break after enqueue time
+    agent_id: str | None = None  # the holder; None while waiting
+    offered: bool = False
+    epoch: int = 0  # the holder's report epoch the held unit was taken from
+
+    @property
+    def place(self) -> tuple[int, int, str]:
+        return (self.enqueued_at, self.seq, self.id)
+
+
+@dataclass(slots=True)
+class _Agent:
+    id: str
+    order: int  # registration order, the tie-break after the last assignment
+    ready: bool
+    free: int
+    queues: tuple[str, ...]
+    last_assigned: int
+    epoch: int  # bumped (from one book-wide counter) by every report
+
+
+class RoutingBook:
+    """The Router's state: see the module docstring for the rules."""
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self._settings = settings
+        self._requests: dict[str, _Request] = {}
+        self._queues: dict[str, list[tuple[int, int, str]]] = {}  # queue -> waiting, in place
+        self._agents: dict[str, _Agent] = {}
+        self._tokens: dict[RoutingTimerKey, int] = {}
+        self._ended: dict[str, None] = {}  # ordered: the oldest is forgotten first
+        self._last_token = 0
+        self._last_seq = 0
+        self._last_order = 0
+        self._last_epoch = 0
+        self._now = 0  # the latest ``now`` seen, for the calls that carry none
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def enqueue(
+        self, request_id: str, conversation_id: str, queue: str, now: int
+    ) -> list[RoutingEffect]:
+        self._see(now)
+        if request_id in self._requests or request_id in self._ended:
+            return []
+        self._last_seq += 1
+        request = _Request(request_id, conversation_id, queue, now, self._last_seq)
+        self._requests[request_id] = request
+        self._queues.setdefault(queue, [])
+        self._to_waiting(request)
+        ttl = RoutingTimerKey(RoutingTimerKind.TTL, request_id)
+        effects: list[RoutingEffect] = [self._arm(ttl, now + self._settings.request_ttl_ms)]
+        self._match(now, effects)
+        return effects
+
+    def cancel(self, request_id: str) -> list[RoutingEffect]:
+        request = self._requests.get(request_id)
+        if request is None:
+            return []
+        self._end(request)
+        effects: list[RoutingEffect] = []
+        self._match(self._now, effects)
+        return effects
+
+    def accepted(self, request_id: str, agent_id: str, now: int) -> list[RoutingEffect]:
+        """The agent is subscribed: the request is done. A late accept (after a RONA, or while
+        the request is held by another agent) still ends it: the agent is in the conversation."""
+        self._see(now)
+        request = self._requests.get(request_id)
+        if request is None:
+            return []
+        self._end(request, taken=request.agent_id == agent_id)
+        effects: list[RoutingEffect] = []
+        self._match(now, effects)
+        return effects
+
+    def declined(self, request_id: str, agent_id: str, now: int) -> list[RoutingEffect]:
+        """The agent could not take it; a decline by an agent not holding it is stale."""
+        self._see(now)
+        request = self._requests.get(request_id)
+        if request is None or request.agent_id != agent_id:
+            return []
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            # full until its next report: no unit held so far is given back either
+            agent.free = 0
+            self._last_epoch += 1
+            agent.epoch = self._last_epoch
+        request.agent_id = None
+        self._requeue(request)
+        effects: list[RoutingEffect] = []
+        self._match(now, effects)
+        return effects
+
+    def alarm(self, key: RoutingTimerKey, token: int, now: int) -> list[RoutingEffect]:
+        self._see(now)
+        if self._tokens.get(key) != token:
+            return []  # stale: the timer was stopped or re-armed
+        del self._tokens[key]
+        request = self._requests[key.request_id]  # a live token implies a live request
+        effects: list[RoutingEffect] = []
+        if key.kind is RoutingTimerKind.ACCEPT:
+            agent_id = request.agent_id
+            assert agent_id is not None  # an ACCEPT token lives only while the offer does
+            effects.append(
+                Report(
+                    request.conversation_id, request.id, ReportName.RONA, request.queue, agent_id
+                )
+            )
+            effects.append(SetNotReady(agent_id))
+            self._release(request)
+            self._requeue(request)
+            agent = self._agents.get(agent_id)
+            if agent is not None:
+                agent.ready = False
+        else:
+            effects.append(
+                Report(
+                    request.conversation_id,
+                    request.id,
+                    ReportName.NO_AGENT_AVAILABLE,
+                    request.queue,
+                    None,
+                )
+            )
+            self._end(request)
+        self._match(now, effects)
+        return effects
+
+    # --- agents ------------------------------------------------------------------------------
+
+    def agent_available(
+        self, agent_id: str, *, ready: bool, free: int, queues: tuple[str, ...], now: int
+    ) -> list[RoutingEffect]:
+        """The Agent actor's authoritative report; a negative ``free`` counts as 0."""
+        self._see(now)
+        self._last_epoch += 1
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            self._last_order += 1
+            agent = _Agent(agent_id, self._last_order, ready, 0, (), now, 0)
+            self._agents[agent_id] = agent
+        agent.ready = ready
+        agent.free = max(free, 0)
+        agent.queues = tuple(queues)
+        agent.epoch = self._last_epoch
+        effects: list[RoutingEffect] = []
+        self._match(now, effects)
+        return effects
+
+    def agent_gone(self, agent_id: str) -> list[RoutingEffect]:
+        if self._agents.pop(agent_id, None) is None:
+            return []
+        for request in self._requests.values():
+            if request.agent_id == agent_id and request.offered:
+                request.agent_id = None
+                self._requeue(request)
+        effects: list[RoutingEffect] = []
+        self._match(self._now, effects)
+        return effects
+
+    # --- status ------------------------------------------------------------------------------
+
+    def waiting(self) -> dict[str, int]:
+        """Queue -> requests waiting (neither offered nor assigned); every queue ever used."""
+        return {queue: len(places) for queue, places in self._queues.items()}
+
+    def agents(self) -> dict[str, int]:
+        counts = {Presence.READY.value: 0, Presence.NOT_READY.value: 0}
+        for agent in self._agents.values():
+            presence = Presence.READY if agent.ready else Presence.NOT_READY
+            counts[presence.value] += 1
+        return counts
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _see(self, now: int) -> None:
+        self._now = max(self._now, now)
+
+    def _arm(self, key: RoutingTimerKey, at: int) -> ArmRoutingAlarm:
+        self._last_token += 1
+        self._tokens[key] = self._last_token
+        return ArmRoutingAlarm(key, self._last_token, at)
+
+    def _to_waiting(self, request: _Request) -> None:
+        insort(self._queues[request.queue], request.place)
+
+    def _requeue(self, request: _Request) -> None:
+        """Back to the waiting at its old place; its offer (if any) is over."""
+        self._tokens.pop(RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id), None)
+        request.offered = False
+        self._to_waiting(request)
+
+    def _release(self, request: _Request) -> None:
+        """The holder did not take the request: give its unit back, if still counted."""
+        if request.agent_id is None:
+            return
+        agent = self._agents.get(request.agent_id)
+        if agent is not None and agent.epoch == request.epoch:
+            agent.free += 1
+        request.agent_id = None
+
+    def _end(self, request: _Request, *, taken: bool = False) -> None:
+        """The request is over; ``taken``: by its holder, whose unit stays used."""
+        if request.agent_id is None:
+            self._queues[request.queue].remove(request.place)
+        elif not taken:
+            self._release(request)
+        for kind in RoutingTimerKind:
+            self._tokens.pop(RoutingTimerKey(kind, request.id), None)
+        del self._requests[request.id]
+        self._ended[request.id] = None
+        while len(self._ended) > max(self._settings.remember_ended, 0):
+            del self._ended[next(iter(self._ended))]
+
+    def _eligible(self, queue: str) -> _Agent | None:
+        best: _Agent | None = None
+        for agent in self._agents.values():
+            if not agent.ready or agent.free <= 0 or queue not in agent.queues:
+                continue
+            if best is None or (agent.last_assigned, agent.order) < (
+                best.last_assigned,
+                best.order,
+            ):
+                best = agent
+        return best
+
+    def _match(self, now: int, effects: list[RoutingEffect]) -> None:
+        """Within a queue every request has the same eligible agents, so the best match is
+        the best queue head among the queues that have an eligible agent."""
+        priorities = self._settings.priorities
+        while True:
+            best: tuple[tuple[int, int, int], str, _Agent] | None = None
+            for queue, places in self._queues.items():
+                if not places:
+                    continue
+                enqueued_at, seq, request_id = places[0]
+                rank = (-priorities.get(queue, 0), enqueued_at, seq)
+                if best is not None and rank >= best[0]:
+                    continue
+                agent = self._eligible(queue)
+                if agent is not None:
+                    best = (rank, request_id, agent)
+            if best is None:
+                return
+            _, request_id, agent = best
+            self._assign(self._requests[request_id], agent, now, effects)
+
+    def _assign(
+        self, request: _Request, agent: _Agent, now: int, effects: list[RoutingEffect]
+    ) -> None:
+        self._queues[request.queue].pop(0)
+        agent.free -= 1
+        agent.last_assigned = now
+        offer = not self._settings.auto_accept
+        request.agent_id = agent.id
+        request.offered = offer
+        request.epoch = agent.epoch
+        effects.append(Assign(request.id, request.conversation_id, agent.id, request.queue, offer))
+        if offer:
+            effects.append(
+                Report(
+                    request.conversation_id,
+                    request.id,
+                    ReportName.AGENT_OFFERED,
+                    request.queue,
+                    agent.id,
+                )
+            )
+            accept = RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id)
+            effects.append(self._arm(accept, now + self._settings.accept_timeout_ms))

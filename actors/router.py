@@ -1,0 +1,129 @@
+"""The Router actor: a thin shell around the pure routing book (:mod:`actors.model.routing`).
+
+It keeps where each conversation and agent lives, turns the book's effects into messages
+(assignments to Agent entities, AGENT_OFFERED / RONA / NO_AGENT_AVAILABLE reports to
+conversations) and drives the book's accept-timeout and request-TTL alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import structlog
+
+from actors.messages import (
+    AgentAvailable,
+    AgentGone,
+    Apply,
+    Assignment,
+    CancelRequest,
+    Deliver,
+    EnqueueRequest,
+    Ref,
+    RoutingOutcome,
+    SetNotReady,
+    Status,
+    StatusQuery,
+)
+from actors.model.commands import RoutingUpdate
+from actors.model.routing import (
+    ArmRoutingAlarm,
+    Assign,
+    Report,
+    RoutingBook,
+    RoutingEffect,
+    RoutingSettings,
+)
+from actors.model.routing import SetNotReady as BookSetNotReady
+from actors.timed import TimedActor
+from runtime.timefmt import seconds_to_ms
+
+log = structlog.get_logger("cx.router")
+
+
+class Router(TimedActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.book: RoutingBook | None = None
+        self.conversations: dict[str, Ref] = {}
+        self.agents: dict[str, Ref] = {}
+
+    def on_wired(self, sender: Any) -> None:
+        routing = self.wired().settings.routing
+        self.book = RoutingBook(
+            RoutingSettings(
+                auto_accept=routing.auto_accept,
+                accept_timeout_ms=seconds_to_ms(routing.accept_timeout_seconds),
+                request_ttl_ms=seconds_to_ms(routing.request_ttl_seconds),
+                priorities={name: queue.priority for name, queue in routing.queues.items()},
+            )
+        )
+
+    def _book(self) -> RoutingBook:
+        assert self.book is not None, "Router used before it was wired"
+        return self.book
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        payload, book, now = item.payload, self._book(), self.now()
+        if isinstance(payload, EnqueueRequest):
+            conversation_id = payload.conversation.entity.removeprefix("c:")
+            self.conversations[conversation_id] = payload.conversation
+            self._perform(book.enqueue(payload.request_id, conversation_id, payload.queue, now))
+        elif isinstance(payload, CancelRequest):
+            self._perform(book.cancel(payload.request_id))
+        elif isinstance(payload, AgentAvailable):
+            self.agents[payload.agent_id] = payload.agent
+            self._perform(
+                book.agent_available(
+                    payload.agent_id,
+                    ready=payload.ready,
+                    free=payload.free,
+                    queues=payload.queues,
+                    now=now,
+                )
+            )
+        elif isinstance(payload, AgentGone):
+            self._perform(book.agent_gone(payload.agent_id))
+            self.agents.pop(payload.agent_id, None)
+        elif isinstance(payload, RoutingOutcome):
+            if payload.accepted:
+                self._perform(book.accepted(payload.request_id, payload.agent_id, now))
+            else:
+                self._perform(book.declined(payload.request_id, payload.agent_id, now))
+        elif isinstance(payload, StatusQuery):
+            self.reply(item.reply_to, Status(agents=book.agents(), queues=book.waiting()))
+        else:
+            self.refuse(
+                item.reply_to, "bad_argument", f"Router cannot handle {type(payload).__name__}"
+            )
+
+    def on_alarm(self, key: Hashable, payload: Any) -> None:
+        self._perform(self._book().alarm(payload[0], payload[1], self.now()))
+
+    def _perform(self, effects: list[RoutingEffect]) -> None:
+        for effect in effects:
+            if isinstance(effect, ArmRoutingAlarm):
+                self.alarms.arm(effect.key, effect.token, effect.at, (effect.key, effect.token))
+            elif isinstance(effect, Assign):
+                agent = self.agents.get(effect.agent_id)
+                conversation = self.conversations.get(effect.conversation_id)
+                if agent is None or conversation is None:
+                    log.warning(
+                        "assignment_lost", request_id=effect.request_id, agent_id=effect.agent_id
+                    )
+                    continue
+                self.post(
+                    agent, Assignment(effect.request_id, conversation, effect.queue, effect.offer)
+                )
+            elif isinstance(effect, Report):
+                conversation = self.conversations.get(effect.conversation_id)
+                if conversation is not None:
+                    update = RoutingUpdate(
+                        effect.name.value, effect.request_id, effect.queue, effect.agent_id
+                    )
+                    self.post(conversation, Apply(update))
+            elif isinstance(effect, BookSetNotReady):
+                agent = self.agents.get(effect.agent_id)
+                if agent is not None:
+                    self.post(agent, SetNotReady(effect.agent_id))

@@ -1,0 +1,57 @@
+"""Plain dict views of records, as the gateway returns them (ISO-8601 UTC timestamps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.model.records import ConversationRecord, Event
+from runtime.timefmt import iso
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "name": event.name,
+        "type": str(event.type),
+        "timestamp": iso(event.timestamp),
+        "emitter": {"id": event.emitter.id, "type": str(event.emitter.type)},
+        "channel_session_id": event.channel_session_id,
+        "data": dict(event.data),
+    }
+
+
+def record_dict(record: ConversationRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "room_id": record.room_id,
+        "customer_id": record.customer_id,
+        "state": str(record.state),
+        "direction": str(record.direction),
+        "created_at": iso(record.created_at),
+        "ended_at": iso(record.ended_at),
+        "participants": [
+            {
+                "id": p.id,
+                "type": str(p.type),
+                "role": str(p.role),
+                "state": str(p.state),
+                "joined_at": iso(p.joined_at),
+                "left_at": iso(p.left_at),
+            }
+            for p in record.participants
+        ],
+        "channel_sessions": [
+            {
+                "id": s.id,
+                "channel": str(s.channel),
+                "identifier": s.identifier,
+                "state": str(s.state),
+                "end_reason": None if s.end_reason is None else str(s.end_reason),
+                "started_at": iso(s.started_at),
+                "ended_at": iso(s.ended_at),
+            }
+            for s in record.channel_sessions
+        ],
+        "data": dict(record.data),
+        "seq": record.seq,
+    }

@@ -1,0 +1,62 @@
+"""An engine actor with an alarm heap: one Thespian wakeup at a time, or the virtual clock.
+
+Under real time the actor asks Thespian for one wakeup, at its earliest alarm but never more
+than ``TICK_MS`` away: a periodic look at the heap, so that a wakeup Thespian delays (see
+THESPIAN_NOTES: the timer stall) cannot stall the timers. Under the virtual clock the gateway
+drives the heap instead: :class:`PeekAlarm` asks for the earliest alarm, :class:`FireAlarms`
+moves the clock and fires every alarm due by then, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from datetime import timedelta
+from typing import Any
+
+from actors.alarms import AlarmHeap
+from actors.base import EngineActor
+from actors.messages import FireAlarms, NextAlarm, PeekAlarm
+
+TICK_MS = 1000
+
+
+class TimedActor(EngineActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alarms = AlarmHeap()
+        self._wakeup_at: int | None = None
+
+    def on_alarm(self, key: Hashable, payload: Any) -> None:
+        raise NotImplementedError
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        if isinstance(message, PeekAlarm):
+            self.send(sender, NextAlarm(message.call_id, self.alarms.next_at()))
+        elif isinstance(message, FireAlarms):
+            self.advance_clock(message.now)
+            self.fire_due()
+        else:
+            super().on_message(message, sender)
+
+    def on_wakeup(self, payload: Any) -> None:
+        self._wakeup_at = None
+        self.fire_due()
+
+    def fire_due(self) -> None:
+        now = self.now()
+        while (due := self.alarms.pop_due(now)) is not None:
+            self.on_alarm(*due)
+
+    def flush(self) -> None:
+        super().flush()
+        if self.wiring is not None and not self.virtual:
+            self._schedule_wakeup()
+
+    def _schedule_wakeup(self) -> None:
+        next_at = self.alarms.next_at()
+        now = self.now()
+        target = now + TICK_MS if next_at is None else min(next_at, now + TICK_MS)
+        if self._wakeup_at is not None and self._wakeup_at <= target:
+            return
+        self._wakeup_at = target
+        self.wakeupAfter(timedelta(milliseconds=max(0, target - now)))

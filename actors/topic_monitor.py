@@ -1,0 +1,381 @@
+"""The TopicMonitor: supervises every conversation from creation to the archive.
+
+It serialises get-or-create per room (so two first messages of one customer never open two
+live conversations), places conversations on hosts (its children), follows their states,
+writes a conversation to the archive at CLOSING in one transaction and answers with
+``ArchiveDone`` (the conversation becomes CLOSED) or ``ArchiveFailed`` (it stays CLOSING and
+retries), and serves what is archived: snapshots, events, room history, late activities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from thespian.actors import ActorExitRequest
+
+from actors.base import EngineActor
+from actors.conversation import conversation_entity_id
+from actors.host import Host
+from actors.messages import (
+    ArchivedActivity,
+    ArchiveDone,
+    ArchivedQuery,
+    ArchiveFailed,
+    ArchiveLateRequest,
+    ArchiveRequest,
+    Bounced,
+    Deliver,
+    HostInit,
+    JoinSession,
+    ListTimerOwners,
+    Locate,
+    Location,
+    OpenConversation,
+    OpenSession,
+    Ref,
+    Reply,
+    ReplyTo,
+    StateReport,
+    Status,
+    StatusQuery,
+)
+from actors.model.commands import StartSession
+from actors.model.enums import EventType, RoomMode, RoomType, State
+from actors.model.events import RESERVED_NAMES
+from actors.model.records import SYSTEM, Event
+from actors.snapshots import event_dict, record_dict
+from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+
+log = structlog.get_logger("cx.monitor")
+_GONE = {State.CLOSING.value, State.CLOSED.value}
+
+
+@dataclass(slots=True)
+class _HostInfo:
+    address: Any
+    host_id: str
+    conversations: int = 0
+
+
+@dataclass(slots=True)
+class _Live:
+    host: _HostInfo
+    room_id: str
+    state: str
+    sessions: list[str] = field(default_factory=list)
+
+
+class TopicMonitor(EngineActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.archive: Archive | None = None
+        self.hosts: dict[str, _HostInfo] = {}
+        self.live: dict[str, _Live] = {}
+        self.room_live: dict[str, str] = {}
+        self.session_conversation: dict[str, str] = {}
+        self._host_seq = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_wired(self, sender: Any) -> None:
+        settings = self.wired().settings
+        self.archive = Archive(settings.storage.archive, fsync=settings.storage.fsync)
+        for _ in range(settings.placement.hosts):
+            self._new_host()
+
+    def on_exit(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
+
+    def on_child_exited(self, address: Any) -> None:
+        lost = self.hosts.pop(str(address), None)
+        if lost is None:
+            return
+        orphans = [cid for cid, info in self.live.items() if info.host is lost]
+        log.error("host_exited", host=lost.host_id, conversations=len(orphans))
+        for conversation_id in orphans:
+            self._forget(conversation_id)
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        if isinstance(message, ListTimerOwners):
+            owners = [self.wired().router, *(h.address for h in self.hosts.values())]
+            self.send(sender, Reply(message.call_id, owners))
+        else:
+            super().on_message(message, sender)
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        payload, reply_to = item.payload, item.reply_to
+        if isinstance(payload, OpenSession):
+            self._open_session(payload, reply_to)
+        elif isinstance(payload, Bounced):
+            self._bounced(payload, reply_to)
+        elif isinstance(payload, StateReport):
+            self._state_report(payload)
+        elif isinstance(payload, ArchiveRequest):
+            self._archive(payload)
+        elif isinstance(payload, ArchiveLateRequest):
+            self._archive_late(payload)
+        elif isinstance(payload, Locate):
+            self._locate(payload, reply_to)
+        elif isinstance(payload, ArchivedQuery):
+            self._archived_query(payload, reply_to)
+        elif isinstance(payload, ArchivedActivity):
+            self._archived_activity(payload, reply_to)
+        elif isinstance(payload, StatusQuery):
+            self._status(reply_to)
+        else:
+            self.refuse(
+                reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
+            )
+
+    # ------------------------------------------------------------------ get-or-create
+
+    def _open_session(self, request: OpenSession, reply_to: ReplyTo | None) -> None:
+        archive = self._archive_or_fail()
+        room = self._resolve_room(request, reply_to)
+        if room is None:
+            return
+        if request.session_id in self.session_conversation or archive.ids_taken(
+            session_id=request.session_id
+        ):
+            self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
+            return
+        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
+        live_id = self.room_live.get(room.id)
+        if live_id is not None:
+            live = self.live[live_id]
+            live.sessions.append(request.session_id)
+            self.session_conversation[request.session_id] = live_id
+            self.post(
+                Ref(live.host.address, conversation_entity_id(live_id)),
+                JoinSession(start, request),
+                reply_to,
+            )
+            return
+        conversation_id = request.new_conversation_id
+        if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
+            self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
+            return
+        archive.record_customer_identity(
+            request.customer_id, request.channel.value, request.identifier
+        )
+        host = self._place()
+        host.conversations += 1
+        self.live[conversation_id] = _Live(host, room.id, State.CREATED.value, [request.session_id])
+        self.room_live[room.id] = conversation_id
+        self.session_conversation[request.session_id] = conversation_id
+        log.debug(
+            "conversation_opened",
+            conversation_id=conversation_id,
+            room_id=room.id,
+            host=host.host_id,
+        )
+        self.post(
+            Ref(host.address, conversation_entity_id(conversation_id)),
+            OpenConversation(conversation_id, room.id, request.customer_id, start),
+            reply_to,
+        )
+
+    def _resolve_room(self, request: OpenSession, reply_to: ReplyTo | None) -> RoomRecord | None:
+        archive = self._archive_or_fail()
+        if request.room_id is not None:
+            room = archive.room(request.room_id)
+            if room is None:
+                self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
+            elif room.customer_id != request.customer_id:
+                self.refuse(
+                    reply_to,
+                    "bad_argument",
+                    f"room {request.room_id} belongs to another customer than {request.customer_id}",
+                )
+                return None
+            return room
+        room = archive.contact_center_room_of(request.customer_id)
+        if room is not None:
+            return room
+        if archive.ids_taken(room_id=request.new_room_id):
+            self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
+            return None
+        room = RoomRecord(
+            request.new_room_id,
+            RoomType.CUSTOMER,
+            RoomMode.CONTACT_CENTER,
+            request.customer_id,
+            self.now(),
+        )
+        archive.create_room(room)
+        return room
+
+    def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
+        origin = bounced.origin
+        if self.session_conversation.get(origin.session_id) == bounced.conversation_id:
+            del self.session_conversation[origin.session_id]
+        live = self.live.get(bounced.conversation_id)
+        if live is not None:
+            if origin.session_id in live.sessions:
+                live.sessions.remove(origin.session_id)
+            if self.room_live.get(live.room_id) == bounced.conversation_id:
+                del self.room_live[live.room_id]
+        self._open_session(origin, reply_to)
+
+    # ------------------------------------------------------------------ placement
+
+    def _place(self) -> _HostInfo:
+        per_host = self.wired().settings.placement.per_host
+        for host in self.hosts.values():
+            if host.conversations < per_host:
+                return host
+        return self._new_host()
+
+    def _new_host(self) -> _HostInfo:
+        self._host_seq += 1
+        address = self.createActor(Host)
+        host = _HostInfo(address, f"host-{self._host_seq}")
+        self.hosts[str(address)] = host
+        self.send(address, HostInit(host.host_id, "conversations", self.wired(), self.now()))
+        return host
+
+    def _retire_if_idle(self, host: _HostInfo) -> None:
+        keep = self.wired().settings.placement.hosts
+        if host.conversations == 0 and len(self.hosts) > keep:
+            del self.hosts[str(host.address)]
+            self.send(host.address, ActorExitRequest())
+
+    # ------------------------------------------------------------------ states and archive
+
+    def _state_report(self, report: StateReport) -> None:
+        live = self.live.get(report.conversation_id)
+        if live is None:
+            return
+        live.state = report.state
+        if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
+            del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
+        if report.state == State.CLOSED.value:
+            host = live.host
+            self._forget(report.conversation_id)
+            host.conversations -= 1
+            self._retire_if_idle(host)
+
+    def _forget(self, conversation_id: str) -> None:
+        live = self.live.pop(conversation_id)
+        for session_id in live.sessions:
+            if self.session_conversation.get(session_id) == conversation_id:
+                del self.session_conversation[session_id]
+        if self.room_live.get(live.room_id) == conversation_id:
+            del self.room_live[live.room_id]
+
+    def _archive(self, request: ArchiveRequest) -> None:
+        archive = self._archive_or_fail()
+        try:
+            archive.store_conversation(request.record, request.events)
+        except StorageError as error:
+            log.error("archive_failed", conversation_id=request.record.id, error=str(error))
+            self.post(request.conversation, ArchiveFailed(str(error)))
+            return
+        self.post(
+            request.conversation, ArchiveDone(max((e.seq for e in request.events), default=0))
+        )
+
+    def _archive_late(self, request: ArchiveLateRequest) -> None:
+        try:
+            self._archive_or_fail().append_events(request.conversation_id, request.events)
+        except (StorageError, KeyError) as error:
+            log.error(
+                "late_archive_failed", conversation_id=request.conversation_id, error=str(error)
+            )
+
+    # ------------------------------------------------------------------ queries
+
+    def _locate(self, request: Locate, reply_to: ReplyTo | None) -> None:
+        archive = self._archive_or_fail()
+        conversation_id = request.conversation_id
+        if conversation_id is None and request.session_id is not None:
+            conversation_id = self.session_conversation.get(request.session_id)
+            if conversation_id is None:
+                conversation_id = archive.conversation_of_session(request.session_id)
+            if conversation_id is None:
+                self.refuse(reply_to, "unknown_id", f"no channel session {request.session_id}")
+                return
+        if conversation_id is None:
+            self.refuse(reply_to, "bad_argument", "Locate needs a conversation or session id")
+            return
+        live = self.live.get(conversation_id)
+        if live is not None:
+            self.reply(reply_to, Location(conversation_id, live.host.address, live.state))
+        elif archive.has_conversation(conversation_id):
+            self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
+        else:
+            self.refuse(reply_to, "unknown_id", f"no conversation {conversation_id}")
+
+    def _archived_query(self, query: ArchivedQuery, reply_to: ReplyTo | None) -> None:
+        archive = self._archive_or_fail()
+        if query.kind == "history":
+            if archive.room(query.id) is None:
+                self.refuse(reply_to, "unknown_id", f"room {query.id} does not exist")
+                return
+            history = []
+            for past in archive.room_conversations(query.id):
+                item = record_dict(past)
+                item["events"] = [event_dict(e) for e in archive.events(past.id)]
+                history.append(item)
+            self.reply(reply_to, history)
+            return
+        record = archive.conversation(query.id)
+        if record is None:
+            self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+        elif query.kind == "conversation":
+            self.reply(reply_to, record_dict(record))
+        else:
+            self.reply(reply_to, [event_dict(e) for e in archive.events(query.id, query.after_seq)])
+
+    def _archived_activity(self, request: ArchivedActivity, reply_to: ReplyTo | None) -> None:
+        archive = self._archive_or_fail()
+        record = archive.conversation(request.conversation_id)
+        if record is None:
+            self.refuse(reply_to, "unknown_id", f"no conversation {request.conversation_id}")
+            return
+        if (
+            not isinstance(request.name, str)
+            or not 0 < len(request.name) <= 64
+            or request.name in RESERVED_NAMES
+        ):
+            self.refuse(
+                reply_to,
+                "bad_argument",
+                f"add_activity refused on conversation {record.id} in state CLOSED: "
+                f"name {request.name!r} must be 1 to 64 characters and not an engine event name",
+            )
+            return
+        seq = archive.last_seq(record.id) + 1
+        event = Event(
+            record.id,
+            record.room_id,
+            seq,
+            request.name,
+            EventType.ACTIVITY,
+            self.now(),
+            SYSTEM,
+            None,
+            request.data,
+        )
+        try:
+            archive.append_events(record.id, [event])
+        except ArchiveUnavailable as error:
+            self.refuse(
+                reply_to, "unavailable", f"archive unavailable, activity not stored: {error}"
+            )
+            return
+        self.reply(reply_to, seq)
+
+    def _status(self, reply_to: ReplyTo | None) -> None:
+        counts: dict[str, int] = {}
+        for live in self.live.values():
+            counts[live.state] = counts.get(live.state, 0) + 1
+        self.reply(reply_to, Status(conversations=counts))
+
+    def _archive_or_fail(self) -> Archive:
+        assert self.archive is not None, "TopicMonitor used before it was wired"
+        return self.archive

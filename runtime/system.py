@@ -1,0 +1,59 @@
+"""Booting the engine's actors into an actor system, and finding them again.
+
+The four long-lived actors have global names, so that a gateway process joining a running
+system finds the same ones. Each is wired once with the settings and the others' addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actors.agent_supervisor import AgentSupervisor
+from actors.bot import Bot
+from actors.messages import Wiring
+from actors.router import Router
+from actors.topic_monitor import TopicMonitor
+from runtime.config import Settings
+
+NAMES = {
+    "monitor": "cx-topic-monitor",
+    "router": "cx-router",
+    "bot": "cx-bot",
+    "agents": "cx-agents",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Addresses:
+    monitor: Any
+    router: Any
+    bot: Any
+    agents: Any
+
+
+def find(system: Any) -> Addresses:
+    """The engine's actors (created unwired if the system was never booted)."""
+    return Addresses(
+        monitor=system.createActor(TopicMonitor, globalName=NAMES["monitor"]),
+        router=system.createActor(Router, globalName=NAMES["router"]),
+        bot=system.createActor(Bot, globalName=NAMES["bot"]),
+        agents=system.createActor(AgentSupervisor, globalName=NAMES["agents"]),
+    )
+
+
+def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Addresses:
+    addresses = find(system)
+    wiring = Wiring(
+        settings=settings,
+        monitor=addresses.monitor,
+        router=addresses.router,
+        bot=addresses.bot,
+        agents=addresses.agents,
+        virtual=virtual,
+        now=now,
+    )
+    # The router and bot first: the monitor's hosts and the agents talk to them.
+    for address in (addresses.router, addresses.bot, addresses.agents, addresses.monitor):
+        system.tell(address, wiring)
+    return addresses
