@@ -18,6 +18,7 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 
 from actors.messages import Batch, Deliver, Drain, Failure, Ref, Reply, ReplyTo, WhoAmI, Wiring
 from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from runtime.logs import configure_logging
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.actor")
@@ -46,6 +47,12 @@ class EngineActor(Actor):  # type: ignore[misc]
     def virtual(self) -> bool:
         return self.wiring is not None and self.wiring.virtual
 
+    def wire(self, wiring: Wiring) -> None:
+        self.wiring = wiring
+        self.advance_clock(wiring.now)
+        if not wiring.virtual:  # an actor process of its own: log as the configuration says
+            configure_logging(wiring.settings.logging)
+
     def wired(self) -> Wiring:
         assert self.wiring is not None, f"{type(self).__name__} used before it was wired"
         return self.wiring
@@ -67,8 +74,7 @@ class EngineActor(Actor):  # type: ignore[misc]
             elif isinstance(message, Deliver):
                 self._deliver_contained(message, sender)
             elif isinstance(message, Wiring):
-                self.wiring = message
-                self.advance_clock(message.now)
+                self.wire(message)
                 self.on_wired(sender)
             elif isinstance(message, WakeupMessage):
                 self.on_wakeup(message.payload)

@@ -111,7 +111,7 @@ class Host(TimedActor):
     def on_message(self, message: Any, sender: Any) -> None:
         if isinstance(message, HostInit):
             self.host_id, self.kind = message.host_id, message.kind
-            self.wiring = message.wiring
+            self.wire(message.wiring)
             self.advance_clock(message.now)
         else:
             super().on_message(message, sender)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from thespian.actors import ActorSystem
+
 from actors.agent_supervisor import AgentSupervisor
 from actors.bot import Bot
 from actors.messages import Wiring
 from actors.router import Router
 from actors.topic_monitor import TopicMonitor
 from runtime.config import Settings
+from runtime.timefmt import wall_ms
 
 NAMES = {
     "monitor": "cx-topic-monitor",
@@ -40,6 +43,19 @@ def find(system: Any) -> Addresses:
         bot=system.createActor(Bot, globalName=NAMES["bot"]),
         agents=system.createActor(AgentSupervisor, globalName=NAMES["agents"]),
     )
+
+
+def start(settings: Settings) -> Any:
+    """Start a real-time actor system of ``system.base`` (admin on ``system.admin_port``) with
+    the engine booted in it. The caller owns it: ``system.shutdown()`` stops every process."""
+    capabilities = {"Admin Port": settings.system.admin_port}
+    system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
+    try:
+        boot(system, settings, virtual=False, now=wall_ms())
+    except BaseException:
+        system.shutdown()
+        raise
+    return system
 
 
 def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Addresses:

@@ -34,6 +34,7 @@ from actors.model.enums import Channel, State
 from actors.model.errors import Refused
 from actors.model.policy import Policy
 from actors.model.records import Event
+from actors.model.timers import RunningTimer, TimerKey
 
 CONVERSATION_ID = "conv-1"
 ROOM_ID = "room-1"
@@ -70,6 +71,7 @@ class Step:
     state_before: State | None
     state_after: State | None
     effects: list[Effect]
+    timers_before: dict[TimerKey, RunningTimer] = field(default_factory=dict)
 
     @property
     def events(self) -> list[Event]:
@@ -120,8 +122,9 @@ class Driver:
     def handle(self, command: Command) -> list[Effect]:
         """Hand ``command`` to the machine at the current time; a refusal propagates."""
         before = self.machine.state
+        timers = self.machine.running_timers()
         effects = self.machine.handle(command, self.now)
-        self._absorb(command, before, effects)
+        self._absorb(command, before, effects, timers)
         return effects
 
     def try_handle(self, command: Command) -> list[Effect] | Refused:
@@ -152,8 +155,15 @@ class Driver:
         """Every alarm not yet delivered (live or stale), in delivery order."""
         return [a.alarm for a in sorted(self._heap)]
 
-    def _absorb(self, command: Command, before: State | None, effects: list[Effect]) -> None:
-        self.steps.append(Step(command, self.now, before, self.machine.state, list(effects)))
+    def _absorb(
+        self,
+        command: Command,
+        before: State | None,
+        effects: list[Effect],
+        timers: dict[TimerKey, RunningTimer] | None = None,
+    ) -> None:
+        step = Step(command, self.now, before, self.machine.state, list(effects), timers or {})
+        self.steps.append(step)
         for effect in effects:
             if isinstance(effect, Publish):
                 self.events.append(effect.event)

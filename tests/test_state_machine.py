@@ -67,6 +67,7 @@ from tests.model_driver import (
     FIRST_SESSION,
     Driver,
     active,
+    closed,
     closing,
     created,
     customer_left,
@@ -263,7 +264,7 @@ def test_supervisors_join_in_any_open_state_and_change_nothing_else(build: Any, 
     assert (driver.state, running(driver)) == (state, timers)
 
 
-@pytest.mark.parametrize("build", [closing])
+@pytest.mark.parametrize("build", [closing, closed])
 def test_no_agent_or_supervisor_joins_a_closing_conversation(build: Any) -> None:
     driver = build()
     for role in (None, Role.PRIMARY, Role.SILENT_MONITOR, Role.WHISPER):
@@ -380,7 +381,7 @@ def test_last_agent_leaves_active_without_wrap_up() -> None:
     assert unsubscribed(effects) == [(AGENT, "LEFT")]
     assert state_change(effects) == ("ACTIVE", "INACTIVE")
     assert role_changes(effects) == [("bot", "ASSISTANT", "PRIMARY")]
-    assert of_type(effects, ReleaseAgent) == [ReleaseAgent(AGENT)]
+    assert of_type(effects, ReleaseAgent) == [ReleaseAgent(AGENT, UnsubscribeReason.LEFT)]
     assert driver.machine.bot_role() is Role.PRIMARY
     assert running(driver) == {sla(FIRST_SESSION)}
 
@@ -429,7 +430,9 @@ def test_last_agent_leaves_with_wrap_up_on() -> None:
     expired = driver.advance(1)
     assert names(expired) == ["AGENT_UNSUBSCRIBED"]
     assert unsubscribed(expired) == [(AGENT, "WRAP_UP_EXPIRED")]
-    assert of_type(expired, ReleaseAgent) == [ReleaseAgent(AGENT)]
+    assert of_type(expired, ReleaseAgent) == [
+        ReleaseAgent(AGENT, UnsubscribeReason.WRAP_UP_EXPIRED)
+    ]
     assert driver.state is State.INACTIVE
     assert driver.machine.subscribed_agents() == []
 
@@ -619,7 +622,9 @@ def test_wrap_up_applied_by_last_agent_closes() -> None:
     assert applied.data == {"agent_id": AGENT, "codes": ["SOLD", "UPSELL"], "note": "happy"}
     assert state_change(effects) == ("WRAP_UP", "CLOSING")
     assert unsubscribed(effects) == [(AGENT, "WRAP_UP_APPLIED")]
-    assert of_type(effects, ReleaseAgent) == [ReleaseAgent(AGENT)]
+    assert of_type(effects, ReleaseAgent) == [
+        ReleaseAgent(AGENT, UnsubscribeReason.WRAP_UP_APPLIED)
+    ]
     assert len(of_type(effects, ArchiveConversation)) == 1
 
 
@@ -764,7 +769,10 @@ def test_agent_sla_expiry_removes_agents_and_requests_again() -> None:
     assert state_change(effects) == ("ACTIVE", "INACTIVE")
     assert unsubscribed(effects) == [(AGENT, "SLA_EXPIRED"), ("a2", "SLA_EXPIRED")]
     assert role_changes(effects) == [("bot", "ASSISTANT", "PRIMARY")]
-    assert of_type(effects, ReleaseAgent) == [ReleaseAgent(AGENT), ReleaseAgent("a2")]
+    assert of_type(effects, ReleaseAgent) == [
+        ReleaseAgent(AGENT, UnsubscribeReason.SLA_EXPIRED),
+        ReleaseAgent("a2", UnsubscribeReason.SLA_EXPIRED),
+    ]
     requested = only(effects, "AGENT_REQUESTED")
     assert requested.data["queue"] == "default"
     request_id = driver.machine.pending_request
@@ -881,7 +889,10 @@ def test_end_conversation_from_active_then_archive() -> None:
     assert ended == [(FIRST_SESSION, "FORCE_CLOSED"), ("s2", "FORCE_CLOSED")]
     assert unsubscribed(effects) == [(AGENT, "FORCE_CLOSED"), ("a2", "FORCE_CLOSED")]
     assert role_changes(effects) == []
-    assert of_type(effects, ReleaseAgent) == [ReleaseAgent(AGENT), ReleaseAgent("a2")]
+    assert of_type(effects, ReleaseAgent) == [
+        ReleaseAgent(AGENT, UnsubscribeReason.FORCE_CLOSED),
+        ReleaseAgent("a2", UnsubscribeReason.FORCE_CLOSED),
+    ]
     assert driver.state is State.CLOSING
     assert running(driver) == set()
 
@@ -903,7 +914,7 @@ def test_end_conversation_from_active_then_archive() -> None:
 
     committed = driver.handle(ArchiveCommitted(archive.record.seq))
     assert committed == [Publish(e) for e in closing_events]
-    assert driver.state is State.CLOSED
+    assert driver.steps[-1].state_after is State.CLOSED
     assert driver.machine.record() == archive.record
     assert driver.seqs() == list(range(1, driver.machine.seq + 1))
 
@@ -1118,6 +1129,8 @@ def test_sequence_numbers_and_timestamps_over_a_whole_run() -> None:
         2_000,
         CustomerMessage(FIRST_SESSION, "I want an agent", "m1"),
         RequestAgent("default", SYSTEM),
+        RoutingUpdate("AGENT_OFFERED", "conv-1/r1", "default", "a9"),
+        RoutingUpdate("RONA", "conv-1/r1", "default", "a9"),
         3_000,
         SubscribeAgent(AGENT, request_id="conv-1/r1"),
         CustomerMessage(FIRST_SESSION, "hello", "m2"),
@@ -1140,7 +1153,7 @@ def test_sequence_numbers_and_timestamps_over_a_whole_run() -> None:
     assert driver.state is State.CLOSING
     driver.advance(1_000)
     driver.handle(ArchiveCommitted(driver.machine.seq))
-    assert driver.state is State.CLOSED
+    assert driver.steps[-1].state_after is State.CLOSED
     assert driver.seqs() == list(range(1, len(driver.events) + 1))
     assert driver.machine.seq == len(driver.events)
     assert "CUSTOMER_SLA_THRESHOLD" in driver.names()

@@ -1,0 +1,81 @@
+"""Support for the few tests that start a real multiprocTCPBase system: free ports, a config
+file on temporary storage, and a guarantee that no process outlives the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime.config import load_config
+from runtime.system import start
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _same_program() -> set[int]:
+    """Pids of processes running this very command line (Thespian forks its actor processes
+    from the process that starts the system, so they share it)."""
+    mine = Path("/proc/self/cmdline").read_bytes()
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == mine:
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    pids.discard(os.getpid())
+    return pids
+
+
+def write_config(directory: Path, **sections: Any) -> Path:
+    config = {
+        "system": {"admin_port": free_port()},
+        "storage": {"archive": str(directory / "archive.sqlite3"), "journal": str(directory / "journal")},
+        "logging": {"level": "warning"},
+        **sections,
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def running_system(config_path: Path, *, shutdown_timeout: float = 20.0) -> Iterator[Any]:
+    """Start the engine on multiprocTCPBase; on exit shut it down and make sure every one of
+    its processes is gone (killing leftovers, and failing, if it is not)."""
+    before = _same_program()
+    system = start(load_config(config_path))
+    try:
+        yield system
+    finally:
+        system.shutdown()
+        deadline = time.monotonic() + shutdown_timeout
+        leftovers = _same_program() - before
+        while leftovers and time.monotonic() < deadline:
+            time.sleep(0.05)
+            leftovers = _same_program() - before
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        assert not leftovers, f"processes left behind after shutdown: {sorted(leftovers)}"
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 10.0) -> None:
+    """Wait for an asynchronous outcome of a real-time system (not for a timer)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)

@@ -1,0 +1,41 @@
+"""One conversation through a real multiprocTCPBase system, with each conversation in its own
+host process (placement.per_host: 1) and with many per host. Bounded, always shut down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.gateway import Gateway, GatewayError
+from tests.multiproc_support import eventually, free_port, running_system, write_config
+
+pytestmark = pytest.mark.multiproc
+
+
+@pytest.mark.parametrize("per_host", [1, 1000])
+def test_one_conversation_end_to_end(tmp_path: Path, per_host: int) -> None:
+    config = write_config(tmp_path, placement={"per_host": per_host})
+    with running_system(config), Gateway.connect(config) as gw:
+        ref = gw.start_session("cust-1", "WEB", "visitor-1")
+        gw.customer_message(ref.channel_session_id, "hello", message_id="m-1")
+        gw.customer_message(ref.channel_session_id, "hello", message_id="m-1")  # duplicate
+        gw.agent_login("alice")
+        gw.agent_join("alice", ref.conversation_id)
+        assert gw.conversation(ref.conversation_id)["state"] == "ACTIVE"
+        gw.agent_message("alice", ref.conversation_id, "Hi, Alice here")
+        gw.end_conversation(ref.conversation_id)
+        eventually(lambda: gw.conversation(ref.conversation_id)["state"] == "CLOSED")
+
+        names = [e["name"] for e in gw.events(ref.conversation_id)]
+        seqs = [e["seq"] for e in gw.events(ref.conversation_id)]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert names.count("CUSTOMER_MESSAGE") == 1
+        assert "AGENT_MESSAGE" in names and names[-2:] == ["TOPIC_STATE_CHANGED", "BOT_UNSUBSCRIBED"]
+        assert [c["id"] for c in gw.history(ref.room_id)] == [ref.conversation_id]
+
+
+def test_connect_without_a_running_system_fails_clearly(tmp_path: Path) -> None:
+    config = write_config(tmp_path, system={"admin_port": free_port()})
+    with pytest.raises(GatewayError, match="no actor system is running"):
+        Gateway.connect(config)
