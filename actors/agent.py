@@ -127,15 +127,12 @@ class AgentEntity:
         if assignment.offer:
             self.offers[conversation_id] = (assignment.request_id, assignment.conversation)
             return
-        if (
-            self.free <= 0
-            or conversation_id in self.conversations
-            or conversation_id in self.reserved
-        ):
-            host.post(
-                Ref(host.wired().router, ""),
-                RoutingOutcome(assignment.request_id, self.agent_id, accepted=False),
+        already_in = conversation_id in self.conversations or conversation_id in self.reserved
+        if already_in or self.free <= 0:
+            outcome = RoutingOutcome(
+                assignment.request_id, self.agent_id, accepted=False, refused=already_in
             )
+            host.post(Ref(host.wired().router, ""), outcome)
             self._report(host)
             return
         self.reserved.add(conversation_id)
@@ -155,7 +152,12 @@ class AgentEntity:
         if outcome.request_id is not None:
             host.post(
                 Ref(host.wired().router, ""),
-                RoutingOutcome(outcome.request_id, self.agent_id, accepted=outcome.failure is None),
+                RoutingOutcome(
+                    outcome.request_id,
+                    self.agent_id,
+                    accepted=outcome.failure is None,
+                    refused=outcome.failure is not None,
+                ),
             )
         self._report(host)
 

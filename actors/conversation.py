@@ -188,7 +188,8 @@ class ConversationEntity:
                 host.disarm(self.id, effect.key)
             elif isinstance(effect, RouteRequest):
                 host.post(
-                    Ref(wiring.router, ""), EnqueueRequest(effect.request_id, me, effect.queue)
+                    Ref(wiring.router, ""),
+                    EnqueueRequest(effect.request_id, me, effect.queue, effect.excluded),
                 )
             elif isinstance(effect, CancelRoute):
                 host.post(Ref(wiring.router, ""), CancelRequest(effect.request_id))

@@ -396,6 +396,7 @@ class EnqueueRequest:
     request_id: str
     conversation: Ref
     queue: str
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +411,7 @@ class RoutingOutcome:
     request_id: str
     agent_id: str
     accepted: bool
+    refused: bool = False  # declined because the conversation would not have this agent
 
 
 @dataclass(frozen=True, slots=True)

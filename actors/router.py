@@ -69,7 +69,15 @@ class Router(TimedActor):
         if isinstance(payload, EnqueueRequest):
             conversation_id = payload.conversation.entity.removeprefix("c:")
             self.conversations[conversation_id] = payload.conversation
-            self._perform(book.enqueue(payload.request_id, conversation_id, payload.queue, now))
+            self._perform(
+                book.enqueue(
+                    payload.request_id,
+                    conversation_id,
+                    payload.queue,
+                    now,
+                    excluded=payload.excluded,
+                )
+            )
         elif isinstance(payload, CancelRequest):
             self._perform(book.cancel(payload.request_id))
         elif isinstance(payload, AgentAvailable):
@@ -90,7 +98,11 @@ class Router(TimedActor):
             if payload.accepted:
                 self._perform(book.accepted(payload.request_id, payload.agent_id, now))
             else:
-                self._perform(book.declined(payload.request_id, payload.agent_id, now))
+                self._perform(
+                    book.declined(
+                        payload.request_id, payload.agent_id, now, refused=payload.refused
+                    )
+                )
         elif isinstance(payload, StatusQuery):
             self.reply(item.reply_to, Status(agents=book.agents(), queues=book.waiting()))
         else:

@@ -385,14 +385,9 @@ class Gateway:
     def add_activity(self, conversation_id: str, name: str, data: Mapping[str, Any]) -> None:
         _text("name", name)
         payload = _payload("data", data)
-        location = self._locate(conversation_id)
-        if location.host is None:
-            self._call(self._actors.monitor, "", ArchivedActivity(conversation_id, name, payload))
-            return
-        try:
-            self._apply(conversation_id, AddActivity(name, payload, _APP))
-        except _NotHere:  # it closed meanwhile: the archive takes it
-            self._call(self._actors.monitor, "", ArchivedActivity(conversation_id, name, payload))
+        live = Apply(AddActivity(name, payload, _APP))
+        archived = ArchivedActivity(conversation_id, name, payload)
+        self._query(conversation_id, live, archived)
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
         snapshot: dict[str, Any] = self._query(
@@ -577,7 +572,9 @@ class Gateway:
                         f"{what} refused on channel session {session_id}: its conversation is closing"
                     ) from None
 
-    def _query(self, conversation_id: str, live_query: Any, archived_query: ArchivedQuery) -> Any:
+    def _query(self, conversation_id: str, live_query: Any, archived_query: Any) -> Any:
+        """Ask the live conversation, or the archive once it is closed (also if it closes
+        between the lookup and the call)."""
         for _ in range(2):
             location = self._locate(conversation_id)
             if location.host is None:

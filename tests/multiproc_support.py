@@ -43,7 +43,10 @@ def _same_program() -> set[int]:
 def write_config(directory: Path, **sections: Any) -> Path:
     config = {
         "system": {"admin_port": free_port()},
-        "storage": {"archive": str(directory / "archive.sqlite3"), "journal": str(directory / "journal")},
+        "storage": {
+            "archive": str(directory / "archive.sqlite3"),
+            "journal": str(directory / "journal"),
+        },
         "logging": {"level": "warning"},
         **sections,
     }

@@ -31,7 +31,10 @@ def test_one_conversation_end_to_end(tmp_path: Path, per_host: int) -> None:
         seqs = [e["seq"] for e in gw.events(ref.conversation_id)]
         assert seqs == list(range(1, len(seqs) + 1))
         assert names.count("CUSTOMER_MESSAGE") == 1
-        assert "AGENT_MESSAGE" in names and names[-2:] == ["TOPIC_STATE_CHANGED", "BOT_UNSUBSCRIBED"]
+        assert "AGENT_MESSAGE" in names and names[-2:] == [
+            "TOPIC_STATE_CHANGED",
+            "BOT_UNSUBSCRIBED",
+        ]
         assert [c["id"] for c in gw.history(ref.room_id)] == [ref.conversation_id]
 
 

@@ -150,6 +150,27 @@ def test_declined_requeues_keeping_age_and_skips_that_agent_until_it_reports() -
     assert assigns(ready(book, "a1", 5, free=1)) == [("r2", "a1")]
 
 
+def test_a_refused_agent_is_excluded_from_that_request_only() -> None:
+    """The conversation would not have the agent (it is wrapping up there): the request must
+    never go back to it, however often it reports, while other requests still may."""
+    book = make()
+    ready(book, "a1", 0, free=2)
+    assert assigns(book.enqueue("r1", "c1", "q", 1)) == [("r1", "a1")]
+    assert assigns(book.declined("r1", "a1", 2, refused=True)) == []
+    assert assigns(ready(book, "a1", 3, free=2)) == []  # no loop back to a1
+    assert book.waiting() == {"q": 1}
+    assert assigns(book.enqueue("r2", "c2", "q", 4)) == [("r2", "a1")]  # a1 kept its capacity
+    assert assigns(ready(book, "a2", 5)) == [("r1", "a2")]
+
+
+def test_excluded_agents_at_enqueue_never_get_the_request() -> None:
+    book = make()
+    ready(book, "expired", 0, free=3)
+    assert assigns(book.enqueue("r1", "c1", "q", 1, excluded=("expired",))) == []
+    assert assigns(book.enqueue("r2", "c2", "q", 2)) == [("r2", "expired")]  # younger, not excluded
+    assert assigns(ready(book, "other", 3)) == [("r1", "other")]
+
+
 def test_a_declining_agent_stays_full_even_when_another_of_its_offers_is_withdrawn() -> None:
     book = make(auto_accept=False)
     ready(book, "a", 0, free=2)

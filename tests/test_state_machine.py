@@ -777,7 +777,10 @@ def test_agent_sla_expiry_removes_agents_and_requests_again() -> None:
     assert requested.data["queue"] == "default"
     request_id = driver.machine.pending_request
     assert request_id == requested.data["request_id"]
-    assert of_type(effects, RouteRequest) == [RouteRequest(str(request_id), "default")]
+    # The new request must not go back to the agents that let the SLA expire.
+    assert of_type(effects, RouteRequest) == [
+        RouteRequest(str(request_id), "default", excluded=(AGENT, "a2"))
+    ]
     assert driver.machine.participant_role("sup") is Role.SILENT_MONITOR  # supervisors stay
     assert running(driver) == set()  # the queued request keeps inactivity stopped
 

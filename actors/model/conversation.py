@@ -621,13 +621,16 @@ class ConversationMachine:
         self._begin(now)
         if kind is TimerKind.AGENT_SLA:
             self._emit(_Bucket.OWN, "AGENT_SLA_EXPIRED", SYSTEM, None, {})
-            for agent in [p for p in self._participants.values() if p.present]:
+            removed = [p for p in self._participants.values() if p.present]
+            for agent in removed:
                 self._unsubscribe(
                     agent, UnsubscribeReason.SLA_EXPIRED, _Bucket.PARTICIPANT, promote=False
                 )
             self._after_agents_changed(UnsubscribeReason.SLA_EXPIRED)
             if self.state is State.INACTIVE and self.pending_request is None:
-                self._request_agent(self.queue, SYSTEM, _Bucket.FOLLOW)
+                # not to the agents that just let it expire
+                excluded = tuple(agent.id for agent in removed)
+                self._request_agent(self.queue, SYSTEM, _Bucket.FOLLOW, excluded)
         elif kind is TimerKind.CUSTOMER_SLA:
             self._emit(_Bucket.OWN, "CUSTOMER_SLA_EXPIRED", SYSTEM, session_id, {})
             session = self._sessions[cmd.key.subject]
@@ -1015,13 +1018,15 @@ class ConversationMachine:
         if bot is not None and bot.subscribed:
             self._set_role(bot, role, _Bucket.PARTICIPANT)
 
-    def _request_agent(self, queue: str, by: Emitter, bucket: _Bucket) -> None:
+    def _request_agent(
+        self, queue: str, by: Emitter, bucket: _Bucket, excluded: tuple[str, ...] = ()
+    ) -> None:
         self._requests += 1
         request_id = f"{self.id}/r{self._requests}"
         self.pending_request = request_id
         self.queue = queue
         self._emit(bucket, "AGENT_REQUESTED", by, None, {"queue": queue, "request_id": request_id})
-        self._t.effects.append(RouteRequest(request_id, queue))
+        self._t.effects.append(RouteRequest(request_id, queue, excluded))
         self._stop_all(TimerKind.CUSTOMER_SLA)
 
     def _cancel_request(self) -> None:

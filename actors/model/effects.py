@@ -37,6 +37,7 @@ class DisarmTimer:
 class RouteRequest:
     request_id: str
     queue: str
+    excluded: tuple[str, ...] = ()  # agents the request must not go to
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,11 @@ or CLOSING) or TTL expiry (``Report(NO_AGENT_AVAILABLE)``; an outstanding offer 
 is withdrawn). The TTL keeps running until the request is accepted.
 
 Back to the queue, keeping its age (its place among the waiting): ``declined`` (the agent
-could not take it; the book takes that agent's free capacity as 0 until its next report, and
-no unit it holds is given back before then),
+could not take it: if it was full, the book takes its free capacity as 0 until its next
+report and gives no unit it holds back before then; if the conversation refused it, e.g.
+because it is already in it wrapping up or monitoring, the request excludes that agent from
+then on, as it does the agents named at ``enqueue``, such as those just removed for an
+expired agent SLA),
 ACCEPT expiry (``Report(RONA)`` and ``SetNotReady``; the book counts the agent NOT_READY until
 its next report) and ``agent_gone`` for a request *offered* to that agent. A request
 *assigned* to an agent that logs out stays held: its routed join is in flight and ends in
@@ -138,6 +141,7 @@ class _Request:
     agent_id: str | None = None  # the holder; None while waiting
     offered: bool = False
     epoch: int = 0  # the holder's report epoch the held unit was taken from
+    excluded: frozenset[str] = frozenset()  # agents this request must not go to
 
     @property
     def place(self) -> tuple[int, int, str]:
@@ -174,13 +178,22 @@ class RoutingBook:
     # --- requests ----------------------------------------------------------------------------
 
     def enqueue(
-        self, request_id: str, conversation_id: str, queue: str, now: int
+        self,
+        request_id: str,
+        conversation_id: str,
+        queue: str,
+        now: int,
+        *,
+        excluded: tuple[str, ...] = (),
     ) -> list[RoutingEffect]:
+        """Queue a request; ``excluded`` agents never get it (e.g. those whose SLA expired)."""
         self._see(now)
         if request_id in self._requests or request_id in self._ended:
             return []
         self._last_seq += 1
-        request = _Request(request_id, conversation_id, queue, now, self._last_seq)
+        request = _Request(
+            request_id, conversation_id, queue, now, self._last_seq, excluded=frozenset(excluded)
+        )
         self._requests[request_id] = request
         self._queues.setdefault(queue, [])
         self._to_waiting(request)
@@ -210,14 +223,24 @@ class RoutingBook:
         self._match(now, effects)
         return effects
 
-    def declined(self, request_id: str, agent_id: str, now: int) -> list[RoutingEffect]:
-        """The agent could not take it; a decline by an agent not holding it is stale."""
+    def declined(
+        self, request_id: str, agent_id: str, now: int, *, refused: bool = False
+    ) -> list[RoutingEffect]:
+        """The agent could not take it; a decline by an agent not holding it is stale.
+
+        ``refused=False``: the agent was full (the book's view of it was stale), so it counts
+        as full until its next report. ``refused=True``: the conversation would not have this
+        agent (it is already in it, wrapping up or monitoring): the request excludes it from
+        now on, and the agent's capacity is untouched."""
         self._see(now)
         request = self._requests.get(request_id)
         if request is None or request.agent_id != agent_id:
             return []
         agent = self._agents.get(agent_id)
-        if agent is not None:
+        if refused:
+            request.excluded = request.excluded | {agent_id}
+            self._release(request)
+        elif agent is not None:
             # full until its next report: no unit held so far is given back either
             agent.free = 0
             self._last_epoch += 1
@@ -349,10 +372,12 @@ class RoutingBook:
         while len(self._ended) > max(self._settings.remember_ended, 0):
             del self._ended[next(iter(self._ended))]
 
-    def _eligible(self, queue: str) -> _Agent | None:
+    def _eligible(self, queue: str, excluded: frozenset[str] = frozenset()) -> _Agent | None:
         best: _Agent | None = None
         for agent in self._agents.values():
             if not agent.ready or agent.free <= 0 or queue not in agent.queues:
+                continue
+            if agent.id in excluded:
                 continue
             if best is None or (agent.last_assigned, agent.order) < (
                 best.last_assigned,
@@ -362,21 +387,29 @@ class RoutingBook:
         return best
 
     def _match(self, now: int, effects: list[RoutingEffect]) -> None:
-        """Within a queue every request has the same eligible agents, so the best match is
-        the best queue head among the queues that have an eligible agent."""
+        """The best match is the best-ranked request, over all queues, that has an eligible
+        agent. Within a queue requests differ only by the agents they exclude, so a queue
+        with no eligible agent at all is skipped at once, and otherwise its first request
+        that excludes nobody eligible is its candidate."""
         priorities = self._settings.priorities
         while True:
             best: tuple[tuple[int, int, int], str, _Agent] | None = None
             for queue, places in self._queues.items():
                 if not places:
                     continue
-                enqueued_at, seq, request_id = places[0]
-                rank = (-priorities.get(queue, 0), enqueued_at, seq)
-                if best is not None and rank >= best[0]:
+                enqueued_at, seq, _ = places[0]
+                if best is not None and (-priorities.get(queue, 0), enqueued_at, seq) >= best[0]:
                     continue
-                agent = self._eligible(queue)
-                if agent is not None:
-                    best = (rank, request_id, agent)
+                if self._eligible(queue) is None:
+                    continue
+                for enqueued_at, seq, request_id in places:
+                    rank = (-priorities.get(queue, 0), enqueued_at, seq)
+                    if best is not None and rank >= best[0]:
+                        break
+                    agent = self._eligible(queue, self._requests[request_id].excluded)
+                    if agent is not None:
+                        best = (rank, request_id, agent)
+                        break
             if best is None:
                 return
             _, request_id, agent = best
@@ -385,7 +418,7 @@ class RoutingBook:
     def _assign(
         self, request: _Request, agent: _Agent, now: int, effects: list[RoutingEffect]
     ) -> None:
-        self._queues[request.queue].pop(0)
+        self._queues[request.queue].remove(request.place)
         agent.free -= 1
         agent.last_assigned = now
         offer = not self._settings.auto_accept
