@@ -21,16 +21,20 @@ from actors.messages import (
     Apply,
     Assignment,
     EventDelivery,
+    Pushed,
     Ref,
     Released,
     ReplyTo,
     RoutingOutcome,
     SetNotReady,
+    Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
+    Unsubscribe,
 )
 from actors.model.commands import AgentLeave
 from actors.model.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
+from actors.snapshots import event_dict
 
 if TYPE_CHECKING:
     from actors.host import HostContext
@@ -52,6 +56,8 @@ class AgentEntity:
         self.reserved: set[str] = set()  # conversation ids with a subscription in flight
         self.offers: dict[str, tuple[str, Ref]] = {}  # conversation id -> (request id, ref)
         self.delivered = 0
+        self.subscriber: Ref | None = None  # the agent's desk gateway, while one is subscribed
+        self.subscription = ""
         self._log = structlog.get_logger("cx.agent").bind(agent_id=agent_id)
 
     @property
@@ -61,6 +67,19 @@ class AgentEntity:
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
             self.delivered += 1
+            if self.subscriber is not None:
+                event = payload.event
+                host.post(
+                    self.subscriber,
+                    Pushed(self.subscription, event.conversation_id, event_dict(event)),
+                )
+        elif isinstance(payload, Subscribe):
+            self.subscriber = Ref(payload.subscriber, "")
+            self.subscription = payload.subscription
+            host.reply(reply_to, None)
+        elif isinstance(payload, Unsubscribe):
+            self.subscriber = None
+            host.reply(reply_to, None)
         elif isinstance(payload, AgentPresence):
             self._presence(payload.action, reply_to, host)
         elif isinstance(payload, AgentJoin):

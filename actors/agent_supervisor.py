@@ -10,7 +10,16 @@ import structlog
 from actors.agent import agent_entity_id
 from actors.base import EngineActor
 from actors.host import Host
-from actors.messages import AgentJoin, AgentLogin, AgentPresence, Deliver, HostInit, Ref
+from actors.messages import (
+    AgentJoin,
+    AgentLogin,
+    AgentPresence,
+    Deliver,
+    HostInit,
+    Ref,
+    Subscribe,
+    Unsubscribe,
+)
 
 log = structlog.get_logger("cx.agents")
 MAX_AGENT_CONVERSATIONS = 100
@@ -54,7 +63,12 @@ class AgentSupervisor(EngineActor):
             )  # introduces it to the Router
             return
         agent_id = getattr(payload, "agent_id", None)
-        if not isinstance(payload, AgentPresence | AgentJoin) or agent_id is None:
+        if isinstance(payload, Subscribe | Unsubscribe):
+            agent_id = payload.subscription.removeprefix("agent:")
+        if (
+            not isinstance(payload, AgentPresence | AgentJoin | Subscribe | Unsubscribe)
+            or agent_id is None
+        ):
             self.refuse(
                 reply_to, "bad_argument", f"AgentSupervisor cannot handle {type(payload).__name__}"
             )

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.messages import Apply, EventDelivery, ReplyTo
+from actors.messages import (
+    Apply,
+    AttachSubscriber,
+    EventDelivery,
+    Pushed,
+    Ref,
+    ReplyTo,
+    Unsubscribe,
+)
 from actors.model.commands import CustomerMessage
+from actors.model.records import Event
+from actors.snapshots import event_dict
 
 if TYPE_CHECKING:
     from actors.host import HostContext
@@ -23,10 +33,22 @@ class ChannelSessionEntity:
         self.conversation_entity = f"c:{conversation_id}"
         self.seen_message_ids: set[str] = set()
         self.delivered_seq = 0
+        self.subscriber: Ref | None = None  # the channel gateway, while one is subscribed
+        self.subscription = ""
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
             self._delivered(payload)
+            if self.subscriber is not None:
+                self._push(payload.event, host)
+        elif isinstance(payload, AttachSubscriber):
+            self.subscriber = Ref(payload.subscriber, "")
+            self.subscription = payload.subscription
+            for event in payload.replay:
+                self._push(event, host)
+        elif isinstance(payload, Unsubscribe):
+            self.subscriber = None
+            host.reply(reply_to, None)
         elif isinstance(payload, Apply):
             command = payload.command
             if isinstance(command, CustomerMessage) and command.message_id in self.seen_message_ids:
@@ -37,6 +59,12 @@ class ChannelSessionEntity:
             host.refuse(
                 reply_to, "bad_argument", f"channel session cannot handle {type(payload).__name__}"
             )
+
+    def _push(self, event: Event, host: HostContext) -> None:
+        assert self.subscriber is not None
+        host.post(
+            self.subscriber, Pushed(self.subscription, event.conversation_id, event_dict(event))
+        )
 
     def _delivered(self, delivery: EventDelivery) -> None:
         event = delivery.event

@@ -22,6 +22,7 @@ from actors.messages import (
     ArchiveFailed,
     ArchiveLateRequest,
     ArchiveRequest,
+    AttachSubscriber,
     Bounced,
     CancelRequest,
     EnqueueRequest,
@@ -33,6 +34,7 @@ from actors.messages import (
     ReplyTo,
     SnapshotQuery,
     StateReport,
+    Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
 )
@@ -151,6 +153,8 @@ class ConversationEntity:
             host.reply(reply_to, record_dict(self.machine.record()))
         elif isinstance(payload, EventsQuery):
             host.reply(reply_to, [event_dict(e) for e in self.log if e.seq > payload.after_seq])
+        elif isinstance(payload, Subscribe):
+            self._subscribe_session(payload, reply_to, host)
         elif isinstance(payload, ArchiveDone):
             self._archived(payload.through_seq, host)
         elif isinstance(payload, ArchiveFailed):
@@ -179,9 +183,18 @@ class ConversationEntity:
     def perform(self, effects: list[Effect], host: HostContext) -> None:
         wiring = host.wired()
         me = host.ref(self.id)
+        # A session gets every event of the trigger that ended it (the machine has already
+        # applied the whole trigger when its effects are performed).
+        sessions = self.machine.live_session_ids() + [
+            e.event.channel_session_id
+            for e in effects
+            if isinstance(e, Publish)
+            and e.event.name == "CHANNEL_SESSION_ENDED"
+            and e.event.channel_session_id is not None
+        ]
         for effect in effects:
             if isinstance(effect, Publish):
-                self._publish(effect.event, host, me)
+                self._publish(effect.event, host, me, sessions)
             elif isinstance(effect, ArmAlarm):
                 host.arm(self.id, effect.key, effect.token, effect.at, effect.percent)
             elif isinstance(effect, DisarmTimer):
@@ -205,13 +218,11 @@ class ConversationEntity:
                     Ref(wiring.monitor, ""), ArchiveLateRequest(self.machine.id, effect.events)
                 )
 
-    def _publish(self, event: Event, host: HostContext, me: Ref) -> None:
+    def _publish(self, event: Event, host: HostContext, me: Ref, sessions: list[str]) -> None:
         self.log.append(event)
         delivery = EventDelivery(event, me)
-        for session_id in self.machine.live_session_ids():
+        for session_id in sessions:
             host.local(session_entity_id(session_id), delivery)
-        if event.channel_session_id is not None and event.name == "CHANNEL_SESSION_ENDED":
-            host.local(session_entity_id(event.channel_session_id), delivery)
         for agent in self.agents.values():
             host.post(agent, delivery)
         if event.name in BOT_INTERESTS and (
@@ -223,6 +234,28 @@ class ConversationEntity:
                 Ref(host.wired().monitor, ""),
                 StateReport(self.machine.id, self.machine.room_id, str(event.data["to"])),
             )
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _subscribe_session(
+        self, request: Subscribe, reply_to: ReplyTo | None, host: HostContext
+    ) -> None:
+        session_id = request.subscription.removeprefix("session:")
+        if session_id not in self.machine.session_ids():
+            host.refuse(
+                reply_to,
+                "unknown_id",
+                f"no channel session {session_id} in conversation {self.machine.id}",
+            )
+            return
+        # Every event up to now is already in the session's mailbox ahead of this message, and
+        # every later one will come after it: replay + live has no gap and no repeat.
+        replay = tuple(e for e in self.log if e.seq > request.after_seq)
+        host.local(
+            session_entity_id(session_id),
+            AttachSubscriber(request.subscription, request.subscriber, replay),
+        )
+        host.reply(reply_to, self.machine.seq)
 
     # ------------------------------------------------------------------ joins
 

@@ -313,6 +313,41 @@ class EventDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A gateway wants the outbound events of a channel session or an agent pushed to it.
+
+    For a channel session the conversation first replays its events after ``after_seq`` and
+    then pushes every new one, in order, with no gap and no repeat."""
+
+    subscription: str  # "session:<id>" or "agent:<id>"
+    subscriber: Any  # the gateway's address
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    subscription: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachSubscriber:
+    """Conversation -> its channel session: push these events, then every new one."""
+
+    subscription: str
+    subscriber: Any
+    replay: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """One outbound event for a subscribed gateway (the event as the gateway returns it)."""
+
+    subscription: str
+    conversation_id: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Alarm:
     """A timer alarm of an entity, delivered by its host's heap."""
 

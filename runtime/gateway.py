@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,12 +42,15 @@ from actors.messages import (
     NextAlarm,
     OpenSession,
     PeekAlarm,
+    Pushed,
     Ref,
     Reply,
     ReplyTo,
     SnapshotQuery,
     Status,
     StatusQuery,
+    Subscribe,
+    Unsubscribe,
     WhoAmI,
 )
 from actors.model.commands import (
@@ -84,6 +88,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "IllegalTransitionError",
+    "PushedEvent",
     "SessionRef",
     "UnavailableError",
     "UnknownIdError",
@@ -140,6 +145,18 @@ class SessionRef:
     room_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class PushedEvent:
+    """An outbound event pushed to this gateway for one of its subscriptions.
+
+    ``event`` is an event dict as :meth:`Gateway.events` returns them; its ``seq`` is what a
+    reconnecting gateway passes as ``after_seq`` to resume without a gap."""
+
+    subscription: str
+    conversation_id: str
+    event: dict[str, Any]
+
+
 class Gateway:
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
@@ -165,6 +182,7 @@ class Gateway:
         self._calls = itertools.count(1)
         self._hosts: dict[str, Any] = {}  # live conversation id -> host address
         self._session_conversation: dict[str, str] = {}
+        self._pushed: deque[PushedEvent] = deque()
         self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
         if not wired:
             raise GatewayError(
@@ -419,6 +437,63 @@ class Gateway:
             "queues": dict(sorted(routing.queues.items())),
         }
 
+    # ------------------------------------------------------------------ pushed events
+
+    def subscribe_session(self, channel_session_id: str, *, after_seq: int = 0) -> int:
+        """Push this channel session's outbound events (its conversation's events) to this
+        gateway: first those after ``after_seq``, then every new one. Returns the
+        conversation's current sequence number."""
+        _text("channel_session_id", channel_session_id, limit=128)
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise BadArgumentError(
+                f"subscribe_session refused for {channel_session_id}: after_seq must be an int >= 0"
+            )
+        conversation_id = self._conversation_of(channel_session_id)
+        request = Subscribe(f"session:{channel_session_id}", self._me, after_seq)
+        for attempt in range(2):
+            host = self._live_host(conversation_id, "subscribe_session")
+            try:
+                seq: int = self._call(host, conversation_entity_id(conversation_id), request)
+                return seq
+            except _NotHere:
+                self._forget(conversation_id)
+                if attempt:
+                    raise IllegalTransitionError(
+                        f"subscribe_session refused on conversation {conversation_id}: it is closing"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def subscribe_agent(self, agent_id: str) -> None:
+        """Push the events of every conversation this agent is subscribed to (live only: a
+        desk that reconnects reads what it missed with ``events(conversation_id, after_seq)``)."""
+        _text("agent_id", agent_id)
+        self._call(self._actors.agents, "", Subscribe(f"agent:{agent_id}", self._me))
+
+    def unsubscribe(self, subscription: str) -> None:
+        """Stop a subscription (``"session:<id>"`` or ``"agent:<id>"``)."""
+        kind, _, ident = subscription.partition(":")
+        if kind == "agent":
+            self._call(self._actors.agents, "", Unsubscribe(subscription))
+        elif kind == "session" and ident:
+            self._to_session(ident, Unsubscribe(subscription))
+        else:
+            raise BadArgumentError(
+                f"unsubscribe refused: {subscription!r} is not session:<id> or agent:<id>"
+            )
+
+    def pushed(self, timeout: float = 0.0) -> list[PushedEvent]:
+        """The events pushed to this gateway since the last call, oldest first; under real time
+        waits up to ``timeout`` seconds for the first one."""
+        if not self._embedded and not self._pushed and timeout > 0:
+            message = self._system.listen(timeout)
+            if message is not None:
+                self._intake(message)
+        while (message := self._system.listen(0)) is not None:
+            self._intake(message)
+        events = list(self._pushed)
+        self._pushed.clear()
+        return events
+
     # ------------------------------------------------------------------ virtual clock
 
     @property
@@ -490,6 +565,8 @@ class Gateway:
         while (message := self._system.listen(0)) is not None:
             if isinstance(message, Reply | Failure) and message.call_id == call_id:
                 found = message
+            else:
+                self._intake(message)
         if found is None:
             raise GatewayError(f"the engine did not answer {call_id}")
         return found
@@ -501,6 +578,25 @@ class Gateway:
                 raise UnavailableError(f"no answer from the engine within {ASK_TIMEOUT_S:g} s")
             if isinstance(message, Reply | Failure) and message.call_id == call_id:
                 return message
+            self._intake(message)
+
+    def _intake(self, message: Any) -> None:
+        """Keep pushed events; anything else (a late answer to an abandoned call) is dropped."""
+        if isinstance(message, Batch):
+            for item in message.items:
+                if isinstance(item.payload, Pushed):
+                    pushed = item.payload
+                    self._pushed.append(
+                        PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)
+                    )
+
+    def _conversation_of(self, session_id: str) -> str:
+        conversation_id = self._session_conversation.get(session_id)
+        if conversation_id is None:
+            location: Location = self._call(self._actors.monitor, "", Locate(session_id=session_id))
+            conversation_id = location.conversation_id
+            self._session_conversation[session_id] = conversation_id
+        return conversation_id
 
     @staticmethod
     def _error(failure: Failure) -> Exception:
@@ -551,16 +647,10 @@ class Gateway:
                         f"{what} refused on conversation {conversation_id}: it is closing"
                     ) from None
 
-    def _to_session(self, session_id: str, payload: Apply) -> None:
-        what = _snake(type(payload.command).__name__)
+    def _to_session(self, session_id: str, payload: Apply | Unsubscribe) -> None:
+        what = _snake(type(payload.command if isinstance(payload, Apply) else payload).__name__)
         for attempt in range(2):
-            conversation_id = self._session_conversation.get(session_id)
-            if conversation_id is None:
-                location: Location = self._call(
-                    self._actors.monitor, "", Locate(session_id=session_id)
-                )
-                conversation_id = location.conversation_id
-                self._session_conversation[session_id] = conversation_id
+            conversation_id = self._conversation_of(session_id)
             host = self._live_host(conversation_id, what)
             try:
                 self._call(host, session_entity_id(session_id), payload)

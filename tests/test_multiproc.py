@@ -18,6 +18,7 @@ def test_one_conversation_end_to_end(tmp_path: Path, per_host: int) -> None:
     config = write_config(tmp_path, placement={"per_host": per_host})
     with running_system(config), Gateway.connect(config) as gw:
         ref = gw.start_session("cust-1", "WEB", "visitor-1")
+        gw.subscribe_session(ref.channel_session_id)
         gw.customer_message(ref.channel_session_id, "hello", message_id="m-1")
         gw.customer_message(ref.channel_session_id, "hello", message_id="m-1")  # duplicate
         gw.agent_login("alice")
@@ -36,6 +37,18 @@ def test_one_conversation_end_to_end(tmp_path: Path, per_host: int) -> None:
             "BOT_UNSUBSCRIBED",
         ]
         assert [c["id"] for c in gw.history(ref.room_id)] == [ref.conversation_id]
+
+        # The subscribed session got its events pushed in order, once each, up to the end of
+        # the trigger that ended it (END_CONVERSATION): the rest is not the channel's business.
+        events = gw.events(ref.conversation_id)
+        (ended,) = [e for e in events if e["name"] == "CHANNEL_SESSION_ENDED"]
+        (closed,) = [e for e in events if e["data"].get("to") == "CLOSED"]
+        pushed: list[int] = []
+        eventually(
+            lambda: pushed.extend(p.event["seq"] for p in gw.pushed(0.05)) or ended["seq"] in pushed
+        )
+        assert pushed == list(range(1, len(pushed) + 1))
+        assert ended["seq"] <= pushed[-1] < closed["seq"]
 
 
 def test_connect_without_a_running_system_fails_clearly(tmp_path: Path) -> None:
