@@ -18,10 +18,12 @@ from actors.messages import (
     AgentGone,
     AgentJoin,
     AgentPresence,
+    AgentRef,
     Apply,
     Assignment,
     EventDelivery,
     Pushed,
+    Reattach,
     Ref,
     Released,
     ReplyTo,
@@ -94,6 +96,12 @@ class AgentEntity:
             if payload.reason is UnsubscribeReason.SLA_EXPIRED:
                 # It did not answer in time: like a RONA, stop routing to it until it is ready.
                 self.presence = Presence.NOT_READY
+            self._report(host)
+        elif isinstance(payload, Reattach):
+            conversation_id = payload.conversation.entity.removeprefix("c:")
+            joined = self.conversations if self.agent_id in payload.counted else self.monitoring
+            joined[conversation_id] = payload.conversation
+            host.post(payload.conversation, AgentRef(self.agent_id, host.ref(self.id)))
             self._report(host)
         elif isinstance(payload, SetNotReady):
             self.presence = Presence.NOT_READY

@@ -16,6 +16,7 @@ from actors.messages import (
     AgentPresence,
     Deliver,
     HostInit,
+    Reattach,
     Ref,
     Subscribe,
     Unsubscribe,
@@ -36,6 +37,9 @@ class AgentSupervisor(EngineActor):
         super().__init__()
         self.hosts: list[_AgentHost] = []
         self.placement: dict[str, _AgentHost] = {}
+        # Conversations rebuilt from the journal whose agents have not logged in again yet:
+        # they count against the agent's limit once it is back.
+        self.awaiting: dict[str, list[Reattach]] = {}
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, reply_to = item.payload, item.reply_to
@@ -58,9 +62,13 @@ class AgentSupervisor(EngineActor):
             self.placement[payload.agent_id] = host
             target = Ref(host.address, agent_entity_id(payload.agent_id))
             self.post(target, payload, reply_to)
-            self.post(
-                target, AgentPresence(payload.agent_id, "NOT_READY")
-            )  # introduces it to the Router
+            for reattach in self.awaiting.pop(payload.agent_id, []):
+                self.post(target, reattach)
+            # introduces the agent (NOT_READY) to the Router
+            self.post(target, AgentPresence(payload.agent_id, "NOT_READY"))
+            return
+        if isinstance(payload, Reattach):
+            self._reattach(payload)
             return
         agent_id = getattr(payload, "agent_id", None)
         if isinstance(payload, Subscribe | Unsubscribe):
@@ -81,6 +89,19 @@ class AgentSupervisor(EngineActor):
             del self.placement[agent_id]
             placed.agents -= 1
         self.post(Ref(placed.address, agent_entity_id(agent_id)), payload, reply_to)
+
+    def _reattach(self, request: Reattach) -> None:
+        for agent_id in (*request.counted, *request.monitors):
+            one = Reattach(
+                request.conversation,
+                tuple(a for a in request.counted if a == agent_id),
+                tuple(a for a in request.monitors if a == agent_id),
+            )
+            placed = self.placement.get(agent_id)
+            if placed is None:
+                self.awaiting.setdefault(agent_id, []).append(one)
+            else:
+                self.post(Ref(placed.address, agent_entity_id(agent_id)), one)
 
     def _place(self) -> _AgentHost:
         per_host = self.wired().settings.placement.per_host

@@ -11,12 +11,24 @@ caller (if any) gets a ``Failure(kind="internal")``, and Thespian never re-deliv
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
-from actors.messages import Batch, Deliver, Drain, Failure, Ref, Reply, ReplyTo, WhoAmI, Wiring
+from actors.messages import (
+    Batch,
+    Deliver,
+    Drain,
+    Failure,
+    Ping,
+    Ref,
+    Reply,
+    ReplyTo,
+    WhoAmI,
+    Wiring,
+)
 from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
 from runtime.logs import configure_logging
 from runtime.timefmt import wall_ms
@@ -40,6 +52,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         self.wiring: Wiring | None = None
         self._virtual_now = 0
         self._outbox: dict[str, tuple[Any, list[Deliver]]] = {}
+        self._replies: list[tuple[Any, Reply | Failure]] = []
 
     # clock ------------------------------------------------------------------
 
@@ -88,6 +101,11 @@ class EngineActor(Actor):  # type: ignore[misc]
                 )
             elif isinstance(message, WhoAmI):
                 self.send(sender, Reply(message.call_id, (sender, self.wiring is not None)))
+            elif isinstance(message, Ping):
+                self.send(
+                    sender,
+                    Reply(message.call_id, {"pid": os.getpid(), "actor": type(self).__name__}),
+                )
             elif isinstance(message, Drain):
                 pass
             elif isinstance(message, ActorExitRequest):
@@ -150,17 +168,24 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None:
         if reply_to is not None:
-            self.send(reply_to.address, Reply(reply_to.call_id, value))
+            self._replies.append((reply_to.address, Reply(reply_to.call_id, value)))
 
     def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None:
         if reply_to is not None:
-            self.send(reply_to.address, failure)
+            self._replies.append((reply_to.address, failure))
 
     def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None:
         if reply_to is not None:
-            self.send(reply_to.address, Failure(reply_to.call_id, kind, message))
+            self.fail(reply_to, Failure(reply_to.call_id, kind, message))
+
+    def before_send(self) -> None:
+        """Called when a handler is done, before anything it produced leaves the actor."""
 
     def flush(self) -> None:
+        self.before_send()
+        replies, self._replies = self._replies, []
+        for address, answer in replies:
+            self.send(address, answer)
         if not self._outbox:
             return
         outbox, self._outbox = self._outbox, {}

@@ -60,6 +60,11 @@ class ChannelSessionEntity:
                 reply_to, "bad_argument", f"channel session cannot handle {type(payload).__name__}"
             )
 
+    def remember(self, log: list[Event]) -> None:
+        """Rebuilt from the journal: know the message ids already seen."""
+        for event in log:
+            self._delivered(EventDelivery(event, Ref(None, "")))
+
     def _push(self, event: Event, host: HostContext) -> None:
         assert self.subscriber is not None
         host.post(

@@ -16,6 +16,7 @@ import structlog
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
 from actors.messages import (
+    AgentRef,
     Alarm,
     Apply,
     ArchiveDone,
@@ -29,6 +30,7 @@ from actors.messages import (
     EventDelivery,
     EventsQuery,
     JoinSession,
+    Reattach,
     Ref,
     Released,
     ReplyTo,
@@ -61,6 +63,7 @@ from actors.model.enums import SUPERVISOR_ROLES, State, ThresholdAction
 from actors.model.errors import Refused
 from actors.model.policy import Policy, Threshold
 from actors.model.records import Event
+from actors.restore import command_record
 from actors.snapshots import event_dict, record_dict
 from runtime.config import Settings
 from runtime.timefmt import seconds_to_ms
@@ -155,6 +158,9 @@ class ConversationEntity:
             host.reply(reply_to, [event_dict(e) for e in self.log if e.seq > payload.after_seq])
         elif isinstance(payload, Subscribe):
             self._subscribe_session(payload, reply_to, host)
+        elif isinstance(payload, AgentRef):
+            if payload.agent_id in self.machine.subscribed_agents():
+                self.agents[payload.agent_id] = payload.agent
         elif isinstance(payload, ArchiveDone):
             self._archived(payload.through_seq, host)
         elif isinstance(payload, ArchiveFailed):
@@ -167,13 +173,16 @@ class ConversationEntity:
     def apply(
         self, command: Command, reply_to: ReplyTo | None, host: HostContext, result: Any = None
     ) -> bool:
+        now = host.now()
         try:
-            effects = self.machine.handle(command, host.now())
+            effects = self.machine.handle(command, now)
         except Refused as refusal:
-            self._log.info("refused", command=type(command).__name__, problem=refusal.problem)
+            self._log.debug("refused", command=type(command).__name__, problem=refusal.problem)
             if reply_to is not None:
                 host.fail(reply_to, failure_of(reply_to.call_id, refusal))
             return False
+        if effects:
+            host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.perform(effects, host)
         host.reply(reply_to, result)
         return True
@@ -235,6 +244,28 @@ class ConversationEntity:
                 StateReport(self.machine.id, self.machine.room_id, str(event.data["to"])),
             )
 
+    def resume(self, host: HostContext) -> None:
+        """After a rebuild from the journal: re-arm the timers with the time they had left
+        (an alarm already due fires at once, once), report the state, finish an interrupted
+        archive, and find the agents again."""
+        for alarm in self.machine.pending_alarms():
+            host.arm(self.id, alarm.key, alarm.token, alarm.at, alarm.percent)
+        wiring = host.wired()
+        state = self.machine.state
+        assert state is not None
+        host.post(
+            Ref(wiring.monitor, ""),
+            StateReport(self.machine.id, self.machine.room_id, state.value),
+        )
+        closing = self.machine.closing_effect()
+        if closing is not None:
+            self._closing = closing
+            self._request_archive(host)
+        monitors = tuple(self.machine.subscribed_supervisors())
+        counted = tuple(a for a in self.machine.subscribed_agents() if a not in monitors)
+        if counted or monitors:
+            host.post(Ref(wiring.agents, ""), Reattach(host.ref(self.id), counted, monitors))
+
     # ------------------------------------------------------------------ subscriptions
 
     def _subscribe_session(
@@ -277,8 +308,9 @@ class ConversationEntity:
 
     def _subscribe(self, request: SubscribeRequest, host: HostContext) -> None:
         command = SubscribeAgent(request.agent_id, request.role, request.request_id)
+        now = host.now()
         try:
-            effects = self.machine.handle(command, host.now())
+            effects = self.machine.handle(command, now)
         except Refused as refusal:
             failure = failure_of(request.origin.call_id if request.origin else "", refusal)
             host.post(
@@ -293,6 +325,7 @@ class ConversationEntity:
                 ),
             )
             return
+        host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.agents[request.agent_id] = request.agent
         counted = request.role not in SUPERVISOR_ROLES
         host.post(
@@ -322,6 +355,8 @@ class ConversationEntity:
         if self.machine.state is not State.CLOSING:
             return  # a second answer to a repeated request
         self.apply(ArchiveCommitted(through_seq), None, host)
+        host.journal(self.machine.id, {"k": "closed", "c": self.machine.id})
+        host.forget_journal(self.machine.id)
         for session_id in self.machine.session_ids():
             host.remove(session_entity_id(session_id))
         host.remove(self.id)

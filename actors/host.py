@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -32,12 +33,17 @@ from actors.messages import (
     OpenConversation,
     Ref,
     ReplyTo,
+    RestoreConversation,
+    Restored,
     Wiring,
 )
 from actors.model.conversation import ConversationMachine
 from actors.model.errors import Refused
 from actors.model.policy import Policy
+from actors.restore import open_record, rebuild
 from actors.timed import TimedActor
+from runtime.codec import CodecError
+from runtime.journal import JournalWriter
 
 log = structlog.get_logger("cx.host")
 
@@ -64,6 +70,8 @@ class HostContext(Protocol):
     def spawn(self, entity: Entity) -> None: ...
     def remove(self, entity_id: str) -> None: ...
     def has(self, entity_id: str) -> bool: ...
+    def journal(self, conversation_id: str, record: dict[str, Any]) -> None: ...
+    def forget_journal(self, conversation_id: str) -> None: ...
 
 
 class Host(TimedActor):
@@ -73,6 +81,7 @@ class Host(TimedActor):
         self.kind = ""
         self.entities: dict[str, Entity] = {}
         self._mailbox: deque[tuple[str, Any, ReplyTo | None]] = deque()
+        self._journal: JournalWriter | None = None
         self._draining = False
         self._cached_policy: Policy | None = None
 
@@ -106,6 +115,33 @@ class Host(TimedActor):
     def has(self, entity_id: str) -> bool:
         return entity_id in self.entities
 
+    def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.add(conversation_id, record)
+
+    def forget_journal(self, conversation_id: str) -> None:
+        if self._journal is not None:
+            self._journal.forget(conversation_id)
+
+    # journal durability ----------------------------------------------------------------
+
+    def before_send(self) -> None:
+        # Records reach the file before any reply or message leaves this host.
+        if self._journal is not None:
+            self._journal.flush()
+
+    def on_tick(self) -> None:
+        if self._journal is not None:
+            self._journal.sync_if_due()
+
+    def wakeup_hint_ms(self) -> int | None:
+        return self._journal.sync_due_in_ms() if self._journal is not None else None
+
+    def on_exit(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
     # Thespian side -------------------------------------------------------------------
 
     def on_message(self, message: Any, sender: Any) -> None:
@@ -113,6 +149,13 @@ class Host(TimedActor):
             self.host_id, self.kind = message.host_id, message.kind
             self.wire(message.wiring)
             self.advance_clock(message.now)
+            if message.kind == "conversations":
+                storage = message.wiring.settings.storage
+                self._journal = JournalWriter(
+                    Path(storage.journal) / message.host_id,
+                    fsync=storage.fsync,
+                    interval_ms=storage.fsync_interval_ms,
+                )
         else:
             super().on_message(message, sender)
 
@@ -171,14 +214,45 @@ class Host(TimedActor):
             conversation = ConversationEntity(machine)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
+            self.journal(machine.id, open_record(machine, first, self.now()))
             conversation.perform(effects, self)
             self.reply(reply_to, conversation.session_ref(first))
+            return True
+        if isinstance(payload, RestoreConversation):
+            self._restore(payload)
             return True
         if isinstance(payload, AgentLogin):
             self.spawn(AgentEntity(payload.agent_id, payload.queues, payload.max_conversations))
             self.reply(reply_to, None)
             return True
         return False
+
+    def _restore(self, payload: RestoreConversation) -> None:
+        """Rebuild a conversation from journal records (after a restart or a host crash)."""
+        conversation_id = payload.opened["c"]
+        try:
+            rebuilt = rebuild(payload.opened, list(payload.commands))
+        except (CodecError, KeyError, TypeError, ValueError) as error:
+            log.error("restore_failed", conversation_id=conversation_id, error=str(error))
+            self.post(
+                Ref(self.wired().monitor, ""), Restored(conversation_id, False, (str(error),))
+            )
+            return
+        for record in rebuilt.records:  # this host's journal now holds its whole history
+            self.journal(conversation_id, record)
+        conversation = ConversationEntity(rebuilt.machine)
+        conversation.log = rebuilt.log
+        self.spawn(conversation)
+        for session_id in rebuilt.machine.session_ids():
+            session = ChannelSessionEntity(session_id, conversation_id)
+            session.remember(rebuilt.log)
+            self.spawn(session)
+        conversation.resume(self)
+        for problem in rebuilt.problems:
+            log.warning("restore_problem", conversation_id=conversation_id, problem=problem)
+        self.post(
+            Ref(self.wired().monitor, ""), Restored(conversation_id, True, tuple(rebuilt.problems))
+        )
 
     def _policy(self) -> Policy:
         if self._cached_policy is None:

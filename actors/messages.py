@@ -136,6 +136,13 @@ class WhoAmI:
 
 
 @dataclass(frozen=True, slots=True)
+class Ping:
+    """Answered with ``Reply({"pid": ..., "actor": ...})``: which process runs an actor."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Drain:
     """Does nothing: lets a caller run a simpleSystemBase until it is quiescent."""
 
@@ -206,6 +213,28 @@ class OpenConversation:
     room_id: str
     customer_id: str
     first: StartSession
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreConversation:
+    """Rebuild a conversation from its journal records on this host."""
+
+    opened: dict[str, Any]
+    commands: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    conversation_id: str
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BootStatus:
+    """Answered by the TopicMonitor: what it restored at boot."""
+
+    call_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +445,23 @@ class Assignment:
     conversation: Ref
     queue: str
     offer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reattach:
+    """A conversation rebuilt from its journal asks for its agents again."""
+
+    conversation: Ref
+    counted: tuple[str, ...]  # agents whose limit this conversation counts against
+    monitors: tuple[str, ...] = ()  # supervisors (not counted)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRef:
+    """An agent entity tells a rebuilt conversation where it is now."""
+
+    agent_id: str
+    agent: Ref
 
 
 @dataclass(frozen=True, slots=True)

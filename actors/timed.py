@@ -40,7 +40,15 @@ class TimedActor(EngineActor):
 
     def on_wakeup(self, payload: Any) -> None:
         self._wakeup_at = None
+        self.on_tick()
         self.fire_due()
+
+    def on_tick(self) -> None:
+        """Called on every real-time wakeup (at least every TICK_MS)."""
+
+    def wakeup_hint_ms(self) -> int | None:
+        """Something other than an alarm that needs a wakeup within this many ms."""
+        return None
 
     def fire_due(self) -> None:
         now = self.now()
@@ -56,6 +64,9 @@ class TimedActor(EngineActor):
         next_at = self.alarms.next_at()
         now = self.now()
         target = now + TICK_MS if next_at is None else min(next_at, now + TICK_MS)
+        hint = self.wakeup_hint_ms()
+        if hint is not None:
+            target = min(target, now + hint)
         if self._wakeup_at is not None and self._wakeup_at <= target:
             return
         self._wakeup_at = target

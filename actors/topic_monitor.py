@@ -9,7 +9,9 @@ retries), and serves what is archived: snapshots, events, room history, late act
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,6 +27,7 @@ from actors.messages import (
     ArchiveFailed,
     ArchiveLateRequest,
     ArchiveRequest,
+    BootStatus,
     Bounced,
     Deliver,
     HostInit,
@@ -37,6 +40,8 @@ from actors.messages import (
     Ref,
     Reply,
     ReplyTo,
+    RestoreConversation,
+    Restored,
     StateReport,
     Status,
     StatusQuery,
@@ -47,6 +52,8 @@ from actors.model.events import RESERVED_NAMES
 from actors.model.records import SYSTEM, Event
 from actors.snapshots import event_dict, record_dict
 from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+from runtime.journal import JournalError, read_directory
+from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 _GONE = {State.CLOSING.value, State.CLOSED.value}
@@ -57,6 +64,23 @@ class _HostInfo:
     address: Any
     host_id: str
     conversations: int = 0
+
+
+@dataclass(slots=True)
+class _Boot:
+    now: int = 0  # the latest journaled time: a virtual clock resumes there
+    restored: int = 0
+    damage: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Recovery:
+    """Journal directories being replaced by restored copies; deleted once all are back."""
+
+    directories: list[Path]
+    awaiting: set[str]
+    failed: bool = False
 
 
 @dataclass(slots=True)
@@ -71,19 +95,28 @@ class TopicMonitor(EngineActor):
     def __init__(self) -> None:
         super().__init__()
         self.archive: Archive | None = None
+        # By host id: an address's text can change once Thespian resolves it; compare with ==.
         self.hosts: dict[str, _HostInfo] = {}
         self.live: dict[str, _Live] = {}
         self.room_live: dict[str, str] = {}
         self.session_conversation: dict[str, str] = {}
         self._host_seq = 0
+        self._recoveries: list[_Recovery] = []
+        self.boot = _Boot()
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_wired(self, sender: Any) -> None:
         settings = self.wired().settings
-        self.archive = Archive(settings.storage.archive, fsync=settings.storage.fsync)
+        self.archive = Archive(
+            settings.storage.archive, fsync=settings.storage.fsync, busy_timeout_ms=200
+        )
+        root = Path(settings.storage.journal)
+        previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
             self._new_host()
+        # A system started on storage that holds journals restores those conversations first.
+        self.boot.restored = self._recover(previous)
 
     def on_exit(self) -> None:
         if self.archive is not None:
@@ -91,16 +124,24 @@ class TopicMonitor(EngineActor):
             self.archive = None
 
     def on_child_exited(self, address: Any) -> None:
-        lost = self.hosts.pop(str(address), None)
-        if lost is None:
+        lost = next((h for h in self.hosts.values() if h.address == address), None)
+        if lost is None or self.archive is None:  # not a host, or the system is shutting down
             return
+        del self.hosts[lost.host_id]
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         for conversation_id in orphans:
             self._forget(conversation_id)
+        if self.wiring is not None:
+            # Rebuild its conversations from its journal on another host.
+            directory = Path(self.wired().settings.storage.journal) / lost.host_id
+            restored = self._recover([directory])
+            log.info("host_recovered", host=lost.host_id, conversations=restored)
 
     def on_message(self, message: Any, sender: Any) -> None:
-        if isinstance(message, ListTimerOwners):
+        if isinstance(message, BootStatus):
+            self.send(sender, Reply(message.call_id, asdict(self.boot)))
+        elif isinstance(message, ListTimerOwners):
             owners = [self.wired().router, *(h.address for h in self.hosts.values())]
             self.send(sender, Reply(message.call_id, owners))
         else:
@@ -126,6 +167,8 @@ class TopicMonitor(EngineActor):
             self._archived_activity(payload, reply_to)
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
+        elif isinstance(payload, Restored):
+            self._restored(payload)
         else:
             self.refuse(
                 reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
@@ -221,6 +264,79 @@ class TopicMonitor(EngineActor):
                 del self.room_live[live.room_id]
         self._open_session(origin, reply_to)
 
+    # ------------------------------------------------------------------ recovery
+
+    def _recover(self, directories: list[Path]) -> int:
+        """Restore every live conversation journaled in ``directories`` onto hosts; the
+        directories are deleted once every one of them is back (each host journals its
+        restored conversations' whole history again)."""
+        archive = self._archive_or_fail()
+        found: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        closed: set[str] = set()
+        readable: list[Path] = []
+        for directory in directories:
+            try:
+                read = read_directory(directory)
+            except JournalError as error:
+                log.error("journal_refused", error=str(error))
+                self.boot.error = str(error)
+                continue
+            readable.append(directory)
+            for problem in read.damage:
+                log.warning("journal_damaged", problem=problem)
+                self.boot.damage.append(problem)
+            for conversation_id, opened, commands, is_closed in _by_conversation(read.records):
+                self.boot.now = max(self.boot.now, *(r["t"] for r in [opened, *commands]))
+                if is_closed:
+                    closed.add(conversation_id)
+                # A conversation moved between hosts is in both journals: the longer wins.
+                if conversation_id not in found or len(commands) > len(found[conversation_id][1]):
+                    found[conversation_id] = (opened, commands)
+        recovery = _Recovery(readable, set())
+        for conversation_id, (opened, commands) in found.items():
+            if (
+                conversation_id in closed
+                or conversation_id in self.live
+                or archive.has_conversation(conversation_id)
+            ):
+                continue
+            host = self._place()
+            host.conversations += 1
+            sessions = _session_ids(opened, commands)
+            self.live[conversation_id] = _Live(host, opened["room"], "RESTORING", sessions)
+            self.room_live[opened["room"]] = conversation_id
+            for session_id in sessions:
+                self.session_conversation[session_id] = conversation_id
+            recovery.awaiting.add(conversation_id)
+            self.post(
+                Ref(host.address, conversation_entity_id(conversation_id)),
+                RestoreConversation(opened, tuple(commands)),
+            )
+        self._recoveries.append(recovery)
+        self._settle_recoveries()
+        return len(recovery.awaiting)
+
+    def _restored(self, restored: Restored) -> None:
+        for recovery in self._recoveries:
+            if restored.conversation_id in recovery.awaiting:
+                recovery.awaiting.discard(restored.conversation_id)
+                recovery.failed = recovery.failed or not restored.ok
+        if not restored.ok:
+            log.error(
+                "restore_failed",
+                conversation_id=restored.conversation_id,
+                problems=restored.problems,
+            )
+        self._settle_recoveries()
+
+    def _settle_recoveries(self) -> None:
+        for recovery in [r for r in self._recoveries if not r.awaiting]:
+            self._recoveries.remove(recovery)
+            if recovery.failed:
+                continue  # keep the journals of what could not be restored, for a person to look at
+            for directory in recovery.directories:
+                shutil.rmtree(directory, ignore_errors=True)
+
     # ------------------------------------------------------------------ placement
 
     def _place(self) -> _HostInfo:
@@ -233,15 +349,16 @@ class TopicMonitor(EngineActor):
     def _new_host(self) -> _HostInfo:
         self._host_seq += 1
         address = self.createActor(Host)
-        host = _HostInfo(address, f"host-{self._host_seq}")
-        self.hosts[str(address)] = host
+        # Unique across restarts: the name is also the host's journal directory.
+        host = _HostInfo(address, f"host-{wall_ms():x}-{self._host_seq}")
+        self.hosts[host.host_id] = host
         self.send(address, HostInit(host.host_id, "conversations", self.wired(), self.now()))
         return host
 
     def _retire_if_idle(self, host: _HostInfo) -> None:
         keep = self.wired().settings.placement.hosts
         if host.conversations == 0 and len(self.hosts) > keep:
-            del self.hosts[str(host.address)]
+            del self.hosts[host.host_id]
             self.send(host.address, ActorExitRequest())
 
     # ------------------------------------------------------------------ states and archive
@@ -379,3 +496,32 @@ class TopicMonitor(EngineActor):
     def _archive_or_fail(self) -> Archive:
         assert self.archive is not None, "TopicMonitor used before it was wired"
         return self.archive
+
+
+def _by_conversation(
+    records: list[dict[str, Any]],
+) -> list[tuple[str, dict[str, Any], list[dict[str, Any]], bool]]:
+    """Group journal records per conversation: (id, open record, commands, closed)."""
+    opened: dict[str, dict[str, Any]] = {}
+    commands: dict[str, list[dict[str, Any]]] = {}
+    closed: set[str] = set()
+    for record in records:
+        conversation_id, kind = record.get("c"), record.get("k")
+        if not isinstance(conversation_id, str):
+            continue
+        if kind == "open":
+            opened[conversation_id] = record
+            commands[conversation_id] = []
+        elif kind == "cmd" and conversation_id in commands:
+            commands[conversation_id].append(record)
+        elif kind == "closed":
+            closed.add(conversation_id)
+    return [(cid, opened[cid], commands[cid], cid in closed) for cid in opened]
+
+
+def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:
+    ids = []
+    for command in [opened["first"], *(r["cmd"] for r in commands)]:
+        if isinstance(command, list) and command and command[0] == "StartSession":
+            ids.append(str(command[1].get("session_id")))
+    return ids

@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgpack
-from thespian.actors import ActorSystem
+from thespian.actors import ActorSystem, PoisonMessage
 
 from actors.conversation import conversation_entity_id, session_entity_id
 from actors.messages import (
@@ -31,6 +32,7 @@ from actors.messages import (
     ArchivedActivity,
     ArchivedQuery,
     Batch,
+    BootStatus,
     Deliver,
     Drain,
     EventsQuery,
@@ -96,6 +98,8 @@ __all__ = [
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 ASK_TIMEOUT_S = 30.0
+#: While waiting for a conversation's host, how often to check that it is still its host.
+HOST_CHECK_S = 1.0
 _GATEWAY_ENDS = frozenset(
     {SessionEndReason.CUSTOMER, SessionEndReason.NETWORK, SessionEndReason.AGENT}
 )
@@ -183,11 +187,15 @@ class Gateway:
         self._hosts: dict[str, Any] = {}  # live conversation id -> host address
         self._session_conversation: dict[str, str] = {}
         self._pushed: deque[PushedEvent] = deque()
+        self._stray: dict[str, Reply | Failure] = {}
         self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
         if not wired:
             raise GatewayError(
                 "the actor system is running but the engine was not started in it (use `cx start`)"
             )
+        self.boot: dict[str, Any] = self._ask_direct(addresses.monitor, BootStatus(self._call_id()))
+        if virtual:  # a restored system's clock resumes at the latest journaled time
+            self._now = max(self._now, int(self.boot["now"]))
 
     # ------------------------------------------------------------------ construction
 
@@ -206,7 +214,7 @@ class Gateway:
         now = 0 if virtual_time else wall_ms()
         try:
             addresses = boot(system, settings, virtual=virtual_time, now=now)
-            return cls(
+            gateway = cls(
                 system,
                 settings,
                 addresses,
@@ -215,6 +223,9 @@ class Gateway:
                 owns_system=True,
                 now=now,
             )
+            if gateway.boot["error"]:
+                raise UnavailableError(f"cannot start on this storage: {gateway.boot['error']}")
+            return gateway
         except BaseException:
             system.shutdown()
             raise
@@ -555,7 +566,8 @@ class Gateway:
             answer = self._collect(call_id)
         else:
             self._system.tell(address, batch)
-            answer = self._wait(call_id)
+            conversation_id = self._conversation_addressed(entity)
+            answer = self._wait(call_id, address, conversation_id)
         if isinstance(answer, Failure):
             raise self._error(answer)
         return answer.value
@@ -571,14 +583,55 @@ class Gateway:
             raise GatewayError(f"the engine did not answer {call_id}")
         return found
 
-    def _wait(self, call_id: str) -> Reply | Failure:
+    def _wait(self, call_id: str, address: Any, conversation_id: str | None) -> Reply | Failure:
+        deadline = time.monotonic() + ASK_TIMEOUT_S
         while True:
-            message = self._system.listen(ASK_TIMEOUT_S)
+            if call_id in self._stray:
+                return self._stray.pop(call_id)
+            message = self._system.listen(min(HOST_CHECK_S, max(0.0, deadline - time.monotonic())))
             if message is None:
-                raise UnavailableError(f"no answer from the engine within {ASK_TIMEOUT_S:g} s")
-            if isinstance(message, Reply | Failure) and message.call_id == call_id:
-                return message
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(f"no answer from the engine within {ASK_TIMEOUT_S:g} s")
+                if conversation_id is not None and self._host_replaced(conversation_id, address):
+                    return Failure(
+                        call_id,
+                        "unavailable",
+                        f"the host of conversation {conversation_id} failed while handling this request;"
+                        " the conversation was rebuilt from its journal and the request may or may not"
+                        " have been applied: check, or retry (a customer message with the same"
+                        " message_id is never applied twice)",
+                    )
+                continue
+            if isinstance(message, Reply | Failure):
+                if message.call_id == call_id:
+                    return message
+                self._stray[message.call_id] = message  # the answer to an outer, waiting call
+                continue
+            if isinstance(message, PoisonMessage) and _carries(message.poisonMessage, call_id):
+                # Thespian could not deliver it (the actor is gone, e.g. its host died and
+                # its conversations were rebuilt elsewhere): nothing was done; look it up again.
+                return Failure(call_id, "not_here", "the actor addressed is gone")
             self._intake(message)
+
+    def _conversation_addressed(self, entity: str) -> str | None:
+        if entity.startswith("c:"):
+            return entity[2:]
+        if entity.startswith("s:"):
+            return self._session_conversation.get(entity[2:])
+        return None
+
+    def _host_replaced(self, conversation_id: str, address: Any) -> bool:
+        """Has the TopicMonitor moved the conversation off ``address`` (its host died)?"""
+        try:
+            location: Location = self._call(
+                self._actors.monitor, "", Locate(conversation_id=conversation_id)
+            )
+        except GatewayError:
+            return True
+        if location.host is None or location.host != address:
+            self._forget(conversation_id)
+            return True
+        return False
 
     def _intake(self, message: Any) -> None:
         """Keep pushed events; anything else (a late answer to an abandoned call) is dropped."""
@@ -681,6 +734,12 @@ class Gateway:
         """Embedded only: run the system until nothing is pending (every method already does)."""
         if self._embedded:
             self._system.tell(self._actors.monitor, Drain())
+
+
+def _carries(message: Any, call_id: str) -> bool:
+    return isinstance(message, Batch) and any(
+        item.reply_to is not None and item.reply_to.call_id == call_id for item in message.items
+    )
 
 
 # ---------------------------------------------------------------------- argument checks

@@ -267,6 +267,11 @@ class ConversationMachine:
             if p.subscribed and p.type is ParticipantType.AGENT
         ]
 
+    def subscribed_supervisors(self) -> list[str]:
+        return [
+            p.id for p in self._participants.values() if p.subscribed and p.role in SUPERVISOR_ROLES
+        ]
+
     def bot_role(self) -> Role | None:
         bot = self._participants.get(BOT_ID)
         return bot.role if bot is not None and bot.subscribed else None
@@ -277,6 +282,25 @@ class ConversationMachine:
 
     def running_timers(self) -> dict[TimerKey, RunningTimer]:
         return {k: replace(v) for k, v in self._timers.items()}
+
+    def pending_alarms(self) -> list[ArmAlarm]:
+        """The alarms of the running timers that have not fired yet: what a host arms for a
+        conversation rebuilt from its journal (alarms already due fire at once, once)."""
+        alarms: list[ArmAlarm] = []
+        for key, timer in self._timers.items():
+            duration = timer.deadline - timer.started_at
+            for threshold in self._thresholds(key.kind):
+                if threshold.percent not in timer.fired:
+                    at = timer.started_at + duration * threshold.percent // 100
+                    alarms.append(ArmAlarm(key, timer.token, at, threshold.percent))
+            alarms.append(ArmAlarm(key, timer.token, timer.deadline, 100))
+        return alarms
+
+    def closing_effect(self) -> ArchiveConversation | None:
+        """While CLOSING: the archive write still to be done (for a rebuilt conversation)."""
+        if self.state is not State.CLOSING:
+            return None
+        return ArchiveConversation(self._closed_record(), tuple(self._closing_events))
 
     def record(self) -> ConversationRecord:
         assert self.state is not None
@@ -606,6 +630,7 @@ class ConversationMachine:
             if kind not in OBSERVABLE_KINDS:
                 return []
             threshold = self._threshold(kind, cmd.percent)
+            running.fired = (*running.fired, cmd.percent)
             self._begin(now)
             self._emit(
                 _Bucket.OWN,

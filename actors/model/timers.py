@@ -32,3 +32,4 @@ class RunningTimer:
     token: int
     started_at: int
     deadline: int
+    fired: tuple[int, ...] = ()  # thresholds (percent) already reached

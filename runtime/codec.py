@@ -1,0 +1,186 @@
+"""Plain-data forms of the domain values that are written to disk (the journal).
+
+Commands, events and policies become msgpack-friendly lists and maps, and come back only
+through an explicit registry of known types: decoding never instantiates anything that is not
+listed here, and a malformed value raises :class:`CodecError` naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from actors.model import commands
+from actors.model.enums import (
+    Channel,
+    EndedBy,
+    EventType,
+    ParticipantType,
+    ResumeReason,
+    Role,
+    SessionEndReason,
+    ThresholdAction,
+    UnsubscribeReason,
+)
+from actors.model.policy import Policy, Threshold
+from actors.model.records import Emitter, Event
+from actors.model.timers import TimerKey, TimerKind
+
+
+class CodecError(ValueError):
+    """A stored value does not decode to a known domain value."""
+
+
+_COMMANDS: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        commands.StartSession,
+        commands.CustomerMessage,
+        commands.EndSession,
+        commands.RequestAgent,
+        commands.SubscribeAgent,
+        commands.AgentMessage,
+        commands.BotMessage,
+        commands.BotNotification,
+        commands.Hold,
+        commands.Resume,
+        commands.AgentLeave,
+        commands.ApplyWrapUp,
+        commands.SetData,
+        commands.EndConversation,
+        commands.AddActivity,
+        commands.TimerFired,
+        commands.RoutingUpdate,
+        commands.ArchiveCommitted,
+    )
+}
+_REASONS: dict[str, type[Enum]] = {
+    "EndSession": SessionEndReason,
+    "Resume": ResumeReason,
+    "AgentLeave": UnsubscribeReason,
+}
+
+
+def encode_command(command: Any) -> list[Any]:
+    name = type(command).__name__
+    if name not in _COMMANDS:
+        raise CodecError(f"cannot encode {name}")
+    return [name, {f.name: _plain(getattr(command, f.name)) for f in dataclasses.fields(command)}]
+
+
+def decode_command(value: Any) -> Any:
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], dict)):
+        raise CodecError(f"a command is [name, fields], got {value!r:.80}")
+    name, fields = value
+    cls = _COMMANDS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise CodecError(f"unknown command {name!r:.40}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    if set(fields) - known:
+        raise CodecError(f"{name} has unknown fields {sorted(set(fields) - known)}")
+    try:
+        return cls(**{k: _typed(name, k, v) for k, v in fields.items()})
+    except (TypeError, ValueError) as error:
+        raise CodecError(f"{name}: {error}") from None
+
+
+def _typed(command: str, field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field == "reason":
+        return _REASONS[command](value)
+    if field == "by":
+        return _emitter(value) if isinstance(value, list) else EndedBy(value)
+    if field == "emitter":
+        return _emitter(value)
+    if field == "key" and command == "TimerFired":
+        return TimerKey(TimerKind(value[0]), value[1])
+    if field == "codes":
+        return tuple(value)
+    if field == "channel":
+        return Channel(value)
+    if field == "role":
+        return Role(value)
+    return value
+
+
+def _emitter(value: Any) -> Emitter:
+    if not (isinstance(value, list) and len(value) == 2):
+        raise CodecError(f"an emitter is [id, type], got {value!r:.80}")
+    kind = value[1]
+    return Emitter(
+        value[0], ParticipantType(kind) if kind in ParticipantType._value2member_map_ else kind
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Threshold):
+        return [value.percent, value.action.value]
+    if isinstance(value, Emitter):
+        return [value.id, _plain(value.type)]
+    if isinstance(value, TimerKey):
+        return [value.kind.value, value.subject]
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------- events
+
+
+def encode_event(event: Event) -> list[Any]:
+    return [
+        event.seq,
+        event.name,
+        event.type.value,
+        event.timestamp,
+        _plain(event.emitter),
+        event.channel_session_id,
+        _plain(event.data),
+    ]
+
+
+def decode_event(conversation_id: str, room_id: str, value: Any) -> Event:
+    try:
+        seq, name, kind, timestamp, emitter, session_id, data = value
+        return Event(
+            conversation_id,
+            room_id,
+            seq,
+            name,
+            EventType(kind),
+            timestamp,
+            _emitter(emitter),
+            session_id,
+            data,
+        )
+    except (TypeError, ValueError) as error:
+        raise CodecError(f"bad event of {conversation_id}: {error}") from None
+
+
+# ---------------------------------------------------------------------- policy
+
+
+def encode_policy(policy: Policy) -> dict[str, Any]:
+    return {f.name: _plain(getattr(policy, f.name)) for f in dataclasses.fields(policy)}
+
+
+def decode_policy(value: Any) -> Policy:
+    if not isinstance(value, dict):
+        raise CodecError("a policy is a map")
+    fields = dict(value)
+    try:
+        for name in ("agent_sla_thresholds", "inactivity_thresholds"):
+            fields[name] = tuple(Threshold(p, ThresholdAction(a)) for p, a in fields[name])
+        for name in ("queue_sla_ms", "channel_inactivity_ms"):
+            fields[name] = MappingProxyType(dict(fields[name]))
+        return Policy(**fields)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CodecError(f"bad policy: {error}") from None
