@@ -83,3 +83,51 @@ def test_killed_host_loses_nothing_acknowledged(tmp_path: Path) -> None:
             gw.end_conversation(ref.conversation_id)
         for ref in refs:
             eventually(lambda ref=ref: gw.conversation(ref.conversation_id)["state"] == "CLOSED")
+
+
+def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) -> None:
+    """Every process of the system (admin included) dies with SIGKILL, as in a machine
+    crash; a new system on the same storage restores the live conversations, and the room
+    keeps its live conversation."""
+    from runtime.config import load_config
+    from runtime.system import start
+    from tests.multiproc_support import _same_program
+    from tests.multiproc_support import running_system as restarted
+
+    config = write_config(
+        tmp_path,
+        storage={
+            "archive": str(tmp_path / "archive.sqlite3"),
+            "journal": str(tmp_path / "journal"),
+            "fsync": "always",
+        },
+    )
+    before = _same_program()
+    system = start(load_config(config))
+    try:
+        with Gateway.connect(config) as gw:
+            ref = gw.start_session("cust-1", "WEB", "v")
+            gw.agent_login("alice")
+            gw.agent_join("alice", ref.conversation_id)
+            gw.customer_message(ref.channel_session_id, "before the crash", message_id="m-1")
+            events = gw.events(ref.conversation_id)
+    finally:
+        for pid in _same_program() - before:
+            os.kill(pid, signal.SIGKILL)
+        eventually(lambda: not (_same_program() - before))
+    del system
+
+    with restarted(config), Gateway.connect(config) as gw:
+        eventually(lambda: gw.status()["conversations"] == {"ACTIVE": 1})
+        assert gw.events(ref.conversation_id) == events
+        assert gw.start_session("cust-1", "SMS", "+1").conversation_id == ref.conversation_id
+        gw.customer_message(
+            ref.channel_session_id, "before the crash", message_id="m-1"
+        )  # a repeat
+        gw.customer_message(ref.channel_session_id, "after the restart", message_id="m-2")
+        texts = [
+            e["data"]["text"]
+            for e in gw.events(ref.conversation_id)
+            if e["name"] == "CUSTOMER_MESSAGE"
+        ]
+        assert texts == ["before the crash", "after the restart"]

@@ -1,0 +1,180 @@
+"""Benchmark: the cost of journaling per event under each fsync policy, and archive throughput
+beside the raw SQLite insert rate measured in the same run.
+
+    python -m bench.journal [--runs 5] [--events 20000]
+
+Journaling: records shaped like a customer message (one command, three events) are added and
+flushed the way a host does, once per handled message, with ``flushes`` records per flush (1:
+every message is a lone command; 50: a batch from a gateway). Archive: conversations of 20
+events each stored with ``Archive.store_conversation`` (one transaction each), against plain
+``executemany`` inserts of the same number of rows into a table of the same shape, one
+transaction per 20 rows, at the same ``synchronous`` level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from actors.model.enums import Channel, Direction, EventType, ParticipantType, SessionState, State
+from actors.model.records import ConversationRecord, Emitter, Event, SessionRecord
+from runtime.archive import Archive
+from runtime.journal import JournalWriter
+
+EVENTS_PER_RECORD = 3
+EVENTS_PER_CONVERSATION = 20
+SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+
+
+def _record(n: int) -> dict[str, object]:
+    event = [
+        n,
+        "CUSTOMER_MESSAGE",
+        "MESSAGE",
+        1_700_000_000_000,
+        ["cust-1", "CUSTOMER"],
+        "cs-1",
+        {"text": "hello, I have a question about my order", "message_id": f"m-{n}"},
+    ]
+    return {
+        "k": "cmd",
+        "c": "conv-1",
+        "t": 1_700_000_000_000 + n,
+        "cmd": ["CustomerMessage", {"session_id": "cs-1", "text": "hello", "message_id": f"m-{n}"}],
+        "ev": [event, event, event],
+    }
+
+
+def journal_us_per_event(policy: str, events: int, per_flush: int) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        writer = JournalWriter(Path(directory), fsync=policy, interval_ms=50)
+        records = max(1, events // EVENTS_PER_RECORD)
+        started = time.perf_counter()
+        for n in range(records):
+            writer.add("conv-1", _record(n))
+            if n % per_flush == per_flush - 1:
+                writer.flush()
+        writer.close()
+        elapsed = time.perf_counter() - started
+    return elapsed / (records * EVENTS_PER_RECORD) * 1e6
+
+
+def _conversation(n: int) -> tuple[ConversationRecord, list[Event]]:
+    cid = f"conv-{n}"
+    events = [
+        Event(
+            cid,
+            "room-1",
+            seq,
+            "CUSTOMER_MESSAGE",
+            EventType.MESSAGE,
+            seq,
+            Emitter("c", ParticipantType.CUSTOMER),
+            f"cs-{n}",
+            {"text": "hello there", "message_id": f"m-{seq}"},
+        )
+        for seq in range(1, EVENTS_PER_CONVERSATION + 1)
+    ]
+    session = SessionRecord(f"cs-{n}", cid, Channel.WEB, "v", SessionState.ENDED, None, 0, 1, {})
+    record = ConversationRecord(
+        cid,
+        "room-1",
+        "cust-1",
+        State.CLOSED,
+        Direction.INBOUND,
+        0,
+        1,
+        (),
+        (session,),
+        {},
+        EVENTS_PER_CONVERSATION,
+    )
+    return record, events
+
+
+def archive_events_per_s(policy: str, conversations: int) -> float:
+    items = [_conversation(n) for n in range(conversations)]
+    with tempfile.TemporaryDirectory() as directory:
+        archive = Archive(Path(directory) / "archive.sqlite3", fsync=policy)
+        started = time.perf_counter()
+        for record, events in items:
+            archive.store_conversation(record, events)
+        elapsed = time.perf_counter() - started
+        archive.close()
+    return conversations * EVENTS_PER_CONVERSATION / elapsed
+
+
+def raw_sqlite_rows_per_s(policy: str, conversations: int) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        db = sqlite3.connect(Path(directory) / "raw.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {SYNCHRONOUS[policy]}")
+        db.execute(
+            "CREATE TABLE events (conversation_id TEXT, seq INTEGER, name TEXT, type TEXT, timestamp INTEGER,"
+            " emitter_id TEXT, emitter_type TEXT, channel_session_id TEXT, data BLOB,"
+            " PRIMARY KEY (conversation_id, seq))"
+        )
+        payload = b"\x82\xa4text\xabhello there\xaamessage_id\xa3m-1"
+        started = time.perf_counter()
+        for n in range(conversations):
+            rows = [
+                (
+                    f"conv-{n}",
+                    seq,
+                    "CUSTOMER_MESSAGE",
+                    "MESSAGE",
+                    seq,
+                    "c",
+                    "CUSTOMER",
+                    "cs",
+                    payload,
+                )
+                for seq in range(1, EVENTS_PER_CONVERSATION + 1)
+            ]
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        db.close()
+    return conversations * EVENTS_PER_CONVERSATION / elapsed
+
+
+def median(runs: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--conversations", type=int, default=1_000)
+    args = parser.parse_args(argv)
+
+    print(f"journal: microseconds per event (median of {args.runs} runs, {args.events} events)")
+    print(f"  {'fsync':<9} {'1 record/flush':>15} {'50 records/flush':>17}")
+    for policy in ("never", "interval", "always"):
+        events = args.events if policy != "always" else max(300, args.events // 20)
+        single = median(args.runs, lambda p=policy, e=events: journal_us_per_event(p, e, 1))
+        batched = median(args.runs, lambda p=policy, e=events: journal_us_per_event(p, e, 50))
+        print(f"  {policy:<9} {single:>15.2f} {batched:>17.2f}")
+
+    print(
+        f"archive: events per second (median of {args.runs} runs, {args.conversations} conversations"
+        f" x {EVENTS_PER_CONVERSATION} events, one transaction per conversation)"
+    )
+    print(f"  {'fsync':<9} {'archive':>10} {'raw sqlite':>11} {'ratio':>6}")
+    for policy in ("never", "interval", "always"):
+        count = args.conversations if policy != "always" else max(50, args.conversations // 10)
+        ours = median(args.runs, lambda p=policy, c=count: archive_events_per_s(p, c))
+        raw = median(args.runs, lambda p=policy, c=count: raw_sqlite_rows_per_s(p, c))
+        print(f"  {policy:<9} {ours:>10.0f} {raw:>11.0f} {ours / raw:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
