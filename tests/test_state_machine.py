@@ -723,7 +723,11 @@ def test_inactivity_thresholds_fire_at_their_time_and_never_restart() -> None:
     assert event.data == {"percent": 50, "action": "NOTIFY_CUSTOMER"}
     after = driver.machine.running_timers()[sla(FIRST_SESSION)]
     # not restarted: same token and deadline; it only remembers which thresholds were reached
-    assert (after.token, after.started_at, after.deadline) == (timer.token, timer.started_at, timer.deadline)
+    assert (after.token, after.started_at, after.deadline) == (
+        timer.token,
+        timer.started_at,
+        timer.deadline,
+    )
     assert after.fired == (50,)
     assert of_type(half, ArmAlarm) == []
     late = driver.advance(30_000)
@@ -1238,3 +1242,28 @@ def test_bot_notification_starts_no_timer() -> None:
     effects = driver.handle(BotNotification("you are on hold"))
     assert names(effects) == ["BOT_NOTIFICATION"]
     assert running(driver) == {TimerKey(TimerKind.HOLD)}
+
+
+def test_values_of_the_wrong_type_are_refused_and_change_nothing() -> None:
+    """Commands built by other code than the gateway: a plain string where an enum belongs,
+    a string where seconds belong, are refused before anything changes."""
+
+    from actors.model.commands import AgentLeave, EndConversation, EndSession, Hold
+    from actors.model.errors import InvalidArgument
+    from tests.model_driver import active, fingerprint
+
+    driver = active()
+    machine = driver.machine
+    session = machine.live_session_ids()[0]
+    agent = next(a for a in machine.subscribed_agents())
+    bad: list[Any] = [
+        EndSession(session, "CUSTOMER"),  # type: ignore[arg-type]
+        AgentLeave(agent, "LEFT"),  # type: ignore[arg-type]
+        EndConversation("OPERATOR"),  # type: ignore[arg-type]
+        Hold(agent, "30"),  # type: ignore[arg-type]
+    ]
+    for command in bad:
+        before = fingerprint(machine)
+        with pytest.raises(InvalidArgument):
+            machine.handle(command, 1_000)
+        assert fingerprint(machine) == before

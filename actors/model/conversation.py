@@ -65,6 +65,7 @@ from actors.model.enums import (
     VOLUNTARY_LEAVE_REASONS,
     Channel,
     Direction,
+    EndedBy,
     EventType,
     ParticipantState,
     ParticipantType,
@@ -386,6 +387,7 @@ class ConversationMachine:
 
     def _on_end_session(self, cmd: EndSession, now: int) -> list[Effect]:
         session = self._live_session(cmd, cmd.session_id)
+        self._check_enum(cmd, "reason", cmd.reason, SessionEndReason)
         self._begin(now)
         self._end_session(session, cmd.reason, _Bucket.OWN, self._session_ender(cmd.reason))
         return self._finish()
@@ -501,7 +503,8 @@ class ConversationMachine:
                 IllegalTransition, cmd, f"agent {agent.id} in role {agent.role} cannot hold"
             )
         max_seconds = self.policy.hold_max_ms / 1000
-        if isinstance(cmd.seconds, bool) or not 0 < cmd.seconds <= max_seconds:
+        seconds_ok = isinstance(cmd.seconds, int | float) and not isinstance(cmd.seconds, bool)
+        if not seconds_ok or not 0 < cmd.seconds <= max_seconds:
             raise self._refuse(
                 InvalidArgument,
                 cmd,
@@ -529,6 +532,7 @@ class ConversationMachine:
 
     def _on_agent_leave(self, cmd: AgentLeave, now: int) -> list[Effect]:
         agent = self._agent_participant(cmd, cmd.agent_id)
+        self._check_enum(cmd, "reason", cmd.reason, UnsubscribeReason)
         voluntary = cmd.reason in VOLUNTARY_LEAVE_REASONS
         if voluntary and agent.wrapping_up:
             raise self._refuse(
@@ -590,6 +594,7 @@ class ConversationMachine:
         return self._finish()
 
     def _on_end_conversation(self, cmd: EndConversation, now: int) -> list[Effect]:
+        self._check_enum(cmd, "by", cmd.by, EndedBy)
         self._begin(now)
         self._emit(_Bucket.OWN, "END_CONVERSATION", SYSTEM, None, {"by": cmd.by.value})
         self._transition(Trigger.END_CONVERSATION, "END_CONVERSATION")
@@ -1100,6 +1105,13 @@ class ConversationMachine:
     def _check_bot(self, cmd: object) -> None:
         if self.bot_role() is None:
             raise self._refuse(IllegalTransition, cmd, "the bot is not subscribed")
+
+    def _check_enum(self, cmd: object, what: str, value: object, kind: type[Enum]) -> None:
+        if not isinstance(value, kind):
+            names = ", ".join(m.value for m in kind)
+            raise self._refuse(
+                InvalidArgument, cmd, f"{what} must be one of {names}, got {value!r:.40}"
+            )
 
     def _check_text(self, cmd: object, text: str) -> None:
         if not isinstance(text, str) or len(text) > MAX_TEXT:
