@@ -50,6 +50,7 @@ class EngineActor(Actor):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.wiring: Wiring | None = None
+        self.ready = False  # wired, and its own start-up (on_wired) succeeded
         self._virtual_now = 0
         self._outbox: dict[str, tuple[Any, list[Deliver]]] = {}
         self._replies: list[tuple[Any, Reply | Failure]] = []
@@ -89,6 +90,7 @@ class EngineActor(Actor):  # type: ignore[misc]
             elif isinstance(message, Wiring):
                 self.wire(message)
                 self.on_wired(sender)
+                self.ready = True
             elif isinstance(message, WakeupMessage):
                 self.on_wakeup(message.payload)
             elif isinstance(message, ChildActorExited):
@@ -100,7 +102,7 @@ class EngineActor(Actor):  # type: ignore[misc]
                     message=repr(message.poisonMessage)[:200],
                 )
             elif isinstance(message, WhoAmI):
-                self.send(sender, Reply(message.call_id, (sender, self.wiring is not None)))
+                self.send(sender, Reply(message.call_id, (sender, self.ready)))
             elif isinstance(message, Ping):
                 self.send(
                     sender,

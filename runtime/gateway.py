@@ -82,7 +82,7 @@ from actors.model.records import SYSTEM, Emitter
 from runtime.config import Settings, load_config
 from runtime.ids import IdSource
 from runtime.logs import configure_logging
-from runtime.system import Addresses, boot, find
+from runtime.system import Addresses, boot, find, join
 from runtime.timefmt import seconds_to_ms, wall_ms
 
 __all__ = [
@@ -191,7 +191,8 @@ class Gateway:
         self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
         if not wired:
             raise GatewayError(
-                "the actor system is running but the engine was not started in it (use `cx start`)"
+                "the actor system is running but the engine in it did not start (see its log;"
+                " e.g. the archive could not be opened), or was never started (use `cx start`)"
             )
         self.boot: dict[str, Any] = self._ask_direct(addresses.monitor, BootStatus(self._call_id()))
         if virtual:  # a restored system's clock resumes at the latest journaled time
@@ -246,7 +247,7 @@ class Gateway:
                 f"no actor system is running on {host}:{port} (system.admin_port in {settings.source}):"
                 f" {error.strerror or error}; start it with `cx start`"
             ) from None
-        system = ActorSystem(settings.system.base, {"Admin Port": port}, transientUnique=True)
+        system = join(settings)
         addresses = find(system)
         return cls(
             system, settings, addresses, virtual=False, ids=IdSource(None), owns_system=False

@@ -1,0 +1,610 @@
+"""The long-running system as a process: ``cx start``, ``cx stop`` and the pid file.
+
+``cx start`` (:func:`spawn`) runs ``python -m runtime.daemon --config FILE`` in a session of its
+own, with standard input from ``/dev/null`` and standard output and error appended to the log
+file (never a pipe: Thespian's detached admin inherits them, and a reader of a pipe would never
+see its end), and returns once the engine answers a gateway. ``cx start --foreground`` runs the
+same :func:`serve` in the terminal.
+
+:func:`serve` claims the pid file, checks that the admin port is free, starts the system
+(``runtime.system.start``: the engine booted in a ``multiprocTCPBase`` system bound to
+``system.bind``), records the session of the actor processes in the pid file, and waits for
+SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure every
+process of that session is gone (killing what is left after a bounded wait) and removes the pid
+file. If the actor system disappears on its own, it cleans up the same way and exits with 3.
+
+Files, in the directory that holds ``storage.journal`` (``data/`` with the shipped config):
+
+- ``cx.pid``: one JSON object: ``pid`` (the daemon, or the ``cx start --foreground`` process),
+  ``session`` (the session id shared by Thespian's admin, logger and every actor process),
+  ``state`` (``starting`` or ``running``), ``admin``, ``config``, ``log``, ``cmdline``,
+  ``started_at``;
+- ``cx.log``: the engine's JSON log lines when ``logging.file`` is null, and whatever the
+  processes write to standard output or error;
+- ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise.
+
+:func:`stop` asks the daemon to stop (SIGTERM) and waits for it; without a daemon it shuts the
+system down through the admin port itself. Either way it then ends whatever is left of the
+recorded session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime import procs
+from runtime.bind import restrict
+from runtime.config import ConfigError, Settings, load_config
+from runtime.gateway import Gateway, GatewayError
+from runtime.logs import configure_logging, get_logger
+from runtime.system import join, start
+
+log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
+
+PID_FILE = "cx.pid"
+LOG_FILE = "cx.log"
+THESPIAN_LOG_FILE = "thespian.log"
+#: How long ``cx start`` waits for the engine to answer.
+START_TIMEOUT_S = 60.0
+#: How long the processes of a stopping system get to exit before they are killed.
+EXIT_TIMEOUT_S = 15.0
+#: How long ``cx stop`` waits for the daemon (Thespian's shutdown takes up to 10 s, then the
+#: daemon's own wait of EXIT_TIMEOUT_S).
+DAEMON_STOP_TIMEOUT_S = 30.0
+#: The daemon writes ``cx daemon[PID]: reason`` to its standard error (the log file) when it
+#: cannot start; ``cx start`` shows the reason.
+FAILURE_PREFIX = "cx daemon[{pid}]: "
+_POLL_S = 0.05
+#: How often the waiting daemon looks at its stop flag.
+_SIGNAL_POLL_S = 0.1
+
+
+class NotRunningError(Exception):
+    """No system is running for this configuration."""
+
+
+class AlreadyRunningError(Exception):
+    """A system is already running for this configuration."""
+
+
+class StartError(Exception):
+    """The engine did not come up (its reason, and where its log is)."""
+
+
+class StopError(Exception):
+    """Some processes of the system could not be ended."""
+
+
+# ------------------------------------------------------------------------------ files
+
+
+@dataclass(frozen=True, slots=True)
+class RunFiles:
+    """Where a system's pid file and logs are: beside the journal directory."""
+
+    directory: Path
+    pid: Path
+    log: Path
+    thespian_log: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> RunFiles:
+        directory = settings.storage.journal.parent
+        return cls(
+            directory=directory,
+            pid=directory / PID_FILE,
+            log=settings.logging.file or directory / LOG_FILE,
+            thespian_log=directory / THESPIAN_LOG_FILE,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the pid file says."""
+
+    pid: int
+    session: int | None
+    state: str
+    admin: str
+    config: str | None
+    log: str
+    cmdline: list[str]
+    started_at: str
+
+    def belongs(self, pid: int) -> bool:
+        """Whether ``pid`` is a process of this system: it runs the recorded command line
+        (Thespian forks its processes from the daemon) or a Thespian process title (when
+        ``setproctitle`` is installed, Thespian renames them ``ActorClass ActorAddr-...``)."""
+        line = procs.cmdline(pid)
+        return bool(line) and (line == self.cmdline or "ActorAddr-" in " ".join(line))
+
+    def daemon_alive(self) -> bool:
+        return procs.alive(self.pid) and self.belongs(self.pid)
+
+    def members(self) -> set[int]:
+        """The live processes of the system's session (not the daemon)."""
+        if self.session is None:
+            return set()
+        return {pid for pid in procs.session_members(self.session) if self.belongs(pid)}
+
+    def running(self) -> bool:
+        return self.daemon_alive() or bool(self.members())
+
+
+def read_record(path: Path) -> Record | None:
+    """The pid file's record, or ``None`` if there is none (or it is not one of ours)."""
+    try:
+        data = json.loads(path.read_text())
+        return Record(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_record(path: Path, record: Record, *, exclusive: bool) -> None:
+    """Write the pid file atomically; ``exclusive``: fail if it exists (FileExistsError)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n")
+    try:
+        if exclusive:
+            os.link(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _remove_record(path: Path, pid: int) -> None:
+    """Remove the pid file if it is still the one of ``pid``."""
+    record = read_record(path)
+    if record is not None and record.pid == pid:
+        path.unlink(missing_ok=True)
+
+
+def running_record(settings: Settings) -> Record | None:
+    """The record of the system running for ``settings``; a stale pid file is removed."""
+    path = RunFiles.of(settings).pid
+    record = read_record(path)
+    if record is None or record.running():
+        return record
+    path.unlink(missing_ok=True)
+    return None
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def admin_answers(settings: Settings) -> bool:
+    """Whether something accepts connections on the admin port."""
+    try:
+        with socket.create_connection(
+            (settings.system.bind, settings.system.admin_port), timeout=2.0
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def check_startable(settings: Settings) -> None:
+    """Raise ConfigError (naming the file and the key) if ``cx start`` cannot use ``settings``:
+    another system base than multiprocTCPBase, storage directories that cannot be created or
+    written, or an admin port that is taken."""
+    if settings.system.base != "multiprocTCPBase":
+        raise ConfigError(
+            settings.source,
+            "system.base",
+            f"cx start runs the long-running system on multiprocTCPBase, not {settings.system.base}",
+        )
+    for key, directory in (
+        ("storage.archive", settings.storage.archive.parent),
+        ("storage.journal", settings.storage.journal),
+    ):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                settings.source, key, f"cannot create the directory {directory}: {error}"
+            ) from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigError(settings.source, key, f"the directory {directory} is not writable")
+    host, port = settings.system.bind, settings.system.admin_port
+    with socket.socket() as probe:
+        # Thespian's admin sets SO_REUSEADDR too: a port in TIME_WAIT is usable, a listener not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                settings.source,
+                "system.admin_port",
+                f"port {port} on {host} is not available ({error.strerror or error}): another "
+                "program (or a cx system of another config) uses it",
+            ) from None
+
+
+# ------------------------------------------------------------------------------ serve
+
+
+def _run_settings(settings: Settings, files: RunFiles, *, foreground: bool) -> Settings:
+    """The settings the system runs with: logs to the log file (JSON unless configured
+    otherwise), or readable lines on the terminal in the foreground."""
+    if foreground:
+        logging = dataclasses.replace(settings.logging, format="console", file=None)
+    else:
+        logging = dataclasses.replace(settings.logging, file=files.log)
+    return dataclasses.replace(settings, logging=logging)
+
+
+def _claim(files: RunFiles, record: Record) -> None:
+    """Create the pid file, or raise AlreadyRunningError; a stale one is replaced."""
+    for _ in range(3):
+        try:
+            _write_record(files.pid, record, exclusive=True)
+            return
+        except FileExistsError:
+            current = read_record(files.pid)
+            if current is not None and current.running():
+                raise AlreadyRunningError(describe(current)) from None
+            files.pid.unlink(missing_ok=True)
+    raise AlreadyRunningError(f"cannot claim the pid file {files.pid}")
+
+
+def _admin_process(settings: Settings) -> tuple[int, int] | None:
+    """``(pid, session)`` of a process of another session listening on the admin port
+    (Thespian's admin, or its logger which inherits the socket); ``None`` if there is none."""
+    mine = procs.session_of(os.getpid())
+    for pid in sorted(procs.listening_on(settings.system.admin_port)):
+        session = procs.session_of(pid)
+        if session is not None and session != mine:
+            return pid, session
+    return None
+
+
+class _StopFlag:
+    """Set by SIGTERM, SIGINT or SIGHUP (a plain flag: a handler must not take locks)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    def set(self, signum: int, frame: object) -> None:
+        self.signal = signum
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[_StopFlag]:
+    """A flag set by SIGTERM, SIGINT or SIGHUP while the block runs."""
+    flag = _StopFlag()
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, flag.set) for signum in signals}
+    try:
+        yield flag
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
+    """Run the system until a stop signal; 0 when it was stopped, 3 when it died on its own.
+
+    Raises AlreadyRunningError, or ConfigError when the admin port is taken.
+    """
+    files = RunFiles.of(settings)
+    settings = _run_settings(settings, files, foreground=foreground)
+    configure_logging(settings.logging, force_console=foreground)
+    files.directory.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("THESPLOG_FILE", str(files.thespian_log))
+    me = os.getpid()
+    record = Record(
+        pid=me,
+        session=None,
+        state="starting",
+        admin=f"{settings.system.bind}:{settings.system.admin_port}",
+        config=config,
+        log="(terminal)" if foreground else str(files.log),
+        cmdline=procs.cmdline(me),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    with _stop_signals() as stop:
+        _claim(files, record)
+        try:
+            restrict(settings)
+            check_startable(settings)
+            system = start(settings)
+            admin = _admin_process(settings)
+            session = None if admin is None else admin[1]
+            if session is None:
+                log.warning(
+                    "the admin process was not found in /proc: stopping will rely on the "
+                    "admin alone to end the actor processes",
+                    admin_port=settings.system.admin_port,
+                )
+            record = dataclasses.replace(record, session=session, state="running")
+            _write_record(files.pid, record, exclusive=False)
+            log.info(
+                "engine started",
+                admin=record.admin,
+                pid=me,
+                session=record.session,
+                config=config,
+                pid_file=str(files.pid),
+            )
+            died = False
+            try:
+                checked = time.monotonic()
+                while not stop and not died:
+                    time.sleep(_SIGNAL_POLL_S)
+                    if time.monotonic() - checked >= 1.0:
+                        checked = time.monotonic()
+                        died = record.session is not None and not record.members()
+                if died:
+                    log.error("the actor system has gone: its admin process exited")
+                else:
+                    log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
+            finally:
+                log.info("engine stopping", admin=record.admin)
+                _shutdown(system, record)
+                log.info("engine stopped", admin=record.admin)
+            return 3 if died else 0
+        finally:
+            _remove_record(files.pid, me)
+
+
+def _shutdown(system: Any, record: Record) -> None:
+    """Shut the system down through its admin, then end what is left of its session."""
+    try:
+        system.shutdown()
+    except Exception:
+        log.exception("the actor system did not shut down cleanly")
+    _, survivors = end_session(record)
+    if survivors:
+        log.error("processes of the system could not be ended", pids=sorted(survivors))
+
+
+def end_session(
+    record: Record, *, timeout: float = EXIT_TIMEOUT_S
+) -> tuple[frozenset[int], frozenset[int]]:
+    """Wait up to ``timeout`` for the system's processes to exit and kill (SIGKILL) the ones
+    that remain. Returns the pids killed and those still alive after that (normally none)."""
+    leftovers = _wait_gone(record, timeout)
+    if not leftovers:
+        return frozenset(), frozenset()
+    log.warning("killing processes left after shutdown", pids=sorted(leftovers))
+    procs.signal_all(leftovers, signal.SIGKILL)
+    return frozenset(leftovers), frozenset(_wait_gone(record, 5.0))
+
+
+def _wait_gone(record: Record, timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    members = record.members()
+    while members and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
+        members = record.members()
+    return members
+
+
+# ------------------------------------------------------------------------------ cx start
+
+
+def _project_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def spawn(config: str, settings: Settings, *, timeout: float = START_TIMEOUT_S) -> Record:
+    """``cx start``: run the daemon detached and return its record once the engine answers.
+
+    Raises AlreadyRunningError, ConfigError (admin port taken) or StartError.
+    """
+    return wait_ready(launch(config, settings), config, settings, timeout=timeout)
+
+
+def launch(config: str, settings: Settings) -> subprocess.Popen[bytes]:
+    """Start the daemon for ``config`` detached: a session of its own, standard input from
+    /dev/null, standard output and error appended to the log file.
+
+    Raises AlreadyRunningError, or ConfigError when the admin port is taken.
+    """
+    current = running_record(settings)
+    if current is not None:
+        raise AlreadyRunningError(describe(current))
+    restrict(settings)
+    check_startable(settings)
+    files = RunFiles.of(settings)
+    files.directory.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [_project_root(), environment.get("PYTHONPATH")])
+    )
+    environment["PYTHONUNBUFFERED"] = "1"
+    try:
+        output = files.log.open("ab")
+    except OSError as error:
+        raise ConfigError(
+            settings.source, "logging.file", f"cannot open the log file {files.log}: {error}"
+        ) from None
+    with output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "runtime.daemon", "--config", str(Path(config).resolve())],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            close_fds=True,
+            env=environment,
+        )
+
+
+def wait_ready(
+    daemon: subprocess.Popen[bytes],
+    config: str,
+    settings: Settings,
+    *,
+    timeout: float = START_TIMEOUT_S,
+) -> Record:
+    """Wait until the daemon has started the system and the engine answers a gateway; its
+    record. If it fails, or does not answer within ``timeout`` (or the wait is interrupted),
+    the daemon is stopped and StartError (or the interruption) is raised."""
+    files = RunFiles.of(settings)
+    deadline = time.monotonic() + timeout
+    last_error = "no answer yet"
+    try:
+        while time.monotonic() < deadline:
+            code = daemon.poll()
+            if code is not None:
+                raise StartError(_failure(files.log, daemon.pid, code))
+            record = read_record(files.pid)
+            if record is not None and record.pid == daemon.pid and record.state == "running":
+                try:
+                    with Gateway.connect(config) as gateway:
+                        gateway.status()
+                    return record
+                except GatewayError as error:
+                    last_error = str(error)
+            time.sleep(_POLL_S)
+        raise StartError(
+            f"the engine did not answer within {timeout:g} s ({last_error}); see {files.log}"
+        )
+    except BaseException:
+        _abort(daemon)
+        raise
+
+
+def _abort(daemon: subprocess.Popen[bytes]) -> None:
+    """Stop a daemon that did not come up (on SIGTERM it shuts down what it started)."""
+    if daemon.poll() is None:
+        daemon.terminate()
+        try:
+            daemon.wait(DAEMON_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def _failure(log_file: Path, pid: int, code: int) -> str:
+    """The daemon's own reason from its log, else its exit code and where the log is."""
+    prefix = FAILURE_PREFIX.format(pid=pid)
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if line.startswith(prefix):
+            return line[len(prefix) :]
+    return f"the engine exited with code {code} before answering; see {log_file}"
+
+
+def describe(record: Record) -> str:
+    where = f"config {record.config}" if record.config else "no config file"
+    return f"pid {record.pid}, admin {record.admin}, {where}, log {record.log}"
+
+
+# ------------------------------------------------------------------------------ cx stop
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """What :func:`stop` did: ``record``: the system's, ``killed``: pids it had to kill."""
+
+    record: Record
+    killed: frozenset[int]
+
+
+def stop(settings: Settings) -> Stopped:
+    """Stop the system running for ``settings`` and every one of its processes.
+
+    Raises NotRunningError if none runs, StopError if some process survived SIGKILL.
+    """
+    files = RunFiles.of(settings)
+    restrict(settings)
+    record = read_record(files.pid)
+    if record is None:
+        record = _unrecorded(settings, files)
+        _shutdown_through_admin(settings)
+    elif not record.running():
+        files.pid.unlink(missing_ok=True)
+        raise NotRunningError(f"not running (removed the stale pid file {files.pid})")
+    elif record.daemon_alive():
+        os.kill(record.pid, signal.SIGTERM)  # the daemon shuts the system down
+        deadline = time.monotonic() + DAEMON_STOP_TIMEOUT_S
+        while record.daemon_alive() and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+    elif admin_answers(settings):
+        _shutdown_through_admin(settings)
+    killed, survivors = end_session(record)
+    if record.daemon_alive():
+        os.kill(record.pid, signal.SIGKILL)
+        killed |= {record.pid}
+    _remove_record(files.pid, record.pid)
+    if survivors:
+        raise StopError(f"processes of the system survived SIGKILL: {sorted(survivors)}")
+    return Stopped(record, killed)
+
+
+def _unrecorded(settings: Settings, files: RunFiles) -> Record:
+    """A record for a system found on the admin port without a pid file (not started by
+    ``cx start``, or its pid file was removed); NotRunningError if there is none."""
+    if not admin_answers(settings):
+        raise NotRunningError(
+            f"not running: no pid file at {files.pid} and no actor system on "
+            f"{settings.system.bind}:{settings.system.admin_port} "
+            f"(system.admin_port in {settings.source})"
+        )
+    pid, session = _admin_process(settings) or (-1, None)
+    return Record(
+        pid=-1,
+        session=session,
+        state="running",
+        admin=f"{settings.system.bind}:{settings.system.admin_port}",
+        config=None,
+        log="",
+        cmdline=procs.cmdline(pid) if pid > 0 else [],
+        started_at="",
+    )
+
+
+def _shutdown_through_admin(settings: Settings) -> None:
+    join(settings).shutdown()
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m runtime.daemon --config FILE``: what ``cx start`` runs detached."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.daemon")
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_config(args.config)
+        return serve(settings, config=args.config, foreground=False)
+    except (ConfigError, AlreadyRunningError) as error:
+        _fail(str(error))
+        return 2 if isinstance(error, ConfigError) else 1
+    except Exception as error:
+        log.exception("the engine could not start")
+        _fail(f"the engine could not start: {error!r}")
+        return 3
+
+
+def _fail(reason: str) -> None:
+    print(FAILURE_PREFIX.format(pid=os.getpid()) + reason, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

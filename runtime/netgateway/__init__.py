@@ -1,0 +1,33 @@
+"""The network gateway (``cx gateway``): the Gateway operations over TCP for connectors written
+in any language. Length-prefixed msgpack frames; the protocol is docs/PROTOCOL.md.
+
+``serve(gateway, listen, token, max_frame_bytes)`` runs one in a background thread (tests);
+``run_gateway(config_path)`` is ``cx gateway``.
+"""
+
+from runtime.netgateway.codec import ERROR_TYPES, ProtocolError
+from runtime.netgateway.ops import OPS
+from runtime.netgateway.server import (
+    PROTOCOL_VERSION,
+    TOKEN_VARIABLE,
+    Limits,
+    NetGateway,
+    admin_probe,
+    resolve_token,
+    run_gateway,
+    serve,
+)
+
+__all__ = [
+    "ERROR_TYPES",
+    "OPS",
+    "PROTOCOL_VERSION",
+    "TOKEN_VARIABLE",
+    "Limits",
+    "NetGateway",
+    "ProtocolError",
+    "admin_probe",
+    "resolve_token",
+    "run_gateway",
+    "serve",
+]

@@ -1,0 +1,194 @@
+"""Frames of the network gateway protocol (docs/PROTOCOL.md).
+
+A frame is a 4-byte big-endian unsigned length followed by that many bytes of one msgpack
+value. Requests are maps ``{op, args, id}``; answers are ``{id, ok: true, result}`` or
+``{id, ok: false, error: {type, message}}``; pushed events are ``{push, conversation_id, event}``.
+
+Decoding is strict: UTF-8 strings (``raw=False``), string (or binary) map keys only
+(``strict_map_key=True``), every length bounded by the frame's size, no ext types (msgpack's
+timestamp included). Anything else is a :class:`ProtocolError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+__all__ = [
+    "ERROR_TYPES",
+    "HEADER",
+    "MAX_ID_CHARS",
+    "ProtocolError",
+    "Request",
+    "answer",
+    "decode",
+    "encode",
+    "failure",
+    "parse_request",
+    "push",
+]
+
+#: The length prefix of every frame.
+HEADER: Final = struct.Struct(">I")
+#: The largest body a length prefix can announce.
+MAX_BODY: Final = 2**32 - 1
+#: Request ids are integers (any msgpack int) or strings of at most this many characters.
+MAX_ID_CHARS: Final = 128
+#: Every ``error.type`` an answer may carry.
+ERROR_TYPES: Final = (
+    "auth",
+    "frame_too_large",
+    "bad_msgpack",
+    "bad_frame",
+    "unknown_op",
+    "bad_argument",
+    "unknown_id",
+    "illegal_transition",
+    "unavailable",
+    "internal",
+)
+
+RequestId = int | str | None
+
+
+class ProtocolError(Exception):
+    """A frame or request the gateway refuses: ``type`` is one of :data:`ERROR_TYPES`."""
+
+    def __init__(self, type_: str, message: str, request_id: RequestId = None) -> None:
+        assert type_ in ERROR_TYPES, type_
+        super().__init__(message)
+        self.type = type_
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int | str
+    op: str
+    args: dict[str, Any]
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack ext type {code} is not accepted")
+
+
+def decode(body: bytes) -> Any:
+    """The msgpack value of one frame body, decoded strictly; ProtocolError(bad_msgpack)."""
+    size = len(body)
+    try:
+        return msgpack.unpackb(
+            body,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=size,
+            max_map_len=size // 2,
+            max_ext_len=0,
+            ext_hook=_no_ext,
+        )
+    except msgpack.ExtraData:
+        problem = "extra bytes after the msgpack value (a frame holds exactly one value)"
+    except msgpack.StackError:
+        problem = "msgpack value nested too deeply"
+    except msgpack.FormatError:
+        problem = "invalid msgpack type byte"
+    except UnicodeDecodeError:
+        problem = "a msgpack string is not valid UTF-8"
+    except (ValueError, TypeError) as error:
+        text = str(error) or type(error).__name__
+        if "incomplete input" in text:
+            problem = "truncated msgpack value (the frame ends inside it)"
+        else:
+            problem = f"not valid msgpack: {text}"
+    raise ProtocolError("bad_msgpack", f"{problem}; frame of {size} bytes")
+
+
+def encode(value: Any) -> bytes:
+    """One frame: the length prefix and ``value`` packed (TypeError/ValueError if not plain)."""
+    body: bytes = msgpack.packb(value, use_bin_type=True)
+    if len(body) > MAX_BODY:
+        raise ValueError(f"a frame body of {len(body)} bytes cannot be length-prefixed")
+    return HEADER.pack(len(body)) + body
+
+
+def answer(request_id: RequestId, result: Any) -> bytes:
+    return encode({"id": request_id, "ok": True, "result": result})
+
+
+def failure(request_id: RequestId, type_: str, message: str) -> bytes:
+    assert type_ in ERROR_TYPES, type_
+    return encode({"id": request_id, "ok": False, "error": {"type": type_, "message": message}})
+
+
+def push(subscription: str, conversation_id: str, event: Any) -> bytes:
+    return encode({"push": subscription, "conversation_id": conversation_id, "event": event})
+
+
+def _describe(value: Any) -> str:
+    names = {
+        type(None): "nil",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        bytes: "binary",
+        list: "an array",
+        dict: "a map",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def request_id_of(value: Any) -> RequestId:
+    """The frame's ``id`` if it is a usable one (to echo in an error), else None."""
+    if isinstance(value, dict):
+        candidate = value.get("id")
+        if _valid_id(candidate):
+            return candidate
+    return None
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS)
+
+
+def parse_request(value: Any) -> Request:
+    """A decoded frame as a request ``{op, args, id}``, or ProtocolError(bad_frame)."""
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            "bad_frame", f"a request must be a map {{op, args, id}}, got {_describe(value)}"
+        )
+    request_id = request_id_of(value)
+    for key in value:
+        if key not in ("op", "args", "id"):
+            shown = repr(key)[:80]
+            raise ProtocolError(
+                "bad_frame",
+                f"unknown field {shown} in the request (fields: op, args, id)",
+                request_id,
+            )
+    if "id" not in value:
+        raise ProtocolError("bad_frame", "the request has no id", None)
+    if request_id is None:
+        raise ProtocolError(
+            "bad_frame",
+            f"id must be an integer or a string of 1 to {MAX_ID_CHARS} characters,"
+            f" got {_describe(value['id'])}",
+        )
+    op = value.get("op")
+    if not isinstance(op, str):
+        what = "no op" if "op" not in value else f"op is {_describe(op)}, not a string"
+        raise ProtocolError("bad_frame", f"the request has {what}", request_id)
+    args = value.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError(
+            "bad_argument", f"args of {op[:64]!r} must be a map, got {_describe(args)}", request_id
+        )
+    return Request(request_id, op, args)
