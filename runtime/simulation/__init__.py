@@ -1,0 +1,32 @@
+"""Simulation runs: deterministic contact-center scenarios on the engine's virtual clock.
+
+A scenario (YAML in ``scenarios/``, or a dict of the same shape) describes customers arriving
+over a virtual day, the channels they use, what they ask the bot and the agents, and the agents
+who answer them. :func:`run` drives it through ``Gateway.embedded`` and returns a
+:class:`SimulationResult`: the summary (computed from the event logs), every conversation's
+outcome and, if asked, the archive and the canonical event log::
+
+    from runtime.simulation import run
+
+    def test_the_bot_answers_most_customers(tmp_path):
+        result = run("scenarios/whatsapp_campaign.yaml", duration="1h",
+                     archive=tmp_path / "archive.sqlite3")
+        conversations = result.summary["conversations"]
+        assert conversations["without_agent"] > conversations["with_agent"]
+
+The same scenario and seed give the same ``result.results`` and the same event log, byte for
+byte (``result.event_log_sha256``); only ``summary["performance"]`` depends on the machine.
+"""
+
+from runtime.simulation.metrics import ConversationOutcome
+from runtime.simulation.runner import SimulationResult, run
+from runtime.simulation.scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = [
+    "ConversationOutcome",
+    "Scenario",
+    "ScenarioError",
+    "SimulationResult",
+    "load_scenario",
+    "run",
+]

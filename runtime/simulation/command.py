@@ -1,0 +1,100 @@
+"""``cx simulate SCENARIO``: run a scenario file and print its summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from runtime.simulation.report import ProgressBar, format_summary
+from runtime.simulation.runner import run
+from runtime.simulation.scenario import load_scenario
+
+__all__ = ["add_arguments", "simulate"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO", help="a scenario file (scenarios/*.yaml)")
+    parser.add_argument("--seed", type=int, help="use this seed instead of the scenario's")
+    parser.add_argument(
+        "--duration", help="arrivals for this long instead (seconds, or e.g. 30m, 2h)"
+    )
+    parser.add_argument("--drain", help="time after the arrivals stop (seconds, or e.g. 1h)")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the summary as JSON to FILE (or to standard output instead of the table)",
+    )
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        help="write the full event log: JSON lines, or msgpack if FILE ends in .msgpack",
+    )
+    parser.add_argument(
+        "--events-format",
+        choices=("jsonl", "msgpack"),
+        help="format of --events (default: by suffix)",
+    )
+    parser.add_argument(
+        "--archive",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="keep the SQLite archive (default path: <scenario name>-seed<seed>.sqlite3)",
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress", action="store_true", default=None, help="show the progress bar on stderr"
+    )
+    progress.add_argument(
+        "--no-progress",
+        action="store_false",
+        dest="progress",
+        help="no progress bar (the default when stderr is not a terminal)",
+    )
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """The ``simulate`` command; ScenarioError (a ConfigError) is left to the caller."""
+    scenario = load_scenario(args.scenario)
+    seed = scenario.seed if args.seed is None else args.seed
+    archive: str | None = args.archive
+    if archive == "":
+        archive = f"{scenario.name}-seed{seed}.sqlite3"
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = ProgressBar(sys.stderr) if show else None
+    try:
+        result = run(
+            scenario,
+            seed=args.seed,
+            duration=args.duration,
+            drain=args.drain,
+            archive=archive,
+            events=args.events,
+            events_format=args.events_format,
+            progress=bar,
+        )
+    except FileExistsError as error:
+        print(f"cx simulate: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.finish()
+    summary: dict[str, Any] = result.summary
+    if args.json is not None:
+        text = json.dumps(summary, indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.json, "w", encoding="utf-8") as out:
+                out.write(text)
+    if args.json != "-":
+        sys.stdout.write(format_summary(summary))
+        if result.archive_path is not None:
+            sys.stdout.write(f"archive kept at {result.archive_path}\n")
+        if result.events_path is not None:
+            sys.stdout.write(f"event log written to {result.events_path}\n")
+    return 0

@@ -1,0 +1,118 @@
+"""How a run is shown to people: the progress bar while it runs, the summary table after."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+__all__ = ["ProgressBar", "format_duration", "format_summary"]
+
+
+def format_duration(ms: float) -> str:
+    """``ms`` as ``H:MM:SS`` (virtual time since the start of the run)."""
+    seconds = int(ms // 1000)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """A one-line progress bar (virtual time, conversations) redrawn on a terminal stream.
+
+    It is only a view: it reads the wall clock to draw at most ``per_second`` times a second,
+    and nothing it does reaches the simulation's results.
+    """
+
+    def __init__(self, stream: TextIO, *, width: int = 30, per_second: float = 8.0) -> None:
+        self.stream = stream
+        self.width = width
+        self.interval = 1.0 / per_second
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, now_ms: int, end_ms: int, started: int, open_now: int) -> None:
+        moment = time.monotonic()
+        final = now_ms >= end_ms
+        if not final and moment - self._last < self.interval:
+            return
+        self._last = moment
+        fraction = min(now_ms / end_ms, 1.0) if end_ms else 1.0
+        filled = int(fraction * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = (
+            f"\r[{bar}] {fraction * 100:5.1f}%  virtual {format_duration(now_ms)}"
+            f"/{format_duration(end_ms)}  conversations {started} ({open_now} open)"
+        )
+        self.stream.write(line)
+        self.stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _times(figures: Mapping[str, Any]) -> str:
+    if not figures.get("count"):
+        return "-"
+    return (
+        f"mean {figures['mean']:.1f}  p50 {figures['p50']:.1f}  p95 {figures['p95']:.1f}"
+        f"  max {figures['max']:.1f}  (n={figures['count']})"
+    )
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The summary as a table for people (``--json`` gives the same figures as JSON)."""
+    conversations = summary["conversations"]
+    virtual = summary["virtual_seconds"]
+    agents = summary["agents"]
+    performance = summary.get("performance", {})
+    rows: list[tuple[str, str]] = [
+        ("conversations", str(conversations["total"])),
+    ]
+    rows += [(f"  {state}", str(count)) for state, count in conversations["by_state"].items()]
+    rows.append(("closed by", ""))
+    rows += [(f"  {who}", str(count)) for who, count in conversations["closed_by"].items()]
+    rows += [
+        ("with an agent", str(conversations["with_agent"])),
+        ("without an agent (bot only)", str(conversations["without_agent"])),
+        ("agent requests", str(summary["agent_requests"])),
+        ("agent SLA breaches", str(summary["agent_sla_breaches"])),
+        ("  re-routed after a breach", str(summary["rerouted"])),
+        ("customer inactivity expiries", str(summary["customer_inactivity_expiries"])),
+        ("abandoned while waiting", str(summary["abandoned"])),
+        ("NO_AGENT_AVAILABLE", str(summary["no_agent_available"])),
+        ("RONA", str(summary["rona"])),
+        ("waiting time (s)", _times(summary["waiting_seconds"])),
+        ("handling time (s)", _times(summary["handling_seconds"])),
+        (
+            "agent occupancy",
+            f"{agents['occupancy'] * 100:.1f} %  (utilisation {agents['utilisation'] * 100:.1f} %"
+            f" of their slots; {agents['logged_in']} agents logged in)",
+        ),
+        ("events simulated", str(summary["events"])),
+        ("event log sha256", str(summary["event_log_sha256"])),
+    ]
+    if performance:
+        rows.append(
+            (
+                "wall time",
+                f"{performance['wall_seconds']:.2f} s  ({performance['events_per_second']:,}"
+                f" events/s; {performance['virtual_seconds_per_wall_second']:,.0f}"
+                " virtual s per s)",
+            )
+        )
+    driver = summary.get("driver", {})
+    if driver.get("refused"):
+        rows.append(("refused driver actions", str(driver["refused"])))
+    width = max(len(label) for label, _ in rows) + 2
+    header = (
+        f"{summary['scenario']} (seed {summary['seed']}): "
+        f"{format_duration(virtual['duration'] * 1000)} of arrivals"
+        f" + {format_duration(virtual['drain'] * 1000)} drain,"
+        f" {summary['agents_configured']} agents"
+    )
+    lines = [header, ""]
+    lines += [f"{label:<{width}}{value}".rstrip() for label, value in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,202 @@
+"""Running a scenario end to end: engine, driver, archive, summary."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.snapshots import event_dict
+from runtime.archive import Archive
+from runtime.gateway import Gateway
+from runtime.simulation.driver import Driver, Progress
+from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
+from runtime.simulation.scenario import (
+    Scenario,
+    ScenarioError,
+    _Invalid,
+    load_scenario,
+    parse_duration,
+)
+
+__all__ = ["SimulationResult", "run"]
+
+ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """What :func:`run` returns.
+
+    ``summary`` is JSON-ready; everything in it is determined by the scenario and its seed
+    except ``summary["performance"]`` (wall-clock figures). ``archive_path`` is the SQLite
+    archive if it was kept (``archive=`` given), else None (it was a temporary file).
+    ``conversations`` holds every conversation's outcome, in creation order.
+    """
+
+    scenario: Scenario
+    summary: dict[str, Any]
+    conversations: tuple[ConversationOutcome, ...]
+    archive_path: Path | None
+    events_path: Path | None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The summary without its wall-clock part: equal for equal scenario and seed."""
+        return {k: v for k, v in self.summary.items() if k != "performance"}
+
+    @property
+    def event_log_sha256(self) -> str:
+        return str(self.summary["event_log_sha256"])
+
+    def open_archive(self) -> Archive:
+        """The kept archive, read-only (use it as a context manager)."""
+        if self.archive_path is None:
+            raise ValueError("the archive was not kept: pass archive=PATH to run()")
+        return Archive(self.archive_path, read_only=True)
+
+
+def _seconds(value: float | str | None, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, what)
+    except _Invalid as invalid:
+        raise ScenarioError("<arguments>", invalid.key, invalid.problem) from None
+
+
+@contextmanager
+def _storage(archive: str | os.PathLike[str] | None) -> Iterator[tuple[Path, Path]]:
+    with tempfile.TemporaryDirectory(prefix="cx-simulation-") as scratch:
+        if archive is None:
+            path = Path(scratch) / "archive.sqlite3"
+        else:
+            path = Path(archive).expanduser().absolute()
+            if path.exists():
+                raise FileExistsError(
+                    f"{path} already exists: a simulation starts on empty storage"
+                    " (remove it or choose another --archive path)"
+                )
+        yield path, Path(scratch) / "journal"
+
+
+def engine_config(scenario: Scenario, archive: Path, journal: Path) -> dict[str, Any]:
+    """The engine configuration of a run: quiet logs, the scenario's ``config``, private storage."""
+    config: dict[str, Any] = {"logging": {"level": "warning"}}
+    for section, value in scenario.config.items():
+        if isinstance(value, Mapping) and isinstance(config.get(section), Mapping):
+            config[section] = {**config[section], **value}
+        else:
+            config[section] = value
+    config["storage"] = {"archive": str(archive), "journal": str(journal), "fsync": "never"}
+    return config
+
+
+def run(
+    scenario: ScenarioSource,
+    *,
+    seed: int | None = None,
+    duration: float | str | None = None,
+    drain: float | str | None = None,
+    archive: str | os.PathLike[str] | None = None,
+    events: str | os.PathLike[str] | None = None,
+    events_format: str | None = None,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Run a scenario (a file, a dict or a :class:`Scenario`) on the embedded engine.
+
+    ``seed``, ``duration`` and ``drain`` override the scenario's. ``archive``: keep the SQLite
+    archive at this path (it must not exist). ``events``: write the canonical event log there
+    (``events_format`` ``jsonl`` or ``msgpack``; by default from the suffix). ``progress`` is
+    called now and then with (virtual ms, end ms, conversations started, conversations open).
+    """
+    loaded = load_scenario(scenario).with_overrides(
+        seed=seed, duration=_seconds(duration, "duration"), drain=_seconds(drain, "drain")
+    )
+    started = time.perf_counter()
+    with _storage(archive) as (archive_path, journal):
+        config = engine_config(loaded, archive_path, journal)
+        live: dict[str, list[dict[str, Any]]] = {}
+        with Gateway.embedded(config, seed=loaded.seed) as gw:
+            driver = Driver(loaded, gw, progress=progress)
+            driver.run()
+            simulated = time.perf_counter()
+            for c in driver.conversations.values():
+                if not c.done:
+                    live[c.cid] = gw.events(c.cid)
+        log = EventLog(events, events_format)
+        try:
+            outcomes = _outcomes(driver, live, archive_path, log)
+        finally:
+            log.close()
+    finished = time.perf_counter()
+    figures = summarise(
+        outcomes,
+        logged_in=driver.logged_in_ms(),
+        max_conversations={a.id: a.group.max_conversations for a in driver.agents.values()},
+        end_ms=driver.end_ms,
+    )
+    stats = driver.stats
+    wall = finished - started
+    summary: dict[str, Any] = {
+        "scenario": loaded.name,
+        "seed": loaded.seed,
+        "virtual_seconds": {
+            "duration": loaded.duration,
+            "drain": loaded.drain,
+            "total": loaded.total_seconds,
+        },
+        "agents_configured": loaded.agent_count,
+        **figures,
+        "event_log_sha256": log.sha256,
+        "driver": {
+            "actions": stats.actions,
+            "polls": stats.polls,
+            "watches": stats.watches,
+            "discovery_polls": stats.discoveries,
+            "late_assignments": stats.late_assignments,
+            "latest_by_seconds": stats.late_ms / 1000,
+            "refused": stats.refused,
+            "refusals": dict(sorted(stats.refusals.items())),
+        },
+        "performance": {
+            "wall_seconds": round(wall, 3),
+            "simulate_seconds": round(simulated - started, 3),
+            "events_per_second": round(figures["events"] / wall) if wall > 0 else 0,
+            "virtual_seconds_per_wall_second": (
+                round(loaded.total_seconds / wall, 1) if wall > 0 else 0.0
+            ),
+        },
+    }
+    return SimulationResult(
+        scenario=loaded,
+        summary=summary,
+        conversations=tuple(outcomes),
+        archive_path=None if archive is None else archive_path,
+        events_path=log.path,
+    )
+
+
+def _outcomes(
+    driver: Driver,
+    live: Mapping[str, list[dict[str, Any]]],
+    archive_path: Path,
+    log: EventLog,
+) -> list[ConversationOutcome]:
+    outcomes: list[ConversationOutcome] = []
+    with Archive(archive_path, read_only=True) as archive:
+        for c in driver.conversations.values():
+            events = live.get(c.cid)
+            if events is None:
+                events = [event_dict(e) for e in archive.events(c.cid)]
+                if not events:
+                    raise RuntimeError(f"conversation {c.cid} is neither live nor archived")
+            for event in events:
+                log.add(c.cid, event)
+            outcomes.append(analyse(c.cid, c.ordinal, events))
+    return outcomes
