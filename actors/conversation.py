@@ -29,6 +29,7 @@ from actors.messages import (
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
+    Failure,
     JoinSession,
     Reattach,
     Ref,
@@ -88,6 +89,10 @@ ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
 ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 
 
+class _Poisoned(Exception):
+    """A command failed inside the machine for a reason other than a refusal."""
+
+
 def policy_of(settings: Settings) -> Policy:
     """The state machine's view of the configuration (times in ms)."""
     timers, routing = settings.timers, settings.routing
@@ -127,9 +132,14 @@ def session_entity_id(session_id: str) -> str:
 
 
 class ConversationEntity:
-    def __init__(self, machine: ConversationMachine) -> None:
+    def __init__(self, machine: ConversationMachine, first: StartSession, opened_at: int) -> None:
         self.id = conversation_entity_id(machine.id)
         self.machine = machine
+        # What rebuilds the machine if a command fails half-way (a bug): the first session and
+        # every command applied since, with its time. The machine is deterministic.
+        self._first = first
+        self._opened_at = opened_at
+        self.applied: list[tuple[Command, int]] = []
         self.log: list[Event] = []
         self.agents: dict[str, Ref] = {}
         self._archive_failures = 0
@@ -175,17 +185,55 @@ class ConversationEntity:
     ) -> bool:
         now = host.now()
         try:
-            effects = self.machine.handle(command, now)
+            effects = self._run(command, now)
         except Refused as refusal:
             self._log.debug("refused", command=type(command).__name__, problem=refusal.problem)
             if reply_to is not None:
                 host.fail(reply_to, failure_of(reply_to.call_id, refusal))
+            return False
+        except _Poisoned as poisoned:
+            if reply_to is not None:
+                host.fail(reply_to, Failure(reply_to.call_id, "internal", str(poisoned)))
             return False
         if effects:
             host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.perform(effects, host)
         host.reply(reply_to, result)
         return True
+
+    def _run(self, command: Command, now: int) -> list[Effect]:
+        """The machine's ``handle``, with a guarantee: a command that fails with anything but
+        a refusal (a bug, a payload that should never have got this far) leaves the
+        conversation exactly as it was. It is logged, answered with an internal error, and
+        never retried."""
+        try:
+            effects = self.machine.handle(command, now)
+        except Refused:
+            raise
+        except Exception as error:
+            self._log.exception("command_failed", command=type(command).__name__)
+            self.machine = self._replayed()
+            raise _Poisoned(
+                f"{type(command).__name__} failed on conversation {self.machine.id} with an internal"
+                f" error ({error!r}); it was not applied and the conversation is unchanged"
+            ) from error
+        self.applied.append((command, now))
+        return effects
+
+    def _replayed(self) -> ConversationMachine:
+        old = self.machine
+        machine, _ = ConversationMachine.open(
+            conversation_id=old.id,
+            room_id=old.room_id,
+            customer_id=old.customer_id,
+            first=self._first,
+            policy=old.policy,
+            now=self._opened_at,
+            direction=old.direction,
+        )
+        for command, at in self.applied:
+            machine.handle(command, at)
+        return machine
 
     # ------------------------------------------------------------------ effects
 
@@ -310,9 +358,14 @@ class ConversationEntity:
         command = SubscribeAgent(request.agent_id, request.role, request.request_id)
         now = host.now()
         try:
-            effects = self.machine.handle(command, now)
-        except Refused as refusal:
-            failure = failure_of(request.origin.call_id if request.origin else "", refusal)
+            effects = self._run(command, now)
+        except (Refused, _Poisoned) as refusal:
+            call_id = request.origin.call_id if request.origin else ""
+            failure = (
+                failure_of(call_id, refusal)
+                if isinstance(refusal, Refused)
+                else Failure(call_id, "internal", str(refusal))
+            )
             host.post(
                 request.agent,
                 SubscribeOutcome(

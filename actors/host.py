@@ -211,7 +211,7 @@ class Host(TimedActor):
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine)
+            conversation = ConversationEntity(machine, first, self.now())
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
             self.journal(machine.id, open_record(machine, first, self.now()))
@@ -240,8 +240,9 @@ class Host(TimedActor):
             return
         for record in rebuilt.records:  # this host's journal now holds its whole history
             self.journal(conversation_id, record)
-        conversation = ConversationEntity(rebuilt.machine)
+        conversation = ConversationEntity(rebuilt.machine, rebuilt.first, rebuilt.opened_at)
         conversation.log = rebuilt.log
+        conversation.applied = rebuilt.applied
         self.spawn(conversation)
         for session_id in rebuilt.machine.session_ids():
             session = ChannelSessionEntity(session_id, conversation_id)

@@ -30,8 +30,11 @@ from runtime.codec import (
 @dataclass
 class Rebuilt:
     machine: ConversationMachine
+    first: Any  # the StartSession that opened it
+    opened_at: int
     log: list[Event]
     records: list[dict[str, Any]]  # the records to journal again on the new host
+    applied: list[tuple[Any, int]] = field(default_factory=list)  # commands replayed, with times
     problems: list[str] = field(default_factory=list)
 
 
@@ -62,17 +65,18 @@ def command_record(
 
 def rebuild(opened: dict[str, Any], commands: list[dict[str, Any]]) -> Rebuilt:
     """Replay a conversation's records; raises CodecError if its open record is unusable."""
+    first = decode_command(opened["first"])
     machine, effects = ConversationMachine.open(
         conversation_id=opened["c"],
         room_id=opened["room"],
         customer_id=opened["customer"],
-        first=decode_command(opened["first"]),
+        first=first,
         policy=decode_policy(opened["policy"]),
         now=opened["t"],
         direction=Direction(opened["dir"]),
     )
     log = [e.event for e in effects if isinstance(e, Publish)]
-    rebuilt = Rebuilt(machine, log, [opened])
+    rebuilt = Rebuilt(machine, first, opened["t"], log, [opened])
     for record in commands:
         try:
             command = decode_command(record["cmd"])
@@ -88,4 +92,5 @@ def rebuild(opened: dict[str, Any], commands: list[dict[str, Any]]) -> Rebuilt:
             )
         rebuilt.log.extend(journaled)
         rebuilt.records.append(record)
+        rebuilt.applied.append((command, record["t"]))
     return rebuilt
