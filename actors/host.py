@@ -197,7 +197,7 @@ class Host(TimedActor):
     def _create(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> bool:
         """Entities come into being by their first message; False if this is not one."""
         if isinstance(payload, OpenConversation):
-            first = payload.first
+            first, now = payload.first, self.now()  # one instant: the journal replays it
             try:
                 machine, effects = ConversationMachine.open(
                     conversation_id=payload.conversation_id,
@@ -205,16 +205,16 @@ class Host(TimedActor):
                     customer_id=payload.customer_id,
                     first=first,
                     policy=self._policy(),
-                    now=self.now(),
+                    now=now,
                 )
             except Refused as refusal:
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine, first, self.now())
+            conversation = ConversationEntity(machine, first, now)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
-            self.journal(machine.id, open_record(machine, first, self.now()))
+            self.journal(machine.id, open_record(machine, first, now))
             conversation.perform(effects, self)
             self.reply(reply_to, conversation.session_ref(first))
             return True
