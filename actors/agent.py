@@ -27,6 +27,7 @@ from actors.messages import (
     Ref,
     Released,
     ReplyTo,
+    Reroute,
     RoutingOutcome,
     SetNotReady,
     Subscribe,
@@ -102,6 +103,8 @@ class AgentEntity:
             joined = self.conversations if self.agent_id in payload.counted else self.monitoring
             joined[conversation_id] = payload.conversation
             host.post(payload.conversation, AgentRef(self.agent_id, host.ref(self.id)))
+            self._report(host)
+        elif isinstance(payload, Reroute):  # a new Router: tell it where this agent stands
             self._report(host)
         elif isinstance(payload, SetNotReady):
             self.presence = Presence.NOT_READY

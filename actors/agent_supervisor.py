@@ -11,13 +11,16 @@ from actors.agent import agent_entity_id
 from actors.base import EngineActor
 from actors.host import Host
 from actors.messages import (
+    AgentGone,
     AgentJoin,
     AgentLogin,
     AgentPresence,
+    AgentsLost,
     Deliver,
     HostInit,
     Reattach,
     Ref,
+    Rewired,
     Subscribe,
     Unsubscribe,
 )
@@ -89,6 +92,26 @@ class AgentSupervisor(EngineActor):
             del self.placement[agent_id]
             placed.agents -= 1
         self.post(Ref(placed.address, agent_entity_id(agent_id)), payload, reply_to)
+
+    def on_rewired(self, reroute: bool) -> None:
+        for host in self.hosts:  # the Router or the Bot moved: every agent host must know
+            self.send(host.address, Rewired(self.wired(), reroute))
+
+    def on_child_exited(self, address: Any) -> None:
+        """An agent host died: its agents are logged out (their desks log in again); the
+        conversations they were in keep them as participants and count against their limit
+        once they are back."""
+        lost = next((h for h in self.hosts if h.address == address), None)
+        if lost is None or self.wiring is None or self.exiting:
+            return
+        self.hosts.remove(lost)
+        agents = tuple(a for a, h in self.placement.items() if h is lost)
+        for agent_id in agents:
+            del self.placement[agent_id]
+            self.post(Ref(self.wired().router, ""), AgentGone(agent_id))
+        log.error("agent_host_exited", agents=len(agents))
+        if agents:
+            self.send(self.wired().monitor, AgentsLost(agents))
 
     def _reattach(self, request: Reattach) -> None:
         for agent_id in (*request.counted, *request.monitors):

@@ -26,6 +26,7 @@ from actors.messages import (
     Ref,
     Reply,
     ReplyTo,
+    Rewired,
     WhoAmI,
     Wiring,
 )
@@ -51,6 +52,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         super().__init__()
         self.wiring: Wiring | None = None
         self.ready = False  # wired, and its own start-up (on_wired) succeeded
+        self.exiting = False  # shutting down: children exiting now are not failures
         self._virtual_now = 0
         self._outbox: dict[str, tuple[Any, list[Deliver]]] = {}
         self._replies: list[tuple[Any, Reply | Failure]] = []
@@ -103,6 +105,9 @@ class EngineActor(Actor):  # type: ignore[misc]
                 )
             elif isinstance(message, WhoAmI):
                 self.send(sender, Reply(message.call_id, (sender, self.ready)))
+            elif isinstance(message, Rewired):
+                self.wiring = message.wiring
+                self.on_rewired(message.reroute)
             elif isinstance(message, Ping):
                 self.send(
                     sender,
@@ -111,6 +116,7 @@ class EngineActor(Actor):  # type: ignore[misc]
             elif isinstance(message, Drain):
                 pass
             elif isinstance(message, ActorExitRequest):
+                self.exiting = True
                 self.on_exit()
             else:
                 self.on_message(message, sender)
@@ -138,6 +144,9 @@ class EngineActor(Actor):  # type: ignore[misc]
     # hooks --------------------------------------------------------------------
 
     def on_wired(self, sender: Any) -> None:
+        pass
+
+    def on_rewired(self, reroute: bool) -> None:
         pass
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 import structlog
 
 from actors.base import EngineActor
-from actors.messages import Apply, Deliver, EventDelivery
-from actors.model.bot import BotScript, DefaultBot
+from actors.messages import Apply, BotDelivery, Deliver
+from actors.model.bot import BotScript, BotView, DefaultBot
 from actors.model.commands import Command
 from actors.model.records import Event
 
@@ -21,7 +21,7 @@ log = structlog.get_logger("cx.bot")
 
 
 class BotPolicy(Protocol):
-    def react(self, event: Event) -> list[Command]: ...
+    def react(self, event: Event, view: BotView) -> list[Command]: ...
 
 
 def load_bot(settings: Any) -> BotPolicy:
@@ -54,7 +54,8 @@ class Bot(EngineActor):
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload = item.payload
-        if not isinstance(payload, EventDelivery) or self.policy is None:
+        if not isinstance(payload, BotDelivery) or self.policy is None or payload.bot_role is None:
             return
-        for command in self.policy.react(payload.event):
+        view = BotView(payload.bot_role, payload.agent_requested)
+        for command in self.policy.react(payload.event, view):
             self.post(payload.conversation, Apply(command))

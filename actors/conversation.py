@@ -17,6 +17,7 @@ from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
 from actors.messages import (
     AgentRef,
+    AgentsLost,
     Alarm,
     Apply,
     ArchiveDone,
@@ -24,6 +25,7 @@ from actors.messages import (
     ArchiveLateRequest,
     ArchiveRequest,
     AttachSubscriber,
+    BotDelivery,
     Bounced,
     CancelRequest,
     EnqueueRequest,
@@ -35,6 +37,7 @@ from actors.messages import (
     Ref,
     Released,
     ReplyTo,
+    Reroute,
     SnapshotQuery,
     StateReport,
     Subscribe,
@@ -69,17 +72,14 @@ from actors.snapshots import event_dict, record_dict
 from runtime.config import Settings
 from runtime.timefmt import seconds_to_ms
 
-#: What the bot is told about; everything else would only cost it messages.
+#: What the bot reacts to; everything else would only cost it messages.
 BOT_INTERESTS = frozenset(
     {
         "BOT_SUBSCRIBED",
-        "BOT_UNSUBSCRIBED",
         "CUSTOMER_MESSAGE",
-        "PARTICIPANT_ROLE_CHANGED",
         "CONVERSATION_PAUSED",
         "CONVERSATION_RESUMED",
         "NO_AGENT_AVAILABLE",
-        "AGENT_REQUESTED",
     }
 )
 
@@ -168,6 +168,15 @@ class ConversationEntity:
             host.reply(reply_to, [event_dict(e) for e in self.log if e.seq > payload.after_seq])
         elif isinstance(payload, Subscribe):
             self._subscribe_session(payload, reply_to, host)
+        elif isinstance(payload, Reroute):
+            request = self.machine.pending_request
+            if request is not None:  # the new Router must learn what the old one knew
+                host.post(
+                    Ref(host.wired().router, ""),
+                    EnqueueRequest(request, host.ref(self.id), self.machine.queue),
+                )
+        elif isinstance(payload, AgentsLost):
+            self._ask_for_agents(host, set(payload.agent_ids))
         elif isinstance(payload, AgentRef):
             if payload.agent_id in self.machine.subscribed_agents():
                 self.agents[payload.agent_id] = payload.agent
@@ -282,10 +291,10 @@ class ConversationEntity:
             host.local(session_entity_id(session_id), delivery)
         for agent in self.agents.values():
             host.post(agent, delivery)
-        if event.name in BOT_INTERESTS and (
-            self.machine.bot_role() is not None or event.name == "BOT_UNSUBSCRIBED"
-        ):
-            host.post(Ref(host.wired().bot, ""), delivery)
+        bot_role = self.machine.bot_role()
+        if event.name in BOT_INTERESTS and bot_role is not None:
+            pending = self.machine.pending_request is not None
+            host.post(Ref(host.wired().bot, ""), BotDelivery(event, me, bot_role, pending))
         if event.name == "TOPIC_STATE_CHANGED":
             host.post(
                 Ref(host.wired().monitor, ""),
@@ -309,10 +318,16 @@ class ConversationEntity:
         if closing is not None:
             self._closing = closing
             self._request_archive(host)
-        monitors = tuple(self.machine.subscribed_supervisors())
-        counted = tuple(a for a in self.machine.subscribed_agents() if a not in monitors)
+        self._ask_for_agents(host, None)
+
+    def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:
+        """Ask the AgentSupervisor for our agents (all, or ``only`` those) at their new place."""
+        supervisors = set(self.machine.subscribed_supervisors())
+        wanted = [a for a in self.machine.subscribed_agents() if only is None or a in only]
+        monitors = tuple(a for a in wanted if a in supervisors)
+        counted = tuple(a for a in wanted if a not in supervisors)
         if counted or monitors:
-            host.post(Ref(wiring.agents, ""), Reattach(host.ref(self.id), counted, monitors))
+            host.post(Ref(host.wired().agents, ""), Reattach(host.ref(self.id), counted, monitors))
 
     # ------------------------------------------------------------------ subscriptions
 

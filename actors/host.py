@@ -24,6 +24,7 @@ from actors.channel_session import ChannelSessionEntity
 from actors.conversation import ConversationEntity, policy_of
 from actors.messages import (
     AgentLogin,
+    AgentsLost,
     Alarm,
     Bounced,
     Deliver,
@@ -33,6 +34,7 @@ from actors.messages import (
     OpenConversation,
     Ref,
     ReplyTo,
+    Reroute,
     RestoreConversation,
     Restored,
     Wiring,
@@ -156,8 +158,18 @@ class Host(TimedActor):
                     fsync=storage.fsync,
                     interval_ms=storage.fsync_interval_ms,
                 )
+        elif isinstance(message, AgentsLost):
+            for entity_id in list(self.entities):
+                self._mailbox.append((entity_id, message, None))
+            self._drain()
         else:
             super().on_message(message, sender)
+
+    def on_rewired(self, reroute: bool) -> None:
+        if reroute:
+            for entity_id in list(self.entities):
+                self._mailbox.append((entity_id, Reroute(), None))
+            self._drain()
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         self._mailbox.append((item.entity, item.payload, item.reply_to))

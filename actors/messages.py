@@ -92,6 +92,39 @@ class Wiring:
 
 
 @dataclass(frozen=True, slots=True)
+class Rewired:
+    """The Router or the Bot was restarted at a new address: use this wiring from now on.
+
+    ``reroute``: a new Router, which knows nothing: conversations re-send their pending agent
+    request, agents report their availability again. One message, so that nothing is sent to
+    the new Router before its address is known (a fresh address may be held back by Thespian
+    until the actor exists, while a message without one would overtake it)."""
+
+    wiring: Wiring
+    reroute: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reroute:
+    """A new Router knows nothing: conversations re-send their pending agent request, agents
+    report their availability again."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsLost:
+    """These agents' host died: conversations they were in ask for them again (Reattach)."""
+
+    agent_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Answered by the TopicMonitor with the current addresses of the Router and the Bot."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class HostInit:
     host_id: str
     kind: str  # "conversations" or "agents"
@@ -339,6 +372,17 @@ class EventDelivery:
 
     event: Event
     conversation: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class BotDelivery:
+    """An event for the bot, with what the bot needs to know of its conversation, so that the
+    Bot actor keeps no state per conversation (a restarted Bot loses nothing)."""
+
+    event: Event
+    conversation: Ref
+    bot_role: Role | None
+    agent_requested: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ retries), and serves what is archived: snapshots, events, room history, late act
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ import structlog
 from thespian.actors import ActorExitRequest
 
 from actors.base import EngineActor
+from actors.bot import Bot
 from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
+    AgentsLost,
     ArchivedActivity,
     ArchiveDone,
     ArchivedQuery,
@@ -30,6 +32,7 @@ from actors.messages import (
     BootStatus,
     Bounced,
     Deliver,
+    Directory,
     HostInit,
     JoinSession,
     ListTimerOwners,
@@ -42,6 +45,7 @@ from actors.messages import (
     ReplyTo,
     RestoreConversation,
     Restored,
+    Rewired,
     StateReport,
     Status,
     StatusQuery,
@@ -50,6 +54,7 @@ from actors.model.commands import StartSession
 from actors.model.enums import EventType, RoomMode, RoomType, State
 from actors.model.events import RESERVED_NAMES
 from actors.model.records import SYSTEM, Event
+from actors.router import Router
 from actors.snapshots import event_dict, record_dict
 from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
 from runtime.journal import JournalError, read_directory
@@ -107,6 +112,13 @@ class TopicMonitor(EngineActor):
     # ------------------------------------------------------------------ lifecycle
 
     def on_wired(self, sender: Any) -> None:
+        # The Router and the Bot are this actor's children, so that it restarts them if they
+        # die; everyone else learns their addresses from the wiring completed here.
+        self.wiring = replace(
+            self.wired(), router=self.createActor(Router), bot=self.createActor(Bot)
+        )
+        for address in (self.wired().router, self.wired().bot, self.wired().agents):
+            self.send(address, self.wired())
         settings = self.wired().settings
         self.archive = Archive(
             settings.storage.archive, fsync=settings.storage.fsync, busy_timeout_ms=200
@@ -124,6 +136,12 @@ class TopicMonitor(EngineActor):
             self.archive = None
 
     def on_child_exited(self, address: Any) -> None:
+        if self.archive is None:  # shutting down
+            return
+        wiring = self.wired()
+        if address in (wiring.router, wiring.bot):
+            self._restart(router=address == wiring.router)
+            return
         lost = next((h for h in self.hosts.values() if h.address == address), None)
         if lost is None or self.archive is None:  # not a host, or the system is shutting down
             return
@@ -139,7 +157,15 @@ class TopicMonitor(EngineActor):
             log.info("host_recovered", host=lost.host_id, conversations=restored)
 
     def on_message(self, message: Any, sender: Any) -> None:
-        if isinstance(message, BootStatus):
+        if isinstance(message, AgentsLost):
+            for host in self.hosts.values():
+                self.send(host.address, message)
+        elif isinstance(message, Directory):
+            self.send(
+                sender,
+                Reply(message.call_id, {"router": self.wired().router, "bot": self.wired().bot}),
+            )
+        elif isinstance(message, BootStatus):
             self.send(sender, Reply(message.call_id, asdict(self.boot)))
         elif isinstance(message, ListTimerOwners):
             owners = [self.wired().router, *(h.address for h in self.hosts.values())]
@@ -263,6 +289,21 @@ class TopicMonitor(EngineActor):
             if self.room_live.get(live.room_id) == bounced.conversation_id:
                 del self.room_live[live.room_id]
         self._open_session(origin, reply_to)
+
+    def _restart(self, *, router: bool) -> None:
+        """A new Router (or Bot) takes over; every host and the AgentSupervisor learn its
+        address. A new Router learns the pending requests from their conversations and the
+        agents' availability from the agents (Reroute); the Bot keeps no state to lose."""
+        wiring = self.wired()
+        if router:
+            self.wiring = replace(wiring, router=self.createActor(Router))
+        else:
+            self.wiring = replace(wiring, bot=self.createActor(Bot))
+        new = self.wired()
+        log.error("actor_restarted", actor="Router" if router else "Bot")
+        self.send(new.router if router else new.bot, new)
+        for target in (*(h.address for h in self.hosts.values()), new.agents):
+            self.send(target, Rewired(new, reroute=router))
 
     # ------------------------------------------------------------------ recovery
 

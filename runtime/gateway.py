@@ -34,6 +34,7 @@ from actors.messages import (
     Batch,
     BootStatus,
     Deliver,
+    Directory,
     Drain,
     EventsQuery,
     Failure,
@@ -442,7 +443,8 @@ class Gateway:
 
     def status(self) -> dict[str, dict[str, int]]:
         conversations: Status = self._call(self._actors.monitor, "", StatusQuery())
-        routing: Status = self._call(self._actors.router, "", StatusQuery())
+        router = self._ask_direct(self._actors.monitor, Directory(self._call_id()))["router"]
+        routing: Status = self._call(router, "", StatusQuery())
         return {
             "conversations": dict(sorted(conversations.conversations.items())),
             "agents": dict(sorted(routing.agents.items())),

@@ -3,8 +3,9 @@
 Importing this module (the gateway does) restricts Thespian's listening sockets to loopback
 until :func:`start` or :func:`join` restricts them to ``system.bind`` (see ``runtime.bind``).
 
-The four long-lived actors have global names, so that a gateway process joining a running
-system finds the same ones. Each is wired once with the settings and the others' addresses.
+The TopicMonitor and the AgentSupervisor have global names, so that a gateway process joining
+a running system finds the same ones. The TopicMonitor is wired by :func:`boot`; it starts the
+Router and the Bot as its children (it restarts them if they die) and wires the others.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from typing import Any
 from thespian.actors import ActorSystem
 
 from actors.agent_supervisor import AgentSupervisor
-from actors.bot import Bot
 from actors.messages import Wiring
-from actors.router import Router
 from actors.topic_monitor import TopicMonitor
 from runtime.bind import restrict
 from runtime.config import Settings
@@ -25,8 +24,6 @@ from runtime.timefmt import wall_ms
 
 NAMES = {
     "monitor": "cx-topic-monitor",
-    "router": "cx-router",
-    "bot": "cx-bot",
     "agents": "cx-agents",
 }
 
@@ -34,8 +31,6 @@ NAMES = {
 @dataclass(frozen=True, slots=True)
 class Addresses:
     monitor: Any
-    router: Any
-    bot: Any
     agents: Any
 
 
@@ -43,8 +38,6 @@ def find(system: Any) -> Addresses:
     """The engine's actors (created unwired if the system was never booted)."""
     return Addresses(
         monitor=system.createActor(TopicMonitor, globalName=NAMES["monitor"]),
-        router=system.createActor(Router, globalName=NAMES["router"]),
-        bot=system.createActor(Bot, globalName=NAMES["bot"]),
         agents=system.createActor(AgentSupervisor, globalName=NAMES["agents"]),
     )
 
@@ -72,15 +65,13 @@ def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Address
     wiring = Wiring(
         settings=settings,
         monitor=addresses.monitor,
-        router=addresses.router,
-        bot=addresses.bot,
+        router=None,  # the TopicMonitor starts them and completes the wiring
+        bot=None,
         agents=addresses.agents,
         virtual=virtual,
         now=now,
     )
-    # The router and bot first: the monitor's hosts and the agents talk to them.
-    for address in (addresses.router, addresses.bot, addresses.agents, addresses.monitor):
-        system.tell(address, wiring)
+    system.tell(addresses.monitor, wiring)
     return addresses
 
 

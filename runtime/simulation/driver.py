@@ -244,9 +244,8 @@ class Driver:
         self.rng = Random(scenario.seed)
         self.progress = progress
         self.stats = DriverStats()
-        self.now = gw.now_ms
-        self.end_ms = seconds_to_ms(scenario.total_seconds)
-        self.arrivals_end_ms = seconds_to_ms(scenario.duration)
+        self.base = self.now = gw.now_ms  # 0 on empty storage; scenario times count from it
+        self.end_ms = self.base + seconds_to_ms(scenario.total_seconds)
         self._tick = seconds_to_ms(scenario.resolution)
         self._agenda: list[tuple[int, int, Callable[[Any, Any], None], Any, Any]] = []
         self._order = itertools.count()
@@ -276,9 +275,6 @@ class Driver:
         self._queue_names = [name for name, _ in scenario.customers.queues]
         self._queue_weights = list(itertools.accumulate(w for _, w in scenario.customers.queues))
         self._hold_max = self.settings.timers.hold_max_seconds
-        self._wrap_up = self.settings.timers.wrap_up_enabled
-        self._auto_accept = self.settings.routing.auto_accept
-        self._ended = False
 
     # -------------------------------------------------------------- agenda
 
@@ -309,12 +305,14 @@ class Driver:
             if when > self.now:
                 gw.advance((when - self.now) / 1000)
                 self.now = when
+                if gw.now_ms != when:  # the driver and the engine must share one clock
+                    raise RuntimeError(f"virtual clock at {gw.now_ms} ms, expected {when}")
             action(a, b)
             if self._discover_queue:
                 self._run_discoveries()
             ticks += 1
             if progress is not None and ticks % 256 == 0:
-                progress(self.now, self.end_ms, self.stats.conversations, len(self._open))
+                self._show(progress)
         if self.end_ms > self.now:
             gw.advance((self.end_ms - self.now) / 1000)
             self.now = self.end_ms
@@ -322,9 +320,12 @@ class Driver:
         for conversation in list(self._open.values()):
             self._poll(conversation)
         self._run_discoveries()
-        self._ended = True
         if progress is not None:
-            progress(self.now, self.end_ms, self.stats.conversations, len(self._open))
+            self._show(progress)
+
+    def _show(self, progress: Progress) -> None:
+        elapsed, total = self.now - self.base, self.end_ms - self.base
+        progress(elapsed, total, self.stats.conversations, len(self._open))
 
     # -------------------------------------------------------------- engine access
 
@@ -364,13 +365,13 @@ class Driver:
             conversation.watch_at = None
             return
         due = min(timers.values())
-        if due <= self.now:  # stale knowledge: forget it rather than loop
+        if due <= self.now:  # knowledge the engine has moved past: forget it rather than loop
             for key in [k for k, v in timers.items() if v <= self.now]:
                 del timers[key]
-            due = min(timers.values(), default=0)
-            if not due:
+            if not timers:
                 conversation.watch_at = None
                 return
+            due = min(timers.values())
         if conversation.watch_at != due:
             conversation.watch_at = due
             self.at(due, self._watch, conversation, due)
@@ -659,7 +660,7 @@ class Driver:
             if rate > 0:
                 candidate = second + self.rng.expovariate(rate / 3600.0)
                 if candidate < boundary:
-                    self.at(round(candidate * 1000), self._arrive)
+                    self.at(self.base + round(candidate * 1000), self._arrive)
                     return
             second = boundary
 
@@ -672,7 +673,7 @@ class Driver:
 
     def _arrive(self, _a: Any = None, _b: Any = None) -> None:
         self._arrivals += 1
-        self._schedule_next_arrival(self.now)
+        self._schedule_next_arrival(self.now - self.base)
         customers = self.scenario.customers
         rng = self.rng
         self._customers += 1
@@ -842,12 +843,14 @@ class Driver:
             for index in range(group.count):
                 agent = SimAgent(f"{group.name}-{index + 1:03d}", group)
                 self.agents[agent.id] = agent
-                self.at(seconds_to_ms(group.shift_start), self._agent_login, agent)
+                start = self.base + seconds_to_ms(group.shift_start)
+                self.at(start, self._agent_login, agent)
                 if group.shift_end is not None:
-                    self.at(seconds_to_ms(group.shift_end), self._agent_shift_end, agent)
+                    end = self.base + seconds_to_ms(group.shift_end)
+                    self.at(end, self._agent_shift_end, agent)
                 if group.break_every is not None:
                     first = group.break_every * (0.5 + self.rng.random())
-                    self.at(seconds_to_ms(group.shift_start + first), self._agent_break, agent)
+                    self.at(start + seconds_to_ms(first), self._agent_break, agent)
 
     def _agent_login(self, agent: SimAgent, _b: Any = None) -> None:
         if agent.shift_over:

@@ -164,6 +164,10 @@ def analyse(
     return out
 
 
+#: One encoder for every line (json.dumps with options would build one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 class EventLog:
     """The canonical event log: hashes every line, and writes it if asked (JSON lines or
     msgpack)."""
@@ -184,9 +188,7 @@ class EventLog:
 
     def add(self, conversation_id: str, event: Mapping[str, Any]) -> None:
         record = {"conversation_id": conversation_id, **event}
-        line = (
-            json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
-        ).encode("ascii")
+        line = (_CANONICAL.encode(record) + "\n").encode("ascii")
         self._hash.update(line)
         self.count += 1
         if self._file is not None:
