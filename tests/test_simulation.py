@@ -211,6 +211,9 @@ def test_every_conversation_is_closed_when_the_run_drains(path: Path) -> None:
     assert conversations["total"] > 0
     assert conversations["by_state"] == {"CLOSED": conversations["total"]}
     assert all(outcome.closed_by is not None for outcome in result.conversations)
+    # the driver's view of the engine was never stale
+    assert result.summary["driver"]["refused"] == 0
+    assert result.summary["driver"]["late_assignments"] == 0
 
 
 def test_without_a_drain_open_conversations_are_reported_as_they_are() -> None:
@@ -300,6 +303,17 @@ def test_any_small_center_drains_to_closed(
     assert result.summary["driver"]["late_assignments"] == 0
 
 
+def test_a_coarser_resolution_puts_customers_and_agents_on_the_grid(tmp_path: Path) -> None:
+    result = run(tiny(resolution="1s"), events=tmp_path / "log.jsonl")
+    summary = result.summary
+    assert summary["conversations"]["by_state"] == {"CLOSED": summary["conversations"]["total"]}
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    acted = [r for r in records if r["name"] in ("CUSTOMER_MESSAGE", "AGENT_MESSAGE")]
+    assert acted and all(r["timestamp"].endswith(".000Z") for r in acted)
+    with pytest.raises(ScenarioError, match="resolution"):
+        load_scenario(tiny(resolution="1.5ms"))
+
+
 # ------------------------------------------------------------------------------ the event log
 
 
@@ -351,6 +365,7 @@ BASE = "seed: 1\nduration: 1h\narrivals: {per_hour: 10}\n"
         ("", "<top level>", "expected a mapping"),
         ("seed: 1\nseed: 2\n", "<file>", "duplicate key 'seed'"),
         ("seed: [1\n", "<file>", "invalid YAML at line"),
+        ("seed: " + "[" * 5000 + "]" * 5000 + "\n", "<file>", "nested too deeply"),
         ("duration: 1h\narrivals: {per_hour: 1}\n", "seed", "missing"),
         (BASE + "durationn: 2h\n", "durationn", "did you mean duration?"),
         (BASE.replace("1h", "soon"), "duration", "expected a duration"),

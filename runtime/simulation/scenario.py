@@ -691,6 +691,8 @@ def _read(path: str) -> Any:
         raise ScenarioError(path, "<file>", f"invalid YAML at {where}{problem}") from None
     except yaml.YAMLError as error:
         raise ScenarioError(path, "<file>", f"invalid YAML: {error}") from None
+    except RecursionError:
+        raise ScenarioError(path, "<file>", "invalid YAML: nested too deeply") from None
     if not isinstance(document, Mapping):
         raise ScenarioError(path, "<top level>", f"expected a mapping, got {_describe(document)}")
     return document
