@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import copy
 import copyreg
+import reprlib
 import difflib
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-import yaml
-
 from actors.model.enums import Channel, ThresholdAction
+from runtime.yamlfile import YamlProblem, read_yaml
 
 SYSTEM_BASES = ("simpleSystemBase", "multiprocTCPBase", "multiprocQueueBase", "multiprocUDPBase")
 FSYNC_POLICIES = ("always", "interval", "never")
@@ -202,12 +202,17 @@ class _InvalidError(Exception):
 _Check: TypeAlias = Callable[[Any, str], Any]
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 4, 4, 50, 50
+
+
 def _show(value: object) -> str:
-    """``repr`` cut to a readable length (and safe for ints too long to print)."""
+    """A short ``repr``: bounded in depth and width before it is built, so that a huge or
+    deeply nested value (YAML aliases make both cheap to write) costs nothing to show."""
     try:
-        text = repr(value)
-    except ValueError:
-        return f"<{type(value).__name__} too long to show>"
+        text = _SHORT.repr(value)
+    except (ValueError, RecursionError):  # an int too long to print, a pathological object
+        return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -636,48 +641,11 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
-
-    PyYAML keeps the last one silently, so a second ``timers:`` section would drop the first.
-    """
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
-    seen: list[Any] = []
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found duplicate key {_show(key)}",
-                    key_node.start_mark,
-                )
-            seen.append(key)
-    yield from loader.construct_yaml_map(node)
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
 def _read_file(name: str) -> Mapping[Any, Any]:
     try:
-        data = Path(name).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(name, "<file>", "file not found") from None
-    except (OSError, ValueError) as error:  # a directory, no permission, a NUL in the name
-        raise ConfigError(name, "<file>", f"cannot read: {error}") from None
-    try:
-        document = yaml.load(data, Loader=_StrictLoader)  # a SafeLoader
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = error.problem or error.context or "syntax error"
-        raise ConfigError(name, "<file>", f"invalid YAML at {where}{problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(name, "<file>", f"invalid YAML: {error}") from None
+        document = read_yaml(name)
+    except YamlProblem as problem:
+        raise ConfigError(name, problem.key, problem.problem) from None
     if document is None:  # an empty file (or only comments): all defaults
         return {}
     if not isinstance(document, Mapping):

@@ -34,14 +34,13 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runtime.config import CHANNEL_TYPES, ConfigError, Settings, load_config
+from runtime.yamlfile import YamlProblem, read_yaml
 
 __all__ = [
     "AgentGroup",
@@ -652,47 +651,11 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
 # ------------------------------------------------------------------------------ loading
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
-    seen: list[Any] = []
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode):
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.append(key)
-    yield from loader.construct_yaml_map(node)
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
 def _read(path: str) -> Any:
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(path, "<file>", "file not found") from None
-    except (OSError, ValueError) as error:
-        raise ScenarioError(path, "<file>", f"cannot read: {error}") from None
-    try:
-        document = yaml.load(data, Loader=_StrictLoader)  # a SafeLoader
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = error.problem or error.context or "syntax error"
-        raise ScenarioError(path, "<file>", f"invalid YAML at {where}{problem}") from None
-    except yaml.YAMLError as error:
-        raise ScenarioError(path, "<file>", f"invalid YAML: {error}") from None
-    except RecursionError:
-        raise ScenarioError(path, "<file>", "invalid YAML: nested too deeply") from None
+        document = read_yaml(path)
+    except YamlProblem as problem:
+        raise ScenarioError(path, problem.key, problem.problem) from None
     if not isinstance(document, Mapping):
         raise ScenarioError(path, "<top level>", f"expected a mapping, got {_describe(document)}")
     return document
