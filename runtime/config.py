@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import copy
 import copyreg
-import reprlib
 import difflib
 import ipaddress
 import math
 import os
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
