@@ -166,6 +166,7 @@ class Host(TimedActor):
             super().on_message(message, sender)
 
     def on_rewired(self, reroute: bool) -> None:
+        super().on_rewired(reroute)
         if reroute:
             for entity_id in list(self.entities):
                 self._mailbox.append((entity_id, Reroute(), None))

@@ -89,6 +89,7 @@ class Wiring:
     agents: Any
     virtual: bool
     now: int
+    clock: Any = None  # virtual clock: the gateway driving it (see ClockDriver)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +137,17 @@ class HostInit:
 
 
 @dataclass(frozen=True, slots=True)
-class PeekAlarm:
-    """Virtual clock only: answer with :class:`NextAlarm`."""
+class ClockDriver:
+    """Virtual clock only: the gateway that drives the clock; timer owners report to it."""
 
-    call_id: str
+    address: Any
 
 
 @dataclass(frozen=True, slots=True)
-class NextAlarm:
-    call_id: str
+class AlarmAt:
+    """Virtual clock only: a timer owner's earliest alarm changed (None: it has none)."""
+
+    owner: Any
     at: int | None
 
 
@@ -157,6 +160,8 @@ class FireAlarms:
 
 @dataclass(frozen=True, slots=True)
 class ListTimerOwners:
+    """Answered by the TopicMonitor with the Router and every conversation host."""
+
     call_id: str
 
 

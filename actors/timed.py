@@ -3,8 +3,9 @@
 Under real time the actor asks Thespian for one wakeup, at its earliest alarm but never more
 than ``TICK_MS`` away: a periodic look at the heap, so that a wakeup Thespian delays (see
 THESPIAN_NOTES: the timer stall) cannot stall the timers. Under the virtual clock the gateway
-drives the heap instead: :class:`PeekAlarm` asks for the earliest alarm, :class:`FireAlarms`
-moves the clock and fires every alarm due by then, in order.
+drives the heap instead: every time the actor's earliest alarm changes it tells the gateway
+(:class:`AlarmAt`), and :class:`FireAlarms` moves the clock and fires every alarm due by then,
+in order. So the gateway always knows the next instant anything is due without asking.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from actors.alarms import AlarmHeap
 from actors.base import EngineActor
-from actors.messages import FireAlarms, NextAlarm, PeekAlarm
+from actors.messages import AlarmAt, FireAlarms
 
 TICK_MS = 1000
 
@@ -25,14 +26,13 @@ class TimedActor(EngineActor):
         super().__init__()
         self.alarms = AlarmHeap()
         self._wakeup_at: int | None = None
+        self._reported_at: int | None = None  # virtual clock: what the gateway was last told
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:
         raise NotImplementedError
 
     def on_message(self, message: Any, sender: Any) -> None:
-        if isinstance(message, PeekAlarm):
-            self.send(sender, NextAlarm(message.call_id, self.alarms.next_at()))
-        elif isinstance(message, FireAlarms):
+        if isinstance(message, FireAlarms):
             self.advance_clock(message.now)
             self.fire_due()
         else:
@@ -57,8 +57,24 @@ class TimedActor(EngineActor):
 
     def flush(self) -> None:
         super().flush()
-        if self.wiring is not None and not self.virtual:
+        if self.wiring is None:
+            return
+        if not self.virtual:
             self._schedule_wakeup()
+        elif self.wiring.clock is not None:
+            next_at = self.alarms.next_at()
+            if next_at != self._reported_at:
+                self._reported_at = next_at
+                self.send(self.wiring.clock, AlarmAt(self.myAddress, next_at))
+
+    def on_rewired(self, reroute: bool) -> None:
+        self._reported_at = None  # a new clock driver: tell it (at the flush) from scratch
+        if (
+            self.wiring is not None
+            and self.wiring.clock is not None
+            and self.alarms.next_at() is None
+        ):
+            self.send(self.wiring.clock, AlarmAt(self.myAddress, None))
 
     def _schedule_wakeup(self) -> None:
         next_at = self.alarms.next_at()

@@ -31,6 +31,7 @@ from actors.messages import (
     ArchiveRequest,
     BootStatus,
     Bounced,
+    ClockDriver,
     Deliver,
     Directory,
     HostInit,
@@ -157,7 +158,11 @@ class TopicMonitor(EngineActor):
             log.info("host_recovered", host=lost.host_id, conversations=restored)
 
     def on_message(self, message: Any, sender: Any) -> None:
-        if isinstance(message, AgentsLost):
+        if isinstance(message, ClockDriver):
+            self.wiring = replace(self.wired(), clock=message.address)
+            for target in (self.wired().router, *(h.address for h in self.hosts.values())):
+                self.send(target, Rewired(self.wired()))
+        elif isinstance(message, AgentsLost):
             for host in self.hosts.values():
                 self.send(host.address, message)
         elif isinstance(message, Directory):

@@ -28,23 +28,22 @@ from actors.messages import (
     AgentJoin,
     AgentLogin,
     AgentPresence,
+    AlarmAt,
     Apply,
     ArchivedActivity,
     ArchivedQuery,
     Batch,
     BootStatus,
+    ClockDriver,
     Deliver,
     Directory,
     Drain,
     EventsQuery,
     Failure,
     FireAlarms,
-    ListTimerOwners,
     Locate,
     Location,
-    NextAlarm,
     OpenSession,
-    PeekAlarm,
     Pushed,
     Ref,
     Reply,
@@ -189,6 +188,7 @@ class Gateway:
         self._session_conversation: dict[str, str] = {}
         self._pushed: deque[PushedEvent] = deque()
         self._stray: dict[str, Reply | Failure] = {}
+        self._alarms: dict[str, tuple[Any, int | None]] = {}  # virtual clock: owner -> earliest
         self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
         if not wired:
             raise GatewayError(
@@ -198,6 +198,9 @@ class Gateway:
         self.boot: dict[str, Any] = self._ask_direct(addresses.monitor, BootStatus(self._call_id()))
         if virtual:  # a restored system's clock resumes at the latest journaled time
             self._now = max(self._now, int(self.boot["now"]))
+            # From now on the timer owners report their earliest alarm to this gateway.
+            self._system.tell(addresses.monitor, ClockDriver(self._me))
+            self._take_messages()
 
     # ------------------------------------------------------------------ construction
 
@@ -531,19 +534,17 @@ class Gateway:
             )
         target = self._now + seconds_to_ms(seconds)
         while True:
-            owners = self._ask_direct(self._actors.monitor, ListTimerOwners(self._call_id()))
-            due: list[tuple[int, Any]] = []
-            for owner in owners:
-                answer: NextAlarm = self._system.ask(
-                    owner, PeekAlarm(self._call_id()), ASK_TIMEOUT_S
-                )
-                if answer.at is not None and answer.at <= target:
-                    due.append((answer.at, owner))
+            self._take_messages()  # every timer owner has reported its earliest alarm
+            due = [
+                (at, owner)
+                for owner, at in self._alarms.values()
+                if at is not None and at <= target
+            ]
             if not due:
                 break
             at = min(a for a, _ in due)
             self._now = max(self._now, at)
-            for when, owner in due:
+            for when, owner in due:  # owners due at the same instant: in a fixed order
                 if when == at:
                     self._system.tell(owner, FireAlarms(self._now))
         self._now = target
@@ -636,9 +637,16 @@ class Gateway:
             return True
         return False
 
+    def _take_messages(self) -> None:
+        while (message := self._system.listen(0)) is not None:
+            self._intake(message)
+
     def _intake(self, message: Any) -> None:
-        """Keep pushed events; anything else (a late answer to an abandoned call) is dropped."""
-        if isinstance(message, Batch):
+        """Keep pushed events and alarm reports; anything else (a late answer to an abandoned
+        call) is dropped."""
+        if isinstance(message, AlarmAt):
+            self._alarms[str(message.owner)] = (message.owner, message.at)
+        elif isinstance(message, Batch):
             for item in message.items:
                 if isinstance(item.payload, Pushed):
                     pushed = item.payload
