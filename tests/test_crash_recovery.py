@@ -114,11 +114,11 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
     finally:
         for pid in _same_program() - before:
             os.kill(pid, signal.SIGKILL)
-        eventually(lambda: not (_same_program() - before))
+        eventually(lambda: not (_same_program() - before), timeout=60)
     del system
 
     with restarted(config), Gateway.connect(config) as gw:
-        eventually(lambda: gw.status()["conversations"] == {"ACTIVE": 1})
+        eventually(lambda: gw.status()["conversations"] == {"ACTIVE": 1}, timeout=60)
         assert gw.events(ref.conversation_id) == events
         assert gw.start_session("cust-1", "SMS", "+1").conversation_id == ref.conversation_id
         gw.customer_message(
