@@ -75,7 +75,7 @@ def running_system(config_path: Path, *, shutdown_timeout: float = 20.0) -> Iter
         assert not leftovers, f"processes left behind after shutdown: {sorted(leftovers)}"
 
 
-def eventually(check: Callable[[], bool], *, timeout: float = 10.0) -> None:
+def eventually(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
     """Wait for an asynchronous outcome of a real-time system (not for a timer)."""
     deadline = time.monotonic() + timeout
     while not check():
