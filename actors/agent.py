@@ -128,7 +128,16 @@ class AgentEntity:
     def _join(self, join: AgentJoin, reply_to: ReplyTo | None, host: HostContext) -> None:
         conversation_id = join.conversation.entity.removeprefix("c:")
         counted = join.role not in SUPERVISOR_ROLES
-        if conversation_id in self.conversations or conversation_id in self.reserved:
+        if conversation_id in self.reserved:
+            # A join still unanswered (its conversation's host may have died and the
+            # conversation been rebuilt elsewhere): ask again where it is now. The slot stays
+            # reserved; a conversation that already has this agent answers with success.
+            host.post(
+                join.conversation,
+                SubscribeRequest(self.agent_id, join.role, None, host.ref(self.id), reply_to),
+            )
+            return
+        if conversation_id in self.conversations:
             host.refuse(
                 reply_to,
                 "illegal_transition",

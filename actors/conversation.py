@@ -370,6 +370,22 @@ class ConversationEntity:
         }
 
     def _subscribe(self, request: SubscribeRequest, host: HostContext) -> None:
+        role = self.machine.participant_role(request.agent_id)
+        if role is not None and request.request_id is None:
+            # Already subscribed (a join repeated after a host failure): nothing to change.
+            self.agents[request.agent_id] = request.agent
+            host.post(
+                request.agent,
+                SubscribeOutcome(
+                    self.machine.id,
+                    host.ref(self.id),
+                    None,
+                    role not in SUPERVISOR_ROLES,
+                    None,
+                    request.origin,
+                ),
+            )
+            return
         command = SubscribeAgent(request.agent_id, request.role, request.request_id)
         now = host.now()
         try:

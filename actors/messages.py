@@ -137,6 +137,19 @@ class HostInit:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchHosts:
+    """A gateway asks to be told when a conversation host dies (it caches hosts' addresses:
+    a send to a dead one would block in Thespian for half a minute)."""
+
+    address: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HostLost:
+    address: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ClockDriver:
     """Virtual clock only: the gateway that drives the clock; timer owners report to it."""
 

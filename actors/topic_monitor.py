@@ -35,6 +35,7 @@ from actors.messages import (
     Deliver,
     Directory,
     HostInit,
+    HostLost,
     JoinSession,
     ListTimerOwners,
     Locate,
@@ -50,6 +51,7 @@ from actors.messages import (
     StateReport,
     Status,
     StatusQuery,
+    WatchHosts,
 )
 from actors.model.commands import StartSession
 from actors.model.enums import EventType, RoomMode, RoomType, State
@@ -62,6 +64,7 @@ from runtime.journal import JournalError, read_directory
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
+MAX_WATCHERS = 1000
 _GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
@@ -108,6 +111,7 @@ class TopicMonitor(EngineActor):
         self.session_conversation: dict[str, str] = {}
         self._host_seq = 0
         self._recoveries: list[_Recovery] = []
+        self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.boot = _Boot()
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,6 +151,8 @@ class TopicMonitor(EngineActor):
         if lost is None or self.archive is None:  # not a host, or the system is shutting down
             return
         del self.hosts[lost.host_id]
+        for watcher in self.watchers:  # gateways drop their cached address of it
+            self.send(watcher, HostLost(address))
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         for conversation_id in orphans:
@@ -158,7 +164,10 @@ class TopicMonitor(EngineActor):
             log.info("host_recovered", host=lost.host_id, conversations=restored)
 
     def on_message(self, message: Any, sender: Any) -> None:
-        if isinstance(message, ClockDriver):
+        if isinstance(message, WatchHosts):
+            if not any(w == message.address for w in self.watchers):
+                self.watchers = [*self.watchers[-(MAX_WATCHERS - 1) :], message.address]
+        elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             for target in (self.wired().router, *(h.address for h in self.hosts.values())):
                 self.send(target, Rewired(self.wired()))

@@ -41,6 +41,7 @@ from actors.messages import (
     EventsQuery,
     Failure,
     FireAlarms,
+    HostLost,
     Locate,
     Location,
     OpenSession,
@@ -53,6 +54,7 @@ from actors.messages import (
     StatusQuery,
     Subscribe,
     Unsubscribe,
+    WatchHosts,
     WhoAmI,
 )
 from actors.model.commands import (
@@ -201,6 +203,8 @@ class Gateway:
             # From now on the timer owners report their earliest alarm to this gateway.
             self._system.tell(addresses.monitor, ClockDriver(self._me))
             self._take_messages()
+        else:  # be told when a host dies, so that no call is sent to its dead address
+            self._system.tell(addresses.monitor, WatchHosts(self._me))
 
     # ------------------------------------------------------------------ construction
 
@@ -358,7 +362,8 @@ class Gateway:
             host = self._live_host(conversation_id, "agent_join")
             target = Ref(host, conversation_entity_id(conversation_id))
             try:
-                self._call(self._actors.agents, "", AgentJoin(agent_id, target, joined_role))
+                join = AgentJoin(agent_id, target, joined_role)
+                self._call(self._actors.agents, "", join, watch=conversation_id)
                 return
             except _NotHere:
                 self._forget(conversation_id)
@@ -561,7 +566,9 @@ class Gateway:
             raise GatewayError(f"no answer from the engine to {type(message).__name__}")
         return answer.value
 
-    def _call(self, address: Any, entity: str, payload: Any) -> Any:
+    def _call(self, address: Any, entity: str, payload: Any, *, watch: str | None = None) -> Any:
+        """Send one request and wait for its answer. ``watch``: the conversation whose host
+        the request ends up at, when it is not addressed to it (checked while waiting)."""
         call_id = self._call_id()
         item = Deliver(entity, payload, ReplyTo(self._me, call_id))
         batch = Batch(self.now_ms, (item,))
@@ -570,8 +577,9 @@ class Gateway:
             answer = self._collect(call_id)
         else:
             self._system.tell(address, batch)
-            conversation_id = self._conversation_addressed(entity)
-            answer = self._wait(call_id, address, conversation_id)
+            conversation_id = watch or self._conversation_addressed(entity)
+            host = self._hosts.get(watch) if watch is not None else address
+            answer = self._wait(call_id, host, conversation_id)
         if isinstance(answer, Failure):
             raise self._error(answer)
         return answer.value
@@ -646,6 +654,9 @@ class Gateway:
         call) is dropped."""
         if isinstance(message, AlarmAt):
             self._alarms[str(message.owner)] = (message.owner, message.at)
+        elif isinstance(message, HostLost):
+            for conversation_id in [c for c, h in self._hosts.items() if h == message.address]:
+                del self._hosts[conversation_id]
         elif isinstance(message, Batch):
             for item in message.items:
                 if isinstance(item.payload, Pushed):
@@ -676,6 +687,8 @@ class Gateway:
 
     def _locate(self, conversation_id: str) -> Location:
         _text("conversation_id", conversation_id, limit=128)
+        if not self._embedded and self._hosts:
+            self._take_messages()  # a HostLost that came meanwhile drops stale addresses
         host = self._hosts.get(conversation_id)
         if host is not None:
             return Location(conversation_id, host, "")
