@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from bench import journal
 
 
@@ -9,3 +14,37 @@ def test_journal_benchmark_smallest_case_runs(capsys: object) -> None:
     assert journal.main(["--runs", "1", "--events", "300", "--conversations", "50"]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "journal: microseconds per event" in out and "raw sqlite" in out
+
+
+@pytest.mark.multiproc
+def test_performance_suite_smallest_case_runs(tmp_path: Path, capsys: object) -> None:
+    """``python -m bench --smoke``: every row of the suite (engine and raw Thespian reference)
+    at its smallest size, on real multiprocTCPBase systems; every process is gone afterwards
+    (``main`` returns 1 if it had to kill any)."""
+    from bench import __main__ as suite
+
+    results = tmp_path / "results.json"
+    assert suite.main(["--smoke", "--json", str(results), "--markdown"]) == 0
+    rows = json.loads(results.read_text())["rows"]
+    assert [row["key"] for row in rows] == list(suite.ROWS)
+    assert all(row["ours"] and "nan" not in row["ours"] for row in rows)
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "| what | target | ours |" in out
+
+
+def test_what_if_patches_keep_messages_intact() -> None:
+    """The what-if experiments (bench/whatif.py) change only speed: a batch survives pickling
+    and its answers still reach the gateway."""
+    import subprocess
+    import sys
+
+    script = (
+        "from bench import whatif; whatif.apply(list(whatif.PATCHES));"
+        "import pickle;"
+        "from actors.messages import Apply, Batch, Deliver;"
+        "from actors.model.commands import CustomerMessage;"
+        "b = Batch(1, (Deliver('s:x', Apply(CustomerMessage('x', 'hi', 'm'))),));"
+        "assert pickle.loads(pickle.dumps(b)) == b and repr(b) == 'Batch(1 items)'"
+    )
+    # in a process of its own: the patches must not leak into this test session
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)

@@ -1,0 +1,109 @@
+"""Conversation lifecycles per second: create, a few messages, close, archived.
+
+Each lifecycle is a new customer: ``start_session`` (a new room and conversation, the bot
+subscribed and its welcome), three customer messages (the bot answers each), then
+``end_conversation``; it is done when the conversation is in the archive (SQLite) as CLOSED.
+The rate is lifecycles / (time from the first call until the last one is archived), read from
+the archive file itself.
+
+- ``mode="api"``: sender processes run lifecycles one after the other with the public API.
+- ``mode="batched"``: sender processes do ``batch`` lifecycles at a time with the pipelined
+  client: one batch of OpenSession, one of messages, one of ends (one answer per batch).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import support
+from bench.common import open_conversations
+from bench.pipeline import Pipeline, end_item, message_item
+from runtime.gateway import Gateway
+
+MESSAGES = 3
+
+
+def api_worker(gate: support.Gate, config: str, count: int, tag: str) -> float:
+    gw = Gateway.connect(config)
+    gate.ready()
+    gate.wait()
+    for n in range(count):
+        ref = gw.start_session(f"cust-{tag}-{n}", "WEB", f"visitor-{tag}-{n}")
+        for k in range(MESSAGES):
+            gw.customer_message(
+                ref.channel_session_id, f"question {k}", message_id=f"{tag}-{n}-{k}"
+            )
+        gw.end_conversation(ref.conversation_id)
+    gw.close()
+    return time.monotonic()
+
+
+def batch_worker(gate: support.Gate, config: str, count: int, batch: int, tag: str) -> float:
+    gw = Gateway.connect(config)
+    pipeline = Pipeline(gw, tag=tag)
+    host = None
+    gate.ready()
+    gate.wait()
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        population = open_conversations(pipeline, size, prefix=f"{tag}-{first}", batch=size)
+        if host is None:
+            host = gw._locate(population.conversation_ids[0]).host
+        items = [
+            message_item(host, session, f"question {k}", f"{session}-{k}")
+            for k in range(MESSAGES)
+            for session in population.session_ids
+        ]
+        pipeline.wait(pipeline.send(items, acks="last"), timeout=120)
+        ends = [end_item(host, c) for c in population.conversation_ids]
+        pipeline.wait(pipeline.send(ends, acks="last"), timeout=120)
+    gw.close()
+    return time.monotonic()
+
+
+def _archived(archive: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{archive}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute("SELECT count(*) FROM conversations WHERE state = 'CLOSED'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
+def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict[str, Any]:
+    per_sender = math.ceil(count / senders)
+    total = per_sender * senders
+    with support.scratch("life") as directory:
+        sections = {"placement": {"per_host": max(100_000, 10 * total)}}
+        config = support.write_config(directory, sections)
+        archive = directory / "archive.sqlite3"
+        with support.engine(config) as running:
+            clock: dict[str, float] = {}
+            if mode == "api":
+                jobs: list[Any] = [
+                    (api_worker, (str(config), per_sender, f"s{i}")) for i in range(senders)
+                ]
+            else:
+                jobs = [
+                    (batch_worker, (str(config), per_sender, batch, f"s{i}"))
+                    for i in range(senders)
+                ]
+            with support.profiled(running, f"lifecycle-{mode}"):
+                done = support.run_workers(
+                    jobs, timeout=600, started=lambda: clock.setdefault("start", time.monotonic())
+                )
+                deadline = time.monotonic() + 120
+                while (archived := _archived(archive)) < total and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                end = time.monotonic()
+    return {
+        "mode": mode,
+        "lifecycles": total,
+        "archived": archived,
+        "per_s": archived / (end - clock["start"]),
+        "calls_done_per_s": total / (max(done) - clock["start"]),
+    }

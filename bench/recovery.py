@@ -1,0 +1,95 @@
+"""Recovery after a host holding ``conversations`` live conversations is killed (SIGKILL).
+
+Set-up: the conversations are opened on one host (pipelined) and each gets two customer
+messages (so each has a few journal records: open, the bot's welcome, the messages and the
+bot's answers). The host's pid is found with ``Ping``; it is killed with SIGKILL.
+
+Measured from the kill:
+
+- ``rebuilt_s``: until the TopicMonitor reports every conversation live again in its state
+  (each rebuilt conversation reports its state when the new host has replayed its journal; the
+  gateway's ``status()`` is polled every 20 ms);
+- ``answered_s``: until every conversation has answered a query (a snapshot) from its new
+  host: batches of :data:`CHUNK` queries to the new host right after ``rebuilt``, one answer
+  each.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from actors.conversation import conversation_entity_id
+from actors.messages import SnapshotQuery
+from bench import support
+from bench.common import open_conversations, pid_of, settle, wait_live
+from bench.pipeline import Item, Pipeline, message_item
+from runtime.gateway import Gateway
+
+
+def recovery(conversations: int) -> dict[str, Any]:
+    sections = {"placement": {"per_host": max(100_000, 10 * conversations)}}
+    with support.scratch("recovery") as directory:
+        config = support.write_config(directory, sections)
+        with support.engine(config, shutdown_timeout=30) as running, Gateway.connect(config) as gw:
+            pipeline = Pipeline(gw)
+            population = open_conversations(pipeline, conversations, prefix="r")
+            wait_live(gw, conversations)
+            old_host = gw._locate(population.conversation_ids[0]).host
+            for k in range(2):
+                items = [
+                    message_item(old_host, s, f"message {k}", f"{s}-{k}")
+                    for s in population.session_ids
+                ]
+                for first in range(0, len(items), 1000):
+                    pipeline.wait(
+                        pipeline.send(items[first : first + 1000], acks="last"), timeout=120
+                    )
+            settle(running)
+            victim = pid_of(gw, old_host)
+            with support.profiled(running, "recovery"):
+                killed = time.monotonic()
+                os.kill(victim, signal.SIGKILL)
+                # First the TopicMonitor notices (ChildActorExited) and places every orphan on a
+                # new host (state RESTORING); until then its status still shows the old states.
+                first = population.conversation_ids[0]
+                while True:
+                    gw._hosts.clear()  # the gateway's cache of where conversations live
+                    if gw._locate(first).host != old_host:
+                        break
+                    if time.monotonic() - killed > 60:
+                        raise TimeoutError("the TopicMonitor did not notice the killed host")
+                    time.sleep(0.005)
+                wait_live(gw, conversations, timeout=120, states=_SETTLED)
+                rebuilt = time.monotonic() - killed
+                new_host = gw._locate(population.conversation_ids[0]).host
+                answers: dict[str, Any] = {}
+                for first in range(0, conversations, CHUNK):
+                    calls = pipeline.send(
+                        [
+                            Item(new_host, conversation_entity_id(c), SnapshotQuery())
+                            for c in population.conversation_ids[first : first + CHUNK]
+                        ]
+                    )
+                    answers.update(pipeline.wait(calls, timeout=120))
+                answered = time.monotonic() - killed
+            new_pid = pid_of(gw, new_host)
+            states = {a["state"] for a in answers.values()}
+    return {
+        "conversations": conversations,
+        "rebuilt_s": rebuilt,
+        "answered_s": answered,
+        "answers": len(answers),
+        "states": sorted(states),
+        "new_host_is_another_process": new_pid != victim,
+    }
+
+
+#: Queries per batch. The host sends one message per answer, and Thespian scans its whole
+#: queue of outgoing messages on every send: one batch of 10,000 queries was not answered
+#: within 120 s, so they go 500 at a time.
+CHUNK = 500
+
+_SETTLED = {"CREATED", "ACTIVE", "ON_HOLD", "INACTIVE", "CUSTOMER_LEFT", "WRAP_UP"}
