@@ -190,6 +190,7 @@ class Gateway:
         self._session_conversation: dict[str, str] = {}
         self._pushed: deque[PushedEvent] = deque()
         self._stray: dict[str, Reply | Failure] = {}
+        self._host_lost_at: float | None = None
         self._alarms: dict[str, tuple[Any, int | None]] = {}  # virtual clock: owner -> earliest
         self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
         if not wired:
@@ -560,8 +561,11 @@ class Gateway:
         return f"call-{next(self._calls)}"
 
     def _ask_direct(self, address: Any, message: Any) -> Any:
-        """A message the actor answers itself (not forwarded): plain ask."""
-        answer = self._system.ask(address, message, ASK_TIMEOUT_S)
+        """A message the actor answers itself (not forwarded). Whatever else arrives while
+        waiting (pushed events, alarm reports, host notices) is kept, not taken for the answer."""
+        self._system.tell(address, message)
+        call_id = message.call_id
+        answer = self._collect(call_id) if self._embedded else self._wait(call_id, None, None)
         if not isinstance(answer, Reply):
             raise GatewayError(f"no answer from the engine to {type(message).__name__}")
         return answer.value
@@ -596,7 +600,8 @@ class Gateway:
         return found
 
     def _wait(self, call_id: str, address: Any, conversation_id: str | None) -> Reply | Failure:
-        deadline = time.monotonic() + ASK_TIMEOUT_S
+        started = time.monotonic()
+        deadline = started + ASK_TIMEOUT_S
         while True:
             if call_id in self._stray:
                 return self._stray.pop(call_id)
@@ -604,6 +609,13 @@ class Gateway:
             if message is None:
                 if time.monotonic() >= deadline:
                     raise UnavailableError(f"no answer from the engine within {ASK_TIMEOUT_S:g} s")
+                if self._lost_during(started):
+                    return Failure(
+                        call_id,
+                        "unavailable",
+                        "a host of the engine failed while this request was in progress; it may or"
+                        " may not have been applied: check, or retry",
+                    )
                 if conversation_id is not None and self._host_replaced(conversation_id, address):
                     return Failure(
                         call_id,
@@ -624,6 +636,11 @@ class Gateway:
                 # its conversations were rebuilt elsewhere): nothing was done; look it up again.
                 return Failure(call_id, "not_here", "the actor addressed is gone")
             self._intake(message)
+
+    def _lost_during(self, started: float) -> bool:
+        """Did a host die while a request begun at ``started`` waited? Its answer may never
+        come (the request was forwarded to that host): better a clear error than a long wait."""
+        return self._host_lost_at is not None and self._host_lost_at >= started
 
     def _conversation_addressed(self, entity: str) -> str | None:
         if entity.startswith("c:"):
@@ -655,6 +672,7 @@ class Gateway:
         if isinstance(message, AlarmAt):
             self._alarms[str(message.owner)] = (message.owner, message.at)
         elif isinstance(message, HostLost):
+            self._host_lost_at = time.monotonic()
             for conversation_id in [c for c, h in self._hosts.items() if h == message.address]:
                 del self._hosts[conversation_id]
         elif isinstance(message, Batch):
