@@ -3,7 +3,8 @@ processes for 20 s while conversation hosts are killed with SIGKILL every 2 to 4
 
 Every acknowledged event must be stored exactly once, with no gaps, no room with two live
 conversations, states consistent with the events, and no process left (``bench.chaos``; the
-long run and its figures are in docs/RELIABILITY.md).
+long run and its figures are in docs/RELIABILITY.md). Then regression tests for what the chaos
+runs found: calls to a conversation whose host died fail fast and their retries work.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def test_a_gateway_whose_host_died_fails_fast_then_retries(tmp_path: Path, busy:
 
 
 def test_agent_join_after_the_conversations_host_died_fails_fast(tmp_path: Path) -> None:
-    """Found by the chaos runs (30-36 s client outages, F4 in docs/RELIABILITY.md).
+    """Found by the chaos runs (30-36 s client outages; F4 and F5 in docs/RELIABILITY.md, fixed
+    in the engine since).
 
     ``Gateway.agent_join`` sends ``AgentJoin(agent, Ref(cached host, conversation))`` to the
     AgentSupervisor. When the cached host has died meanwhile, the agent's subscribe request

@@ -3,7 +3,7 @@
 ``load_config`` on random and malformed YAML files and mappings only ever returns ``Settings`` or
 raises ``ConfigError`` naming the source (and the key), within a time bound; what it accepts
 is sane (loopback bind unless allowed, finite positive durations). The regression tests at the
-end are failures the fuzzing found (docs/RELIABILITY.md): they fail until config.py is fixed.
+end are failures the fuzzing found (F1-F3 in docs/RELIABILITY.md; fixed in config.py since).
 
 The long run is ``python -m bench.fuzz`` (docs/RELIABILITY.md).
 """
@@ -45,7 +45,7 @@ FUZZ = settings(
 
 def _held(check: Callable[[], str]) -> str:
     """Run an oracle; a failure already reported (bench.fuzz.KNOWN_FINDINGS) is counted, not
-    raised here: its own regression test below fails until it is fixed."""
+    raised here: its own regression test below is what fails if it comes back."""
     try:
         return check()
     except (Hung, Violation) as error:
