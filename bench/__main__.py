@@ -288,7 +288,7 @@ def row_timers(size: dict[str, Any], runs: int) -> Row:
         ours=f"p99 {p99:.0f} ms, p50 {_med(ours, 'p50_ms'):.0f} ms, max {_med(ours, 'max_ms'):.0f} ms",
         reference=f"{size['raw_timers']:,} wakeupAfter in one actor: p99 {ref_p99:,.0f} ms"
         f" (arming took {_med(ref, 'arm_s'):.1f} s)",
-        ratio=f"{p99 / ref_p99:.2f}x" if ref_p99 > 0 else "",
+        ratio=f"{p99 / ref_p99:.2g}x" if ref_p99 > 0 else "",
         met=p99 < 20 if tm["timers"] >= 100_000 else None,
         data={"ours": ours, "reference": ref},
     )

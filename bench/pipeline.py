@@ -83,10 +83,10 @@ class Pipeline:
                 reply_to = ReplyTo(self.me, call_id)
             slot = by_address.setdefault(str(item.address), (item.address, []))
             slot[1].append(Deliver(item.entity, item.payload, reply_to))
+        if acks == "last" and len(by_address) > 1:
+            raise ValueError("acks='last' needs every item of a batch on one destination")
         stamp = now if now is not None else int(time.time() * 1000)
         for address, delivers in by_address.values():
-            if acks == "last" and len(by_address) > 1:
-                raise ValueError("acks='last' needs every item of a batch on one destination")
             self.system.tell(address, Batch(stamp, tuple(delivers)))
         return awaited
 

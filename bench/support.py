@@ -464,24 +464,24 @@ def profiled(
         _summarise(PROFILE_DIR / f"{label}.txt", spies, seconds, names or {})
 
 
-#: Frames that tell which actor a process runs (a forked actor's stacks also show the frames of
-#: the actor that created it, below its own).
+#: Frames that tell which actor a process runs, most specific first: a forked actor's stacks
+#: also show, below its own, the frames of the actor that created it (a host's show the
+#: TopicMonitor's, an agent host's the AgentSupervisor's).
 _ROLE_FRAMES = (
-    ("Host._drain", "Host"),
-    ("TopicMonitor.on_deliver", "TopicMonitor"),
+    ("AgentEntity.receive", "Host (agents)"),
+    ("Host._drain", "Host (conversations)"),
     ("Bot.on_deliver", "Bot"),
     ("Router.on_deliver", "Router"),
+    ("TopicMonitor.on_deliver", "TopicMonitor"),
     ("AgentSupervisor.on_deliver", "AgentSupervisor"),
 )
 
 
 def _role(inclusive: collections.Counter[str]) -> str:
-    counts = collections.Counter()
-    for frame, n in inclusive.items():
-        for marker, role in _ROLE_FRAMES:
-            if frame.startswith(marker):
-                counts[role] += n
-    return counts.most_common(1)[0][0] if counts else "Thespian admin, logger or idle actor"
+    for marker, role in _ROLE_FRAMES:
+        if any(frame.startswith(marker) for frame in inclusive):
+            return role
+    return "Thespian admin, logger or idle actor"
 
 
 def _py_spy() -> str:
