@@ -56,6 +56,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         self._virtual_now = 0
         self._outbox: dict[str, tuple[Any, list[Deliver]]] = {}
         self._replies: list[tuple[Any, Reply | Failure]] = []
+        self._early: list[tuple[Any, Any]] = []  # messages that came before the wiring
 
     # clock ------------------------------------------------------------------
 
@@ -68,6 +69,11 @@ class EngineActor(Actor):  # type: ignore[misc]
         self.advance_clock(wiring.now)
         if not wiring.virtual:  # an actor process of its own: log as the configuration says
             configure_logging(wiring.settings.logging)
+
+    def replay_early(self) -> None:
+        early, self._early = self._early, []
+        for message, sender in early:
+            self.receiveMessage(message, sender)
 
     def wired(self) -> Wiring:
         assert self.wiring is not None, f"{type(self).__name__} used before it was wired"
@@ -83,6 +89,11 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         try:
+            if isinstance(message, Batch | Deliver) and self.wiring is None:
+                # It overtook this actor's wiring (Thespian holds back a message that carries
+                # a just-created actor's address until that actor exists): keep it for then.
+                self._early.append((message, sender))
+                return
             if isinstance(message, Batch):
                 self.advance_clock(message.now)
                 for item in message.items:
@@ -93,6 +104,7 @@ class EngineActor(Actor):  # type: ignore[misc]
                 self.wire(message)
                 self.on_wired(sender)
                 self.ready = True
+                self.replay_early()
             elif isinstance(message, WakeupMessage):
                 self.on_wakeup(message.payload)
             elif isinstance(message, ChildActorExited):

@@ -158,6 +158,7 @@ class Host(TimedActor):
                     fsync=storage.fsync,
                     interval_ms=storage.fsync_interval_ms,
                 )
+            self.replay_early()
         elif isinstance(message, AgentsLost):
             for entity_id in list(self.entities):
                 self._mailbox.append((entity_id, message, None))
