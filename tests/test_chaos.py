@@ -79,7 +79,6 @@ def test_a_gateway_whose_host_died_fails_fast_then_retries(tmp_path: Path, busy:
     import signal
     import subprocess
     import sys
-    import time
 
     from runtime.gateway import Gateway
     from tests.multiproc_support import running_system, write_config
@@ -112,7 +111,7 @@ def test_a_gateway_whose_host_died_fails_fast_then_retries(tmp_path: Path, busy:
 
             host = gw._locate(ref.conversation_id).host
             os.kill(int(gw._system.ask(host, Ping("pid"), 10).value["pid"]), signal.SIGKILL)
-            time.sleep(1.0)  # the host is gone and its conversation rebuilt elsewhere
+            _wait_until_rebuilt(gw, ref.conversation_id, host)
             caller.stdin.write("go\n")
             caller.stdin.flush()
             try:
@@ -155,7 +154,7 @@ def test_agent_join_after_the_conversations_host_died_fails_fast(tmp_path: Path)
         gw.agent_login("alice", max_conversations=1)
         host = gw._locate(ref.conversation_id).host  # cached, as after any call
         os.kill(int(gw._system.ask(host, Ping("pid"), 10).value["pid"]), signal.SIGKILL)
-        time.sleep(1.0)  # its conversation is rebuilt on a new host
+        _wait_until_rebuilt(gw, ref.conversation_id, host)
         started = time.monotonic()
         with contextlib.suppress(GatewayError):
             gw.agent_join("alice", ref.conversation_id)
@@ -185,3 +184,16 @@ def test_agent_join_after_the_conversations_host_died_fails_fast(tmp_path: Path)
                 f" participants: {[(p['id'], p['state']) for p in participants]}"
             )
         assert waited < 5.0, f"agent_join waited {waited:.1f} s on a conversation whose host died"
+
+
+def _wait_until_rebuilt(gw: object, conversation_id: str, dead_host: object) -> None:
+    """Until the TopicMonitor has the conversation on another host (it told the gateways that
+    watch hosts about the dead one before it rebuilt it there)."""
+    from actors.messages import Locate
+    from tests.multiproc_support import eventually
+
+    def moved() -> bool:
+        location = gw._call(gw._actors.monitor, "", Locate(conversation_id=conversation_id))  # type: ignore[attr-defined]
+        return bool(location.host is not None and location.host != dead_host)
+
+    eventually(moved)
