@@ -26,7 +26,7 @@ from actors.messages import SnapshotQuery
 from bench import support
 from bench.common import open_conversations, pid_of, settle, wait_live
 from bench.pipeline import Item, Pipeline, message_item
-from runtime.gateway import Gateway
+from runtime.gateway import Gateway, UnavailableError
 
 
 def recovery(conversations: int) -> dict[str, Any]:
@@ -55,16 +55,19 @@ def recovery(conversations: int) -> dict[str, Any]:
                 # First the TopicMonitor notices (ChildActorExited) and places every orphan on a
                 # new host (state RESTORING); until then its status still shows the old states.
                 first = population.conversation_ids[0]
-                while True:
-                    gw._hosts.clear()  # the gateway's cache of where conversations live
-                    if gw._locate(first).host != old_host:
-                        break
+                while _moved(gw, first, old_host) is None:
                     if time.monotonic() - killed > 60:
                         raise TimeoutError("the TopicMonitor did not notice the killed host")
                     time.sleep(0.005)
-                wait_live(gw, conversations, timeout=120, states=_SETTLED)
+                while True:
+                    try:
+                        wait_live(gw, conversations, timeout=120, states=_SETTLED)
+                        break
+                    except UnavailableError:  # "a host failed while this call waited": ask again
+                        if time.monotonic() - killed > 120:
+                            raise
                 rebuilt = time.monotonic() - killed
-                new_host = gw._locate(population.conversation_ids[0]).host
+                new_host = _moved(gw, first, old_host)
                 answers: dict[str, Any] = {}
                 for first in range(0, conversations, CHUNK):
                     calls = pipeline.send(
@@ -91,5 +94,17 @@ def recovery(conversations: int) -> dict[str, Any]:
 #: queue of outgoing messages on every send: one batch of 10,000 queries was not answered
 #: within 120 s, so they go 500 at a time.
 CHUNK = 500
+
+
+def _moved(gw: Gateway, conversation_id: str, old_host: Any) -> Any:
+    """The conversation's new host once the TopicMonitor has moved it off ``old_host``, else
+    None. The gateway refuses calls that were waiting when a host died: they are asked again."""
+    gw._hosts.clear()  # the gateway's cache of where conversations live
+    try:
+        host = gw._locate(conversation_id).host
+    except UnavailableError:
+        return None
+    return host if host != old_host else None
+
 
 _SETTLED = {"CREATED", "ACTIVE", "ON_HOLD", "INACTIVE", "CUSTOMER_LEFT", "WRAP_UP"}

@@ -19,7 +19,9 @@ applied here before ``runtime.system.start`` are in every actor; gateway worker 
   calls ``dataclasses.fields()`` for every journaled command).
 - ``replies``: ``EngineActor.flush`` sends the replies for one caller as one message (a
   ``Batch`` of ``Deliver("", reply)``) instead of one message each, and the gateway accepts
-  them. A batch of N calls costs one answer message instead of N.
+  them. A batch of N calls costs one answer message instead of N. (The patched ``flush`` is a
+  copy of the engine's as of 2026-11-21 with that one change: re-check it if ``flush``
+  changes.)
 """
 
 from __future__ import annotations
