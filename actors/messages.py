@@ -335,14 +335,6 @@ class ArchiveFailed:
     problem: str
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationGone:
-    """The host let a CLOSED conversation go."""
-
-    conversation_id: str
-    host: Any
-
-
 # ---------------------------------------------------------------- conversation entity
 
 
@@ -524,11 +516,6 @@ class AgentRef:
 
     agent_id: str
     agent: Ref
-
-
-@dataclass(frozen=True, slots=True)
-class LocateAgent:
-    agent_id: str
 
 
 # ---------------------------------------------------------------- router
