@@ -40,10 +40,6 @@ class AlarmHeap:
     def disarm(self, key: Hashable) -> None:
         self._live.pop(key, None)
 
-    def disarm_where(self, predicate: Any) -> None:
-        for key in [k for k in self._live if predicate(k)]:
-            del self._live[key]
-
     def next_at(self) -> int | None:
         self._drop_stale()
         return self._heap[0].at if self._heap else None

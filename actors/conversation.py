@@ -68,7 +68,7 @@ from actors.model.errors import Refused
 from actors.model.policy import Policy, Threshold
 from actors.model.records import Event
 from actors.restore import command_record
-from actors.snapshots import event_dict, record_dict
+from actors.snapshots import event_dicts, record_dict
 from runtime.config import Settings
 from runtime.timefmt import seconds_to_ms
 
@@ -165,7 +165,7 @@ class ConversationEntity:
         elif isinstance(payload, SnapshotQuery):
             host.reply(reply_to, record_dict(self.machine.record()))
         elif isinstance(payload, EventsQuery):
-            host.reply(reply_to, [event_dict(e) for e in self.log if e.seq > payload.after_seq])
+            host.reply(reply_to, event_dicts(self.log, payload.after_seq))
         elif isinstance(payload, Subscribe):
             self._subscribe_session(payload, reply_to, host)
         elif isinstance(payload, Reroute):
@@ -249,19 +249,21 @@ class ConversationEntity:
     def perform(self, effects: list[Effect], host: HostContext) -> None:
         wiring = host.wired()
         me = host.ref(self.id)
-        # A session gets every event of the trigger that ended it (the machine has already
-        # applied the whole trigger when its effects are performed).
-        sessions = self.machine.live_session_ids() + [
-            e.event.channel_session_id
-            for e in effects
-            if isinstance(e, Publish)
-            and e.event.name == "CHANNEL_SESSION_ENDED"
-            and e.event.channel_session_id is not None
-        ]
+        machine = self.machine
+        published = [e.event for e in effects if isinstance(e, Publish)]
+        if published:
+            # A session gets every event of the trigger that ended it (the machine has already
+            # applied the whole trigger when its effects are performed).
+            sessions = [session_entity_id(s) for s in machine.live_session_ids()] + [
+                session_entity_id(e.channel_session_id)
+                for e in published
+                if e.name == "CHANNEL_SESSION_ENDED" and e.channel_session_id is not None
+            ]
+            self._publish(published, host, me, sessions)
         for effect in effects:
             if isinstance(effect, Publish):
-                self._publish(effect.event, host, me, sessions)
-            elif isinstance(effect, ArmAlarm):
+                continue
+            if isinstance(effect, ArmAlarm):
                 host.arm(self.id, effect.key, effect.token, effect.at, effect.percent)
             elif isinstance(effect, DisarmTimer):
                 host.disarm(self.id, effect.key)
@@ -284,22 +286,31 @@ class ConversationEntity:
                     Ref(wiring.monitor, ""), ArchiveLateRequest(self.machine.id, effect.events)
                 )
 
-    def _publish(self, event: Event, host: HostContext, me: Ref, sessions: list[str]) -> None:
-        self.log.append(event)
-        delivery = EventDelivery(event, me)
-        for session_id in sessions:
-            host.local(session_entity_id(session_id), delivery)
-        for agent in self.agents.values():
-            host.post(agent, delivery)
-        bot_role = self.machine.bot_role()
-        if event.name in BOT_INTERESTS and bot_role is not None:
-            pending = self.machine.pending_request is not None
-            host.post(Ref(host.wired().bot, ""), BotDelivery(event, me, bot_role, pending))
-        if event.name == "TOPIC_STATE_CHANGED":
-            host.post(
-                Ref(host.wired().monitor, ""),
-                StateReport(self.machine.id, self.machine.room_id, str(event.data["to"])),
-            )
+    def _publish(
+        self, events: list[Event], host: HostContext, me: Ref, sessions: list[str]
+    ) -> None:
+        """Log the trigger's events, then fan them out: every session and agent gets each one,
+        the bot what it reacts to, the TopicMonitor every state change."""
+        machine = self.machine
+        self.log.extend(events)
+        agents = list(self.agents.values())
+        bot_role = machine.bot_role()
+        pending = machine.pending_request is not None
+        wiring = host.wired()
+        for event in events:
+            delivery = EventDelivery(event, me)
+            for session in sessions:
+                host.local(session, delivery)
+            for agent in agents:
+                host.post(agent, delivery)
+            name = event.name
+            if bot_role is not None and name in BOT_INTERESTS:
+                host.post(Ref(wiring.bot, ""), BotDelivery(event, me, bot_role, pending))
+            if name == "TOPIC_STATE_CHANGED":
+                host.post(
+                    Ref(wiring.monitor, ""),
+                    StateReport(machine.id, machine.room_id, str(event.data["to"])),
+                )
 
     def resume(self, host: HostContext) -> None:
         """After a rebuild from the journal: re-arm the timers with the time they had left

@@ -9,15 +9,24 @@ from runtime.timefmt import iso
 
 
 def event_dict(event: Event) -> dict[str, Any]:
+    emitter = event.emitter
     return {
         "seq": event.seq,
         "name": event.name,
         "type": str(event.type),
         "timestamp": iso(event.timestamp),
-        "emitter": {"id": event.emitter.id, "type": str(event.emitter.type)},
+        "emitter": {"id": emitter.id, "type": str(emitter.type)},
         "channel_session_id": event.channel_session_id,
         "data": dict(event.data),
     }
+
+
+def event_dicts(events: list[Event], after_seq: int = 0) -> list[dict[str, Any]]:
+    """``event_dict`` of each event with seq > ``after_seq`` (``events`` in seq order)."""
+    start = len(events)
+    while start > 0 and events[start - 1].seq > after_seq:  # new events are at the end
+        start -= 1
+    return [event_dict(e) for e in events[start:]]
 
 
 def record_dict(record: ConversationRecord) -> dict[str, Any]:

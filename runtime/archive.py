@@ -528,7 +528,7 @@ def _check_events(conversation_id: str, room_id: str, events: Sequence[Event]) -
 
 def _event_rows(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     return [
-        (e.conversation_id, e.seq, e.name, e.type.value, e.timestamp, e.emitter.id,
+        (e.conversation_id, e.seq, e.name, str(e.type), e.timestamp, e.emitter.id,
          str(e.emitter.type), e.channel_session_id, _pack(e.data))
         for e in events
     ]  # fmt: skip

@@ -57,6 +57,12 @@ _COMMANDS: dict[str, type[Any]] = {
         commands.ArchiveCommitted,
     )
 }
+# field names per command class, computed once: dataclasses.fields() per call was most of the
+# journal's encoding cost
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _COMMANDS.values()
+}
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 _REASONS: dict[str, type[Enum]] = {
     "EndSession": SessionEndReason,
     "Resume": ResumeReason,
@@ -65,10 +71,14 @@ _REASONS: dict[str, type[Enum]] = {
 
 
 def encode_command(command: Any) -> list[Any]:
-    name = type(command).__name__
-    if name not in _COMMANDS:
-        raise CodecError(f"cannot encode {name}")
-    return [name, {f.name: _plain(getattr(command, f.name)) for f in dataclasses.fields(command)}]
+    names = _FIELD_NAMES.get(type(command))
+    if names is None:
+        raise CodecError(f"cannot encode {type(command).__name__}")
+    fields = {}
+    for name in names:
+        value = getattr(command, name)
+        fields[name] = value if type(value) in _SCALARS else _plain(value)
+    return [type(command).__name__, fields]
 
 
 def decode_command(value: Any) -> Any:
@@ -117,6 +127,8 @@ def _emitter(value: Any) -> Emitter:
 
 
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Threshold):
@@ -128,22 +140,28 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return _plain_map(value)
     return value
+
+
+def _plain_map(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
 
 
 # ---------------------------------------------------------------------- events
 
 
 def encode_event(event: Event) -> list[Any]:
+    # str() of a StrEnum member is its value; the emitter type may also be a plain str
+    emitter = event.emitter
     return [
         event.seq,
         event.name,
-        event.type.value,
+        str(event.type),
         event.timestamp,
-        _plain(event.emitter),
+        [emitter.id, str(emitter.type)],
         event.channel_session_id,
-        _plain(event.data),
+        _plain_map(event.data),
     ]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from actors.model.commands import (
@@ -107,6 +108,9 @@ class _Bucket(int, Enum):
     FOLLOW = 3
     TIMER_STOPPED = 4
     TIMER_STARTED = 5
+
+
+_bucket_of = itemgetter(0)  # an emitted event's _Bucket (an int)
 
 
 @dataclass(slots=True)
@@ -737,9 +741,9 @@ class ConversationMachine:
             SYSTEM,
             None,
             {
-                "from": source.value if source else None,
-                "to": target.value,
-                "reason": trigger.value,
+                "from": str(source) if source else None,
+                "to": str(target),
+                "reason": str(trigger),
                 "cause": cause,
             },
         )
@@ -776,9 +780,10 @@ class ConversationMachine:
     def _finish(self) -> list[Effect]:
         t = self._t
         self._settle_timers(t)
-        ordered = sorted(enumerate(t.events), key=lambda item: (item[1][0], item[0]))
+        # sorted() is stable: events of one bucket keep the order they were emitted in
+        ordered = sorted(t.events, key=_bucket_of)
         published: list[Effect] = []
-        for _, (_, name, emitter, session_id, payload) in ordered:
+        for _, name, emitter, session_id, payload in ordered:
             data = dict(payload)
             event_type = data.pop("_type") or EVENT_TYPES.get(name, EventType.NOTIFICATION)
             self.seq += 1
@@ -873,7 +878,7 @@ class ConversationMachine:
             if key.kind in OBSERVABLE_KINDS:
                 self._emit(
                     _Bucket.TIMER_STOPPED,
-                    f"{key.kind.value}_STOPPED",
+                    f"{key.kind}_STOPPED",
                     SYSTEM,
                     self._subject_session(key),
                     {},
@@ -889,7 +894,7 @@ class ConversationMachine:
             if key.kind in OBSERVABLE_KINDS:
                 self._emit(
                     _Bucket.TIMER_STARTED,
-                    f"{key.kind.value}_STARTED",
+                    f"{key.kind}_STARTED",
                     SYSTEM,
                     self._subject_session(key),
                     {"seconds": duration / 1000},
