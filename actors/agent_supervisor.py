@@ -1,8 +1,14 @@
-"""The AgentSupervisor: logs agents in and out and places them on agent hosts (its children)."""
+"""The AgentSupervisor: logs agents in and out and places them on agent hosts (its children).
+
+Every request it forwards to an agent host is answered through it (F8 in docs/RELIABILITY.md):
+it keeps the caller's address until the answer passes, so that when the host dies first it can
+tell the caller ``unavailable`` at once instead of leaving it to wait for its timeout.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -17,9 +23,12 @@ from actors.messages import (
     AgentPresence,
     AgentsLost,
     Deliver,
+    Failure,
     HostInit,
     Reattach,
     Ref,
+    Reply,
+    ReplyTo,
     Rewired,
     Subscribe,
     Unsubscribe,
@@ -27,12 +36,31 @@ from actors.messages import (
 
 log = structlog.get_logger("cx.agents")
 MAX_AGENT_CONVERSATIONS = 100
+#: Forwarded requests kept waiting for their answer: beyond this the oldest is answered
+#: ``unavailable`` and forgotten (far above what gateways keep in flight: one call each).
+MAX_FORWARDED = 10_000
+#: A forwarded request still unanswered after this long is forgotten without an answer: its
+#: caller gave up long ago (gateways wait 30 s). E.g. a join whose conversation's host died
+#: with the subscribe request; the agent's repeated join is a new request.
+FORWARDED_TTL_MS = 120_000
+_PRESENCE_OPS = {"READY": "agent_ready", "NOT_READY": "agent_not_ready", "LOGOUT": "agent_logout"}
 
 
 @dataclass(slots=True)
 class _AgentHost:
     address: Any
     agents: int = 0
+
+
+@dataclass(slots=True)
+class _Forwarded:
+    """A request forwarded to an agent host, not answered yet."""
+
+    caller: ReplyTo
+    host: _AgentHost
+    agent_id: str
+    payload: Any
+    at: int
 
 
 class AgentSupervisor(EngineActor):
@@ -43,6 +71,19 @@ class AgentSupervisor(EngineActor):
         # Conversations rebuilt from the journal whose agents have not logged in again yet:
         # they count against the agent's limit once it is back.
         self.awaiting: dict[str, list[Reattach]] = {}
+        # Requests forwarded to agent hosts, by the call id the host answers (oldest first).
+        #
+        # Why answers come back through here: a host that dies takes the requests it had not
+        # answered with it, and only this actor learns of it (ChildActorExited); the caller's
+        # gateway watches the conversation's host at best, not the agent's. To answer exactly
+        # the unanswered ones, this actor must see the answers pass: one more hop per agent
+        # operation (logins, presence, joins, desk subscriptions; agent messages and routing do
+        # not come here), no new message type, nothing kept but what is in flight. Announcing
+        # agent hosts in HostLost notices instead would only fail connected gateways' calls
+        # after their 1 s check (not embedded ones, not precisely those in flight); the host
+        # reporting what it answered would cost as many messages and a new message type.
+        self.forwarded: dict[str, _Forwarded] = {}
+        self._forward_ids = itertools.count(1)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, reply_to = item.payload, item.reply_to
@@ -64,7 +105,7 @@ class AgentSupervisor(EngineActor):
             host.agents += 1
             self.placement[payload.agent_id] = host
             target = Ref(host.address, agent_entity_id(payload.agent_id))
-            self.post(target, payload, reply_to)
+            self._forward(host, payload.agent_id, payload, reply_to)
             for reattach in self.awaiting.pop(payload.agent_id, []):
                 self.post(target, reattach)
             # introduces the agent (NOT_READY) to the Router
@@ -91,7 +132,19 @@ class AgentSupervisor(EngineActor):
         if isinstance(payload, AgentPresence) and payload.action == "LOGOUT":
             del self.placement[agent_id]
             placed.agents -= 1
-        self.post(Ref(placed.address, agent_entity_id(agent_id)), payload, reply_to)
+        self._forward(placed, agent_id, payload, reply_to)
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        if isinstance(message, Reply | Failure):  # an agent host answers a forwarded request
+            forwarded = self.forwarded.pop(message.call_id, None)
+            if forwarded is None:  # its host was lost and the caller told so, or it expired
+                return
+            if isinstance(message, Reply):
+                self.reply(forwarded.caller, message.value)
+            else:
+                self.fail(forwarded.caller, replace(message, call_id=forwarded.caller.call_id))
+            return
+        super().on_message(message, sender)
 
     def on_rewired(self, reroute: bool) -> None:
         for host in self.hosts:  # the Router or the Bot moved: every agent host must know
@@ -109,9 +162,40 @@ class AgentSupervisor(EngineActor):
         for agent_id in agents:
             del self.placement[agent_id]
             self.post(Ref(self.wired().router, ""), AgentGone(agent_id))
-        log.error("agent_host_exited", agents=len(agents))
+        unanswered = [(k, f) for k, f in self.forwarded.items() if f.host is lost]
+        for call_id, forwarded in unanswered:
+            del self.forwarded[call_id]
+            self.refuse(forwarded.caller, "unavailable", _lost_message(forwarded))
+        log.error("agent_host_exited", agents=len(agents), unanswered=len(unanswered))
         if agents:
             self.send(self.wired().monitor, AgentsLost(agents))
+
+    def _forward(
+        self, host: _AgentHost, agent_id: str, payload: Any, reply_to: ReplyTo | None
+    ) -> None:
+        """Post ``payload`` to the agent's entity on ``host``; its answer comes back here."""
+        target = Ref(host.address, agent_entity_id(agent_id))
+        if reply_to is None:
+            self.post(target, payload)
+            return
+        now = self.now()
+        forwarded = self.forwarded
+        while forwarded:  # oldest first: drop what expired, make room beyond the bound
+            oldest_id = next(iter(forwarded))
+            oldest = forwarded[oldest_id]
+            if len(forwarded) < MAX_FORWARDED and now - oldest.at < FORWARDED_TTL_MS:
+                break
+            del forwarded[oldest_id]
+            if now - oldest.at < FORWARDED_TTL_MS:
+                self.refuse(
+                    oldest.caller,
+                    "unavailable",
+                    f"{_operation(oldest.payload)} for agent {oldest.agent_id}: too many agent"
+                    " requests in flight; it may or may not have been applied: check, or retry",
+                )
+        call_id = f"fwd-{next(self._forward_ids)}"
+        forwarded[call_id] = _Forwarded(reply_to, host, agent_id, payload, now)
+        self.post(target, payload, ReplyTo(self.myAddress, call_id))
 
     def _reattach(self, request: Reattach) -> None:
         for agent_id in (*request.counted, *request.monitors):
@@ -138,6 +222,39 @@ class AgentSupervisor(EngineActor):
         host = _AgentHost(address)
         self.hosts.append(host)
         return host
+
+
+def _operation(payload: Any) -> str:
+    """The gateway operation that sent ``payload``, for messages."""
+    if isinstance(payload, AgentPresence):
+        return _PRESENCE_OPS.get(payload.action, "agent presence")
+    if isinstance(payload, AgentLogin):
+        return "agent_login"
+    if isinstance(payload, AgentJoin):
+        return "agent_join"
+    if isinstance(payload, Subscribe):
+        return "subscribe_agent"
+    return "unsubscribe"
+
+
+def _lost_message(forwarded: _Forwarded) -> str:
+    what, agent_id = _operation(forwarded.payload), forwarded.agent_id
+    if what == "agent_login":
+        return (
+            f"agent_login refused for {agent_id}: the agent host failed before it answered and the"
+            " agent is not logged in: log in again"
+        )
+    if what == "agent_logout":
+        return (
+            f"agent_logout for agent {agent_id}: its agent host failed before it answered; the"
+            " agent is logged out, but may still be a participant of its conversations: leave"
+            " them with agent_leave"
+        )
+    return (
+        f"{what} refused for agent {agent_id}: its agent host failed before it answered, and the"
+        f" agent is logged out; the request may or may not have been applied: log the agent in"
+        f" again (agent_login), then retry {what}"
+    )
 
 
 def _login_problem(login: AgentLogin) -> str | None:

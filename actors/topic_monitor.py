@@ -98,6 +98,9 @@ class _Live:
     room_id: str
     state: str
     sessions: list[str] = field(default_factory=list)
+    # The caller of the OpenConversation sent to ``host``, until the conversation's first state
+    # report says it is open: answered here if the host dies first (F7 in docs/RELIABILITY.md).
+    opening: ReplyTo | None = None
 
 
 class TopicMonitor(EngineActor):
@@ -155,6 +158,7 @@ class TopicMonitor(EngineActor):
             self.send(watcher, HostLost(address))
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
+        opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
         for conversation_id in orphans:
             self._forget(conversation_id)
         if self.wiring is not None:
@@ -162,6 +166,30 @@ class TopicMonitor(EngineActor):
             directory = Path(self.wired().settings.storage.journal) / lost.host_id
             restored = self._recover([directory])
             log.info("host_recovered", host=lost.host_id, conversations=restored)
+        for conversation_id, live in opening:
+            self._answer_opening(conversation_id, live)
+
+    def _answer_opening(self, conversation_id: str, live: _Live) -> None:
+        """A new conversation's host died before the conversation reported that it opened: its
+        caller would wait for an answer that will never come. A conversation opens and is
+        journaled before it answers, so: rebuilt from the journal, it is open (the answer may
+        have been lost with the host); not in the journal, nothing was opened."""
+        if conversation_id in self.live:
+            self.reply(
+                live.opening,
+                {
+                    "conversation_id": conversation_id,
+                    "channel_session_id": live.sessions[0],
+                    "room_id": live.room_id,
+                },
+            )
+            return
+        self.refuse(
+            live.opening,
+            "unavailable",
+            f"start_session in room {live.room_id}: the host given its new conversation"
+            f" {conversation_id} failed before opening it; nothing was opened: retry start_session",
+        )
 
     def on_message(self, message: Any, sender: Any) -> None:
         if isinstance(message, WatchHosts):
@@ -247,7 +275,9 @@ class TopicMonitor(EngineActor):
         )
         host = self._place()
         host.conversations += 1
-        self.live[conversation_id] = _Live(host, room.id, State.CREATED.value, [request.session_id])
+        self.live[conversation_id] = _Live(
+            host, room.id, State.CREATED.value, [request.session_id], reply_to
+        )
         self.room_live[room.id] = conversation_id
         self.session_conversation[request.session_id] = conversation_id
         log.debug(
@@ -423,6 +453,7 @@ class TopicMonitor(EngineActor):
         if live is None:
             return
         live.state = report.state
+        live.opening = None  # it is open: its host has answered the caller
         if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
             del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
         if report.state == State.CLOSED.value:
@@ -495,13 +526,19 @@ class TopicMonitor(EngineActor):
                 history.append(item)
             self.reply(reply_to, history)
             return
+        if query.kind == "events":
+            # the events alone (one query); the conversation only to tell "none yet" from unknown
+            events = archive.events(query.id, query.after_seq)
+            if events or archive.has_conversation(query.id):
+                self.reply(reply_to, [event_dict(e) for e in events])
+            else:
+                self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+            return
         record = archive.conversation(query.id)
         if record is None:
             self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
-        elif query.kind == "conversation":
-            self.reply(reply_to, record_dict(record))
         else:
-            self.reply(reply_to, [event_dict(e) for e in archive.events(query.id, query.after_seq)])
+            self.reply(reply_to, record_dict(record))
 
     def _archived_activity(self, request: ArchivedActivity, reply_to: ReplyTo | None) -> None:
         archive = self._archive_or_fail()

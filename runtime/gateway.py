@@ -11,6 +11,7 @@ what was refused; nothing has changed when it is raised.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import socket
@@ -369,7 +370,9 @@ class Gateway:
             except _NotHere:
                 self._forget(conversation_id)
                 if attempt:
-                    raise
+                    raise IllegalTransitionError(
+                        f"agent_join refused on conversation {conversation_id}: it is closing"
+                    ) from None
 
     def agent_message(self, agent_id: str, conversation_id: str, text: str) -> None:
         _text("agent_id", agent_id)
@@ -473,18 +476,10 @@ class Gateway:
             )
         conversation_id = self._conversation_of(channel_session_id)
         request = Subscribe(f"session:{channel_session_id}", self._me, after_seq)
-        for attempt in range(2):
-            host = self._live_host(conversation_id, "subscribe_session")
-            try:
-                seq: int = self._call(host, conversation_entity_id(conversation_id), request)
-                return seq
-            except _NotHere:
-                self._forget(conversation_id)
-                if attempt:
-                    raise IllegalTransitionError(
-                        f"subscribe_session refused on conversation {conversation_id}: it is closing"
-                    ) from None
-        raise AssertionError("unreachable")
+        seq: int = self._at_conversation(
+            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
+        )
+        return seq
 
     def subscribe_agent(self, agent_id: str) -> None:
         """Push the events of every conversation this agent is subscribed to (live only: a
@@ -729,48 +724,71 @@ class Gateway:
         return location.host
 
     def _apply(self, conversation_id: str, command: Command) -> None:
-        what = _snake(type(command).__name__)
-        for attempt in range(2):
-            host = self._live_host(conversation_id, what)
-            try:
-                self._call(host, conversation_entity_id(conversation_id), Apply(command))
-                return
-            except _NotHere:
-                self._forget(conversation_id)
-                if attempt:
-                    raise IllegalTransitionError(
-                        f"{what} refused on conversation {conversation_id}: it is closing"
-                    ) from None
+        self._at_conversation(
+            conversation_id,
+            conversation_entity_id(conversation_id),
+            Apply(command),
+            _snake(type(command).__name__),
+        )
 
     def _to_session(self, session_id: str, payload: Apply | Unsubscribe) -> None:
         what = _snake(type(payload.command if isinstance(payload, Apply) else payload).__name__)
-        for attempt in range(2):
-            conversation_id = self._conversation_of(session_id)
-            host = self._live_host(conversation_id, what)
-            try:
-                self._call(host, session_entity_id(session_id), payload)
-                return
-            except _NotHere:
-                self._forget(conversation_id)
-                if attempt:
-                    raise IllegalTransitionError(
-                        f"{what} refused on channel session {session_id}: its conversation is closing"
-                    ) from None
+        conversation_id = self._conversation_of(session_id)
+        self._at_conversation(
+            conversation_id, session_entity_id(session_id), payload, what, session_id=session_id
+        )
 
     def _query(self, conversation_id: str, live_query: Any, archived_query: Any) -> Any:
         """Ask the live conversation, or the archive once it is closed (also if it closes
         between the lookup and the call)."""
+        return self._at_conversation(
+            conversation_id,
+            conversation_entity_id(conversation_id),
+            live_query,
+            "",
+            archived=archived_query,
+        )
+
+    def _at_conversation(
+        self,
+        conversation_id: str,
+        entity: str,
+        payload: Any,
+        what: str,
+        *,
+        archived: Any = None,
+        session_id: str | None = None,
+    ) -> Any:
+        """Send ``payload`` to ``entity`` on the conversation's host and return the answer. When
+        that host no longer has it (``not_here``: the conversation closed and left, or moved),
+        look the host up again and retry once.
+
+        With ``archived`` (a query for the TopicMonitor) a closed or closing conversation is
+        answered from the archive. Without it, a closed one is refused ``{what} refused on
+        conversation ... in state CLOSED`` and one that is still not there on the retry ``...:
+        it is closing`` (naming the channel session ``session_id`` when there is one). The
+        messages are built only when refused: this is every call's path."""
         for _ in range(2):
-            location = self._locate(conversation_id)
-            if location.host is None:
-                return self._call(self._actors.monitor, "", archived_query)
-            try:
-                return self._call(
-                    location.host, conversation_entity_id(conversation_id), live_query
+            host = self._locate(conversation_id).host
+            if host is None:
+                if archived is not None:
+                    return self._call(self._actors.monitor, "", archived)
+                raise IllegalTransitionError(
+                    f"{what} refused on conversation {conversation_id} in state CLOSED"
                 )
+            try:
+                return self._call(host, entity, payload)
             except _NotHere:
                 self._forget(conversation_id)
-        return self._call(self._actors.monitor, "", archived_query)
+        if archived is not None:
+            return self._call(self._actors.monitor, "", archived)
+        if session_id is not None:
+            raise IllegalTransitionError(
+                f"{what} refused on channel session {session_id}: its conversation is closing"
+            )
+        raise IllegalTransitionError(
+            f"{what} refused on conversation {conversation_id}: it is closing"
+        )
 
     def drain(self) -> None:
         """Embedded only: run the system until nothing is pending (every method already does)."""
@@ -787,6 +805,7 @@ def _carries(message: Any, call_id: str) -> bool:
 # ---------------------------------------------------------------------- argument checks
 
 
+@functools.cache  # a handful of class names, on every call's path
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 

@@ -1503,3 +1503,49 @@ def test_restart_keeps_rooms_and_archive_and_never_reuses_ids(tmp_path: Path) ->
             assert again.channel_session_id != first.channel_session_id
             other = gw.start_session("cust-2", "WEB", "v")
             assert other.room_id != first.room_id
+
+
+# ---------------------------------------------------------------------- closed and closing
+
+
+def test_calls_to_a_closed_or_departed_conversation_say_which_and_why(
+    make_gateway: MakeGateway,
+) -> None:
+    """The gateway sends a call to the conversation's host, looks the host up again when that
+    host no longer has it, and retries once. Refused: a CLOSED conversation (the TopicMonitor
+    says so), and one its host no longer has although the TopicMonitor still lists it (it closed
+    and left, or moved, meanwhile: here its entities are taken off the host)."""
+    with make_gateway() as gw:
+        closed = gw.start_session("cust-1", "WEB", "v")
+        cid, cs = closed.conversation_id, closed.channel_session_id
+        gw.end_conversation(cid)
+        departed = gw.start_session("cust-2", "WEB", "w")
+        did, ds = departed.conversation_id, departed.channel_session_id
+        host_address = gw._locate(did).host
+        host = gw._system._systemBase.actorRegistry[host_address.actorAddressString].instance
+        del host.entities[f"c:{did}"], host.entities[f"s:{ds}"]
+
+        closed_at, closing = f"on conversation {cid} in state CLOSED", "its conversation is closing"
+        illegal: list[tuple[Callable[[], object], str]] = [
+            (lambda: gw.set_data(cid, "k", 1), f"set_data refused {closed_at}"),
+            (lambda: gw.customer_message(cs, "x"), f"customer_message refused {closed_at}"),
+            (lambda: gw.subscribe_session(cs), f"subscribe_session refused {closed_at}"),
+            (lambda: gw.unsubscribe(f"session:{cs}"), f"unsubscribe refused {closed_at}"),
+            (lambda: gw.set_data(did, "k", 1), f"set_data refused on conversation {did}: it is closing"),
+            (lambda: gw.customer_message(ds, "x"), f"customer_message refused on channel session {ds}: {closing}"),
+            (lambda: gw.end_session(ds), f"end_session refused on channel session {ds}: {closing}"),
+            (lambda: gw.unsubscribe(f"session:{ds}"), f"unsubscribe refused on channel session {ds}: {closing}"),
+            (lambda: gw.subscribe_session(ds), f"subscribe_session refused on conversation {did}: it is closing"),
+        ]  # fmt: skip
+        for call, message in illegal:
+            with pytest.raises(IllegalTransitionError) as refused:
+                call()
+            assert str(refused.value) == message
+        # Queries ask the archive instead, which has only the closed one.
+        for query in (lambda: gw.conversation(did), lambda: gw.events(did)):
+            with pytest.raises(UnknownIdError) as unknown:
+                query()
+            assert str(unknown.value) == f"no conversation {did}"
+        assert gw.conversation(cid)["state"] == "CLOSED"
+        gw.add_activity(cid, "NOTE", {})
+        assert names(gw, cid)[-1] == "NOTE"

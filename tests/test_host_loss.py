@@ -1,0 +1,261 @@
+"""A host that dies with a request in flight: the caller is answered at once, not left to wait.
+
+Found by the chaos runs (F6-F8 in docs/RELIABILITY.md), reproduced here deterministically on the
+embedded engine. Under ``simpleSystemBase`` a gateway call runs the actors in this thread until
+nothing is pending, and a message an actor sends while handling another leaves at once, while
+what it posts (``EngineActor.post``) leaves as a batch when its handler returns. So an actor
+patched to send ``ActorExitRequest`` to a host while it handles a request makes that host exit
+just before the request it forwarded reaches it: the host dies with the request in flight, its
+parent gets ``ChildActorExited``, and the request goes to a dead address, as when a host process
+is killed under ``multiprocTCPBase`` between the forward and the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from thespian.actors import ActorExitRequest
+
+from actors import agent_supervisor
+from actors.agent_supervisor import AgentSupervisor
+from actors.messages import AgentPresence, Directory, Reply, ReplyTo
+from actors.topic_monitor import TopicMonitor, _HostInfo
+from runtime.gateway import Gateway, GatewayError, UnavailableError
+from tests.conftest import MakeGateway, names
+
+
+def actor(gw: Gateway, address: Any) -> Any:
+    """The actor object at ``address`` (embedded gateways only: everything is in this process)."""
+    return gw._system._systemBase.actorRegistry[address.actorAddressString].instance
+
+
+def supervisor(gw: Gateway) -> AgentSupervisor:
+    found: AgentSupervisor = actor(gw, gw._actors.agents)
+    return found
+
+
+def monitor(gw: Gateway) -> TopicMonitor:
+    found: TopicMonitor = actor(gw, gw._actors.monitor)
+    return found
+
+
+def participant(gw: Gateway, conversation_id: str, agent_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        p for p in gw.conversation(conversation_id)["participants"] if p["id"] == agent_id
+    )
+    return found
+
+
+def agent_host_dies_with_the_next_request(monkeypatch: pytest.MonkeyPatch, agent_id: str) -> None:
+    """The next request for ``agent_id`` that the AgentSupervisor handles is forwarded to the
+    agent's host, and the host exits before it gets it (once)."""
+    original = AgentSupervisor.on_deliver
+
+    def on_deliver(self: AgentSupervisor, item: Any, sender: Any) -> None:
+        placed = self.placement.get(agent_id)  # before: a logout removes it
+        original(self, item, sender)  # the forward leaves when this handler returns...
+        monkeypatch.setattr(AgentSupervisor, "on_deliver", original)
+        host = self.placement.get(agent_id) or placed  # after: a login places it
+        assert host is not None
+        self.send(host.address, ActorExitRequest())  # ...and this before it
+
+    monkeypatch.setattr(AgentSupervisor, "on_deliver", on_deliver)
+
+
+def conversation_host_dies_when_placing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next conversation the TopicMonitor places goes to a host that exits before it gets
+    the ``OpenConversation`` (once)."""
+    original = TopicMonitor._place
+
+    def place(self: TopicMonitor) -> _HostInfo:
+        host = original(self)
+        monkeypatch.setattr(TopicMonitor, "_place", original)
+        self.send(host.address, ActorExitRequest())  # before the OpenConversation it will post
+        return host
+
+    monkeypatch.setattr(TopicMonitor, "_place", place)
+
+
+# ---------------------------------------------------------------------- F8: agent hosts
+
+AgentCall = Callable[[Gateway, str], None]
+AGENT_CALLS: dict[str, AgentCall] = {
+    "agent_ready": lambda gw, cid: gw.agent_ready("alice"),
+    "agent_not_ready": lambda gw, cid: gw.agent_not_ready("alice"),
+    "agent_join": lambda gw, cid: gw.agent_join("alice", cid),
+    "subscribe_agent": lambda gw, cid: gw.subscribe_agent("alice"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(AGENT_CALLS))
+def test_an_agent_request_in_flight_when_its_host_dies_is_answered_unavailable(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """F8. Before the fix nobody answered: an embedded gateway failed with "the engine did not
+    answer", a connected one waited the whole 30 s timeout."""
+    gw = make_gateway()
+    cid = gw.start_session("cust-1", "WEB", "v").conversation_id
+    gw.agent_login("alice")
+    call = AGENT_CALLS[operation]
+
+    agent_host_dies_with_the_next_request(monkeypatch, "alice")
+    with pytest.raises(UnavailableError) as refused:
+        call(gw, cid)
+    assert str(refused.value) == (
+        f"{operation} refused for agent alice: its agent host failed before it answered, and"
+        " the agent is logged out; the request may or may not have been applied: log the agent"
+        f" in again (agent_login), then retry {operation}"
+    )
+    assert supervisor(gw).forwarded == {}
+    assert supervisor(gw).placement == {}
+
+    gw.agent_login("alice")  # what the message says: log in again, retry
+    call(gw, cid)
+    assert supervisor(gw).forwarded == {}
+    if operation == "agent_join":
+        assert "AGENT_SUBSCRIBED" in names(gw, cid)
+        assert participant(gw, cid, "alice")["state"] == "SUBSCRIBED"
+
+
+def test_a_login_in_flight_when_its_host_dies_is_answered_unavailable(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = make_gateway()
+    agent_host_dies_with_the_next_request(monkeypatch, "alice")
+    with pytest.raises(UnavailableError, match=r"^agent_login refused for alice: the agent host"):
+        gw.agent_login("alice")
+    gw.agent_login("alice")
+    gw.agent_ready("alice")
+    assert gw.status()["agents"] == {"NOT_READY": 0, "READY": 1}
+    assert supervisor(gw).forwarded == {}
+
+
+def test_a_logout_in_flight_when_its_host_dies_is_answered_unavailable(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = make_gateway()
+    cid = gw.start_session("cust-1", "WEB", "v").conversation_id
+    gw.agent_login("alice")
+    gw.agent_join("alice", cid)
+    agent_host_dies_with_the_next_request(monkeypatch, "alice")
+    with pytest.raises(UnavailableError, match=r"leave them with agent_leave$"):
+        gw.agent_logout("alice")
+    gw.agent_leave("alice", cid)  # what the message says
+    assert participant(gw, cid, "alice")["state"] == "UNSUBSCRIBED"
+    gw.agent_login("alice")
+    assert supervisor(gw).forwarded == {}
+
+
+def test_forwarded_requests_are_kept_only_until_answered(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The AgentSupervisor's table of forwarded requests empties as their answers pass,
+    refusals included, and holds only a bounded number of unanswered ones."""
+    gw = make_gateway()
+    cid = gw.start_session("cust-1", "WEB", "v").conversation_id
+    gw.agent_login("alice", max_conversations=1)
+    gw.agent_ready("alice")
+    gw.agent_join("alice", cid)
+    gw.subscribe_agent("alice")
+    other = gw.start_session("cust-2", "WEB", "w").conversation_id
+    with pytest.raises(GatewayError, match="at its limit"):
+        gw.agent_join("alice", other)
+    with pytest.raises(GatewayError, match="already logged in"):
+        gw.agent_login("alice")
+    gw.unsubscribe("agent:alice")
+    gw.agent_logout("alice")
+    table = supervisor(gw).forwarded
+    assert table == {}
+
+    # Unanswered ones (e.g. a join whose conversation's host died with the subscribe request)
+    # are forgotten once their callers have long given up, and never more than the bound.
+    gw.agent_login("bob")
+    host = supervisor(gw).placement["bob"]
+    lost, ready = ReplyTo(gw._me, "call-lost"), AgentPresence("bob", "READY")
+    gw.advance(agent_supervisor.FORWARDED_TTL_MS / 1000)
+    table["fwd-old"] = agent_supervisor._Forwarded(
+        lost, host, "bob", ready, gw.now_ms - agent_supervisor.FORWARDED_TTL_MS
+    )
+    gw.agent_ready("bob")
+    assert table == {}
+    monkeypatch.setattr(agent_supervisor, "MAX_FORWARDED", 2)
+    table["fwd-a"] = agent_supervisor._Forwarded(lost, host, "bob", ready, gw.now_ms)
+    table["fwd-b"] = agent_supervisor._Forwarded(lost, host, "bob", ready, gw.now_ms)
+    gw.agent_not_ready("bob")  # "fwd-a" makes room: answered unavailable and dropped
+    assert list(table) == ["fwd-b"]
+
+
+# ---------------------------------------------------------------------- F7: conversation hosts
+
+
+def test_start_session_whose_new_conversations_host_dies_is_answered_unavailable(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7. Before the fix the TopicMonitor forgot the placement without answering: an embedded
+    gateway failed with "the engine did not answer", a connected one waited up to 30 s."""
+    gw = make_gateway()
+    before = gw.start_session("cust-0", "WEB", "u")  # on the same host: rebuilt elsewhere
+    conversation_host_dies_when_placing(monkeypatch)
+    with pytest.raises(UnavailableError) as refused:
+        gw.start_session("cust-1", "WEB", "v")
+    assert "failed before opening it; nothing was opened: retry start_session" in str(refused.value)
+    assert gw.status()["conversations"] == {"CREATED": 1}  # no ghost of the lost one
+    assert all(o.opening is None for o in monitor(gw).live.values())
+
+    ref = gw.start_session("cust-1", "WEB", "v")  # the retry opens it
+    assert gw.conversation(ref.conversation_id)["state"] == "CREATED"
+    assert gw.status()["conversations"] == {"CREATED": 2}
+    gw.customer_message(before.channel_session_id, "still here")  # the other one was rebuilt
+    assert "CUSTOMER_MESSAGE" in names(gw, before.conversation_id)
+
+
+def test_an_opened_conversation_whose_answer_was_lost_with_its_host_is_answered_open(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of F7: the host opened and journaled the conversation, then died before
+    the TopicMonitor heard of it (here: its state report is dropped). The conversation is
+    rebuilt from the journal, and the caller, whose answer may have been lost with the host, is
+    told it is open rather than to retry."""
+    gw = make_gateway()
+    original = TopicMonitor._state_report
+    monkeypatch.setattr(TopicMonitor, "_state_report", lambda self, report: None)
+    ref = gw.start_session("cust-1", "WEB", "v")
+    monkeypatch.setattr(TopicMonitor, "_state_report", original)
+    host = gw._locate(ref.conversation_id).host
+    gw._system.tell(host, ActorExitRequest())
+
+    answers = []
+    while (message := gw._system.listen(0)) is not None:
+        answers.append(message)
+    opened = {
+        "conversation_id": ref.conversation_id,
+        "channel_session_id": ref.channel_session_id,
+        "room_id": ref.room_id,
+    }
+    assert [a.value for a in answers if isinstance(a, Reply)] == [opened]
+    assert all(o.opening is None for o in monitor(gw).live.values())
+    gw._forget(ref.conversation_id)
+    assert gw.conversation(ref.conversation_id)["state"] == "CREATED"
+
+
+# ---------------------------------------------------------------------- F6: direct asks
+
+
+def test_a_host_notice_waiting_at_a_direct_ask_is_kept_not_taken_for_the_answer(
+    make_gateway: MakeGateway,
+) -> None:
+    """F6 (fixed in the gateway by 91c1ec6): a ``HostLost`` notice that comes before the answer
+    to a direct ask (``Directory``, ``WhoAmI``, ``BootStatus``) was taken for it: "no answer
+    from the engine to Directory", and the notice was lost with the stale address."""
+    gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
+    ref = gw.start_session("cust-1", "WEB", "v")
+    host = gw._locate(ref.conversation_id).host
+    assert gw._hosts == {ref.conversation_id: host}
+    gw._system.tell(host, ActorExitRequest())  # the notice waits in the gateway's mailbox
+    directory = gw._ask_direct(gw._actors.monitor, Directory(gw._call_id()))
+    assert set(directory) == {"router", "bot"}
+    assert gw._hosts == {}  # the notice was taken in: the dead address is dropped
+    gw.customer_message(ref.channel_session_id, "after the host died")
+    assert "CUSTOMER_MESSAGE" in names(gw, ref.conversation_id)
