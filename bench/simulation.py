@@ -2,7 +2,8 @@
 
     python -m bench.simulation                      # the 200-agent day, 3 runs
     python -m bench.simulation --runs 5 --duration 6h
-    python -m bench.simulation --profile            # where the time goes (cProfile)
+    python -m bench.simulation --budget --duration 10h  # where an event's time goes
+    python -m bench.simulation --profile            # cProfile of one run
 
 Each run prints its simulated events, wall time and events per second of wall time; then the
 medians, and their ratio to the raw Thespian reference measured in the same process: one actor
@@ -28,6 +29,7 @@ from typing import Any
 import thespian
 from thespian.actors import Actor, ActorSystem
 
+from bench import budget
 from runtime.simulation import run
 
 DEFAULT_SCENARIO = (
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of the scenario (median)")
     parser.add_argument("--duration", help="override the scenario's duration (e.g. 6h)")
     parser.add_argument("--profile", action="store_true", help="profile one run instead")
+    parser.add_argument(
+        "--budget", action="store_true", help="one run, its wall time split by component"
+    )
     args = parser.parse_args(argv)
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()},"
@@ -124,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.profile:
         _profile(args.scenario, args.duration)
+        return 0
+    if args.budget:
+        print("\n".join(budget.measure(args.scenario, args.duration)))
         return 0
     reference = thespian_reference()
     print(

@@ -7,13 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from bench import journal
+from bench import budget, journal
 
 
 def test_journal_benchmark_smallest_case_runs(capsys: object) -> None:
     assert journal.main(["--runs", "1", "--events", "300", "--conversations", "50"]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "journal: microseconds per event" in out and "raw sqlite" in out
+
+
+def test_simulation_budget_splits_a_run_and_puts_the_engine_back() -> None:
+    originals = {(owner, name): owner.__dict__[name] for owner, name, _ in budget._ENTRY_POINTS}
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "web_chat_team.yaml"
+    lines = budget.measure(str(scenario), "20m")
+    assert "us per event" in lines[0]
+    shares = {
+        line.split("%", 1)[1].strip(): float(line.split("us")[1].split("%")[0])
+        for line in lines[1:]
+    }
+    assert (
+        shares["state machine (pure model)"] > 0
+        and shares["engine actor shells (hosts, entities, fan-out)"] > 0
+    )
+    assert 99.0 <= sum(shares.values()) <= 101.0  # exclusive times: the rows add up to the run
+    assert all(owner.__dict__[name] is original for (owner, name), original in originals.items())
 
 
 @pytest.mark.multiproc
