@@ -69,13 +69,13 @@ class AgentEntity:
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
-            self.delivered += 1
+            self.delivered += len(payload.events)
             if self.subscriber is not None:
-                event = payload.event
-                host.post(
-                    self.subscriber,
-                    Pushed(self.subscription, event.conversation_id, event_dict(event)),
-                )
+                for event in payload.events:
+                    host.post(
+                        self.subscriber,
+                        Pushed(self.subscription, event.conversation_id, event_dict(event)),
+                    )
         elif isinstance(payload, Subscribe):
             self.subscriber = Ref(payload.subscriber, "")
             self.subscription = payload.subscription

@@ -57,5 +57,6 @@ class Bot(EngineActor):
         if not isinstance(payload, BotDelivery) or self.policy is None or payload.bot_role is None:
             return
         view = BotView(payload.bot_role, payload.agent_requested)
-        for command in self.policy.react(payload.event, view):
-            self.post(payload.conversation, Apply(command))
+        for event in payload.events:
+            for command in self.policy.react(event, view):
+                self.post(payload.conversation, Apply(command))

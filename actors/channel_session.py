@@ -38,9 +38,10 @@ class ChannelSessionEntity:
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
-            self._delivered(payload)
-            if self.subscriber is not None:
-                self._push(payload.event, host)
+            for event in payload.events:
+                self._delivered(event)
+                if self.subscriber is not None:
+                    self._push(event, host)
         elif isinstance(payload, AttachSubscriber):
             self.subscriber = Ref(payload.subscriber, "")
             self.subscription = payload.subscription
@@ -63,7 +64,7 @@ class ChannelSessionEntity:
     def remember(self, log: list[Event]) -> None:
         """Rebuilt from the journal: know the message ids already seen."""
         for event in log:
-            self._delivered(EventDelivery(event, Ref(None, "")))
+            self._delivered(event)
 
     def _push(self, event: Event, host: HostContext) -> None:
         assert self.subscriber is not None
@@ -71,8 +72,7 @@ class ChannelSessionEntity:
             self.subscriber, Pushed(self.subscription, event.conversation_id, event_dict(event))
         )
 
-    def _delivered(self, delivery: EventDelivery) -> None:
-        event = delivery.event
+    def _delivered(self, event: Event) -> None:
         self.delivered_seq = event.seq
         if event.name == "CUSTOMER_MESSAGE" and event.channel_session_id == self.session_id:
             self.seen_message_ids.add(str(event.data["message_id"]))

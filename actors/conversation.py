@@ -293,20 +293,20 @@ class ConversationEntity:
         the bot what it reacts to, the TopicMonitor every state change."""
         machine = self.machine
         self.log.extend(events)
-        agents = list(self.agents.values())
-        bot_role = machine.bot_role()
-        pending = machine.pending_request is not None
+        delivery = EventDelivery(tuple(events), me)
+        for session in sessions:
+            host.local(session, delivery)
+        for agent in self.agents.values():
+            host.post(agent, delivery)
         wiring = host.wired()
+        bot_role = machine.bot_role()
+        if bot_role is not None:
+            interesting = tuple(e for e in events if e.name in BOT_INTERESTS)
+            if interesting:
+                pending = machine.pending_request is not None
+                host.post(Ref(wiring.bot, ""), BotDelivery(interesting, me, bot_role, pending))
         for event in events:
-            delivery = EventDelivery(event, me)
-            for session in sessions:
-                host.local(session, delivery)
-            for agent in agents:
-                host.post(agent, delivery)
-            name = event.name
-            if bot_role is not None and name in BOT_INTERESTS:
-                host.post(Ref(wiring.bot, ""), BotDelivery(event, me, bot_role, pending))
-            if name == "TOPIC_STATE_CHANGED":
+            if event.name == "TOPIC_STATE_CHANGED":
                 host.post(
                     Ref(wiring.monitor, ""),
                     StateReport(machine.id, machine.room_id, str(event.data["to"])),

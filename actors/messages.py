@@ -378,18 +378,20 @@ class SubscribeOutcome:
 
 @dataclass(frozen=True, slots=True)
 class EventDelivery:
-    """Fan-out of one published event to a subscriber."""
+    """Fan-out to a subscriber: the events one command published, in seq order (one message
+    per trigger and subscriber, not one per event)."""
 
-    event: Event
+    events: tuple[Event, ...]
     conversation: Ref
 
 
 @dataclass(frozen=True, slots=True)
 class BotDelivery:
     """An event for the bot, with what the bot needs to know of its conversation, so that the
-    Bot actor keeps no state per conversation (a restarted Bot loses nothing)."""
+    Bot actor keeps no state per conversation (a restarted Bot loses nothing). ``events``: those
+    of one command that the bot reacts to, in seq order."""
 
-    event: Event
+    events: tuple[Event, ...]
     conversation: Ref
     bot_role: Role | None
     agent_requested: bool
