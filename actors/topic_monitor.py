@@ -246,9 +246,10 @@ class TopicMonitor(EngineActor):
 
     def _open_session(self, request: OpenSession, reply_to: ReplyTo | None) -> None:
         archive = self._archive_or_fail()
-        room = self._resolve_room(request, reply_to)
-        if room is None:
+        resolved = self._resolve_room(request, reply_to)
+        if resolved is None:
             return
+        room, room_is_new = resolved
         if request.session_id in self.session_conversation or archive.ids_taken(
             session_id=request.session_id
         ):
@@ -270,8 +271,12 @@ class TopicMonitor(EngineActor):
         if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
             self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
             return
+        # a new room is stored with the identity, once nothing can refuse the session any more
         archive.record_customer_identity(
-            request.customer_id, request.channel.value, request.identifier
+            request.customer_id,
+            request.channel.value,
+            request.identifier,
+            new_room=room if room_is_new else None,
         )
         host = self._place()
         host.conversations += 1
@@ -292,35 +297,38 @@ class TopicMonitor(EngineActor):
             reply_to,
         )
 
-    def _resolve_room(self, request: OpenSession, reply_to: ReplyTo | None) -> RoomRecord | None:
+    def _resolve_room(
+        self, request: OpenSession, reply_to: ReplyTo | None
+    ) -> tuple[RoomRecord, bool] | None:
+        """The session's room, and whether it is new (not stored yet); None if refused."""
         archive = self._archive_or_fail()
         if request.room_id is not None:
             room = archive.room(request.room_id)
             if room is None:
                 self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
-            elif room.customer_id != request.customer_id:
+                return None
+            if room.customer_id != request.customer_id:
                 self.refuse(
                     reply_to,
                     "bad_argument",
                     f"room {request.room_id} belongs to another customer than {request.customer_id}",
                 )
                 return None
-            return room
+            return room, False
         room = archive.contact_center_room_of(request.customer_id)
         if room is not None:
-            return room
+            return room, False
         if archive.ids_taken(room_id=request.new_room_id):
             self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
             return None
-        room = RoomRecord(
+        new_room = RoomRecord(
             request.new_room_id,
             RoomType.CUSTOMER,
             RoomMode.CONTACT_CENTER,
             request.customer_id,
             self.now(),
         )
-        archive.create_room(room)
-        return room
+        return new_room, True
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
         origin = bounced.origin

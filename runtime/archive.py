@@ -251,19 +251,22 @@ class Archive:
         Raises ``ValueError`` if the customer already has another contact-center room.
         """
         with self._write():
-            try:
-                # ON CONFLICT(id), not INSERT OR IGNORE: only a repeated id is ignored; a second
-                # contact-center room of the customer must fail loudly, not vanish silently.
-                self._db.execute(
-                    "INSERT INTO rooms (id, type, mode, customer_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (room.id, room.type.value, room.mode.value, room.customer_id, room.created_at),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise ValueError(
-                    f"customer {room.customer_id} already has a contact-center room"
-                    f" (refused room {room.id})"
-                ) from exc
+            self._insert_room(room)
+
+    def _insert_room(self, room: RoomRecord) -> None:
+        try:
+            # ON CONFLICT(id), not INSERT OR IGNORE: only a repeated id is ignored; a second
+            # contact-center room of the customer must fail loudly, not vanish silently.
+            self._db.execute(
+                "INSERT INTO rooms (id, type, mode, customer_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (room.id, room.type.value, room.mode.value, room.customer_id, room.created_at),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"customer {room.customer_id} already has a contact-center room"
+                f" (refused room {room.id})"
+            ) from exc
 
     def room(self, room_id: str) -> RoomRecord | None:
         rows = self._rows("SELECT * FROM rooms WHERE id = ?", (room_id,))
@@ -280,9 +283,18 @@ class Archive:
                 return _room(row)
         return None
 
-    def record_customer_identity(self, customer_id: str, channel: str, identifier: str) -> None:
-        """Remember that ``identifier`` on ``channel`` is this customer; idempotent."""
+    def record_customer_identity(
+        self, customer_id: str, channel: str, identifier: str, *, new_room: RoomRecord | None = None
+    ) -> None:
+        """Remember that ``identifier`` on ``channel`` is this customer; idempotent.
+
+        ``new_room``: also store this room (as ``create_room``), in the same transaction: a
+        customer's first contact is one commit, not two. Raises ``ValueError`` as
+        ``create_room`` does, and then stores nothing.
+        """
         with self._write():
+            if new_room is not None:
+                self._insert_room(new_room)
             self._db.execute(
                 "INSERT INTO customers (id, name) VALUES (?, NULL) ON CONFLICT (id) DO NOTHING",
                 (customer_id,),

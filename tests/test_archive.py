@@ -229,6 +229,24 @@ def test_room_lookups(archive: Archive) -> None:
     assert archive.room("room-2") is None
 
 
+def test_a_first_contact_stores_its_room_and_identity_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with Archive(path) as archive:
+        archive.record_customer_identity("cust-1", "WEB", "browser-42", new_room=ROOM)
+        assert archive.room("room-1") == ROOM
+        # a second contact-center room of the customer is refused, and nothing of it is stored
+        with pytest.raises(ValueError, match="cust-1"):
+            archive.record_customer_identity(
+                "cust-1", "SMS", "+15550100", new_room=dataclasses.replace(ROOM, id="room-2")
+            )
+        assert archive.room("room-2") is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT * FROM identities").fetchall() == [
+            ("cust-1", "WEB", "browser-42")
+        ]
+    db.close()
+
+
 def test_room_conversations_oldest_first_then_by_id(archive: Archive) -> None:
     for conversation_id, created_at in (("b", 10), ("a", 10), ("c", 5)):
         record, events = make_conversation(conversation_id, created_at=created_at)
