@@ -4,6 +4,7 @@
     python -m bench.simulation --runs 5 --duration 6h
     python -m bench.simulation --budget --duration 10h  # where an event's time goes
     python -m bench.simulation --profile            # cProfile of one run
+    python -m bench.simulation --against REV --duration 10h  # this tree against a revision
 
 Each run prints its simulated events, wall time and events per second of wall time; then the
 medians, and their ratio to the raw Thespian reference measured in the same process: one actor
@@ -29,7 +30,7 @@ from typing import Any
 import thespian
 from thespian.actors import Actor, ActorSystem
 
-from bench import budget
+from bench import against, budget
 from runtime.simulation import run
 
 DEFAULT_SCENARIO = (
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", action="store_true", help="one run, its wall time split by component"
     )
+    parser.add_argument(
+        "--against", metavar="REV", help="interleaved runs of this tree and a git revision"
+    )
     args = parser.parse_args(argv)
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()},"
@@ -132,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.budget:
         print("\n".join(budget.measure(args.scenario, args.duration)))
+        return 0
+    if args.against:
+        for line in against.compare(args.against, args.scenario, args.duration, args.runs):
+            print(line, flush=True)
         return 0
     reference = thespian_reference()
     print(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import budget, journal
+from bench import against, budget, journal
 
 
 def test_journal_benchmark_smallest_case_runs(capsys: object) -> None:
@@ -31,6 +31,25 @@ def test_simulation_budget_splits_a_run_and_puts_the_engine_back() -> None:
     )
     assert 99.0 <= sum(shares.values()) <= 101.0  # exclusive times: the rows add up to the run
     assert all(owner.__dict__[name] is original for (owner, name), original in originals.items())
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parent.parent / ".git").exists(), reason="not a git checkout"
+)
+def test_simulation_against_a_revision_runs_both_and_cleans_up() -> None:
+    root = Path(__file__).resolve().parent.parent
+    scenario = root / "scenarios" / "web_chat_team.yaml"
+
+    def worktrees() -> list[Path]:
+        return sorted((root / ".git" / "worktrees").glob("*"))
+
+    before = worktrees()
+    lines = list(against.compare("HEAD", str(scenario), "10m", 1))
+    assert [line.split(":")[0] for line in lines] == ["run 1 HEAD", "run 1 this tree", "median"]
+    for line in lines[:2]:  # each run reports its events and its own event log hash
+        events = int(line.split(": ")[1].split()[0].replace(",", ""))
+        assert events > 0 and len(line.rsplit("log ", 1)[1]) == 16
+    assert worktrees() == before  # the temporary worktree is gone
 
 
 @pytest.mark.multiproc
