@@ -19,6 +19,7 @@ from typing import Any
 
 from actors.model.commands import Command, StartSession
 from actors.model.enums import Channel, Role, UnsubscribeReason
+from actors.model.pickling import pickle_by_field_names
 from actors.model.records import ConversationRecord, Event, Payload
 
 
@@ -47,10 +48,15 @@ class Deliver:
     reply_to: ReplyTo | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Batch:
     now: int
     items: tuple[Deliver, ...]
+
+    def __repr__(self) -> str:
+        # Thespian formats every message it sends or receives for its DEBUG log, whether or
+        # not DEBUG is on; a dataclass repr would walk every item (7-23 % of a process's CPU)
+        return f"Batch(now={self.now}, {len(self.items)} items)"
 
 
 # ---------------------------------------------------------------- answers
@@ -551,3 +557,6 @@ class Status:
     conversations: dict[str, int] = field(default_factory=dict)
     agents: dict[str, int] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
+
+
+pickle_by_field_names(globals())  # after every class above: see actors.model.pickling

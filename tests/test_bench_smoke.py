@@ -68,19 +68,25 @@ def test_performance_suite_smallest_case_runs(tmp_path: Path, capsys: object) ->
     assert "| what | target | ours |" in out
 
 
-def test_what_if_patches_keep_messages_intact() -> None:
-    """The what-if experiments (bench/whatif.py) change only speed: a batch survives pickling
-    and its answers still reach the gateway."""
+def test_what_if_patches_keep_answers_reaching_the_gateway(tmp_path: Path) -> None:
+    """The what-if experiments (bench/whatif.py) change only speed: with replies batched, the
+    answers of calls still reach the embedded gateway."""
     import subprocess
     import sys
 
     script = (
-        "from bench import whatif; whatif.apply(list(whatif.PATCHES));"
-        "import pickle;"
-        "from actors.messages import Apply, Batch, Deliver;"
-        "from actors.model.commands import CustomerMessage;"
-        "b = Batch(1, (Deliver('s:x', Apply(CustomerMessage('x', 'hi', 'm'))),));"
-        "assert pickle.loads(pickle.dumps(b)) == b and repr(b) == 'Batch(1 items)'"
+        "import sys; from bench import whatif; whatif.apply(list(whatif.PATCHES));"
+        "from runtime.gateway import Gateway;"
+        "d = sys.argv[1];"
+        "gw = Gateway.embedded({'storage': {'archive': d + '/a.db', 'journal': d + '/j'},"
+        " 'logging': {'level': 'warning'}});"
+        "ref = gw.start_session('cust-1', 'WEB', 'browser-1');"
+        "gw.customer_message(ref.channel_session_id, 'hello');"
+        "names = [e['name'] for e in gw.events(ref.conversation_id)];"
+        "assert names[0] == 'CHANNEL_SESSION_STARTED' and 'CUSTOMER_MESSAGE' in names, names;"
+        "gw.close()"
     )
     # in a process of its own: the patches must not leak into this test session
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], check=True, cwd=Path(__file__).parent.parent
+    )

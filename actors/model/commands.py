@@ -16,6 +16,7 @@ from actors.model.enums import (
     SessionEndReason,
     UnsubscribeReason,
 )
+from actors.model.pickling import pickle_by_field_names
 from actors.model.records import Emitter, Payload
 from actors.model.timers import TimerKey
 
@@ -166,3 +167,6 @@ Command = (
     | RoutingUpdate
     | ArchiveCommitted
 )
+
+
+pickle_by_field_names(globals())  # after every class above: see actors.model.pickling

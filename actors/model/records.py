@@ -22,6 +22,7 @@ from actors.model.enums import (
     SessionState,
     State,
 )
+from actors.model.pickling import pickle_by_field_names
 
 #: JSON-like payload of an event or of channel data (str keys; str, int, float, bool, None,
 #: lists and maps of those).
@@ -95,3 +96,6 @@ class ConversationRecord:
     channel_sessions: tuple[SessionRecord, ...]
     data: Payload
     seq: int
+
+
+pickle_by_field_names(globals())  # after every class above: see actors.model.pickling
