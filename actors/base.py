@@ -139,7 +139,10 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def _deliver_contained(self, item: Deliver, sender: Any) -> None:
         try:
-            self.on_deliver(item, sender)
+            if isinstance(item.payload, Reply | Failure):  # answers to its calls, sent together
+                self.on_message(item.payload, sender)
+            else:
+                self.on_deliver(item, sender)
         except Exception as error:
             log.exception(
                 "handler_failed",
@@ -206,12 +209,32 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def flush(self) -> None:
         self.before_send()
-        replies, self._replies = self._replies, []
-        for address, answer in replies:
-            self.send(address, answer)
+        now = self.now()
+        if self._replies:
+            replies, self._replies = self._replies, []
+            if len(replies) == 1:
+                self.send(*replies[0])
+            else:
+                self._send_replies(replies, now)
         if not self._outbox:
             return
         outbox, self._outbox = self._outbox, {}
-        now = self.now()
         for address, items in outbox.values():
             self.send(address, Batch(now, tuple(items)))
+
+    def _send_replies(self, replies: list[tuple[Any, Reply | Failure]], now: int) -> None:
+        """The answers to one caller go as one message (a Batch of ``Deliver("", answer)``), in
+        order: a batch of N calls costs one answer message, not N (recovery answers 10,000
+        calls 2.2-2.6x faster, docs/PERFORMANCE.md). A lone answer goes as itself."""
+        by_caller: dict[str, tuple[Any, list[Reply | Failure]]] = {}
+        for address, answer in replies:
+            slot = by_caller.get(str(address))
+            if slot is None:
+                by_caller[str(address)] = (address, [answer])
+            else:
+                slot[1].append(answer)
+        for address, answers in by_caller.values():
+            if len(answers) == 1:
+                self.send(address, answers[0])
+            else:
+                self.send(address, Batch(now, tuple(Deliver("", a) for a in answers)))

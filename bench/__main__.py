@@ -31,7 +31,7 @@ from typing import Any
 
 import thespian
 
-from bench import capacity, lifecycle, raw, recovery, support, timers, traffic, whatif
+from bench import capacity, lifecycle, raw, recovery, support, timers, traffic
 
 ROWS = ("capacity", "per_process", "throughput", "latency", "lifecycle", "timers", "recovery")
 
@@ -351,11 +351,10 @@ def print_table(
     rows: list[Row], mode: str, host: dict[str, Any], *, header: bool = True, out: Any = None
 ) -> None:
     out = out or sys.stdout
-    patched = os.environ.get(whatif.VARIABLE, "")
     if header:
         print(file=out)
         print(
-            f"cx-engine performance ({mode} mode{', WHAT-IF ' + patched if patched else ''},"
+            f"cx-engine performance ({mode} mode,"
             f" {host['date']}; {host['cpus']} cores, {host['memory_gb']} GB,"
             f" Python {host['python']}, Thespian {host['thespian']}, multiprocTCPBase)",
             file=out,
@@ -397,11 +396,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="write every figure to this file")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     parser.add_argument(
-        "--whatif",
-        default="",
-        help=f"measure with proposed engine changes patched in (bench/whatif.py): {', '.join(whatif.PATCHES)}",
-    )
-    parser.add_argument(
         "--profile",
         default="",
         help="sample the engine's processes with py-spy; summaries go to this directory",
@@ -409,9 +403,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.profile:
         support.PROFILE_DIR = Path(args.profile)
-    patches = [p.strip() for p in args.whatif.split(",") if p.strip()]
-    if patches:
-        whatif.apply(patches)
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     wanted = [r.strip() for r in args.only.split(",") if r.strip()] or list(ROWS)
@@ -422,9 +413,6 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES[mode]
     host = machine()
     command = "python -m bench" + {"full": "", "quick": " --quick", "smoke": " --smoke"}[mode]
-    if patches:
-        command += f" --whatif {','.join(patches)}"
-        print(f"WHAT-IF: engine patched in memory with {', '.join(patches)}", file=sys.stderr)
     stale = support.reap_stale()
     if stale:
         print(

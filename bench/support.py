@@ -33,7 +33,6 @@ from typing import Any
 import yaml
 from thespian.actors import ActorSystem
 
-from bench import whatif
 from runtime import procs
 from runtime.config import load_config
 from runtime.system import start
@@ -295,7 +294,6 @@ def _worker_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends its workers itself
     try:
-        whatif.apply_from_env()  # the experiments the parent runs, if any
         out.put(WorkerResult(index, target(gate, *args)))
     except BaseException as error:
         out.put(WorkerResult(index, None, "".join(traceback.format_exception(error))[-3000:]))

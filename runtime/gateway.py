@@ -103,6 +103,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 ASK_TIMEOUT_S = 30.0
 #: While waiting for a conversation's host, how often to check that it is still its host.
 HOST_CHECK_S = 1.0
+#: Answers kept that came before they were waited for (several calls answered in one message)
+MAX_STRAY_ANSWERS = 10_000
 _GATEWAY_ENDS = frozenset(
     {SessionEndReason.CUSTOMER, SessionEndReason.NETWORK, SessionEndReason.AGENT}
 )
@@ -590,6 +592,8 @@ class Gateway:
                 found = message
             else:
                 self._intake(message)
+        if found is None:  # among answers that came together in one message
+            found = self._stray.pop(call_id, None)
         if found is None:
             raise GatewayError(f"the engine did not answer {call_id}")
         return found
@@ -624,7 +628,7 @@ class Gateway:
             if isinstance(message, Reply | Failure):
                 if message.call_id == call_id:
                     return message
-                self._stray[message.call_id] = message  # the answer to an outer, waiting call
+                self._keep_stray(message)  # the answer to an outer, waiting call
                 continue
             if isinstance(message, PoisonMessage) and _carries(message.poisonMessage, call_id):
                 # Thespian could not deliver it (the actor is gone, e.g. its host died and
@@ -661,9 +665,16 @@ class Gateway:
         while (message := self._system.listen(0)) is not None:
             self._intake(message)
 
+    def _keep_stray(self, answer: Reply | Failure) -> None:
+        """Keep an answer that came before it was waited for; bounded, so that late answers to
+        abandoned calls cannot pile up (the oldest kept goes first)."""
+        if len(self._stray) >= MAX_STRAY_ANSWERS:
+            del self._stray[next(iter(self._stray))]
+        self._stray[answer.call_id] = answer
+
     def _intake(self, message: Any) -> None:
-        """Keep pushed events and alarm reports; anything else (a late answer to an abandoned
-        call) is dropped."""
+        """Keep pushed events, alarm reports and answers that came together in one message;
+        anything else (a late answer to an abandoned call) is dropped."""
         if isinstance(message, AlarmAt):
             self._alarms[str(message.owner)] = (message.owner, message.at)
         elif isinstance(message, HostLost):
@@ -672,7 +683,9 @@ class Gateway:
                 del self._hosts[conversation_id]
         elif isinstance(message, Batch):
             for item in message.items:
-                if isinstance(item.payload, Pushed):
+                if isinstance(item.payload, Reply | Failure):  # answers sent as one message
+                    self._keep_stray(item.payload)
+                elif isinstance(item.payload, Pushed):
                     pushed = item.payload
                     self._pushed.append(
                         PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)

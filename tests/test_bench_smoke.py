@@ -66,27 +66,3 @@ def test_performance_suite_smallest_case_runs(tmp_path: Path, capsys: object) ->
     assert all(row["ours"] and "nan" not in row["ours"] for row in rows)
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "| what | target | ours |" in out
-
-
-def test_what_if_patches_keep_answers_reaching_the_gateway(tmp_path: Path) -> None:
-    """The what-if experiments (bench/whatif.py) change only speed: with replies batched, the
-    answers of calls still reach the embedded gateway."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys; from bench import whatif; whatif.apply(list(whatif.PATCHES));"
-        "from runtime.gateway import Gateway;"
-        "d = sys.argv[1];"
-        "gw = Gateway.embedded({'storage': {'archive': d + '/a.db', 'journal': d + '/j'},"
-        " 'logging': {'level': 'warning'}});"
-        "ref = gw.start_session('cust-1', 'WEB', 'browser-1');"
-        "gw.customer_message(ref.channel_session_id, 'hello');"
-        "names = [e['name'] for e in gw.events(ref.conversation_id)];"
-        "assert names[0] == 'CHANNEL_SESSION_STARTED' and 'CUSTOMER_MESSAGE' in names, names;"
-        "gw.close()"
-    )
-    # in a process of its own: the patches must not leak into this test session
-    subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], check=True, cwd=Path(__file__).parent.parent
-    )
