@@ -19,6 +19,7 @@ from actors.messages import (
     AgentJoin,
     AgentPresence,
     AgentRef,
+    Alarm,
     Apply,
     Assignment,
     EventDelivery,
@@ -47,6 +48,13 @@ def agent_entity_id(agent_id: str) -> str:
     return f"a:{agent_id}"
 
 
+#: How long a slot stays reserved for a subscription the conversation has not answered. It is
+#: answered in milliseconds unless the conversation's host died with the request: then nobody
+#: ever will, and without this the slot would be held until the agent logs out.
+RESERVATION_MS = 30_000
+_RESERVATION = "RESERVATION"
+
+
 class AgentEntity:
     def __init__(self, agent_id: str, queues: tuple[str, ...], max_conversations: int) -> None:
         self.id = agent_entity_id(agent_id)
@@ -58,6 +66,9 @@ class AgentEntity:
         self.monitoring: dict[str, Ref] = {}  # supervisor roles: not counted
         self.reserved: set[str] = set()  # conversation ids with a subscription in flight
         self.offers: dict[str, tuple[str, Ref]] = {}  # conversation id -> (request id, ref)
+        # reserved conversation id -> (the join's caller, the routed request id, alarm token)
+        self.pending: dict[str, tuple[ReplyTo | None, str | None, int]] = {}
+        self._tokens = 0
         self.delivered = 0
         self.subscriber: Ref | None = None  # the agent's desk gateway, while one is subscribed
         self.subscription = ""
@@ -76,6 +87,8 @@ class AgentEntity:
                         self.subscriber,
                         Pushed(self.subscription, event.conversation_id, event_dict(event)),
                     )
+        elif isinstance(payload, Alarm):
+            self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):
             self.subscriber = Ref(payload.subscriber, "")
             self.subscription = payload.subscription
@@ -132,6 +145,8 @@ class AgentEntity:
             # A join still unanswered (its conversation's host may have died and the
             # conversation been rebuilt elsewhere): ask again where it is now. The slot stays
             # reserved; a conversation that already has this agent answers with success.
+            earlier = self.pending.get(conversation_id)
+            self._reserve(conversation_id, reply_to, earlier[1] if earlier else None, host)
             host.post(
                 join.conversation,
                 SubscribeRequest(self.agent_id, join.role, None, host.ref(self.id), reply_to),
@@ -154,7 +169,7 @@ class AgentEntity:
         offer = self.offers.pop(conversation_id, None)
         request_id = offer[0] if offer is not None and counted else None
         if counted:
-            self.reserved.add(conversation_id)
+            self._reserve(conversation_id, reply_to, request_id, host)
         role = join.role if join.role is not Role.PRIMARY or request_id is None else None
         host.post(
             join.conversation,
@@ -174,14 +189,55 @@ class AgentEntity:
             host.post(Ref(host.wired().router, ""), outcome)
             self._report(host)
             return
-        self.reserved.add(conversation_id)
+        self._reserve(conversation_id, None, assignment.request_id, host)
         host.post(
             assignment.conversation,
             SubscribeRequest(self.agent_id, None, assignment.request_id, host.ref(self.id), None),
         )
 
+    def _reserve(
+        self,
+        conversation_id: str,
+        origin: ReplyTo | None,
+        request_id: str | None,
+        host: HostContext,
+    ) -> None:
+        """Hold a slot for a subscription in flight, until its outcome or RESERVATION_MS."""
+        self.reserved.add(conversation_id)
+        self._tokens += 1
+        self.pending[conversation_id] = (origin, request_id, self._tokens)
+        key = (_RESERVATION, conversation_id)
+        host.arm(self.id, key, self._tokens, host.now() + RESERVATION_MS, 100)
+
+    def _reservation_expired(self, alarm: Alarm, host: HostContext) -> None:
+        key = alarm.key
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == _RESERVATION):
+            return
+        conversation_id = key[1]
+        pending = self.pending.get(conversation_id)
+        if pending is None or pending[2] != alarm.token:
+            return  # answered meanwhile, or reserved again since: a stale alarm
+        origin, request_id, _ = self.pending.pop(conversation_id)
+        self.reserved.discard(conversation_id)
+        self._log.warning("reservation_expired", conversation_id=conversation_id)
+        host.refuse(
+            origin,
+            "unavailable",
+            f"agent_join for agent {self.agent_id}: conversation {conversation_id} did not answer"
+            f" within {RESERVATION_MS // 1000} s (its host may have failed); the agent's slot is"
+            " free again. It may or may not have been applied: check, or retry",
+        )
+        if request_id is not None:  # the Router gives the request to someone (or here) again
+            host.post(
+                Ref(host.wired().router, ""),
+                RoutingOutcome(request_id, self.agent_id, accepted=False, refused=False),
+            )
+        self._report(host)
+
     def _outcome(self, outcome: SubscribeOutcome, host: HostContext) -> None:
         self.reserved.discard(outcome.conversation_id)
+        if self.pending.pop(outcome.conversation_id, None) is not None:
+            host.disarm(self.id, (_RESERVATION, outcome.conversation_id))
         if outcome.failure is None:
             joined = self.conversations if outcome.counted else self.monitoring
             joined[outcome.conversation_id] = outcome.conversation

@@ -329,6 +329,12 @@ class ConversationEntity:
         if closing is not None:
             self._closing = closing
             self._request_archive(host)
+        request = self.machine.pending_request
+        if request is not None:  # the Router's address of this conversation is the dead host's
+            host.post(
+                Ref(wiring.router, ""),
+                EnqueueRequest(request, host.ref(self.id), self.machine.queue),
+            )
         self._ask_for_agents(host, None)
 
     def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:

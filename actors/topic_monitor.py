@@ -17,12 +17,13 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
-from actors.base import EngineActor
+from actors.base import EngineActor, failure_of
 from actors.bot import Bot
 from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
+    AlarmAt,
     ArchivedActivity,
     ArchiveDone,
     ArchivedQuery,
@@ -54,7 +55,9 @@ from actors.messages import (
     WatchHosts,
 )
 from actors.model.commands import StartSession
+from actors.model.conversation import ConversationMachine
 from actors.model.enums import EventType, RoomMode, RoomType, State
+from actors.model.errors import Refused
 from actors.model.events import RESERVED_NAMES
 from actors.model.records import SYSTEM, Event
 from actors.router import Router
@@ -156,6 +159,10 @@ class TopicMonitor(EngineActor):
         del self.hosts[lost.host_id]
         for watcher in self.watchers:  # gateways drop their cached address of it
             self.send(watcher, HostLost(address))
+        clock = self.wired().clock
+        if clock is not None:  # virtual clock: its alarms died with it (rebuilt conversations
+            # re-arm theirs on their new host); the clock must not wait on a dead address
+            self.send(clock, AlarmAt(address, None))
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
@@ -197,7 +204,8 @@ class TopicMonitor(EngineActor):
                 self.watchers = [*self.watchers[-(MAX_WATCHERS - 1) :], message.address]
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
-            for target in (self.wired().router, *(h.address for h in self.hosts.values())):
+            wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
+            for target in (wiring.router, wiring.agents, *(h.address for h in self.hosts.values())):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, AgentsLost):
             for host in self.hosts.values():
@@ -246,6 +254,13 @@ class TopicMonitor(EngineActor):
 
     def _open_session(self, request: OpenSession, reply_to: ReplyTo | None) -> None:
         archive = self._archive_or_fail()
+        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
+        try:  # look up, then mutate: what the conversation would refuse stores nothing here
+            ConversationMachine.check_first_session(request.new_conversation_id, start)
+        except Refused as refusal:
+            if reply_to is not None:
+                self.fail(reply_to, failure_of(reply_to.call_id, refusal))
+            return
         resolved = self._resolve_room(request, reply_to)
         if resolved is None:
             return
@@ -255,7 +270,6 @@ class TopicMonitor(EngineActor):
         ):
             self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
             return
-        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
         live_id = self.room_live.get(room.id)
         if live_id is not None:
             live = self.live[live_id]

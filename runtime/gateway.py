@@ -207,8 +207,8 @@ class Gateway:
             # From now on the timer owners report their earliest alarm to this gateway.
             self._system.tell(addresses.monitor, ClockDriver(self._me))
             self._take_messages()
-        else:  # be told when a host dies, so that no call is sent to its dead address
-            self._system.tell(addresses.monitor, WatchHosts(self._me))
+        # be told when a host dies, so that no call is sent to its dead address
+        self._system.tell(addresses.monitor, WatchHosts(self._me))
 
     # ------------------------------------------------------------------ construction
 
@@ -676,7 +676,10 @@ class Gateway:
         """Keep pushed events, alarm reports and answers that came together in one message;
         anything else (a late answer to an abandoned call) is dropped."""
         if isinstance(message, AlarmAt):
-            self._alarms[str(message.owner)] = (message.owner, message.at)
+            if message.at is None:  # nothing due there (also: a dead host's, from the monitor)
+                self._alarms.pop(str(message.owner), None)
+            else:
+                self._alarms[str(message.owner)] = (message.owner, message.at)
         elif isinstance(message, HostLost):
             self._host_lost_at = time.monotonic()
             for conversation_id in [c for c, h in self._hosts.items() if h == message.address]:

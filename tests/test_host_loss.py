@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from thespian.actors import ActorExitRequest
 
-from actors import agent_supervisor
+from actors import agent, agent_supervisor
 from actors.agent_supervisor import AgentSupervisor
-from actors.messages import AgentPresence, Directory, Reply, ReplyTo
+from actors.messages import AgentJoin, AgentPresence, Directory, OpenSession, Reply, ReplyTo
+from actors.model.enums import Channel
 from actors.topic_monitor import TopicMonitor, _HostInfo
-from runtime.gateway import Gateway, GatewayError, UnavailableError
-from tests.conftest import MakeGateway, names
+from runtime.gateway import BadArgumentError, Gateway, GatewayError, UnavailableError
+from tests.conftest import MakeGateway, names, watchdog
 
 
 def actor(gw: Gateway, address: Any) -> Any:
@@ -259,3 +260,81 @@ def test_a_host_notice_waiting_at_a_direct_ask_is_kept_not_taken_for_the_answer(
     assert gw._hosts == {}  # the notice was taken in: the dead address is dropped
     gw.customer_message(ref.channel_session_id, "after the host died")
     assert "CUSTOMER_MESSAGE" in names(gw, ref.conversation_id)
+
+
+def test_the_virtual_clock_moves_on_after_a_host_with_alarms_dies(
+    make_gateway: MakeGateway,
+) -> None:
+    """The dead host's alarms leave the gateway's table; the rebuilt conversation's timers fire
+    on its new host."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "browser-1")  # its inactivity timer is pending
+    host = gw._locate(ref.conversation_id).host
+    gw._system.tell(host, ActorExitRequest())  # rebuilt on another host from the journal
+    with watchdog(10, "advance after a host died"):  # it used to fire at the dead host forever
+        gw.advance(2 * 3600)  # past every inactivity timer
+    assert str(host) not in gw._alarms
+    assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
+
+
+def test_a_session_the_conversation_would_refuse_stores_nothing(make_gateway: MakeGateway) -> None:
+    """Checked before anything is stored (the gateway checks too, but raw messages and other
+    clients reach the TopicMonitor): no room, no live entry, nothing answered twice later."""
+    gw = make_gateway()
+    request = OpenSession("cust-x", Channel.WEB, "", None, {}, "cs-r1", "conv-r1", "room-r1")
+    with pytest.raises(BadArgumentError, match="identifier must be a non-empty string"):
+        gw._call(gw._actors.monitor, "", request)
+    found = monitor(gw)
+    assert "conv-r1" not in found.live and "cs-r1" not in found.session_conversation
+    assert found.archive is not None and found.archive.room("room-r1") is None
+    assert found.archive.contact_center_room_of("cust-x") is None
+    assert gw.status()["conversations"] == {}
+
+
+def test_a_join_whose_conversation_host_died_frees_the_agents_slot_in_time(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's SubscribeRequest dies with the conversation's host: no one will ever answer
+    it. The slot it reserved is freed after RESERVATION_MS (the caller told `unavailable`), so
+    an agent at its limit can take another conversation; before, it was held until logout."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "browser-1")
+    gw.agent_login("alice", max_conversations=1)
+    conversation_host = gw._locate(ref.conversation_id).host
+    original = AgentSupervisor.on_deliver
+
+    def on_deliver(self: AgentSupervisor, item: Any, sender: Any) -> None:
+        original(self, item, sender)
+        if isinstance(item.payload, AgentJoin):
+            monkeypatch.setattr(AgentSupervisor, "on_deliver", original)
+            self.send(conversation_host, ActorExitRequest())  # before the SubscribeRequest
+
+    monkeypatch.setattr(AgentSupervisor, "on_deliver", on_deliver)
+    with pytest.raises(GatewayError):  # embedded: nothing answers before the engine is idle
+        gw.agent_join("alice", ref.conversation_id)
+    other = gw.start_session("cust-2", "WEB", "browser-2")
+    with pytest.raises(GatewayError, match="at its limit of 1"):
+        gw.agent_join("alice", other.conversation_id)
+    gw.advance(agent.RESERVATION_MS / 1000)
+    gw.agent_join("alice", other.conversation_id)  # the slot is free again
+    assert "alice" in [p["id"] for p in gw.conversation(other.conversation_id)["participants"]]
+    assert not supervisor(gw).forwarded  # the expired join was answered through the supervisor
+
+
+def test_a_waiting_request_is_routed_to_its_conversation_rebuilt_on_another_host(
+    make_gateway: MakeGateway,
+) -> None:
+    """The Router knew the conversation at its dead host's address; the rebuilt conversation
+    re-sends its pending request with its new address, so the agent who comes is routed there."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "browser-1")
+    gw.request_agent(ref.conversation_id)  # no agent yet: the request waits in the Router
+    dead = gw._locate(ref.conversation_id).host
+    gw._system.tell(dead, ActorExitRequest())  # rebuilt on another host from the journal
+    gw.agent_login("alice")
+    gw.agent_ready("alice")  # routed now: to the conversation where it lives now
+    gw._forget(ref.conversation_id)
+    assert gw._locate(ref.conversation_id).host != dead
+    snapshot = gw.conversation(ref.conversation_id)
+    assert snapshot["state"] == "ACTIVE"
+    assert "alice" in [p["id"] for p in snapshot["participants"]]

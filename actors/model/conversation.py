@@ -198,6 +198,14 @@ class ConversationMachine:
     # ------------------------------------------------------------------ construction
 
     @classmethod
+    def check_first_session(cls, conversation_id: str, first: StartSession) -> None:
+        """Raise the refusal ``open`` would raise for ``first``, creating nothing: whoever must
+        store something before the conversation exists (the TopicMonitor: the customer's room)
+        asks first, so that a refused session leaves nothing behind."""
+        bare = cls(conversation_id=conversation_id, room_id="", customer_id="", policy=Policy())
+        bare._check_new_session(first)
+
+    @classmethod
     def open(
         cls,
         *,
