@@ -206,7 +206,11 @@ _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 4, 4, 50, 50
 
 
-def _show(value: object) -> str:
+# What errors about a YAML file say of its values and keys (config.yaml here, and scenario
+# files in runtime.simulation.scenario).
+
+
+def show_value(value: object) -> str:
     """A short ``repr``: bounded in depth and width before it is built, so that a huge or
     deeply nested value (YAML aliases make both cheap to write) costs nothing to show."""
     try:
@@ -220,28 +224,30 @@ def _plain(key: object) -> str:
     """A key as it reads in a path; numbers, null and empty or padded strings are quoted."""
     if isinstance(key, str) and key != "" and key.strip() == key:
         return key
-    return _show(key)
+    return show_value(key)
 
 
-def _join(path: str, key: object) -> str:
+def key_path(path: str, key: object) -> str:
+    """``path.key``, the key shown as it reads (quoted when it is not a plain name)."""
     return f"{path}.{_plain(key)}" if path else _plain(key)
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """What a value is, for "expected X, got <this>": its kind and a short repr."""
     if value is None:
         return "null"
     names = {bool: "boolean", int: "integer", float: "number", str: "string"}
     name = names.get(type(value))
     if name is None:
         name = "mapping" if isinstance(value, Mapping) else type(value).__name__
-    return f"{name} {_show(value)}"
+    return f"{name} {show_value(value)}"
 
 
 def _expected(path: str, what: str, value: Any) -> _InvalidError:
-    return _InvalidError(path, f"expected {what}, got {_describe(value)}")
+    return _InvalidError(path, f"expected {what}, got {describe_value(value)}")
 
 
-def _suggestion(word: object, known: Iterable[str], parent: str = "") -> str:
+def suggest_key(word: object, known: Iterable[str], parent: str = "") -> str:
     """`` (did you mean parent.key?)`` for a near miss of a known name, else ``""``."""
     if not isinstance(word, str):
         return ""
@@ -251,7 +257,7 @@ def _suggestion(word: object, known: Iterable[str], parent: str = "") -> str:
     if match is None:
         close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
         match = close[0] if close else None
-    return "" if match is None else f" (did you mean {_join(parent, match)}?)"
+    return "" if match is None else f" (did you mean {key_path(parent, match)}?)"
 
 
 def _is_int(value: Any) -> bool:
@@ -318,8 +324,8 @@ def _choice(options: tuple[str, ...], *, fold_case: bool = False) -> _Check:
     def check(value: Any, path: str) -> str:
         given = value.lower() if fold_case and isinstance(value, str) else value
         if given not in options:
-            hint = _suggestion(value, options)
-            problem = f"expected one of: {', '.join(options)}; got {_describe(value)}{hint}"
+            hint = suggest_key(value, options)
+            problem = f"expected one of: {', '.join(options)}; got {describe_value(value)}{hint}"
             raise _InvalidError(path, problem)
         return str(given)
 
@@ -388,8 +394,8 @@ def _refuse_unknown(mapping: Mapping[Any, Any], known: Iterable[str], path: str)
     names = list(known)
     for key in mapping:
         if key not in names:
-            hint = _suggestion(key, names, path) or f" (known keys: {', '.join(names)})"
-            raise _InvalidError(_join(path, key), "unknown key" + hint)
+            hint = suggest_key(key, names, path) or f" (known keys: {', '.join(names)})"
+            raise _InvalidError(key_path(path, key), "unknown key" + hint)
 
 
 def _exact_keys(value: Any, path: str, known: Mapping[str, Any], what: str) -> Mapping[Any, Any]:
@@ -398,14 +404,14 @@ def _exact_keys(value: Any, path: str, known: Mapping[str, Any], what: str) -> M
     _refuse_unknown(mapping, known, path)
     for key in known:
         if key not in mapping:
-            raise _InvalidError(_join(path, key), "missing")
+            raise _InvalidError(key_path(path, key), "missing")
     return mapping
 
 
 def _record(value: Any, path: str, fields: Mapping[str, _Check]) -> dict[str, Any]:
     """A mapping with exactly the keys of ``fields``, each checked."""
     mapping = _exact_keys(value, path, fields, f"a mapping with keys {', '.join(fields)}")
-    return {key: check(mapping[key], _join(path, key)) for key, check in fields.items()}
+    return {key: check(mapping[key], key_path(path, key)) for key, check in fields.items()}
 
 
 def _keywords(value: Any, path: str) -> tuple[str, ...]:
@@ -444,12 +450,12 @@ def _channel_durations(value: Any, path: str) -> dict[str, float]:
     clean: dict[str, float] = {}
     for channel, seconds in mapping.items():
         if channel not in CHANNEL_TYPES:
-            hint = _suggestion(channel, CHANNEL_TYPES, path)
+            hint = suggest_key(channel, CHANNEL_TYPES, path)
             raise _InvalidError(
-                _join(path, channel),
+                key_path(path, channel),
                 f"unknown channel type{hint}; expected one of {', '.join(CHANNEL_TYPES)}",
             )
-        clean[channel] = _duration(seconds, _join(path, channel))
+        clean[channel] = _duration(seconds, key_path(path, channel))
     return clean
 
 
@@ -464,7 +470,7 @@ def _queues(value: Any, path: str) -> dict[str, dict[str, Any]]:
     mapping = _mapping(value, path, "a mapping of queue name to queue settings")
     clean: dict[str, dict[str, Any]] = {}
     for name, entry in mapping.items():
-        queue_path = _join(path, name)
+        queue_path = key_path(path, name)
         if not isinstance(name, str) or not name.strip():
             raise _InvalidError(queue_path, "a queue name must be a non-empty string")
         overrides = _mapping({} if entry is None else entry, queue_path)
@@ -586,7 +592,7 @@ def _validate_node(value: Any, path: str, spec: _Spec) -> Any:
     if isinstance(spec, _Key):
         return spec.check(value, path)
     mapping = _exact_keys(value, path, spec, "a mapping" if path else "a mapping of sections")
-    return {key: _validate_node(mapping[key], _join(path, key), spec[key]) for key in spec}
+    return {key: _validate_node(mapping[key], key_path(path, key), spec[key]) for key in spec}
 
 
 def _check_bind(system: Mapping[str, Any]) -> None:
@@ -650,7 +656,7 @@ def _read_file(name: str) -> Mapping[Any, Any]:
         return {}
     if not isinstance(document, Mapping):
         raise ConfigError(
-            name, "<top level>", f"expected a mapping of sections, got {_describe(document)}"
+            name, "<top level>", f"expected a mapping of sections, got {describe_value(document)}"
         )
     return document
 

@@ -30,7 +30,6 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -39,7 +38,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runtime.config import CHANNEL_TYPES, ConfigError, Settings, load_config
+from runtime.config import (
+    CHANNEL_TYPES,
+    ConfigError,
+    Settings,
+    describe_value,
+    key_path,
+    load_config,
+    suggest_key,
+)
 from runtime.yamlfile import YamlProblem, read_yaml
 
 __all__ = [
@@ -209,24 +216,8 @@ class Scenario:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "boolean", int: "integer", float: "number", str: "string"}
-    name = names.get(type(value))
-    if name is None:
-        name = "mapping" if isinstance(value, Mapping) else type(value).__name__
-    text = repr(value)
-    return f"{name} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
 def _expected(path: str, what: str, value: Any) -> _Invalid:
-    return _Invalid(path, f"expected {what}, got {_describe(value)}")
-
-
-def _join(path: str, key: object) -> str:
-    shown = key if isinstance(key, str) and key and key.strip() == key else repr(key)
-    return f"{path}.{shown}" if path else str(shown)
+    return _Invalid(path, f"expected {what}, got {describe_value(value)}")
 
 
 def _mapping(value: Any, path: str, known: Sequence[str] | None = None) -> Mapping[str, Any]:
@@ -237,21 +228,12 @@ def _mapping(value: Any, path: str, known: Sequence[str] | None = None) -> Mappi
     if known is not None:
         for key in value:
             if key not in known:
-                raise _Invalid(_join(path, key), "unknown key" + _hint(key, known, path))
+                raise _Invalid(key_path(path, key), "unknown key" + _hint(key, known, path))
     return value
 
 
 def _hint(word: object, known: Sequence[str], parent: str) -> str:
-    if not isinstance(word, str):
-        return f" (known keys: {', '.join(known)})"
-    folded = {k.lower(): k for k in known}
-    match = folded.get(word.lower())
-    if match is None:
-        close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-        match = close[0] if close else None
-    if match is None:
-        return f" (known keys: {', '.join(known)})"
-    return f" (did you mean {_join(parent, match)}?)"
+    return suggest_key(word, known, parent) or f" (known keys: {', '.join(known)})"
 
 
 def _is_number(value: Any) -> bool:
@@ -325,11 +307,11 @@ def _int_range(value: Any, path: str, low: int) -> IntRange:
     mapping = _mapping(value, path, ("min", "max"))
     for key in ("min", "max"):
         if key not in mapping:
-            raise _Invalid(_join(path, key), "missing")
-    lowest = _integer(mapping["min"], _join(path, "min"), low)
-    highest = _integer(mapping["max"], _join(path, "max"), low)
+            raise _Invalid(key_path(path, key), "missing")
+    lowest = _integer(mapping["min"], key_path(path, "min"), low)
+    highest = _integer(mapping["max"], key_path(path, "max"), low)
     if highest < lowest:
-        raise _Invalid(_join(path, "max"), f"must be >= min ({lowest}), got {highest}")
+        raise _Invalid(key_path(path, "max"), f"must be >= min ({lowest}), got {highest}")
     return IntRange(lowest, highest)
 
 
@@ -352,21 +334,23 @@ def _distribution(value: Any, path: str) -> Distribution:
     if kind not in _DISTRIBUTIONS:
         if "dist" in value:
             raise _Invalid(
-                _join(path, "dist"),
-                f"expected one of: {', '.join(_DISTRIBUTIONS)}; got {_describe(value['dist'])}",
+                key_path(path, "dist"),
+                f"expected one of: {', '.join(_DISTRIBUTIONS)}; got {describe_value(value['dist'])}",
             )
         raise _Invalid(path, "a distribution needs `mean` (exponential) or `dist`")
     params = _DISTRIBUTIONS[kind]
     _mapping(value, path, ("dist", *params, "max"))
     for key in params:
         if key not in value:
-            raise _Invalid(_join(path, key), "missing")
-    numbers = [parse_duration(value[key], _join(path, key)) for key in params]
-    cap = None if value.get("max") is None else parse_duration(value["max"], _join(path, "max"))
+            raise _Invalid(key_path(path, key), "missing")
+    numbers = [parse_duration(value[key], key_path(path, key)) for key in params]
+    cap = None if value.get("max") is None else parse_duration(value["max"], key_path(path, "max"))
     if kind == "uniform" and numbers[1] < numbers[0]:
-        raise _Invalid(_join(path, "max"), f"must be >= min ({numbers[0]:g}), got {numbers[1]:g}")
+        raise _Invalid(
+            key_path(path, "max"), f"must be >= min ({numbers[0]:g}), got {numbers[1]:g}"
+        )
     if kind == "lognormal" and numbers[0] <= 0:
-        raise _expected(_join(path, "mean"), "a duration > 0", value["mean"])
+        raise _expected(key_path(path, "mean"), "a duration > 0", value["mean"])
     if kind == "uniform":
         return Distribution(kind, numbers[0], numbers[1], None)
     return Distribution(kind, numbers[0], numbers[1] if len(numbers) > 1 else 0.0, cap)
@@ -380,14 +364,14 @@ def _weights(
         raise _Invalid(path, f"expected at least one {what} with a weight")
     weights: list[tuple[str, float]] = []
     for key, weight in mapping.items():
-        key_path = _join(path, key)
+        where = key_path(path, key)
         if allowed is not None and key not in allowed:
             suggestion = _hint(key, list(allowed), path)
-            raise _Invalid(key_path, f"unknown {what}{suggestion}")
+            raise _Invalid(where, f"unknown {what}{suggestion}")
         if allowed is None:
-            _name(key, key_path)
+            _name(key, where)
         if not _is_number(weight) or weight < 0:
-            raise _expected(key_path, "a weight >= 0", weight)
+            raise _expected(where, "a weight >= 0", weight)
         weights.append((str(key), float(weight)))
     if sum(w for _, w in weights) <= 0:
         raise _Invalid(path, "the weights must not all be 0")
@@ -451,14 +435,14 @@ def _arrivals(value: Any, path: str) -> Arrivals:
         raise _Invalid(path, "give exactly one of per_hour (a constant rate) or profile")
     limit = mapping.get("limit")
     if limit is not None:
-        limit = _integer(limit, _join(path, "limit"), 1)
+        limit = _integer(limit, key_path(path, "limit"), 1)
     if "per_hour" in mapping:
         rate = mapping["per_hour"]
         if not _is_number(rate) or rate < 0:
-            raise _expected(_join(path, "per_hour"), "a number of customers per hour >= 0", rate)
+            raise _expected(key_path(path, "per_hour"), "a number of customers per hour >= 0", rate)
         return Arrivals(((0.0, float(rate)),), limit)
     steps = mapping["profile"]
-    profile_path = _join(path, "profile")
+    profile_path = key_path(path, "profile")
     if not isinstance(steps, list) or not steps:
         raise _expected(profile_path, "a non-empty list of {at, per_hour}", steps)
     profile: list[tuple[float, float]] = []
@@ -467,15 +451,15 @@ def _arrivals(value: Any, path: str) -> Arrivals:
         entry = _mapping(step, step_path, ("at", "per_hour"))
         for key in ("at", "per_hour"):
             if key not in entry:
-                raise _Invalid(_join(step_path, key), "missing")
-        at = parse_duration(entry["at"], _join(step_path, "at"))
+                raise _Invalid(key_path(step_path, key), "missing")
+        at = parse_duration(entry["at"], key_path(step_path, "at"))
         rate = entry["per_hour"]
         if not _is_number(rate) or rate < 0:
-            raise _expected(_join(step_path, "per_hour"), "a number >= 0", rate)
+            raise _expected(key_path(step_path, "per_hour"), "a number >= 0", rate)
         if profile and at <= profile[-1][0]:
-            raise _Invalid(_join(step_path, "at"), "steps must be in increasing order of `at`")
+            raise _Invalid(key_path(step_path, "at"), "steps must be in increasing order of `at`")
         if not profile and at != 0:
-            raise _Invalid(_join(step_path, "at"), "the first step must be at 0")
+            raise _Invalid(key_path(step_path, "at"), "the first step must be at 0")
         profile.append((at, float(rate)))
     return Arrivals(tuple(profile), limit)
 
@@ -484,7 +468,7 @@ def _customers(value: Any, path: str, default_queue: str) -> Customers:
     mapping = _mapping(value, path, _CUSTOMER_KEYS)
 
     def get(key: str, default: Any, check: Callable[[Any, str], Any]) -> Any:
-        return check(mapping[key], _join(path, key)) if key in mapping else default
+        return check(mapping[key], key_path(path, key)) if key in mapping else default
 
     return Customers(
         bot_resolves=get("bot_resolves", 0.5, _probability),
@@ -501,41 +485,43 @@ def _customers(value: Any, path: str, default_queue: str) -> Customers:
 def _agent_group(value: Any, path: str, index: int, default_queue: str) -> AgentGroup:
     mapping = _mapping(value, path, _AGENT_KEYS)
     if "count" not in mapping:
-        raise _Invalid(_join(path, "count"), "missing")
+        raise _Invalid(key_path(path, "count"), "missing")
 
     def get(key: str, default: Any, check: Callable[[Any, str], Any]) -> Any:
-        return check(mapping[key], _join(path, key)) if key in mapping else default
+        return check(mapping[key], key_path(path, key)) if key in mapping else default
 
     name = get("name", f"agent{index + 1}", _name)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise _expected(_join(path, "name"), "letters, digits, '.', '_' or '-'", name)
+        raise _expected(key_path(path, "name"), "letters, digits, '.', '_' or '-'", name)
     queues_value = mapping.get("queues", [default_queue])
-    queues_path = _join(path, "queues")
+    queues_path = key_path(path, "queues")
     if not isinstance(queues_value, list) or not queues_value:
         raise _expected(queues_path, "a non-empty list of queue names", queues_value)
     queues = tuple(_name(q, f"{queues_path}[{i}]") for i, q in enumerate(queues_value))
     hold = _mapping(
-        mapping.get("hold"), _join(path, "hold"), ("probability", "seconds", "duration")
+        mapping.get("hold"), key_path(path, "hold"), ("probability", "seconds", "duration")
     )
-    hold_path = _join(path, "hold")
-    wrap = _mapping(mapping.get("wrap_up"), _join(path, "wrap_up"), ("time", "forget"))
-    wrap_path = _join(path, "wrap_up")
-    shift = _mapping(mapping.get("shift"), _join(path, "shift"), ("start", "end"))
-    shift_path = _join(path, "shift")
-    breaks = _mapping(mapping.get("breaks"), _join(path, "breaks"), ("every", "length"))
-    breaks_path = _join(path, "breaks")
+    hold_path = key_path(path, "hold")
+    wrap = _mapping(mapping.get("wrap_up"), key_path(path, "wrap_up"), ("time", "forget"))
+    wrap_path = key_path(path, "wrap_up")
+    shift = _mapping(mapping.get("shift"), key_path(path, "shift"), ("start", "end"))
+    shift_path = key_path(path, "shift")
+    breaks = _mapping(mapping.get("breaks"), key_path(path, "breaks"), ("every", "length"))
+    breaks_path = key_path(path, "breaks")
     if breaks and ("every" not in breaks or "length" not in breaks):
         missing = "every" if "every" not in breaks else "length"
-        raise _Invalid(_join(breaks_path, missing), "missing")
-    shift_start = parse_duration(shift.get("start", 0), _join(shift_path, "start"))
+        raise _Invalid(key_path(breaks_path, missing), "missing")
+    shift_start = parse_duration(shift.get("start", 0), key_path(shift_path, "start"))
     shift_end = (
-        None if shift.get("end") is None else parse_duration(shift["end"], _join(shift_path, "end"))
+        None
+        if shift.get("end") is None
+        else parse_duration(shift["end"], key_path(shift_path, "end"))
     )
     if shift_end is not None and shift_end <= shift_start:
-        raise _Invalid(_join(shift_path, "end"), "must be later than shift.start")
+        raise _Invalid(key_path(shift_path, "end"), "must be later than shift.start")
     return AgentGroup(
         name=name,
-        count=_integer(mapping["count"], _join(path, "count"), 0, 100_000),
+        count=_integer(mapping["count"], key_path(path, "count"), 0, 100_000),
         queues=queues,
         max_conversations=get("max_conversations", 1, lambda v, p: _integer(v, p, 1, 100)),
         reply_time=get("reply_time", Distribution("exponential", 20.0), _distribution),
@@ -543,36 +529,36 @@ def _agent_group(value: Any, path: str, index: int, default_queue: str) -> Agent
         leave_after=get("leave_after", Distribution("exponential", 10.0), _distribution),
         ends_chat=get("ends_chat", 0.0, _probability),
         hold_probability=(
-            _probability(hold["probability"], _join(hold_path, "probability"))
+            _probability(hold["probability"], key_path(hold_path, "probability"))
             if "probability" in hold
             else 0.0
         ),
         hold_seconds=(
-            _distribution(hold["seconds"], _join(hold_path, "seconds"))
+            _distribution(hold["seconds"], key_path(hold_path, "seconds"))
             if "seconds" in hold
             else Distribution("fixed", 120.0)
         ),
         hold_duration=(
-            _distribution(hold["duration"], _join(hold_path, "duration"))
+            _distribution(hold["duration"], key_path(hold_path, "duration"))
             if "duration" in hold
             else Distribution("exponential", 60.0)
         ),
         wrap_up_time=(
-            _distribution(wrap["time"], _join(wrap_path, "time"))
+            _distribution(wrap["time"], key_path(wrap_path, "time"))
             if "time" in wrap
             else Distribution("exponential", 20.0)
         ),
         wrap_up_forget=(
-            _probability(wrap["forget"], _join(wrap_path, "forget")) if "forget" in wrap else 0.0
+            _probability(wrap["forget"], key_path(wrap_path, "forget")) if "forget" in wrap else 0.0
         ),
         recover=get("recover", Distribution("fixed", 15.0), _distribution),
         shift_start=shift_start,
         shift_end=shift_end,
         break_every=(
-            _positive_duration(breaks["every"], _join(breaks_path, "every")) if breaks else None
+            _positive_duration(breaks["every"], key_path(breaks_path, "every")) if breaks else None
         ),
         break_length=(
-            _positive_duration(breaks["length"], _join(breaks_path, "length")) if breaks else 0.0
+            _positive_duration(breaks["length"], key_path(breaks_path, "length")) if breaks else 0.0
         ),
     )
 
@@ -657,7 +643,9 @@ def _read(path: str) -> Any:
     except YamlProblem as problem:
         raise ScenarioError(path, problem.key, problem.problem) from None
     if not isinstance(document, Mapping):
-        raise ScenarioError(path, "<top level>", f"expected a mapping, got {_describe(document)}")
+        raise ScenarioError(
+            path, "<top level>", f"expected a mapping, got {describe_value(document)}"
+        )
     return document
 
 
