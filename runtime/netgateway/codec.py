@@ -130,7 +130,8 @@ def push(subscription: str, conversation_id: str, event: Any) -> bytes:
     return encode({"push": subscription, "conversation_id": conversation_id, "event": event})
 
 
-def _describe(value: Any) -> str:
+def msgpack_type_name(value: Any) -> str:
+    """A decoded value's type as the protocol speaks of it (for error messages)."""
     names = {
         type(None): "nil",
         bool: "a boolean",
@@ -163,7 +164,7 @@ def parse_request(value: Any) -> Request:
     """A decoded frame as a request ``{op, args, id}``, or ProtocolError(bad_frame)."""
     if not isinstance(value, dict):
         raise ProtocolError(
-            "bad_frame", f"a request must be a map {{op, args, id}}, got {_describe(value)}"
+            "bad_frame", f"a request must be a map {{op, args, id}}, got {msgpack_type_name(value)}"
         )
     request_id = request_id_of(value)
     for key in value:
@@ -180,15 +181,17 @@ def parse_request(value: Any) -> Request:
         raise ProtocolError(
             "bad_frame",
             f"id must be an integer or a string of 1 to {MAX_ID_CHARS} characters,"
-            f" got {_describe(value['id'])}",
+            f" got {msgpack_type_name(value['id'])}",
         )
     op = value.get("op")
     if not isinstance(op, str):
-        what = "no op" if "op" not in value else f"op is {_describe(op)}, not a string"
+        what = "no op" if "op" not in value else f"op is {msgpack_type_name(op)}, not a string"
         raise ProtocolError("bad_frame", f"the request has {what}", request_id)
     args = value.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError(
-            "bad_argument", f"args of {op[:64]!r} must be a map, got {_describe(args)}", request_id
+            "bad_argument",
+            f"args of {op[:64]!r} must be a map, got {msgpack_type_name(args)}",
+            request_id,
         )
     return Request(request_id, op, args)

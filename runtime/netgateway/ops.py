@@ -24,7 +24,7 @@ from runtime.gateway import (
     UnavailableError,
     UnknownIdError,
 )
-from runtime.netgateway.codec import ProtocolError
+from runtime.netgateway.codec import ProtocolError, msgpack_type_name
 
 __all__ = [
     "NOT_OFFERED",
@@ -161,20 +161,6 @@ NOT_OFFERED: Final[Mapping[str, str]] = {
 _MAX_DEPTH = 64
 
 
-def _type_name(value: Any) -> str:
-    names: dict[type, str] = {
-        type(None): "nil",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a float",
-        str: "a string",
-        bytes: "binary",
-        list: "an array",
-        dict: "a map",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
 def _string_keys(value: Any, depth: int = 0) -> bool:
     """Every map inside ``value`` has string keys (bounded depth)."""
     if depth > _MAX_DEPTH:
@@ -212,7 +198,7 @@ def check_args(
     names = ", ".join(p.name for p in spec.params) or "none"
     for key in args:
         if not isinstance(key, str):
-            raise refuse(f"argument names must be strings, got {_type_name(key)}")
+            raise refuse(f"argument names must be strings, got {msgpack_type_name(key)}")
         if spec.param(key) is None:
             raise refuse(f"unknown argument {key[:64]!r} (arguments: {names})")
     checked: dict[str, Any] = {}
@@ -228,7 +214,7 @@ def check_args(
         if not _accepts(param.kind, value):
             nil = " or nil" if param.nullable and param.kind is not Kind.SCALAR else ""
             raise refuse(
-                f"argument {param.name!r} must be {param.kind.value}{nil}, got {_type_name(value)}"
+                f"argument {param.name!r} must be {param.kind.value}{nil}, got {msgpack_type_name(value)}"
             )
         checked[param.name] = value
     return checked
