@@ -11,11 +11,10 @@ The long run is ``python -m bench.fuzz`` (docs/RELIABILITY.md).
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -23,39 +22,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import Hung, Violation, check_frame_body, known_finding, strategies
+from bench.fuzz import check_frame_body
 from runtime.netgateway import ERROR_TYPES, Limits, NetGateway, serve
 from runtime.netgateway.codec import ProtocolError, decode, encode
 from tests.conftest import MakeGateway
+from tests.fuzz_support import EXAMPLES, FUZZ, STRATEGIES, held
 
-EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES", "400"))
-STRATEGIES = strategies()
 TOKEN = "fuzz-token-0123456789abcdef"
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-def _held(check: Callable[[], str]) -> str:
-    """Run an oracle; a failure already reported (bench.fuzz.KNOWN_FINDINGS) is counted, not
-    raised here: its own regression test fails until it is fixed."""
-    try:
-        return check()
-    except (Hung, Violation) as error:
-        name = known_finding(error)
-        if name is None:
-            raise
-        return f"known:{name}"
 
 
 @FUZZ
 @given(STRATEGIES["codec"])
 def test_a_frame_body_decodes_or_is_a_documented_protocol_error(body: bytes) -> None:
-    assert _held(lambda: check_frame_body(body)) in (*ERROR_TYPES, "request")
+    assert held(lambda: check_frame_body(body)) in (*ERROR_TYPES, "request")
 
 
 @FUZZ

@@ -14,58 +14,33 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from bench.fuzz import (
-    Hung,
-    Violation,
     check_config_mapping,
     check_config_text,
-    known_finding,
-    strategies,
 )
 from runtime.config import ConfigError, load_config
+from tests.fuzz_support import FUZZ, STRATEGIES, held
 
-EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES", "400"))
-STRATEGIES = strategies()
 ROOT = Path(__file__).resolve().parent.parent
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-def _held(check: Callable[[], str]) -> str:
-    """Run an oracle; a failure already reported (bench.fuzz.KNOWN_FINDINGS) is counted, not
-    raised here: its own regression test below is what fails if it comes back."""
-    try:
-        return check()
-    except (Hung, Violation) as error:
-        name = known_finding(error)
-        if name is None:
-            raise
-        return f"known:{name}"
 
 
 @FUZZ
 @given(STRATEGIES["config_text"])
 def test_a_config_file_loads_or_is_a_config_error(data: bytes) -> None:
-    outcome = _held(lambda: check_config_text(data))
+    outcome = held(lambda: check_config_text(data))
     assert outcome in ("loaded", "refused") or outcome.startswith("known:")
 
 
 @FUZZ
 @given(STRATEGIES["config_mapping"])
 def test_a_config_mapping_loads_or_is_a_config_error(value: dict[Any, Any]) -> None:
-    outcome = _held(lambda: check_config_mapping(value))
+    outcome = held(lambda: check_config_mapping(value))
     assert outcome in ("loaded", "refused") or outcome.startswith("known:")
 
 

@@ -11,7 +11,6 @@ The long run is ``python -m bench.fuzz`` (docs/RELIABILITY.md).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,19 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import check_segment, strategies, time_limit
+from bench.fuzz import check_segment, time_limit
 from runtime.gateway import Gateway
 from runtime.journal import HEADER, JournalError, encode_frame, read_segment
-
-EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES", "400"))
-STRATEGIES = strategies()
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from tests.fuzz_support import EXAMPLES, FUZZ, STRATEGIES
 
 
 @FUZZ
