@@ -64,9 +64,9 @@ class AgentEntity:
         self.presence = Presence.NOT_READY
         self.conversations: dict[str, Ref] = {}  # counted against the limit
         self.monitoring: dict[str, Ref] = {}  # supervisor roles: not counted
-        self.reserved: set[str] = set()  # conversation ids with a subscription in flight
         self.offers: dict[str, tuple[str, Ref]] = {}  # conversation id -> (request id, ref)
-        # reserved conversation id -> (the join's caller, the routed request id, alarm token)
+        # a slot held for each subscription in flight: conversation id -> (the join's caller,
+        # the routed request id, the token of its expiry alarm)
         self.pending: dict[str, tuple[ReplyTo | None, str | None, int]] = {}
         self._tokens = 0
         self.delivered = 0
@@ -76,7 +76,7 @@ class AgentEntity:
 
     @property
     def free(self) -> int:
-        return self.max_conversations - len(self.conversations) - len(self.reserved)
+        return self.max_conversations - len(self.conversations) - len(self.pending)
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
@@ -141,7 +141,7 @@ class AgentEntity:
     def _join(self, join: AgentJoin, reply_to: ReplyTo | None, host: HostContext) -> None:
         conversation_id = join.conversation.entity.removeprefix("c:")
         counted = join.role not in SUPERVISOR_ROLES
-        if conversation_id in self.reserved:
+        if conversation_id in self.pending:
             # A join still unanswered (its conversation's host may have died and the
             # conversation been rebuilt elsewhere): ask again where it is now. The slot stays
             # reserved; a conversation that already has this agent answers with success.
@@ -181,7 +181,7 @@ class AgentEntity:
         if assignment.offer:
             self.offers[conversation_id] = (assignment.request_id, assignment.conversation)
             return
-        already_in = conversation_id in self.conversations or conversation_id in self.reserved
+        already_in = conversation_id in self.conversations or conversation_id in self.pending
         if already_in or self.free <= 0:
             outcome = RoutingOutcome(
                 assignment.request_id, self.agent_id, accepted=False, refused=already_in
@@ -203,7 +203,6 @@ class AgentEntity:
         host: HostContext,
     ) -> None:
         """Hold a slot for a subscription in flight, until its outcome or RESERVATION_MS."""
-        self.reserved.add(conversation_id)
         self._tokens += 1
         self.pending[conversation_id] = (origin, request_id, self._tokens)
         key = (_RESERVATION, conversation_id)
@@ -218,7 +217,6 @@ class AgentEntity:
         if pending is None or pending[2] != alarm.token:
             return  # answered meanwhile, or reserved again since: a stale alarm
         origin, request_id, _ = self.pending.pop(conversation_id)
-        self.reserved.discard(conversation_id)
         self._log.warning("reservation_expired", conversation_id=conversation_id)
         host.refuse(
             origin,
@@ -235,7 +233,6 @@ class AgentEntity:
         self._report(host)
 
     def _outcome(self, outcome: SubscribeOutcome, host: HostContext) -> None:
-        self.reserved.discard(outcome.conversation_id)
         if self.pending.pop(outcome.conversation_id, None) is not None:
             host.disarm(self.id, (_RESERVATION, outcome.conversation_id))
         if outcome.failure is None:

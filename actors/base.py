@@ -209,16 +209,16 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def flush(self) -> None:
         self.before_send()
-        now = self.now()
         if self._replies:
             replies, self._replies = self._replies, []
             if len(replies) == 1:
                 self.send(*replies[0])
             else:
-                self._send_replies(replies, now)
+                self._send_replies(replies, self.now())
         if not self._outbox:
             return
         outbox, self._outbox = self._outbox, {}
+        now = self.now()
         for address, items in outbox.values():
             self.send(address, Batch(now, tuple(items)))
 

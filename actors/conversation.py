@@ -68,7 +68,7 @@ from actors.model.errors import Refused
 from actors.model.policy import Policy, Threshold
 from actors.model.records import Event
 from actors.restore import command_record
-from actors.snapshots import event_dicts, record_dict
+from actors.snapshots import event_dicts, events_after, record_dict
 from runtime.config import Settings
 from runtime.timefmt import seconds_to_ms
 
@@ -168,13 +168,8 @@ class ConversationEntity:
             host.reply(reply_to, event_dicts(self.log, payload.after_seq))
         elif isinstance(payload, Subscribe):
             self._subscribe_session(payload, reply_to, host)
-        elif isinstance(payload, Reroute):
-            request = self.machine.pending_request
-            if request is not None:  # the new Router must learn what the old one knew
-                host.post(
-                    Ref(host.wired().router, ""),
-                    EnqueueRequest(request, host.ref(self.id), self.machine.queue),
-                )
+        elif isinstance(payload, Reroute):  # the new Router must learn what the old one knew
+            self._resend_request(host)
         elif isinstance(payload, AgentsLost):
             self._ask_for_agents(host, set(payload.agent_ids))
         elif isinstance(payload, AgentRef):
@@ -329,13 +324,18 @@ class ConversationEntity:
         if closing is not None:
             self._closing = closing
             self._request_archive(host)
+        self._resend_request(host)  # the Router knew this conversation at its old address
+        self._ask_for_agents(host, None)
+
+    def _resend_request(self, host: HostContext) -> None:
+        """Tell the Router of the pending agent request, with this conversation's address (a
+        request it already has only gets the address updated)."""
         request = self.machine.pending_request
-        if request is not None:  # the Router's address of this conversation is the dead host's
+        if request is not None:
             host.post(
-                Ref(wiring.router, ""),
+                Ref(host.wired().router, ""),
                 EnqueueRequest(request, host.ref(self.id), self.machine.queue),
             )
-        self._ask_for_agents(host, None)
 
     def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:
         """Ask the AgentSupervisor for our agents (all, or ``only`` those) at their new place."""
@@ -361,7 +361,7 @@ class ConversationEntity:
             return
         # Every event up to now is already in the session's mailbox ahead of this message, and
         # every later one will come after it: replay + live has no gap and no repeat.
-        replay = tuple(e for e in self.log if e.seq > request.after_seq)
+        replay = tuple(events_after(self.log, request.after_seq))
         host.local(
             session_entity_id(session_id),
             AttachSubscriber(request.subscription, request.subscriber, replay),
