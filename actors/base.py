@@ -207,6 +207,11 @@ class EngineActor(Actor):  # type: ignore[misc]
     def before_send(self) -> None:
         """Called when a handler is done, before anything it produced leaves the actor."""
 
+    def discard_output(self) -> None:
+        """Forget every reply and message the current handler produced: none of it leaves."""
+        self._replies.clear()
+        self._outbox.clear()
+
     def flush(self) -> None:
         self.before_send()
         if self._replies:

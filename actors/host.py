@@ -22,6 +22,7 @@ from actors.agent import AgentEntity
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
 from actors.conversation import ConversationEntity, policy_of
+from actors.durability import PROBE_KEY, Durability, Item
 from actors.messages import (
     AgentLogin,
     AgentsLost,
@@ -42,7 +43,7 @@ from actors.messages import (
 from actors.model.conversation import ConversationMachine
 from actors.model.errors import Refused
 from actors.model.policy import Policy
-from actors.restore import open_record, rebuild
+from actors.restore import Rebuilt, open_record, rebuild
 from actors.timed import TimedActor
 from runtime.codec import CodecError
 from runtime.journal import JournalWriter
@@ -82,8 +83,9 @@ class Host(TimedActor):
         self.host_id = ""
         self.kind = ""
         self.entities: dict[str, Entity] = {}
-        self._mailbox: deque[tuple[str, Any, ReplyTo | None]] = deque()
+        self._mailbox: deque[Item] = deque()
         self._journal: JournalWriter | None = None
+        self._durability: Durability | None = None  # conversation hosts: see actors.durability
         self._draining = False
         self._cached_policy: Policy | None = None
         # the alarm keys each entity armed: removing an entity disarms its own keys instead of
@@ -138,20 +140,47 @@ class Host(TimedActor):
 
     def before_send(self) -> None:
         # Records reach the file before any reply or message leaves this host.
-        if self._journal is not None:
-            self._journal.flush()
+        if self._durability is not None:
+            self._durability.flush()
 
     def on_tick(self) -> None:
-        if self._journal is not None:
-            self._journal.sync_if_due()
+        if self._durability is not None:
+            self._durability.tick()
 
     def wakeup_hint_ms(self) -> int | None:
-        return self._journal.sync_due_in_ms() if self._journal is not None else None
+        return self._durability.hint_ms() if self._durability is not None else None
 
     def on_exit(self) -> None:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+            self._durability = None
+
+    def conversation_of(self, entity_id: str) -> str | None:
+        """The conversation an entity of this host belongs to (None for an agent)."""
+        if entity_id.startswith("c:"):
+            return entity_id[2:]
+        session = self.entities.get(entity_id)
+        if isinstance(session, ChannelSessionEntity):
+            return session.conversation_entity[2:]
+        return None
+
+    def evict(self, conversation_id: str) -> tuple[Entity | None, list[Entity]]:
+        """Take a conversation and its channel sessions off this host (their alarms too)."""
+        conversation = self.entities.get(f"c:{conversation_id}")
+        sessions: list[Entity] = [
+            e
+            for e in self.entities.values()
+            if isinstance(e, ChannelSessionEntity) and e.conversation_entity == f"c:{conversation_id}"
+        ]
+        for entity in [conversation, *sessions]:
+            if entity is not None:
+                self.remove(entity.id)
+        return conversation, sessions
+
+    def enqueue(self, items: list[Item]) -> None:
+        self._mailbox.extend(items)
+        self._drain()
 
     # Thespian side -------------------------------------------------------------------
 
@@ -167,6 +196,7 @@ class Host(TimedActor):
                     fsync=storage.fsync,
                     interval_ms=storage.fsync_interval_ms,
                 )
+                self._durability = Durability(self, self._journal)
             self.replay_early()
         elif isinstance(message, AgentsLost):
             for entity_id in list(self.entities):
@@ -193,8 +223,12 @@ class Host(TimedActor):
             return
         self._draining = True
         try:
+            durability = self._durability
             while self._mailbox:
-                entity_id, payload, reply_to = self._mailbox.popleft()
+                item = self._mailbox.popleft()
+                if durability is not None and not durability.admit(item):
+                    continue
+                entity_id, payload, reply_to = item
                 entity = self.entities.get(entity_id)
                 if entity is None:
                     if not self._create(entity_id, payload, reply_to):
@@ -254,29 +288,57 @@ class Host(TimedActor):
         """Rebuild a conversation from journal records (after a restart or a host crash)."""
         conversation_id = payload.opened["c"]
         try:
-            rebuilt = rebuild(payload.opened, list(payload.commands))
+            rebuilt = self.reinstate(payload.opened, list(payload.commands), journal_again=True)
         except (CodecError, KeyError, TypeError, ValueError) as error:
             log.error("restore_failed", conversation_id=conversation_id, error=str(error))
             self.post(
                 Ref(self.wired().monitor, ""), Restored(conversation_id, False, (str(error),))
             )
             return
-        for record in rebuilt.records:  # this host's journal now holds its whole history
-            self.journal(conversation_id, record)
+        self.post(
+            Ref(self.wired().monitor, ""), Restored(conversation_id, True, tuple(rebuilt.problems))
+        )
+
+    def reinstate(
+        self,
+        opened: dict[str, Any],
+        commands: list[dict[str, Any]],
+        *,
+        journal_again: bool,
+        previous: tuple[Entity | None, list[Entity]] | None = None,
+    ) -> Rebuilt:
+        """Put a conversation on this host as its journal records have it, and resume it.
+        ``journal_again``: the records come from elsewhere (this host's journal must hold the
+        whole history); ``previous``: the entities it replaces here, whose subscribers it keeps."""
+        conversation_id = opened["c"]
+        rebuilt = rebuild(opened, commands)
+        if journal_again:
+            for record in rebuilt.records:
+                self.journal(conversation_id, record)
         conversation = ConversationEntity(rebuilt.machine, rebuilt.first, rebuilt.opened_at)
         conversation.log = rebuilt.log
         conversation.applied = rebuilt.applied
         self.spawn(conversation)
+        old_sessions: dict[str, ChannelSessionEntity] = {}
+        if previous is not None:
+            old_conversation, sessions = previous
+            if isinstance(old_conversation, ConversationEntity):
+                subscribed = set(rebuilt.machine.subscribed_agents())
+                conversation.agents = {
+                    a: ref for a, ref in old_conversation.agents.items() if a in subscribed
+                }
+            old_sessions = {s.id: s for s in sessions if isinstance(s, ChannelSessionEntity)}
         for session_id in rebuilt.machine.session_ids():
             session = ChannelSessionEntity(session_id, conversation_id)
             session.remember(rebuilt.log)
+            old = old_sessions.get(session.id)
+            if old is not None:
+                session.subscriber, session.subscription = old.subscriber, old.subscription
             self.spawn(session)
         conversation.resume(self)
         for problem in rebuilt.problems:
             log.warning("restore_problem", conversation_id=conversation_id, problem=problem)
-        self.post(
-            Ref(self.wired().monitor, ""), Restored(conversation_id, True, tuple(rebuilt.problems))
-        )
+        return rebuilt
 
     def _policy(self) -> Policy:
         if self._cached_policy is None:
@@ -303,6 +365,10 @@ class Host(TimedActor):
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:
         assert isinstance(key, tuple) and isinstance(payload, Alarm)
+        if key == PROBE_KEY:
+            if self._durability is not None:
+                self._durability.probe()
+            return
         entity_id = key[0]
         if payload.percent >= 100:
             self.alarms.disarm(key)  # an expiry is the last alarm of its timer

@@ -557,6 +557,26 @@ class Status:
     conversations: dict[str, int] = field(default_factory=dict)
     agents: dict[str, int] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
+    storage: dict[str, int] = field(default_factory=dict)  # {"failing_journals": hosts}
+
+
+@dataclass(frozen=True, slots=True)
+class NotApplied:
+    """A host tells the TopicMonitor that a session it was sent was not opened or joined
+    (its journal could not be written): the session id is free again, and a conversation
+    that was being opened by it does not exist."""
+
+    conversation_id: str
+    session_id: str
+    opening: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StorageHealth:
+    """A conversation host's journal stopped (``problem``) or resumed (``None``) taking writes."""
+
+    host_id: str
+    problem: str | None
 
 
 pickle_by_field_names(globals())  # after every class above: see actors.model.pickling

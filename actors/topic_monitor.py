@@ -41,6 +41,7 @@ from actors.messages import (
     ListTimerOwners,
     Locate,
     Location,
+    NotApplied,
     OpenConversation,
     OpenSession,
     Ref,
@@ -52,6 +53,7 @@ from actors.messages import (
     StateReport,
     Status,
     StatusQuery,
+    StorageHealth,
     WatchHosts,
 )
 from actors.model.commands import StartSession
@@ -118,6 +120,7 @@ class TopicMonitor(EngineActor):
         self._host_seq = 0
         self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
+        self.failing_journals: dict[str, str] = {}  # host id -> why its journal fails
         self.boot = _Boot()
 
     # ------------------------------------------------------------------ lifecycle
@@ -245,6 +248,10 @@ class TopicMonitor(EngineActor):
             self._status(reply_to)
         elif isinstance(payload, Restored):
             self._restored(payload)
+        elif isinstance(payload, NotApplied):
+            self._not_applied(payload)
+        elif isinstance(payload, StorageHealth):
+            self._storage_health(payload)
         else:
             self.refuse(
                 reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
@@ -343,6 +350,30 @@ class TopicMonitor(EngineActor):
             self.now(),
         )
         return new_room, True
+
+    def _not_applied(self, notice: NotApplied) -> None:
+        """A host could not journal a session it was sent: the session id is free again, and a
+        conversation it was opening was never opened."""
+        if self.session_conversation.get(notice.session_id) == notice.conversation_id:
+            del self.session_conversation[notice.session_id]
+        live = self.live.get(notice.conversation_id)
+        if live is None:
+            return
+        if notice.session_id in live.sessions:
+            live.sessions.remove(notice.session_id)
+        if notice.opening:
+            host = live.host
+            self._forget(notice.conversation_id)
+            host.conversations -= 1
+            self._retire_if_idle(host)
+
+    def _storage_health(self, health: StorageHealth) -> None:
+        if health.problem is None:
+            self.failing_journals.pop(health.host_id, None)
+            log.warning("journal_recovered", host=health.host_id)
+        else:
+            self.failing_journals[health.host_id] = health.problem
+            log.error("journal_failing", host=health.host_id, problem=health.problem)
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
         origin = bounced.origin
@@ -605,7 +636,8 @@ class TopicMonitor(EngineActor):
         counts: dict[str, int] = {}
         for live in self.live.values():
             counts[live.state] = counts.get(live.state, 0) + 1
-        self.reply(reply_to, Status(conversations=counts))
+        failing = sum(1 for h in self.failing_journals if h in self.hosts)
+        self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
 
     def _archive_or_fail(self) -> Archive:
         assert self.archive is not None, "TopicMonitor used before it was wired"

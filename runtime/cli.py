@@ -245,6 +245,9 @@ def _status(config: str, *, as_json: bool) -> int:
         print(f"engine         running, admin {admin} (no pid file: not started by cx start)")
     else:
         print(f"engine         running, pid {record.pid}, admin {admin}, since {record.started_at}")
+    failing = status.get("storage", {}).get("failing_journals", 0)
+    if failing:
+        print(f"storage        FAILING: {failing} conversation host journal(s) refuse writes (see the log)")
     for title, counts in (
         ("conversations", status["conversations"]),
         ("agents", status["agents"]),

@@ -463,6 +463,7 @@ class Gateway:
             "conversations": dict(sorted(conversations.conversations.items())),
             "agents": dict(sorted(routing.agents.items())),
             "queues": dict(sorted(routing.queues.items())),
+            "storage": dict(sorted(conversations.storage.items())),
         }
 
     # ------------------------------------------------------------------ pushed events

@@ -17,7 +17,9 @@ are compared with the replayed ones.
 Records are buffered while a host handles one message and written with one ``write`` before
 the host sends anything (a process crash loses nothing acknowledged); ``storage.fsync`` decides
 when they reach the disk: ``always`` (fsync before sending: group commit), ``interval`` (at most
-``fsync_interval_ms`` later) or ``never`` (the OS decides). A segment is deleted once every
+``fsync_interval_ms`` later) or ``never`` (the OS decides). A write or fsync that fails leaves
+the segment as it was (what was written of it is cut off) and raises
+:class:`JournalWriteFailed`: the host acknowledges none of it (see :mod:`actors.durability`). A segment is deleted once every
 conversation with records in it is archived (or moved) and it is no longer being written.
 A torn or corrupt tail (a frame cut short by a crash, a CRC mismatch) ends the readable part of
 its segment: the valid prefix is used and the damage reported; a segment of another version is
@@ -26,6 +28,8 @@ refused with an error naming the file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 import time
@@ -56,16 +60,53 @@ def encode_frame(record: dict[str, Any]) -> bytes:
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+class JournalWriteFailed(StorageError):
+    """A write or fsync of the journal failed: what it carried is not durable."""
+
+
+class Disk:
+    """The system calls the journal writer makes. A fault drill substitutes its own (a disk
+    that fills up, an fsync that fails) through :data:`DISK`; the engine always uses this one
+    otherwise."""
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+
+#: The disk every new :class:`JournalWriter` writes through.
+DISK = Disk()
+PROBE_FILE = "probe.tmp"
+PROBE_BYTES = 64 * 1024
+
+
 @dataclass
 class JournalWriter:
+    """One host's journal. Records are added while a message is handled and written by
+    :meth:`flush` before anything leaves the host.
+
+    A write or fsync that fails raises :class:`JournalWriteFailed` and leaves the segment as it
+    was before that flush (what was written of it is cut off again): the records of that flush
+    are gone, and the caller must undo what they described and acknowledge none of it. The
+    writer is then *failed* (:attr:`failure`): it refuses to write until :meth:`probe` has shown
+    that the file system takes a write and an fsync again."""
+
     directory: Path
     fsync: str = "interval"
     interval_ms: int = 50
     segment_bytes: int = SEGMENT_BYTES
+    disk: Disk = field(default_factory=lambda: DISK)
+    failure: str | None = None  # why the last write failed, until a probe succeeds
     _pending: list[bytes] = field(default_factory=list)
+    _pending_new: set[str] = field(default_factory=set)  # registered in this flush only
     _segment: int = 0
     _file: Any = None
-    _size: int = 0
+    _size: int = 0  # bytes of the current segment on disk
     _live: dict[int, set[str]] = field(default_factory=dict)
     _last_sync: float = 0.0
     _unsynced: bool = False
@@ -75,26 +116,46 @@ class JournalWriter:
         existing = sorted(segment_number(p) for p in self.directory.glob("*.seg"))
         self._open_segment((existing[-1] + 1) if existing else 1)
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
     def add(self, conversation_id: str, record: dict[str, Any]) -> None:
-        frame = encode_frame(record)
-        self._pending.append(frame)
-        self._size += len(frame)
-        self._live.setdefault(self._segment, set()).add(conversation_id)
+        self._pending.append(encode_frame(record))
+        live = self._live.setdefault(self._segment, set())
+        if conversation_id not in live:
+            live.add(conversation_id)
+            self._pending_new.add(conversation_id)
 
     def flush(self) -> None:
-        """Write what was added (one write), then sync as the policy says."""
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            os.write(self._file.fileno(), data)
+        """Write what was added (one write), then sync as the policy says; raises
+        :class:`JournalWriteFailed` (and leaves nothing of it in the file) if the disk
+        refuses the write or the sync that covers it."""
+        if not self._pending:
+            self.sync_if_due()
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        new, self._pending_new = self._pending_new, set()
+        if self.failure is not None:
+            self._drop(new)
+            raise JournalWriteFailed(f"journal {self.directory} is failing: {self.failure}")
+        start = self._size
+        try:
+            self._write_all(data)
             self._unsynced = True
-            if self._size >= self.segment_bytes:
+            if self.fsync == "always" or self.sync_due_in_ms() == 0:
                 self._sync()
-                self._file.close()
-                self._open_segment(self._segment + 1)
-        due = self.fsync == "always" or (self.fsync == "interval" and self.sync_due_in_ms() == 0)
-        if self._unsynced and due:
-            self._sync()
+        except OSError as error:
+            self._cut(start)
+            self._drop(new)
+            self.failure = _describe(error)
+            raise JournalWriteFailed(
+                f"journal {self.directory}: write failed: {self.failure}"
+            ) from error
+        self._size = start + len(data)
+        if self._size >= self.segment_bytes:
+            self._rotate()
 
     def sync_due_in_ms(self) -> int | None:
         """Under the interval policy: in how many ms unsynced records must be synced."""
@@ -104,8 +165,41 @@ class JournalWriter:
         return max(0, int(self.interval_ms - elapsed_ms))
 
     def sync_if_due(self) -> None:
-        if self.sync_due_in_ms() == 0:
+        """Sync what the interval policy says is due; a failing fsync fails the writer (the
+        records it covered were acknowledged under that policy: they are what an OS crash
+        could have lost too) and raises :class:`JournalWriteFailed`."""
+        if self.failure is not None or self.sync_due_in_ms() != 0:
+            return
+        try:
             self._sync()
+        except OSError as error:
+            self.failure = _describe(error)
+            raise JournalWriteFailed(
+                f"journal {self.directory}: fsync failed: {self.failure}"
+            ) from error
+
+    def probe(self) -> bool:
+        """While failed: whether the file system takes a write and an fsync again (a scratch
+        file in the journal's directory, removed at once). Clears :attr:`failure` if so."""
+        if self.failure is None:
+            return True
+        path = self.directory / PROBE_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                self._write_all(bytes(PROBE_BYTES), fd)
+                self.disk.fsync(fd)
+                self.disk.fsync(self._file.fileno())  # what was written before the failure
+            finally:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+        except OSError as error:
+            self.failure = _describe(error)
+            return False
+        self.failure = None
+        self._last_sync = time.monotonic()
+        self._unsynced = False
+        return True
 
     def forget(self, conversation_id: str) -> None:
         """The conversation needs no record from here any more (archived, or moved)."""
@@ -118,16 +212,64 @@ class JournalWriter:
 
     def close(self) -> None:
         if self._file is not None:
-            self.flush()
-            if self._unsynced and self.fsync != "never":
-                self._sync()
+            with contextlib.suppress(JournalWriteFailed):
+                self.flush()
+            if self._unsynced and self.fsync != "never" and self.failure is None:
+                with contextlib.suppress(OSError):
+                    self._sync()
             self._file.close()
             self._file = None
 
+    def _write_all(self, data: bytes, fd: int | None = None) -> None:
+        target = self._file.fileno() if fd is None else fd
+        offset = 0
+        while offset < len(data):
+            written = self.disk.write(target, data[offset:] if offset else data)
+            if written <= 0:
+                raise OSError(errno.EIO, "the write wrote nothing")
+            offset += written
+
+    def _cut(self, size: int) -> None:
+        """Undo a failed write: the segment ends where the last good write ended."""
+        with contextlib.suppress(OSError):
+            self.disk.truncate(self._file.fileno(), size)
+
+    def _drop(self, new: set[str]) -> None:
+        live = self._live.get(self._segment)
+        if live is not None:
+            live.difference_update(new)
+
     def _sync(self) -> None:
-        os.fsync(self._file.fileno())
+        self.disk.fsync(self._file.fileno())
         self._last_sync = time.monotonic()
         self._unsynced = False
+
+    def _rotate(self) -> None:
+        """Start the next segment once this one is full. If the disk refuses (the sync of the
+        full segment, or the new segment's header), writing goes on in this one."""
+        try:
+            if self._unsynced:
+                self._sync()
+            number = self._segment + 1
+            file = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
+            try:
+                self._write_all(HEADER, file.fileno())
+                self.disk.fsync(file.fileno())
+            except OSError:
+                file.close()
+                self._path(number).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            log_failure = _describe(error)
+            if self.fsync == "interval" and self._unsynced:
+                self.failure = log_failure  # acknowledged records could not be synced
+            return
+        self._file.close()
+        self._file = file
+        self._segment = number
+        self._size = len(HEADER)
+        self._live.setdefault(number, set())
+        self._last_sync = time.monotonic()
 
     def _open_segment(self, number: int) -> None:
         self._segment = number
@@ -140,6 +282,11 @@ class JournalWriter:
 
     def _path(self, number: int) -> Path:
         return self.directory / f"{number:08d}.seg"
+
+
+def _describe(error: OSError) -> str:
+    name = errno.errorcode.get(error.errno or 0, "")
+    return f"{name}: {error.strerror or error}" if name else str(error)
 
 
 def segment_number(path: Path) -> int:

@@ -1,0 +1,230 @@
+"""What a conversation host does when its journal cannot be written.
+
+Nothing is acknowledged that is not durable. A host writes the records of everything it did
+while handling one Thespian message with one write, before any reply or message leaves it
+(:meth:`Host.before_send`). When that write (or the fsync the policy asks for) fails:
+
+1. nothing that the message produced leaves the host: every reply and every message to other
+   actors is dropped;
+2. every caller of that message gets ``unavailable`` (storage failed, nothing was applied), an
+   agent's join its failed outcome, and the TopicMonitor learns of sessions that were neither
+   opened nor joined (:class:`~actors.messages.NotApplied`), so that a retry is a new attempt
+   and never a duplicate;
+3. every conversation the message touched is put back as its journal on disk has it: rebuilt
+   from its durable records like a conversation restored after a crash (a conversation that
+   was being opened or restored by the message is simply not there);
+4. the host is *failing*: until a probe write and fsync succeed (:meth:`JournalWriter.probe`,
+   every :data:`PROBE_MS` on the host's alarm heap, so under the virtual clock too), commands
+   are refused with ``unavailable`` before they touch anything, and what cannot be refused
+   (timer alarms, an archive's confirmation, a restore) is parked and handled once the disk
+   takes writes again. The TopicMonitor is told when the host starts and stops failing, and
+   ``cx status`` counts failing journals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.messages import (
+    Alarm,
+    Apply,
+    ArchiveDone,
+    Failure,
+    JoinSession,
+    NotApplied,
+    OpenConversation,
+    Ref,
+    ReplyTo,
+    RestoreConversation,
+    StorageHealth,
+    SubscribeOutcome,
+    SubscribeRequest,
+)
+from runtime.journal import JournalWriteFailed, JournalWriter, read_directory
+
+if TYPE_CHECKING:
+    from actors.host import Host
+
+log = structlog.get_logger("cx.durability")
+
+PROBE_MS = 1000
+#: The host's own alarm for probing a failing journal (no entity has the empty id).
+PROBE_KEY = ("", "JOURNAL_PROBE")
+
+Item = tuple[str, Any, ReplyTo | None]
+
+#: Payloads that would change a conversation and so need the journal: refused while it fails.
+_REFUSED = (Apply, JoinSession, SubscribeRequest, OpenConversation)
+#: Payloads nobody can be asked to send again: kept until the journal takes writes.
+_PARKED = (Alarm, ArchiveDone, RestoreConversation)
+
+
+@dataclass
+class Durability:
+    host: Host
+    journal: JournalWriter
+    handled: list[Item] = field(default_factory=list)  # this Thespian message's mailbox items
+    parked: list[Item] = field(default_factory=list)
+    probes: int = 0  # the probe alarm's token
+
+    @property
+    def failing(self) -> bool:
+        return self.journal.failure is not None
+
+    def admit(self, item: Item) -> bool:
+        """Whether the host may hand this item to its entity now. Every item handed over is
+        remembered until the end of the Thespian message, for :meth:`flush` to undo."""
+        if self.journal.failure is not None:
+            entity_id, payload, _ = item
+            if isinstance(payload, _PARKED):
+                self.parked.append(item)
+                return False
+            creates = isinstance(payload, OpenConversation)
+            if isinstance(payload, _REFUSED) and (creates or self.host.has(entity_id)):
+                self._answer(item, self.journal.failure)
+                return False
+        self.handled.append(item)
+        return True
+
+    def flush(self) -> None:
+        """Write the journal before anything leaves; undo the message if the write fails."""
+        handled, self.handled = self.handled, []
+        was_failing = self.failing
+        try:
+            self.journal.flush()
+        except JournalWriteFailed as error:
+            self._undo(handled, str(error))
+            if not was_failing:
+                self._report()
+
+    def tick(self) -> None:
+        """On every real-time wakeup: sync what the interval policy says is due."""
+        if self.failing:
+            return
+        try:
+            self.journal.sync_if_due()
+        except JournalWriteFailed:
+            self._report()
+
+    def probe(self) -> None:
+        """The probe alarm: a failing journal that takes writes again ends the failure."""
+        if not self.failing:
+            return
+        if self.journal.probe():
+            self._recovered()
+        else:
+            self._arm_probe()
+
+    def hint_ms(self) -> int | None:
+        return None if self.failing else self.journal.sync_due_in_ms()
+
+    # ------------------------------------------------------------------ internals
+
+    def _report(self) -> None:
+        host = self.host
+        log.error("journal_failing", host=host.host_id, problem=self.journal.failure)
+        host.post(Ref(host.wired().monitor, ""), StorageHealth(host.host_id, self.journal.failure))
+        self._arm_probe()
+
+    def _arm_probe(self) -> None:
+        host = self.host
+        self.probes += 1
+        host.alarms.arm(PROBE_KEY, self.probes, host.now() + PROBE_MS, Alarm(PROBE_KEY, 0, 100))
+
+    def _recovered(self) -> None:
+        host = self.host
+        parked, self.parked = self.parked, []
+        log.warning("journal_recovered", host=host.host_id, parked=len(parked))
+        host.post(Ref(host.wired().monitor, ""), StorageHealth(host.host_id, None))
+        host.enqueue(parked)
+
+    def _answer(self, item: Item, problem: str | None) -> None:
+        """Tell whoever waits on this item that nothing was applied."""
+        entity_id, payload, reply_to = item
+        host = self.host
+        message = (
+            f"storage failed: the journal of host {host.host_id} cannot be written ({problem});"
+            " nothing was applied: retry later"
+        )
+        host.refuse(reply_to, "unavailable", message)
+        monitor = Ref(host.wired().monitor, "")
+        if isinstance(payload, SubscribeRequest):
+            call_id = payload.origin.call_id if payload.origin is not None else ""
+            host.post(
+                payload.agent,
+                SubscribeOutcome(
+                    entity_id.removeprefix("c:"),
+                    host.ref(entity_id),
+                    payload.request_id,
+                    False,
+                    Failure(call_id, "unavailable", message),
+                    payload.origin,
+                ),
+            )
+        elif isinstance(payload, OpenConversation):
+            host.post(monitor, NotApplied(payload.conversation_id, payload.first.session_id, True))
+        elif isinstance(payload, JoinSession):
+            host.post(
+                monitor, NotApplied(entity_id.removeprefix("c:"), payload.start.session_id, False)
+            )
+
+    def _undo(self, handled: list[Item], problem: str) -> None:
+        host = self.host
+        host.discard_output()
+        touched: set[str] = set()
+        gone: set[str] = set()  # opened or restored by this message: nothing durable here
+        answered: set[str] = set()
+        for item in handled:
+            entity_id, payload, reply_to = item
+            if isinstance(payload, RestoreConversation):
+                gone.add(str(payload.opened["c"]))
+                self.parked.append(item)
+                continue
+            if isinstance(payload, OpenConversation):
+                gone.add(payload.conversation_id)
+            conversation_id = host.conversation_of(entity_id)
+            if conversation_id is not None:
+                touched.add(conversation_id)
+            if reply_to is not None and reply_to.call_id in answered:
+                reply_to = None
+            if reply_to is not None:
+                answered.add(reply_to.call_id)
+            self._answer((entity_id, payload, reply_to), self.journal.failure)
+        previous = {c: host.evict(c) for c in touched | gone}
+        rebuilt = touched - gone
+        if rebuilt:
+            records = _durable_records(self.journal, rebuilt)
+            for conversation_id in sorted(rebuilt):
+                opened, commands = records.get(conversation_id, (None, []))
+                if opened is not None:
+                    host.reinstate(
+                        opened, commands, journal_again=False, previous=previous[conversation_id]
+                    )
+        log.error(
+            "journal_write_failed",
+            host=host.host_id,
+            problem=problem,
+            undone=len(handled),
+            conversations=sorted(touched | gone),
+        )
+
+
+def _durable_records(
+    journal: JournalWriter, conversation_ids: set[str]
+) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+    """Each conversation's records as this host's journal holds them on disk."""
+    found: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
+    for record in read_directory(journal.directory).records:
+        conversation_id = record["c"]
+        if conversation_id not in conversation_ids:
+            continue
+        opened, commands = found.get(conversation_id, (None, []))
+        if record.get("k") == "open":
+            found[conversation_id] = (record, [])
+        elif record.get("k") == "cmd" and opened is not None:
+            commands.append(record)
+            found[conversation_id] = (opened, commands)
+    return found
