@@ -19,8 +19,9 @@ the host sends anything (a process crash loses nothing acknowledged); ``storage.
 when they reach the disk: ``always`` (fsync before sending: group commit), ``interval`` (at most
 ``fsync_interval_ms`` later) or ``never`` (the OS decides). A write or fsync that fails leaves
 the segment as it was (what was written of it is cut off) and raises
-:class:`JournalWriteFailed`: the host acknowledges none of it (see :mod:`actors.durability`). A segment is deleted once every
-conversation with records in it is archived (or moved) and it is no longer being written.
+:class:`JournalWriteFailed`: the host acknowledges none of it (see :mod:`actors.durability`).
+A segment is deleted once every conversation with records in it is archived (or moved) and it
+is no longer being written.
 A torn or corrupt tail (a frame cut short by a crash, a CRC mismatch) ends the readable part of
 its segment: the valid prefix is used and the damage reported; a segment of another version is
 refused with an error naming the file.
@@ -41,6 +42,7 @@ from typing import Any
 
 import msgpack
 
+from runtime import failpoints
 from runtime.archive import StorageError
 
 MAGIC = b"CXJ"
@@ -70,9 +72,11 @@ class Disk:
     otherwise."""
 
     def write(self, fd: int, data: bytes) -> int:
+        failpoints.check("journal.write")
         return os.write(fd, data)
 
     def fsync(self, fd: int) -> None:
+        failpoints.check("journal.fsync")
         os.fsync(fd)
 
     def truncate(self, fd: int, size: int) -> None:

@@ -1,0 +1,72 @@
+"""Failpoints: storage faults a drill switches on in a running engine, to watch it cope.
+
+They are off unless the environment variable ``CX_FAILPOINTS`` names a file when a process of
+the engine starts (every actor process inherits it). That file holds one failpoint a line,
+``NAME=ERRNO`` (``journal.write=ENOSPC``, ``journal.fsync=EIO``); a missing or empty file means
+no fault. It is read again at most every :data:`REREAD_S`, so a drill turns a fault on and
+off by rewriting it. Each named operation raises ``OSError(ERRNO)`` while its line is there.
+
+Failpoints the engine has:
+
+- ``journal.write``: a conversation host's journal write (as a full disk would);
+- ``journal.fsync``: a conversation host's journal fsync (as a failing device would).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+ENV = "CX_FAILPOINTS"
+REREAD_S = 0.1
+
+
+
+class _Switches:
+    """What the file said when it was last read."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.active: dict[str, int] = {}
+        self.read_at = float("-inf")
+
+    def current(self) -> dict[str, int]:
+        now = time.monotonic()
+        if now - self.read_at >= REREAD_S:
+            self.read_at = now
+            self.active = parse(_read(self.path))
+        return self.active
+
+
+_switches = _Switches(os.environ.get(ENV) or None)
+
+
+def check(name: str) -> None:
+    """Raise the configured ``OSError`` if failpoint ``name`` is on; free when disabled."""
+    if _switches.path is None:
+        return
+    code = _switches.current().get(name)
+    if code is not None:
+        raise OSError(code, f"{os.strerror(code)} (failpoint {name})")
+
+
+def _read(path: str | None) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read(64 * 1024)
+    except OSError:
+        return ""
+
+
+def parse(text: str) -> dict[str, int]:
+    """``NAME=ERRNO`` lines; anything else (blank lines, comments, unknown codes) is skipped."""
+    active: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, code = line.strip().partition("=")
+        number = getattr(errno, code.strip(), None)
+        if name.strip() and isinstance(number, int):
+            active[name.strip()] = number
+    return active
