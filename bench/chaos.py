@@ -19,7 +19,9 @@ What it does:
    the snapshot that they were not applied), and each worker records what was acknowledged;
 3. meanwhile the monkey, seeded, sleeps a random time (``--kill-every``), picks a random
    process among ``--targets`` (conversation ``hosts``, ``agents`` hosts, the ``router``, the
-   ``bot``), kills it with SIGKILL and measures how long until it is replaced and serving;
+   ``bot``), kills it with SIGKILL and measures how long until it is replaced and serving; or
+   a storage fault (``disk`` full, ``fsync`` failing, ``archive`` locked: bench.chaos_faults),
+   held for a few seconds, and measures how long after it ends the engine acknowledges again;
 4. at the end every worker ends its conversations and waits until they are CLOSED; the system
    is shut down and the archive is checked against the workers' records:
 
@@ -64,6 +66,7 @@ import yaml
 
 from actors import messages
 from actors.messages import Locate, Ping
+from bench import chaos_faults
 from runtime import procs
 from runtime.archive import Archive
 from runtime.config import load_config
@@ -77,7 +80,8 @@ from runtime.gateway import (
 from runtime.system import start
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("hosts", "agents", "router", "bot")
+PROCESSES = ("hosts", "agents", "router", "bot")
+TARGETS = (*PROCESSES, *chaos_faults.FAULTS)
 #: How long an operation is retried before the worker gives up on it (not acknowledged).
 GIVE_UP_S = 45.0
 #: How long the monkey waits for a killed process to be replaced and serving.
@@ -393,6 +397,8 @@ class Monkey:
     targets: tuple[str, ...]
     records: Path
     started: float
+    faults: chaos_faults.Faults | None = None
+    cycle: bool = False  # the targets in turn instead of at random
     kills: list[Kill] = field(default_factory=list)
     last_seen: str = ""
     probes: int = 0
@@ -491,7 +497,15 @@ class Monkey:
         return None if location.host is None else self.fresh_pid(location.host)
 
     def strike(self) -> Kill | None:
-        target = self.chance.choice(self.targets)
+        turn = len(self.kills) % len(self.targets)
+        target = self.targets[turn] if self.cycle else self.chance.choice(self.targets)
+        if target in chaos_faults.FAULTS:
+            assert self.faults is not None
+            at = round(time.monotonic() - self.started, 2)
+            recovery, note = self.faults.strike(target)
+            kill = Kill(at, target, 0, recovery, note)
+            self.kills.append(kill)
+            return kill
         victims = self.candidates(target)
         if not victims:
             return None
@@ -727,6 +741,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         )
     )
     chance = random.Random(options.seed)
+    switches = chaos_faults.failpoints_file(directory)
     print(
         f"chaos: seed {options.seed}, {options.duration:g} s of load from {options.gateways} gateway"
         f" processes ({options.rate:g} operations/s each), SIGKILL every {kill_low:g}-{kill_high:g} s"
@@ -743,7 +758,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     timings: dict[str, float] = {}
     load_started_wall = time.time()
     phase = time.monotonic()
-    with _system(config) as (_system_object, session):
+    with (
+        chaos_faults.journal_mount(directory / "journal", "disk" in targets),
+        _system(config) as (_system_object, session),
+    ):
         try:
             with Gateway.connect(config) as gw:
                 until = time.time() + options.duration
@@ -777,6 +795,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 started = time.monotonic()
                 load_started_wall = time.time()
                 monkey = Monkey(gw, chance, targets, directory, started)
+                monkey.cycle = options.cycle
+                monkey.faults = chaos_faults.Faults(
+                    gw, directory / "journal", directory / "archive.sqlite3", switches
+                )
                 time.sleep(min(2.0, options.duration / 4))  # the load gets going first
                 # The last kill leaves some load (10 s, a quarter of a short run): desks log in
                 # again only while they work.
@@ -792,8 +814,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                         print(f"  t={time.monotonic() - started:6.1f}s nothing to kill", flush=True)
                     else:
                         shown = "-" if kill.recovery_s is None else f"{kill.recovery_s:.2f} s"
+                        what = (
+                            f"{kill.target:<7} fault   "
+                            if kill.target in chaos_faults.FAULTS
+                            else f"kill -9 {kill.target:<6} pid {kill.pid:<7}"
+                        )
                         print(
-                            f"  t={kill.at:6.1f}s kill -9 {kill.target:<6} pid {kill.pid:<7} recovered in {shown}"
+                            f"  t={kill.at:6.1f}s {what} recovered in {shown}"
                             + (f" ({kill.note})" if kill.note else ""),
                             flush=True,
                         )
@@ -980,6 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--kill-every", default="2:6", help="seconds between kills, MIN:MAX (default 2:6)"
+    )
+    parser.add_argument(
+        "--cycle", action="store_true", help="strike the targets in turn, not at random"
     )
     parser.add_argument("--per-host", type=int, default=4, help="placement.per_host (default 4)")
     parser.add_argument("--seed", type=int, default=1)

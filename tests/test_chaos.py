@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,31 @@ def test_killed_hosts_lose_nothing_acknowledged(
     assert result["not_recovered"] == 0
     assert result["archive"]["acknowledged_customer_message"] >= 200, result["archive"]
     assert "verdict: held" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the full-disk fault mounts a tmpfs (root only)")
+def test_a_full_disk_and_failing_fsyncs_lose_nothing_and_store_nothing_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figures = tmp_path / "chaos.json"
+    code = chaos.main(
+        [
+            "--duration", "20",
+            "--gateways", "2",
+            "--targets", "disk,fsync",
+            "--cycle",
+            "--kill-every", "2:3",
+            "--seed", "5",
+            "--json", str(figures),
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    result = json.loads(figures.read_text())
+    assert code == 0, out
+    assert result["problems"] == []
+    assert sorted(result["kills_by_target"]) == ["disk", "fsync"], out
+    assert result["not_recovered"] == 0
+    assert result["operations"]["failed_attempts"] > 0  # the faults were felt, and retried
 
 
 _CALLER = """
