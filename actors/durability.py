@@ -101,13 +101,17 @@ class Durability:
                 self._report()
 
     def tick(self) -> None:
-        """On every real-time wakeup: sync what the interval policy says is due."""
+        """On every real-time wakeup: sync what the interval policy says is due, and compact
+        the journal once archived conversations' records have been in it long enough."""
         if self.failing:
             return
         try:
             self.journal.sync_if_due()
         except JournalWriteFailed:
             self._report()
+            return
+        if self.journal.compaction_due() and self.journal.compact():
+            log.debug("journal_compacted", host=self.host.host_id)
 
     def probe(self) -> None:
         """The probe alarm: a failing journal that takes writes again ends the failure."""

@@ -116,6 +116,15 @@ class Host(TimedActor):
 
     def disarm(self, entity_id: str, key: Hashable) -> None:
         self.alarms.disarm((entity_id, key))
+        armed = self._armed.get(entity_id)
+        if armed is not None:
+            armed.discard(key)
+            if not armed:
+                del self._armed[entity_id]
+
+    def armed_keys(self, entity_id: str) -> frozenset[Hashable]:
+        """The keys of the alarms an entity has armed and not disarmed (for inspection)."""
+        return frozenset(self._armed.get(entity_id, ()))
 
     def spawn(self, entity: Entity) -> None:
         self.entities[entity.id] = entity
@@ -371,6 +380,6 @@ class Host(TimedActor):
             return
         entity_id = key[0]
         if payload.percent >= 100:
-            self.alarms.disarm(key)  # an expiry is the last alarm of its timer
+            self.disarm(entity_id, key[1])  # an expiry is the last alarm of its timer
         self._mailbox.append((entity_id, payload, None))
         self._drain()

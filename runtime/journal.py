@@ -51,6 +51,12 @@ HEADER = MAGIC + bytes([VERSION])
 _FRAME = struct.Struct(">II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 SEGMENT_BYTES = 8 * 1024 * 1024
+#: How long records of archived conversations may stay in a host's journal before it is
+#: compacted (sooner when they make up half of it).
+COMPACT_AFTER_S = 60.0
+#: The record that opens a compacted segment: ``{"k": COMPACTED, "c": "", "through": N}``;
+#: segments numbered up to N are superseded by it.
+COMPACTED = "compacted"
 
 
 class JournalError(StorageError):
@@ -111,7 +117,10 @@ class JournalWriter:
     _segment: int = 0
     _file: Any = None
     _size: int = 0  # bytes of the current segment on disk
-    _live: dict[int, set[str]] = field(default_factory=dict)
+    # segment -> conversation -> bytes of its records there, for conversations still needed
+    _live: dict[int, dict[str, int]] = field(default_factory=dict)
+    _dead_bytes: int = 0  # records of forgotten conversations still in the files
+    _dead_since: float | None = None  # when the oldest of them was forgotten
     _last_sync: float = 0.0
     _unsynced: bool = False
 
@@ -125,11 +134,15 @@ class JournalWriter:
         return bool(self._pending)
 
     def add(self, conversation_id: str, record: dict[str, Any]) -> None:
-        self._pending.append(encode_frame(record))
-        live = self._live.setdefault(self._segment, set())
-        if conversation_id not in live:
-            live.add(conversation_id)
+        frame = encode_frame(record)
+        self._pending.append(frame)
+        live = self._live.setdefault(self._segment, {})
+        held = live.get(conversation_id)
+        if held is None:
+            live[conversation_id] = len(frame)
             self._pending_new.add(conversation_id)
+        else:
+            live[conversation_id] = held + len(frame)
 
     def flush(self) -> None:
         """Write what was added (one write), then sync as the policy says; raises
@@ -206,13 +219,77 @@ class JournalWriter:
         return True
 
     def forget(self, conversation_id: str) -> None:
-        """The conversation needs no record from here any more (archived, or moved)."""
+        """The conversation needs no record from here any more (archived, or moved). A
+        segment left with no needed record is deleted at once; records left beside others'
+        are removed by the next :meth:`compact`."""
         for segment in list(self._live):
             conversations = self._live[segment]
-            conversations.discard(conversation_id)
+            held = conversations.pop(conversation_id, None)
+            if held is None:
+                continue
             if not conversations and segment != self._segment:
                 del self._live[segment]
                 self._path(segment).unlink(missing_ok=True)
+                continue
+            self._dead_bytes += held
+            if self._dead_since is None:
+                self._dead_since = time.monotonic()
+
+    def compaction_due(self, after_s: float = COMPACT_AFTER_S) -> bool:
+        """Whether records of forgotten conversations have been in the files for ``after_s``,
+        or make up half of them."""
+        if self._dead_since is None or self._pending or self.failure is not None:
+            return False
+        held = sum(sum(c.values()) for c in self._live.values())
+        return time.monotonic() - self._dead_since >= after_s or self._dead_bytes >= held
+
+    def compact(self) -> bool:
+        """Rewrite the journal without the records of forgotten conversations: the needed
+        records, in order, go to a new segment behind a :data:`COMPACTED` record naming the
+        last segment it replaces; it is written under a temporary name, synced and renamed
+        into place, and only then are the old segments deleted (a reader that still finds
+        them skips them). False (and nothing changed) if the disk refuses."""
+        if self._pending or self.failure is not None:
+            return False
+        needed = {c for conversations in self._live.values() for c in conversations}
+        through = self._segment
+        number = through + 1
+        frames = [encode_frame({"k": COMPACTED, "c": "", "through": through})]
+        sizes: dict[str, int] = {}
+        for path in sorted(self.directory.glob("*.seg"), key=segment_number):
+            if segment_number(path) > through:
+                continue
+            for record in read_segment(path):
+                if isinstance(record, str):
+                    return False  # damaged: keep every file as it is for a person to look at
+                if record["c"] in needed:
+                    frame = encode_frame(record)
+                    frames.append(frame)
+                    sizes[record["c"]] = sizes.get(record["c"], 0) + len(frame)
+        temporary = self.directory / f"{number:08d}.tmp"
+        data = HEADER + b"".join(frames)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                self._write_all(data, fd)
+                self.disk.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self._path(number))
+            _sync_directory(self.directory)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            return False
+        self._file.close()
+        for path in self.directory.glob("*.seg"):
+            if segment_number(path) <= through:
+                path.unlink(missing_ok=True)
+        self._file = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
+        self._segment, self._size = number, len(data)
+        self._live = {number: sizes}
+        self._dead_bytes, self._dead_since = 0, None
+        self._unsynced = False
+        return True
 
     def close(self) -> None:
         if self._file is not None:
@@ -241,7 +318,8 @@ class JournalWriter:
     def _drop(self, new: set[str]) -> None:
         live = self._live.get(self._segment)
         if live is not None:
-            live.difference_update(new)
+            for conversation_id in new:
+                live.pop(conversation_id, None)
 
     def _sync(self) -> None:
         self.disk.fsync(self._file.fileno())
@@ -272,7 +350,7 @@ class JournalWriter:
         self._file = file
         self._segment = number
         self._size = len(HEADER)
-        self._live.setdefault(number, set())
+        self._live.setdefault(number, {})
         self._last_sync = time.monotonic()
 
     def _open_segment(self, number: int) -> None:
@@ -280,12 +358,20 @@ class JournalWriter:
         self._file = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
         self._file.write(HEADER)
         self._size = len(HEADER)
-        self._live.setdefault(number, set())
+        self._live.setdefault(number, {})
         os.fsync(self._file.fileno())
         self._last_sync = time.monotonic()
 
     def _path(self, number: int) -> Path:
         return self.directory / f"{number:08d}.seg"
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _describe(error: OSError) -> str:
@@ -304,16 +390,25 @@ class JournalRead:
 
 
 def read_directory(directory: Path) -> JournalRead:
-    """Every readable record of a host's journal, in order, and what was damaged."""
-    records: list[dict[str, Any]] = []
+    """Every readable record of a host's journal, in order, and what was damaged. Segments
+    that a compacted segment supersedes are skipped (they are left only by a crash during
+    the compaction)."""
+    per_segment: list[tuple[int, list[dict[str, Any]]]] = []
     damage: list[str] = []
+    superseded = 0
     for path in sorted(directory.glob("*.seg"), key=segment_number):
+        records: list[dict[str, Any]] = []
         for item in read_segment(path):
             if isinstance(item, str):
                 damage.append(item)
+            elif item.get("k") == COMPACTED:
+                superseded = max(superseded, int(item.get("through", 0)))
             else:
                 records.append(item)
-    return JournalRead(records, damage)
+        per_segment.append((segment_number(path), records))
+    return JournalRead(
+        [r for number, records in per_segment if number > superseded for r in records], damage
+    )
 
 
 def read_segment(path: Path) -> Iterator[dict[str, Any] | str]:

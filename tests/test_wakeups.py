@@ -1,4 +1,5 @@
-"""A timed actor keeps one Thespian wakeup pending, whatever asks it for earlier ones."""
+"""A timed actor keeps few Thespian wakeups pending, whatever asks it for earlier ones, and
+a host keeps no alarm bookkeeping for what its entities disarmed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from actors.host import Host
+from actors.messages import Alarm
 from actors.timed import TICK_MS, TimedActor
 
 
@@ -101,3 +104,19 @@ def test_an_actor_with_nothing_to_wait_for_asks_for_no_wakeup() -> None:
         actor.run_until(5_000 + step * 1_000)
         actor.handle()
     assert actor.pending == []
+
+
+def test_a_host_forgets_the_alarm_keys_its_entities_disarm() -> None:
+    host = Host()
+    for n in range(1_000):  # an agent that stays logged in joins conversation after conversation
+        host.arm("a:alice", ("RESERVATION", f"conv-{n}"), n + 1, 30_000 + n, 100)
+        host.disarm("a:alice", ("RESERVATION", f"conv-{n}"))
+    host.arm("a:alice", ("RESERVATION", "conv-last"), 2_000, 60_000, 100)
+    assert host.armed_keys("a:alice") == {("RESERVATION", "conv-last")}
+
+
+def test_an_expired_alarm_leaves_no_key_behind() -> None:
+    host = Host()
+    host.arm("a:alice", ("RESERVATION", "conv-1"), 1, 30_000, 100)
+    host.on_alarm(("a:alice", ("RESERVATION", "conv-1")), Alarm(("RESERVATION", "conv-1"), 1, 100))
+    assert host.armed_keys("a:alice") == frozenset()
