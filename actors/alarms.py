@@ -9,7 +9,7 @@ entries stay in the heap until they surface and are then skipped.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,14 @@ class AlarmHeap:
 
     def disarm(self, key: Hashable) -> None:
         self._live.pop(key, None)
+
+    def purge(self, doomed: Callable[[Hashable], bool]) -> None:
+        """Drop every alarm whose key is ``doomed``, disarmed entries included, so that arming
+        such a key again with an old token cannot revive one. Costs a pass over the heap."""
+        for key in [k for k in self._live if doomed(k)]:
+            del self._live[key]
+        self._heap = [e for e in self._heap if not doomed(e.key)]
+        heapq.heapify(self._heap)
 
     def next_at(self) -> int | None:
         self._drop_stale()

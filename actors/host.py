@@ -182,9 +182,11 @@ class Host(TimedActor):
             for e in self.entities.values()
             if isinstance(e, ChannelSessionEntity) and e.conversation_entity == f"c:{conversation_id}"
         ]
-        for entity in [conversation, *sessions]:
-            if entity is not None:
-                self.remove(entity.id)
+        gone = {e.id for e in [conversation, *sessions] if e is not None}
+        for entity_id in gone:
+            self.remove(entity_id)
+        # It may come back with the same timers and tokens: no old entry may fire for it.
+        self.alarms.purge(lambda key: isinstance(key, tuple) and key[0] in gone)
         return conversation, sessions
 
     def enqueue(self, items: list[Item]) -> None:

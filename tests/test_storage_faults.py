@@ -216,3 +216,22 @@ def test_a_refusal_by_the_state_machine_is_still_a_refusal_while_storage_is_heal
     ref = gw.start_session("cust-1", "WEB", "v")
     with pytest.raises(IllegalTransitionError):
         gw.resume("nobody", ref.conversation_id)
+
+
+def test_a_timer_threshold_fires_once_after_a_conversation_was_put_back(
+    tmp_path: Path, disk: FaultyDisk
+) -> None:
+    settings = config(tmp_path)
+    settings["timers"] = {
+        "customer_inactivity": {"seconds": 100, "thresholds": [{"percent": 50, "action": "NONE"}]}
+    }
+    with Gateway.embedded(settings, seed=0) as gw:
+        ref = gw.start_session("cust-1", "WEB", "v")
+        gw.customer_message(ref.channel_session_id, "hi")
+        disk.full = True
+        with pytest.raises(UnavailableError):  # undone: the conversation is put back
+            gw.customer_message(ref.channel_session_id, "again")
+        disk.full = False
+        gw.advance(1)
+        gw.advance(60)
+        assert names(gw, ref.conversation_id).count("CUSTOMER_SLA_THRESHOLD") == 1
