@@ -539,19 +539,94 @@ def test_a_client_that_does_not_read_is_dropped_and_blocks_nobody(
     other.close()
 
 
-def test_connections_beyond_the_limit_are_refused(start_server: Callable[..., NetGateway]) -> None:
+def test_authenticated_connections_beyond_their_limit_are_refused_when_they_authenticate(
+    start_server: Callable[..., NetGateway],
+) -> None:
     server = start_server(limits=Limits(max_connections=2))
     first, second = RawClient(server.port), RawClient(server.port)
     first.authenticate()
     second.authenticate()
     third = RawClient(server.port)
-    error = third.reply()
-    assert error["ok"] is False and error["error"]["type"] == "unavailable"
+    error = third.refused("auth", {"token": TOKEN})
+    assert error["type"] == "unavailable" and "gateway.max_connections" in error["message"]
     third.wait_closed()
     third.close()
     first.close()
     assert second.call("ping") == "pong"
     second.close()
+
+
+def test_connections_still_authenticating_never_keep_authenticated_ones_out(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_connections=2))
+    waiting = [RawClient(server.port) for _ in range(5)]  # connected, never authenticating
+    try:
+        clients = [RawClient(server.port) for _ in range(2)]
+        for client in clients:
+            assert client.authenticate()["protocol"] == 1
+            assert client.call("ping") == "pong"
+            client.close()
+    finally:
+        for socket_ in waiting:
+            socket_.close()
+
+
+def test_a_peer_beyond_its_connection_limit_is_refused(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_connections_per_peer=3))
+    held = [RawClient(server.port) for _ in range(3)]
+    try:
+        for client in held:
+            client.authenticate()
+        extra = RawClient(server.port)
+        error = extra.reply()
+        assert error["ok"] is False and error["error"]["type"] == "unavailable"
+        assert "127.0.0.1" in error["error"]["message"]
+        assert "gateway.max_connections_per_peer" in error["error"]["message"]
+        extra.wait_closed()
+        extra.close()
+        assert server.stats["refused"] == 1
+        held.pop().close()  # a place is free again
+        deadline = time.monotonic() + 10.0
+        while server.admission.count_of("127.0.0.1") > 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        again = RawClient(server.port)
+        assert again.authenticate()["protocol"] == 1
+        again.close()
+    finally:
+        for client in held:
+            client.close()
+
+
+def test_a_peer_still_authenticating_on_too_many_connections_loses_its_oldest(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_unauthenticated_per_peer=2))
+    oldest, middle = RawClient(server.port), RawClient(server.port)
+    try:
+        _wait_for(lambda: server.admission.pending == 2)
+        newest = RawClient(server.port)
+        error = oldest.reply()["error"]
+        assert error["type"] == "unavailable" and "waiting to authenticate" in error["message"]
+        oldest.wait_closed()
+        assert server.stats["evicted"] == 1
+        assert newest.authenticate()["protocol"] == 1
+        assert middle.authenticate()["protocol"] == 1
+        newest.close()
+    finally:
+        oldest.close()
+        middle.close()
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for the server to have done something asynchronous (not for a timer)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.005)
 
 
 # ------------------------------------------------------------------------------ engine down
