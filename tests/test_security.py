@@ -17,6 +17,8 @@ import os
 import random
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from runtime import procs
+from runtime import procs, proctitle
 from runtime.config import ConfigError, load_config
 from runtime.gateway import Gateway
 from runtime.netgateway import Limits, NetGateway, serve
@@ -134,6 +136,12 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
             assert not any(wide.values()), f"listening beyond loopback: {wide}"
             # Each process of the system that listens at all (actors, admin, logger).
             assert sum(1 for found in listening.values() if found) >= 9, listening
+            # Each actor process says what it is (runtime.proctitle).
+            titles = {" ".join(procs.cmdline(pid)).rstrip() for pid in pids}
+            for role in ("topic-monitor", "router", "bot", "agent-supervisor"):
+                assert f"cx: {role} --config {config}" in titles, titles
+            hosts = [t for t in titles if t.startswith("cx: host conversations host-")]
+            assert len(hosts) >= 3 and all(t.endswith(f"--config {config}") for t in hosts)
 
             for address in _non_loopback_addresses():
                 for port in sorted(ports):
@@ -145,6 +153,65 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
                     assert result != 0, f"port {port} accepts a connection on {address}"
         finally:
             server.close()
+
+
+# ------------------------------------------------------------------------------ process titles
+
+
+_TITLED = """
+import sys
+import setproctitle
+from runtime.proctitle import set_actor_title
+
+class TopicMonitor:
+    myAddress = "ActorAddr-(T|:4321)"
+
+class Host:
+    myAddress = "ActorAddr-(T|:4321)"
+    kind = "conversations"
+    host_id = "host-7"
+
+setproctitle.setproctitle(f"{sys.argv[1]} ActorAddr-(T|:4321)")  # as Thespian titles it
+set_actor_title(TopicMonitor() if sys.argv[1] == "TopicMonitor" else Host(), "/etc/cx.yaml")
+print("titled", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize(
+    ("actor", "title"),
+    [
+        ("TopicMonitor", "cx: topic-monitor --config /etc/cx.yaml"),
+        ("Host", "cx: host conversations host-7 --config /etc/cx.yaml"),
+    ],
+)
+def test_an_actor_process_is_titled_with_its_role(actor: str, title: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", _TITLED, actor],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"titled\n"
+        line = procs.cmdline(process.pid)
+        assert " ".join(line).rstrip() == title
+        assert proctitle.is_engine_title(line)
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def test_an_actor_sharing_its_process_leaves_the_title_alone() -> None:
+    class Router:
+        myAddress = "ActorAddr-/A~a~a"  # noqa: N815 (Thespian's name) not in this title
+
+    before = proctitle.get_title()
+    proctitle.set_actor_title(Router(), "/etc/cx.yaml")
+    assert proctitle.get_title() == before
+    assert proctitle.actor_role(Router()) == "router"
 
 
 # ------------------------------------------------------------------------------ the token
