@@ -887,11 +887,11 @@ def test_the_ops_are_the_gateway_methods_with_their_parameters() -> None:
             assert param.required == (parameter.default is inspect.Parameter.empty), (name, param)
 
 
-def test_the_protocol_document_names_every_op_and_error_type() -> None:
-    from runtime.netgateway import ERROR_TYPES
+def test_the_protocol_document_names_every_op_error_type_and_disconnect_reason() -> None:
+    from runtime.netgateway import DISCONNECT_REASONS, ERROR_TYPES
 
     text = (ROOT / "docs" / "PROTOCOL.md").read_text()
-    for name in [*OPS, *ERROR_TYPES]:
+    for name in [*OPS, *ERROR_TYPES, *DISCONNECT_REASONS]:
         assert f"`{name}`" in text, name
 
 
