@@ -909,6 +909,22 @@ def test_cx_gateway_refuses_to_start_without_a_token(
     assert "gateway.token" in capsys.readouterr().err
 
 
+def test_the_gateway_limits_come_from_config_and_bad_ones_name_their_key() -> None:
+    from runtime.config import load_config
+    from runtime.netgateway import limits_of
+
+    settings = load_config(
+        {"gateway": {"max_unauthenticated_per_peer": 2, "total_outbound_bytes": 65536}}
+    )
+    limits = limits_of(settings)
+    assert (limits.max_unauthenticated_per_peer, limits.total_outbound_bytes) == (2, 65536)
+    assert limits.max_connections == 256 and limits.auth_timeout_s == 10.0  # the defaults
+    for key, value in [("max_connections_per_peer", 0), ("inflight_bytes", "4 MB")]:
+        with pytest.raises(ConfigError) as raised:
+            load_config({"gateway": {key: value}})
+        assert raised.value.key == f"gateway.{key}"
+
+
 def test_cx_gateway_without_a_running_engine_or_a_free_port(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
