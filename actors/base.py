@@ -32,6 +32,7 @@ from actors.messages import (
 )
 from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
 from runtime.logs import configure_logging
+from runtime.proctitle import set_actor_title
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.actor")
@@ -69,6 +70,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         self.advance_clock(wiring.now)
         if not wiring.virtual:  # an actor process of its own: log as the configuration says
             configure_logging(wiring.settings.logging)
+            set_actor_title(self, wiring.settings.source)  # cx: router ..., in ps and top
 
     def replay_early(self) -> None:
         early, self._early = self._early, []

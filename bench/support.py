@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from thespian.actors import ActorSystem
 
-from runtime import procs
+from runtime import procs, proctitle
 from runtime.config import load_config
 from runtime.system import start
 
@@ -164,8 +164,14 @@ def reap_stale() -> set[int]:
         if not (owner.isdigit() and session.isdigit()) or procs.alive(int(owner)):
             continue
         members = procs.session_members(int(session))
-        # only processes that still look like Python (the session id could have been reused)
-        members = {pid for pid in members if "python" in " ".join(procs.cmdline(pid)[:1])}
+        # only processes that still look like the engine's (the session id could have been
+        # reused): Python, or a title of an engine process (runtime.proctitle)
+        members = {
+            pid
+            for pid in members
+            if "python" in " ".join(procs.cmdline(pid)[:1])
+            or proctitle.is_engine_title(procs.cmdline(pid))
+        }
         procs.signal_all(members, signal.SIGKILL)
         killed |= members
         entry.unlink(missing_ok=True)

@@ -145,6 +145,15 @@ class GatewaySettings:
     listen: str
     token: str | None
     max_frame_bytes: int
+    auth_timeout_seconds: float
+    max_connections: int
+    max_unauthenticated: int
+    max_unauthenticated_per_peer: int
+    max_connections_per_peer: int
+    inflight_bytes: int
+    total_inflight_bytes: int
+    outbound_bytes: int
+    total_outbound_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +319,31 @@ def _text(value: Any, path: str) -> str:
 def _name(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _expected(path, "a non-empty string", value)
+    return value
+
+
+#: The shortest gateway token accepted (``gateway.token`` or the environment variable).
+MIN_TOKEN_CHARS = 16
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be the network gateway's token, or None. Never shows the token."""
+    if not token.strip():
+        return "the token is empty"
+    if len(token) < MIN_TOKEN_CHARS:
+        return (
+            f"a token of {len(token)} characters is too short: use at least {MIN_TOKEN_CHARS}"
+            " random characters (e.g. openssl rand -hex 32)"
+        )
+    return None
+
+
+def _token(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise _InvalidError(path, f"expected a string, got {type(value).__name__}")
+    problem = token_problem(value)
+    if problem is not None:
+        raise _InvalidError(path, problem)
     return value
 
 
@@ -547,8 +581,17 @@ _SCHEMA: Mapping[str, _Spec] = {
     },
     "gateway": {
         "listen": _Key("127.0.0.1:7700", _host_port),
-        "token": _Key(None, _optional(_name)),
+        "token": _Key(None, _optional(_token)),
         "max_frame_bytes": _Key(1048576, _integer(64)),
+        "auth_timeout_seconds": _Key(10, _duration),
+        "max_connections": _Key(256, _integer(1)),
+        "max_unauthenticated": _Key(64, _integer(1)),
+        "max_unauthenticated_per_peer": _Key(8, _integer(1)),
+        "max_connections_per_peer": _Key(64, _integer(1)),
+        "inflight_bytes": _Key(4194304, _integer(1024)),
+        "total_inflight_bytes": _Key(67108864, _integer(1024)),
+        "outbound_bytes": _Key(16777216, _integer(1024)),
+        "total_outbound_bytes": _Key(268435456, _integer(1024)),
     },
     "logging": {
         "format": _Key("json", _choice(LOG_FORMATS)),

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime import procs
+from runtime import procs, proctitle
 from runtime.bind import restrict
 from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
@@ -127,10 +127,10 @@ class Record:
 
     def belongs(self, pid: int) -> bool:
         """Whether ``pid`` is a process of this system: it runs the recorded command line
-        (Thespian forks its processes from the daemon) or a Thespian process title (when
-        ``setproctitle`` is installed, Thespian renames them ``ActorClass ActorAddr-...``)."""
+        (Thespian forks its processes from the daemon) or the title of an engine process
+        (``cx: router ...``, or Thespian's ``ActorClass ActorAddr-...``: runtime.proctitle)."""
         line = procs.cmdline(pid)
-        return bool(line) and (line == self.cmdline or "ActorAddr-" in " ".join(line))
+        return bool(line) and (line == self.cmdline or proctitle.is_engine_title(line))
 
     def daemon_alive(self) -> bool:
         return procs.alive(self.pid) and self.belongs(self.pid)
@@ -305,6 +305,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
 
     Raises AlreadyRunningError, or ConfigError when the admin port is taken.
     """
+    proctitle.set_title(proctitle.with_config("daemon", config))
     files = RunFiles.of(settings)
     settings = _run_settings(settings, files, foreground=foreground)
     configure_logging(settings.logging, force_console=foreground)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from runtime import procs, proctitle
 from runtime.config import load_config
 from runtime.system import start
 
@@ -24,9 +25,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _same_program() -> set[int]:
+def _same_program(config: Path | None = None) -> set[int]:
     """Pids of processes running this very command line (Thespian forks its actor processes
-    from the process that starts the system, so they share it)."""
+    from the process that starts the system, so they share it until they get a title of their
+    own) and, given ``config``, the processes of the system started for it."""
     mine = Path("/proc/self/cmdline").read_bytes()
     pids = set()
     for entry in Path("/proc").iterdir():
@@ -36,8 +38,36 @@ def _same_program() -> set[int]:
                     pids.add(int(entry.name))
             except OSError:
                 continue
+    if config is not None:
+        pids |= system_processes(config)
     pids.discard(os.getpid())
     return pids
+
+
+def system_processes(config: Path) -> set[int]:
+    """The processes of the system started for ``config``: those whose title names it (the
+    daemon, every actor: runtime.proctitle), and the processes of their sessions that have the
+    title of an engine process (Thespian's admin and logger)."""
+    named = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        line = procs.cmdline(int(entry.name))
+        if str(config) in " ".join(line) and (
+            proctitle.is_engine_title(line) or "runtime.daemon" in line
+        ):
+            named.add(int(entry.name))
+    sessions = {procs.session_of(pid) for pid in named} - {None, os.getsid(0)}
+    found = set(named)
+    for session in sessions:
+        assert session is not None
+        found |= {
+            pid
+            for pid in procs.session_members(session)
+            if proctitle.is_engine_title(procs.cmdline(pid))
+        }
+    found.discard(os.getpid())
+    return {pid for pid in found if procs.alive(pid)}
 
 
 def write_config(directory: Path, **sections: Any) -> Path:
@@ -59,17 +89,17 @@ def write_config(directory: Path, **sections: Any) -> Path:
 def running_system(config_path: Path, *, shutdown_timeout: float = 20.0) -> Iterator[Any]:
     """Start the engine on multiprocTCPBase; on exit shut it down and make sure every one of
     its processes is gone (killing leftovers, and failing, if it is not)."""
-    before = _same_program()
+    before = _same_program(config_path)
     system = start(load_config(config_path))
     try:
         yield system
     finally:
         system.shutdown()
         deadline = time.monotonic() + shutdown_timeout
-        leftovers = _same_program() - before
+        leftovers = _same_program(config_path) - before
         while leftovers and time.monotonic() < deadline:
             time.sleep(0.05)
-            leftovers = _same_program() - before
+            leftovers = _same_program(config_path) - before
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
         assert not leftovers, f"processes left behind after shutdown: {sorted(leftovers)}"

@@ -102,7 +102,7 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
             "fsync": "always",
         },
     )
-    before = _same_program()
+    before = _same_program(config)
     system = start(load_config(config))
     try:
         with Gateway.connect(config) as gw:
@@ -112,9 +112,9 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
             gw.customer_message(ref.channel_session_id, "before the crash", message_id="m-1")
             events = gw.events(ref.conversation_id)
     finally:
-        for pid in _same_program() - before:
+        for pid in _same_program(config) - before:
             os.kill(pid, signal.SIGKILL)
-        eventually(lambda: not (_same_program() - before), timeout=60)
+        eventually(lambda: not (_same_program(config) - before), timeout=60)
     del system
 
     with restarted(config), Gateway.connect(config) as gw:

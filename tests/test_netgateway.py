@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, cast
 import msgpack
 import pytest
 
+from runtime import procs
 from runtime.config import ConfigError
 from runtime.gateway import Gateway, UnavailableError
 from runtime.netgateway import OPS, Limits, NetGateway, run_gateway, serve
@@ -539,19 +541,228 @@ def test_a_client_that_does_not_read_is_dropped_and_blocks_nobody(
     other.close()
 
 
-def test_connections_beyond_the_limit_are_refused(start_server: Callable[..., NetGateway]) -> None:
+def _flood_until(server: NetGateway, sender: RawClient, session_id: str, stat: str) -> int:
+    """Customer messages of 8 KB from ``sender`` until ``server.stats[stat]`` counts one;
+    how many were sent."""
+    text = "y" * 8000
+    deadline = time.monotonic() + 60.0
+    sent = 0
+    while not server.stats[stat]:
+        assert time.monotonic() < deadline, server.stats
+        sender.call("customer_message", channel_session_id=session_id, text=text)
+        sent += 1
+    return sent
+
+
+def _until_closed(client: RawClient) -> list[dict[str, Any]]:
+    frames = []
+    with pytest.raises(Closed):
+        while True:
+            frames.append(client.frame())
+    return frames
+
+
+def test_a_subscriber_that_does_not_read_is_disconnected_with_its_resume_point(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    limits = Limits(outbound_bytes=64 * 1024)
+    server = start_server(limits=limits)
+    other = RawClient(server.port)
+    other.authenticate()
+    ref = other.call("start_session", customer_id="c", channel="WEB", identifier="v")
+    session_id, conversation_id = ref["channel_session_id"], ref["conversation_id"]
+    sleeper = RawClient(server.port, rcvbuf=32 * 1024, timeout=10.0)
+    sleeper.authenticate()
+    sleeper.call("subscribe_session", channel_session_id=session_id)
+
+    _flood_until(server, other, session_id, "slow_clients")  # the sleeper reads nothing
+
+    frames = sleeper.pushed + _until_closed(sleeper)
+    sleeper.close()
+    last = frames.pop()
+    pushed = [f["event"]["seq"] for f in frames]
+    assert all("push" in f for f in frames)
+    assert pushed == list(range(1, len(pushed) + 1))  # in order, none missing up to the end
+    assert last["disconnect"] == "slow_reader" and "does not read" in last["message"]
+    subscription = f"session:{session_id}"
+    assert last["resume"] == [
+        {"subscription": subscription, "conversation_id": conversation_id, "seq": pushed[-1]}
+    ]
+    assert server.stats["peak_connection_outbound_bytes"] <= limits.outbound_bytes
+    # What was queued for it was dropped, and is had again from the resume point (a
+    # subscription with after_seq, or events as here).
+    rest = other.call("events", conversation_id=conversation_id, after_seq=pushed[-1])
+    assert rest and [e["seq"] for e in rest] == list(range(pushed[-1] + 1, rest[-1]["seq"] + 1))
+    other.close()
+
+
+def test_when_every_outbound_queue_together_is_full_the_fullest_is_disconnected(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    limits = Limits(outbound_bytes=1024 * 1024, total_outbound_bytes=96 * 1024)
+    server = start_server(limits=limits)
+    other = RawClient(server.port)
+    other.authenticate()
+    ref = other.call("start_session", customer_id="c", channel="WEB", identifier="v")
+    session_id = ref["channel_session_id"]
+    sleepers = [RawClient(server.port, rcvbuf=32 * 1024, timeout=10.0) for _ in range(2)]
+    for sleeper in sleepers:
+        sleeper.authenticate()
+        sleeper.call("subscribe_session", channel_session_id=session_id)
+
+    _flood_until(server, other, session_id, "gateway_full")
+
+    assert server.stats["peak_outbound_bytes"] <= limits.total_outbound_bytes
+    assert server.stats["slow_clients"] == 0  # each queue was within its own bound
+    other.close()
+    ends = []
+    for sleeper in sleepers:
+        sleeper.sock.settimeout(2.0)
+        try:
+            ends.append(_until_closed(sleeper)[-1])
+        except TimeoutError:
+            ends.append({})  # the one still connected
+        sleeper.close()
+    disconnected = [end for end in ends if "disconnect" in end]
+    assert len(disconnected) >= 1 and disconnected[0]["disconnect"] == "gateway_full"
+    assert "gateway.total_outbound_bytes" in disconnected[0]["message"]
+
+
+class BlockedEngine:
+    """A Gateway whose ``conversation`` waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        self.gate.wait(30.0)
+        self.calls += 1
+        return {"state": "ACTIVE"}
+
+    def pushed(self, timeout: float = 0.0) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        self.gate.set()
+
+
+def test_requests_waiting_for_the_engine_are_bounded_in_bytes_per_connection_and_overall() -> None:
+    engine = BlockedEngine()
+    limits = Limits(inflight_bytes=48 * 1024, total_inflight_bytes=64 * 1024)
+    server = serve(cast(Gateway, engine), "127.0.0.1:0", TOKEN, limits=limits)
+    clients = [RawClient(server.port), RawClient(server.port)]
+    try:
+        for client in clients:
+            client.authenticate()
+            for n in range(10):  # 10 KB each: the kernel's buffers take what is not read
+                client.request("conversation", {"conversation_id": f"{n}" + "x" * 10_000})
+        _wait_for(lambda: len(server.paused) == 2)  # both stopped being read
+        assert server.stats["peak_connection_inflight_bytes"] <= limits.inflight_bytes
+        assert server.stats["peak_inflight_bytes"] <= limits.total_inflight_bytes
+        assert server.worker.pending() <= 6  # of 20 sent: 4 + 2 fit the bounds, 1 is running
+        engine.gate.set()
+        for client in clients:
+            answers = [client.reply() for _ in range(10)]
+            assert [a["ok"] for a in answers] == [True] * 10
+        assert engine.calls == 20
+        assert server.buffered_in == 0 and server.buffered_out == 0
+        assert server.stats["peak_inflight_bytes"] <= limits.total_inflight_bytes
+    finally:
+        engine.gate.set()
+        for client in clients:
+            client.close()
+        server.close()
+
+
+def test_authenticated_connections_beyond_their_limit_are_refused_when_they_authenticate(
+    start_server: Callable[..., NetGateway],
+) -> None:
     server = start_server(limits=Limits(max_connections=2))
     first, second = RawClient(server.port), RawClient(server.port)
     first.authenticate()
     second.authenticate()
     third = RawClient(server.port)
-    error = third.reply()
-    assert error["ok"] is False and error["error"]["type"] == "unavailable"
+    error = third.refused("auth", {"token": TOKEN})
+    assert error["type"] == "unavailable" and "gateway.max_connections" in error["message"]
     third.wait_closed()
     third.close()
     first.close()
     assert second.call("ping") == "pong"
     second.close()
+
+
+def test_connections_still_authenticating_never_keep_authenticated_ones_out(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_connections=2))
+    waiting = [RawClient(server.port) for _ in range(5)]  # connected, never authenticating
+    try:
+        clients = [RawClient(server.port) for _ in range(2)]
+        for client in clients:
+            assert client.authenticate()["protocol"] == 1
+            assert client.call("ping") == "pong"
+            client.close()
+    finally:
+        for socket_ in waiting:
+            socket_.close()
+
+
+def test_a_peer_beyond_its_connection_limit_is_refused(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_connections_per_peer=3))
+    held = [RawClient(server.port) for _ in range(3)]
+    try:
+        for client in held:
+            client.authenticate()
+        extra = RawClient(server.port)
+        error = extra.reply()
+        assert error["ok"] is False and error["error"]["type"] == "unavailable"
+        assert "127.0.0.1" in error["error"]["message"]
+        assert "gateway.max_connections_per_peer" in error["error"]["message"]
+        extra.wait_closed()
+        extra.close()
+        assert server.stats["refused"] == 1
+        held.pop().close()  # a place is free again
+        deadline = time.monotonic() + 10.0
+        while server.admission.count_of("127.0.0.1") > 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        again = RawClient(server.port)
+        assert again.authenticate()["protocol"] == 1
+        again.close()
+    finally:
+        for client in held:
+            client.close()
+
+
+def test_a_peer_still_authenticating_on_too_many_connections_loses_its_oldest(
+    start_server: Callable[..., NetGateway],
+) -> None:
+    server = start_server(limits=Limits(max_unauthenticated_per_peer=2))
+    oldest, middle = RawClient(server.port), RawClient(server.port)
+    try:
+        _wait_for(lambda: server.admission.pending == 2)
+        newest = RawClient(server.port)
+        error = oldest.reply()["error"]
+        assert error["type"] == "unavailable" and "waiting to authenticate" in error["message"]
+        oldest.wait_closed()
+        assert server.stats["evicted"] == 1
+        assert newest.authenticate()["protocol"] == 1
+        assert middle.authenticate()["protocol"] == 1
+        newest.close()
+    finally:
+        oldest.close()
+        middle.close()
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for the server to have done something asynchronous (not for a timer)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.005)
 
 
 # ------------------------------------------------------------------------------ engine down
@@ -676,11 +887,11 @@ def test_the_ops_are_the_gateway_methods_with_their_parameters() -> None:
             assert param.required == (parameter.default is inspect.Parameter.empty), (name, param)
 
 
-def test_the_protocol_document_names_every_op_and_error_type() -> None:
-    from runtime.netgateway import ERROR_TYPES
+def test_the_protocol_document_names_every_op_error_type_and_disconnect_reason() -> None:
+    from runtime.netgateway import DISCONNECT_REASONS, ERROR_TYPES
 
     text = (ROOT / "docs" / "PROTOCOL.md").read_text()
-    for name in [*OPS, *ERROR_TYPES]:
+    for name in [*OPS, *ERROR_TYPES, *DISCONNECT_REASONS]:
         assert f"`{name}`" in text, name
 
 
@@ -696,6 +907,22 @@ def test_cx_gateway_refuses_to_start_without_a_token(
         run_gateway(config)
     assert main(["gateway", "--config", str(config)]) == 2
     assert "gateway.token" in capsys.readouterr().err
+
+
+def test_the_gateway_limits_come_from_config_and_bad_ones_name_their_key() -> None:
+    from runtime.config import load_config
+    from runtime.netgateway import limits_of
+
+    settings = load_config(
+        {"gateway": {"max_unauthenticated_per_peer": 2, "total_outbound_bytes": 65536}}
+    )
+    limits = limits_of(settings)
+    assert (limits.max_unauthenticated_per_peer, limits.total_outbound_bytes) == (2, 65536)
+    assert limits.max_connections == 256 and limits.auth_timeout_s == 10.0  # the defaults
+    for key, value in [("max_connections_per_peer", 0), ("inflight_bytes", "4 MB")]:
+        with pytest.raises(ConfigError) as raised:
+            load_config({"gateway": {key: value}})
+        assert raised.value.key == f"gateway.{key}"
 
 
 def test_cx_gateway_without_a_running_engine_or_a_free_port(
@@ -750,6 +977,8 @@ def test_cx_gateway_in_front_of_a_running_system(tmp_path: Path) -> None:
         )
         try:
             _wait_for_line(process, b"cx gateway: serving on", timeout=30.0)
+            title = " ".join(procs.cmdline(process.pid)).rstrip()
+            assert title == f"cx: gateway 127.0.0.1:{port} --config {config}"
             c = RawClient(port, timeout=15.0)
             c.authenticate()
             ref = c.call("start_session", customer_id="cust-1", channel="WEB", identifier="v")

@@ -135,7 +135,7 @@ class Sampler(threading.Thread):
             worst["worker_pending"] = max(worst["worker_pending"], self.server.worker.pending())
             for connection in list(self.server._connections):
                 worst["out_frames"] = max(worst["out_frames"], len(connection._out))
-                worst["out_bytes"] = max(worst["out_bytes"], connection._out_bytes)
+                worst["out_bytes"] = max(worst["out_bytes"], connection.out_bytes)
                 in_flight = limit - connection._inflight._value
                 worst["in_flight"] = max(worst["in_flight"], in_flight)
             worst["rss"] = max(worst["rss"], rss_bytes())

@@ -17,6 +17,8 @@ import os
 import random
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,11 +27,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from runtime import procs
+from runtime import procs, proctitle
 from runtime.config import ConfigError, load_config
 from runtime.gateway import Gateway
 from runtime.netgateway import Limits, NetGateway, serve
-from runtime.netgateway import server as server_module
+from runtime.netgateway import connection as connection_module
 from tests.conftest import MakeGateway
 from tests.multiproc_support import running_system, write_config
 
@@ -134,6 +136,12 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
             assert not any(wide.values()), f"listening beyond loopback: {wide}"
             # Each process of the system that listens at all (actors, admin, logger).
             assert sum(1 for found in listening.values() if found) >= 9, listening
+            # Each actor process says what it is (runtime.proctitle).
+            titles = {" ".join(procs.cmdline(pid)).rstrip() for pid in pids}
+            for role in ("topic-monitor", "router", "bot", "agent-supervisor"):
+                assert f"cx: {role} --config {config}" in titles, titles
+            hosts = [t for t in titles if t.startswith("cx: host conversations host-")]
+            assert len(hosts) >= 3 and all(t.endswith(f"--config {config}") for t in hosts)
 
             for address in _non_loopback_addresses():
                 for port in sorted(ports):
@@ -145,6 +153,65 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
                     assert result != 0, f"port {port} accepts a connection on {address}"
         finally:
             server.close()
+
+
+# ------------------------------------------------------------------------------ process titles
+
+
+_TITLED = """
+import sys
+import setproctitle
+from runtime.proctitle import set_actor_title
+
+class TopicMonitor:
+    myAddress = "ActorAddr-(T|:4321)"
+
+class Host:
+    myAddress = "ActorAddr-(T|:4321)"
+    kind = "conversations"
+    host_id = "host-7"
+
+setproctitle.setproctitle(f"{sys.argv[1]} ActorAddr-(T|:4321)")  # as Thespian titles it
+set_actor_title(TopicMonitor() if sys.argv[1] == "TopicMonitor" else Host(), "/etc/cx.yaml")
+print("titled", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize(
+    ("actor", "title"),
+    [
+        ("TopicMonitor", "cx: topic-monitor --config /etc/cx.yaml"),
+        ("Host", "cx: host conversations host-7 --config /etc/cx.yaml"),
+    ],
+)
+def test_an_actor_process_is_titled_with_its_role(actor: str, title: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", _TITLED, actor],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"titled\n"
+        line = procs.cmdline(process.pid)
+        assert " ".join(line).rstrip() == title
+        assert proctitle.is_engine_title(line)
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def test_an_actor_sharing_its_process_leaves_the_title_alone() -> None:
+    class Router:
+        myAddress = "ActorAddr-/A~a~a"  # noqa: N815 (Thespian's name) not in this title
+
+    before = proctitle.get_title()
+    proctitle.set_actor_title(Router(), "/etc/cx.yaml")
+    assert proctitle.get_title() == before
+    assert proctitle.actor_role(Router()) == "router"
 
 
 # ------------------------------------------------------------------------------ the token
@@ -209,13 +276,13 @@ def test_nothing_but_auth_is_parsed_or_carried_out_before_authentication(
 ) -> None:
     server = gateway_server()
     checked: list[str] = []
-    real_check_args = server_module.check_args
+    real_check_args = connection_module.check_args
 
     def spy(spec: Any, args: Any, request_id: Any) -> dict[str, Any]:
         checked.append(spec.name)
         return real_check_args(spec, args, request_id)
 
-    monkeypatch.setattr(server_module, "check_args", spy)
+    monkeypatch.setattr(connection_module, "check_args", spy)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         # Well-formed operations, and one with arguments of the wrong type: the answer is
         # "authenticate first" every time, never bad_argument, and nothing is carried out.
@@ -274,6 +341,65 @@ def test_a_connection_must_authenticate_within_its_time(
     assert (
         answers[0]["error"]["type"] == "auth" and "within 0.3 s" in answers[0]["error"]["message"]
     )
+
+
+def test_hundreds_of_connections_without_a_token_keep_no_client_out(
+    gateway_server: Callable[..., NetGateway],
+) -> None:
+    """300 sockets held open without authenticating (more than the 256 authenticated
+    connections allowed): the server keeps at most its allowance of them, and a client with
+    the token still gets in at once."""
+    server = gateway_server()
+    limits = server.limits
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        deadline = time.monotonic() + 30
+        while server.stats["accepted"] < 300:
+            assert time.monotonic() < deadline, server.stats
+            time.sleep(0.01)
+        assert server.admission.pending <= limits.max_unauthenticated_per_peer
+        assert server.stats["evicted"] == 300 - limits.max_unauthenticated_per_peer
+        assert _status(server.port)["conversations"] == {}  # authenticated, served
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(frame({"op": "auth", "args": {"token": TOKEN}, "id": 1}))
+            answers, _ = read_frames(sock, count=1)
+            assert answers == [{"id": 1, "ok": True, "result": answers[0]["result"]}], answers
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.parametrize("token", ["Q", "Q7w-secret-1234"], ids=["one", "fifteen"])
+def test_a_short_token_is_refused_at_start_up_naming_the_key(
+    tmp_path: Path, token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime.cli import main
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"gateway": {"token": token}})
+    assert raised.value.key == "gateway.token"
+    assert f"{len(token)} characters is too short" in raised.value.problem
+    assert token not in str(raised.value).replace("gateway.token", "")  # never shown
+    config = tmp_path / "config.yaml"
+    config.write_text(f"gateway: {{token: {token!r}}}\nlogging: {{level: warning}}\n")
+    assert main(["gateway", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "gateway.token" in error and "too short" in error and "Traceback" not in error
+    assert load_config({"gateway": {"token": "x" * 16}}).gateway.token == "x" * 16
+
+
+def test_a_short_token_from_the_environment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.netgateway import resolve_token
+
+    monkeypatch.setenv("CX_GATEWAY_TOKEN", "abc")
+    with pytest.raises(ConfigError, match=r"gateway\.token \(CX_GATEWAY_TOKEN\): a token of 3"):
+        resolve_token(load_config(None))
+    with pytest.raises(ValueError, match="too short"):
+        NetGateway(Gateway.embedded, token="abc")
 
 
 # ------------------------------------------------------------------------------ garbage

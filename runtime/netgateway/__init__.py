@@ -5,12 +5,12 @@ in any language. Length-prefixed msgpack frames; the protocol is docs/PROTOCOL.m
 ``run_gateway(config_path)`` is ``cx gateway``.
 """
 
-from runtime.netgateway.codec import ERROR_TYPES, ProtocolError
+from runtime.netgateway.codec import DISCONNECT_REASONS, ERROR_TYPES, ProtocolError
+from runtime.netgateway.limits import Limits, limits_of
 from runtime.netgateway.ops import OPS
 from runtime.netgateway.server import (
     PROTOCOL_VERSION,
     TOKEN_VARIABLE,
-    Limits,
     NetGateway,
     admin_probe,
     resolve_token,
@@ -19,6 +19,7 @@ from runtime.netgateway.server import (
 )
 
 __all__ = [
+    "DISCONNECT_REASONS",
     "ERROR_TYPES",
     "OPS",
     "PROTOCOL_VERSION",
@@ -27,6 +28,7 @@ __all__ = [
     "NetGateway",
     "ProtocolError",
     "admin_probe",
+    "limits_of",
     "resolve_token",
     "run_gateway",
     "serve",

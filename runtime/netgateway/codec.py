@@ -2,7 +2,8 @@
 
 A frame is a 4-byte big-endian unsigned length followed by that many bytes of one msgpack
 value. Requests are maps ``{op, args, id}``; answers are ``{id, ok: true, result}`` or
-``{id, ok: false, error: {type, message}}``; pushed events are ``{push, conversation_id, event}``.
+``{id, ok: false, error: {type, message}}``; pushed events are ``{push, conversation_id, event}``;
+a connection closed for its bounds last gets ``{disconnect, message, resume}``.
 
 Decoding is strict: UTF-8 strings (``raw=False``), string (or binary) map keys only
 (``strict_map_key=True``), every length bounded by the frame's size, no ext types (msgpack's
@@ -18,13 +19,16 @@ from typing import Any, Final
 import msgpack
 
 __all__ = [
+    "DISCONNECT_REASONS",
     "ERROR_TYPES",
     "HEADER",
     "MAX_ID_CHARS",
     "ProtocolError",
+    "PushFrame",
     "Request",
     "answer",
     "decode",
+    "disconnect",
     "encode",
     "failure",
     "parse_request",
@@ -50,6 +54,9 @@ ERROR_TYPES: Final = (
     "unavailable",
     "internal",
 )
+
+#: Every ``disconnect`` reason of the last frame of a connection closed for its bounds.
+DISCONNECT_REASONS: Final = ("slow_reader", "gateway_full")
 
 RequestId = int | str | None
 
@@ -126,8 +133,32 @@ def failure(request_id: RequestId, type_: str, message: str) -> bytes:
     return encode({"id": request_id, "ok": False, "error": {"type": type_, "message": message}})
 
 
-def push(subscription: str, conversation_id: str, event: Any) -> bytes:
-    return encode({"push": subscription, "conversation_id": conversation_id, "event": event})
+class PushFrame(bytes):
+    """A pushed event's frame; it also says which subscription, conversation and seq it
+    carries, so that the server knows each connection's resume point without decoding it."""
+
+    subscription: str
+    conversation_id: str
+    seq: int | None
+
+
+def push(subscription: str, conversation_id: str, event: Any) -> PushFrame:
+    frame = PushFrame(
+        encode({"push": subscription, "conversation_id": conversation_id, "event": event})
+    )
+    frame.subscription = subscription
+    frame.conversation_id = conversation_id
+    seq = event.get("seq") if isinstance(event, dict) else None
+    frame.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+    return frame
+
+
+def disconnect(reason: str, message: str, resume: list[dict[str, Any]]) -> bytes:
+    """The last frame of a connection the gateway closes because of its bounds: ``reason``
+    (one of :data:`DISCONNECT_REASONS`), what happened, and where each subscription resumes
+    (the last seq sent per subscription and conversation)."""
+    assert reason in DISCONNECT_REASONS, reason
+    return encode({"disconnect": reason, "message": message, "resume": resume})
 
 
 def msgpack_type_name(value: Any) -> str:
