@@ -20,6 +20,8 @@ What it does:
 3. meanwhile the monkey, seeded, sleeps a random time (``--kill-every``), picks a random
    process among ``--targets`` (conversation ``hosts``, ``agents`` hosts, the ``router``, the
    ``bot``), kills it with SIGKILL and measures how long until it is replaced and serving; or
+   the network gateway (``netgw``: ``cx gateway``, with TCP clients of its own,
+   bench.chaos_netgw), started again at once like systemd would; or
    a storage fault (``disk`` full, ``fsync`` failing, ``archive`` locked: bench.chaos_faults),
    held for a few seconds, and measures how long after it ends the engine acknowledges again;
 4. at the end every worker ends its conversations and waits until they are CLOSED; the system
@@ -66,7 +68,7 @@ import yaml
 
 from actors import messages
 from actors.messages import Locate, Ping
-from bench import chaos_faults
+from bench import chaos_faults, chaos_netgw
 from runtime import procs
 from runtime.archive import Archive
 from runtime.config import load_config
@@ -81,7 +83,7 @@ from runtime.system import start
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("hosts", "agents", "router", "bot")
-TARGETS = (*PROCESSES, *chaos_faults.FAULTS)
+TARGETS = (*PROCESSES, "netgw", *chaos_faults.FAULTS)
 #: How long an operation is retried before the worker gives up on it (not acknowledged).
 GIVE_UP_S = 45.0
 #: How long the monkey waits for a killed process to be replaced and serving.
@@ -398,6 +400,7 @@ class Monkey:
     records: Path
     started: float
     faults: chaos_faults.Faults | None = None
+    netgw: chaos_netgw.GatewayProcess | None = None
     cycle: bool = False  # the targets in turn instead of at random
     kills: list[Kill] = field(default_factory=list)
     last_seen: str = ""
@@ -499,6 +502,15 @@ class Monkey:
     def strike(self) -> Kill | None:
         turn = len(self.kills) % len(self.targets)
         target = self.targets[turn] if self.cycle else self.chance.choice(self.targets)
+        if target == "netgw":
+            assert self.netgw is not None
+            at = round(time.monotonic() - self.started, 2)
+            pid, recovery = self.netgw.strike()
+            kill = Kill(at, target, pid, recovery)
+            if recovery is None:
+                kill.note = f"cx gateway not serving {chaos_netgw.RECOVERY_LIMIT_S:g} s after"
+            self.kills.append(kill)
+            return kill
         if target in chaos_faults.FAULTS:
             assert self.faults is not None
             at = round(time.monotonic() - self.started, 2)
@@ -721,11 +733,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     kill_low, kill_high = float(low), float(high or low)
     directory = Path(tempfile.mkdtemp(prefix="cx-chaos-"))
     port = _free_port()
+    gateway_port = _free_port()
     config = directory / "config.yaml"
     config.write_text(
         yaml.safe_dump(
             {
                 "system": {"admin_port": port},
+                "gateway": {"listen": f"127.0.0.1:{gateway_port}"},
                 "placement": {"per_host": options.per_host, "hosts": 2},
                 "storage": {
                     "archive": str(directory / "archive.sqlite3"),
@@ -758,6 +772,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     timings: dict[str, float] = {}
     load_started_wall = time.time()
     phase = time.monotonic()
+    netgw = (
+        chaos_netgw.GatewayProcess(config, gateway_port, directory / "netgw.err", ROOT)
+        if "netgw" in targets
+        else None
+    )
     with (
         chaos_faults.journal_mount(directory / "journal", "disk" in targets),
         _system(config) as (_system_object, session),
@@ -765,6 +784,28 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         try:
             with Gateway.connect(config) as gw:
                 until = time.time() + options.duration
+                if netgw is not None:
+                    netgw.start()
+                    if netgw.wait_serving() is None:
+                        problems.append("cx gateway did not start serving")
+                    workers.append(
+                        subprocess.Popen(
+                            [
+                                sys.executable, "-m", "bench.chaos",
+                                "--net-worker", str(options.gateways),
+                                "--net-port", str(gateway_port),
+                                "--out", str(directory / f"worker-{options.gateways}.jsonl"),
+                                "--until", str(until),
+                                "--seed", str(options.seed),
+                                "--rate", str(options.rate),
+                            ],
+                            cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(directory / "worker-net.err", "wb"),  # noqa: SIM115
+                        )
+                    )  # fmt: skip
                 for number in range(options.gateways):
                     workers.append(
                         subprocess.Popen(
@@ -796,6 +837,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 load_started_wall = time.time()
                 monkey = Monkey(gw, chance, targets, directory, started)
                 monkey.cycle = options.cycle
+                monkey.netgw = netgw
                 monkey.faults = chaos_faults.Faults(
                     gw, directory / "journal", directory / "archive.sqlite3", switches
                 )
@@ -858,6 +900,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 if worker.poll() is None:
                     worker.kill()
                     worker.wait(5)
+            if netgw is not None:
+                netgw.stop()
     # The system is shut down: every process of its session must go.
     timings["shutdown_s"] = round(time.monotonic() - phase, 1)
     deadline = time.monotonic() + 20
@@ -1019,9 +1063,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--until", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--net-worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--net-port", type=int, default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.worker is not None:
         return worker_main(options)
+    if options.net_worker is not None:
+        return chaos_netgw.net_worker_main(
+            options.net_worker, options.net_port, options.out, options.until, options.seed,
+            options.rate,
+        )  # fmt: skip
     result = run(options)
     if options.json is not None:
         options.json.write_text(json.dumps(result, indent=2, default=str))

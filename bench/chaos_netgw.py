@@ -12,6 +12,7 @@ the same records as the other workers', so the final check of the archive covers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -47,7 +48,7 @@ class Client:
     def close(self) -> None:
         self.sock.close()
 
-    def call(self, op: str, **args: Any) -> Any:
+    def call(self, op: str, /, **args: Any) -> Any:
         self.ids += 1
         body = msgpack.packb({"op": op, "args": args, "id": self.ids}, use_bin_type=True)
         try:
@@ -92,7 +93,7 @@ class NetWorker:
     def record(self, **fields: Any) -> None:
         self.out.write(json.dumps({"t": time.time(), **fields}) + "\n")
 
-    def call(self, what: str, conversation_id: str | None, op: str, **args: Any) -> Any:
+    def call(self, what: str, conversation_id: str | None, op: str, /, **args: Any) -> Any:
         """``op`` until answered, over a new connection whenever one breaks."""
         started, failures, first = time.monotonic(), 0, 0.0
         while True:
@@ -150,11 +151,9 @@ class NetWorker:
     def end(self, customer: str) -> None:
         conversation = self.live.pop(customer)
         conversation_id = conversation["conversation_id"]
-        try:
+        with contextlib.suppress(RuntimeError):  # applied before a connection broke: closing
             self.call("end_conversation", conversation_id, "end_conversation",
                       conversation_id=conversation_id, by="AGENT")  # fmt: skip
-        except RuntimeError:  # applied before the connection broke: closing already
-            pass
         self.record(kind="ended", conv=conversation_id, ok=True)
 
     def run(self, until: float) -> None:
