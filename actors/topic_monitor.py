@@ -60,10 +60,10 @@ from actors.model.enums import EventType, RoomMode, RoomType, State
 from actors.model.errors import Refused
 from actors.model.events import RESERVED_NAMES
 from actors.model.records import SYSTEM, Event
+from actors.recovery import move_aside, plan_recovery
 from actors.router import Router
 from actors.snapshots import event_dict, record_dict
 from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
-from runtime.journal import JournalError, read_directory
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
@@ -84,6 +84,8 @@ class _Boot:
     restored: int = 0
     damage: list[str] = field(default_factory=list)
     error: str | None = None
+    refused: list[dict[str, Any]] = field(default_factory=list)  # mid-log damage (Damage)
+    salvaged: list[dict[str, Any]] = field(default_factory=list)  # losses (actors.recovery.Loss)
 
 
 @dataclass(slots=True)
@@ -93,6 +95,7 @@ class _Recovery:
     directories: list[Path]
     awaiting: set[str]
     failed: bool = False
+    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
 
 
 @dataclass(slots=True)
@@ -375,38 +378,28 @@ class TopicMonitor(EngineActor):
 
     def _recover(self, directories: list[Path]) -> int:
         """Restore every live conversation journaled in ``directories`` onto hosts; the
-        directories are deleted once every one of them is back (each host journals its
-        restored conversations' whole history again)."""
+        directories are deleted (salvaged damaged ones moved aside) once every one of them is
+        back (each host journals its restored conversations' whole history again)."""
         archive = self._archive_or_fail()
-        found: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        closed: set[str] = set()
-        readable: list[Path] = []
-        for directory in directories:
-            try:
-                read = read_directory(directory)
-            except JournalError as error:
-                log.error("journal_refused", error=str(error))
-                self.boot.error = str(error)
-                continue
-            readable.append(directory)
-            for problem in read.damage:
-                log.warning("journal_damaged", problem=problem)
-                self.boot.damage.append(problem)
-            for conversation_id, opened, commands, is_closed in _by_conversation(read.records):
-                self.boot.now = max(self.boot.now, *(r["t"] for r in [opened, *commands]))
-                if is_closed:
-                    closed.add(conversation_id)
-                # A conversation moved between hosts is in both journals: the longer wins.
-                if conversation_id not in found or len(commands) > len(found[conversation_id][1]):
-                    found[conversation_id] = (opened, commands)
-        recovery = _Recovery(readable, set())
+        plan = plan_recovery(
+            directories,
+            salvage=self.wired().settings.storage.salvage_journal,
+            archived=archive.has_conversation,
+        )
+        for error in plan.errors:
+            log.error("journal_refused", error=error)
+            self.boot.error = error
+        self.boot.refused.extend(asdict(d) for d in plan.refused)
+        for problem in plan.damage:
+            log.warning("journal_damaged", problem=problem)
+            self.boot.damage.append(problem)
+        for loss in plan.losses:
+            log.warning("journal_salvaged", **loss.as_dict())
+            self.boot.salvaged.append(loss.as_dict())
+        self.boot.now = max(self.boot.now, plan.now)
+        found = {c: v for c, v in plan.found.items() if c not in self.live}
+        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
         for conversation_id, (opened, commands) in found.items():
-            if (
-                conversation_id in closed
-                or conversation_id in self.live
-                or archive.has_conversation(conversation_id)
-            ):
-                continue
             host = self._place()
             host.conversations += 1
             sessions = _session_ids(opened, commands)
@@ -443,6 +436,10 @@ class TopicMonitor(EngineActor):
                 continue  # keep the journals of what could not be restored, for a person to look at
             for directory in recovery.directories:
                 shutil.rmtree(directory, ignore_errors=True)
+            for directory in recovery.damaged:  # kept for a person to look at
+                log.warning(
+                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
+                )
 
     # ------------------------------------------------------------------ placement
 
@@ -610,27 +607,6 @@ class TopicMonitor(EngineActor):
     def _archive_or_fail(self) -> Archive:
         assert self.archive is not None, "TopicMonitor used before it was wired"
         return self.archive
-
-
-def _by_conversation(
-    records: list[dict[str, Any]],
-) -> list[tuple[str, dict[str, Any], list[dict[str, Any]], bool]]:
-    """Group journal records per conversation: (id, open record, commands, closed)."""
-    opened: dict[str, dict[str, Any]] = {}
-    commands: dict[str, list[dict[str, Any]]] = {}
-    closed: set[str] = set()
-    for record in records:
-        conversation_id, kind = record.get("c"), record.get("k")
-        if not isinstance(conversation_id, str):
-            continue
-        if kind == "open":
-            opened[conversation_id] = record
-            commands[conversation_id] = []
-        elif kind == "cmd" and conversation_id in commands:
-            commands[conversation_id].append(record)
-        elif kind == "closed":
-            closed.add(conversation_id)
-    return [(cid, opened[cid], commands[cid], cid in closed) for cid in opened]
 
 
 def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:
