@@ -19,9 +19,16 @@ the host sends anything (a process crash loses nothing acknowledged); ``storage.
 when they reach the disk: ``always`` (fsync before sending: group commit), ``interval`` (at most
 ``fsync_interval_ms`` later) or ``never`` (the OS decides). A segment is deleted once every
 conversation with records in it is archived (or moved) and it is no longer being written.
-A torn or corrupt tail (a frame cut short by a crash, a CRC mismatch) ends the readable part of
-its segment: the valid prefix is used and the damage reported; a segment of another version is
-refused with an error naming the file.
+
+Reading (``read_directory``, at start-up and when a host dies): after a bad frame (cut short, a
+CRC mismatch, undecodable, not a record) reading resumes at the next position where a frame's
+header, CRC and record all validate. Damage that nothing valid follows, at the end of a host's
+last segment, is a torn tail, what a crash leaves: it is dropped and described. Damage followed
+by a valid frame, or in a segment that is not the last, is damage in the middle of the log:
+``JournalDamagedError`` names the file, the byte offset and the conversations that may have
+lost records, unless the caller salvages (``salvage=True``: every intact record is returned and
+the damage listed in ``JournalRead.mid_log``). A segment of another version is refused with an
+error naming the file.
 """
 
 from __future__ import annotations

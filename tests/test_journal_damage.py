@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from thespian.actors import ActorExitRequest
 
+from runtime import procs
 from runtime.archive import StorageError
 from runtime.config import load_config
 from runtime.gateway import Gateway, UnavailableError, UnknownIdError
@@ -30,6 +32,8 @@ from runtime.journal import (
     read_segment,
 )
 from runtime.system import start
+from tests.multiproc_support import write_config
+from tests.test_cli import cx, one_line, system_pids
 
 
 def storage(root: Path, *, salvage: bool = False) -> dict[str, Any]:
@@ -247,3 +251,34 @@ def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(tmp_pa
             with pytest.raises(UnknownIdError):
                 gw.conversation(ref.conversation_id)
         assert segment.read_bytes() == bytes(data)
+
+
+# ------------------------------------------------------------------------------ cx start
+
+
+@pytest.mark.multiproc
+def test_cx_start_refuses_mid_log_damage_in_one_line_and_exits_3(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with Gateway.embedded(config, seed=4) as gw:
+        for n in range(3):
+            ref = gw.start_session(f"cust-{n}", "WEB", f"v{n}")
+            gw.customer_message(ref.channel_session_id, "hello")
+    (segment,) = (tmp_path / "journal").glob("*/*.seg")
+    data = bytearray(segment.read_bytes())
+    offset, _ = frames(bytes(data))[1]
+    data[offset + _FRAME.size + 1] ^= 0x40
+    segment.write_bytes(bytes(data))
+    try:
+        started = cx("start", "--config", str(config), cwd=tmp_path)
+        assert started.returncode == 3, started
+        line = one_line(started.stderr)
+        assert line.startswith("cx start: the engine could not start: ")
+        assert f"{segment}: journal damaged in the middle at byte offset {offset}" in line
+        assert "--salvage-journal" in line and "Traceback" not in started.stderr
+        assert segment.read_bytes() == bytes(data)
+    finally:
+        left = system_pids(config)
+        if left:
+            cx("stop", "--config", str(config), cwd=tmp_path)
+            procs.signal_all(system_pids(config), signal.SIGKILL)
+    assert not left, f"processes left behind: {sorted(left)}"
