@@ -142,7 +142,7 @@ class TopicMonitor(EngineActor):
         for _ in range(settings.placement.hosts):
             self._new_host()
         # A system started on storage that holds journals restores those conversations first.
-        self.boot.restored = self._recover(previous)
+        self.boot.restored = self._recover(previous, salvage=settings.storage.salvage_journal)
 
     def on_exit(self) -> None:
         if self.archive is not None:
@@ -174,7 +174,7 @@ class TopicMonitor(EngineActor):
         if self.wiring is not None:
             # Rebuild its conversations from its journal on another host.
             directory = Path(self.wired().settings.storage.journal) / lost.host_id
-            restored = self._recover([directory])
+            restored = self._recover([directory], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)
@@ -376,16 +376,12 @@ class TopicMonitor(EngineActor):
 
     # ------------------------------------------------------------------ recovery
 
-    def _recover(self, directories: list[Path]) -> int:
+    def _recover(self, directories: list[Path], *, salvage: bool) -> int:
         """Restore every live conversation journaled in ``directories`` onto hosts; the
         directories are deleted (salvaged damaged ones moved aside) once every one of them is
         back (each host journals its restored conversations' whole history again)."""
         archive = self._archive_or_fail()
-        plan = plan_recovery(
-            directories,
-            salvage=self.wired().settings.storage.salvage_journal,
-            archived=archive.has_conversation,
-        )
+        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
         for error in plan.errors:
             log.error("journal_refused", error=error)
             self.boot.error = error

@@ -231,8 +231,12 @@ def test_reading_resumes_at_the_next_valid_frame_after_damage(tmp_path: Path) ->
 # ------------------------------------------------------------------------------ host loss
 
 
-def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(tmp_path: Path) -> None:
-    with Gateway.embedded(storage(tmp_path), seed=4) as gw:
+@pytest.mark.parametrize("salvage", [False, True], ids=["plain", "started-with-salvage"])
+def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(
+    tmp_path: Path, salvage: bool
+) -> None:
+    # salvage is a person's decision at a start: a later host loss never salvages on its own
+    with Gateway.embedded(storage(tmp_path, salvage=salvage), seed=4) as gw:
         refs = [gw.start_session(f"cust-{n}", "WEB", f"v{n}") for n in range(2)]
         for ref in refs:
             gw.customer_message(ref.channel_session_id, "hello")
