@@ -318,23 +318,17 @@ def _frame_at(data: bytes, offset: int) -> tuple[dict[str, Any] | None, str]:
     return record, ""
 
 
-_NONZERO = re.compile(rb"[^\x00]")
+_RECORD_START = re.compile(rb"[\x80-\x8f\xde\xdf]")  # a record is a msgpack map
 
 
 def _next_frame(data: bytes, offset: int) -> int:
     """Where the next valid frame (length, CRC and record all valid) starts at or after
-    ``offset``; ``len(data)`` if none does."""
-    last = len(data) - _FRAME.size
-    while offset <= last:
-        length, _ = _FRAME.unpack_from(data, offset)
-        if length == 0:  # an empty payload is no record: skip runs of zeros at once
-            found = _NONZERO.search(data, offset)
-            if found is None:
-                break
-            offset = max(offset + 1, found.start() - 3)
-            continue
-        fits = offset + _FRAME.size + length <= len(data) and length <= MAX_RECORD_BYTES
-        if fits and _frame_at(data, offset)[0] is not None:
-            return offset
-        offset += 1
+    ``offset``; ``len(data)`` if none does. Only positions whose payload would start like a
+    msgpack map are tried."""
+    for found in _RECORD_START.finditer(data, offset + _FRAME.size):
+        start = found.start() - _FRAME.size
+        length, _ = _FRAME.unpack_from(data, start)
+        fits = 0 < length <= MAX_RECORD_BYTES and found.start() + length <= len(data)
+        if fits and _frame_at(data, start)[0] is not None:
+            return start
     return len(data)
