@@ -86,13 +86,16 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def damaged_copy(written: dict[str, Any], tmp_path: Path) -> tuple[Path, Path, bytes]:
-    """A copy of the written storage with one byte flipped inside the chosen frame."""
+def damaged_copy(
+    written: dict[str, Any], tmp_path: Path, at: int | None = None
+) -> tuple[Path, Path, bytes]:
+    """A copy of the written storage with one byte flipped inside the frame at ``at`` (by
+    default the chosen one)."""
     root = tmp_path / "storage"
     shutil.copytree(written["root"], root)
     (segment,) = (root / "journal").glob("*/*.seg")
     content = bytearray(segment.read_bytes())
-    content[written["at"] + _FRAME.size + 3] ^= 0x10
+    content[(written["at"] if at is None else at) + _FRAME.size + 3] ^= 0x10
     segment.write_bytes(bytes(content))
     return root, segment, bytes(content)
 
@@ -172,6 +175,20 @@ def test_salvage_reports_what_each_conversation_lost(
     logs = [json.loads(line) for line in log_file.read_text().splitlines()]
     logged = {e["conversation_id"]: e["outcome"] for e in logs if e["event"] == "journal_salvaged"}
     assert logged == outcomes
+
+
+def test_salvage_reports_a_conversation_whose_opening_record_was_lost(
+    written: dict[str, Any], tmp_path: Path
+) -> None:
+    opening_of_c = written["at"] + written["size"]  # C opened right after D's "d1"
+    root, _, _ = damaged_copy(written, tmp_path, at=opening_of_c)
+    ids = written["ids"]
+    with Gateway.embedded(storage(root, salvage=True), seed=4) as gw:
+        outcomes = {loss["conversation_id"]: loss["outcome"] for loss in gw.boot["salvaged"]}
+        assert outcomes[ids["c"]] == "unrestorable"
+        with pytest.raises(UnknownIdError):
+            gw.conversation(ids["c"])
+        assert gw.events(ids["d"]) == written["events"][ids["d"]]  # nothing of D was lost
 
 
 def test_salvage_moves_the_damaged_journal_aside(written: dict[str, Any], tmp_path: Path) -> None:
