@@ -43,7 +43,7 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from runtime.journal import JournalWriteFailed, JournalWriter, read_directory
+from runtime.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
 
 if TYPE_CHECKING:
     from actors.host import Host
@@ -221,7 +221,12 @@ def _durable_records(
 ) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
     """Each conversation's records as this host's journal holds them on disk."""
     found: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
-    for record in read_directory(journal.directory).records:
+    try:
+        records = read_directory(journal.directory).records
+    except JournalError as error:  # damaged in the middle: a person must look at it
+        log.error("journal_unreadable", directory=str(journal.directory), error=str(error))
+        return found
+    for record in records:
         conversation_id = record["c"]
         if conversation_id not in conversation_ids:
             continue

@@ -62,10 +62,10 @@ from actors.model.enums import EventType, RoomMode, RoomType, State
 from actors.model.errors import Refused
 from actors.model.events import RESERVED_NAMES
 from actors.model.records import SYSTEM, Event
+from actors.recovery import move_aside, plan_recovery
 from actors.router import Router
 from actors.snapshots import event_dict, record_dict
 from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
-from runtime.journal import JournalError, read_directory
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
@@ -86,6 +86,8 @@ class _Boot:
     restored: int = 0
     damage: list[str] = field(default_factory=list)
     error: str | None = None
+    refused: list[dict[str, Any]] = field(default_factory=list)  # mid-log damage (Damage)
+    salvaged: list[dict[str, Any]] = field(default_factory=list)  # losses (actors.recovery.Loss)
 
 
 @dataclass(slots=True)
@@ -95,6 +97,7 @@ class _Recovery:
     directories: list[Path]
     awaiting: set[str]
     failed: bool = False
+    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
 
 
 @dataclass(slots=True)
@@ -142,7 +145,7 @@ class TopicMonitor(EngineActor):
         for _ in range(settings.placement.hosts):
             self._new_host()
         # A system started on storage that holds journals restores those conversations first.
-        self.boot.restored = self._recover(previous)
+        self.boot.restored = self._recover(previous, salvage=settings.storage.salvage_journal)
 
     def on_exit(self) -> None:
         if self.archive is not None:
@@ -174,7 +177,7 @@ class TopicMonitor(EngineActor):
         if self.wiring is not None:
             # Rebuild its conversations from its journal on another host.
             directory = Path(self.wired().settings.storage.journal) / lost.host_id
-            restored = self._recover([directory])
+            restored = self._recover([directory], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)
@@ -404,40 +407,26 @@ class TopicMonitor(EngineActor):
 
     # ------------------------------------------------------------------ recovery
 
-    def _recover(self, directories: list[Path]) -> int:
+    def _recover(self, directories: list[Path], *, salvage: bool) -> int:
         """Restore every live conversation journaled in ``directories`` onto hosts; the
-        directories are deleted once every one of them is back (each host journals its
-        restored conversations' whole history again)."""
+        directories are deleted (salvaged damaged ones moved aside) once every one of them is
+        back (each host journals its restored conversations' whole history again)."""
         archive = self._archive_or_fail()
-        found: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        closed: set[str] = set()
-        readable: list[Path] = []
-        for directory in directories:
-            try:
-                read = read_directory(directory)
-            except JournalError as error:
-                log.error("journal_refused", error=str(error))
-                self.boot.error = str(error)
-                continue
-            readable.append(directory)
-            for problem in read.damage:
-                log.warning("journal_damaged", problem=problem)
-                self.boot.damage.append(problem)
-            for conversation_id, opened, commands, is_closed in _by_conversation(read.records):
-                self.boot.now = max(self.boot.now, *(r["t"] for r in [opened, *commands]))
-                if is_closed:
-                    closed.add(conversation_id)
-                # A conversation moved between hosts is in both journals: the longer wins.
-                if conversation_id not in found or len(commands) > len(found[conversation_id][1]):
-                    found[conversation_id] = (opened, commands)
-        recovery = _Recovery(readable, set())
+        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
+        for error in plan.errors:
+            log.error("journal_refused", error=error)
+            self.boot.error = error
+        self.boot.refused.extend(asdict(d) for d in plan.refused)
+        for problem in plan.damage:
+            log.warning("journal_damaged", problem=problem)
+            self.boot.damage.append(problem)
+        for loss in plan.losses:
+            log.warning("journal_salvaged", **loss.as_dict())
+            self.boot.salvaged.append(loss.as_dict())
+        self.boot.now = max(self.boot.now, plan.now)
+        found = {c: v for c, v in plan.found.items() if c not in self.live}
+        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
         for conversation_id, (opened, commands) in found.items():
-            if (
-                conversation_id in closed
-                or conversation_id in self.live
-                or archive.has_conversation(conversation_id)
-            ):
-                continue
             host = self._place()
             host.conversations += 1
             sessions = _session_ids(opened, commands)
@@ -474,6 +463,10 @@ class TopicMonitor(EngineActor):
                 continue  # keep the journals of what could not be restored, for a person to look at
             for directory in recovery.directories:
                 shutil.rmtree(directory, ignore_errors=True)
+            for directory in recovery.damaged:  # kept for a person to look at
+                log.warning(
+                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
+                )
 
     # ------------------------------------------------------------------ placement
 
@@ -642,27 +635,6 @@ class TopicMonitor(EngineActor):
     def _archive_or_fail(self) -> Archive:
         assert self.archive is not None, "TopicMonitor used before it was wired"
         return self.archive
-
-
-def _by_conversation(
-    records: list[dict[str, Any]],
-) -> list[tuple[str, dict[str, Any], list[dict[str, Any]], bool]]:
-    """Group journal records per conversation: (id, open record, commands, closed)."""
-    opened: dict[str, dict[str, Any]] = {}
-    commands: dict[str, list[dict[str, Any]]] = {}
-    closed: set[str] = set()
-    for record in records:
-        conversation_id, kind = record.get("c"), record.get("k")
-        if not isinstance(conversation_id, str):
-            continue
-        if kind == "open":
-            opened[conversation_id] = record
-            commands[conversation_id] = []
-        elif kind == "cmd" and conversation_id in commands:
-            commands[conversation_id].append(record)
-        elif kind == "closed":
-            closed.add(conversation_id)
-    return [(cid, opened[cid], commands[cid], cid in closed) for cid in opened]
 
 
 def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:

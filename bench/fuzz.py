@@ -7,8 +7,11 @@ returns a value or raises its documented error, within a time bound:
   the server does with a frame's body); only ``ProtocolError`` of the documented types, with a
   bounded message; what is accepted is plain data of the types the op table names.
 - ``check_segment(data)``: ``journal.read_segment`` and ``read_directory`` on a file holding
-  ``data``: records (maps with a string ``c``) and at most one damage string, last; or
-  ``JournalError`` (not a journal, another version).
+  ``data``: records (maps with a string ``c``) and damage strings, each followed by a record
+  (reading resumed at the next valid frame) or ending the segment; ``read_directory`` raises
+  ``JournalDamagedError`` exactly when damage is followed by a record (not a torn tail), and
+  with ``salvage`` reads what ``read_segment`` reads; or ``JournalError`` (not a journal,
+  another version).
 - ``check_config_text(data)`` / ``check_config_mapping(value)``: ``config.load_config`` on a
   YAML file or a mapping: ``Settings`` or ``ConfigError`` naming the source.
 
@@ -32,6 +35,7 @@ import argparse
 import atexit
 import contextlib
 import ipaddress
+import itertools
 import json
 import math
 import os
@@ -55,7 +59,15 @@ from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
 from runtime.config import DEFAULTS, ConfigError, Settings, load_config
-from runtime.journal import HEADER, JournalError, encode_frame, read_directory, read_segment
+from runtime.journal import (
+    HEADER,
+    JournalDamagedError,
+    JournalError,
+    JournalRead,
+    encode_frame,
+    read_directory,
+    read_segment,
+)
 from runtime.netgateway.codec import ProtocolError, decode, parse_request
 from runtime.netgateway.ops import OPS, Kind, check_args
 
@@ -217,7 +229,11 @@ def check_segment(data: bytes, directory: Path | None = None) -> str:
         try:
             with time_limit():
                 items = list(read_segment(path))
-                read = read_directory(directory)
+                read = read_directory(directory, salvage=True)
+                try:
+                    strict: JournalRead | None = read_directory(directory)
+                except JournalDamagedError:
+                    strict = None
         except JournalError as error:
             _bounded(str(error), "read_segment")
             if str(path) not in str(error):
@@ -231,8 +247,11 @@ def check_segment(data: bytes, directory: Path | None = None) -> str:
             path.unlink(missing_ok=True)
     damage = [item for item in items if isinstance(item, str)]
     records = [item for item in items if not isinstance(item, str)]
-    if len(damage) > 1 or (damage and not isinstance(items[-1], str)):
-        raise Violation(f"damage must end the segment, got {items!r:.300}")
+    if any(isinstance(a, str) and isinstance(b, str) for a, b in itertools.pairwise(items)):
+        raise Violation(f"reading did not resume at a valid frame after damage: {items!r:.300}")
+    mid_log = any(isinstance(item, str) for item in items[:-1])
+    if (strict is None) != mid_log:
+        raise Violation(f"only damage followed by a valid frame stops the read: {items!r:.300}")
     for record in records:
         if not isinstance(record, dict) or not isinstance(record.get("c"), str):
             raise Violation(f"a record that is not a map with a string c: {record!r:.200}")
@@ -240,6 +259,8 @@ def check_segment(data: bytes, directory: Path | None = None) -> str:
         _bounded(problem, "read_segment damage")
     if read.records != records or read.damage != damage:
         raise Violation("read_directory disagrees with read_segment")
+    if strict is not None and (strict.records, strict.damage) != (records, damage):
+        raise Violation("read_directory of a torn tail disagrees with read_segment")
     return "damaged" if damage else "clean"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from actors.model.transitions import mermaid
 from runtime import daemon
+from runtime.archive import StorageError
 from runtime.bind import restrict
 from runtime.config import ConfigError, load_config
 from runtime.demo import run_demo
@@ -26,6 +27,7 @@ from runtime.gateway import Gateway, GatewayError
 from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
 from runtime.simulation import command as simulation
+from runtime.system import salvaging
 
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
@@ -73,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--foreground",
         action="store_true",
         help="run in this terminal with readable logs until Ctrl-C or SIGTERM",
+    )
+    start.add_argument(
+        "--salvage-journal",
+        action="store_true",
+        help="start past journal damage in the middle of a log: restore every intact record,"
+        " report what each conversation lost, move the damaged journal aside (damaged/)",
     )
     with_config(commands.add_parser("stop", help="stop the system and every one of its processes"))
     status = with_config(
@@ -137,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            return _start(args.config, foreground=args.foreground)
+            return _start(args.config, foreground=args.foreground, salvage=args.salvage_journal)
         if args.command == "stop":
             return _stop(args.config)
         if args.command == "status":
@@ -166,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, GatewayError, UsageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 2
-    except (daemon.StartError, daemon.StopError) as error:
+    except (daemon.StartError, daemon.StopError, StorageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
@@ -180,8 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ------------------------------------------------------------------------------ start, stop
 
 
-def _start(config: str, *, foreground: bool) -> int:
+def _start(config: str, *, foreground: bool, salvage: bool = False) -> int:
     settings = load_config(config)
+    if salvage:
+        settings = salvaging(settings)
     if foreground:
         current = daemon.running_record(settings)
         if current is not None:

@@ -99,6 +99,7 @@ class StorageSettings:
     journal: Path
     fsync: str
     fsync_interval_ms: int
+    salvage_journal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,6 +542,7 @@ _SCHEMA: Mapping[str, _Spec] = {
         "journal": _Key("data/journal", _path),
         "fsync": _Key("interval", _choice(FSYNC_POLICIES)),
         "fsync_interval_ms": _Key(50, _integer(1)),
+        "salvage_journal": _Key(False, _boolean),
     },
     "bot": {
         "enabled": _Key(True, _boolean),

@@ -47,11 +47,12 @@ from pathlib import Path
 from typing import Any
 
 from runtime import procs, proctitle
+from runtime.archive import StorageError
 from runtime.bind import restrict
 from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
 from runtime.logs import configure_logging, get_logger
-from runtime.system import join, start
+from runtime.system import join, salvaging, start
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -439,9 +440,12 @@ def launch(config: str, settings: Settings) -> subprocess.Popen[bytes]:
         raise ConfigError(
             settings.source, "logging.file", f"cannot open the log file {files.log}: {error}"
         ) from None
+    command = [sys.executable, "-m", "runtime.daemon", "--config", str(Path(config).resolve())]
+    if settings.storage.salvage_journal:
+        command.append("--salvage-journal")
     with output:
         return subprocess.Popen(
-            [sys.executable, "-m", "runtime.daemon", "--config", str(Path(config).resolve())],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
@@ -590,13 +594,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m runtime.daemon --config FILE``: what ``cx start`` runs detached."""
     parser = argparse.ArgumentParser(prog="python -m runtime.daemon")
     parser.add_argument("--config", required=True)
+    parser.add_argument("--salvage-journal", action="store_true")
     args = parser.parse_args(argv)
     try:
         settings = load_config(args.config)
+        if args.salvage_journal:
+            settings = salvaging(settings)
         return serve(settings, config=args.config, foreground=False)
     except (ConfigError, AlreadyRunningError) as error:
         _fail(str(error))
         return 2 if isinstance(error, ConfigError) else 1
+    except StorageError as error:  # what the storage holds stops the start: its reason says why
+        log.error("the engine could not start", error=str(error))
+        _fail(f"the engine could not start: {error}")
+        return 3
     except Exception as error:
         log.exception("the engine could not start")
         _fail(f"the engine could not start: {error!r}")

@@ -21,10 +21,19 @@ when they reach the disk: ``always`` (fsync before sending: group commit), ``int
 the segment as it was (what was written of it is cut off) and raises
 :class:`JournalWriteFailed`: the host acknowledges none of it (see :mod:`actors.durability`).
 A segment is deleted once every conversation with records in it is archived (or moved) and it
-is no longer being written.
-A torn or corrupt tail (a frame cut short by a crash, a CRC mismatch) ends the readable part of
-its segment: the valid prefix is used and the damage reported; a segment of another version is
-refused with an error naming the file.
+is no longer being written; records of archived conversations beside live ones are removed by
+:meth:`JournalWriter.compact`, which rewrites the needed records into a new segment opening
+with a ``compacted`` record that supersedes the older segments.
+
+Reading (``read_directory``, at start-up and when a host dies): after a bad frame (cut short, a
+CRC mismatch, undecodable, not a record) reading resumes at the next position where a frame's
+header, CRC and record all validate. Damage that nothing valid follows, at the end of a host's
+last segment, is a torn tail, what a crash leaves: it is dropped and described. Damage followed
+by a valid frame, or in a segment that is not the last, is damage in the middle of the log:
+``JournalDamagedError`` names the file, the byte offset and the conversations that may have
+lost records, unless the caller salvages (``salvage=True``: every intact record is returned and
+the damage listed in ``JournalRead.mid_log``). A segment of another version is refused with an
+error naming the file.
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import struct
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -383,40 +393,145 @@ def segment_number(path: Path) -> int:
     return int(path.stem) if path.stem.isdigit() else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Unreadable bytes ``[offset, end)`` of a segment, found where a frame should start.
+
+    ``end`` is where the next valid frame starts (reading resumed there) or the segment's size.
+    ``tail``: nothing valid follows: the damage runs to the end of its segment and
+    (``read_directory`` decides) that segment is the host's last: what a crash leaves.
+    Otherwise the damage is in the middle of the log, and ``conversations`` are those that may
+    have lost records in it: open before it and not closed, or with records after it whose
+    opening record is missing.
+    """
+
+    path: str
+    offset: int
+    end: int
+    problem: str
+    tail: bool = False
+    records_after: int = 0  # valid records of the host's journal after the damaged bytes
+    conversations: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        what = "dropped" if self.tail else "skipped"
+        return f"{self.path}: {self.problem} at offset {self.offset}: {self.end - self.offset} bytes {what}"
+
+
+MAX_NAMED = 50
+
+
+class JournalDamagedError(JournalError):
+    """Damage in the middle of a journal (valid records follow it, or it is in a segment that
+    is not the last): records of live conversations may be lost. Start-up stops unless the
+    journal is salvaged (``cx start --salvage-journal``)."""
+
+    def __init__(self, damage: tuple[Damage, ...]) -> None:
+        self.damage = damage
+        first = damage[0]
+        names = sorted({c for d in damage for c in d.conversations})
+        shown = ", ".join(names[:MAX_NAMED]) + (
+            f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+        )
+        more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
+        super().__init__(
+            f"{first.path}: journal damaged in the middle at byte offset {first.offset}"
+            f" ({first.problem}, {first.end - first.offset} bytes unreadable, {first.records_after}"
+            f" valid records after it){more}; conversations that may have lost records:"
+            f" {shown or 'none named'} (one opened and ended within the damaged bytes cannot be"
+            " named); nothing was restored or deleted: start with --salvage-journal"
+            " (storage.salvage_journal) to restore every intact record and move the damaged"
+            " journal aside"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.damage,))
+
+
 @dataclass
 class JournalRead:
     records: list[dict[str, Any]]
-    damage: list[str]
+    damage: list[str]  # every damaged place, described (torn tails and salvaged damage)
+    # Damage in the middle of the log, each with the number of records read before it.
+    mid_log: list[tuple[int, Damage]] = field(default_factory=list)
 
 
-def read_directory(directory: Path) -> JournalRead:
-    """Every readable record of a host's journal, in order, and what was damaged. Segments
-    that a compacted segment supersedes are skipped (they are left only by a crash during
-    the compaction)."""
-    per_segment: list[tuple[int, list[dict[str, Any]]]] = []
-    damage: list[str] = []
-    superseded = 0
-    for path in sorted(directory.glob("*.seg"), key=segment_number):
-        records: list[dict[str, Any]] = []
-        for item in read_segment(path):
-            if isinstance(item, str):
-                damage.append(item)
-            elif item.get("k") == COMPACTED:
-                superseded = max(superseded, int(item.get("through", 0)))
+def read_directory(directory: Path, *, salvage: bool = False) -> JournalRead:
+    """Every readable record of a host's journal, in order, and what was damaged.
+
+    Segments that a compacted segment supersedes are skipped (only a crash during the
+    compaction leaves them). A torn tail (damage running to the end of the last segment) is
+    dropped and described.
+    Damage in the middle of the log raises JournalDamagedError naming the file, the offset and
+    the conversations that may have lost records, unless ``salvage``: then reading resumes at
+    the next valid frame, and the damage is in ``mid_log``.
+    """
+    records: list[dict[str, Any]] = []
+    found: list[tuple[int, Damage]] = []
+    scanned = [(path, list(_scan(path))) for path in sorted(directory.glob("*.seg"), key=segment_number)]
+    superseded = max(
+        (
+            int(item.get("through", 0))
+            for _, items in scanned
+            for item in items
+            if isinstance(item, dict) and item.get("k") == COMPACTED
+        ),
+        default=0,
+    )
+    # A crash during a compaction may have left the segments it replaced: they are skipped.
+    scanned = [(path, items) for path, items in scanned if segment_number(path) > superseded]
+    for number, (path, items) in enumerate(scanned, 1):
+        size = path.stat().st_size
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and item.get("k") == COMPACTED:
+                continue
+            if isinstance(item, Damage):
+                last = number == len(scanned) and index == len(items) - 1
+                found.append((len(records), replace(item, tail=last and item.end == size)))
             else:
                 records.append(item)
-        per_segment.append((segment_number(path), records))
-    return JournalRead(
-        [r for number, records in per_segment if number > superseded for r in records], damage
-    )
+    mid_log = [
+        (at, replace(d, records_after=len(records) - at, conversations=_exposed(records, at)))
+        for at, d in found
+        if not d.tail
+    ]
+    if mid_log and not salvage:
+        raise JournalDamagedError(tuple(d for _, d in mid_log))
+    damage = [d.describe() for _, d in found]
+    return JournalRead(records, damage, mid_log)
+
+
+def _exposed(records: list[dict[str, Any]], at: int) -> tuple[str, ...]:
+    """Conversations that may have had records where ``records[at]`` was read after damage:
+    open before it (not closed), or with records after it but no opening record before them."""
+    state: dict[str, str] = {}
+    for record in records[:at]:
+        kind = record.get("k")
+        if kind in ("open", "closed"):
+            state[record["c"]] = kind
+    exposed = {c for c, kind in state.items() if kind == "open"}
+    opened_after: set[str] = set()
+    for record in records[at:]:
+        conversation_id = record["c"]
+        if record.get("k") == "open":
+            opened_after.add(conversation_id)
+        elif conversation_id not in state and conversation_id not in opened_after:
+            exposed.add(conversation_id)  # its opening record was in the damaged bytes
+    return tuple(sorted(exposed))
 
 
 def read_segment(path: Path) -> Iterator[dict[str, Any] | str]:
-    """The records of one segment; a string in the stream describes damage that ends it."""
+    """The records of one segment; a string in the stream describes unreadable bytes, after
+    which reading resumes at the next valid frame (if any)."""
+    for item in _scan(path):
+        yield item.describe() if isinstance(item, Damage) else item
+
+
+def _scan(path: Path) -> Iterator[dict[str, Any] | Damage]:
     data = path.read_bytes()
     if len(data) < len(HEADER) and MAGIC.startswith(data[: len(MAGIC)]):
         if data:
-            yield f"{path}: torn header ({len(data)} bytes): segment ignored"
+            yield Damage(str(path), 0, len(data), f"torn header ({len(data)} bytes)", tail=True)
         return
     if data[: len(MAGIC)] != MAGIC:
         raise JournalError(f"{path}: not a cx journal segment")
@@ -426,25 +541,47 @@ def read_segment(path: Path) -> Iterator[dict[str, Any] | str]:
         )
     offset = len(HEADER)
     while offset < len(data):
-        if offset + _FRAME.size > len(data):
-            yield f"{path}: torn frame header at offset {offset}: {len(data) - offset} bytes dropped"
-            return
-        length, crc = _FRAME.unpack_from(data, offset)
-        start = offset + _FRAME.size
-        if length > MAX_RECORD_BYTES or start + length > len(data):
-            yield f"{path}: torn frame at offset {offset}: {len(data) - offset} bytes dropped"
-            return
-        payload = data[start : start + length]
-        if zlib.crc32(payload) != crc:
-            yield f"{path}: corrupt frame (CRC mismatch) at offset {offset}: {len(data) - offset} bytes dropped"
-            return
-        try:
-            record = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
-            yield f"{path}: undecodable frame at offset {offset} ({error}): {len(data) - offset} bytes dropped"
-            return
-        if not isinstance(record, dict) or not isinstance(record.get("c"), str):
-            yield f"{path}: malformed record at offset {offset}: {len(data) - offset} bytes dropped"
-            return
-        yield record
-        offset = start + length
+        record, problem = _frame_at(data, offset)
+        if record is not None:
+            yield record
+            offset += _FRAME.size + _FRAME.unpack_from(data, offset)[0]
+            continue
+        resume = _next_frame(data, offset + 1)
+        yield Damage(str(path), offset, resume, problem, tail=resume == len(data))
+        offset = resume
+
+
+def _frame_at(data: bytes, offset: int) -> tuple[dict[str, Any] | None, str]:
+    """The record of the frame at ``offset``, or None and what is wrong with it."""
+    if offset + _FRAME.size > len(data):
+        return None, "torn frame header"
+    length, crc = _FRAME.unpack_from(data, offset)
+    start = offset + _FRAME.size
+    if length > MAX_RECORD_BYTES or start + length > len(data):
+        return None, "torn frame"
+    payload = data[start : start + length]
+    if zlib.crc32(payload) != crc:
+        return None, "corrupt frame (CRC mismatch)"
+    try:
+        record = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
+        return None, f"undecodable frame ({error})"
+    if not isinstance(record, dict) or not isinstance(record.get("c"), str):
+        return None, "malformed record"
+    return record, ""
+
+
+_RECORD_START = re.compile(rb"[\x80-\x8f\xde\xdf]")  # a record is a msgpack map
+
+
+def _next_frame(data: bytes, offset: int) -> int:
+    """Where the next valid frame (length, CRC and record all valid) starts at or after
+    ``offset``; ``len(data)`` if none does. Only positions whose payload would start like a
+    msgpack map are tried."""
+    for found in _RECORD_START.finditer(data, offset + _FRAME.size):
+        start = found.start() - _FRAME.size
+        length, _ = _FRAME.unpack_from(data, start)
+        fits = 0 < length <= MAX_RECORD_BYTES and found.start() + length <= len(data)
+        if fits and _frame_at(data, start)[0] is not None:
+            return start
+    return len(data)

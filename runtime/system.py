@@ -10,17 +10,23 @@ Router and the Bot as its children (it restarts them if they die) and wires the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from thespian.actors import ActorSystem
 
 from actors.agent_supervisor import AgentSupervisor
-from actors.messages import Wiring
+from actors.messages import BootStatus, Reply, Wiring
 from actors.topic_monitor import TopicMonitor
+from runtime.archive import StorageError
 from runtime.bind import restrict
 from runtime.config import Settings
+from runtime.journal import Damage, JournalDamagedError
 from runtime.timefmt import wall_ms
+
+#: How long :func:`start` waits for the TopicMonitor to say what it restored.
+BOOT_TIMEOUT_S = 60.0
 
 NAMES = {
     "monitor": "cx-topic-monitor",
@@ -48,12 +54,19 @@ def start(settings: Settings) -> Any:
 
     Every listening socket of the system (admin, logger, actors, this process's own endpoint)
     is bound to ``system.bind`` (``runtime.bind``); the processes Thespian forks inherit it.
+
+    If the storage stops the start-up (a journal damaged in the middle, unless
+    ``storage.salvage_journal``; a journal of another version), the system is shut down and
+    JournalDamagedError or StorageError raised, naming the file.
     """
     restrict(settings)
     capabilities = {"Admin Port": settings.system.admin_port}
     system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
     try:
-        boot(system, settings, virtual=False, now=wall_ms())
+        addresses = boot(system, settings, virtual=False, now=wall_ms())
+        reply = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)
+        if isinstance(reply, Reply):  # no answer: the caller's wait for the engine times out
+            check_boot(reply.value)
     except BaseException:
         system.shutdown()
         raise
@@ -73,6 +86,19 @@ def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Address
     )
     system.tell(addresses.monitor, wiring)
     return addresses
+
+
+def salvaging(settings: Settings) -> Settings:
+    """``settings`` with ``storage.salvage_journal`` on (``cx start --salvage-journal``)."""
+    return replace(settings, storage=replace(settings.storage, salvage_journal=True))
+
+
+def check_boot(status: Mapping[str, Any]) -> None:
+    """Raise the storage error that stopped the TopicMonitor's restore, if one did."""
+    if status["refused"]:
+        raise JournalDamagedError(tuple(Damage(**d) for d in status["refused"]))
+    if status["error"]:
+        raise StorageError(f"cannot start on this storage: {status['error']}")
 
 
 def join(settings: Settings) -> Any:
