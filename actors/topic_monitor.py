@@ -1,14 +1,19 @@
 """The TopicMonitor: supervises every conversation from creation to the archive.
 
 It serialises get-or-create per room (so two first messages of one customer never open two
-live conversations), places conversations on hosts (its children), follows their states,
-writes a conversation to the archive at CLOSING in one transaction and answers with
-``ArchiveDone`` (the conversation becomes CLOSED) or ``ArchiveFailed`` (it stays CLOSING and
-retries), and serves what is archived: snapshots, events, room history, late activities.
+live conversations), places conversations on hosts (its children) and follows their states.
+It only reads the archive; every write goes to its child the :class:`~actors.archivist.Archivist`
+(a new one if it dies), and the answer comes back asynchronously: a closing conversation is
+told ``ArchiveDone`` (it becomes CLOSED) once its archive transaction has committed, a
+customer's first contact is opened once its identity and room are stored (refused
+``unavailable`` if the archive refuses them). Reads of what is archived (snapshots, events,
+room history) and late activities go to the Archivist too, so that a locked archive delays
+only what must wait for it.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,6 +22,7 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
+from actors.archivist import Archivist
 from actors.base import EngineActor, failure_of
 from actors.bot import Bot
 from actors.conversation import conversation_entity_id
@@ -35,6 +41,7 @@ from actors.messages import (
     ClockDriver,
     Deliver,
     Directory,
+    Failure,
     HostInit,
     HostLost,
     JoinSession,
@@ -52,22 +59,22 @@ from actors.messages import (
     StateReport,
     Status,
     StatusQuery,
+    StoreIdentity,
     WatchHosts,
 )
 from actors.model.commands import StartSession
 from actors.model.conversation import ConversationMachine
-from actors.model.enums import EventType, RoomMode, RoomType, State
+from actors.model.enums import RoomMode, RoomType, State
 from actors.model.errors import Refused
-from actors.model.events import RESERVED_NAMES
-from actors.model.records import SYSTEM, Event
 from actors.router import Router
-from actors.snapshots import event_dict, record_dict
-from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+from runtime.archive import Archive, RoomRecord, StorageError
 from runtime.journal import JournalError, read_directory
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
+#: The monitor only reads the archive (WAL: readers do not wait for a writer's lock).
+READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
@@ -106,6 +113,38 @@ class _Live:
     opening: ReplyTo | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Forwarded:
+    """A caller's request the Archivist answers (read, late activity): passed on to it."""
+
+    caller: ReplyTo | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """A closing conversation's archive transaction: ArchiveDone once committed."""
+
+    conversation: Ref
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _FirstContact:
+    """A customer's identity (and new room) being stored: their sessions wait for it."""
+
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """Late events of an archived conversation: sent again to a new Archivist."""
+
+    request: ArchiveLateRequest
+
+
+_Job = _Forwarded | _Closing | _FirstContact | _Late
+
+
 class TopicMonitor(EngineActor):
     def __init__(self) -> None:
         super().__init__()
@@ -119,6 +158,11 @@ class TopicMonitor(EngineActor):
         self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.boot = _Boot()
+        self.archivist: Any = None
+        self.jobs: dict[str, _Job] = {}  # sent to the Archivist, by job id, not answered yet
+        self._job_ids = itertools.count(1)
+        # Customers whose first contact is being stored: their sessions, opened once it is.
+        self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,8 +176,11 @@ class TopicMonitor(EngineActor):
             self.send(address, self.wired())
         settings = self.wired().settings
         self.archive = Archive(
-            settings.storage.archive, fsync=settings.storage.fsync, busy_timeout_ms=200
+            settings.storage.archive,
+            fsync=settings.storage.fsync,
+            busy_timeout_ms=READ_BUSY_TIMEOUT_MS,
         )
+        self._new_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
@@ -152,6 +199,9 @@ class TopicMonitor(EngineActor):
         wiring = self.wired()
         if address in (wiring.router, wiring.bot):
             self._restart(router=address == wiring.router)
+            return
+        if address == self.archivist:
+            self._archivist_exited(address)
             return
         lost = next((h for h in self.hosts.values() if h.address == address), None)
         if lost is None or self.archive is None:  # not a host, or the system is shutting down
@@ -205,8 +255,11 @@ class TopicMonitor(EngineActor):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            for target in (wiring.router, wiring.agents, *(h.address for h in self.hosts.values())):
+            others = (h.address for h in self.hosts.values())
+            for target in (wiring.router, wiring.agents, self.archivist, *others):
                 self.send(target, Rewired(self.wired()))
+        elif isinstance(message, Reply | Failure):
+            self._archivist_answered(message)
         elif isinstance(message, AgentsLost):
             for host in self.hosts.values():
                 self.send(host.address, message)
@@ -218,13 +271,32 @@ class TopicMonitor(EngineActor):
         elif isinstance(message, BootStatus):
             self.send(sender, Reply(message.call_id, asdict(self.boot)))
         elif isinstance(message, ListTimerOwners):
-            owners = [self.wired().router, *(h.address for h in self.hosts.values())]
+            owners = [
+                self.wired().router,
+                self.archivist,
+                *(h.address for h in self.hosts.values()),
+            ]
             self.send(sender, Reply(message.call_id, owners))
         else:
             super().on_message(message, sender)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, reply_to = item.payload, item.reply_to
+        try:
+            self._handle(payload, reply_to)
+        except StorageError as error:  # a read refused: looked up before anything changed
+            self._unreadable(payload, reply_to, error)
+
+    def _unreadable(self, payload: Any, reply_to: ReplyTo | None, error: StorageError) -> None:
+        log.warning("archive_read_refused", request=type(payload).__name__, error=str(error))
+        self.refuse(
+            reply_to,
+            "unavailable",
+            f"{type(payload).__name__} not done: the archive is unavailable ({error});"
+            " nothing changed: retry",
+        )
+
+    def _handle(self, payload: Any, reply_to: ReplyTo | None) -> None:
         if isinstance(payload, OpenSession):
             self._open_session(payload, reply_to)
         elif isinstance(payload, Bounced):
@@ -232,15 +304,14 @@ class TopicMonitor(EngineActor):
         elif isinstance(payload, StateReport):
             self._state_report(payload)
         elif isinstance(payload, ArchiveRequest):
-            self._archive(payload)
+            conversation_id = payload.record.id
+            self._to_archivist(payload, _Closing(payload.conversation, conversation_id))
         elif isinstance(payload, ArchiveLateRequest):
-            self._archive_late(payload)
+            self._to_archivist(payload, _Late(payload))
         elif isinstance(payload, Locate):
             self._locate(payload, reply_to)
-        elif isinstance(payload, ArchivedQuery):
-            self._archived_query(payload, reply_to)
-        elif isinstance(payload, ArchivedActivity):
-            self._archived_activity(payload, reply_to)
+        elif isinstance(payload, ArchivedQuery | ArchivedActivity):
+            self._to_archivist(payload, _Forwarded(reply_to))
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
         elif isinstance(payload, Restored):
@@ -252,7 +323,10 @@ class TopicMonitor(EngineActor):
 
     # ------------------------------------------------------------------ get-or-create
 
-    def _open_session(self, request: OpenSession, reply_to: ReplyTo | None) -> None:
+    def _open_session(
+        self, request: OpenSession, reply_to: ReplyTo | None, *, stored: bool = False
+    ) -> None:
+        """``stored``: the customer's first contact has just been stored for this request."""
         archive = self._archive_or_fail()
         start = StartSession(request.session_id, request.channel, request.identifier, request.data)
         try:  # look up, then mutate: what the conversation would refuse stores nothing here
@@ -260,6 +334,10 @@ class TopicMonitor(EngineActor):
         except Refused as refusal:
             if reply_to is not None:
                 self.fail(reply_to, failure_of(reply_to.call_id, refusal))
+            return
+        waiting = self.first_contacts.get(request.customer_id)
+        if waiting is not None:  # the customer's first contact is being stored: after it
+            waiting.append((request, reply_to))
             return
         resolved = self._resolve_room(request, reply_to)
         if resolved is None:
@@ -285,13 +363,31 @@ class TopicMonitor(EngineActor):
         if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
             self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
             return
-        # a new room is stored with the identity, once nothing can refuse the session any more
-        archive.record_customer_identity(
-            request.customer_id,
-            request.channel.value,
-            request.identifier,
-            new_room=room if room_is_new else None,
-        )
+        if room_is_new or not archive.has_identity(
+            request.customer_id, request.channel.value, request.identifier
+        ):
+            if stored:  # committed, yet not found: refuse rather than write again and again
+                self.refuse(
+                    reply_to,
+                    "unavailable",
+                    f"start_session of customer {request.customer_id}: the archive does not"
+                    " show the identity just stored; retry",
+                )
+                return
+            # A new room is stored with the identity, once nothing can refuse the session any
+            # more, by the Archivist; the customer's sessions wait for it (_first_contact_done).
+            self.first_contacts[request.customer_id] = [(request, reply_to)]
+            self._to_archivist(
+                StoreIdentity(
+                    request.customer_id,
+                    request.channel.value,
+                    request.identifier,
+                    room.id if room_is_new else None,
+                    room.created_at,
+                ),
+                _FirstContact(request.customer_id),
+            )
+            return
         host = self._place()
         host.conversations += 1
         self.live[conversation_id] = _Live(
@@ -492,25 +588,72 @@ class TopicMonitor(EngineActor):
         if self.room_live.get(live.room_id) == conversation_id:
             del self.room_live[live.room_id]
 
-    def _archive(self, request: ArchiveRequest) -> None:
-        archive = self._archive_or_fail()
-        try:
-            archive.store_conversation(request.record, request.events)
-        except StorageError as error:
-            log.error("archive_failed", conversation_id=request.record.id, error=str(error))
-            self.post(request.conversation, ArchiveFailed(str(error)))
-            return
-        self.post(
-            request.conversation, ArchiveDone(max((e.seq for e in request.events), default=0))
-        )
+    # ------------------------------------------------------------------ the Archivist
 
-    def _archive_late(self, request: ArchiveLateRequest) -> None:
-        try:
-            self._archive_or_fail().append_events(request.conversation_id, request.events)
-        except (StorageError, KeyError) as error:
+    def _new_archivist(self) -> None:
+        self.archivist = self.createActor(Archivist)
+        self.send(self.archivist, self.wired())
+
+    def _to_archivist(self, payload: Any, job: _Job) -> None:
+        call_id = f"archive-{next(self._job_ids)}"
+        self.jobs[call_id] = job
+        self.post(Ref(self.archivist, ""), payload, ReplyTo(self.myAddress, call_id))
+
+    def _archivist_answered(self, answer: Reply | Failure) -> None:
+        job = self.jobs.pop(answer.call_id, None)
+        if job is not None:  # else: answered already, when its Archivist was replaced
+            self._settle(job, answer)
+
+    def _settle(self, job: _Job, answer: Reply | Failure) -> None:
+        if isinstance(job, _Forwarded):
+            if isinstance(answer, Reply):
+                self.reply(job.caller, answer.value)
+            elif job.caller is not None:
+                self.fail(job.caller, replace(answer, call_id=job.caller.call_id))
+        elif isinstance(job, _Closing):
+            if isinstance(answer, Reply):
+                self.post(job.conversation, ArchiveDone(answer.value))
+            else:  # it stays CLOSING and asks again later
+                log.error(
+                    "archive_failed", conversation_id=job.conversation_id, error=answer.message
+                )
+                self.post(job.conversation, ArchiveFailed(answer.message))
+        elif isinstance(job, _FirstContact):
+            self._first_contact_done(job.customer_id, answer)
+        elif isinstance(answer, Failure):
             log.error(
-                "late_archive_failed", conversation_id=request.conversation_id, error=str(error)
+                "late_archive_failed",
+                conversation_id=job.request.conversation_id,
+                error=answer.message,
             )
+
+    def _first_contact_done(self, customer_id: str, answer: Reply | Failure) -> None:
+        """Open the sessions that waited for the customer's first contact to be stored, or
+        refuse them as the archive refused it: nothing was registered for them meanwhile."""
+        for index, (request, reply_to) in enumerate(self.first_contacts.pop(customer_id, [])):
+            if isinstance(answer, Failure):
+                self.refuse(reply_to, answer.kind, answer.message)
+                continue
+            try:
+                self._open_session(request, reply_to, stored=index == 0)
+            except StorageError as error:
+                self._unreadable(request, reply_to, error)
+
+    def _archivist_exited(self, address: Any) -> None:
+        """A new Archivist takes over. What the old one was doing is answered as refused
+        (a closing conversation asks again; a caller retries); late events are sent again."""
+        log.error("actor_restarted", actor="Archivist", jobs=len(self.jobs))
+        clock = self.wired().clock
+        if clock is not None:  # virtual clock: its retry alarm died with it
+            self.send(clock, AlarmAt(address, None))
+        jobs, self.jobs = self.jobs, {}
+        self._new_archivist()
+        for job in jobs.values():
+            if isinstance(job, _Late):
+                self._to_archivist(job.request, job)
+            else:
+                problem = "the archive's writer stopped while doing this; it may or may not be stored: retry"
+                self._settle(job, Failure("", "unavailable", problem))
 
     # ------------------------------------------------------------------ queries
 
@@ -534,72 +677,6 @@ class TopicMonitor(EngineActor):
             self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
         else:
             self.refuse(reply_to, "unknown_id", f"no conversation {conversation_id}")
-
-    def _archived_query(self, query: ArchivedQuery, reply_to: ReplyTo | None) -> None:
-        archive = self._archive_or_fail()
-        if query.kind == "history":
-            if archive.room(query.id) is None:
-                self.refuse(reply_to, "unknown_id", f"room {query.id} does not exist")
-                return
-            history = []
-            for past in archive.room_conversations(query.id):
-                item = record_dict(past)
-                item["events"] = [event_dict(e) for e in archive.events(past.id)]
-                history.append(item)
-            self.reply(reply_to, history)
-            return
-        if query.kind == "events":
-            # the events alone (one query); the conversation only to tell "none yet" from unknown
-            events = archive.events(query.id, query.after_seq)
-            if events or archive.has_conversation(query.id):
-                self.reply(reply_to, [event_dict(e) for e in events])
-            else:
-                self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
-            return
-        record = archive.conversation(query.id)
-        if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
-        else:
-            self.reply(reply_to, record_dict(record))
-
-    def _archived_activity(self, request: ArchivedActivity, reply_to: ReplyTo | None) -> None:
-        archive = self._archive_or_fail()
-        record = archive.conversation(request.conversation_id)
-        if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {request.conversation_id}")
-            return
-        if (
-            not isinstance(request.name, str)
-            or not 0 < len(request.name) <= 64
-            or request.name in RESERVED_NAMES
-        ):
-            self.refuse(
-                reply_to,
-                "bad_argument",
-                f"add_activity refused on conversation {record.id} in state CLOSED: "
-                f"name {request.name!r} must be 1 to 64 characters and not an engine event name",
-            )
-            return
-        seq = archive.last_seq(record.id) + 1
-        event = Event(
-            record.id,
-            record.room_id,
-            seq,
-            request.name,
-            EventType.ACTIVITY,
-            self.now(),
-            SYSTEM,
-            None,
-            request.data,
-        )
-        try:
-            archive.append_events(record.id, [event])
-        except ArchiveUnavailable as error:
-            self.refuse(
-                reply_to, "unavailable", f"archive unavailable, activity not stored: {error}"
-            )
-            return
-        self.reply(reply_to, seq)
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}
