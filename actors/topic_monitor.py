@@ -13,7 +13,6 @@ only what must wait for it.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,20 +21,14 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
-from actors.archivist import Archivist
-from actors.base import EngineActor, failure_of
+from actors.archivist_parent import ArchivistParent
+from actors.base import failure_of
 from actors.bot import Bot
 from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
     AlarmAt,
-    ArchivedActivity,
-    ArchiveDone,
-    ArchivedQuery,
-    ArchiveFailed,
-    ArchiveLateRequest,
-    ArchiveRequest,
     BootStatus,
     Bounced,
     ClockDriver,
@@ -113,39 +106,7 @@ class _Live:
     opening: ReplyTo | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Forwarded:
-    """A caller's request the Archivist answers (read, late activity): passed on to it."""
-
-    caller: ReplyTo | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Closing:
-    """A closing conversation's archive transaction: ArchiveDone once committed."""
-
-    conversation: Ref
-    conversation_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _FirstContact:
-    """A customer's identity (and new room) being stored: their sessions wait for it."""
-
-    customer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Late:
-    """Late events of an archived conversation: sent again to a new Archivist."""
-
-    request: ArchiveLateRequest
-
-
-_Job = _Forwarded | _Closing | _FirstContact | _Late
-
-
-class TopicMonitor(EngineActor):
+class TopicMonitor(ArchivistParent):
     def __init__(self) -> None:
         super().__init__()
         self.archive: Archive | None = None
@@ -158,9 +119,6 @@ class TopicMonitor(EngineActor):
         self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.boot = _Boot()
-        self.archivist: Any = None
-        self.jobs: dict[str, _Job] = {}  # sent to the Archivist, by job id, not answered yet
-        self._job_ids = itertools.count(1)
         # Customers whose first contact is being stored: their sessions, opened once it is.
         self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
 
@@ -180,7 +138,7 @@ class TopicMonitor(EngineActor):
             fsync=settings.storage.fsync,
             busy_timeout_ms=READ_BUSY_TIMEOUT_MS,
         )
-        self._new_archivist()
+        self.new_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
@@ -201,7 +159,7 @@ class TopicMonitor(EngineActor):
             self._restart(router=address == wiring.router)
             return
         if address == self.archivist:
-            self._archivist_exited(address)
+            self.archivist_exited(address)
             return
         lost = next((h for h in self.hosts.values() if h.address == address), None)
         if lost is None or self.archive is None:  # not a host, or the system is shutting down
@@ -259,7 +217,7 @@ class TopicMonitor(EngineActor):
             for target in (wiring.router, wiring.agents, self.archivist, *others):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, Reply | Failure):
-            self._archivist_answered(message)
+            self.archivist_answered(message)
         elif isinstance(message, AgentsLost):
             for host in self.hosts.values():
                 self.send(host.address, message)
@@ -303,15 +261,10 @@ class TopicMonitor(EngineActor):
             self._bounced(payload, reply_to)
         elif isinstance(payload, StateReport):
             self._state_report(payload)
-        elif isinstance(payload, ArchiveRequest):
-            conversation_id = payload.record.id
-            self._to_archivist(payload, _Closing(payload.conversation, conversation_id))
-        elif isinstance(payload, ArchiveLateRequest):
-            self._to_archivist(payload, _Late(payload))
+        elif self.archive_work(payload, reply_to):
+            pass
         elif isinstance(payload, Locate):
             self._locate(payload, reply_to)
-        elif isinstance(payload, ArchivedQuery | ArchivedActivity):
-            self._to_archivist(payload, _Forwarded(reply_to))
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
         elif isinstance(payload, Restored):
@@ -375,17 +328,16 @@ class TopicMonitor(EngineActor):
                 )
                 return
             # A new room is stored with the identity, once nothing can refuse the session any
-            # more, by the Archivist; the customer's sessions wait for it (_first_contact_done).
+            # more, by the Archivist; the customer's sessions wait for it (first_contact_stored).
             self.first_contacts[request.customer_id] = [(request, reply_to)]
-            self._to_archivist(
+            self.store_first_contact(
                 StoreIdentity(
                     request.customer_id,
                     request.channel.value,
                     request.identifier,
                     room.id if room_is_new else None,
                     room.created_at,
-                ),
-                _FirstContact(request.customer_id),
+                )
             )
             return
         host = self._place()
@@ -588,46 +540,7 @@ class TopicMonitor(EngineActor):
         if self.room_live.get(live.room_id) == conversation_id:
             del self.room_live[live.room_id]
 
-    # ------------------------------------------------------------------ the Archivist
-
-    def _new_archivist(self) -> None:
-        self.archivist = self.createActor(Archivist)
-        self.send(self.archivist, self.wired())
-
-    def _to_archivist(self, payload: Any, job: _Job) -> None:
-        call_id = f"archive-{next(self._job_ids)}"
-        self.jobs[call_id] = job
-        self.post(Ref(self.archivist, ""), payload, ReplyTo(self.myAddress, call_id))
-
-    def _archivist_answered(self, answer: Reply | Failure) -> None:
-        job = self.jobs.pop(answer.call_id, None)
-        if job is not None:  # else: answered already, when its Archivist was replaced
-            self._settle(job, answer)
-
-    def _settle(self, job: _Job, answer: Reply | Failure) -> None:
-        if isinstance(job, _Forwarded):
-            if isinstance(answer, Reply):
-                self.reply(job.caller, answer.value)
-            elif job.caller is not None:
-                self.fail(job.caller, replace(answer, call_id=job.caller.call_id))
-        elif isinstance(job, _Closing):
-            if isinstance(answer, Reply):
-                self.post(job.conversation, ArchiveDone(answer.value))
-            else:  # it stays CLOSING and asks again later
-                log.error(
-                    "archive_failed", conversation_id=job.conversation_id, error=answer.message
-                )
-                self.post(job.conversation, ArchiveFailed(answer.message))
-        elif isinstance(job, _FirstContact):
-            self._first_contact_done(job.customer_id, answer)
-        elif isinstance(answer, Failure):
-            log.error(
-                "late_archive_failed",
-                conversation_id=job.request.conversation_id,
-                error=answer.message,
-            )
-
-    def _first_contact_done(self, customer_id: str, answer: Reply | Failure) -> None:
+    def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """Open the sessions that waited for the customer's first contact to be stored, or
         refuse them as the archive refused it: nothing was registered for them meanwhile."""
         for index, (request, reply_to) in enumerate(self.first_contacts.pop(customer_id, [])):
@@ -638,22 +551,6 @@ class TopicMonitor(EngineActor):
                 self._open_session(request, reply_to, stored=index == 0)
             except StorageError as error:
                 self._unreadable(request, reply_to, error)
-
-    def _archivist_exited(self, address: Any) -> None:
-        """A new Archivist takes over. What the old one was doing is answered as refused
-        (a closing conversation asks again; a caller retries); late events are sent again."""
-        log.error("actor_restarted", actor="Archivist", jobs=len(self.jobs))
-        clock = self.wired().clock
-        if clock is not None:  # virtual clock: its retry alarm died with it
-            self.send(clock, AlarmAt(address, None))
-        jobs, self.jobs = self.jobs, {}
-        self._new_archivist()
-        for job in jobs.values():
-            if isinstance(job, _Late):
-                self._to_archivist(job.request, job)
-            else:
-                problem = "the archive's writer stopped while doing this; it may or may not be stored: retry"
-                self._settle(job, Failure("", "unavailable", problem))
 
     # ------------------------------------------------------------------ queries
 
