@@ -23,7 +23,7 @@ from actors.archivist import RETRY_BACKOFF_MS, Archivist
 from actors.messages import Batch, Deliver, OpenSession, Reply, ReplyTo
 from actors.model.enums import Channel
 from actors.topic_monitor import TopicMonitor
-from runtime.archive import Archive
+from runtime.archive import Archive, StorageError
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 from tests.conftest import MakeGateway, names
 
@@ -229,4 +229,24 @@ def test_sessions_of_a_customer_whose_first_contact_is_being_stored_join_one_con
     answers = [replies[f"open-{i}"] for i in range(len(requests))]
     assert [a["conversation_id"] for a in answers] == ["conv-1", "conv-1"]
     assert {a["room_id"] for a in answers} == {"room-1"}
+    assert gw.status()["conversations"] == {"CREATED": 1}
+
+
+def test_reads_the_archive_refuses_are_unavailable_not_internal(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that fails (here: an I/O error on every room lookup), in the TopicMonitor
+    (get-or-create) or in the Archivist (history), is `unavailable`; nothing is opened."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "browser-1")
+
+    def failing(self: Archive, *args: Any) -> None:
+        raise StorageError("archive.sqlite3: read failed: disk I/O error")
+
+    monkeypatch.setattr(Archive, "contact_center_room_of", failing)
+    monkeypatch.setattr(Archive, "room", failing)
+    with pytest.raises(UnavailableError, match="the archive is unavailable"):
+        gw.start_session("cust-2", "WEB", "browser-2")
+    with pytest.raises(UnavailableError, match="disk I/O error"):
+        gw.history(ref.room_id)
     assert gw.status()["conversations"] == {"CREATED": 1}
