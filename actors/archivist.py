@@ -10,8 +10,9 @@ The TopicMonitor creates it (a new one if it dies) and sends it work, each reque
   (locked, read-only, disk full) and are retried on this actor's own alarm with a backoff
   (``RETRY_BACKOFF_MS``): one failed attempt holds every waiting write back until the next
   retry, so a locked archive costs one attempt per retry however many conversations wait.
-  A conversation asked again while waiting is written once, with its latest snapshot, and
-  every job for it is answered. A long backlog is written ``SLICE`` at a time.
+  A conversation asked again while waiting is written once, with its fuller snapshot, and
+  every job for it is answered (events beyond what was written are appended later: the
+  answer says through which sequence number it was written). A long backlog is written ``SLICE`` at a time.
 - a customer's first contact (``StoreIdentity``: the identity, and the new room with it, in
   one transaction), an activity added to an archived conversation (``ArchivedActivity``) and
   reads of what is archived (``ArchivedQuery``): one attempt each, because a caller waits;
@@ -111,7 +112,8 @@ class Archivist(TimedActor):
             closing = self.closings.get(conversation_id)
             if closing is None:
                 closing = self.closings[conversation_id] = _Closing(payload)
-            closing.request = payload  # the latest snapshot wins; every job is answered
+            if len(payload.events) >= len(closing.request.events):
+                closing.request = payload  # the fuller snapshot is written; every job answered
             if reply_to is not None:
                 closing.jobs.append(reply_to)
             self._write_waiting()
