@@ -250,3 +250,20 @@ def test_reads_the_archive_refuses_are_unavailable_not_internal(
     with pytest.raises(UnavailableError, match="disk I/O error"):
         gw.history(ref.room_id)
     assert gw.status()["conversations"] == {"CREATED": 1}
+
+
+def test_an_activity_added_while_a_locked_archive_holds_the_closing_is_archived_once(
+    make_gateway: MakeGateway,
+) -> None:
+    """The activity joins the closing events and the conversation asks again: one write
+    waits, with the fuller snapshot, and both requests are answered when it commits."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "browser-1")
+    with locked(gw.settings.storage.archive):
+        gw.end_session(ref.channel_session_id)
+        gw.add_activity(ref.conversation_id, "survey", {"score": 5})
+        assert len(monitor(gw).jobs) == 2 and list(archivist(gw).closings) == [ref.conversation_id]
+    gw.advance(RETRY_BACKOFF_MS[0] / 1000)
+    assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
+    assert names(gw, ref.conversation_id).count("survey") == 1
+    assert not monitor(gw).jobs and not archivist(gw).closings
