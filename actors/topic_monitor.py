@@ -1,8 +1,9 @@
 """The TopicMonitor: supervises every conversation from creation to the archive.
 
 It serialises get-or-create per room (so two first messages of one customer never open two
-live conversations), places conversations on hosts (its children) and follows their states.
-It only reads the archive; every write goes to its child the :class:`~actors.archivist.Archivist`
+live conversations: :class:`~actors.room_desk.RoomDesk`), places conversations on hosts (its
+children), follows their states and rebuilds those of a host that died. It only reads the
+archive; every write goes to its child the :class:`~actors.archivist.Archivist`
 (a new one if it dies), and the answer comes back asynchronously: a closing conversation is
 told ``ArchiveDone`` (it becomes CLOSED) once its archive transaction has committed, a
 customer's first contact is opened once its identity and room are stored (refused
@@ -21,8 +22,6 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
-from actors.archivist_parent import ArchivistParent
-from actors.base import failure_of
 from actors.bot import Bot
 from actors.conversation import conversation_entity_id
 from actors.host import Host
@@ -37,11 +36,9 @@ from actors.messages import (
     Failure,
     HostInit,
     HostLost,
-    JoinSession,
     ListTimerOwners,
     Locate,
     Location,
-    OpenConversation,
     OpenSession,
     Ref,
     Reply,
@@ -52,15 +49,14 @@ from actors.messages import (
     StateReport,
     Status,
     StatusQuery,
-    StoreIdentity,
     WatchHosts,
 )
-from actors.model.commands import StartSession
-from actors.model.conversation import ConversationMachine
-from actors.model.enums import RoomMode, RoomType, State
-from actors.model.errors import Refused
+from actors.model.enums import State
+from actors.room_desk import HostInfo as _HostInfo
+from actors.room_desk import Live as _Live
+from actors.room_desk import RoomDesk
 from actors.router import Router
-from runtime.archive import Archive, RoomRecord, StorageError
+from runtime.archive import Archive, StorageError
 from runtime.journal import JournalError, read_directory
 from runtime.timefmt import wall_ms
 
@@ -69,13 +65,6 @@ MAX_WATCHERS = 1000
 #: The monitor only reads the archive (WAL: readers do not wait for a writer's lock).
 READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
-
-
-@dataclass(slots=True)
-class _HostInfo:
-    address: Any
-    host_id: str
-    conversations: int = 0
 
 
 @dataclass(slots=True)
@@ -95,32 +84,15 @@ class _Recovery:
     failed: bool = False
 
 
-@dataclass(slots=True)
-class _Live:
-    host: _HostInfo
-    room_id: str
-    state: str
-    sessions: list[str] = field(default_factory=list)
-    # The caller of the OpenConversation sent to ``host``, until the conversation's first state
-    # report says it is open: answered here if the host dies first (F7 in docs/RELIABILITY.md).
-    opening: ReplyTo | None = None
-
-
-class TopicMonitor(ArchivistParent):
+class TopicMonitor(RoomDesk):
     def __init__(self) -> None:
         super().__init__()
-        self.archive: Archive | None = None
         # By host id: an address's text can change once Thespian resolves it; compare with ==.
         self.hosts: dict[str, _HostInfo] = {}
-        self.live: dict[str, _Live] = {}
-        self.room_live: dict[str, str] = {}
-        self.session_conversation: dict[str, str] = {}
         self._host_seq = 0
         self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.boot = _Boot()
-        # Customers whose first contact is being stored: their sessions, opened once it is.
-        self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,15 +217,6 @@ class TopicMonitor(ArchivistParent):
         except StorageError as error:  # a read refused: looked up before anything changed
             self._unreadable(payload, reply_to, error)
 
-    def _unreadable(self, payload: Any, reply_to: ReplyTo | None, error: StorageError) -> None:
-        log.warning("archive_read_refused", request=type(payload).__name__, error=str(error))
-        self.refuse(
-            reply_to,
-            "unavailable",
-            f"{type(payload).__name__} not done: the archive is unavailable ({error});"
-            " nothing changed: retry",
-        )
-
     def _handle(self, payload: Any, reply_to: ReplyTo | None) -> None:
         if isinstance(payload, OpenSession):
             self._open_session(payload, reply_to)
@@ -273,136 +236,6 @@ class TopicMonitor(ArchivistParent):
             self.refuse(
                 reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
             )
-
-    # ------------------------------------------------------------------ get-or-create
-
-    def _open_session(
-        self, request: OpenSession, reply_to: ReplyTo | None, *, stored: bool = False
-    ) -> None:
-        """``stored``: the customer's first contact has just been stored for this request."""
-        archive = self._archive_or_fail()
-        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
-        try:  # look up, then mutate: what the conversation would refuse stores nothing here
-            ConversationMachine.check_first_session(request.new_conversation_id, start)
-        except Refused as refusal:
-            if reply_to is not None:
-                self.fail(reply_to, failure_of(reply_to.call_id, refusal))
-            return
-        waiting = self.first_contacts.get(request.customer_id)
-        if waiting is not None:  # the customer's first contact is being stored: after it
-            waiting.append((request, reply_to))
-            return
-        resolved = self._resolve_room(request, reply_to)
-        if resolved is None:
-            return
-        room, room_is_new = resolved
-        if request.session_id in self.session_conversation or archive.ids_taken(
-            session_id=request.session_id
-        ):
-            self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
-            return
-        live_id = self.room_live.get(room.id)
-        if live_id is not None:
-            live = self.live[live_id]
-            live.sessions.append(request.session_id)
-            self.session_conversation[request.session_id] = live_id
-            self.post(
-                Ref(live.host.address, conversation_entity_id(live_id)),
-                JoinSession(start, request),
-                reply_to,
-            )
-            return
-        conversation_id = request.new_conversation_id
-        if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
-            self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
-            return
-        if room_is_new or not archive.has_identity(
-            request.customer_id, request.channel.value, request.identifier
-        ):
-            if stored:  # committed, yet not found: refuse rather than write again and again
-                self.refuse(
-                    reply_to,
-                    "unavailable",
-                    f"start_session of customer {request.customer_id}: the archive does not"
-                    " show the identity just stored; retry",
-                )
-                return
-            # A new room is stored with the identity, once nothing can refuse the session any
-            # more, by the Archivist; the customer's sessions wait for it (first_contact_stored).
-            self.first_contacts[request.customer_id] = [(request, reply_to)]
-            self.store_first_contact(
-                StoreIdentity(
-                    request.customer_id,
-                    request.channel.value,
-                    request.identifier,
-                    room.id if room_is_new else None,
-                    room.created_at,
-                )
-            )
-            return
-        host = self._place()
-        host.conversations += 1
-        self.live[conversation_id] = _Live(
-            host, room.id, State.CREATED.value, [request.session_id], reply_to
-        )
-        self.room_live[room.id] = conversation_id
-        self.session_conversation[request.session_id] = conversation_id
-        log.debug(
-            "conversation_opened",
-            conversation_id=conversation_id,
-            room_id=room.id,
-            host=host.host_id,
-        )
-        self.post(
-            Ref(host.address, conversation_entity_id(conversation_id)),
-            OpenConversation(conversation_id, room.id, request.customer_id, start),
-            reply_to,
-        )
-
-    def _resolve_room(
-        self, request: OpenSession, reply_to: ReplyTo | None
-    ) -> tuple[RoomRecord, bool] | None:
-        """The session's room, and whether it is new (not stored yet); None if refused."""
-        archive = self._archive_or_fail()
-        if request.room_id is not None:
-            room = archive.room(request.room_id)
-            if room is None:
-                self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
-                return None
-            if room.customer_id != request.customer_id:
-                self.refuse(
-                    reply_to,
-                    "bad_argument",
-                    f"room {request.room_id} belongs to another customer than {request.customer_id}",
-                )
-                return None
-            return room, False
-        room = archive.contact_center_room_of(request.customer_id)
-        if room is not None:
-            return room, False
-        if archive.ids_taken(room_id=request.new_room_id):
-            self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
-            return None
-        new_room = RoomRecord(
-            request.new_room_id,
-            RoomType.CUSTOMER,
-            RoomMode.CONTACT_CENTER,
-            request.customer_id,
-            self.now(),
-        )
-        return new_room, True
-
-    def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
-        origin = bounced.origin
-        if self.session_conversation.get(origin.session_id) == bounced.conversation_id:
-            del self.session_conversation[origin.session_id]
-        live = self.live.get(bounced.conversation_id)
-        if live is not None:
-            if origin.session_id in live.sessions:
-                live.sessions.remove(origin.session_id)
-            if self.room_live.get(live.room_id) == bounced.conversation_id:
-                del self.room_live[live.room_id]
-        self._open_session(origin, reply_to)
 
     def _restart(self, *, router: bool) -> None:
         """A new Router (or Bot) takes over; every host and the AgentSupervisor learn its
@@ -540,18 +373,6 @@ class TopicMonitor(ArchivistParent):
         if self.room_live.get(live.room_id) == conversation_id:
             del self.room_live[live.room_id]
 
-    def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
-        """Open the sessions that waited for the customer's first contact to be stored, or
-        refuse them as the archive refused it: nothing was registered for them meanwhile."""
-        for index, (request, reply_to) in enumerate(self.first_contacts.pop(customer_id, [])):
-            if isinstance(answer, Failure):
-                self.refuse(reply_to, answer.kind, answer.message)
-                continue
-            try:
-                self._open_session(request, reply_to, stored=index == 0)
-            except StorageError as error:
-                self._unreadable(request, reply_to, error)
-
     # ------------------------------------------------------------------ queries
 
     def _locate(self, request: Locate, reply_to: ReplyTo | None) -> None:
@@ -580,10 +401,6 @@ class TopicMonitor(ArchivistParent):
         for live in self.live.values():
             counts[live.state] = counts.get(live.state, 0) + 1
         self.reply(reply_to, Status(conversations=counts))
-
-    def _archive_or_fail(self) -> Archive:
-        assert self.archive is not None, "TopicMonitor used before it was wired"
-        return self.archive
 
 
 def _by_conversation(
