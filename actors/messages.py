@@ -579,4 +579,25 @@ class StorageHealth:
     problem: str | None
 
 
+# ---------------------------------------------------------------- TopicMonitor <-> Archivist
+
+
+@dataclass(frozen=True, slots=True)
+class StoreIdentity:
+    """A customer's first contact: store the identity, and the new room when ``room_id`` is
+    set, in one transaction. One attempt: answered ``unavailable`` if the archive refuses."""
+
+    customer_id: str
+    channel: str
+    identifier: str
+    room_id: str | None
+    room_created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveNext:
+    """The Archivist to itself: go on with the archive writes still waiting (a long backlog is
+    written a slice at a time, so that other requests are served in between)."""
+
+
 pickle_by_field_names(globals())  # after every class above: see actors.model.pickling

@@ -1,10 +1,15 @@
 """The TopicMonitor: supervises every conversation from creation to the archive.
 
 It serialises get-or-create per room (so two first messages of one customer never open two
-live conversations), places conversations on hosts (its children), follows their states,
-writes a conversation to the archive at CLOSING in one transaction and answers with
-``ArchiveDone`` (the conversation becomes CLOSED) or ``ArchiveFailed`` (it stays CLOSING and
-retries), and serves what is archived: snapshots, events, room history, late activities.
+live conversations: :class:`~actors.room_desk.RoomDesk`), places conversations on hosts (its
+children), follows their states and rebuilds those of a host that died. It only reads the
+archive; every write goes to its child the :class:`~actors.archivist.Archivist`
+(a new one if it dies), and the answer comes back asynchronously: a closing conversation is
+told ``ArchiveDone`` (it becomes CLOSED) once its archive transaction has committed, a
+customer's first contact is opened once its identity and room are stored (refused
+``unavailable`` if the archive refuses them). Reads of what is archived (snapshots, events,
+room history) and late activities go to the Archivist too, so that a locked archive delays
+only what must wait for it.
 """
 
 from __future__ import annotations
@@ -17,32 +22,24 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
-from actors.base import EngineActor, failure_of
 from actors.bot import Bot
 from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
     AlarmAt,
-    ArchivedActivity,
-    ArchiveDone,
-    ArchivedQuery,
-    ArchiveFailed,
-    ArchiveLateRequest,
-    ArchiveRequest,
     BootStatus,
     Bounced,
     ClockDriver,
     Deliver,
     Directory,
+    Failure,
     HostInit,
     HostLost,
-    JoinSession,
     ListTimerOwners,
     Locate,
     Location,
     NotApplied,
-    OpenConversation,
     OpenSession,
     Ref,
     Reply,
@@ -56,28 +53,20 @@ from actors.messages import (
     StorageHealth,
     WatchHosts,
 )
-from actors.model.commands import StartSession
-from actors.model.conversation import ConversationMachine
-from actors.model.enums import EventType, RoomMode, RoomType, State
-from actors.model.errors import Refused
-from actors.model.events import RESERVED_NAMES
-from actors.model.records import SYSTEM, Event
+from actors.model.enums import State
 from actors.recovery import move_aside, plan_recovery
+from actors.room_desk import HostInfo as _HostInfo
+from actors.room_desk import Live as _Live
+from actors.room_desk import RoomDesk
 from actors.router import Router
-from actors.snapshots import event_dict, record_dict
-from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+from runtime.archive import Archive, StorageError
 from runtime.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
+#: The monitor only reads the archive (WAL: readers do not wait for a writer's lock).
+READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
-
-
-@dataclass(slots=True)
-class _HostInfo:
-    address: Any
-    host_id: str
-    conversations: int = 0
 
 
 @dataclass(slots=True)
@@ -100,26 +89,11 @@ class _Recovery:
     damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
 
 
-@dataclass(slots=True)
-class _Live:
-    host: _HostInfo
-    room_id: str
-    state: str
-    sessions: list[str] = field(default_factory=list)
-    # The caller of the OpenConversation sent to ``host``, until the conversation's first state
-    # report says it is open: answered here if the host dies first (F7 in docs/RELIABILITY.md).
-    opening: ReplyTo | None = None
-
-
-class TopicMonitor(EngineActor):
+class TopicMonitor(RoomDesk):
     def __init__(self) -> None:
         super().__init__()
-        self.archive: Archive | None = None
         # By host id: an address's text can change once Thespian resolves it; compare with ==.
         self.hosts: dict[str, _HostInfo] = {}
-        self.live: dict[str, _Live] = {}
-        self.room_live: dict[str, str] = {}
-        self.session_conversation: dict[str, str] = {}
         self._host_seq = 0
         self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
@@ -138,8 +112,11 @@ class TopicMonitor(EngineActor):
             self.send(address, self.wired())
         settings = self.wired().settings
         self.archive = Archive(
-            settings.storage.archive, fsync=settings.storage.fsync, busy_timeout_ms=200
+            settings.storage.archive,
+            fsync=settings.storage.fsync,
+            busy_timeout_ms=READ_BUSY_TIMEOUT_MS,
         )
+        self.new_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
@@ -158,6 +135,9 @@ class TopicMonitor(EngineActor):
         wiring = self.wired()
         if address in (wiring.router, wiring.bot):
             self._restart(router=address == wiring.router)
+            return
+        if address == self.archivist:
+            self.archivist_exited(address)
             return
         lost = next((h for h in self.hosts.values() if h.address == address), None)
         if lost is None or self.archive is None:  # not a host, or the system is shutting down
@@ -211,8 +191,11 @@ class TopicMonitor(EngineActor):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            for target in (wiring.router, wiring.agents, *(h.address for h in self.hosts.values())):
+            others = (h.address for h in self.hosts.values())
+            for target in (wiring.router, wiring.agents, self.archivist, *others):
                 self.send(target, Rewired(self.wired()))
+        elif isinstance(message, Reply | Failure):
+            self.archivist_answered(message)
         elif isinstance(message, AgentsLost):
             for host in self.hosts.values():
                 self.send(host.address, message)
@@ -224,29 +207,33 @@ class TopicMonitor(EngineActor):
         elif isinstance(message, BootStatus):
             self.send(sender, Reply(message.call_id, asdict(self.boot)))
         elif isinstance(message, ListTimerOwners):
-            owners = [self.wired().router, *(h.address for h in self.hosts.values())]
+            owners = [
+                self.wired().router,
+                self.archivist,
+                *(h.address for h in self.hosts.values()),
+            ]
             self.send(sender, Reply(message.call_id, owners))
         else:
             super().on_message(message, sender)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, reply_to = item.payload, item.reply_to
+        try:
+            self._handle(payload, reply_to)
+        except StorageError as error:  # a read refused: looked up before anything changed
+            self._unreadable(payload, reply_to, error)
+
+    def _handle(self, payload: Any, reply_to: ReplyTo | None) -> None:
         if isinstance(payload, OpenSession):
             self._open_session(payload, reply_to)
         elif isinstance(payload, Bounced):
             self._bounced(payload, reply_to)
         elif isinstance(payload, StateReport):
             self._state_report(payload)
-        elif isinstance(payload, ArchiveRequest):
-            self._archive(payload)
-        elif isinstance(payload, ArchiveLateRequest):
-            self._archive_late(payload)
+        elif self.archive_work(payload, reply_to):
+            pass
         elif isinstance(payload, Locate):
             self._locate(payload, reply_to)
-        elif isinstance(payload, ArchivedQuery):
-            self._archived_query(payload, reply_to)
-        elif isinstance(payload, ArchivedActivity):
-            self._archived_activity(payload, reply_to)
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
         elif isinstance(payload, Restored):
@@ -259,100 +246,6 @@ class TopicMonitor(EngineActor):
             self.refuse(
                 reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
             )
-
-    # ------------------------------------------------------------------ get-or-create
-
-    def _open_session(self, request: OpenSession, reply_to: ReplyTo | None) -> None:
-        archive = self._archive_or_fail()
-        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
-        try:  # look up, then mutate: what the conversation would refuse stores nothing here
-            ConversationMachine.check_first_session(request.new_conversation_id, start)
-        except Refused as refusal:
-            if reply_to is not None:
-                self.fail(reply_to, failure_of(reply_to.call_id, refusal))
-            return
-        resolved = self._resolve_room(request, reply_to)
-        if resolved is None:
-            return
-        room, room_is_new = resolved
-        if request.session_id in self.session_conversation or archive.ids_taken(
-            session_id=request.session_id
-        ):
-            self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
-            return
-        live_id = self.room_live.get(room.id)
-        if live_id is not None:
-            live = self.live[live_id]
-            live.sessions.append(request.session_id)
-            self.session_conversation[request.session_id] = live_id
-            self.post(
-                Ref(live.host.address, conversation_entity_id(live_id)),
-                JoinSession(start, request),
-                reply_to,
-            )
-            return
-        conversation_id = request.new_conversation_id
-        if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
-            self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
-            return
-        # a new room is stored with the identity, once nothing can refuse the session any more
-        archive.record_customer_identity(
-            request.customer_id,
-            request.channel.value,
-            request.identifier,
-            new_room=room if room_is_new else None,
-        )
-        host = self._place()
-        host.conversations += 1
-        self.live[conversation_id] = _Live(
-            host, room.id, State.CREATED.value, [request.session_id], reply_to
-        )
-        self.room_live[room.id] = conversation_id
-        self.session_conversation[request.session_id] = conversation_id
-        log.debug(
-            "conversation_opened",
-            conversation_id=conversation_id,
-            room_id=room.id,
-            host=host.host_id,
-        )
-        self.post(
-            Ref(host.address, conversation_entity_id(conversation_id)),
-            OpenConversation(conversation_id, room.id, request.customer_id, start),
-            reply_to,
-        )
-
-    def _resolve_room(
-        self, request: OpenSession, reply_to: ReplyTo | None
-    ) -> tuple[RoomRecord, bool] | None:
-        """The session's room, and whether it is new (not stored yet); None if refused."""
-        archive = self._archive_or_fail()
-        if request.room_id is not None:
-            room = archive.room(request.room_id)
-            if room is None:
-                self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
-                return None
-            if room.customer_id != request.customer_id:
-                self.refuse(
-                    reply_to,
-                    "bad_argument",
-                    f"room {request.room_id} belongs to another customer than {request.customer_id}",
-                )
-                return None
-            return room, False
-        room = archive.contact_center_room_of(request.customer_id)
-        if room is not None:
-            return room, False
-        if archive.ids_taken(room_id=request.new_room_id):
-            self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
-            return None
-        new_room = RoomRecord(
-            request.new_room_id,
-            RoomType.CUSTOMER,
-            RoomMode.CONTACT_CENTER,
-            request.customer_id,
-            self.now(),
-        )
-        return new_room, True
 
     def _not_applied(self, notice: NotApplied) -> None:
         """A host could not journal a session it was sent: the session id is free again, and a
@@ -377,18 +270,6 @@ class TopicMonitor(EngineActor):
         else:
             self.failing_journals[health.host_id] = health.problem
             log.error("journal_failing", host=health.host_id, problem=health.problem)
-
-    def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
-        origin = bounced.origin
-        if self.session_conversation.get(origin.session_id) == bounced.conversation_id:
-            del self.session_conversation[origin.session_id]
-        live = self.live.get(bounced.conversation_id)
-        if live is not None:
-            if origin.session_id in live.sessions:
-                live.sessions.remove(origin.session_id)
-            if self.room_live.get(live.room_id) == bounced.conversation_id:
-                del self.room_live[live.room_id]
-        self._open_session(origin, reply_to)
 
     def _restart(self, *, router: bool) -> None:
         """A new Router (or Bot) takes over; every host and the AgentSupervisor learn its
@@ -516,26 +397,6 @@ class TopicMonitor(EngineActor):
         if self.room_live.get(live.room_id) == conversation_id:
             del self.room_live[live.room_id]
 
-    def _archive(self, request: ArchiveRequest) -> None:
-        archive = self._archive_or_fail()
-        try:
-            archive.store_conversation(request.record, request.events)
-        except StorageError as error:
-            log.error("archive_failed", conversation_id=request.record.id, error=str(error))
-            self.post(request.conversation, ArchiveFailed(str(error)))
-            return
-        self.post(
-            request.conversation, ArchiveDone(max((e.seq for e in request.events), default=0))
-        )
-
-    def _archive_late(self, request: ArchiveLateRequest) -> None:
-        try:
-            self._archive_or_fail().append_events(request.conversation_id, request.events)
-        except (StorageError, KeyError) as error:
-            log.error(
-                "late_archive_failed", conversation_id=request.conversation_id, error=str(error)
-            )
-
     # ------------------------------------------------------------------ queries
 
     def _locate(self, request: Locate, reply_to: ReplyTo | None) -> None:
@@ -559,82 +420,12 @@ class TopicMonitor(EngineActor):
         else:
             self.refuse(reply_to, "unknown_id", f"no conversation {conversation_id}")
 
-    def _archived_query(self, query: ArchivedQuery, reply_to: ReplyTo | None) -> None:
-        archive = self._archive_or_fail()
-        if query.kind == "history":
-            if archive.room(query.id) is None:
-                self.refuse(reply_to, "unknown_id", f"room {query.id} does not exist")
-                return
-            history = []
-            for past in archive.room_conversations(query.id):
-                item = record_dict(past)
-                item["events"] = [event_dict(e) for e in archive.events(past.id)]
-                history.append(item)
-            self.reply(reply_to, history)
-            return
-        if query.kind == "events":
-            # the events alone (one query); the conversation only to tell "none yet" from unknown
-            events = archive.events(query.id, query.after_seq)
-            if events or archive.has_conversation(query.id):
-                self.reply(reply_to, [event_dict(e) for e in events])
-            else:
-                self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
-            return
-        record = archive.conversation(query.id)
-        if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
-        else:
-            self.reply(reply_to, record_dict(record))
-
-    def _archived_activity(self, request: ArchivedActivity, reply_to: ReplyTo | None) -> None:
-        archive = self._archive_or_fail()
-        record = archive.conversation(request.conversation_id)
-        if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {request.conversation_id}")
-            return
-        if (
-            not isinstance(request.name, str)
-            or not 0 < len(request.name) <= 64
-            or request.name in RESERVED_NAMES
-        ):
-            self.refuse(
-                reply_to,
-                "bad_argument",
-                f"add_activity refused on conversation {record.id} in state CLOSED: "
-                f"name {request.name!r} must be 1 to 64 characters and not an engine event name",
-            )
-            return
-        seq = archive.last_seq(record.id) + 1
-        event = Event(
-            record.id,
-            record.room_id,
-            seq,
-            request.name,
-            EventType.ACTIVITY,
-            self.now(),
-            SYSTEM,
-            None,
-            request.data,
-        )
-        try:
-            archive.append_events(record.id, [event])
-        except ArchiveUnavailable as error:
-            self.refuse(
-                reply_to, "unavailable", f"archive unavailable, activity not stored: {error}"
-            )
-            return
-        self.reply(reply_to, seq)
-
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}
         for live in self.live.values():
             counts[live.state] = counts.get(live.state, 0) + 1
         failing = sum(1 for h in self.failing_journals if h in self.hosts)
         self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
-
-    def _archive_or_fail(self) -> Archive:
-        assert self.archive is not None, "TopicMonitor used before it was wired"
-        return self.archive
 
 
 def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:

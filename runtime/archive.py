@@ -305,6 +305,16 @@ class Archive:
                 (customer_id, str(channel), identifier),
             )
 
+    def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool:
+        """Whether ``record_customer_identity`` already stored this identity (a read: a
+        returning customer's session needs no write)."""
+        return bool(
+            self._rows(
+                "SELECT 1 FROM identities WHERE customer_id = ? AND channel = ? AND identifier = ?",
+                (customer_id, str(channel), identifier),
+            )
+        )
+
     # -- conversations ------------------------------------------------------------------------
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:

@@ -1,0 +1,316 @@
+"""The Archivist: every write to the archive, off the TopicMonitor's path.
+
+The TopicMonitor creates it (a new one if it dies) and sends it work, each request with a
+``ReplyTo`` of the monitor and a job id; the Archivist answers each job with ``Reply`` or
+``Failure`` under that id, and the monitor passes the answer on:
+
+- a closing conversation's archive transaction (``ArchiveRequest``), answered with the
+  sequence number written through once it has committed, and late events of an archived
+  conversation (``ArchiveLateRequest``). Both wait here while the archive refuses writes
+  (locked, read-only, disk full) and are retried on this actor's own alarm with a backoff
+  (``RETRY_BACKOFF_MS``): one failed attempt holds every waiting write back until the next
+  retry, so a locked archive costs one attempt per retry however many conversations wait.
+  A conversation asked again while waiting is written once, with its fuller snapshot, and
+  every job for it is answered (events beyond what was written are appended later: the
+  answer says through which sequence number it was written). A long backlog is written ``SLICE`` at a time.
+- a customer's first contact (``StoreIdentity``: the identity, and the new room with it, in
+  one transaction), an activity added to an archived conversation (``ArchivedActivity``) and
+  reads of what is archived (``ArchivedQuery``): one attempt each, because a caller waits;
+  whatever the archive refuses is answered ``unavailable`` and stores nothing.
+
+Each attempt waits at most ``BUSY_TIMEOUT_MS`` for SQLite's lock, so that no attempt holds
+this actor long; it never sleeps. A successful write while retries wait (the archive is back)
+writes what waits at once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from actors.messages import (
+    ArchivedActivity,
+    ArchivedQuery,
+    ArchiveLateRequest,
+    ArchiveNext,
+    ArchiveRequest,
+    Deliver,
+    ReplyTo,
+    StoreIdentity,
+)
+from actors.model.enums import EventType, RoomMode, RoomType
+from actors.model.events import RESERVED_NAMES
+from actors.model.records import SYSTEM, Event
+from actors.snapshots import event_dict, record_dict
+from actors.timed import TimedActor
+from runtime.archive import Archive, RoomRecord, StorageError
+
+log = structlog.get_logger("cx.archivist")
+
+#: SQLite's busy timeout of one attempt: how long a locked archive can hold this actor.
+BUSY_TIMEOUT_MS = 50
+#: Waits between attempts at the writes that wait; the last one repeats.
+RETRY_BACKOFF_MS = (250, 500, 1_000, 2_000, 5_000)
+#: Writes done for one message before the rest is taken up again (ArchiveNext).
+SLICE = 50
+RETRY = ("ARCHIVE_RETRY",)
+
+
+@dataclass(slots=True)
+class _Closing:
+    request: ArchiveRequest
+    jobs: list[ReplyTo] = field(default_factory=list)
+
+
+class Archivist(TimedActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.archive: Archive | None = None
+        self.closings: dict[str, _Closing] = {}  # by conversation id, oldest first
+        self.late: deque[tuple[ArchiveLateRequest, ReplyTo | None]] = deque()
+        self.failures = 0  # failed attempts in a row
+        self.waiting = False  # a retry is armed: nothing is tried before it fires
+        self._retry_token = 0
+        self._next_sent = False  # an ArchiveNext is on its way
+
+    def on_wired(self, sender: Any) -> None:
+        try:
+            self._storage()
+        except StorageError as error:  # opened again at the next attempt
+            log.error("archive_unavailable", error=str(error))
+
+    def on_exit(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
+
+    def _storage(self) -> Archive:
+        if self.archive is None:
+            storage = self.wired().settings.storage
+            self.archive = Archive(
+                storage.archive, fsync=storage.fsync, busy_timeout_ms=BUSY_TIMEOUT_MS
+            )
+        return self.archive
+
+    # ------------------------------------------------------------------ entry
+
+    def on_message(self, message: Any, sender: Any) -> None:
+        if isinstance(message, ArchiveNext):
+            self._next_sent = False
+            self._write_waiting()
+        else:
+            super().on_message(message, sender)
+
+    def on_deliver(self, item: Deliver, sender: Any) -> None:
+        payload, reply_to = item.payload, item.reply_to
+        if isinstance(payload, ArchiveRequest):
+            conversation_id = payload.record.id
+            closing = self.closings.get(conversation_id)
+            if closing is None:
+                closing = self.closings[conversation_id] = _Closing(payload)
+            if len(payload.events) >= len(closing.request.events):
+                closing.request = payload  # the fuller snapshot is written; every job answered
+            if reply_to is not None:
+                closing.jobs.append(reply_to)
+            self._write_waiting()
+        elif isinstance(payload, ArchiveLateRequest):
+            self.late.append((payload, reply_to))
+            self._write_waiting()
+        elif isinstance(payload, StoreIdentity | ArchivedActivity | ArchivedQuery):
+            try:
+                self._at_once(payload, reply_to)
+            except StorageError as error:
+                log.warning("archive_refused", request=type(payload).__name__, error=str(error))
+                self.refuse(reply_to, "unavailable", _refused(payload, error))
+        else:
+            self.refuse(
+                reply_to, "bad_argument", f"Archivist cannot handle {type(payload).__name__}"
+            )
+
+    def on_alarm(self, key: Hashable, payload: Any) -> None:
+        if key == RETRY and payload == self._retry_token and self.waiting:
+            self.waiting = False
+            self._write_waiting()
+
+    # ------------------------------------------------------------------ writes that wait
+
+    def _write_waiting(self) -> None:
+        if self.waiting:
+            return
+        written = 0
+        while self.closings or self.late:
+            if written == SLICE:
+                if not self._next_sent:
+                    self._next_sent = True
+                    self.send(self.myAddress, ArchiveNext())
+                return
+            if not self._write_one():
+                return
+            written += 1
+        self.failures = 0
+
+    def _write_one(self) -> bool:
+        """Write the oldest waiting item; False if the archive refused (a retry is armed)."""
+        if self.closings:
+            conversation_id, closing = next(iter(self.closings.items()))
+            request = closing.request
+            try:
+                self._storage().store_conversation(request.record, request.events)
+            except StorageError as error:
+                self._back_off(conversation_id, error)
+                return False
+            except ValueError as error:  # the request's own fault: retrying cannot help
+                del self.closings[conversation_id]
+                log.error("archive_refused", conversation_id=conversation_id, error=str(error))
+                for job in closing.jobs:
+                    self.refuse(job, "internal", f"conversation {conversation_id}: {error}")
+                return True
+            del self.closings[conversation_id]
+            through_seq = max((e.seq for e in request.events), default=0)
+            for job in closing.jobs:
+                self.reply(job, through_seq)
+            return True
+        late, caller = self.late[0]
+        try:
+            self._storage().append_events(late.conversation_id, late.events)
+        except StorageError as error:
+            self._back_off(late.conversation_id, error)
+            return False
+        except (KeyError, ValueError) as error:
+            log.error(
+                "late_archive_refused", conversation_id=late.conversation_id, error=str(error)
+            )
+        self.late.popleft()
+        self.reply(caller)
+        return True
+
+    def _back_off(self, conversation_id: str, error: StorageError) -> None:
+        delay = RETRY_BACKOFF_MS[min(self.failures, len(RETRY_BACKOFF_MS) - 1)]
+        self.failures += 1
+        self._retry_token += 1
+        self.waiting = True
+        self.alarms.arm(RETRY, self._retry_token, self.now() + delay, self._retry_token)
+        log.warning(
+            "archive_unavailable",
+            conversation_id=conversation_id,
+            waiting=len(self.closings) + len(self.late),
+            attempt=self.failures,
+            retry_in_ms=delay,
+            error=str(error),
+        )
+
+    def _archive_is_back(self) -> None:
+        """A write just committed: what waits for a retry is written now."""
+        if self.waiting:
+            self.alarms.disarm(RETRY)
+            self.waiting = False
+            self.failures = 0
+            self._write_waiting()
+
+    # ------------------------------------------------------------------ one attempt each
+
+    def _at_once(
+        self, payload: StoreIdentity | ArchivedActivity | ArchivedQuery, reply_to: ReplyTo | None
+    ) -> None:
+        if isinstance(payload, StoreIdentity):
+            self._store_identity(payload, reply_to)
+        elif isinstance(payload, ArchivedActivity):
+            self._activity(payload, reply_to)
+        else:
+            self._query(payload, reply_to)
+
+    def _store_identity(self, request: StoreIdentity, reply_to: ReplyTo | None) -> None:
+        room = None
+        if request.room_id is not None:
+            room = RoomRecord(
+                request.room_id,
+                RoomType.CUSTOMER,
+                RoomMode.CONTACT_CENTER,
+                request.customer_id,
+                request.room_created_at,
+            )
+        try:
+            self._storage().record_customer_identity(
+                request.customer_id, request.channel, request.identifier, new_room=room
+            )
+        except ValueError as error:  # another contact-center room came first: look again
+            self.refuse(reply_to, "unavailable", f"start_session not done: {error}; retry")
+            return
+        self.reply(reply_to)
+        self._archive_is_back()
+
+    def _activity(self, request: ArchivedActivity, reply_to: ReplyTo | None) -> None:
+        archive = self._storage()
+        record = archive.conversation(request.conversation_id)
+        if record is None:
+            self.refuse(reply_to, "unknown_id", f"no conversation {request.conversation_id}")
+            return
+        if (
+            not isinstance(request.name, str)
+            or not 0 < len(request.name) <= 64
+            or request.name in RESERVED_NAMES
+        ):
+            self.refuse(
+                reply_to,
+                "bad_argument",
+                f"add_activity refused on conversation {record.id} in state CLOSED: "
+                f"name {request.name!r} must be 1 to 64 characters and not an engine event name",
+            )
+            return
+        seq = archive.last_seq(record.id) + 1
+        event = Event(
+            record.id,
+            record.room_id,
+            seq,
+            request.name,
+            EventType.ACTIVITY,
+            self.now(),
+            SYSTEM,
+            None,
+            request.data,
+        )
+        archive.append_events(record.id, [event])
+        self.reply(reply_to, seq)
+        self._archive_is_back()
+
+    def _query(self, query: ArchivedQuery, reply_to: ReplyTo | None) -> None:
+        archive = self._storage()
+        if query.kind == "history":
+            if archive.room(query.id) is None:
+                self.refuse(reply_to, "unknown_id", f"room {query.id} does not exist")
+                return
+            history = []
+            for past in archive.room_conversations(query.id):
+                item = record_dict(past)
+                item["events"] = [event_dict(e) for e in archive.events(past.id)]
+                history.append(item)
+            self.reply(reply_to, history)
+            return
+        if query.kind == "events":
+            # the events alone (one query); the conversation only to tell "none yet" from unknown
+            events = archive.events(query.id, query.after_seq)
+            if events or archive.has_conversation(query.id):
+                self.reply(reply_to, [event_dict(e) for e in events])
+            else:
+                self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+            return
+        record = archive.conversation(query.id)
+        if record is None:
+            self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+        else:
+            self.reply(reply_to, record_dict(record))
+
+
+def _refused(payload: StoreIdentity | ArchivedActivity | ArchivedQuery, error: Exception) -> str:
+    if isinstance(payload, StoreIdentity):
+        return (
+            f"start_session of customer {payload.customer_id} refused: the archive is"
+            f" unavailable ({error}); nothing was stored: retry"
+        )
+    if isinstance(payload, ArchivedActivity):
+        return f"archive unavailable, activity not stored: {error}"
+    return f"archive unavailable, {payload.kind} of {payload.id} not read: {error}"

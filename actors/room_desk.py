@@ -1,0 +1,228 @@
+"""Get-or-create of a room's live conversation: the TopicMonitor's part that opens sessions.
+
+One actor (the TopicMonitor) takes every ``OpenSession``, so two first messages of one
+customer never open two live conversations: a session joins its room's live conversation,
+or a new conversation is placed on a host. Everything is looked up before anything changes
+(what the conversation would refuse stores nothing). A customer's first contact needs a
+write (the new room with the identity, one transaction): it goes to the Archivist, and the
+customer's sessions wait (``first_contacts``) until it answers; a returning customer (room
+and identity stored) needs no write, so a locked archive does not hold it up. What the
+archive refuses, reads included, is answered ``unavailable`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from actors.archivist_parent import ArchivistParent
+from actors.base import failure_of
+from actors.conversation import conversation_entity_id
+from actors.messages import (
+    Bounced,
+    Failure,
+    JoinSession,
+    OpenConversation,
+    OpenSession,
+    Ref,
+    Reply,
+    ReplyTo,
+    StoreIdentity,
+)
+from actors.model.commands import StartSession
+from actors.model.conversation import ConversationMachine
+from actors.model.enums import RoomMode, RoomType, State
+from actors.model.errors import Refused
+from runtime.archive import Archive, RoomRecord, StorageError
+
+log = structlog.get_logger("cx.monitor")
+
+
+@dataclass(slots=True)
+class HostInfo:
+    address: Any
+    host_id: str
+    conversations: int = 0
+
+
+@dataclass(slots=True)
+class Live:
+    host: HostInfo
+    room_id: str
+    state: str
+    sessions: list[str] = field(default_factory=list)
+    # The caller of the OpenConversation sent to ``host``, until the conversation's first state
+    # report says it is open: answered here if the host dies first (F7 in docs/RELIABILITY.md).
+    opening: ReplyTo | None = None
+
+
+class RoomDesk(ArchivistParent):
+    def __init__(self) -> None:
+        super().__init__()
+        self.archive: Archive | None = None  # read only: writes are the Archivist's
+        self.live: dict[str, Live] = {}
+        self.room_live: dict[str, str] = {}
+        self.session_conversation: dict[str, str] = {}
+        # Customers whose first contact is being stored: their sessions, opened once it is.
+        self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
+
+    def _place(self) -> HostInfo:
+        """The host a new conversation goes to."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ get-or-create
+
+    def _open_session(
+        self, request: OpenSession, reply_to: ReplyTo | None, *, stored: bool = False
+    ) -> None:
+        """``stored``: the customer's first contact has just been stored for this request."""
+        archive = self._archive_or_fail()
+        start = StartSession(request.session_id, request.channel, request.identifier, request.data)
+        try:  # look up, then mutate: what the conversation would refuse stores nothing here
+            ConversationMachine.check_first_session(request.new_conversation_id, start)
+        except Refused as refusal:
+            if reply_to is not None:
+                self.fail(reply_to, failure_of(reply_to.call_id, refusal))
+            return
+        waiting = self.first_contacts.get(request.customer_id)
+        if waiting is not None:  # the customer's first contact is being stored: after it
+            waiting.append((request, reply_to))
+            return
+        resolved = self._resolve_room(request, reply_to)
+        if resolved is None:
+            return
+        room, room_is_new = resolved
+        if request.session_id in self.session_conversation or archive.ids_taken(
+            session_id=request.session_id
+        ):
+            self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
+            return
+        live_id = self.room_live.get(room.id)
+        if live_id is not None:
+            live = self.live[live_id]
+            live.sessions.append(request.session_id)
+            self.session_conversation[request.session_id] = live_id
+            self.post(
+                Ref(live.host.address, conversation_entity_id(live_id)),
+                JoinSession(start, request),
+                reply_to,
+            )
+            return
+        conversation_id = request.new_conversation_id
+        if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
+            self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
+            return
+        if room_is_new or not archive.has_identity(
+            request.customer_id, request.channel.value, request.identifier
+        ):
+            if stored:  # committed, yet not found: refuse rather than write again and again
+                self.refuse(
+                    reply_to,
+                    "unavailable",
+                    f"start_session of customer {request.customer_id}: the archive does not"
+                    " show the identity just stored; retry",
+                )
+                return
+            # A new room is stored with the identity, once nothing can refuse the session any
+            # more, by the Archivist; the customer's sessions wait for it (first_contact_stored).
+            self.first_contacts[request.customer_id] = [(request, reply_to)]
+            self.store_first_contact(
+                StoreIdentity(
+                    request.customer_id,
+                    request.channel.value,
+                    request.identifier,
+                    room.id if room_is_new else None,
+                    room.created_at,
+                )
+            )
+            return
+        host = self._place()
+        host.conversations += 1
+        self.live[conversation_id] = Live(
+            host, room.id, State.CREATED.value, [request.session_id], reply_to
+        )
+        self.room_live[room.id] = conversation_id
+        self.session_conversation[request.session_id] = conversation_id
+        log.debug(
+            "conversation_opened",
+            conversation_id=conversation_id,
+            room_id=room.id,
+            host=host.host_id,
+        )
+        self.post(
+            Ref(host.address, conversation_entity_id(conversation_id)),
+            OpenConversation(conversation_id, room.id, request.customer_id, start),
+            reply_to,
+        )
+
+    def _resolve_room(
+        self, request: OpenSession, reply_to: ReplyTo | None
+    ) -> tuple[RoomRecord, bool] | None:
+        """The session's room, and whether it is new (not stored yet); None if refused."""
+        archive = self._archive_or_fail()
+        if request.room_id is not None:
+            room = archive.room(request.room_id)
+            if room is None:
+                self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
+                return None
+            if room.customer_id != request.customer_id:
+                self.refuse(
+                    reply_to,
+                    "bad_argument",
+                    f"room {request.room_id} belongs to another customer than {request.customer_id}",
+                )
+                return None
+            return room, False
+        room = archive.contact_center_room_of(request.customer_id)
+        if room is not None:
+            return room, False
+        if archive.ids_taken(room_id=request.new_room_id):
+            self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
+            return None
+        new_room = RoomRecord(
+            request.new_room_id,
+            RoomType.CUSTOMER,
+            RoomMode.CONTACT_CENTER,
+            request.customer_id,
+            self.now(),
+        )
+        return new_room, True
+
+    def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
+        origin = bounced.origin
+        if self.session_conversation.get(origin.session_id) == bounced.conversation_id:
+            del self.session_conversation[origin.session_id]
+        live = self.live.get(bounced.conversation_id)
+        if live is not None:
+            if origin.session_id in live.sessions:
+                live.sessions.remove(origin.session_id)
+            if self.room_live.get(live.room_id) == bounced.conversation_id:
+                del self.room_live[live.room_id]
+        self._open_session(origin, reply_to)
+
+    def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
+        """Open the sessions that waited for the customer's first contact to be stored, or
+        refuse them as the archive refused it: nothing was registered for them meanwhile."""
+        for index, (request, reply_to) in enumerate(self.first_contacts.pop(customer_id, [])):
+            if isinstance(answer, Failure):
+                self.refuse(reply_to, answer.kind, answer.message)
+                continue
+            try:
+                self._open_session(request, reply_to, stored=index == 0)
+            except StorageError as error:
+                self._unreadable(request, reply_to, error)
+
+    def _unreadable(self, payload: Any, reply_to: ReplyTo | None, error: StorageError) -> None:
+        log.warning("archive_read_refused", request=type(payload).__name__, error=str(error))
+        self.refuse(
+            reply_to,
+            "unavailable",
+            f"{type(payload).__name__} not done: the archive is unavailable ({error});"
+            " nothing changed: retry",
+        )
+
+    def _archive_or_fail(self) -> Archive:
+        assert self.archive is not None, "TopicMonitor used before it was wired"
+        return self.archive
