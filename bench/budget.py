@@ -25,7 +25,7 @@ from thespian.system import simpleSystemBase
 
 import actors.conversation
 import actors.snapshots
-import actors.topic_monitor
+import actors.archivist
 from actors.model.conversation import ConversationMachine
 from runtime import archive, journal
 from runtime.gateway import Gateway
@@ -54,7 +54,7 @@ _ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (journal.JournalWriter, "flush", "journal: encoding and writing records"),
     (actors.conversation, "command_record", "journal: encoding and writing records"),
     (actors.snapshots, "event_dict", "events as plain dicts for the gateway"),
-    (actors.topic_monitor, "event_dict", "events as plain dicts for the gateway"),
+    (actors.archivist, "event_dict", "events as plain dicts for the gateway"),
     (Gateway, "_call", "gateway (embedded)"),
     (Gateway, "advance", "gateway (embedded)"),
     (Gateway, "_at_conversation", "gateway (embedded)"),
