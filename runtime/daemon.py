@@ -8,17 +8,21 @@ same :func:`serve` in the terminal.
 
 :func:`serve` claims the pid file, checks that the admin port is free, starts the system
 (``runtime.system.start``: the engine booted in a ``multiprocTCPBase`` system bound to
-``system.bind``), records the session of the actor processes in the pid file, and waits for
-SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure every
-process of that session is gone (killing what is left after a bounded wait) and removes the pid
-file. If the actor system disappears on its own, it cleans up the same way and exits with 3.
+``system.bind``), records the session of the actor processes and the pids it watches in the pid
+file, and supervises the engine (``runtime.supervise``: a TopicMonitor, AgentSupervisor, admin
+or logger that dies is started again, with the live conversations restored from the journal)
+until SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure
+every process of that session is gone (killing what is left after a bounded wait) and removes
+the pid file. When restarts keep failing it gives up, cleans up the same way and exits with 3.
 
 Files, in the directory that holds ``storage.journal`` (``data/`` with the shipped config):
 
 - ``cx.pid``: one JSON object: ``pid`` (the daemon, or the ``cx start --foreground`` process),
   ``session`` (the session id shared by Thespian's admin, logger and every actor process),
-  ``state`` (``starting`` or ``running``), ``admin``, ``config``, ``log``, ``cmdline``,
-  ``started_at``;
+  ``state`` (``starting``, ``running``, or ``recovering`` while a watched process is being
+  restarted), ``admin``, ``config``, ``log``, ``cmdline``, ``started_at``, ``pids`` (the watched
+  processes by role: ``admin``, ``logger``, ``monitor``, ``agents``) and ``down`` (the names of
+  the watched processes found dead, while recovering);
 - ``cx.log``: the engine's JSON log lines when ``logging.file`` is null, and whatever the
   processes write to standard output or error;
 - ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise.
@@ -41,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +55,16 @@ from runtime.bind import restrict
 from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
 from runtime.logs import configure_logging, get_logger
-from runtime.system import join, start
+from runtime.supervise import (
+    ROLES,
+    WATCH_INTERVAL_S,
+    Engine,
+    Watcher,
+    abandon,
+    admin_processes,
+    start_engine,
+)
+from runtime.system import join
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -124,6 +137,8 @@ class Record:
     log: str
     cmdline: list[str]
     started_at: str
+    pids: dict[str, int] = field(default_factory=dict)
+    down: list[str] = field(default_factory=list)
 
     def belongs(self, pid: int) -> bool:
         """Whether ``pid`` is a process of this system: it runs the recorded command line
@@ -143,6 +158,19 @@ class Record:
 
     def running(self) -> bool:
         return self.daemon_alive() or bool(self.members())
+
+    def down_now(self) -> list[str]:
+        """The watched processes that are down: those the daemon reported, and those whose
+        recorded pid is no longer a process of the session (it may not have noticed yet)."""
+        down = list(self.down)
+        for role, pid in self.pids.items():
+            name = ROLES.get(role, role)
+            gone = not procs.alive(pid) or (
+                self.session is not None and procs.session_of(pid) != self.session
+            )
+            if gone and name not in down:
+                down.append(name)
+        return down
 
 
 def read_record(path: Path) -> Record | None:
@@ -263,17 +291,6 @@ def _claim(files: RunFiles, record: Record) -> None:
     raise AlreadyRunningError(f"cannot claim the pid file {files.pid}")
 
 
-def _admin_process(settings: Settings) -> tuple[int, int] | None:
-    """``(pid, session)`` of a process of another session listening on the admin port
-    (Thespian's admin, or its logger which inherits the socket); ``None`` if there is none."""
-    mine = procs.session_of(os.getpid())
-    for pid in sorted(procs.listening_on(settings.system.admin_port)):
-        session = procs.session_of(pid)
-        if session is not None and session != mine:
-            return pid, session
-    return None
-
-
 class _StopFlag:
     """Set by SIGTERM, SIGINT or SIGHUP (a plain flag: a handler must not take locks)."""
 
@@ -301,7 +318,8 @@ def _stop_signals() -> Iterator[_StopFlag]:
 
 
 def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
-    """Run the system until a stop signal; 0 when it was stopped, 3 when it died on its own.
+    """Run and supervise the system until a stop signal; 0 when it was stopped, 3 when it
+    could not be kept running (restarts kept failing).
 
     Raises AlreadyRunningError, or ConfigError when the admin port is taken.
     """
@@ -326,52 +344,68 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
         try:
             restrict(settings)
             check_startable(settings)
-            system = start(settings)
-            admin = _admin_process(settings)
-            session = None if admin is None else admin[1]
-            if session is None:
+            engine = start_engine(settings)
+            if engine.session is None:
                 log.warning(
                     "the admin process was not found in /proc: stopping will rely on the "
                     "admin alone to end the actor processes",
                     admin_port=settings.system.admin_port,
                 )
-            record = dataclasses.replace(record, session=session, state="running")
-            _write_record(files.pid, record, exclusive=False)
+
+            def report(state: str, current: Engine, down: tuple[str, ...]) -> None:
+                nonlocal record
+                record = dataclasses.replace(
+                    record,
+                    session=current.session,
+                    state=state,
+                    pids=dict(current.pids),
+                    down=[ROLES[role] for role in down],
+                )
+                _write_record(files.pid, record, exclusive=False)
+
+            watcher = Watcher(engine, settings, report)
+            report("running", engine, ())
             log.info(
                 "engine started",
                 admin=record.admin,
                 pid=me,
                 session=record.session,
+                watched={ROLES[role]: pid for role, pid in engine.pids.items()},
                 config=config,
                 pid_file=str(files.pid),
             )
-            died = False
+            code = 0
             try:
                 checked = time.monotonic()
-                while not stop and not died:
+                while not stop and not code:
                     time.sleep(_SIGNAL_POLL_S)
-                    if time.monotonic() - checked >= 1.0:
+                    if time.monotonic() - checked >= WATCH_INTERVAL_S:
+                        code = watcher.check() or 0
                         checked = time.monotonic()
-                        died = record.session is not None and not record.members()
-                if died:
-                    log.error("the actor system has gone: its admin process exited")
+                if code:
+                    log.error("the engine could not be kept running", exit_code=code)
                 else:
                     log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
             finally:
                 log.info("engine stopping", admin=record.admin)
-                _shutdown(system, record)
+                _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)
-            return 3 if died else 0
+            return code
         finally:
             _remove_record(files.pid, me)
 
 
 def _shutdown(system: Any, record: Record) -> None:
-    """Shut the system down through its admin, then end what is left of its session."""
-    try:
-        system.shutdown()
-    except Exception:
-        log.exception("the actor system did not shut down cleanly")
+    """Shut the system down through its admin (if it is alive: a shutdown would wait for a dead
+    one), then end what is left of its session."""
+    admin = record.pids.get("admin")
+    if admin is not None and not procs.alive(admin):
+        abandon(system)
+    else:
+        try:
+            system.shutdown()
+        except Exception:
+            log.exception("the actor system did not shut down cleanly")
     _, survivors = end_session(record)
     if survivors:
         log.error("processes of the system could not be ended", pids=sorted(survivors))
@@ -565,7 +599,8 @@ def _unrecorded(settings: Settings, files: RunFiles) -> Record:
             f"{settings.system.bind}:{settings.system.admin_port} "
             f"(system.admin_port in {settings.source})"
         )
-    pid, session = _admin_process(settings) or (-1, None)
+    session, found = admin_processes(settings)
+    pid = found.get("admin", -1)
     return Record(
         pid=-1,
         session=session,
