@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from runtime import procs
 from runtime.config import load_config
 from runtime.system import start
 
@@ -38,6 +39,18 @@ def _same_program() -> set[int]:
                 continue
     pids.discard(os.getpid())
     return pids
+
+
+def system_pids(config: Path) -> set[int]:
+    """Processes of the system started for ``config``: the daemon and everything Thespian
+    forked from it share its command line ``python -m runtime.daemon --config CONFIG``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            line = procs.cmdline(int(entry.name))
+            if "runtime.daemon" in line and str(config) in line and procs.alive(int(entry.name)):
+                found.add(int(entry.name))
+    return found
 
 
 def write_config(directory: Path, **sections: Any) -> Path:
