@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.model.transitions import mermaid
-from runtime import daemon
+from runtime import daemon, pidfile
 from runtime.bind import restrict
 from runtime.config import ConfigError, load_config
 from runtime.demo import run_demo
@@ -196,12 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _start(config: str, *, foreground: bool) -> int:
     settings = load_config(config)
     if foreground:
-        current = daemon.running_record(settings)
+        current = pidfile.running_record(settings)
         if current is not None:
             raise daemon.AlreadyRunningError(daemon.describe(current))
         return daemon.serve(settings, config=str(Path(config).resolve()), foreground=True)
     record = daemon.spawn(config, settings)
-    files = daemon.RunFiles.of(settings)
+    files = pidfile.RunFiles.of(settings)
     print(
         f"cx start: engine running (pid {record.pid}, admin {record.admin}); "
         f"log {record.log}, pid file {files.pid}"
@@ -238,7 +238,7 @@ def _status(config: str, *, as_json: bool) -> int:
     """The engine's state from its pid file and processes first (it never waits on an engine
     that is recovering), then the counts from the engine, waited for STATUS_TIMEOUT_S at most."""
     settings = load_config(config)
-    record = daemon.running_record(settings)
+    record = pidfile.running_record(settings)
     admin = f"{settings.system.bind}:{settings.system.admin_port}"
     down = [] if record is None else record.down_now()
     if record is not None and (record.state != "running" or down):
@@ -265,7 +265,7 @@ def _status(config: str, *, as_json: bool) -> int:
     return 0
 
 
-def _engine_fields(record: daemon.Record) -> dict[str, Any]:
+def _engine_fields(record: pidfile.Record) -> dict[str, Any]:
     return {
         "pid": record.pid,
         "admin": record.admin,
@@ -275,7 +275,7 @@ def _engine_fields(record: daemon.Record) -> dict[str, Any]:
     }
 
 
-def _status_degraded(record: daemon.Record, down: list[str], admin: str, *, as_json: bool) -> int:
+def _status_degraded(record: pidfile.Record, down: list[str], admin: str, *, as_json: bool) -> int:
     """The engine runs but does not serve: say so (and what is down) without asking it."""
     state = "recovering" if down else record.state
     if as_json:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -45,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,14 @@ from runtime.bind import restrict
 from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
 from runtime.logs import configure_logging, get_logger
+from runtime.pidfile import (
+    Record,
+    RunFiles,
+    read_record,
+    remove_record,
+    running_record,
+    write_record,
+)
 from runtime.supervise import (
     ROLES,
     WATCH_INTERVAL_S,
@@ -68,9 +75,6 @@ from runtime.system import join
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
-PID_FILE = "cx.pid"
-LOG_FILE = "cx.log"
-THESPIAN_LOG_FILE = "thespian.log"
 #: How long ``cx start`` waits for the engine to answer.
 START_TIMEOUT_S = 60.0
 #: How long the processes of a stopping system get to exit before they are killed.
@@ -100,117 +104,6 @@ class StartError(Exception):
 
 class StopError(Exception):
     """Some processes of the system could not be ended."""
-
-
-# ------------------------------------------------------------------------------ files
-
-
-@dataclass(frozen=True, slots=True)
-class RunFiles:
-    """Where a system's pid file and logs are: beside the journal directory."""
-
-    directory: Path
-    pid: Path
-    log: Path
-    thespian_log: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> RunFiles:
-        directory = settings.storage.journal.parent
-        return cls(
-            directory=directory,
-            pid=directory / PID_FILE,
-            log=settings.logging.file or directory / LOG_FILE,
-            thespian_log=directory / THESPIAN_LOG_FILE,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the pid file says."""
-
-    pid: int
-    session: int | None
-    state: str
-    admin: str
-    config: str | None
-    log: str
-    cmdline: list[str]
-    started_at: str
-    pids: dict[str, int] = field(default_factory=dict)
-    down: list[str] = field(default_factory=list)
-
-    def belongs(self, pid: int) -> bool:
-        """Whether ``pid`` is a process of this system: it runs the recorded command line
-        (Thespian forks its processes from the daemon) or a Thespian process title (when
-        ``setproctitle`` is installed, Thespian renames them ``ActorClass ActorAddr-...``)."""
-        line = procs.cmdline(pid)
-        return bool(line) and (line == self.cmdline or "ActorAddr-" in " ".join(line))
-
-    def daemon_alive(self) -> bool:
-        return procs.alive(self.pid) and self.belongs(self.pid)
-
-    def members(self) -> set[int]:
-        """The live processes of the system's session (not the daemon)."""
-        if self.session is None:
-            return set()
-        return {pid for pid in procs.session_members(self.session) if self.belongs(pid)}
-
-    def running(self) -> bool:
-        return self.daemon_alive() or bool(self.members())
-
-    def down_now(self) -> list[str]:
-        """The watched processes that are down: those the daemon reported, and those whose
-        recorded pid is no longer a process of the session (it may not have noticed yet)."""
-        down = list(self.down)
-        for role, pid in self.pids.items():
-            name = ROLES.get(role, role)
-            gone = not procs.alive(pid) or (
-                self.session is not None and procs.session_of(pid) != self.session
-            )
-            if gone and name not in down:
-                down.append(name)
-        return down
-
-
-def read_record(path: Path) -> Record | None:
-    """The pid file's record, or ``None`` if there is none (or it is not one of ours)."""
-    try:
-        data = json.loads(path.read_text())
-        return Record(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _write_record(path: Path, record: Record, *, exclusive: bool) -> None:
-    """Write the pid file atomically; ``exclusive``: fail if it exists (FileExistsError)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n")
-    try:
-        if exclusive:
-            os.link(temporary, path)
-        else:
-            os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _remove_record(path: Path, pid: int) -> None:
-    """Remove the pid file if it is still the one of ``pid``."""
-    record = read_record(path)
-    if record is not None and record.pid == pid:
-        path.unlink(missing_ok=True)
-
-
-def running_record(settings: Settings) -> Record | None:
-    """The record of the system running for ``settings``; a stale pid file is removed."""
-    path = RunFiles.of(settings).pid
-    record = read_record(path)
-    if record is None or record.running():
-        return record
-    path.unlink(missing_ok=True)
-    return None
 
 
 # ------------------------------------------------------------------------------ checks
@@ -281,7 +174,7 @@ def _claim(files: RunFiles, record: Record) -> None:
     """Create the pid file, or raise AlreadyRunningError; a stale one is replaced."""
     for _ in range(3):
         try:
-            _write_record(files.pid, record, exclusive=True)
+            write_record(files.pid, record, exclusive=True)
             return
         except FileExistsError:
             current = read_record(files.pid)
@@ -361,7 +254,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                     pids=dict(current.pids),
                     down=[ROLES[role] for role in down],
                 )
-                _write_record(files.pid, record, exclusive=False)
+                write_record(files.pid, record, exclusive=False)
 
             watcher = Watcher(engine, settings, report)
             report("running", engine, ())
@@ -392,7 +285,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 log.info("engine stopped", admin=record.admin)
             return code
         finally:
-            _remove_record(files.pid, me)
+            remove_record(files.pid, me)
 
 
 def _shutdown(system: Any, record: Record) -> None:
@@ -584,7 +477,7 @@ def stop(settings: Settings) -> Stopped:
     if record.daemon_alive():
         os.kill(record.pid, signal.SIGKILL)
         killed |= {record.pid}
-    _remove_record(files.pid, record.pid)
+    remove_record(files.pid, record.pid)
     if survivors:
         raise StopError(f"processes of the system survived SIGKILL: {sorted(survivors)}")
     return Stopped(record, killed)

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from actors.messages import Ping
-from runtime import daemon, procs, supervise
+from runtime import daemon, pidfile, procs, supervise
 from runtime.cli import EXIT_DEGRADED, main
 from runtime.config import Settings, load_config
 from runtime.gateway import Gateway
@@ -184,7 +184,7 @@ def test_status_says_recovering_and_what_is_down_without_asking_the_engine(
 ) -> None:
     config = write_config(tmp_path, system={"admin_port": free_port()})  # nothing listens there
     me = os.getpid()
-    record = daemon.Record(
+    record = pidfile.Record(
         pid=me,  # a live process that belongs to the record: the system counts as running
         session=None,
         state="running",
@@ -195,7 +195,7 @@ def test_status_says_recovering_and_what_is_down_without_asking_the_engine(
         started_at="2026-01-01T00:00:00+00:00",
         pids={"admin": me, "monitor": _dead_pid()},
     )
-    (tmp_path / daemon.PID_FILE).write_text(json.dumps(dataclasses.asdict(record)))
+    (tmp_path / pidfile.PID_FILE).write_text(json.dumps(dataclasses.asdict(record)))
     assert main(["status", "--config", str(config)]) == EXIT_DEGRADED
     out = capsys.readouterr().out
     assert "recovering" in out and "TopicMonitor down" in out
@@ -208,14 +208,14 @@ def test_status_says_recovering_and_what_is_down_without_asking_the_engine(
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[tuple[Path, Settings, daemon.Record]]:
+def engine(tmp_path: Path) -> Iterator[tuple[Path, Settings, pidfile.Record]]:
     """A system started by the daemon (as ``cx start`` does); stopped and checked after."""
     config = write_config(tmp_path, logging={"level": "info"})
     settings = load_config(config)
     try:
         yield config, settings, daemon.spawn(str(config), settings)
     finally:
-        record = daemon.read_record(tmp_path / daemon.PID_FILE)
+        record = pidfile.read_record(tmp_path / pidfile.PID_FILE)
         if record is not None:
             os.kill(record.pid, signal.SIGCONT)  # in case a test left it held
         with contextlib.suppress(daemon.NotRunningError):
@@ -230,13 +230,13 @@ def _pid(gw: Gateway, role: str) -> int:
     return int(gw._system.ask(address, Ping("pid"), 10).value["pid"])
 
 
-def _replaced(settings: Settings, role: str, old: int) -> daemon.Record:
+def _replaced(settings: Settings, role: str, old: int) -> pidfile.Record:
     """The pid file once the daemon says the engine runs again with a new ``role`` process."""
-    path = daemon.RunFiles.of(settings).pid
-    found: list[daemon.Record] = []
+    path = pidfile.RunFiles.of(settings).pid
+    found: list[pidfile.Record] = []
 
     def replaced() -> bool:
-        record = daemon.read_record(path)
+        record = pidfile.read_record(path)
         if record is None or record.state != "running" or record.pids.get(role, old) == old:
             return False
         found.append(record)
@@ -247,13 +247,13 @@ def _replaced(settings: Settings, role: str, old: int) -> daemon.Record:
 
 
 def _logged(settings: Settings) -> list[dict[str, Any]]:
-    lines = daemon.RunFiles.of(settings).log.read_text().splitlines()
+    lines = pidfile.RunFiles.of(settings).log.read_text().splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.mark.multiproc
 def test_a_killed_topic_monitor_is_replaced_and_its_live_conversation_kept(
-    engine: tuple[Path, Settings, daemon.Record],
+    engine: tuple[Path, Settings, pidfile.Record],
 ) -> None:
     config, settings, record = engine
     with Gateway.connect(config) as gw:
@@ -283,7 +283,7 @@ def test_a_killed_topic_monitor_is_replaced_and_its_live_conversation_kept(
 
 @pytest.mark.multiproc
 def test_a_killed_agent_supervisor_is_replaced_and_agents_log_in_again(
-    engine: tuple[Path, Settings, daemon.Record],
+    engine: tuple[Path, Settings, pidfile.Record],
 ) -> None:
     config, settings, _record = engine
     with Gateway.connect(config) as gw:
@@ -311,7 +311,7 @@ def test_a_killed_agent_supervisor_is_replaced_and_agents_log_in_again(
 
 @pytest.mark.multiproc
 def test_a_killed_admin_restarts_the_system_with_its_conversations(
-    engine: tuple[Path, Settings, daemon.Record], capsys: pytest.CaptureFixture[str]
+    engine: tuple[Path, Settings, pidfile.Record], capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, settings, record = engine
     with Gateway.connect(config) as gw:
