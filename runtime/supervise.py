@@ -90,12 +90,16 @@ class Decision:
 @dataclass(slots=True)
 class RestartPolicy:
     """Decides, from the roles found down and the time, whether to restart now, wait (backoff)
-    or give up. Pure: fed observations, it does nothing itself."""
+    or give up, and which restart. Pure: fed observations, it does nothing itself.
+
+    An engine restart that failed is followed by a system restart: a half-booted engine (a
+    TopicMonitor that never answered) would otherwise stay beside the next one."""
 
     max_restarts: int = MAX_RESTARTS
     window_s: float = RESTART_WINDOW_S
     backoff_s: tuple[float, ...] = BACKOFF_S
     restarts: list[float] = field(default_factory=list)
+    last_failed: bool = False
 
     def decide(self, down: Collection[str], now: float) -> Decision:
         if not down:
@@ -107,12 +111,13 @@ class RestartPolicy:
             return Decision(GIVE_UP, ordered, recent)
         if recent and now - self.restarts[-1] < self.backoff_s[min(recent, len(self.backoff_s) - 1)]:
             return Decision(WAIT, ordered, recent)
-        action = RESTART_SYSTEM if SYSTEM_ROLES.intersection(down) else RESTART_ENGINE
-        return Decision(action, ordered, recent)
+        whole = self.last_failed or SYSTEM_ROLES.intersection(down)
+        return Decision(RESTART_SYSTEM if whole else RESTART_ENGINE, ordered, recent)
 
-    def restarted(self, now: float) -> None:
-        """A restart (successful or not) ended at ``now``."""
+    def restarted(self, now: float, *, ok: bool) -> None:
+        """A restart ended at ``now``, successfully or not."""
         self.restarts.append(now)
+        self.last_failed = not ok
 
 
 def down_roles(pids: Mapping[str, int], alive: Callable[[int], bool]) -> tuple[str, ...]:
@@ -331,9 +336,9 @@ class Watcher:
                 self.engine = restart_engine(self.engine, self.settings)
         except Exception:
             log.exception(f"{kind} restart failed", down=_names(decision.down))
+            self.policy.restarted(self.clock(), ok=False)
             return
-        finally:
-            self.policy.restarted(self.clock())
+        self.policy.restarted(self.clock(), ok=True)
         log.warning(
             f"{kind} restarted",
             session=self.engine.session,

@@ -63,13 +63,13 @@ def test_a_dead_admin_or_logger_restarts_the_whole_system() -> None:
 
 def test_consecutive_restarts_back_off() -> None:
     policy = RestartPolicy(backoff_s=(0.0, 1.0, 4.0))
-    policy.restarted(100.0)
+    policy.restarted(100.0, ok=True)
     assert policy.decide({"monitor"}, 100.5).action == WAIT
     assert policy.decide({"monitor"}, 101.0).action == RESTART_ENGINE
-    policy.restarted(101.0)
+    policy.restarted(101.0, ok=True)
     assert policy.decide({"monitor"}, 104.9).action == WAIT
     assert policy.decide({"monitor"}, 105.0).action == RESTART_ENGINE
-    policy.restarted(105.0)
+    policy.restarted(105.0, ok=True)
     assert policy.decide({"monitor"}, 108.9).action == WAIT  # the last delay repeats
 
 
@@ -77,18 +77,26 @@ def test_too_many_restarts_within_the_window_give_up() -> None:
     policy = RestartPolicy(max_restarts=3, window_s=60.0, backoff_s=(0.0,))
     for moment in (0.0, 10.0, 20.0):
         assert policy.decide({"agents"}, moment).action == RESTART_ENGINE
-        policy.restarted(moment)
+        policy.restarted(moment, ok=True)
     decision = policy.decide({"agents"}, 30.0)
     assert (decision.action, decision.restarts) == (GIVE_UP, 3)
 
 
 def test_restarts_older_than_the_window_are_forgotten() -> None:
     policy = RestartPolicy(max_restarts=2, window_s=60.0, backoff_s=(0.0,))
-    policy.restarted(0.0)
-    policy.restarted(10.0)
+    policy.restarted(0.0, ok=True)
+    policy.restarted(10.0, ok=True)
     assert policy.decide({"monitor"}, 50.0).action == GIVE_UP
     decision = policy.decide({"monitor"}, 65.0)
     assert (decision.action, decision.restarts) == (RESTART_ENGINE, 1)
+
+
+def test_a_failed_engine_restart_is_followed_by_a_system_restart() -> None:
+    policy = RestartPolicy(backoff_s=(0.0,))
+    policy.restarted(1.0, ok=False)
+    assert policy.decide({"monitor"}, 2.0).action == RESTART_SYSTEM
+    policy.restarted(3.0, ok=True)
+    assert policy.decide({"monitor"}, 4.0).action == RESTART_ENGINE
 
 
 def test_down_roles_are_the_recorded_processes_not_alive() -> None:
@@ -173,6 +181,7 @@ def test_the_watcher_gives_up_with_an_exit_code_when_restarts_keep_failing(
     )
     codes = [watcher.check() for _ in range(3)]
     assert codes == [None, None, supervise.EXIT_GAVE_UP]
+    assert watcher.policy.last_failed
     assert reports.seen == [("recovering", ("admin",))]  # reported once, never running
 
 
