@@ -291,8 +291,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
 def _shutdown(system: Any, record: Record) -> None:
     """Shut the system down through its admin (if it is alive: a shutdown would wait for a dead
     one), then end what is left of its session."""
-    admin = record.pids.get("admin")
-    if admin is not None and not procs.alive(admin):
+    if not _admin_alive(record):
         abandon(system)
     else:
         try:
@@ -471,9 +470,10 @@ def stop(settings: Settings) -> Stopped:
         deadline = time.monotonic() + DAEMON_STOP_TIMEOUT_S
         while record.daemon_alive() and time.monotonic() < deadline:
             time.sleep(_POLL_S)
-    elif admin_answers(settings):
+    elif _admin_alive(record) and admin_answers(settings):
         _shutdown_through_admin(settings)
-    killed, survivors = end_session(record)
+    # Without an admin nothing asks the actor processes to exit: kill them without waiting.
+    killed, survivors = end_session(record, timeout=EXIT_TIMEOUT_S if _admin_alive(record) else 0)
     if record.daemon_alive():
         os.kill(record.pid, signal.SIGKILL)
         killed |= {record.pid}
@@ -481,6 +481,12 @@ def stop(settings: Settings) -> Stopped:
     if survivors:
         raise StopError(f"processes of the system survived SIGKILL: {sorted(survivors)}")
     return Stopped(record, killed)
+
+
+def _admin_alive(record: Record) -> bool:
+    """Whether the recorded admin process is alive (True when none is recorded: ask the port)."""
+    admin = record.pids.get("admin")
+    return admin is None or procs.alive(admin)
 
 
 def _unrecorded(settings: Settings, files: RunFiles) -> Record:

@@ -226,7 +226,8 @@ def engine(tmp_path: Path) -> Iterator[tuple[Path, Settings, pidfile.Record]]:
     finally:
         record = pidfile.read_record(tmp_path / pidfile.PID_FILE)
         if record is not None:
-            os.kill(record.pid, signal.SIGCONT)  # in case a test left it held
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGCONT)  # in case a test left it held
         with contextlib.suppress(daemon.NotRunningError):
             daemon.stop(settings)
         left = system_pids(config)
@@ -346,6 +347,25 @@ def test_a_killed_admin_restarts_the_system_with_its_conversations(
         assert gw.start_session("cust-1", "SMS", "+1").conversation_id == ref.conversation_id
     assert main(["status", "--config", str(config)]) == 0
     assert "engine         running" in capsys.readouterr().out
+
+
+@pytest.mark.multiproc
+def test_stop_kills_a_system_whose_daemon_and_admin_died_without_asking_the_dead_admin(
+    engine: tuple[Path, Settings, pidfile.Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, settings, record = engine
+    for pid in (record.pid, record.pids["admin"]):
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda pid=pid: not procs.alive(pid))
+
+    def shutdown_through_admin(settings: Settings) -> None:
+        raise AssertionError("cx stop asked a dead admin to shut the system down")
+
+    monkeypatch.setattr(daemon, "_shutdown_through_admin", shutdown_through_admin)
+    stopped = daemon.stop(settings)
+    assert {record.pids["logger"], record.pids["monitor"]} <= stopped.killed
+    assert record.session is not None and not procs.session_members(record.session)
+    assert not system_pids(config)
 
 
 def test_status_gives_up_on_an_engine_that_does_not_answer(tmp_path: Path) -> None:
