@@ -6,10 +6,11 @@ TopicMonitor is never taken for a dead one): Thespian's admin and its logger (th
 listening on the admin port), the TopicMonitor and the AgentSupervisor (whose pids they tell
 when pinged at start). What is done (docs/OPERATIONS.md, "Supervision"):
 
-- **the TopicMonitor or the AgentSupervisor died: engine restart.** Every process below the
+- **the TopicMonitor or the AgentSupervisor died: engine restart.** The processes below the
   admin (the other supervisor, conversation and agent hosts, Router, Bot, and the orphans a
-  dead supervisor leaves behind) is ended with SIGKILL, as in a crash; once the admin has let
-  go of the global names, a new TopicMonitor and AgentSupervisor are booted on the same admin.
+  dead supervisor leaves behind; not the logger) are ended with SIGKILL, as in a crash; once
+  the admin has let go of the global names, a new TopicMonitor and AgentSupervisor are booted
+  on the same admin (see :func:`engine_victims`).
   The TopicMonitor restores every live conversation from the journal, as after a restart of
   the whole system; agents log in again.
 - **the admin or the logger died: system restart.** Every process of the system's session is
@@ -50,9 +51,12 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 120.0
 #: The daemon's exit code when it gave up restarting (the same as an actor system gone).
 EXIT_GAVE_UP = 3
-#: How long a restart waits for processes to exit, names to be freed and the engine to answer.
+#: How long a restart waits for processes to exit and for the admin to free the names.
 STEP_TIMEOUT_S = 15.0
-PING_TIMEOUT_S = 5.0
+#: How long a booted engine gets to answer: the TopicMonitor reads the journals and places
+#: every live conversation before it answers (about 13 s for 10,000, docs/PERFORMANCE.md);
+#: as long as ``cx start`` waits.
+BOOT_TIMEOUT_S = 60.0
 _POLL_S = 0.05
 
 #: The watched processes, by role, with the name logs and ``cx status`` give them.
@@ -194,9 +198,9 @@ def start_engine(settings: Settings) -> Engine:
 def _describe(system: Any, settings: Settings, addresses: Addresses) -> Engine:
     session, pids = admin_processes(settings)
     for role, address in (("monitor", addresses.monitor), ("agents", addresses.agents)):
-        answer = system.ask(address, Ping(role), PING_TIMEOUT_S)
+        answer = system.ask(address, Ping(role), BOOT_TIMEOUT_S)
         if answer is None or not isinstance(getattr(answer, "value", None), dict):
-            raise RestartError(f"the {ROLES[role]} did not answer within {PING_TIMEOUT_S:g} s")
+            raise RestartError(f"the {ROLES[role]} did not answer within {BOOT_TIMEOUT_S:g} s")
         pids[role] = int(answer.value["pid"])
     missing = [ROLES[role] for role in ROLES if role not in pids]
     if missing:
@@ -254,9 +258,9 @@ def abandon(system: Any) -> None:
 
 
 def _await_boot(system: Any, addresses: Addresses) -> None:
-    answer = system.ask(addresses.monitor, BootStatus("boot"), STEP_TIMEOUT_S)
+    answer = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)
     if answer is None:
-        raise RestartError(f"the new TopicMonitor did not answer within {STEP_TIMEOUT_S:g} s")
+        raise RestartError(f"the new TopicMonitor did not answer within {BOOT_TIMEOUT_S:g} s")
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
