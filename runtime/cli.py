@@ -2,7 +2,8 @@
 
 Exit codes (docs/OPERATIONS.md): 0 success; 1 the system is not in the state the command needs
 (not running, already running); 2 something to fix: the command line, the configuration
-(file, key, port) or a request the engine refused; 3 ``cx start`` or ``cx stop`` failed.
+(file, key, port) or a request the engine refused; 3 ``cx start`` or ``cx stop`` failed; 4 ``cx
+status``: the engine is recovering (a supervised process is down) or did not answer in time.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import inspect
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from actors.model.transitions import mermaid
-from runtime import daemon
+from runtime import daemon, pidfile
 from runtime.archive import StorageError
 from runtime.bind import restrict
 from runtime.config import ConfigError, load_config
@@ -32,6 +34,10 @@ from runtime.system import salvaging
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
 DEFAULT_CONFIG = "config.yaml"
+#: How long ``cx status`` waits for the engine's answer.
+STATUS_TIMEOUT_S = 2.0
+#: ``cx status``: running but not serving (recovering, or no answer within STATUS_TIMEOUT_S).
+EXIT_DEGRADED = 4
 
 #: Gateway methods ``cx send`` does not offer: the virtual clock (embedded only), the
 #: connection's own lifecycle, and push subscriptions: they belong to a connection that stays
@@ -44,6 +50,10 @@ _NOT_OPS = frozenset(
 
 class UsageError(Exception):
     """A command line the command cannot use (beyond what argparse checks)."""
+
+
+class DegradedError(Exception):
+    """The engine runs but does not serve now: it is recovering, or it did not answer."""
 
 
 def _gateway_ops() -> dict[str, inspect.Signature]:
@@ -177,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (daemon.StartError, daemon.StopError, StorageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 3
+    except DegradedError as error:
+        print(f"cx {args.command}: {error}", file=sys.stderr)
+        return EXIT_DEGRADED
     except KeyboardInterrupt:
         print(f"cx {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -193,12 +206,12 @@ def _start(config: str, *, foreground: bool, salvage: bool = False) -> int:
     if salvage:
         settings = salvaging(settings)
     if foreground:
-        current = daemon.running_record(settings)
+        current = pidfile.running_record(settings)
         if current is not None:
             raise daemon.AlreadyRunningError(daemon.describe(current))
         return daemon.serve(settings, config=str(Path(config).resolve()), foreground=True)
     record = daemon.spawn(config, settings)
-    files = daemon.RunFiles.of(settings)
+    files = pidfile.RunFiles.of(settings)
     print(
         f"cx start: engine running (pid {record.pid}, admin {record.admin}); "
         f"log {record.log}, pid file {files.pid}"
@@ -232,25 +245,19 @@ def _connect(config: str) -> Gateway:
 
 
 def _status(config: str, *, as_json: bool) -> int:
+    """The engine's state from its pid file and processes first (it never waits on an engine
+    that is recovering), then the counts from the engine, waited for STATUS_TIMEOUT_S at most."""
     settings = load_config(config)
-    with _connect(config) as gw:
-        status = gw.status()
-    record = daemon.running_record(settings)
-    engine = (
-        None
-        if record is None
-        else {
-            "pid": record.pid,
-            "admin": record.admin,
-            "started_at": record.started_at,
-            "config": record.config,
-            "log": record.log,
-        }
-    )
+    record = pidfile.running_record(settings)
+    admin = f"{settings.system.bind}:{settings.system.admin_port}"
+    down = [] if record is None else record.down_now()
+    if record is not None and (record.state != "running" or down):
+        return _status_degraded(record, down, admin, as_json=as_json)
+    status = _engine_status(config)
+    engine = None if record is None else {**_engine_fields(record), "state": "running", "down": []}
     if as_json:
         print(json.dumps({"engine": engine, **status}, indent=2))
         return 0
-    admin = f"{settings.system.bind}:{settings.system.admin_port}"
     if record is None:
         print(f"engine         running, admin {admin} (no pid file: not started by cx start)")
     else:
@@ -269,6 +276,57 @@ def _status(config: str, *, as_json: bool) -> int:
         if not counts:
             print("  (none)")
     return 0
+
+
+def _engine_fields(record: pidfile.Record) -> dict[str, Any]:
+    return {
+        "pid": record.pid,
+        "admin": record.admin,
+        "started_at": record.started_at,
+        "config": record.config,
+        "log": record.log,
+    }
+
+
+def _status_degraded(record: pidfile.Record, down: list[str], admin: str, *, as_json: bool) -> int:
+    """The engine runs but does not serve: say so (and what is down) without asking it."""
+    state = "recovering" if down else record.state
+    if as_json:
+        engine = {**_engine_fields(record), "state": state, "down": down}
+        print(json.dumps({"engine": engine}, indent=2))
+    else:
+        what = f": {', '.join(down)} down, the daemon is restarting it" if down else ""
+        print(
+            f"engine         {state}, pid {record.pid}, admin {admin}, since "
+            f"{record.started_at}{what}"
+        )
+    return EXIT_DEGRADED
+
+
+def _engine_status(config: str) -> dict[str, Any]:
+    """The gateway's ``status()``, or DegradedError if it takes over STATUS_TIMEOUT_S (the
+    call is left to a daemon thread: nothing waits for it once this process exits)."""
+    outcome: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            with _connect(config) as gw:
+                outcome["status"] = gw.status()
+        except BaseException as error:
+            outcome["error"] = error
+
+    caller = threading.Thread(target=ask, name="cx-status", daemon=True)
+    caller.start()
+    caller.join(STATUS_TIMEOUT_S)
+    if "error" in outcome:
+        raise outcome["error"]
+    if "status" not in outcome:
+        raise DegradedError(
+            f"the engine did not answer within {STATUS_TIMEOUT_S:g} s (it may be overloaded or "
+            "recovering); see its log"
+        )
+    status: dict[str, Any] = outcome["status"]
+    return status
 
 
 def _send(config: str, op: str, raw: list[str], json_args: str | None) -> int:

@@ -8,17 +8,21 @@ same :func:`serve` in the terminal.
 
 :func:`serve` claims the pid file, checks that the admin port is free, starts the system
 (``runtime.system.start``: the engine booted in a ``multiprocTCPBase`` system bound to
-``system.bind``), records the session of the actor processes in the pid file, and waits for
-SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure every
-process of that session is gone (killing what is left after a bounded wait) and removes the pid
-file. If the actor system disappears on its own, it cleans up the same way and exits with 3.
+``system.bind``), records the session of the actor processes and the pids it watches in the pid
+file, and supervises the engine (``runtime.supervise``: a TopicMonitor, AgentSupervisor, admin
+or logger that dies is started again, with the live conversations restored from the journal)
+until SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure
+every process of that session is gone (killing what is left after a bounded wait) and removes
+the pid file. When restarts keep failing it gives up, cleans up the same way and exits with 3.
 
 Files, in the directory that holds ``storage.journal`` (``data/`` with the shipped config):
 
 - ``cx.pid``: one JSON object: ``pid`` (the daemon, or the ``cx start --foreground`` process),
   ``session`` (the session id shared by Thespian's admin, logger and every actor process),
-  ``state`` (``starting`` or ``running``), ``admin``, ``config``, ``log``, ``cmdline``,
-  ``started_at``;
+  ``state`` (``starting``, ``running``, or ``recovering`` while a watched process is being
+  restarted), ``admin``, ``config``, ``log``, ``cmdline``, ``started_at``, ``pids`` (the watched
+  processes by role: ``admin``, ``logger``, ``monitor``, ``agents``) and ``down`` (the names of
+  the watched processes found dead, while recovering);
 - ``cx.log``: the engine's JSON log lines when ``logging.file`` is null, and whatever the
   processes write to standard output or error;
 - ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise.
@@ -33,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -52,13 +55,27 @@ from runtime.bind import restrict
 from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
 from runtime.logs import configure_logging, get_logger
-from runtime.system import join, salvaging, start
+from runtime.pidfile import (
+    Record,
+    RunFiles,
+    read_record,
+    remove_record,
+    running_record,
+    write_record,
+)
+from runtime.supervise import (
+    ROLES,
+    WATCH_INTERVAL_S,
+    Engine,
+    Watcher,
+    abandon,
+    admin_processes,
+    start_engine,
+)
+from runtime.system import join, salvaging
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
-PID_FILE = "cx.pid"
-LOG_FILE = "cx.log"
-THESPIAN_LOG_FILE = "thespian.log"
 #: How long ``cx start`` waits for the engine to answer.
 START_TIMEOUT_S = 60.0
 #: How long the processes of a stopping system get to exit before they are killed.
@@ -88,102 +105,6 @@ class StartError(Exception):
 
 class StopError(Exception):
     """Some processes of the system could not be ended."""
-
-
-# ------------------------------------------------------------------------------ files
-
-
-@dataclass(frozen=True, slots=True)
-class RunFiles:
-    """Where a system's pid file and logs are: beside the journal directory."""
-
-    directory: Path
-    pid: Path
-    log: Path
-    thespian_log: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> RunFiles:
-        directory = settings.storage.journal.parent
-        return cls(
-            directory=directory,
-            pid=directory / PID_FILE,
-            log=settings.logging.file or directory / LOG_FILE,
-            thespian_log=directory / THESPIAN_LOG_FILE,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the pid file says."""
-
-    pid: int
-    session: int | None
-    state: str
-    admin: str
-    config: str | None
-    log: str
-    cmdline: list[str]
-    started_at: str
-
-    def belongs(self, pid: int) -> bool:
-        """Whether ``pid`` is a process of this system: it runs the recorded command line
-        (Thespian forks its processes from the daemon) or the title of an engine process
-        (``cx: router ...``, or Thespian's ``ActorClass ActorAddr-...``: runtime.proctitle)."""
-        line = procs.cmdline(pid)
-        return bool(line) and (line == self.cmdline or proctitle.is_engine_title(line))
-
-    def daemon_alive(self) -> bool:
-        return procs.alive(self.pid) and self.belongs(self.pid)
-
-    def members(self) -> set[int]:
-        """The live processes of the system's session (not the daemon)."""
-        if self.session is None:
-            return set()
-        return {pid for pid in procs.session_members(self.session) if self.belongs(pid)}
-
-    def running(self) -> bool:
-        return self.daemon_alive() or bool(self.members())
-
-
-def read_record(path: Path) -> Record | None:
-    """The pid file's record, or ``None`` if there is none (or it is not one of ours)."""
-    try:
-        data = json.loads(path.read_text())
-        return Record(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _write_record(path: Path, record: Record, *, exclusive: bool) -> None:
-    """Write the pid file atomically; ``exclusive``: fail if it exists (FileExistsError)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n")
-    try:
-        if exclusive:
-            os.link(temporary, path)
-        else:
-            os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _remove_record(path: Path, pid: int) -> None:
-    """Remove the pid file if it is still the one of ``pid``."""
-    record = read_record(path)
-    if record is not None and record.pid == pid:
-        path.unlink(missing_ok=True)
-
-
-def running_record(settings: Settings) -> Record | None:
-    """The record of the system running for ``settings``; a stale pid file is removed."""
-    path = RunFiles.of(settings).pid
-    record = read_record(path)
-    if record is None or record.running():
-        return record
-    path.unlink(missing_ok=True)
-    return None
 
 
 # ------------------------------------------------------------------------------ checks
@@ -254,7 +175,7 @@ def _claim(files: RunFiles, record: Record) -> None:
     """Create the pid file, or raise AlreadyRunningError; a stale one is replaced."""
     for _ in range(3):
         try:
-            _write_record(files.pid, record, exclusive=True)
+            write_record(files.pid, record, exclusive=True)
             return
         except FileExistsError:
             current = read_record(files.pid)
@@ -262,17 +183,6 @@ def _claim(files: RunFiles, record: Record) -> None:
                 raise AlreadyRunningError(describe(current)) from None
             files.pid.unlink(missing_ok=True)
     raise AlreadyRunningError(f"cannot claim the pid file {files.pid}")
-
-
-def _admin_process(settings: Settings) -> tuple[int, int] | None:
-    """``(pid, session)`` of a process of another session listening on the admin port
-    (Thespian's admin, or its logger which inherits the socket); ``None`` if there is none."""
-    mine = procs.session_of(os.getpid())
-    for pid in sorted(procs.listening_on(settings.system.admin_port)):
-        session = procs.session_of(pid)
-        if session is not None and session != mine:
-            return pid, session
-    return None
 
 
 class _StopFlag:
@@ -302,7 +212,8 @@ def _stop_signals() -> Iterator[_StopFlag]:
 
 
 def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
-    """Run the system until a stop signal; 0 when it was stopped, 3 when it died on its own.
+    """Run and supervise the system until a stop signal; 0 when it was stopped, 3 when it
+    could not be kept running (restarts kept failing).
 
     Raises AlreadyRunningError, or ConfigError when the admin port is taken.
     """
@@ -328,52 +239,67 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
         try:
             restrict(settings)
             check_startable(settings)
-            system = start(settings)
-            admin = _admin_process(settings)
-            session = None if admin is None else admin[1]
-            if session is None:
+            engine = start_engine(settings)
+            if engine.session is None:
                 log.warning(
                     "the admin process was not found in /proc: stopping will rely on the "
                     "admin alone to end the actor processes",
                     admin_port=settings.system.admin_port,
                 )
-            record = dataclasses.replace(record, session=session, state="running")
-            _write_record(files.pid, record, exclusive=False)
+
+            def report(state: str, current: Engine, down: tuple[str, ...]) -> None:
+                nonlocal record
+                record = dataclasses.replace(
+                    record,
+                    session=current.session,
+                    state=state,
+                    pids=dict(current.pids),
+                    down=[ROLES[role] for role in down],
+                )
+                write_record(files.pid, record, exclusive=False)
+
+            watcher = Watcher(engine, settings, report)
+            report("running", engine, ())
             log.info(
                 "engine started",
                 admin=record.admin,
                 pid=me,
                 session=record.session,
+                watched={ROLES[role]: pid for role, pid in engine.pids.items()},
                 config=config,
                 pid_file=str(files.pid),
             )
-            died = False
+            code = 0
             try:
                 checked = time.monotonic()
-                while not stop and not died:
+                while not stop and not code:
                     time.sleep(_SIGNAL_POLL_S)
-                    if time.monotonic() - checked >= 1.0:
+                    if time.monotonic() - checked >= WATCH_INTERVAL_S:
+                        code = watcher.check() or 0
                         checked = time.monotonic()
-                        died = record.session is not None and not record.members()
-                if died:
-                    log.error("the actor system has gone: its admin process exited")
+                if code:
+                    log.error("the engine could not be kept running", exit_code=code)
                 else:
                     log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
             finally:
                 log.info("engine stopping", admin=record.admin)
-                _shutdown(system, record)
+                _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)
-            return 3 if died else 0
+            return code
         finally:
-            _remove_record(files.pid, me)
+            remove_record(files.pid, me)
 
 
 def _shutdown(system: Any, record: Record) -> None:
-    """Shut the system down through its admin, then end what is left of its session."""
-    try:
-        system.shutdown()
-    except Exception:
-        log.exception("the actor system did not shut down cleanly")
+    """Shut the system down through its admin (if it is alive: a shutdown would wait for a dead
+    one), then end what is left of its session."""
+    if not _admin_alive(record):
+        abandon(system)
+    else:
+        try:
+            system.shutdown()
+        except Exception:
+            log.exception("the actor system did not shut down cleanly")
     _, survivors = end_session(record)
     if survivors:
         log.error("processes of the system could not be ended", pids=sorted(survivors))
@@ -549,16 +475,23 @@ def stop(settings: Settings) -> Stopped:
         deadline = time.monotonic() + DAEMON_STOP_TIMEOUT_S
         while record.daemon_alive() and time.monotonic() < deadline:
             time.sleep(_POLL_S)
-    elif admin_answers(settings):
+    elif _admin_alive(record) and admin_answers(settings):
         _shutdown_through_admin(settings)
-    killed, survivors = end_session(record)
+    # Without an admin nothing asks the actor processes to exit: kill them without waiting.
+    killed, survivors = end_session(record, timeout=EXIT_TIMEOUT_S if _admin_alive(record) else 0)
     if record.daemon_alive():
         os.kill(record.pid, signal.SIGKILL)
         killed |= {record.pid}
-    _remove_record(files.pid, record.pid)
+    remove_record(files.pid, record.pid)
     if survivors:
         raise StopError(f"processes of the system survived SIGKILL: {sorted(survivors)}")
     return Stopped(record, killed)
+
+
+def _admin_alive(record: Record) -> bool:
+    """Whether the recorded admin process is alive (True when none is recorded: ask the port)."""
+    admin = record.pids.get("admin")
+    return admin is None or procs.alive(admin)
 
 
 def _unrecorded(settings: Settings, files: RunFiles) -> Record:
@@ -570,7 +503,8 @@ def _unrecorded(settings: Settings, files: RunFiles) -> Record:
             f"{settings.system.bind}:{settings.system.admin_port} "
             f"(system.admin_port in {settings.source})"
         )
-    pid, session = _admin_process(settings) or (-1, None)
+    session, found = admin_processes(settings)
+    pid = found.get("admin", -1)
     return Record(
         pid=-1,
         session=session,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from runtime import daemon
+from runtime import daemon, pidfile
 from runtime.config import Settings, load_config
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 
@@ -59,7 +59,7 @@ def run_live_demo(config: str | None = None, *, out: Printer = print) -> int:
     path = str(demo_config(temporary)) if temporary is not None else config
     assert path is not None
     settings = load_config(path)
-    files = daemon.RunFiles.of(settings)
+    files = pidfile.RunFiles.of(settings)
     ok = False
     try:
         with _running(path, settings, out) as started:
@@ -81,7 +81,7 @@ def run_live_demo(config: str | None = None, *, out: Printer = print) -> int:
 
 
 @contextmanager
-def _running(path: str, settings: Settings, out: Printer) -> Iterator[daemon.Record]:
+def _running(path: str, settings: Settings, out: Printer) -> Iterator[pidfile.Record]:
     """The engine running in the background for the block; stopped after it whatever happens
     (Ctrl-C during the stop is ignored: it would leave processes behind)."""
     out(

@@ -56,15 +56,25 @@ def cmdline(pid: int) -> list[str]:
 
 def session_members(sid: int) -> set[int]:
     """Live processes (not zombies) of session ``sid``."""
-    members = set()
+    return set(session_tree(sid))
+
+
+def session_tree(sid: int) -> dict[int, int]:
+    """Live processes (not zombies) of session ``sid``, each with its parent's pid."""
+    members = {}
     for pid in _pids():
         try:
             fields = _stat_fields(pid)
         except OSError:
             continue
         if fields[0] != "Z" and int(fields[3]) == sid:
-            members.add(pid)
+            members[pid] = int(fields[1])
     return members
+
+
+def exists(pid: int) -> bool:
+    """Whether ``pid`` is in the process table at all (a zombie not reaped yet counts)."""
+    return (PROC / str(pid)).exists()
 
 
 def signal_all(pids: Iterable[int], signum: signal.Signals) -> None:

@@ -74,6 +74,9 @@ def start(settings: Settings) -> Any:
 
 
 def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Addresses:
+    """Wire the TopicMonitor (found or created by its global name), which wires the rest and
+    restores every live conversation of the journal. The daemon calls it again on a running
+    admin to boot a new engine after a supervisor died (``runtime.supervise``)."""
     addresses = find(system)
     wiring = Wiring(
         settings=settings,

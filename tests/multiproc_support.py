@@ -39,12 +39,12 @@ def _same_program(config: Path | None = None) -> set[int]:
             except OSError:
                 continue
     if config is not None:
-        pids |= system_processes(config)
+        pids |= system_pids(config)
     pids.discard(os.getpid())
     return pids
 
 
-def system_processes(config: Path) -> set[int]:
+def system_pids(config: Path) -> set[int]:
     """The processes of the system started for ``config``: those whose title names it (the
     daemon, every actor: runtime.proctitle), and the processes of their sessions that have the
     title of an engine process (Thespian's admin and logger)."""

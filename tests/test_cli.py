@@ -26,7 +26,7 @@ from runtime.bind import ADDRESS_VARIABLE, restrict
 from runtime.cli import OPS, main
 from runtime.config import ConfigError, load_config
 from runtime.gateway import Gateway
-from tests.multiproc_support import eventually, free_port, system_processes, write_config
+from tests.multiproc_support import eventually, free_port, system_pids, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Bound on one ``cx`` command (``cx stop`` waits at most about 30 s for a stuck system).
@@ -45,13 +45,6 @@ def cx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=COMMAND_TIMEOUT_S,
         check=False,
     )
-
-
-def system_pids(config: Path) -> set[int]:
-    """Processes of the system started for ``config``: the daemon (``cx: daemon --config
-    CONFIG``), every actor (whose title names the config too) and Thespian's admin and logger
-    in their session."""
-    return system_processes(config)
 
 
 @pytest.fixture

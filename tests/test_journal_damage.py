@@ -32,8 +32,8 @@ from runtime.journal import (
     read_segment,
 )
 from runtime.system import start
-from tests.multiproc_support import write_config
-from tests.test_cli import cx, one_line, system_pids
+from tests.multiproc_support import system_pids, write_config
+from tests.test_cli import cx, one_line
 
 
 def storage(root: Path, *, salvage: bool = False) -> dict[str, Any]:
