@@ -23,9 +23,9 @@ from typing import Any
 
 from thespian.system import simpleSystemBase
 
+import actors.archivist
 import actors.conversation
 import actors.snapshots
-import actors.archivist
 from actors.model.conversation import ConversationMachine
 from runtime import archive, journal
 from runtime.gateway import Gateway

@@ -19,7 +19,9 @@ What it does:
    the snapshot that they were not applied), and each worker records what was acknowledged;
 3. meanwhile the monkey, seeded, sleeps a random time (``--kill-every``), picks a random
    process among ``--targets`` (conversation ``hosts``, ``agents`` hosts, the ``router``, the
-   ``bot``), kills it with SIGKILL and measures how long until it is replaced and serving; or
+   ``bot``; the supervisors ``monitor``, ``supervisor``, ``admin``, ``logger``, restarted by
+   the daemon the run then starts the engine under: bench.chaos_supervisors), kills it with
+   SIGKILL and measures how long until it is replaced and serving; or
    the network gateway (``netgw``: ``cx gateway``, with TCP clients of its own,
    bench.chaos_netgw), started again at once like systemd would; or
    a storage fault (``disk`` full, ``fsync`` failing, ``archive`` locked: bench.chaos_faults),
@@ -68,7 +70,7 @@ import yaml
 
 from actors import messages
 from actors.messages import Locate, Ping
-from bench import chaos_faults, chaos_netgw
+from bench import chaos_faults, chaos_netgw, chaos_supervisors
 from runtime import procs
 from runtime.archive import Archive
 from runtime.config import load_config
@@ -83,7 +85,7 @@ from runtime.system import start
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("hosts", "agents", "router", "bot")
-TARGETS = (*PROCESSES, "netgw", *chaos_faults.FAULTS)
+TARGETS = (*PROCESSES, *chaos_supervisors.SUPERVISORS, "netgw", *chaos_faults.FAULTS)
 #: How long an operation is retried before the worker gives up on it (not acknowledged).
 GIVE_UP_S = 45.0
 #: How long the monkey waits for a killed process to be replaced and serving.
@@ -400,6 +402,7 @@ class Monkey:
     records: Path
     started: float
     faults: chaos_faults.Faults | None = None
+    supervisors: chaos_supervisors.Supervisors | None = None
     netgw: chaos_netgw.GatewayProcess | None = None
     cycle: bool = False  # the targets in turn instead of at random
     kills: list[Kill] = field(default_factory=list)
@@ -502,6 +505,13 @@ class Monkey:
     def strike(self) -> Kill | None:
         turn = len(self.kills) % len(self.targets)
         target = self.targets[turn] if self.cycle else self.chance.choice(self.targets)
+        if target in chaos_supervisors.SUPERVISORS:
+            assert self.supervisors is not None
+            at = round(time.monotonic() - self.started, 2)
+            pid, recovery, note = self.supervisors.strike(target)
+            kill = Kill(at, target, pid, recovery, note)
+            self.kills.append(kill)
+            return kill
         if target == "netgw":
             assert self.netgw is not None
             at = round(time.monotonic() - self.started, 2)
@@ -706,9 +716,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 @contextlib.contextmanager
-def _system(config: Path) -> Iterator[tuple[Any, int]]:
-    """The engine in this process; on exit every process of its session is gone (leftovers
-    are killed and reported through the yielded list)."""
+def _system(config: Path) -> Iterator[set[int]]:
+    """The engine in this process; yields the set of its session; shut down on the way out."""
     settings = load_config(config)
     system = start(settings)
     admins = procs.listening_on(settings.system.admin_port)
@@ -717,7 +726,7 @@ def _system(config: Path) -> Iterator[tuple[Any, int]]:
         system.shutdown()
         raise RuntimeError("the engine started but nothing listens on its admin port")
     try:
-        yield system, session
+        yield {session}
     finally:
         system.shutdown()
 
@@ -779,7 +788,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     )
     with (
         chaos_faults.journal_mount(directory / "journal", "disk" in targets),
-        _system(config) as (_system_object, session),
+        (
+            chaos_supervisors.daemon_system(config)
+            if any(t in chaos_supervisors.SUPERVISORS for t in targets)
+            else _system(config)
+        ) as sessions,
     ):
         try:
             with Gateway.connect(config) as gw:
@@ -838,6 +851,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 monkey = Monkey(gw, chance, targets, directory, started)
                 monkey.cycle = options.cycle
                 monkey.netgw = netgw
+                monkey.supervisors = chaos_supervisors.Supervisors(gw, config, sessions)
                 monkey.faults = chaos_faults.Faults(
                     gw, directory / "journal", directory / "archive.sqlite3", switches
                 )
@@ -905,11 +919,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     # The system is shut down: every process of its session must go.
     timings["shutdown_s"] = round(time.monotonic() - phase, 1)
     deadline = time.monotonic() + 20
-    while procs.session_members(session) and time.monotonic() < deadline:
+    while any(procs.session_members(s) for s in sessions) and time.monotonic() < deadline:
         time.sleep(0.1)
-    leaked = sorted(procs.session_members(session))
+    leaked = chaos_supervisors.left_over(sessions)
     if leaked:
-        procs.signal_all(leaked, signal.SIGKILL)
         problems.append(f"processes left after shutdown: {leaked}")
     leaked_workers = [w.pid for w in workers if procs.alive(w.pid)]
     if leaked_workers:

@@ -165,6 +165,7 @@ def test_killed_router_and_bot_are_replaced_and_lose_nothing(tmp_path: Path) -> 
                     "conversations": {"ACTIVE": 1, "CREATED": 1},
                     "agents": {"NOT_READY": 0, "READY": 1},
                     "queues": {"default": 1},
+                    "storage": {"failing_journals": 0},
                 }
             )
         )
