@@ -253,11 +253,11 @@ def test_a_host_notice_waiting_at_a_direct_ask_is_kept_not_taken_for_the_answer(
     gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
     ref = gw.start_session("cust-1", "WEB", "v")
     host = gw._locate(ref.conversation_id).host
-    assert gw._hosts == {ref.conversation_id: host}
+    assert gw._hosts.as_dict() == {ref.conversation_id: host}
     gw._system.tell(host, ActorExitRequest())  # the notice waits in the gateway's mailbox
     directory = gw._ask_direct(gw._actors.monitor, Directory(gw._call_id()))
     assert set(directory) == {"router", "bot"}
-    assert gw._hosts == {}  # the notice was taken in: the dead address is dropped
+    assert gw._hosts.as_dict() == {}  # the notice was taken in: the dead address is dropped
     gw.customer_message(ref.channel_session_id, "after the host died")
     assert "CUSTOMER_MESSAGE" in names(gw, ref.conversation_id)
 
