@@ -59,6 +59,10 @@ ASK_TIMEOUT_S = 30.0
 HOST_CHECK_S = 1.0
 #: Answers kept that came before they were waited for (several calls answered in one message)
 MAX_STRAY_ANSWERS = 10_000
+#: One look at the sockets for messages that have arrived (connected gateways).
+PICKUP_S = 0.0002
+#: Hosts that died lately (their addresses are refused without a send).
+DEAD_HOSTS_KEPT = 64
 #: While the engine is away, how long a refusal stands before the admin is probed again.
 AWAY_RECHECK_S = 0.2
 
@@ -97,6 +101,7 @@ class GatewayCore:
         self._away: str | None = None  # why the engine is taken as gone
         self._away_checked = 0.0
         self._subscriptions: set[str] = set()  # what to subscribe again after a restart
+        self._dead: deque[Any] = deque(maxlen=DEAD_HOSTS_KEPT)
         self.boot: dict[str, Any] = self._handshake(starting=True)
 
     @property
@@ -224,6 +229,8 @@ class GatewayCore:
         else:
             self._ready()
             self._take_messages()  # a host notice that came meanwhile
+            if address in self._dead:
+                raise Unreachable(f"{address} is a host that died")
             self._send(address, batch)
             conversation_id = watch or self._conversation_addressed(entity)
             host = self._hosts.host(watch) if watch is not None else address
@@ -304,17 +311,21 @@ class GatewayCore:
         return False
 
     def _take_messages(self) -> None:
-        """Take in what has arrived, without waiting. Connected: a message on a new connection
-        takes a few turns of the transport (accept, read), so it is given three idle turns."""
-        idle = 0 if self._embedded else 2
-        while True:
-            message = self._system.listen(0)
-            if message is not None:
+        """Take in what has arrived. Connected: Thespian's ``listen(0)`` returns before it looks
+        at any socket, and a message on a new connection takes a few turns of the transport
+        (accept, read): each look is ``PICKUP_S`` long, until two in a row bring nothing."""
+        if self._embedded:
+            while (message := self._system.listen(0)) is not None:
                 self._intake(message)
-            elif idle == 0:
-                return
+            return
+        idle = 0
+        while idle < 2:
+            message = self._system.listen(PICKUP_S)
+            if message is None:
+                idle += 1
             else:
-                idle -= 1
+                idle = 0
+                self._intake(message)
 
     def _keep_stray(self, answer: Reply | Failure) -> None:
         """Keep an answer that came before it was waited for; bounded, so that late answers to
@@ -334,6 +345,7 @@ class GatewayCore:
         elif isinstance(message, HostLost):
             self._host_lost_at = time.monotonic()
             self._hosts.host_lost(message.address)
+            self._dead.append(message.address)
         elif isinstance(message, Batch):
             for item in message.items:
                 if isinstance(item.payload, Reply | Failure):  # answers sent as one message
@@ -390,7 +402,6 @@ class GatewayCore:
     def _locate(self, conversation_id: str) -> Location:
         if not self._embedded:
             self._ready()
-            self._take_messages()  # a HostLost that came meanwhile drops stale addresses
         host = self._hosts.host(conversation_id)
         if host is not None:
             return Location(conversation_id, host, "")

@@ -35,21 +35,39 @@ def send(system: Any, address: Any, message: Any, limit_s: float = SEND_LIMIT_S)
     within ``SEND_CHECK_S``), or it was not taken within ``limit_s`` seconds. A busy actor whose
     process still accepts is waited for: it takes the message when its handler is done."""
     base = system._systemBase
-    track = TransmitTrack(base.transport, base.adminAddr)
+    outcome = _Outcome(TransmitTrack(base.transport, base.adminAddr))
     intent = TransmitIntent(
-        address, message, onError=track.transmit_failed, maxPeriod=timedelta(seconds=limit_s)
+        address,
+        message,
+        onSuccess=outcome.sent,
+        onError=outcome.failed,
+        maxPeriod=timedelta(seconds=limit_s),
     )
     base.transport.scheduleTransmit(None, intent)
     for remaining in unexpired(ExpirationTimer(timedelta(seconds=limit_s))):
+        if outcome.ok is not None:
+            break
         wait = min(SEND_CHECK_S, remaining.remainingSeconds())
-        if not base._run_transport(timedelta(seconds=wait), txonly=True):
-            return not track.failed  # nothing left to send
-        if track.failed:
-            return False
-        if _refused(address):
+        base._run_transport(timedelta(seconds=wait), txonly=True)
+        if outcome.ok is None and _refused(address):
             intent._quitTime = ExpirationTimer(timedelta(0))  # the transport drops it now
             return False
-    return False
+    return bool(outcome.ok)
+
+
+class _Outcome:
+    """How a transmit ended (None: not yet)."""
+
+    def __init__(self, track: Any) -> None:
+        self.ok: bool | None = None
+        self._track = track
+
+    def sent(self, result: Any, intent: Any) -> None:
+        self.ok = True
+
+    def failed(self, result: Any, intent: Any) -> None:
+        self.ok = False
+        self._track.transmit_failed(result, intent)  # a dead target's goes to dead letters
 
 
 def _refused(address: Any) -> bool:
