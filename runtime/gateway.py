@@ -426,6 +426,8 @@ class Gateway(GatewayCore):
             if message is not None:
                 self._intake(message)
         self._take_messages()
+        if self._resubscribe:
+            self._restore_subscriptions()
         if self._order.waiting():
             self._fill_gaps()
         events = list(self._pushed)
@@ -558,6 +560,11 @@ class Gateway(GatewayCore):
             )
         raise IllegalTransitionError(
             f"{what} refused on conversation {conversation_id}: it is closing"
+        )
+
+    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
+        self._at_conversation(
+            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
         )
 
     def _events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:

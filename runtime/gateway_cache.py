@@ -69,12 +69,12 @@ class LocationCache:
         for session_id in self._of.pop(conversation_id, ()):
             self._sessions.pop(session_id, None)
 
-    def host_lost(self, address: Any) -> int:
-        """A host died: forget every conversation placed there. Returns how many."""
+    def host_lost(self, address: Any) -> list[str]:
+        """A host died: forget every conversation placed there. Returns them."""
         gone = [c for c, h in self._hosts.items() if h == address]
         for conversation_id in gone:
             del self._hosts[conversation_id]
-        return len(gone)
+        return gone
 
     def clear(self) -> None:
         self._hosts.clear()

@@ -102,6 +102,7 @@ class GatewayCore:
         self._away_checked = 0.0
         self._subscriptions: set[str] = set()  # what to subscribe again after a restart
         self._dead: deque[Any] = deque(maxlen=DEAD_HOSTS_KEPT)
+        self._resubscribe: set[str] = set()  # subscriptions the engine lost
         self.boot: dict[str, Any] = self._handshake(starting=True)
 
     @property
@@ -162,25 +163,34 @@ class GatewayCore:
             self._away, self._away_checked = away, time.monotonic()
             raise UnavailableError(f"the engine is not back yet: {error}") from None
         log.info("engine found again", subscriptions=len(self._subscriptions))
-        for subscription in sorted(self._subscriptions):
+        self._resubscribe |= self._subscriptions
+
+    def _restore_subscriptions(self) -> None:
+        """Subscribe again where the engine lost a subscription (it restarted, or the
+        conversation was rebuilt on another host after its host died): sessions from the last
+        seq handed over. One whose conversation is not back yet is tried again later."""
+        for subscription in sorted(self._resubscribe):
+            if subscription not in self._subscriptions:
+                self._resubscribe.discard(subscription)
+                continue
             kind, _, ident = subscription.partition(":")
-            target = self._actors.agents
-            entity = ""
             try:
                 if kind == "session":
                     conversation_id = self._conversation_of(ident)
                     after = self._order.last(subscription, conversation_id) or 0
-                    target = self._locate(conversation_id).host
-                    entity = f"c:{conversation_id}"
-                    request = Subscribe(subscription, self._me, after)
+                    self._subscribe_again(conversation_id, Subscribe(subscription, self._me, after))
                 else:
-                    request = Subscribe(subscription, self._me)
-                if target is not None:
-                    self._call(target, entity, request)
+                    self._engine("agents", Subscribe(subscription, self._me))
+            except UnavailableError:
+                continue
             except (GatewayError, NotHere, Unreachable) as error:
                 log.warning(
                     "subscription not restored", subscription=subscription, error=str(error)
                 )
+            self._resubscribe.discard(subscription)
+
+    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ calls
 
@@ -344,8 +354,12 @@ class GatewayCore:
                 self._alarms[str(message.owner)] = (message.owner, message.at)
         elif isinstance(message, HostLost):
             self._host_lost_at = time.monotonic()
-            self._hosts.host_lost(message.address)
+            moved = set(self._hosts.host_lost(message.address))
             self._dead.append(message.address)
+            for subscription in self._subscriptions:  # rebuilt elsewhere without its subscriber
+                kind, _, ident = subscription.partition(":")
+                if kind == "session" and self._hosts.conversation_of(ident) in moved:
+                    self._resubscribe.add(subscription)
         elif isinstance(message, Batch):
             for item in message.items:
                 if isinstance(item.payload, Reply | Failure):  # answers sent as one message

@@ -338,3 +338,22 @@ def test_a_waiting_request_is_routed_to_its_conversation_rebuilt_on_another_host
     snapshot = gw.conversation(ref.conversation_id)
     assert snapshot["state"] == "ACTIVE"
     assert "alice" in [p["id"] for p in snapshot["participants"]]
+
+
+def test_a_session_subscription_survives_its_conversations_host_dying(
+    make_gateway: MakeGateway,
+) -> None:
+    """The conversation is rebuilt on another host without its subscriber: the gateway, told
+    of the host's death, subscribes again from the last seq it handed over."""
+    gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
+    ref = gw.start_session("cust-1", "WEB", "v")
+    gw.subscribe_session(ref.channel_session_id)
+    before = [p.event["seq"] for p in gw.pushed()]
+    gw._system.tell(gw._locate(ref.conversation_id).host, ActorExitRequest())
+    assert gw.pushed() == []  # the notice is taken in; nothing new to push
+    gw.customer_message(ref.channel_session_id, "after the host died")
+    after = [p.event for p in gw.pushed()]
+    assert "after the host died" in [e["data"].get("text") for e in after]
+    assert before + [e["seq"] for e in after] == [
+        e["seq"] for e in gw.events(ref.conversation_id)
+    ]

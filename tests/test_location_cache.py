@@ -46,5 +46,5 @@ def test_a_dead_hosts_conversations_are_dropped_from_the_cache() -> None:
     cache = LocationCache()
     cache.put_host("conv-1", "host-a")
     cache.put_host("conv-2", "host-b")
-    assert cache.host_lost("host-a") == 1
+    assert cache.host_lost("host-a") == ["conv-1"]
     assert cache.as_dict() == {"conv-2": "host-b"}
