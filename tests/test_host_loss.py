@@ -354,6 +354,4 @@ def test_a_session_subscription_survives_its_conversations_host_dying(
     gw.customer_message(ref.channel_session_id, "after the host died")
     after = [p.event for p in gw.pushed()]
     assert "after the host died" in [e["data"].get("text") for e in after]
-    assert before + [e["seq"] for e in after] == [
-        e["seq"] for e in gw.events(ref.conversation_id)
-    ]
+    assert before + [e["seq"] for e in after] == [e["seq"] for e in gw.events(ref.conversation_id)]
