@@ -61,6 +61,8 @@ HOST_CHECK_S = 1.0
 MAX_STRAY_ANSWERS = 10_000
 #: One look at the sockets for messages that have arrived (connected gateways).
 PICKUP_S = 0.0002
+#: At most this many turns at once (a steady stream of pushed events is taken by ``pushed``).
+PICKUP_TURNS = 64
 #: Hosts that died lately (their addresses are refused without a send).
 DEAD_HOSTS_KEPT = 64
 #: While the engine is away, how long a refusal stands before the admin is probed again.
@@ -323,18 +325,16 @@ class GatewayCore:
     def _take_messages(self) -> None:
         """Take in what has arrived. Connected: Thespian's ``listen(0)`` returns before it looks
         at any socket, and a message on a new connection takes a few turns of the transport
-        (accept, read): each look is ``PICKUP_S`` long, until two in a row bring nothing."""
+        (accept, read): while a socket of this process is readable, turns of ``PICKUP_S``."""
         if self._embedded:
             while (message := self._system.listen(0)) is not None:
                 self._intake(message)
             return
-        idle = 0
-        while idle < 2:
+        for _ in range(PICKUP_TURNS):
+            if not gateway_link.arrived(self._system):
+                return
             message = self._system.listen(PICKUP_S)
-            if message is None:
-                idle += 1
-            else:
-                idle = 0
+            if message is not None:
                 self._intake(message)
 
     def _keep_stray(self, answer: Reply | Failure) -> None:

@@ -13,6 +13,7 @@ gateway notices within a second that the whole engine has gone away (every proce
 
 from __future__ import annotations
 
+import select
 import socket
 from datetime import timedelta
 from typing import Any
@@ -82,6 +83,22 @@ def _refused(address: Any) -> bool:
         return True
     except OSError:
         return False
+
+
+def arrived(system: Any) -> bool:
+    """Has anything come in for this process that no ``listen`` has taken yet? (A readable
+    socket of its transport; a few microseconds, where one turn of ``listen`` costs most of a
+    millisecond.) True when the transport is not one this knows how to look into."""
+    transport: Any = system._systemBase.transport
+    try:
+        if transport._incomingEnvelopes:
+            return True
+        fds = [transport.socket.fileno(), *filter(None, transport._incomingSockets)]
+        fds += [idle.socket.fileno() for idle in getattr(transport, "_openSockets", {}).values()]
+        readable, _, _ = select.select(fds, [], [], 0)
+    except (AttributeError, OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str | None:
