@@ -7,7 +7,7 @@
   alarm reports, host notices).
 - Where conversations live: a bounded :class:`~runtime.gateway_cache.LocationCache`.
 - Pushed events: put in order per subscription and conversation, gaps read back from the
-  conversation (:mod:`runtime.gateway_order`).
+  conversation (:mod:`runtime.gateway_order`, :mod:`runtime.gateway_push`).
 - Connected gateways never wait on a dead address: host notices are taken in before each send,
   every send gives up once nothing accepts connections at its address
   (:func:`runtime.gateway_link.send`), and a call whose host dies is answered ``unavailable``
@@ -39,7 +39,6 @@ from actors.messages import (
     Pushed,
     Reply,
     ReplyTo,
-    Subscribe,
     WatchHosts,
     WhoAmI,
 )
@@ -47,6 +46,7 @@ from runtime import gateway_link
 from runtime.config import Settings
 from runtime.gateway_cache import LocationCache
 from runtime.gateway_order import PushOrder
+from runtime.gateway_push import PushedEvents
 from runtime.gateway_types import ERRORS, GatewayError, PushedEvent, UnavailableError
 from runtime.logs import get_logger
 from runtime.system import Addresses, find
@@ -81,7 +81,7 @@ class Unreachable(Exception):
     """Nothing accepts connections at the address any more (its process is gone)."""
 
 
-class GatewayCore:
+class GatewayCore(PushedEvents):
     def __init__(
         self, system: Any, settings: Settings, addresses: Addresses, *, virtual: bool,
         owns_system: bool, now: int = 0,
@@ -166,33 +166,6 @@ class GatewayCore:
             raise UnavailableError(f"the engine is not back yet: {error}") from None
         log.info("engine found again", subscriptions=len(self._subscriptions))
         self._resubscribe |= self._subscriptions
-
-    def _restore_subscriptions(self) -> None:
-        """Subscribe again where the engine lost a subscription (it restarted, or the
-        conversation was rebuilt on another host after its host died): sessions from the last
-        seq handed over. One whose conversation is not back yet is tried again later."""
-        for subscription in sorted(self._resubscribe):
-            if subscription not in self._subscriptions:
-                self._resubscribe.discard(subscription)
-                continue
-            kind, _, ident = subscription.partition(":")
-            try:
-                if kind == "session":
-                    conversation_id = self._conversation_of(ident)
-                    after = self._order.last(subscription, conversation_id) or 0
-                    self._subscribe_again(conversation_id, Subscribe(subscription, self._me, after))
-                else:
-                    self._engine("agents", Subscribe(subscription, self._me))
-            except UnavailableError:
-                continue
-            except (GatewayError, NotHere, Unreachable) as error:
-                log.warning(
-                    "subscription not restored", subscription=subscription, error=str(error)
-                )
-            self._resubscribe.discard(subscription)
-
-    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ calls
 
@@ -356,46 +329,13 @@ class GatewayCore:
             self._host_lost_at = time.monotonic()
             moved = set(self._hosts.host_lost(message.address))
             self._dead.append(message.address)
-            for subscription in self._subscriptions:  # rebuilt elsewhere without its subscriber
-                kind, _, ident = subscription.partition(":")
-                if kind == "session" and self._hosts.conversation_of(ident) in moved:
-                    self._resubscribe.add(subscription)
+            self._moved(moved)
         elif isinstance(message, Batch):
             for item in message.items:
                 if isinstance(item.payload, Reply | Failure):  # answers sent as one message
                     self._keep_stray(item.payload)
                 elif isinstance(item.payload, Pushed):
                     self._take_pushed(item.payload)
-
-    def _take_pushed(self, pushed: Pushed) -> None:
-        event = PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)
-        ready = self._order.add(event, pushed.previous, time.monotonic())
-        self._pushed.extend(ready)
-        for each in ready:
-            if each.event.get("name") == "TOPIC_STATE_CHANGED" and each.event.get("data", {}).get(
-                "to"
-            ) in ("CLOSING", "CLOSED"):
-                self._hosts.closed(each.conversation_id)
-
-    def _fill_gaps(self) -> None:
-        """Read the events missing before held ones from their conversation (see PushOrder)."""
-        for gap in self._order.gaps(time.monotonic()):
-            events: list[dict[str, Any]] = []
-            if gap.missing:
-                try:
-                    events = self._events(gap.conversation_id, gap.after_seq)
-                except (GatewayError, Unreachable) as error:  # tried again after GAP_WAIT_S
-                    log.warning(
-                        "pushed events missing, not read yet",
-                        conversation_id=gap.conversation_id,
-                        after_seq=gap.after_seq,
-                        error=str(error),
-                    )
-                    continue
-            self._pushed.extend(self._order.fill(gap, events, time.monotonic()))
-
-    def _events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     def _conversation_of(self, session_id: str) -> str:
         conversation_id = self._hosts.conversation_of(session_id)
