@@ -161,6 +161,9 @@ class PushOrder:
         out = []
         while stream.held:  # the next in order is the lowest held: ready once its previous is
             nxt = min(stream.held)
+            if stream.last is not None and nxt <= stream.last:
+                del stream.held[nxt]  # overtaken: a fresh start came after it
+                continue
             if stream.last is None or stream.held[nxt][0] > stream.last:
                 break
             _, pushed = stream.held.pop(nxt)

@@ -60,6 +60,15 @@ def test_agent_events_follow_their_previous_seq_not_seq_minus_one() -> None:
     assert pushed(15, 12) == [15, 20]
 
 
+def test_an_agent_event_overtaken_by_a_fresh_start_is_not_handed_over_late() -> None:
+    """Pushed to the desk before it subscribed again (the agent's entity starts afresh)."""
+    order = PushOrder(gap_wait_s=1.0)
+    agent = "agent:alice"
+    assert order.add(PushedEvent(agent, "conv-1", {"seq": 12}), 7, 0.0) == []
+    assert seqs(order.add(PushedEvent(agent, "conv-1", {"seq": 15}), 0, 0.0)) == [15]
+    assert not order.waiting()
+
+
 def inject(gw: Gateway, ref: SessionRef, events: list[dict[str, Any]]) -> None:
     """Hand the gateway pushed events as the transport would, in the order given."""
     sub = f"session:{ref.channel_session_id}"
