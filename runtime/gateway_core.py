@@ -105,7 +105,10 @@ class GatewayCore(PushedEvents):
         self._subscriptions: set[str] = set()  # what to subscribe again after a restart
         self._dead: deque[Any] = deque(maxlen=DEAD_HOSTS_KEPT)
         self._resubscribe: set[str] = set()  # subscriptions the engine lost
-        self.boot: dict[str, Any] = self._handshake(starting=True)
+        try:
+            self.boot: dict[str, Any] = self._handshake(starting=True)
+        except Unreachable as error:
+            raise UnavailableError(f"the engine does not answer: {error}") from None
 
     @property
     def now_ms(self) -> int:
@@ -181,7 +184,10 @@ class GatewayCore(PushedEvents):
     def _ask_direct(self, address: Any, message: Any) -> Any:
         """A message the actor answers itself (not forwarded). Whatever else arrives while
         waiting (pushed events, alarm reports, host notices) is kept, not taken for the answer."""
-        self._send(address, message)
+        try:
+            self._send(address, message)
+        except Unreachable as error:  # the engine restarted (or is gone): find it again
+            raise self._gone(f"the engine does not answer: {error}") from None
         call_id = message.call_id
         answer = self._collect(call_id) if self._embedded else self._wait(call_id, None, None)
         if not isinstance(answer, Reply):
