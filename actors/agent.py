@@ -72,6 +72,8 @@ class AgentEntity:
         self.delivered = 0
         self.subscriber: Ref | None = None  # the agent's desk gateway, while one is subscribed
         self.subscription = ""
+        # the seq last pushed to the desk per conversation: each push names its previous one
+        self.pushed_seq: dict[str, int] = {}
         self._log = structlog.get_logger("cx.agent").bind(agent_id=agent_id)
 
     @property
@@ -83,18 +85,24 @@ class AgentEntity:
             self.delivered += len(payload.events)
             if self.subscriber is not None:
                 for event in payload.events:
+                    previous = self.pushed_seq.get(event.conversation_id, 0)
+                    self.pushed_seq[event.conversation_id] = event.seq
                     host.post(
                         self.subscriber,
-                        Pushed(self.subscription, event.conversation_id, event_dict(event)),
+                        Pushed(
+                            self.subscription, event.conversation_id, event_dict(event), previous
+                        ),
                     )
         elif isinstance(payload, Alarm):
             self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):
             self.subscriber = Ref(payload.subscriber, "")
             self.subscription = payload.subscription
+            self.pushed_seq.clear()
             host.reply(reply_to, None)
         elif isinstance(payload, Unsubscribe):
             self.subscriber = None
+            self.pushed_seq.clear()
             host.reply(reply_to, None)
         elif isinstance(payload, AgentPresence):
             self._presence(payload.action, reply_to, host)
@@ -105,6 +113,7 @@ class AgentEntity:
         elif isinstance(payload, SubscribeOutcome):
             self._outcome(payload, host)
         elif isinstance(payload, Released):
+            self.pushed_seq.pop(payload.conversation_id, None)
             self.conversations.pop(payload.conversation_id, None)
             self.monitoring.pop(payload.conversation_id, None)
             if payload.reason is UnsubscribeReason.SLA_EXPIRED:

@@ -431,11 +431,16 @@ class AttachSubscriber:
 
 @dataclass(frozen=True, slots=True)
 class Pushed:
-    """One outbound event for a subscribed gateway (the event as the gateway returns it)."""
+    """One outbound event for a subscribed gateway (the event as the gateway returns it).
+
+    ``previous``: the seq of the event pushed before it on this subscription for this
+    conversation (0: none), so that the gateway can put them in order and see a gap; None where
+    the events follow each other (a channel session's: seq - 1)."""
 
     subscription: str
     conversation_id: str
     event: dict[str, Any]
+    previous: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,57 +6,38 @@ virtual clock by default: every method returns only when the system is quiescent
 joins a long-running system started with ``cx start``. Both give the same interface.
 
 Every refusal raises a :class:`GatewayError` subclass whose message names the id, the state and
-what was refused; nothing has changed when it is raised.
+what was refused; nothing has changed when it is raised. How calls reach the engine (and what a
+connected gateway does when a host or the whole engine goes away) is :mod:`runtime.gateway_core`.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import os
 import socket
-import time
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import msgpack
-from thespian.actors import ActorSystem, PoisonMessage
+from thespian.actors import ActorSystem
 
 from actors.conversation import conversation_entity_id, session_entity_id
 from actors.messages import (
     AgentJoin,
     AgentLogin,
     AgentPresence,
-    AlarmAt,
     Apply,
     ArchivedActivity,
     ArchivedQuery,
-    Batch,
-    BootStatus,
-    ClockDriver,
-    Deliver,
     Directory,
     Drain,
     EventsQuery,
-    Failure,
     FireAlarms,
-    HostLost,
-    Locate,
-    Location,
     OpenSession,
-    Pushed,
     Ref,
-    Reply,
-    ReplyTo,
     SnapshotQuery,
     Status,
     StatusQuery,
     Subscribe,
     Unsubscribe,
-    WatchHosts,
-    WhoAmI,
 )
 from actors.model.commands import (
     AddActivity,
@@ -83,6 +64,22 @@ from actors.model.enums import (
 )
 from actors.model.records import SYSTEM, Emitter
 from runtime.config import Settings, load_config
+from runtime.gateway_args import after_seq as _after_seq
+from runtime.gateway_args import enum as _enum
+from runtime.gateway_args import message_text as _message_text
+from runtime.gateway_args import payload as _payload
+from runtime.gateway_args import snake as _snake
+from runtime.gateway_args import text as _text
+from runtime.gateway_core import GatewayCore, IdTaken, NotHere, Unreachable
+from runtime.gateway_types import (
+    BadArgumentError,
+    GatewayError,
+    IllegalTransitionError,
+    PushedEvent,
+    SessionRef,
+    UnavailableError,
+    UnknownIdError,
+)
 from runtime.ids import IdSource
 from runtime.logs import configure_logging
 from runtime.system import Addresses, boot, find, join
@@ -99,74 +96,13 @@ __all__ = [
     "UnknownIdError",
 ]
 
-MAX_PAYLOAD_BYTES = 64 * 1024
-ASK_TIMEOUT_S = 30.0
-#: While waiting for a conversation's host, how often to check that it is still its host.
-HOST_CHECK_S = 1.0
-#: Answers kept that came before they were waited for (several calls answered in one message)
-MAX_STRAY_ANSWERS = 10_000
 _GATEWAY_ENDS = frozenset(
     {SessionEndReason.CUSTOMER, SessionEndReason.NETWORK, SessionEndReason.AGENT}
 )
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class GatewayError(Exception):
-    """A request the engine refused or could not carry out."""
-
-
-class UnknownIdError(GatewayError):
-    """No such conversation, channel session, room or agent."""
-
-
-class IllegalTransitionError(GatewayError):
-    """Not allowed in the current state (of the conversation, session or agent)."""
-
-
-class BadArgumentError(GatewayError):
-    """A value out of range or of the wrong type."""
-
-
-class UnavailableError(GatewayError):
-    """The engine cannot do it now (e.g. the archive cannot be written): retry later."""
-
-
-class _IdTaken(Exception):
-    pass
-
-
-class _NotHere(Exception):
-    pass
-
-
-_ERRORS: dict[str, type[GatewayError]] = {
-    "unknown_id": UnknownIdError,
-    "illegal_transition": IllegalTransitionError,
-    "bad_argument": BadArgumentError,
-    "unavailable": UnavailableError,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRef:
-    conversation_id: str
-    channel_session_id: str
-    room_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PushedEvent:
-    """An outbound event pushed to this gateway for one of its subscriptions.
-
-    ``event`` is an event dict as :meth:`Gateway.events` returns them; its ``seq`` is what a
-    reconnecting gateway passes as ``after_seq`` to resume without a gap."""
-
-    subscription: str
-    conversation_id: str
-    event: dict[str, Any]
-
-
-class Gateway:
+class Gateway(GatewayCore):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(
@@ -180,35 +116,10 @@ class Gateway:
         owns_system: bool,
         now: int = 0,
     ) -> None:
-        self._system = system
-        self.settings = settings
-        self._actors = addresses
-        self._virtual = virtual
-        self._embedded = owns_system
-        self._owns_system = owns_system
         self._ids = ids
-        self._now = now
-        self._calls = itertools.count(1)
-        self._hosts: dict[str, Any] = {}  # live conversation id -> host address
-        self._session_conversation: dict[str, str] = {}
-        self._pushed: deque[PushedEvent] = deque()
-        self._stray: dict[str, Reply | Failure] = {}
-        self._host_lost_at: float | None = None
-        self._alarms: dict[str, tuple[Any, int | None]] = {}  # virtual clock: owner -> earliest
-        self._me, wired = self._ask_direct(addresses.monitor, WhoAmI(self._call_id()))
-        if not wired:
-            raise GatewayError(
-                "the actor system is running but the engine in it did not start (see its log;"
-                " e.g. the archive could not be opened), or was never started (use `cx start`)"
-            )
-        self.boot: dict[str, Any] = self._ask_direct(addresses.monitor, BootStatus(self._call_id()))
-        if virtual:  # a restored system's clock resumes at the latest journaled time
-            self._now = max(self._now, int(self.boot["now"]))
-            # From now on the timer owners report their earliest alarm to this gateway.
-            self._system.tell(addresses.monitor, ClockDriver(self._me))
-            self._take_messages()
-        # be told when a host dies, so that no call is sent to its dead address
-        self._system.tell(addresses.monitor, WatchHosts(self._me))
+        super().__init__(
+            system, settings, addresses, virtual=virtual, owns_system=owns_system, now=now
+        )
 
     # ------------------------------------------------------------------ construction
 
@@ -306,11 +217,11 @@ class Gateway:
                 self._ids.new("room"),
             )
             try:
-                value = self._call(self._actors.monitor, "", request)
-            except _IdTaken:
+                value = self._engine("monitor", request)
+            except IdTaken:
                 continue
             ref = SessionRef(**value)
-            self._session_conversation[ref.channel_session_id] = ref.conversation_id
+            self._hosts.put_session(ref.channel_session_id, ref.conversation_id)
             return ref
         raise GatewayError("could not draw an unused id in 16 attempts")
 
@@ -343,7 +254,7 @@ class Gateway:
             raise BadArgumentError(
                 f"agent_login refused for {agent_id}: queues must be a list of names, not a string"
             )
-        self._call(self._actors.agents, "", AgentLogin(agent_id, tuple(queues), max_conversations))
+        self._engine("agents", AgentLogin(agent_id, tuple(queues), max_conversations))
 
     def agent_ready(self, agent_id: str) -> None:
         self._presence(agent_id, "READY")
@@ -367,9 +278,9 @@ class Gateway:
             target = Ref(host, conversation_entity_id(conversation_id))
             try:
                 join = AgentJoin(agent_id, target, joined_role)
-                self._call(self._actors.agents, "", join, watch=conversation_id)
+                self._engine("agents", join, watch=conversation_id)
                 return
-            except _NotHere:
+            except NotHere:
                 self._forget(conversation_id)
                 if attempt:
                     raise IllegalTransitionError(
@@ -441,10 +352,7 @@ class Gateway:
         return snapshot
 
     def events(self, conversation_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise BadArgumentError(
-                f"events refused for conversation {conversation_id}: after_seq must be an int >= 0"
-            )
+        _after_seq(f"events refused for conversation {conversation_id}", after_seq)
         return self._query(  # type: ignore[no-any-return]
             conversation_id,
             EventsQuery(after_seq),
@@ -453,12 +361,15 @@ class Gateway:
 
     def history(self, room_id: str) -> list[dict[str, Any]]:
         _text("room_id", room_id, limit=128)
-        return self._call(self._actors.monitor, "", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
+        return self._engine("monitor", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
 
     def status(self) -> dict[str, dict[str, int]]:
-        conversations: Status = self._call(self._actors.monitor, "", StatusQuery())
+        conversations: Status = self._engine("monitor", StatusQuery())
         router = self._ask_direct(self._actors.monitor, Directory(self._call_id()))["router"]
-        routing: Status = self._call(router, "", StatusQuery())
+        try:
+            routing: Status = self._call(router, "", StatusQuery())
+        except Unreachable as error:
+            raise UnavailableError(f"the engine's router does not answer: {error}") from None
         return {
             "conversations": dict(sorted(conversations.conversations.items())),
             "agents": dict(sorted(routing.agents.items())),
@@ -473,12 +384,12 @@ class Gateway:
         gateway: first those after ``after_seq``, then every new one. Returns the
         conversation's current sequence number."""
         _text("channel_session_id", channel_session_id, limit=128)
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise BadArgumentError(
-                f"subscribe_session refused for {channel_session_id}: after_seq must be an int >= 0"
-            )
+        _after_seq(f"subscribe_session refused for {channel_session_id}", after_seq)
         conversation_id = self._conversation_of(channel_session_id)
-        request = Subscribe(f"session:{channel_session_id}", self._me, after_seq)
+        subscription = f"session:{channel_session_id}"
+        self._order.start(subscription, conversation_id, after_seq)  # its replay comes next
+        self._subscriptions.add(subscription)
+        request = Subscribe(subscription, self._me, after_seq)
         seq: int = self._at_conversation(
             conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
         )
@@ -488,13 +399,17 @@ class Gateway:
         """Push the events of every conversation this agent is subscribed to (live only: a
         desk that reconnects reads what it missed with ``events(conversation_id, after_seq)``)."""
         _text("agent_id", agent_id)
-        self._call(self._actors.agents, "", Subscribe(f"agent:{agent_id}", self._me))
+        self._order.stop(f"agent:{agent_id}")  # the agent's entity starts afresh too
+        self._subscriptions.add(f"agent:{agent_id}")
+        self._engine("agents", Subscribe(f"agent:{agent_id}", self._me))
 
     def unsubscribe(self, subscription: str) -> None:
         """Stop a subscription (``"session:<id>"`` or ``"agent:<id>"``)."""
         kind, _, ident = subscription.partition(":")
+        self._order.stop(subscription)
+        self._subscriptions.discard(subscription)
         if kind == "agent":
-            self._call(self._actors.agents, "", Unsubscribe(subscription))
+            self._engine("agents", Unsubscribe(subscription))
         elif kind == "session" and ident:
             self._to_session(ident, Unsubscribe(subscription))
         else:
@@ -506,21 +421,21 @@ class Gateway:
         """The events pushed to this gateway since the last call, oldest first; under real time
         waits up to ``timeout`` seconds for the first one."""
         if not self._embedded and not self._pushed and timeout > 0:
+            if self._order.waiting():  # wake up in time to read what is missing
+                timeout = min(timeout, self._order.gap_wait_s)
             message = self._system.listen(timeout)
             if message is not None:
                 self._intake(message)
-        while (message := self._system.listen(0)) is not None:
-            self._intake(message)
+        self._take_messages()
+        if self._resubscribe:
+            self._restore_subscriptions()
+        if self._order.waiting():
+            self._fill_gaps()
         events = list(self._pushed)
         self._pushed.clear()
         return events
 
     # ------------------------------------------------------------------ virtual clock
-
-    @property
-    def now_ms(self) -> int:
-        """The clock as the gateway sees it (ms since the epoch; virtual time starts at 0)."""
-        return self._now if self._virtual else wall_ms()
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock by ``seconds``, firing every timer due on the way, in order."""
@@ -555,182 +470,9 @@ class Gateway:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call_id(self) -> str:
-        return f"call-{next(self._calls)}"
-
-    def _ask_direct(self, address: Any, message: Any) -> Any:
-        """A message the actor answers itself (not forwarded). Whatever else arrives while
-        waiting (pushed events, alarm reports, host notices) is kept, not taken for the answer."""
-        self._system.tell(address, message)
-        call_id = message.call_id
-        answer = self._collect(call_id) if self._embedded else self._wait(call_id, None, None)
-        if not isinstance(answer, Reply):
-            raise GatewayError(f"no answer from the engine to {type(message).__name__}")
-        return answer.value
-
-    def _call(self, address: Any, entity: str, payload: Any, *, watch: str | None = None) -> Any:
-        """Send one request and wait for its answer. ``watch``: the conversation whose host
-        the request ends up at, when it is not addressed to it (checked while waiting)."""
-        call_id = self._call_id()
-        item = Deliver(entity, payload, ReplyTo(self._me, call_id))
-        batch = Batch(self.now_ms, (item,))
-        if self._embedded:
-            self._system.tell(address, batch)  # runs until quiescent
-            answer = self._collect(call_id)
-        else:
-            self._system.tell(address, batch)
-            conversation_id = watch or self._conversation_addressed(entity)
-            host = self._hosts.get(watch) if watch is not None else address
-            answer = self._wait(call_id, host, conversation_id)
-        if isinstance(answer, Failure):
-            raise self._error(answer)
-        return answer.value
-
-    def _collect(self, call_id: str) -> Reply | Failure:
-        found: Reply | Failure | None = None
-        while (message := self._system.listen(0)) is not None:
-            if isinstance(message, Reply | Failure) and message.call_id == call_id:
-                found = message
-            else:
-                self._intake(message)
-        if found is None:  # among answers that came together in one message
-            found = self._stray.pop(call_id, None)
-        if found is None:
-            raise GatewayError(f"the engine did not answer {call_id}")
-        return found
-
-    def _wait(self, call_id: str, address: Any, conversation_id: str | None) -> Reply | Failure:
-        started = time.monotonic()
-        deadline = started + ASK_TIMEOUT_S
-        while True:
-            if call_id in self._stray:
-                return self._stray.pop(call_id)
-            message = self._system.listen(min(HOST_CHECK_S, max(0.0, deadline - time.monotonic())))
-            if message is None:
-                if time.monotonic() >= deadline:
-                    raise UnavailableError(f"no answer from the engine within {ASK_TIMEOUT_S:g} s")
-                if self._lost_during(started):
-                    return Failure(
-                        call_id,
-                        "unavailable",
-                        "a host of the engine failed while this request was in progress; it may or"
-                        " may not have been applied: check, or retry",
-                    )
-                if conversation_id is not None and self._host_replaced(conversation_id, address):
-                    return Failure(
-                        call_id,
-                        "unavailable",
-                        f"the host of conversation {conversation_id} failed while handling this request;"
-                        " the conversation was rebuilt from its journal and the request may or may not"
-                        " have been applied: check, or retry (a customer message with the same"
-                        " message_id is never applied twice)",
-                    )
-                continue
-            if isinstance(message, Reply | Failure):
-                if message.call_id == call_id:
-                    return message
-                self._keep_stray(message)  # the answer to an outer, waiting call
-                continue
-            if isinstance(message, PoisonMessage) and _carries(message.poisonMessage, call_id):
-                # Thespian could not deliver it (the actor is gone, e.g. its host died and
-                # its conversations were rebuilt elsewhere): nothing was done; look it up again.
-                return Failure(call_id, "not_here", "the actor addressed is gone")
-            self._intake(message)
-
-    def _lost_during(self, started: float) -> bool:
-        """Did a host die while a request begun at ``started`` waited? Its answer may never
-        come (the request was forwarded to that host): better a clear error than a long wait."""
-        return self._host_lost_at is not None and self._host_lost_at >= started
-
-    def _conversation_addressed(self, entity: str) -> str | None:
-        if entity.startswith("c:"):
-            return entity[2:]
-        if entity.startswith("s:"):
-            return self._session_conversation.get(entity[2:])
-        return None
-
-    def _host_replaced(self, conversation_id: str, address: Any) -> bool:
-        """Has the TopicMonitor moved the conversation off ``address`` (its host died)?"""
-        try:
-            location: Location = self._call(
-                self._actors.monitor, "", Locate(conversation_id=conversation_id)
-            )
-        except GatewayError:
-            return True
-        if location.host is None or location.host != address:
-            self._forget(conversation_id)
-            return True
-        return False
-
-    def _take_messages(self) -> None:
-        while (message := self._system.listen(0)) is not None:
-            self._intake(message)
-
-    def _keep_stray(self, answer: Reply | Failure) -> None:
-        """Keep an answer that came before it was waited for; bounded, so that late answers to
-        abandoned calls cannot pile up (the oldest kept goes first)."""
-        if len(self._stray) >= MAX_STRAY_ANSWERS:
-            del self._stray[next(iter(self._stray))]
-        self._stray[answer.call_id] = answer
-
-    def _intake(self, message: Any) -> None:
-        """Keep pushed events, alarm reports and answers that came together in one message;
-        anything else (a late answer to an abandoned call) is dropped."""
-        if isinstance(message, AlarmAt):
-            if message.at is None:  # nothing due there (also: a dead host's, from the monitor)
-                self._alarms.pop(str(message.owner), None)
-            else:
-                self._alarms[str(message.owner)] = (message.owner, message.at)
-        elif isinstance(message, HostLost):
-            self._host_lost_at = time.monotonic()
-            for conversation_id in [c for c, h in self._hosts.items() if h == message.address]:
-                del self._hosts[conversation_id]
-        elif isinstance(message, Batch):
-            for item in message.items:
-                if isinstance(item.payload, Reply | Failure):  # answers sent as one message
-                    self._keep_stray(item.payload)
-                elif isinstance(item.payload, Pushed):
-                    pushed = item.payload
-                    self._pushed.append(
-                        PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)
-                    )
-
-    def _conversation_of(self, session_id: str) -> str:
-        conversation_id = self._session_conversation.get(session_id)
-        if conversation_id is None:
-            location: Location = self._call(self._actors.monitor, "", Locate(session_id=session_id))
-            conversation_id = location.conversation_id
-            self._session_conversation[session_id] = conversation_id
-        return conversation_id
-
-    @staticmethod
-    def _error(failure: Failure) -> Exception:
-        if failure.kind == "id_taken":
-            return _IdTaken(failure.message)
-        if failure.kind == "not_here":
-            return _NotHere(failure.message)
-        return _ERRORS.get(failure.kind, GatewayError)(failure.message)
-
     def _presence(self, agent_id: str, action: str) -> None:
         _text("agent_id", agent_id)
-        self._call(self._actors.agents, "", AgentPresence(agent_id, action))
-
-    def _locate(self, conversation_id: str) -> Location:
-        _text("conversation_id", conversation_id, limit=128)
-        if not self._embedded and self._hosts:
-            self._take_messages()  # a HostLost that came meanwhile drops stale addresses
-        host = self._hosts.get(conversation_id)
-        if host is not None:
-            return Location(conversation_id, host, "")
-        location: Location = self._call(
-            self._actors.monitor, "", Locate(conversation_id=conversation_id)
-        )
-        if location.host is not None:
-            self._hosts[conversation_id] = location.host
-        return location
-
-    def _forget(self, conversation_id: str) -> None:
-        self._hosts.pop(conversation_id, None)
+        self._engine("agents", AgentPresence(agent_id, action))
 
     def _live_host(self, conversation_id: str, what: str) -> Any:
         location = self._locate(conversation_id)
@@ -784,21 +526,35 @@ class Gateway:
         answered from the archive. Without it, a closed one is refused ``{what} refused on
         conversation ... in state CLOSED`` and one that is still not there on the retry ``...:
         it is closing`` (naming the channel session ``session_id`` when there is one). The
-        messages are built only when refused: this is every call's path."""
+        messages are built only when refused: this is every call's path.
+
+        Connected: when nothing accepts connections at the host's address any more (its
+        process died, the TopicMonitor rebuilds its conversations elsewhere), the request was
+        not delivered: look again once, then refuse ``unavailable``."""
+        gone = False
         for _ in range(2):
             host = self._locate(conversation_id).host
             if host is None:
                 if archived is not None:
-                    return self._call(self._actors.monitor, "", archived)
+                    return self._engine("monitor", archived)
                 raise IllegalTransitionError(
                     f"{what} refused on conversation {conversation_id} in state CLOSED"
                 )
             try:
                 return self._call(host, entity, payload)
-            except _NotHere:
+            except NotHere:
+                gone = False
                 self._forget(conversation_id)
+            except Unreachable:
+                gone = True
+                self._hosts.host_lost(host)
+        if gone:
+            raise UnavailableError(
+                f"{what or 'the request'} not carried out on conversation {conversation_id}: its"
+                " host is gone and the conversation is being rebuilt from its journal; retry"
+            )
         if archived is not None:
-            return self._call(self._actors.monitor, "", archived)
+            return self._engine("monitor", archived)
         if session_id is not None:
             raise IllegalTransitionError(
                 f"{what} refused on channel session {session_id}: its conversation is closing"
@@ -807,65 +563,15 @@ class Gateway:
             f"{what} refused on conversation {conversation_id}: it is closing"
         )
 
+    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
+        self._at_conversation(
+            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
+        )
+
+    def _events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+        return self.events(conversation_id, after_seq=after_seq)
+
     def drain(self) -> None:
         """Embedded only: run the system until nothing is pending (every method already does)."""
         if self._embedded:
             self._system.tell(self._actors.monitor, Drain())
-
-
-def _carries(message: Any, call_id: str) -> bool:
-    return isinstance(message, Batch) and any(
-        item.reply_to is not None and item.reply_to.call_id == call_id for item in message.items
-    )
-
-
-# ---------------------------------------------------------------------- argument checks
-
-
-@functools.cache  # a handful of class names, on every call's path
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-def _text(what: str, value: object, *, limit: int = 64) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise BadArgumentError(
-            f"{what} must be a non-empty string of at most {limit} characters, got {value!r:.80}"
-        )
-
-
-def _message_text(text: object) -> None:
-    if not isinstance(text, str) or len(text) > MAX_PAYLOAD_BYTES:
-        raise BadArgumentError(f"text must be a string of at most {MAX_PAYLOAD_BYTES} characters")
-
-
-_E = TypeVar("_E", Channel, SessionEndReason, Role, UnsubscribeReason, EndedBy)
-
-
-def _enum(kind: type[_E], what: str, value: object, *, allowed: frozenset[Any] | None = None) -> _E:
-    options = allowed if allowed is not None else frozenset(kind)
-    try:
-        member = kind(str(value).upper()) if isinstance(value, str) else None
-    except ValueError:
-        member = None
-    if member is None or member not in options:
-        names = ", ".join(sorted(str(o) for o in options))
-        raise BadArgumentError(f"{what} must be one of {names}, got {value!r:.80}")
-    return member
-
-
-def _payload(what: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
-        raise BadArgumentError(f"{what} must be a mapping with string keys")
-    try:
-        packed = msgpack.packb(dict(data), use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise BadArgumentError(f"{what} holds a value that is not plain data: {error}") from None
-    if len(packed) > MAX_PAYLOAD_BYTES:
-        raise BadArgumentError(f"{what} is larger than {MAX_PAYLOAD_BYTES} bytes")
-    unpacked: dict[str, Any] = msgpack.unpackb(
-        packed, raw=False
-    )  # a plain copy, detached from the caller
-    return unpacked

@@ -253,11 +253,11 @@ def test_a_host_notice_waiting_at_a_direct_ask_is_kept_not_taken_for_the_answer(
     gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
     ref = gw.start_session("cust-1", "WEB", "v")
     host = gw._locate(ref.conversation_id).host
-    assert gw._hosts == {ref.conversation_id: host}
+    assert gw._hosts.as_dict() == {ref.conversation_id: host}
     gw._system.tell(host, ActorExitRequest())  # the notice waits in the gateway's mailbox
     directory = gw._ask_direct(gw._actors.monitor, Directory(gw._call_id()))
     assert set(directory) == {"router", "bot"}
-    assert gw._hosts == {}  # the notice was taken in: the dead address is dropped
+    assert gw._hosts.as_dict() == {}  # the notice was taken in: the dead address is dropped
     gw.customer_message(ref.channel_session_id, "after the host died")
     assert "CUSTOMER_MESSAGE" in names(gw, ref.conversation_id)
 
@@ -338,3 +338,20 @@ def test_a_waiting_request_is_routed_to_its_conversation_rebuilt_on_another_host
     snapshot = gw.conversation(ref.conversation_id)
     assert snapshot["state"] == "ACTIVE"
     assert "alice" in [p["id"] for p in snapshot["participants"]]
+
+
+def test_a_session_subscription_survives_its_conversations_host_dying(
+    make_gateway: MakeGateway,
+) -> None:
+    """The conversation is rebuilt on another host without its subscriber: the gateway, told
+    of the host's death, subscribes again from the last seq it handed over."""
+    gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
+    ref = gw.start_session("cust-1", "WEB", "v")
+    gw.subscribe_session(ref.channel_session_id)
+    before = [p.event["seq"] for p in gw.pushed()]
+    gw._system.tell(gw._locate(ref.conversation_id).host, ActorExitRequest())
+    assert gw.pushed() == []  # the notice is taken in; nothing new to push
+    gw.customer_message(ref.channel_session_id, "after the host died")
+    after = [p.event for p in gw.pushed()]
+    assert "after the host died" in [e["data"].get("text") for e in after]
+    assert before + [e["seq"] for e in after] == [e["seq"] for e in gw.events(ref.conversation_id)]

@@ -776,6 +776,7 @@ class FakeGateway:
         self.generation = generation
         self.calls: list[tuple[Any, ...]] = []
         self.queue: list[Any] = []
+        self.log: list[dict[str, Any]] = []  # the conversation's events, for ``events``
         self.closed = False
 
     def _reach(self) -> None:
@@ -794,6 +795,11 @@ class FakeGateway:
 
     def unsubscribe(self, subscription: str) -> None:
         self.calls.append(("unsubscribe", subscription))
+
+    def events(self, conversation_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
+        self._reach()
+        self.calls.append(("events", conversation_id, after_seq))
+        return [e for e in self.log if e["seq"] > after_seq]
 
     def pushed(self, timeout: float = 0.0) -> list[Any]:
         events, self.queue = self.queue, []
@@ -826,7 +832,7 @@ def test_an_unreachable_engine_answers_unavailable_then_reconnects() -> None:
     try:
         c = RawClient(server.port)
         c.authenticate()
-        assert c.call("subscribe_session", channel_session_id="cs-1") == 5
+        assert c.call("subscribe_session", channel_session_id="cs-1", after_seq=4) == 5
         made[0].queue.append(PushedEvent("session:cs-1", "conv-1", {"seq": 5, "name": "X"}))
         made[0].queue.append(PushedEvent("session:cs-1", "conv-1", {"seq": 6, "name": "Y"}))
         assert [p["event"]["seq"] for p in c.pushes_until(6)] == [5, 6]
@@ -837,7 +843,7 @@ def test_an_unreachable_engine_answers_unavailable_then_reconnects() -> None:
             error = c.refused("status", {})
             assert error["type"] == "unavailable"
         assert time.monotonic() - started < 5.0  # no waiting for the Gateway's own timeout
-        assert made[0].calls == [("subscribe_session", "cs-1", 0)]  # nothing was carried out
+        assert made[0].calls == [("subscribe_session", "cs-1", 4)]  # nothing was carried out
         assert "engine stopped for the test" in error["message"]
 
         engine.update(down=False, generation=2)
@@ -849,6 +855,26 @@ def test_an_unreachable_engine_answers_unavailable_then_reconnects() -> None:
         assert made[1].calls[0] == ("subscribe_session", "cs-1", 6)
         made[1].queue.append(PushedEvent("session:cs-1", "conv-1", {"seq": 7, "name": "Z"}))
         assert c.pushes_until(7)[-1]["event"] == {"seq": 7, "name": "Z"}
+        c.close()
+    finally:
+        server.close()
+
+
+def test_a_connection_is_given_the_events_before_one_beyond_its_next_not_a_gap() -> None:
+    from runtime.gateway import PushedEvent
+
+    fake = FakeGateway({"down": False, "generation": 1}, 1)
+    fake.log = [{"seq": seq, "name": f"E{seq}"} for seq in range(1, 5)]
+    server = serve(cast(Gateway, fake), "127.0.0.1:0", TOKEN)
+    try:
+        c = RawClient(server.port)
+        c.authenticate()
+        c.call("subscribe_session", channel_session_id="cs-1")
+        fake.queue.append(PushedEvent("session:cs-1", "conv-1", fake.log[0]))
+        assert [p["event"]["seq"] for p in c.pushes_until(1)] == [1]
+        fake.queue.append(PushedEvent("session:cs-1", "conv-1", fake.log[3]))
+        assert [p["event"]["seq"] for p in c.pushes_until(4)] == [1, 2, 3, 4]
+        assert ("events", "conv-1", 1) in fake.calls
         c.close()
     finally:
         server.close()

@@ -344,6 +344,12 @@ class Worker(threading.Thread):
             self._release(peer, subscription)
 
     def _route(self, events: list[PushedEvent]) -> None:
+        """Give each pushed event to the connections holding its subscription. The gateway
+        hands a session's events over in seq order; a connection is given each seq once, in
+        order: one it was given already is a replay (asked by another connection) and is not
+        given again, and one beyond the next it needs is preceded by the missing ones, read
+        from the conversation (or, if they cannot be read, the connection is closed with the
+        seq to subscribe again from)."""
         for pushed in events:
             holders = self._subs.get(pushed.subscription)
             if not holders:
@@ -354,14 +360,46 @@ class Worker(threading.Thread):
                 if holding.session and isinstance(seq, int):
                     if seq <= holding.position:
                         continue  # a replay it has had already
+                    if seq > holding.position + 1 and not self._catch_up(peer, holding, pushed):
+                        continue
                     holding.position = seq
                 if frame is None:
-                    try:
-                        frame = push(pushed.subscription, pushed.conversation_id, pushed.event)
-                    except (TypeError, ValueError, OverflowError) as error:
-                        log.error("pushed event not encodable", error=str(error))
+                    frame = _encode(pushed)
+                    if frame is None:
                         break
                 peer.deliver(frame, is_answer=False)
+
+    def _catch_up(self, peer: Peer, holding: _Holding, pushed: PushedEvent) -> bool:
+        """Give ``peer`` the session's events between its position and ``pushed``; False if
+        they cannot be read (the connection is closed, told where to resume)."""
+        assert self._gateway is not None
+        seq = pushed.event["seq"]
+        try:
+            missing = [
+                e
+                for e in self._gateway.events(pushed.conversation_id, after_seq=holding.position)
+                if isinstance(e.get("seq"), int) and holding.position < e["seq"] < seq
+            ]
+        except Exception as error:
+            log.warning(
+                "pushed events missed and not readable",
+                subscription=pushed.subscription,
+                conversation_id=pushed.conversation_id,
+                after_seq=holding.position,
+                error=str(error),
+            )
+            self._release(peer, pushed.subscription)
+            peer.drop(
+                f"pushed events of {pushed.subscription} after seq {holding.position} could not"
+                f" be delivered; subscribe again with after_seq {holding.position}"
+            )
+            return False
+        for event in missing:
+            frame = _encode(PushedEvent(pushed.subscription, pushed.conversation_id, event))
+            if frame is not None:
+                peer.deliver(frame, is_answer=False)
+            holding.position = event["seq"]
+        return True
 
     # ------------------------------------------------------------------ engine health
 
@@ -422,3 +460,11 @@ class Worker(threading.Thread):
                 for peer in list(holders):
                     self._release(peer, subscription)
                     peer.drop(reason)
+
+
+def _encode(pushed: PushedEvent) -> bytes | None:
+    try:
+        return push(pushed.subscription, pushed.conversation_id, pushed.event)
+    except (TypeError, ValueError, OverflowError) as error:
+        log.error("pushed event not encodable", error=str(error))
+        return None

@@ -1,0 +1,66 @@
+"""Checks of a gateway call's arguments: each refusal is a BadArgumentError naming the value."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgpack
+
+from actors.model.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeReason
+from runtime.gateway_types import BadArgumentError
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+@functools.cache  # a handful of class names, on every call's path
+def snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def text(what: str, value: object, *, limit: int = 64) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise BadArgumentError(
+            f"{what} must be a non-empty string of at most {limit} characters, got {value!r:.80}"
+        )
+
+
+def message_text(value: object) -> None:
+    if not isinstance(value, str) or len(value) > MAX_PAYLOAD_BYTES:
+        raise BadArgumentError(f"text must be a string of at most {MAX_PAYLOAD_BYTES} characters")
+
+
+def after_seq(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadArgumentError(f"{what}: after_seq must be an int >= 0")
+
+
+_E = TypeVar("_E", Channel, SessionEndReason, Role, UnsubscribeReason, EndedBy)
+
+
+def enum(kind: type[_E], what: str, value: object, *, allowed: frozenset[Any] | None = None) -> _E:
+    options = allowed if allowed is not None else frozenset(kind)
+    try:
+        member = kind(str(value).upper()) if isinstance(value, str) else None
+    except ValueError:
+        member = None
+    if member is None or member not in options:
+        names = ", ".join(sorted(str(o) for o in options))
+        raise BadArgumentError(f"{what} must be one of {names}, got {value!r:.80}")
+    return member
+
+
+def payload(what: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise BadArgumentError(f"{what} must be a mapping with string keys")
+    try:
+        packed = msgpack.packb(dict(data), use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise BadArgumentError(f"{what} holds a value that is not plain data: {error}") from None
+    if len(packed) > MAX_PAYLOAD_BYTES:
+        raise BadArgumentError(f"{what} is larger than {MAX_PAYLOAD_BYTES} bytes")
+    unpacked: dict[str, Any] = msgpack.unpackb(packed, raw=False)  # a plain copy, detached
+    return unpacked
