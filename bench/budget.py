@@ -29,6 +29,7 @@ import actors.snapshots
 from actors.model.conversation import ConversationMachine
 from runtime import archive, journal
 from runtime.gateway import Gateway
+from runtime.gateway_core import GatewayCore
 from runtime.simulation import driver, runner
 
 # (owner, attribute, component): the entry points of each component
@@ -55,7 +56,7 @@ _ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (actors.conversation, "command_record", "journal: encoding and writing records"),
     (actors.snapshots, "event_dict", "events as plain dicts for the gateway"),
     (actors.archivist, "event_dict", "events as plain dicts for the gateway"),
-    (Gateway, "_call", "gateway (embedded)"),
+    (GatewayCore, "_call", "gateway (embedded)"),
     (Gateway, "advance", "gateway (embedded)"),
     (Gateway, "_at_conversation", "gateway (embedded)"),
     (driver.Driver, "run", "simulation driver (customers and agents)"),
