@@ -39,7 +39,7 @@ def crashable_system(config: Path) -> Iterator[Callable[[], None]]:
     start(load_config(config))  # crashed, never shut down
 
     def crash_it() -> None:
-        crash(_same_program() - before)
+        crash(_same_program(config) - before)
 
     try:
         yield crash_it
