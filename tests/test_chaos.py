@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,38 @@ def test_a_full_disk_and_failing_fsyncs_lose_nothing_and_store_nothing_refused(
     assert sorted(result["kills_by_target"]) == ["disk", "fsync"], out
     assert result["not_recovered"] == 0
     assert result["operations"]["failed_attempts"] > 0  # the faults were felt, and retried
+
+
+def run_chaos(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    """A short chaos run with the targets taken in turn; its figures (the output on failure)."""
+    figures = tmp_path / "chaos.json"
+    code = chaos.main([*args, "--gateways", "2", "--cycle", "--json", str(figures)])
+    out = capsys.readouterr().out
+    result: dict[str, Any] = json.loads(figures.read_text())
+    assert code == 0 and result["problems"] == [], out
+    assert result["not_recovered"] == 0, out
+    return result
+
+
+def test_killed_supervisors_are_replaced_by_the_daemon_and_lose_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_chaos(
+        tmp_path, capsys,
+        "--duration", "30", "--targets", "monitor,supervisor,admin,logger",
+        "--kill-every", "3:4", "--seed", "7",
+    )  # fmt: skip
+    assert sorted(result["kills_by_target"]) == ["admin", "logger", "monitor", "supervisor"]
+
+
+def test_a_killed_network_gateway_and_a_locked_archive_lose_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_chaos(
+        tmp_path, capsys,
+        "--duration", "20", "--targets", "netgw,archive", "--kill-every", "3:4", "--seed", "9",
+    )  # fmt: skip
+    assert sorted(result["kills_by_target"]) == ["archive", "netgw"]
 
 
 _CALLER = """
