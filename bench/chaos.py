@@ -747,7 +747,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     config.write_text(
         yaml.safe_dump(
             {
-                "system": {"admin_port": port},
+                # the monkey kills supervisors far more often than the daemon's default allows
+                "system": {"admin_port": port, "restart_limit": 1000},
                 "gateway": {"listen": f"127.0.0.1:{gateway_port}"},
                 "placement": {"per_host": options.per_host, "hosts": 2},
                 "storage": {

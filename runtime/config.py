@@ -85,6 +85,8 @@ class SystemSettings:
     bind: str
     allow_wide_bind: bool
     convention_address: str | None
+    restart_limit: int
+    restart_window_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +534,8 @@ _SCHEMA: Mapping[str, _Spec] = {
         "bind": _Key("127.0.0.1", _ip_address),
         "allow_wide_bind": _Key(False, _boolean),
         "convention_address": _Key(None, _optional(_name)),
+        "restart_limit": _Key(5, _integer(1, 1000)),
+        "restart_window_seconds": _Key(120, _integer(1, 86400)),
     },
     "placement": {
         "per_host": _Key(10000, _integer(1)),

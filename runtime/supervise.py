@@ -292,7 +292,10 @@ class Watcher:
         self.engine = engine
         self.settings = settings
         self.report = report
-        self.policy = policy or RestartPolicy()
+        self.policy = policy or RestartPolicy(
+            max_restarts=settings.system.restart_limit,
+            window_s=settings.system.restart_window_seconds,
+        )
         self.clock = clock
         self.recovering: tuple[str, ...] = ()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from runtime.gateway import Gateway
 
@@ -104,3 +105,12 @@ def make_gateway(tmp_path: Path) -> Iterator[MakeGateway]:
         yield factory
         for gateway in reversed(made):
             gateway.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Iterator[None]:
+    """Each test starts with structlog's defaults: a test that configured logging to a stream
+    pytest has since closed must not make a later test's log lines fail."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
