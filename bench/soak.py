@@ -160,13 +160,20 @@ def main(argv: list[str] | None = None) -> int:
             rate = lifecycles(gw, warm, options.batch)
             time.sleep(2.0)
             before = by_role(running.pids())
-            rate = lifecycles(gw, options.lifecycles - warm, options.batch, warm)
+            half = (options.lifecycles - warm) // 2 // options.batch * options.batch
+            lifecycles(gw, half, options.batch, warm)
+            time.sleep(2.0)
+            middle = by_role(running.pids())
+            rate = lifecycles(gw, options.lifecycles - warm - half, options.batch, warm + half)
             time.sleep(5.0)  # archived, journals compacted at their next look
             after = by_role(running.pids())
-            print(f"lifecycles: {options.lifecycles} at {rate:.0f}/s after a warm-up of {warm}")
+            print(
+                f"lifecycles: {options.lifecycles} at {rate:.0f}/s; memory after {warm},"
+                f" {warm + half} and {options.lifecycles}:"
+            )
             for role in sorted(set(before) | set(after)):
-                b, a = before.get(role, 0.0), after.get(role, 0.0)
-                print(f"  {role:<32} {b:7.1f} MB -> {a:7.1f} MB ({a - b:+.1f})")
+                b, m, a = (x.get(role, 0.0) for x in (before, middle, after))
+                print(f"  {role:<24} {b:7.1f} MB -> {m:7.1f} MB -> {a:7.1f} MB ({a - b:+.1f})")
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "runtime.cli", "gateway", "--config", str(config)],
                 cwd=ROOT,
