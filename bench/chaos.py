@@ -765,7 +765,6 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         )
     )
     chance = random.Random(options.seed)
-    switches = chaos_faults.failpoints_file(directory)
     print(
         f"chaos: seed {options.seed}, {options.duration:g} s of load from {options.gateways} gateway"
         f" processes ({options.rate:g} operations/s each), SIGKILL every {kill_low:g}-{kill_high:g} s"
@@ -788,6 +787,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         else None
     )
     with (
+        chaos_faults.failpoints_file(directory) as switches,
         chaos_faults.journal_mount(directory / "journal", "disk" in targets),
         (
             chaos_supervisors.daemon_system(config)

@@ -60,12 +60,21 @@ def journal_mount(directory: Path, wanted: bool) -> Iterator[str | None]:
             time.sleep(0.1)
 
 
-def failpoints_file(directory: Path) -> Path:
-    """The failpoints file of this run, named in the environment the engine inherits."""
+@contextlib.contextmanager
+def failpoints_file(directory: Path) -> Iterator[Path]:
+    """The failpoints file of this run, named in the environment the engine inherits while the
+    run lasts (the variable is put back as it was afterwards)."""
     path = directory / "failpoints"
     path.write_text("")
+    before = os.environ.get(failpoints.ENV)
     os.environ[failpoints.ENV] = str(path)
-    return path
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(failpoints.ENV, None)
+        else:
+            os.environ[failpoints.ENV] = before
 
 
 @dataclass
