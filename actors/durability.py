@@ -75,23 +75,23 @@ class Durability:
         return self.journal.failure is not None
 
     def admit(self, item: Item) -> bool:
-        """Whether the host may hand this item to its entity now. Every item handed over is
-        remembered until the end of the Thespian message, for :meth:`flush` to undo."""
-        if self.journal.failure is not None:
-            entity_id, payload, _ = item
-            if isinstance(payload, _PARKED):
-                self.parked.append(item)
-                return False
-            creates = isinstance(payload, OpenConversation)
-            if isinstance(payload, _REFUSED) and (creates or self.host.has(entity_id)):
-                self._answer(item, self.journal.failure)
-                return False
-        self.handled.append(item)
+        """While the journal fails: whether the host may hand this item to its entity (it
+        then remembers it in :attr:`handled`, as it does every item while the journal works,
+        for :meth:`flush` to undo)."""
+        entity_id, payload, _ = item
+        if isinstance(payload, _PARKED):
+            self.parked.append(item)
+            return False
+        creates = isinstance(payload, OpenConversation)
+        if isinstance(payload, _REFUSED) and (creates or self.host.has(entity_id)):
+            self._answer(item, self.journal.failure)
+            return False
         return True
 
     def flush(self) -> None:
         """Write the journal before anything leaves; undo the message if the write fails."""
-        handled, self.handled = self.handled, []
+        handled = self.handled.copy()  # the host appends to this very list
+        self.handled.clear()
         was_failing = self.failing
         try:
             self.journal.flush()

@@ -235,10 +235,13 @@ class Host(TimedActor):
         self._draining = True
         try:
             durability = self._durability
+            handled = durability.handled if durability is not None else None
             while self._mailbox:
                 item = self._mailbox.popleft()
-                if durability is not None and not durability.admit(item):
-                    continue
+                if durability is not None and handled is not None:  # see actors.durability
+                    if durability.journal.failure is not None and not durability.admit(item):
+                        continue
+                    handled.append(item)
                 entity_id, payload, reply_to = item
                 entity = self.entities.get(entity_id)
                 if entity is None:

@@ -146,13 +146,12 @@ class JournalWriter:
     def add(self, conversation_id: str, record: dict[str, Any]) -> None:
         frame = encode_frame(record)
         self._pending.append(frame)
-        live = self._live.setdefault(self._segment, {})
+        live = self._live[self._segment]
         held = live.get(conversation_id)
         if held is None:
-            live[conversation_id] = len(frame)
             self._pending_new.add(conversation_id)
-        else:
-            live[conversation_id] = held + len(frame)
+            held = 0
+        live[conversation_id] = held + len(frame)
 
     def flush(self) -> None:
         """Write what was added (one write), then sync as the policy says; raises
