@@ -114,3 +114,15 @@ def fresh_logging() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+def salvage_storage(root: Path, *, salvage: bool = False) -> dict[str, Any]:
+    """Private storage under ``root``, with ``storage.salvage_journal`` as given."""
+    return {
+        "storage": {
+            "archive": str(root / "archive.sqlite3"),
+            "journal": str(root / "journal"),
+            "salvage_journal": salvage,
+        },
+        "logging": {"level": "error"},
+    }

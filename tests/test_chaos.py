@@ -46,31 +46,6 @@ def test_killed_hosts_lose_nothing_acknowledged(
     assert "verdict: held" in out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the full-disk fault mounts a tmpfs (root only)")
-def test_a_full_disk_and_failing_fsyncs_lose_nothing_and_store_nothing_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    figures = tmp_path / "chaos.json"
-    code = chaos.main(
-        [
-            "--duration", "20",
-            "--gateways", "2",
-            "--targets", "disk,fsync",
-            "--cycle",
-            "--kill-every", "2:3",
-            "--seed", "5",
-            "--json", str(figures),
-        ]
-    )  # fmt: skip
-    out = capsys.readouterr().out
-    result = json.loads(figures.read_text())
-    assert code == 0, out
-    assert result["problems"] == []
-    assert sorted(result["kills_by_target"]) == ["disk", "fsync"], out
-    assert result["not_recovered"] == 0
-    assert result["operations"]["failed_attempts"] > 0  # the faults were felt, and retried
-
-
 def run_chaos(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     """A short chaos run with the targets taken in turn; its figures (the output on failure)."""
     figures = tmp_path / "chaos.json"
@@ -80,6 +55,18 @@ def run_chaos(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) ->
     assert code == 0 and result["problems"] == [], out
     assert result["not_recovered"] == 0, out
     return result
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the full-disk fault mounts a tmpfs (root only)")
+def test_a_full_disk_and_failing_fsyncs_lose_nothing_and_store_nothing_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_chaos(
+        tmp_path, capsys,
+        "--duration", "20", "--targets", "disk,fsync", "--kill-every", "2:3", "--seed", "5",
+    )  # fmt: skip
+    assert sorted(result["kills_by_target"]) == ["disk", "fsync"]
+    assert result["operations"]["failed_attempts"] > 0  # the faults were felt, and retried
 
 
 def test_killed_supervisors_are_replaced_by_the_daemon_and_lose_nothing(

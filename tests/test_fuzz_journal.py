@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from bench.fuzz import check_segment, time_limit
 from runtime.gateway import Gateway, UnavailableError
 from runtime.journal import HEADER, JournalError, encode_frame, read_segment
+from tests.conftest import salvage_storage
 from tests.fuzz_support import EXAMPLES, FUZZ, STRATEGIES
 
 
@@ -147,15 +148,7 @@ def written_storage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return root, {"refs": refs, "events": events}
 
 
-def _config(root: Path, *, salvage: bool = False) -> dict[str, Any]:
-    return {
-        "storage": {
-            "archive": str(root / "archive.sqlite3"),
-            "journal": str(root / "journal"),
-            "salvage_journal": salvage,
-        },
-        "logging": {"level": "error"},
-    }
+_config = salvage_storage
 
 
 @settings(

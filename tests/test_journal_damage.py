@@ -32,19 +32,11 @@ from runtime.journal import (
     read_segment,
 )
 from runtime.system import start
+from tests.conftest import salvage_storage
 from tests.multiproc_support import system_pids, write_config
 from tests.test_cli import cx, one_line
 
-
-def storage(root: Path, *, salvage: bool = False) -> dict[str, Any]:
-    return {
-        "storage": {
-            "archive": str(root / "archive.sqlite3"),
-            "journal": str(root / "journal"),
-            "salvage_journal": salvage,
-        },
-        "logging": {"level": "error"},
-    }
+storage = salvage_storage
 
 
 def frames(data: bytes) -> list[tuple[int, int]]:
