@@ -10,6 +10,9 @@ Router and the Bot as its children (it restarts them if they die) and wires the 
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +22,7 @@ from thespian.actors import ActorSystem
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
 from actors.topic_monitor import TopicMonitor
+from runtime import procs
 from runtime.archive import StorageError
 from runtime.bind import restrict
 from runtime.config import Settings
@@ -27,6 +31,8 @@ from runtime.timefmt import wall_ms
 
 #: How long :func:`start` waits for the TopicMonitor to say what it restored.
 BOOT_TIMEOUT_S = 60.0
+#: How long the processes of a system whose start failed get to exit before they are killed.
+ENDED_TIMEOUT_S = 10.0
 
 NAMES = {
     "monitor": "cx-topic-monitor",
@@ -68,9 +74,31 @@ def start(settings: Settings) -> Any:
         if isinstance(reply, Reply):  # no answer: the caller's wait for the engine times out
             check_boot(reply.value)
     except BaseException:
+        sessions = _system_sessions(settings)
         system.shutdown()
+        _wait_ended(sessions)
         raise
     return system
+
+
+def _system_sessions(settings: Settings) -> set[int]:
+    """The sessions of the processes (Thespian's admin) listening on the admin port, other
+    than this process's own."""
+    mine = procs.session_of(os.getpid())
+    found = {procs.session_of(pid) for pid in procs.listening_on(settings.system.admin_port)}
+    return {s for s in found if s is not None and s != mine}
+
+
+def _wait_ended(sessions: set[int], timeout: float = ENDED_TIMEOUT_S) -> None:
+    """A start that failed leaves no process: wait for the system's to exit after its
+    shutdown, and kill what is still there after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = {pid for s in sessions for pid in procs.session_members(s)}
+        if not left:
+            return
+        time.sleep(0.05)
+    procs.signal_all({pid for s in sessions for pid in procs.session_members(s)}, signal.SIGKILL)
 
 
 def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Addresses:
