@@ -24,7 +24,7 @@ import time
 from collections import deque
 from typing import Any
 
-from thespian.actors import PoisonMessage
+from thespian.actors import ActorSystemException, PoisonMessage
 
 from actors.messages import (
     AlarmAt,
@@ -164,8 +164,9 @@ class GatewayCore(PushedEvents):
             self._actors = find(self._system)
             self._hosts.clear()
             self.boot = self._handshake(starting=False)
-        except (GatewayError, Unreachable) as error:
-            self._away, self._away_checked = away, time.monotonic()
+        except (GatewayError, Unreachable, ActorSystemException) as error:
+            # ActorSystemException: the admin died again while it was being asked (a restart)
+            self._away, self._away_checked = away or str(error), time.monotonic()
             raise UnavailableError(f"the engine is not back yet: {error}") from None
         log.info("engine found again", subscriptions=len(self._subscriptions))
         self._resubscribe |= self._subscriptions
