@@ -2,7 +2,7 @@
 
 Why: under ``multiprocTCPBase`` every admin, logger, actor and client endpoint listens on a TCP
 socket and unpickles whatever arrives, without authentication; whoever reaches one of them can
-run code in it (DESIGN.md section 5). Thespian 4.0.1 binds those sockets to every interface:
+run code in it (README, "Security"). Thespian 4.0.1 binds those sockets to every interface:
 
 - ``thespian/system/transport/TCPTransport.py``, ``TCPTransport.__init__``::
 

@@ -1,4 +1,4 @@
-"""Scenario tests of the pure conversation state machine against DESIGN.md sections 3 and 4.
+"""Scenario tests of the pure conversation state machine: its state and timer rules.
 
 Every scenario asserts the exact event names in publication order (the design fixes the order
 within one trigger: own event, TOPIC_STATE_CHANGED, participant events, follow-on events, timer

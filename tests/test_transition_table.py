@@ -339,7 +339,7 @@ def test_mermaid_has_a_line_for_every_row() -> None:
 
 
 def test_transition_table_covers_the_design() -> None:
-    """Spot checks of target_of against the rows of DESIGN.md section 3."""
+    """Spot checks of target_of against the state rules of the product specification."""
 
     @dataclass
     class Situation:
