@@ -43,6 +43,7 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
+from actors.recovery import Seen, by_conversation
 from runtime.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
 
 if TYPE_CHECKING:
@@ -202,10 +203,13 @@ class Durability:
         if rebuilt:
             records = _durable_records(self.journal, rebuilt)
             for conversation_id in sorted(rebuilt):
-                opened, commands = records.get(conversation_id, (None, []))
-                if opened is not None:
+                seen = records.get(conversation_id)
+                if seen is not None and seen.opened is not None:
                     host.reinstate(
-                        opened, commands, journal_again=False, previous=previous[conversation_id]
+                        seen.opened,
+                        seen.commands,
+                        journal_again=False,
+                        previous=previous[conversation_id],
                     )
         log.error(
             "journal_write_failed",
@@ -216,24 +220,11 @@ class Durability:
         )
 
 
-def _durable_records(
-    journal: JournalWriter, conversation_ids: set[str]
-) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+def _durable_records(journal: JournalWriter, conversation_ids: set[str]) -> dict[str, Seen]:
     """Each conversation's records as this host's journal holds them on disk."""
-    found: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
     try:
         records = read_directory(journal.directory).records
     except JournalError as error:  # damaged in the middle: a person must look at it
         log.error("journal_unreadable", directory=str(journal.directory), error=str(error))
-        return found
-    for record in records:
-        conversation_id = record["c"]
-        if conversation_id not in conversation_ids:
-            continue
-        opened, commands = found.get(conversation_id, (None, []))
-        if record.get("k") == "open":
-            found[conversation_id] = (record, [])
-        elif record.get("k") == "cmd" and opened is not None:
-            commands.append(record)
-            found[conversation_id] = (opened, commands)
-    return found
+        return {}
+    return {c: seen for c, seen in by_conversation(records).items() if c in conversation_ids}

@@ -62,7 +62,9 @@ class Plan:
 
 
 @dataclass
-class _Seen:
+class Seen:
+    """One conversation's records in a host's journal, as read in order."""
+
     opened: dict[str, Any] | None = None
     opened_at: int = -1  # index of the open record in the directory's records
     commands: list[dict[str, Any]] = field(default_factory=list)
@@ -92,9 +94,9 @@ def plan_recovery(
     if plan.errors:  # nothing is restored and nothing deleted: a person decides
         return Plan(damage=plan.damage, refused=plan.refused, errors=plan.errors)
     closed: set[str] = set()
-    chosen: dict[str, tuple[_Seen, JournalRead]] = {}
+    chosen: dict[str, tuple[Seen, JournalRead]] = {}
     for _, read in reads:
-        for conversation_id, seen in _by_conversation(read.records).items():
+        for conversation_id, seen in by_conversation(read.records).items():
             times = [r["t"] for r in ([seen.opened] if seen.opened else []) + seen.commands]
             plan.now = max(plan.now, *times, 0)
             if seen.closed:
@@ -114,11 +116,11 @@ def plan_recovery(
     return plan
 
 
-def _by_conversation(records: list[dict[str, Any]]) -> dict[str, _Seen]:
-    seen: dict[str, _Seen] = {}
+def by_conversation(records: list[dict[str, Any]]) -> dict[str, Seen]:
+    seen: dict[str, Seen] = {}
     for index, record in enumerate(records):
         conversation_id, kind = record["c"], record.get("k")
-        entry = seen.setdefault(conversation_id, _Seen())
+        entry = seen.setdefault(conversation_id, Seen())
         if kind == "open":  # a restored conversation's history starts again
             entry.opened, entry.opened_at, entry.commands = record, index, []
         elif kind == "cmd" and entry.opened is not None:
@@ -129,7 +131,7 @@ def _by_conversation(records: list[dict[str, Any]]) -> dict[str, _Seen]:
     return seen
 
 
-def _assess(conversation_id: str, seen: _Seen, mid_log: list[tuple[int, Damage]]) -> Loss | None:
+def _assess(conversation_id: str, seen: Seen, mid_log: list[tuple[int, Damage]]) -> Loss | None:
     """The loss of one conversation of a salvaged directory, or None if none is possible."""
     if seen.opened is None:
         at, damage = next(((a, d) for a, d in mid_log if a <= seen.last_at), mid_log[-1])
