@@ -211,13 +211,10 @@ class JournalWriter:
             return True
         path = self.directory / PROBE_FILE
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                self._write_all(bytes(PROBE_BYTES), fd)
-                self.disk.fsync(fd)
+                self._create(path, bytes(PROBE_BYTES))
                 self.disk.fsync(self._file.fileno())  # what was written before the failure
             finally:
-                os.close(fd)
                 path.unlink(missing_ok=True)
         except OSError as error:
             self.failure = _describe(error)
@@ -278,12 +275,7 @@ class JournalWriter:
         temporary = self.directory / f"{number:08d}.tmp"
         data = HEADER + b"".join(frames)
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                self._write_all(data, fd)
-                self.disk.fsync(fd)
-            finally:
-                os.close(fd)
+            self._create(temporary, data)
             os.replace(temporary, self._path(number))
             _sync_directory(self.directory)
         except OSError:
@@ -341,35 +333,33 @@ class JournalWriter:
         try:
             if self._unsynced:
                 self._sync()
-            number = self._segment + 1
-            file = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
-            try:
-                self._write_all(HEADER, file.fileno())
-                self.disk.fsync(file.fileno())
-            except OSError:
-                file.close()
-                self._path(number).unlink(missing_ok=True)
-                raise
+            self._open_segment(self._segment + 1)
         except OSError as error:
-            log_failure = _describe(error)
+            self._path(self._segment + 1).unlink(missing_ok=True)
             if self.fsync == "interval" and self._unsynced:
-                self.failure = log_failure  # acknowledged records could not be synced
+                self.failure = _describe(error)  # acknowledged records could not be synced
             return
-        self._file.close()
-        self._file = file
-        self._segment = number
-        self._size = len(HEADER)
+
+    def _open_segment(self, number: int) -> None:
+        """Create segment ``number`` (its header written and synced) and write there from now;
+        raises OSError, and changes nothing, if the disk refuses."""
+        path = self._path(number)
+        self._create(path, HEADER)
+        file = open(path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        if self._file is not None:
+            self._file.close()
+        self._file, self._segment, self._size = file, number, len(HEADER)
         self._live.setdefault(number, {})
         self._last_sync = time.monotonic()
 
-    def _open_segment(self, number: int) -> None:
-        self._segment = number
-        self._file = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
-        self._file.write(HEADER)
-        self._size = len(HEADER)
-        self._live.setdefault(number, {})
-        os.fsync(self._file.fileno())
-        self._last_sync = time.monotonic()
+    def _create(self, path: Path, data: bytes) -> None:
+        """A new file holding ``data``, synced (a probe, a compacted segment, a header)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            self._write_all(data, fd)
+            self.disk.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _path(self, number: int) -> Path:
         return self.directory / f"{number:08d}.seg"
