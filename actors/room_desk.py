@@ -192,15 +192,20 @@ class RoomDesk(ArchivistParent):
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
         origin = bounced.origin
-        if self.session_conversation.get(origin.session_id) == bounced.conversation_id:
-            del self.session_conversation[origin.session_id]
-        live = self.live.get(bounced.conversation_id)
-        if live is not None:
-            if origin.session_id in live.sessions:
-                live.sessions.remove(origin.session_id)
-            if self.room_live.get(live.room_id) == bounced.conversation_id:
-                del self.room_live[live.room_id]
+        live = self.release_session(bounced.conversation_id, origin.session_id)
+        if live is not None and self.room_live.get(live.room_id) == bounced.conversation_id:
+            del self.room_live[live.room_id]
         self._open_session(origin, reply_to)
+
+    def release_session(self, conversation_id: str, session_id: str) -> Live | None:
+        """The session is not (or no longer) in the conversation: its id is free again. The
+        conversation's entry, if it is live."""
+        if self.session_conversation.get(session_id) == conversation_id:
+            del self.session_conversation[session_id]
+        live = self.live.get(conversation_id)
+        if live is not None and session_id in live.sessions:
+            live.sessions.remove(session_id)
+        return live
 
     def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """Open the sessions that waited for the customer's first contact to be stored, or

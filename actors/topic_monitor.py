@@ -250,18 +250,9 @@ class TopicMonitor(RoomDesk):
     def _not_applied(self, notice: NotApplied) -> None:
         """A host could not journal a session it was sent: the session id is free again, and a
         conversation it was opening was never opened."""
-        if self.session_conversation.get(notice.session_id) == notice.conversation_id:
-            del self.session_conversation[notice.session_id]
-        live = self.live.get(notice.conversation_id)
-        if live is None:
-            return
-        if notice.session_id in live.sessions:
-            live.sessions.remove(notice.session_id)
-        if notice.opening:
-            host = live.host
-            self._forget(notice.conversation_id)
-            host.conversations -= 1
-            self._retire_if_idle(host)
+        live = self.release_session(notice.conversation_id, notice.session_id)
+        if live is not None and notice.opening:
+            self._close_out(notice.conversation_id)
 
     def _storage_health(self, health: StorageHealth) -> None:
         if health.problem is None:
@@ -384,10 +375,14 @@ class TopicMonitor(RoomDesk):
         if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
             del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
         if report.state == State.CLOSED.value:
-            host = live.host
-            self._forget(report.conversation_id)
-            host.conversations -= 1
-            self._retire_if_idle(host)
+            self._close_out(report.conversation_id)
+
+    def _close_out(self, conversation_id: str) -> None:
+        """The conversation is no longer live (closed, or never opened): its host has room."""
+        host = self.live[conversation_id].host
+        self._forget(conversation_id)
+        host.conversations -= 1
+        self._retire_if_idle(host)
 
     def _forget(self, conversation_id: str) -> None:
         live = self.live.pop(conversation_id)
