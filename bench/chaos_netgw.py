@@ -48,15 +48,24 @@ class Client:
     def close(self) -> None:
         self.sock.close()
 
-    def call(self, op: str, /, **args: Any) -> Any:
+    def send(self, op: str, /, **args: Any) -> int:
+        """Send a request without waiting for its answer; its id."""
         self.ids += 1
         body = msgpack.packb({"op": op, "args": args, "id": self.ids}, use_bin_type=True)
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+        return self.ids
+
+    def frame(self) -> dict[str, Any]:
+        """The next frame (an answer or a push); Broken if the gateway closed the connection,
+        TimeoutError if nothing came within the socket's timeout."""
+        frame: dict[str, Any] = msgpack.unpackb(self._exact(struct.unpack(">I", self._exact(4))[0]))
+        return frame
+
+    def call(self, op: str, /, **args: Any) -> Any:
         try:
-            self.sock.sendall(struct.pack(">I", len(body)) + body)
-            while True:
-                answer = msgpack.unpackb(self._exact(struct.unpack(">I", self._exact(4))[0]))
-                if answer.get("id") == self.ids:
-                    break
+            request = self.send(op, **args)
+            while (answer := self.frame()).get("id") != request:
+                pass
         except OSError as error:
             raise Broken(str(error)) from error
         if answer["ok"]:

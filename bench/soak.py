@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -32,10 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from bench import support
-from bench.chaos_netgw import TOKEN, Client
+from bench.chaos_netgw import TOKEN, Broken, Client
 from bench.common import open_conversations
 from bench.pipeline import Pipeline, end_item, message_item
 from runtime import procs
@@ -81,33 +77,20 @@ def flood(port: int, seconds: float, gateway_pid: int) -> dict[str, Any]:
     """One connection floods a session, another reads its pushes; memory and the stream."""
     writer = Client(port)
     ref = writer.call("start_session", customer_id="soak-flood", channel="WEB", identifier="f")
-    reader = socket.create_connection(("127.0.0.1", port), timeout=30)
+    reader = Client(port)
+    reader.sock.settimeout(2.0)  # to look at ``stop`` now and then
     seqs: list[int] = []
     stop = threading.Event()
 
-    def send(op: str, request_id: int, **args: Any) -> None:
-        body = msgpack.packb({"op": op, "args": args, "id": request_id}, use_bin_type=True)
-        reader.sendall(struct.pack(">I", len(body)) + body)
-
-    def exact(size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = reader.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
-
     def read() -> None:
-        send("auth", 1, token=TOKEN)
-        send("subscribe_session", 2, channel_session_id=ref["channel_session_id"])
-        with_timeouts = reader
-        with_timeouts.settimeout(2.0)
+        reader.send("subscribe_session", channel_session_id=ref["channel_session_id"])
         while not stop.is_set():
             try:
-                frame = msgpack.unpackb(exact(struct.unpack(">I", exact(4))[0]))
-            except (TimeoutError, ConnectionError):
+                frame = reader.frame()
+            except TimeoutError:
                 continue
+            except Broken:
+                return
             if "push" in frame:
                 seqs.append(int(frame["event"]["seq"]))
 
