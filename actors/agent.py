@@ -36,9 +36,9 @@ from actors.messages import (
     SubscribeRequest,
     Unsubscribe,
 )
-from actors.model.commands import AgentLeave
-from actors.model.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
 from actors.snapshots import event_dict
+from domain.commands import AgentLeave
+from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
 
 if TYPE_CHECKING:
     from actors.host import HostContext

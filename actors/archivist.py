@@ -42,12 +42,12 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
-from actors.model.enums import EventType, RoomMode, RoomType
-from actors.model.events import RESERVED_NAMES
-from actors.model.records import SYSTEM, Event
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
-from runtime.archive import Archive, RoomRecord, StorageError
+from domain.enums import EventType, RoomMode, RoomType
+from domain.events import RESERVED_NAMES
+from domain.records import SYSTEM, Event
+from infra.archive import Archive, RoomRecord, StorageError
 
 log = structlog.get_logger("cx.archivist")
 

@@ -30,10 +30,10 @@ from actors.messages import (
     WhoAmI,
     Wiring,
 )
-from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
-from runtime.logs import configure_logging
-from runtime.proctitle import set_actor_title
-from runtime.timefmt import wall_ms
+from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from infra.logs import configure_logging
+from infra.proctitle import set_actor_title
+from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.actor")
 

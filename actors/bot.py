@@ -13,9 +13,9 @@ import structlog
 
 from actors.base import EngineActor
 from actors.messages import Apply, BotDelivery, Deliver
-from actors.model.bot import BotScript, BotView, DefaultBot
-from actors.model.commands import Command
-from actors.model.records import Event
+from domain.bot import BotScript, BotView, DefaultBot
+from domain.commands import Command
+from domain.records import Event
 
 log = structlog.get_logger("cx.bot")
 

@@ -18,9 +18,9 @@ from actors.messages import (
     ReplyTo,
     Unsubscribe,
 )
-from actors.model.commands import CustomerMessage
-from actors.model.records import Event
 from actors.snapshots import event_dict
+from domain.commands import CustomerMessage
+from domain.records import Event
 
 if TYPE_CHECKING:
     from actors.host import HostContext

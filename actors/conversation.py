@@ -44,15 +44,17 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from actors.model.commands import (
+from actors.restore import command_record
+from actors.snapshots import event_dicts, events_after, record_dict
+from domain.commands import (
     ArchiveCommitted,
     Command,
     StartSession,
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.conversation import ConversationMachine
-from actors.model.effects import (
+from domain.conversation import ConversationMachine
+from domain.effects import (
     ArchiveConversation,
     ArchiveLate,
     ArmAlarm,
@@ -63,14 +65,12 @@ from actors.model.effects import (
     ReleaseAgent,
     RouteRequest,
 )
-from actors.model.enums import SUPERVISOR_ROLES, State, ThresholdAction
-from actors.model.errors import Refused
-from actors.model.policy import Policy, Threshold
-from actors.model.records import Event
-from actors.restore import command_record
-from actors.snapshots import event_dicts, events_after, record_dict
-from runtime.config import Settings
-from runtime.timefmt import seconds_to_ms
+from domain.enums import SUPERVISOR_ROLES, State, ThresholdAction
+from domain.errors import Refused
+from domain.policy import Policy, Threshold
+from domain.records import Event
+from infra.config import Settings
+from infra.timefmt import seconds_to_ms
 
 #: What the bot reacts to; everything else would only cost it messages.
 BOT_INTERESTS = frozenset(

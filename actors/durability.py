@@ -44,7 +44,7 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.recovery import Seen, by_conversation
-from runtime.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
+from infra.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
 
 if TYPE_CHECKING:
     from actors.host import Host

@@ -40,13 +40,13 @@ from actors.messages import (
     Restored,
     Wiring,
 )
-from actors.model.conversation import ConversationMachine
-from actors.model.errors import Refused
-from actors.model.policy import Policy
 from actors.restore import Rebuilt, open_record, rebuild
 from actors.timed import TimedActor
-from runtime.codec import CodecError
-from runtime.journal import JournalWriter
+from domain.conversation import ConversationMachine
+from domain.errors import Refused
+from domain.policy import Policy
+from infra.codec import CodecError
+from infra.journal import JournalWriter
 
 log = structlog.get_logger("cx.host")
 

@@ -17,10 +17,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.model.commands import Command, StartSession
-from actors.model.enums import Channel, Role, UnsubscribeReason
-from actors.model.pickling import pickle_by_field_names
-from actors.model.records import ConversationRecord, Event, Payload
+from domain.commands import Command, StartSession
+from domain.enums import Channel, Role, UnsubscribeReason
+from domain.pickling import pickle_by_field_names
+from domain.records import ConversationRecord, Event, Payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class Failure:
 class Wiring:
     """Sent to every long-lived actor once at boot: settings and each other's addresses."""
 
-    settings: Any  # runtime.config.Settings
+    settings: Any  # infra.config.Settings
     monitor: Any
     router: Any
     bot: Any
@@ -605,4 +605,4 @@ class ArchiveNext:
     written a slice at a time, so that other requests are served in between)."""
 
 
-pickle_by_field_names(globals())  # after every class above: see actors.model.pickling
+pickle_by_field_names(globals())  # after every class above: see domain.pickling

@@ -1,6 +1,6 @@
 """What the TopicMonitor restores from hosts' journal directories, and what damage cost.
 
-:func:`plan_recovery` reads the directories (``runtime.journal.read_directory``) and returns
+:func:`plan_recovery` reads the directories (``infra.journal.read_directory``) and returns
 the live conversations to rebuild. A torn tail is dropped and described. Damage in the middle
 of a log stops the whole restore (``refused``: nothing is restored, nothing deleted) unless the
 journal is salvaged; then every intact record is read, and each conversation that may have
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from actors.restore import rebuild
-from runtime.codec import CodecError
-from runtime.journal import Damage, JournalDamagedError, JournalError, JournalRead, read_directory
+from infra.codec import CodecError
+from infra.journal import Damage, JournalDamagedError, JournalError, JournalRead, read_directory
 
 DAMAGED_DIRECTORY = "damaged"
 

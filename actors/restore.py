@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.model.conversation import ConversationMachine
-from actors.model.effects import Effect, Publish
-from actors.model.enums import Direction
-from actors.model.errors import Refused
-from actors.model.records import Event
-from runtime.codec import (
+from domain.conversation import ConversationMachine
+from domain.effects import Effect, Publish
+from domain.enums import Direction
+from domain.errors import Refused
+from domain.records import Event
+from infra.codec import (
     CodecError,
     decode_command,
     decode_event,

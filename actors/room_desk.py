@@ -31,11 +31,11 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
-from actors.model.commands import StartSession
-from actors.model.conversation import ConversationMachine
-from actors.model.enums import RoomMode, RoomType, State
-from actors.model.errors import Refused
-from runtime.archive import Archive, RoomRecord, StorageError
+from domain.commands import StartSession
+from domain.conversation import ConversationMachine
+from domain.enums import RoomMode, RoomType, State
+from domain.errors import Refused
+from infra.archive import Archive, RoomRecord, StorageError
 
 log = structlog.get_logger("cx.monitor")
 

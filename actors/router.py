@@ -1,4 +1,4 @@
-"""The Router actor: a thin shell around the pure routing book (:mod:`actors.model.routing`).
+"""The Router actor: a thin shell around the pure routing book (:mod:`domain.routing`).
 
 It keeps where each conversation and agent lives, turns the book's effects into messages
 (assignments to Agent entities, AGENT_OFFERED / RONA / NO_AGENT_AVAILABLE reports to
@@ -26,8 +26,9 @@ from actors.messages import (
     Status,
     StatusQuery,
 )
-from actors.model.commands import RoutingUpdate
-from actors.model.routing import (
+from actors.timed import TimedActor
+from domain.commands import RoutingUpdate
+from domain.routing import (
     ArmRoutingAlarm,
     Assign,
     Report,
@@ -35,9 +36,8 @@ from actors.model.routing import (
     RoutingEffect,
     RoutingSettings,
 )
-from actors.model.routing import SetNotReady as BookSetNotReady
-from actors.timed import TimedActor
-from runtime.timefmt import seconds_to_ms
+from domain.routing import SetNotReady as BookSetNotReady
+from infra.timefmt import seconds_to_ms
 
 log = structlog.get_logger("cx.router")
 

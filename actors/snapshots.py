@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.model.records import ConversationRecord, Event
-from runtime.timefmt import iso
+from domain.records import ConversationRecord, Event
+from infra.timefmt import iso
 
 
 def event_dict(event: Event) -> dict[str, Any]:

@@ -53,14 +53,14 @@ from actors.messages import (
     StorageHealth,
     WatchHosts,
 )
-from actors.model.enums import State
 from actors.recovery import move_aside, plan_recovery
 from actors.room_desk import HostInfo as _HostInfo
 from actors.room_desk import Live as _Live
 from actors.room_desk import RoomDesk
 from actors.router import Router
-from runtime.archive import Archive, StorageError
-from runtime.timefmt import wall_ms
+from domain.enums import State
+from infra.archive import Archive, StorageError
+from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000

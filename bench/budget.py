@@ -26,8 +26,8 @@ from thespian.system import simpleSystemBase
 import actors.archivist
 import actors.conversation
 import actors.snapshots
-from actors.model.conversation import ConversationMachine
-from runtime import archive, journal
+from domain.conversation import ConversationMachine
+from infra import archive, journal
 from runtime.gateway import Gateway
 from runtime.gateway_core import GatewayCore
 from runtime.simulation import driver, runner

@@ -71,9 +71,9 @@ import yaml
 from actors import messages
 from actors.messages import Locate, Ping
 from bench import chaos_faults, chaos_netgw, chaos_supervisors
+from infra.archive import Archive
+from infra.config import load_config
 from runtime import procs
-from runtime.archive import Archive
-from runtime.config import load_config
 from runtime.gateway import (
     BadArgumentError,
     Gateway,

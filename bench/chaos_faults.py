@@ -8,7 +8,7 @@ every acknowledged message stored once, nothing refused stored.
 
 - ``disk``: the journal lives on a small tmpfs of its own (mounted for the run: root only);
   the monkey fills it with a file until writes fail with ENOSPC, then deletes the file;
-- ``fsync``: the ``journal.fsync`` failpoint (``runtime.failpoints``) fails every journal
+- ``fsync``: the ``journal.fsync`` failpoint (``infra.failpoints``) fails every journal
   fsync with EIO;
 - ``archive``: another connection holds ``BEGIN EXCLUSIVE`` on the SQLite archive.
 """
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime import failpoints
+from infra import failpoints
 from runtime.gateway import Gateway, GatewayError
 
 FAULTS = ("disk", "fsync", "archive")

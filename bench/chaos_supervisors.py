@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from infra.config import load_config
 from runtime import daemon, procs
-from runtime.config import load_config
 from runtime.gateway import Gateway, GatewayError
 from runtime.pidfile import RunFiles, read_record
 

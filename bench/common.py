@@ -12,9 +12,9 @@ from typing import Any
 
 from actors.conversation import conversation_entity_id
 from actors.messages import AgentJoin, ListTimerOwners, OpenSession, Ping, Ref
-from actors.model.enums import Channel, Role
 from bench import support
 from bench.pipeline import Item, Pipeline
+from domain.enums import Channel, Role
 from runtime.gateway import Gateway
 
 #: Most conversations one agent may take (the engine's limit).

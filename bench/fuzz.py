@@ -58,8 +58,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
-from runtime.config import DEFAULTS, ConfigError, Settings, load_config
-from runtime.journal import (
+from infra.config import DEFAULTS, ConfigError, Settings, load_config
+from infra.journal import (
     HEADER,
     JournalDamagedError,
     JournalError,

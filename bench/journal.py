@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from actors.model.enums import Channel, Direction, EventType, ParticipantType, SessionState, State
-from actors.model.records import ConversationRecord, Emitter, Event, SessionRecord
-from runtime.archive import Archive
-from runtime.journal import JournalWriter
+from domain.enums import Channel, Direction, EventType, ParticipantType, SessionState, State
+from domain.records import ConversationRecord, Emitter, Event, SessionRecord
+from infra.archive import Archive
+from infra.journal import JournalWriter
 
 EVENTS_PER_RECORD = 3
 EVENTS_PER_CONVERSATION = 20

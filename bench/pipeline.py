@@ -34,8 +34,8 @@ from actors.messages import (
     Reply,
     ReplyTo,
 )
-from actors.model.commands import CustomerMessage, EndConversation
-from actors.model.enums import Channel, EndedBy
+from domain.commands import CustomerMessage, EndConversation
+from domain.enums import Channel, EndedBy
 from runtime.gateway import Gateway, GatewayError, SessionRef
 
 _CALLS = itertools.count(1)

@@ -18,9 +18,9 @@ import socket
 import time
 from typing import Any
 
-from actors.model.bot import BotScript, DefaultBot
-from actors.model.commands import Command
-from actors.model.records import Event
+from domain.bot import BotScript, DefaultBot
+from domain.commands import Command
+from domain.records import Event
 
 STAMP = "#stamp"
 PORT_VARIABLE = "CX_BENCH_STAMP_PORT"

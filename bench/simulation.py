@@ -89,8 +89,8 @@ def _profile(scenario: str, duration: str | None) -> None:
         path = filename.replace(os.sep, "/")
         if "thespian" in path:
             group = "thespian (simpleSystemBase message passing)"
-        elif "/actors/model/" in path:
-            group = "engine: actors.model (state machine, routing book)"
+        elif "/domain/" in path:
+            group = "engine: domain (state machine, routing book)"
         elif "/actors/" in path:
             group = "engine: actors (hosts, entities, actor shells)"
         elif "/runtime/simulation/" in path:

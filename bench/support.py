@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 from thespian.actors import ActorSystem
 
-from runtime import procs, proctitle
-from runtime.config import load_config
+from infra import proctitle
+from infra.config import load_config
+from runtime import procs
 from runtime.system import start
 
 #: Every benchmark's engine settings unless it says otherwise: no fsync, quiet logs, timers
@@ -165,7 +166,7 @@ def reap_stale() -> set[int]:
             continue
         members = procs.session_members(int(session))
         # only processes that still look like the engine's (the session id could have been
-        # reused): Python, or a title of an engine process (runtime.proctitle)
+        # reused): Python, or a title of an engine process (infra.proctitle)
         members = {
             pid
             for pid in members

@@ -45,8 +45,8 @@ from typing import Any
 
 from thespian.system.transport import IPBase
 
-from runtime.config import ConfigError, Settings
-from runtime.logs import get_logger
+from infra.config import ConfigError, Settings
+from infra.logs import get_logger
 
 #: Thespian's own variable: the address endpoints advertise; with the patch, also the one
 #: they bind.

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.model.transitions import mermaid
+from domain.transitions import mermaid
+from infra.archive import StorageError
+from infra.config import ConfigError, load_config
 from runtime import daemon, pidfile
-from runtime.archive import StorageError
 from runtime.bind import restrict
-from runtime.config import ConfigError, load_config
 from runtime.demo import run_demo
 from runtime.gateway import Gateway, GatewayError
 from runtime.live_demo import run_live_demo

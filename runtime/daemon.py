@@ -49,12 +49,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime import procs, proctitle
-from runtime.archive import StorageError
+from infra import proctitle
+from infra.archive import StorageError
+from infra.config import ConfigError, Settings, load_config
+from infra.logs import configure_logging, get_logger
+from runtime import procs
 from runtime.bind import restrict
-from runtime.config import ConfigError, Settings, load_config
 from runtime.gateway import Gateway, GatewayError
-from runtime.logs import configure_logging, get_logger
 from runtime.pidfile import (
     Record,
     RunFiles,

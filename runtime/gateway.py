@@ -39,7 +39,7 @@ from actors.messages import (
     Subscribe,
     Unsubscribe,
 )
-from actors.model.commands import (
+from domain.commands import (
     AddActivity,
     AgentLeave,
     AgentMessage,
@@ -53,7 +53,7 @@ from actors.model.commands import (
     Resume,
     SetData,
 )
-from actors.model.enums import (
+from domain.enums import (
     VOLUNTARY_LEAVE_REASONS,
     Channel,
     EndedBy,
@@ -62,8 +62,10 @@ from actors.model.enums import (
     SessionEndReason,
     UnsubscribeReason,
 )
-from actors.model.records import SYSTEM, Emitter
-from runtime.config import Settings, load_config
+from domain.records import SYSTEM, Emitter
+from infra.config import Settings, load_config
+from infra.logs import configure_logging
+from infra.timefmt import seconds_to_ms, wall_ms
 from runtime.gateway_args import after_seq as _after_seq
 from runtime.gateway_args import enum as _enum
 from runtime.gateway_args import message_text as _message_text
@@ -81,9 +83,7 @@ from runtime.gateway_types import (
     UnknownIdError,
 )
 from runtime.ids import IdSource
-from runtime.logs import configure_logging
 from runtime.system import Addresses, boot, find, join
-from runtime.timefmt import seconds_to_ms, wall_ms
 
 __all__ = [
     "BadArgumentError",

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from actors.model.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeReason
+from domain.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeReason
 from runtime.gateway_types import BadArgumentError
 
 MAX_PAYLOAD_BYTES = 64 * 1024

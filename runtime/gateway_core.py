@@ -42,15 +42,15 @@ from actors.messages import (
     WatchHosts,
     WhoAmI,
 )
+from infra.config import Settings
+from infra.logs import get_logger
+from infra.timefmt import wall_ms
 from runtime import gateway_link
-from runtime.config import Settings
 from runtime.gateway_cache import LocationCache
 from runtime.gateway_order import PushOrder
 from runtime.gateway_push import PushedEvents
 from runtime.gateway_types import ERRORS, GatewayError, PushedEvent, UnavailableError
-from runtime.logs import get_logger
 from runtime.system import Addresses, find
-from runtime.timefmt import wall_ms
 
 log = get_logger("cx.gateway")
 

@@ -8,10 +8,10 @@ from collections import deque
 from typing import Any
 
 from actors.messages import Pushed, Subscribe
+from infra.logs import get_logger
 from runtime.gateway_cache import LocationCache
 from runtime.gateway_order import PushOrder
 from runtime.gateway_types import GatewayError, PushedEvent, UnavailableError
-from runtime.logs import get_logger
 
 log = get_logger("cx.gateway")
 

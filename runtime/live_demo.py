@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from infra.config import Settings, load_config
 from runtime import daemon, pidfile
-from runtime.config import Settings, load_config
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 
 Printer = Callable[[str], None]

@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime import procs, proctitle
-from runtime.config import Settings
+from infra import proctitle
+from infra.config import Settings
+from runtime import procs
 from runtime.supervise import ROLES
 
 PID_FILE = "cx.pid"
@@ -61,7 +62,7 @@ class Record:
     def belongs(self, pid: int) -> bool:
         """Whether ``pid`` is a process of this system: it runs the recorded command line
         (Thespian forks its processes from the daemon) or the title of an engine process
-        (``cx: router ...``, or Thespian's ``ActorClass ActorAddr-...``: runtime.proctitle)."""
+        (``cx: router ...``, or Thespian's ``ActorClass ActorAddr-...``: infra.proctitle)."""
         line = procs.cmdline(pid)
         return bool(line) and (line == self.cmdline or proctitle.is_engine_title(line))
 

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.messages import BootStatus, Ping
+from infra.config import Settings
+from infra.logs import get_logger
+from infra.timefmt import wall_ms
 from runtime import procs
-from runtime.config import Settings
-from runtime.logs import get_logger
 from runtime.system import Addresses, boot, find, start
-from runtime.timefmt import wall_ms
 
 log = get_logger("runtime.supervise")
 

@@ -22,12 +22,12 @@ from thespian.actors import ActorSystem
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
 from actors.topic_monitor import TopicMonitor
+from infra.archive import StorageError
+from infra.config import Settings
+from infra.journal import Damage, JournalDamagedError
+from infra.timefmt import wall_ms
 from runtime import procs
-from runtime.archive import StorageError
 from runtime.bind import restrict
-from runtime.config import Settings
-from runtime.journal import Damage, JournalDamagedError
-from runtime.timefmt import wall_ms
 
 #: How long :func:`start` waits for the TopicMonitor to say what it restored.
 BOOT_TIMEOUT_S = 60.0

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from actors.model.commands import (
+from domain.commands import (
     AgentLeave,
     ArchiveCommitted,
     Command,
@@ -28,13 +28,13 @@ from actors.model.commands import (
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.conversation import ConversationMachine
-from actors.model.effects import ArchiveConversation, ArmAlarm, Effect, Publish
-from actors.model.enums import Channel, State
-from actors.model.errors import Refused
-from actors.model.policy import Policy
-from actors.model.records import Event
-from actors.model.timers import RunningTimer, TimerKey
+from domain.conversation import ConversationMachine
+from domain.effects import ArchiveConversation, ArmAlarm, Effect, Publish
+from domain.enums import Channel, State
+from domain.errors import Refused
+from domain.policy import Policy
+from domain.records import Event
+from domain.timers import RunningTimer, TimerKey
 
 CONVERSATION_ID = "conv-1"
 ROOM_ID = "room-1"

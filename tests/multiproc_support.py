@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from runtime import procs, proctitle
-from runtime.config import load_config
+from infra import proctitle
+from infra.config import load_config
+from runtime import procs
 from runtime.system import start
 
 
@@ -46,7 +47,7 @@ def _same_program(config: Path | None = None) -> set[int]:
 
 def system_pids(config: Path) -> set[int]:
     """The processes of the system started for ``config``: those whose title names it (the
-    daemon, every actor: runtime.proctitle), and the processes of their sessions that have the
+    daemon, every actor: infra.proctitle), and the processes of their sessions that have the
     title of an engine process (Thespian's admin and logger)."""
     named = set()
     for entry in Path("/proc").iterdir():

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.model.enums import (
+from domain.enums import (
     Channel,
     Direction,
     EventType,
@@ -25,7 +25,7 @@ from actors.model.enums import (
     SessionState,
     State,
 )
-from actors.model.records import (
+from domain.records import (
     SYSTEM,
     ConversationRecord,
     Emitter,
@@ -33,7 +33,7 @@ from actors.model.records import (
     ParticipantRecord,
     SessionRecord,
 )
-from runtime.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+from infra.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
 
 ROOM = RoomRecord("room-1", RoomType.CUSTOMER, RoomMode.CONTACT_CENTER, "cust-1", 1_000)
 

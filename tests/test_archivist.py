@@ -21,9 +21,9 @@ from thespian.actors import ActorExitRequest
 from actors import archivist as archivist_module
 from actors.archivist import RETRY_BACKOFF_MS, Archivist
 from actors.messages import Batch, Deliver, OpenSession, Reply, ReplyTo
-from actors.model.enums import Channel
 from actors.topic_monitor import TopicMonitor
-from runtime.archive import Archive, StorageError
+from domain.enums import Channel
+from infra.archive import Archive, StorageError
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 from tests.conftest import MakeGateway, names
 

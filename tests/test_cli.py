@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.config import ConfigError, load_config
 from runtime import procs
 from runtime.bind import ADDRESS_VARIABLE, restrict
 from runtime.cli import OPS, main
-from runtime.config import ConfigError, load_config
 from runtime.gateway import Gateway
 from tests.multiproc_support import eventually, free_port, system_pids, write_config
 

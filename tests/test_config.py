@@ -1,4 +1,4 @@
-"""Tests of runtime.config (and the logging set-up it feeds): defaults, merge, strict errors."""
+"""Tests of infra.config (and the logging set-up it feeds): defaults, merge, strict errors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.config import (
+from infra.config import (
     DEFAULTS,
     ConfigError,
     LoggingSettings,
@@ -564,7 +564,7 @@ def test_junk_yaml_file_gives_settings_or_config_error(tmp_path_factory: Any, ju
 
 
 def test_logging_json_to_file_with_level_filter(tmp_path: Path) -> None:
-    from runtime.logs import configure_logging, get_logger
+    from infra.logs import configure_logging, get_logger
 
     log = get_logger("test.config", conversation_id="c1")  # before configuring: lazy
     log_file = tmp_path / "cx.log"
@@ -586,7 +586,7 @@ def test_logging_json_to_file_with_level_filter(tmp_path: Path) -> None:
 
 
 def test_logging_console_reconfigures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from runtime.logs import configure_logging, get_logger
+    from infra.logs import configure_logging, get_logger
 
     log = get_logger("test.console")
     try:

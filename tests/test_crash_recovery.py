@@ -89,7 +89,7 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
     """Every process of the system (admin included) dies with SIGKILL, as in a machine
     crash; a new system on the same storage restores the live conversations, and the room
     keeps its live conversation."""
-    from runtime.config import load_config
+    from infra.config import load_config
     from runtime.system import start
     from tests.multiproc_support import _same_program
     from tests.multiproc_support import running_system as restarted

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import failpoints
+from infra import failpoints
 
 
 def test_lines_name_a_failpoint_and_its_errno_and_anything_else_is_skipped() -> None:
@@ -23,7 +23,7 @@ def test_a_process_started_with_the_variable_fails_the_named_operation(tmp_path:
     switches.write_text("journal.write=ENOSPC\n")
     program = (
         "import errno, os, tempfile\n"
-        "from runtime.journal import DISK\n"
+        "from infra.journal import DISK\n"
         "fd, _ = tempfile.mkstemp()\n"
         "try:\n"
         "    DISK.write(fd, b'x')\n"

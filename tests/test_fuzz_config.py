@@ -24,7 +24,7 @@ from bench.fuzz import (
     check_config_mapping,
     check_config_text,
 )
-from runtime.config import ConfigError, load_config
+from infra.config import ConfigError, load_config
 from tests.fuzz_support import FUZZ, STRATEGIES, held
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
         f"""
         import resource, sys, time
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-        from runtime.config import ConfigError, load_config
+        from infra.config import ConfigError, load_config
         started = time.monotonic()
         try:
             load_config({str(path)!r})

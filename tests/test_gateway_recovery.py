@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from actors.messages import Ping
-from runtime.config import load_config
+from infra.config import load_config
 from runtime.gateway import Gateway, UnavailableError
 from runtime.system import start
 from tests.multiproc_support import _same_program, eventually, running_system, write_config

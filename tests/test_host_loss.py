@@ -21,8 +21,8 @@ from thespian.actors import ActorExitRequest
 from actors import agent, agent_supervisor
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import AgentJoin, AgentPresence, Directory, OpenSession, Reply, ReplyTo
-from actors.model.enums import Channel
 from actors.topic_monitor import TopicMonitor, _HostInfo
+from domain.enums import Channel
 from runtime.gateway import BadArgumentError, Gateway, GatewayError, UnavailableError
 from tests.conftest import MakeGateway, names, watchdog
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.journal import JournalWriter, read_directory
+from infra.journal import JournalWriter, read_directory
 
 
 def texts(directory: Path) -> list[str]:

@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 from thespian.actors import ActorExitRequest
 
-from runtime import procs
-from runtime.archive import StorageError
-from runtime.config import load_config
-from runtime.gateway import Gateway, UnavailableError, UnknownIdError
-from runtime.journal import (
+from infra.archive import StorageError
+from infra.config import load_config
+from infra.journal import (
     _FRAME,
     HEADER,
     JournalDamagedError,
@@ -31,6 +29,8 @@ from runtime.journal import (
     read_directory,
     read_segment,
 )
+from runtime import procs
+from runtime.gateway import Gateway, UnavailableError, UnknownIdError
 from runtime.system import start
 from tests.conftest import salvage_storage
 from tests.multiproc_support import system_pids, write_config

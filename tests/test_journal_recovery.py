@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from infra.journal import HEADER, read_directory
 from runtime.gateway import Gateway, UnavailableError
-from runtime.journal import HEADER, read_directory
 
 Make = Callable[..., Gateway]
 
@@ -129,7 +129,7 @@ def test_journal_is_deleted_once_its_conversations_are_archived(tmp_path: Path) 
 
 
 def test_archiving_twice_stores_once(make_gateway: Make, tmp_path: Path) -> None:
-    from runtime.archive import Archive
+    from infra.archive import Archive
 
     gw = make_gateway()
     ref = gw.start_session("cust-1", "WEB", "v")

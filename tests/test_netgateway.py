@@ -24,8 +24,8 @@ from typing import Any, cast
 import msgpack
 import pytest
 
+from infra.config import ConfigError
 from runtime import procs
-from runtime.config import ConfigError
 from runtime.gateway import Gateway, UnavailableError
 from runtime.netgateway import OPS, Limits, NetGateway, run_gateway, serve
 from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS
@@ -936,7 +936,7 @@ def test_cx_gateway_refuses_to_start_without_a_token(
 
 
 def test_the_gateway_limits_come_from_config_and_bad_ones_name_their_key() -> None:
-    from runtime.config import load_config
+    from infra.config import load_config
     from runtime.netgateway import limits_of
 
     settings = load_config(

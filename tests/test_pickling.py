@@ -9,15 +9,15 @@ from types import ModuleType
 import pytest
 
 import actors.messages
-import actors.model.commands
-import actors.model.records
+import domain.commands
+import domain.records
 from actors.messages import Apply, Batch, Deliver, EventDelivery, Ref, ReplyTo
-from actors.model.commands import CustomerMessage, EndSession, TimerFired
-from actors.model.enums import EventType, ParticipantType, SessionEndReason
-from actors.model.records import Emitter, Event
-from actors.model.timers import TimerKey, TimerKind
+from domain.commands import CustomerMessage, EndSession, TimerFired
+from domain.enums import EventType, ParticipantType, SessionEndReason
+from domain.records import Emitter, Event
+from domain.timers import TimerKey, TimerKind
 
-MODULES = (actors.messages, actors.model.commands, actors.model.records)
+MODULES = (actors.messages, domain.commands, domain.records)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -32,8 +32,8 @@ def test_every_slotted_dataclass_uses_the_cached_field_names(module: ModuleType)
     ]
     assert classes
     # a class defined after the module's pickle_by_field_names(globals()) call would miss it
-    assert all(c.__getstate__.__module__ == "actors.model.pickling" for c in classes), [
-        c.__name__ for c in classes if c.__getstate__.__module__ != "actors.model.pickling"
+    assert all(c.__getstate__.__module__ == "domain.pickling" for c in classes), [
+        c.__name__ for c in classes if c.__getstate__.__module__ != "domain.pickling"
     ]
 
 

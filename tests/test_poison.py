@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from actors.model.commands import SetData
-from actors.model.conversation import ConversationMachine
+from domain.commands import SetData
+from domain.conversation import ConversationMachine
 from runtime.gateway import Gateway, GatewayError
 
 

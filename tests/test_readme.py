@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.model.transitions import TRANSITIONS, mermaid
+from domain.transitions import TRANSITIONS, mermaid
 from runtime.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.model.routing import (
+from domain.routing import (
     ArmRoutingAlarm,
     Assign,
     Report,

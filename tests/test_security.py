@@ -27,8 +27,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from runtime import procs, proctitle
-from runtime.config import ConfigError, load_config
+from infra import proctitle
+from infra.config import ConfigError, load_config
+from runtime import procs
 from runtime.gateway import Gateway
 from runtime.netgateway import Limits, NetGateway, serve
 from runtime.netgateway import connection as connection_module
@@ -136,7 +137,7 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
             assert not any(wide.values()), f"listening beyond loopback: {wide}"
             # Each process of the system that listens at all (actors, admin, logger).
             assert sum(1 for found in listening.values() if found) >= 9, listening
-            # Each actor process says what it is (runtime.proctitle).
+            # Each actor process says what it is (infra.proctitle).
             titles = {" ".join(procs.cmdline(pid)).rstrip() for pid in pids}
             for role in ("topic-monitor", "router", "bot", "agent-supervisor"):
                 assert f"cx: {role} --config {config}" in titles, titles
@@ -161,7 +162,7 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
 _TITLED = """
 import sys
 import setproctitle
-from runtime.proctitle import set_actor_title
+from infra.proctitle import set_actor_title
 
 class TopicMonitor:
     myAddress = "ActorAddr-(T|:4321)"

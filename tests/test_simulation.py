@@ -169,7 +169,7 @@ def test_the_summary_agrees_with_the_archive(tmp_path: Path) -> None:
 def _log_hash_from_sqlite(db: sqlite3.Connection, result: Any) -> str:
     """The canonical log rebuilt straight from the SQLite file (independently of the run)."""
     from actors.snapshots import event_dict
-    from runtime.archive import Archive
+    from infra.archive import Archive
 
     digest = hashlib.sha256()
     assert result.archive_path is not None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from actors.model.commands import (
+from domain.commands import (
     AddActivity,
     AgentLeave,
     AgentMessage,
@@ -34,8 +34,8 @@ from actors.model.commands import (
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.conversation import COMMAND_TYPES
-from actors.model.effects import (
+from domain.conversation import COMMAND_TYPES
+from domain.effects import (
     ArchiveConversation,
     ArchiveLate,
     ArmAlarm,
@@ -45,7 +45,7 @@ from actors.model.effects import (
     ReleaseAgent,
     RouteRequest,
 )
-from actors.model.enums import (
+from domain.enums import (
     Channel,
     EndedBy,
     EventType,
@@ -58,10 +58,10 @@ from actors.model.enums import (
     ThresholdAction,
     UnsubscribeReason,
 )
-from actors.model.errors import IllegalTransition, InvalidArgument, Refused
-from actors.model.policy import Policy, Threshold
-from actors.model.records import SYSTEM, Emitter, Event
-from actors.model.timers import TimerKey, TimerKind
+from domain.errors import IllegalTransition, InvalidArgument, Refused
+from domain.policy import Policy, Threshold
+from domain.records import SYSTEM, Emitter, Event
+from domain.timers import TimerKey, TimerKind
 from tests.model_driver import (
     AGENT,
     FIRST_SESSION,
@@ -1248,8 +1248,8 @@ def test_values_of_the_wrong_type_are_refused_and_change_nothing() -> None:
     """Commands built by other code than the gateway: a plain string where an enum belongs,
     a string where seconds belong, are refused before anything changes."""
 
-    from actors.model.commands import AgentLeave, EndConversation, EndSession, Hold
-    from actors.model.errors import InvalidArgument
+    from domain.commands import AgentLeave, EndConversation, EndSession, Hold
+    from domain.errors import InvalidArgument
     from tests.model_driver import active, fingerprint
 
     driver = active()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime import journal
+from infra import journal
 from runtime.gateway import Gateway, IllegalTransitionError, UnavailableError
 from tests.conftest import storage_config
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from actors.messages import Ping
+from infra.config import Settings, load_config
 from runtime import daemon, pidfile, procs, supervise
 from runtime.cli import EXIT_DEGRADED, main
-from runtime.config import Settings, load_config
 from runtime.gateway import Gateway
 from runtime.supervise import (
     GIVE_UP,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.timefmt import iso
+from infra.timefmt import iso
 
 # 1900-01-01 to 2200-01-01, in ms: before and after the epoch, leap years, century rules
 _RANGE = st.integers(min_value=-2_208_988_800_000, max_value=7_258_118_400_000)

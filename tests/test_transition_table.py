@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.model.commands import (
+from domain.commands import (
     AddActivity,
     AgentLeave,
     AgentMessage,
@@ -33,9 +33,9 @@ from actors.model.commands import (
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.conversation import COMMAND_TYPES, ConversationMachine
-from actors.model.effects import ArchiveConversation, Effect, Publish
-from actors.model.enums import (
+from domain.conversation import COMMAND_TYPES, ConversationMachine
+from domain.effects import ArchiveConversation, Effect, Publish
+from domain.enums import (
     OPEN_STATES,
     PRESENT_ROLES,
     Channel,
@@ -48,11 +48,11 @@ from actors.model.enums import (
     ThresholdAction,
     UnsubscribeReason,
 )
-from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
-from actors.model.policy import Policy, Threshold
-from actors.model.records import SYSTEM, Emitter, Event
-from actors.model.timers import OBSERVABLE_KINDS, TimerKey, TimerKind
-from actors.model.transitions import (
+from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from domain.policy import Policy, Threshold
+from domain.records import SYSTEM, Emitter, Event
+from domain.timers import OBSERVABLE_KINDS, TimerKey, TimerKind
+from domain.transitions import (
     ACCEPTED_IN,
     SUPERVISOR_ACCEPTED_IN,
     TRANSITIONS,

@@ -18,7 +18,7 @@ import contextlib
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from runtime.logs import get_logger
+from infra.logs import get_logger
 from runtime.netgateway.codec import (
     HEADER,
     ProtocolError,

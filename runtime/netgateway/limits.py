@@ -26,7 +26,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, fields
 from typing import Generic, TypeVar
 
-from runtime.config import Settings
+from infra.config import Settings
 from runtime.netgateway.worker import WorkerLimits
 
 __all__ = ["Admission", "Admitted", "Limits", "limits_of"]

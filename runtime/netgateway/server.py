@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
 
-from runtime import proctitle
-from runtime.config import ConfigError, Settings, load_config, token_problem
+from infra import proctitle
+from infra.config import ConfigError, Settings, load_config, token_problem
+from infra.logs import configure_logging, get_logger
 from runtime.gateway import Gateway
-from runtime.logs import configure_logging, get_logger
 from runtime.netgateway.codec import failure
 from runtime.netgateway.connection import FLUSH_TIMEOUT_S, Connection
 from runtime.netgateway.limits import Admission, Limits, limits_of

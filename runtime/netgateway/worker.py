@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from thespian.actors import ActorSystemException
 
+from infra.logs import get_logger
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -35,7 +36,6 @@ from runtime.gateway import (
     UnavailableError,
     UnknownIdError,
 )
-from runtime.logs import get_logger
 from runtime.netgateway.codec import Request, answer, failure, push
 from runtime.netgateway.ops import error_type, plain_result
 

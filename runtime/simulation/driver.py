@@ -33,10 +33,10 @@ from datetime import UTC, datetime
 from random import Random
 from typing import Any
 
-from runtime.config import Settings
+from infra.config import Settings
+from infra.timefmt import seconds_to_ms
 from runtime.gateway import Gateway, GatewayError
 from runtime.simulation.scenario import AgentGroup, Scenario
-from runtime.timefmt import seconds_to_ms
 
 #: progress(now_ms, end_ms, conversations started, conversations open)
 Progress = Callable[[int, int, int, int], None]

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgpack
 
-from runtime.archive import Archive
+from infra.archive import Archive
+from infra.timefmt import iso
 from runtime.gateway import Gateway
 from runtime.simulation.driver import Driver, Progress
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
@@ -25,7 +26,6 @@ from runtime.simulation.scenario import (
     load_scenario,
     parse_duration,
 )
-from runtime.timefmt import iso
 
 __all__ = ["SimulationResult", "run"]
 
@@ -207,7 +207,7 @@ def _outcomes(
 
 class ArchivedEvents:
     """A conversation's archived events as ``gw.events`` returns them (``event_dict``), read
-    straight from the archive's ``events`` table (schema in :mod:`runtime.archive`): about
+    straight from the archive's ``events`` table (schema in :mod:`infra.archive`): about
     three times faster than ``Archive.events`` + ``event_dict`` for a whole run, which matters
     at a million events. ``tests/test_simulation.py`` checks that both give the same log."""
 

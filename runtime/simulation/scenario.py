@@ -1,7 +1,7 @@
 """Scenario files: what a simulation run drives through the engine, read and checked strictly.
 
 A scenario is YAML (or a dict of the same shape). Every key is checked with its dotted path, and
-a mistake is a :class:`ScenarioError` (a :class:`~runtime.config.ConfigError`) naming the file,
+a mistake is a :class:`ScenarioError` (a :class:`~infra.config.ConfigError`) naming the file,
 the path and the problem, e.g.::
 
     scenarios/web.yaml: agents[0].reply_tme: unknown key (did you mean agents[0].reply_time?)
@@ -11,7 +11,7 @@ Durations are seconds (a number) or a string such as ``"90s"``, ``"15m"``, ``"8h
 ``"1h30m"``. Distributions of durations are a duration (fixed), ``{mean: D}`` (exponential), or
 ``{dist: exponential|uniform|lognormal|fixed, ...}`` with an optional ``max`` cap. The ``config``
 section is the engine's configuration (same shape as config.yaml) merged over the built-in
-defaults and checked by :func:`runtime.config.load_config`; ``storage`` belongs to the simulator.
+defaults and checked by :func:`infra.config.load_config`; ``storage`` belongs to the simulator.
 
 The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runtime.config import (
+from infra.config import (
     CHANNEL_TYPES,
     ConfigError,
     Settings,
@@ -47,7 +47,7 @@ from runtime.config import (
     load_config,
     suggest_key,
 )
-from runtime.yamlfile import YamlProblem, read_yaml
+from infra.yamlfile import YamlProblem, read_yaml
 
 __all__ = [
     "AgentGroup",

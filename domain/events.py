@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from actors.model.enums import EventType
+from domain.enums import EventType
 
 _N = EventType.NOTIFICATION
 EVENT_TYPES: Mapping[str, EventType] = {

@@ -19,7 +19,7 @@ from typing import Any, TextIO, cast
 import structlog
 from structlog.typing import FilteringBoundLogger, Processor
 
-from runtime.config import LoggingSettings
+from infra.config import LoggingSettings
 
 _LEVELS = {
     "debug": logging.DEBUG,

@@ -52,8 +52,8 @@ from typing import Any
 
 import msgpack
 
-from runtime import failpoints
-from runtime.archive import StorageError
+from infra import failpoints
+from infra.archive import StorageError
 
 MAGIC = b"CXJ"
 VERSION = 1

@@ -44,7 +44,7 @@ from typing import Any
 
 import msgpack
 
-from actors.model.enums import (
+from domain.enums import (
     Channel,
     Direction,
     EventType,
@@ -57,7 +57,7 @@ from actors.model.enums import (
     SessionState,
     State,
 )
-from actors.model.records import (
+from domain.records import (
     ConversationRecord,
     Emitter,
     Event,

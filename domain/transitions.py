@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from actors.model.commands import (
+from domain.commands import (
     AddActivity,
     AgentLeave,
     AgentMessage,
@@ -34,7 +34,7 @@ from actors.model.commands import (
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.enums import OPEN_STATES, State
+from domain.enums import OPEN_STATES, State
 
 
 class Trigger(StrEnum):

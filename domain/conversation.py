@@ -1,14 +1,14 @@
 """The conversation state machine: pure, deterministic, no IO, clock, randomness or Thespian.
 
 ``ConversationMachine.handle(command, now)`` validates the command against the current state
-and raises a :class:`~actors.model.errors.Refused` before anything changes; otherwise it applies
+and raises a :class:`~domain.errors.Refused` before anything changes; otherwise it applies
 the command and returns the effects for its actor shell to carry out: events to publish (with
 their sequence numbers), alarms to arm, routing requests, agents to release, the archive write.
 
 One command is one *trigger*. The events of a trigger come out in a fixed order: the trigger's
 own event, then TOPIC_STATE_CHANGED, then participant events, then follow-on events (routing),
 then timer ``_STOPPED``, then timer ``_STARTED``. State changes are looked up in the table of
-:mod:`actors.model.transitions`.
+:mod:`domain.transitions`.
 
 Timers follow one rule on top of the explicit starts and stops of the design: a timer may only
 run while its *invariant* holds (agent SLA: ACTIVE with customer and agent present and no voice
@@ -27,7 +27,7 @@ from enum import Enum
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from actors.model.commands import (
+from domain.commands import (
     AddActivity,
     AgentLeave,
     AgentMessage,
@@ -48,7 +48,7 @@ from actors.model.commands import (
     SubscribeAgent,
     TimerFired,
 )
-from actors.model.effects import (
+from domain.effects import (
     ArchiveConversation,
     ArchiveLate,
     ArmAlarm,
@@ -59,7 +59,7 @@ from actors.model.effects import (
     ReleaseAgent,
     RouteRequest,
 )
-from actors.model.enums import (
+from domain.enums import (
     OPEN_STATES,
     PRESENT_ROLES,
     SUPERVISOR_ROLES,
@@ -77,10 +77,10 @@ from actors.model.enums import (
     State,
     UnsubscribeReason,
 )
-from actors.model.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
-from actors.model.events import EVENT_TYPES, RESERVED_NAMES
-from actors.model.policy import Policy, Threshold
-from actors.model.records import (
+from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from domain.events import EVENT_TYPES, RESERVED_NAMES
+from domain.policy import Policy, Threshold
+from domain.records import (
     SYSTEM,
     ConversationRecord,
     Emitter,
@@ -89,8 +89,8 @@ from actors.model.records import (
     Payload,
     SessionRecord,
 )
-from actors.model.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
-from actors.model.transitions import ACCEPTED_IN, SUPERVISOR_ACCEPTED_IN, Trigger, target_of
+from domain.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
+from domain.transitions import ACCEPTED_IN, SUPERVISOR_ACCEPTED_IN, Trigger, target_of
 
 BOT_ID = "bot"
 BOT = Emitter(BOT_ID, ParticipantType.BOT)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.model.enums import (
+from domain.enums import (
     Channel,
     EndedBy,
     ResumeReason,
@@ -16,9 +16,9 @@ from actors.model.enums import (
     SessionEndReason,
     UnsubscribeReason,
 )
-from actors.model.pickling import pickle_by_field_names
-from actors.model.records import Emitter, Payload
-from actors.model.timers import TimerKey
+from domain.pickling import pickle_by_field_names
+from domain.records import Emitter, Payload
+from domain.timers import TimerKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,4 +169,4 @@ Command = (
 )
 
 
-pickle_by_field_names(globals())  # after every class above: see actors.model.pickling
+pickle_by_field_names(globals())  # after every class above: see domain.pickling

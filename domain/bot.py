@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from actors.model.commands import BotMessage, BotNotification, Command, RequestAgent
-from actors.model.enums import ParticipantType, Role
-from actors.model.records import Emitter, Event
+from domain.commands import BotMessage, BotNotification, Command, RequestAgent
+from domain.enums import ParticipantType, Role
+from domain.records import Emitter, Event
 
 BOT_EMITTER = Emitter("bot", ParticipantType.BOT)
 

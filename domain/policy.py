@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from actors.model.enums import Channel, ThresholdAction
+from domain.enums import Channel, ThresholdAction
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.model.enums import (
+from domain.enums import (
     Channel,
     Direction,
     EventType,
@@ -22,7 +22,7 @@ from actors.model.enums import (
     SessionState,
     State,
 )
-from actors.model.pickling import pickle_by_field_names
+from domain.pickling import pickle_by_field_names
 
 #: JSON-like payload of an event or of channel data (str keys; str, int, float, bool, None,
 #: lists and maps of those).
@@ -98,4 +98,4 @@ class ConversationRecord:
     seq: int
 
 
-pickle_by_field_names(globals())  # after every class above: see actors.model.pickling
+pickle_by_field_names(globals())  # after every class above: see domain.pickling

@@ -13,8 +13,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from actors.model import commands
-from actors.model.enums import (
+from domain import commands
+from domain.enums import (
     Channel,
     EndedBy,
     EventType,
@@ -25,9 +25,9 @@ from actors.model.enums import (
     ThresholdAction,
     UnsubscribeReason,
 )
-from actors.model.policy import Policy, Threshold
-from actors.model.records import Emitter, Event
-from actors.model.timers import TimerKey, TimerKind
+from domain.policy import Policy, Threshold
+from domain.records import Emitter, Event
+from domain.timers import TimerKey, TimerKind
 
 
 class CodecError(ValueError):

@@ -32,8 +32,8 @@ from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from actors.model.enums import Channel, ThresholdAction
-from runtime.yamlfile import YamlProblem, read_yaml
+from domain.enums import Channel, ThresholdAction
+from infra.yamlfile import YamlProblem, read_yaml
 
 SYSTEM_BASES = ("simpleSystemBase", "multiprocTCPBase", "multiprocQueueBase", "multiprocUDPBase")
 FSYNC_POLICIES = ("always", "interval", "never")

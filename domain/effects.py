@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.model.enums import UnsubscribeReason
-from actors.model.records import ConversationRecord, Event
-from actors.model.timers import TimerKey
+from domain.enums import UnsubscribeReason
+from domain.records import ConversationRecord, Event
+from domain.timers import TimerKey
 
 
 @dataclass(frozen=True, slots=True)
