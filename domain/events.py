@@ -1,40 +1,59 @@
-"""The event catalogue: every engine event name and its type."""
+"""The event catalogue: every engine event name and its type (docs/EVENTS.md describes each)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 
 from domain.enums import EventType
 
-_N = EventType.NOTIFICATION
+
+class EventName(StrEnum):
+    """The name of every event the engine itself publishes.
+
+    Activities that applications add (``add_activity``) carry names of their own, which may not
+    be one of these.
+    """
+
+    CHANNEL_SESSION_STARTED = "CHANNEL_SESSION_STARTED"
+    CHANNEL_SESSION_ENDED = "CHANNEL_SESSION_ENDED"
+    CUSTOMER_MESSAGE = "CUSTOMER_MESSAGE"
+    AGENT_MESSAGE = "AGENT_MESSAGE"
+    BOT_MESSAGE = "BOT_MESSAGE"
+    BOT_NOTIFICATION = "BOT_NOTIFICATION"
+    BOT_SUBSCRIBED = "BOT_SUBSCRIBED"
+    BOT_UNSUBSCRIBED = "BOT_UNSUBSCRIBED"
+    AGENT_SUBSCRIBED = "AGENT_SUBSCRIBED"
+    AGENT_UNSUBSCRIBED = "AGENT_UNSUBSCRIBED"
+    PARTICIPANT_ROLE_CHANGED = "PARTICIPANT_ROLE_CHANGED"
+    AGENT_REQUESTED = "AGENT_REQUESTED"
+    AGENT_OFFERED = "AGENT_OFFERED"
+    RONA = "RONA"
+    NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
+    CONVERSATION_PAUSED = "CONVERSATION_PAUSED"
+    CONVERSATION_RESUMED = "CONVERSATION_RESUMED"
+    WRAPUP_APPLIED = "WRAPUP_APPLIED"
+    CONVERSATION_DATA_CHANGED = "CONVERSATION_DATA_CHANGED"
+    TOPIC_STATE_CHANGED = "TOPIC_STATE_CHANGED"
+    END_CONVERSATION = "END_CONVERSATION"
+    AGENT_SLA_STARTED = "AGENT_SLA_STARTED"
+    AGENT_SLA_STOPPED = "AGENT_SLA_STOPPED"
+    AGENT_SLA_THRESHOLD = "AGENT_SLA_THRESHOLD"
+    AGENT_SLA_EXPIRED = "AGENT_SLA_EXPIRED"
+    CUSTOMER_SLA_STARTED = "CUSTOMER_SLA_STARTED"
+    CUSTOMER_SLA_STOPPED = "CUSTOMER_SLA_STOPPED"
+    CUSTOMER_SLA_THRESHOLD = "CUSTOMER_SLA_THRESHOLD"
+    CUSTOMER_SLA_EXPIRED = "CUSTOMER_SLA_EXPIRED"
+
+
 EVENT_TYPES: Mapping[str, EventType] = {
-    "CHANNEL_SESSION_STARTED": _N,
-    "CHANNEL_SESSION_ENDED": _N,
-    "CUSTOMER_MESSAGE": EventType.MESSAGE,
-    "AGENT_MESSAGE": EventType.MESSAGE,
-    "BOT_MESSAGE": EventType.MESSAGE,
-    "BOT_NOTIFICATION": _N,
-    "BOT_SUBSCRIBED": _N,
-    "BOT_UNSUBSCRIBED": _N,
-    "AGENT_SUBSCRIBED": _N,
-    "AGENT_UNSUBSCRIBED": _N,
-    "PARTICIPANT_ROLE_CHANGED": _N,
-    "AGENT_REQUESTED": _N,
-    "AGENT_OFFERED": _N,
-    "RONA": _N,
-    "NO_AGENT_AVAILABLE": _N,
-    "CONVERSATION_PAUSED": _N,
-    "CONVERSATION_RESUMED": _N,
-    "WRAPUP_APPLIED": EventType.ACTIVITY,
-    "CONVERSATION_DATA_CHANGED": _N,
-    "TOPIC_STATE_CHANGED": _N,
-    "END_CONVERSATION": _N,
-    **{
-        f"{kind}_{suffix}": _N
-        for kind in ("AGENT_SLA", "CUSTOMER_SLA")
-        for suffix in ("STARTED", "STOPPED", "THRESHOLD", "EXPIRED")
-    },
+    str(name): EventType.NOTIFICATION for name in EventName
+} | {
+    EventName.CUSTOMER_MESSAGE: EventType.MESSAGE,
+    EventName.AGENT_MESSAGE: EventType.MESSAGE,
+    EventName.BOT_MESSAGE: EventType.MESSAGE,
+    EventName.WRAPUP_APPLIED: EventType.ACTIVITY,
 }
 
 #: Names an ``add_activity`` may not use: they would be mistaken for the engine's own events.
-RESERVED_NAMES: frozenset[str] = frozenset(EVENT_TYPES)
+RESERVED_NAMES: frozenset[str] = frozenset(EventName)
