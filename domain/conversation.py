@@ -10,7 +10,7 @@ own event, then TOPIC_STATE_CHANGED, then participant events, then follow-on eve
 then timer ``_STOPPED``, then timer ``_STARTED``. State changes are looked up in the table of
 :mod:`domain.transitions`.
 
-Timers follow one rule on top of the explicit starts and stops of the design: a timer may only
+Besides their explicit starts and stops (docs/STATES.md), timers follow one rule: a timer may only
 run while its *invariant* holds (agent SLA: ACTIVE with customer and agent present and no voice
 session; customer inactivity: an open state with the customer present, its session started,
 non-voice, and no voice session active; hold: ON_HOLD; wrap-up: its agent still in role

@@ -1,8 +1,8 @@
 """The vocabulary of the domain: states, roles, channels, reasons.
 
-Names follow the product vocabulary of the design so that people who know contact centers
-feel at home. Every enum is a ``StrEnum`` so that values travel through msgpack, SQLite and
-JSON as their plain names.
+Names follow the vocabulary of contact-center products, so that people who know contact centers
+feel at home (docs/STATES.md and docs/EVENTS.md use them). Every enum is a ``StrEnum`` so that
+values travel through msgpack, SQLite and JSON as their plain names.
 """
 
 from __future__ import annotations

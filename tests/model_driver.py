@@ -5,7 +5,7 @@ heap, the way a host would: every ``ArmAlarm`` is kept and delivered back as ``T
 the clock reaches it. The driver does *not* honour ``DisarmTimer`` or drop stale alarms: ignoring
 those is the machine's job, so every alarm is delivered.
 
-The builder functions bring a fresh machine into each state of the design, and
+The builder functions bring a fresh machine into each state of docs/STATES.md, and
 :func:`fingerprint` captures all of a machine's internal state for "nothing changed" checks.
 """
 

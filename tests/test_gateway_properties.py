@@ -1,6 +1,6 @@
 """Properties of the whole engine through the gateway: determinism and invariants under random use.
 
-The invariants come from DESIGN sections 3, 4, 6 and 7: one live conversation per room, gap-free
+The invariants come from docs/STATES.md and docs/EVENTS.md: one live conversation per room, gap-free
 sequence numbers, timer events only in the states whose timers may run, CLOSED is terminal,
 an agent is never subscribed to more live conversations than its limit, every state change is
 published, and every conversation closes once its customer and agents are gone.
@@ -277,7 +277,7 @@ def _check_events(conversation_id: str, events: list[dict[str, Any]], state: str
     assert current == state, (conversation_id, current, state)
 
 
-#: What each state means (DESIGN 3): is the customer present, is an agent present?
+#: What each state means (docs/STATES.md): is the customer present, is an agent present?
 CUSTOMER_PRESENT = {"CREATED": True, "ACTIVE": True, "ON_HOLD": True, "INACTIVE": True}
 CUSTOMER_ABSENT = {"CUSTOMER_LEFT", "WRAP_UP", "CLOSED"}
 AGENT_PRESENT = {"ACTIVE", "ON_HOLD", "CUSTOMER_LEFT"}

@@ -1,8 +1,8 @@
-"""End-to-end scenarios through the public gateway (DESIGN sections 3, 4, 6 and 7).
+"""End-to-end scenarios through the public gateway (docs/STATES.md, EVENTS.md, SNAPSHOTS.md).
 
 Every test drives an embedded engine on the virtual clock through ``runtime.gateway.Gateway``
-alone and checks the events (names, order, key data), states and snapshots the design
-prescribes. Within one trigger the design fixes the order of the *buckets* (own event, then
+alone and checks the events (names, order, key data), states and snapshots those docs
+prescribe. Within one trigger EVENTS.md fixes the order of the *buckets* (own event, then
 TOPIC_STATE_CHANGED, then participant events, then timer ``_STOPPED``, then timer
 ``_STARTED``) but not the order of several timers inside one bucket: where a trigger stops or
 starts more than one timer, those are compared as a multiset (:func:`same_block`).
@@ -1437,7 +1437,7 @@ def test_pending_request_cancelled_by_direct_join_and_by_closing(make_gateway: M
 def test_request_while_the_only_ready_agent_is_wrapping_up_does_not_hang(
     make_gateway: MakeGateway,
 ) -> None:
-    """request_agent in INACTIVE is accepted (DESIGN 3) and must return when quiescent (DESIGN 7).
+    """request_agent in INACTIVE is accepted (docs/STATES.md) and returns when quiescent (README).
 
     alice (READY, capacity left) is still subscribed in role WRAP_UP to the conversation.
     """

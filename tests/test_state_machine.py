@@ -1,8 +1,8 @@
 """Scenario tests of the pure conversation state machine: its state and timer rules.
 
-Every scenario asserts the exact event names in publication order (the design fixes the order
-within one trigger: own event, TOPIC_STATE_CHANGED, participant events, follow-on events, timer
-_STOPPED, timer _STARTED) and the data the design names.
+Every scenario asserts the exact event names in publication order (docs/EVENTS.md fixes the
+order within one trigger: own event, TOPIC_STATE_CHANGED, participant events, follow-on events,
+timer _STOPPED, timer _STARTED) and the data it names.
 """
 
 from __future__ import annotations

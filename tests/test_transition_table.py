@@ -1,5 +1,6 @@
 """The transition table against the machine: every state x every command, refusals, and a
-property test of the design's invariants over random command sequences and policies."""
+property test of the state rules' invariants (docs/STATES.md) over random command sequences
+and policies."""
 
 from __future__ import annotations
 
@@ -339,7 +340,7 @@ def test_mermaid_has_a_line_for_every_row() -> None:
 
 
 def test_transition_table_covers_the_design() -> None:
-    """Spot checks of target_of against the state rules of the product specification."""
+    """Spot checks of target_of against the state rules of docs/STATES.md."""
 
     @dataclass
     class Situation:
@@ -463,7 +464,7 @@ def draw_step(data: st.DataObject, state: State | None) -> tuple[str, int, int, 
 
 
 class _Checker:
-    """Follows one driver and checks the design's invariants after every step."""
+    """Follows one driver and checks the invariants of docs/STATES.md after every step."""
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
