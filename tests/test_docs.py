@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from domain.events import EventName
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SOURCES = [
@@ -39,3 +41,9 @@ def test_no_doc_or_source_cites_a_document_kept_outside_the_repository() -> None
         if OUTSIDE.search(line)
     ]
     assert citing == []
+
+
+def test_the_event_catalogue_has_a_row_for_every_event_name() -> None:
+    catalogue = (ROOT / "docs" / "EVENTS.md").read_text()
+    missing = [name.value for name in EventName if f"\n| {name.value} |" not in catalogue]
+    assert missing == []
