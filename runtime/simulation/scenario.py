@@ -38,15 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from infra.config import (
-    CHANNEL_TYPES,
-    ConfigError,
-    Settings,
-    describe_value,
-    key_path,
-    load_config,
-    suggest_key,
-)
+from infra.config import CHANNEL_TYPES, ConfigError, Settings, load_config
+from infra.config.checks import describe_value, key_path, suggest_key
 from infra.yamlfile import YamlProblem, read_yaml
 
 __all__ = [
