@@ -17,7 +17,8 @@ import msgpack
 from infra.archive import Archive
 from infra.timefmt import iso
 from runtime.gateway import Gateway
-from runtime.simulation.driver import Driver, Progress
+from runtime.simulation.driver import Driver
+from runtime.simulation.driver_base import Progress
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
 from runtime.simulation.scenario import (
     Scenario,
