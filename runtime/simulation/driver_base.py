@@ -23,8 +23,8 @@ from typing import Any
 from infra.config import Settings
 from infra.timefmt import seconds_to_ms
 from runtime.gateway import Gateway, GatewayError
+from runtime.simulation.model import Scenario
 from runtime.simulation.people import BOT_QUESTIONS, SimAgent, SimConversation
-from runtime.simulation.scenario import Scenario
 
 #: progress(now_ms, end_ms, conversations started, conversations open)
 Progress = Callable[[int, int, int, int], None]

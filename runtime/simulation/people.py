@@ -6,7 +6,7 @@ by the scenario's draws), the customers' phases, and the lines they and the agen
 
 from __future__ import annotations
 
-from runtime.simulation.scenario import AgentGroup
+from runtime.simulation.model import AgentGroup
 
 #: Roles of an agent present in a conversation (as opposed to wrapping up or invited).
 PRESENT = ("PRIMARY", "ASSISTANT")
