@@ -1,7 +1,7 @@
 """Modules stay of one purpose and readable: none of the engine's grows past MAX_LINES.
 
-A module that needs more is split by purpose, not cut at the line. ``BEING_SPLIT`` names the modules still over the bound while their split is
-under way; it only shrinks.
+A module that needs more is split by purpose, not cut at the line. ``BEING_SPLIT`` names the
+modules still over the bound while their split is under way; it only shrinks.
 """
 
 from __future__ import annotations
