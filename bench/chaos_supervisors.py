@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from infra.config import load_config
-from runtime import daemon, procs
+from runtime import control, procs
 from runtime.gateway import Gateway, GatewayError
 from runtime.pidfile import RunFiles, read_record
 
@@ -32,7 +32,7 @@ def daemon_system(config: Path) -> Iterator[set[int]]:
     """The engine under its daemon; yields the set of every session it has had (filled as
     strikes restart the system), and on the way out stops it and ends what is left of them."""
     settings = load_config(config)
-    record = daemon.spawn(str(config), settings)
+    record = control.spawn(str(config), settings)
     sessions = {record.session} - {None}
     try:
         yield sessions  # type: ignore[misc]
@@ -40,8 +40,8 @@ def daemon_system(config: Path) -> Iterator[set[int]]:
         current = read_record(RunFiles.of(settings).pid)
         if current is not None and current.session is not None:
             sessions.add(current.session)
-        with contextlib.suppress(daemon.NotRunningError, daemon.StopError):
-            daemon.stop(settings)
+        with contextlib.suppress(control.NotRunningError, control.StopError):
+            control.stop(settings)
 
 
 def left_over(sessions: set[int]) -> list[int]:

@@ -1,4 +1,9 @@
-"""The ``cx`` command line.
+"""The ``cx`` command line: its parser, its exit codes, ``cx start``, ``cx stop`` and ``cx diagram``.
+
+The commands that talk to a running engine live beside it: ``cx send`` in
+:mod:`runtime.cli_send`, ``cx status`` and ``cx history`` in :mod:`runtime.cli_status`,
+``cx gateway`` in :mod:`runtime.netgateway.command`, ``cx simulate`` in
+:mod:`runtime.simulation.command`.
 
 Exit codes (docs/OPERATIONS.md): 0 success; 1 the system is not in the state the command needs
 (not running, already running); 2 something to fix: the command line, the configuration
@@ -9,23 +14,19 @@ status``: the engine is recovering (a supervised process is down) or did not ans
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import inspect
-import json
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from domain.transitions import mermaid
 from infra.archive import StorageError
 from infra.config import ConfigError, load_config
-from runtime import daemon, pidfile
-from runtime.bind import restrict
+from runtime import control, daemon, pidfile
+from runtime.cli_send import OPS, UsageError, ops_help, send_command
+from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
 from runtime.demo import run_demo
-from runtime.gateway import Gateway, GatewayError
+from runtime.gateway import GatewayError
 from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
 from runtime.simulation import command as simulation
@@ -34,38 +35,6 @@ from runtime.system import salvaging
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
 DEFAULT_CONFIG = "config.yaml"
-#: How long ``cx status`` waits for the engine's answer.
-STATUS_TIMEOUT_S = 2.0
-#: ``cx status``: running but not serving (recovering, or no answer within STATUS_TIMEOUT_S).
-EXIT_DEGRADED = 4
-
-#: Gateway methods ``cx send`` does not offer: the virtual clock (embedded only), the
-#: connection's own lifecycle, and push subscriptions: they belong to a connection that stays
-#: open (``cx gateway``); a one-shot ``cx send`` would leave the engine pushing to an endpoint
-#: that is gone.
-_NOT_OPS = frozenset(
-    {"advance", "close", "drain", "pushed", "subscribe_session", "subscribe_agent", "unsubscribe"}
-)
-
-
-class UsageError(Exception):
-    """A command line the command cannot use (beyond what argparse checks)."""
-
-
-class DegradedError(Exception):
-    """The engine runs but does not serve now: it is recovering, or it did not answer."""
-
-
-def _gateway_ops() -> dict[str, inspect.Signature]:
-    """``cx send`` operations: the Gateway's public methods, with their signatures."""
-    return {
-        name: inspect.signature(function)
-        for name, function in inspect.getmembers(Gateway, inspect.isfunction)
-        if not name.startswith("_") and name not in _NOT_OPS
-    }
-
-
-OPS = _gateway_ops()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "send",
             help="one gateway operation, e.g. cx send customer_message CS_ID hello",
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog=_ops_help(),
+            epilog=ops_help(),
         )
     )
     send.add_argument("op", choices=sorted(OPS), metavar="OP", help="the operation (see below)")
@@ -159,13 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stop":
             return _stop(args.config)
         if args.command == "status":
-            return _status(args.config, as_json=args.json)
+            return status_command(args.config, as_json=args.json)
         if args.command == "send":
-            return _send(args.config, args.op, args.args, args.json_args)
+            return send_command(args.config, args.op, args.args, args.json_args)
         if args.command == "gateway":
-            return run_gateway(args.config, connect=_connect)
+            return run_gateway(args.config, connect=control.connect)
         if args.command == "history":
-            return _history(args.config, args.room, as_json=args.json)
+            return history_command(args.config, args.room, as_json=args.json)
         if args.command == "demo":
             if args.embedded:
                 return run_demo(args.config)
@@ -178,13 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"cx {args.command}: already running ({error}); stop it with `cx stop`", file=sys.stderr
         )
         return 1
-    except daemon.NotRunningError as error:
+    except control.NotRunningError as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 1
     except (ConfigError, GatewayError, UsageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 2
-    except (daemon.StartError, daemon.StopError, StorageError) as error:
+    except (control.StartError, control.StopError, StorageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 3
     except DegradedError as error:
@@ -210,7 +179,7 @@ def _start(config: str, *, foreground: bool, salvage: bool = False) -> int:
         if current is not None:
             raise daemon.AlreadyRunningError(daemon.describe(current))
         return daemon.serve(settings, config=str(Path(config).resolve()), foreground=True)
-    record = daemon.spawn(config, settings)
+    record = control.spawn(config, settings)
     files = pidfile.RunFiles.of(settings)
     print(
         f"cx start: engine running (pid {record.pid}, admin {record.admin}); "
@@ -220,209 +189,9 @@ def _start(config: str, *, foreground: bool, salvage: bool = False) -> int:
 
 
 def _stop(config: str) -> int:
-    stopped = daemon.stop(load_config(config))
+    stopped = control.stop(load_config(config))
     killed = f"; killed leftover processes {sorted(stopped.killed)}" if stopped.killed else ""
     print(f"cx stop: stopped (admin {stopped.record.admin}){killed}")
-    return 0
-
-
-# ------------------------------------------------------------------------------ gateway commands
-
-
-def _connect(config: str) -> Gateway:
-    """A gateway to the running system; NotRunningError (one line) if there is none."""
-    settings = load_config(config)
-    restrict(settings)  # this process's own Thespian endpoint listens on system.bind too
-    try:
-        return Gateway.connect(config)
-    except GatewayError as error:
-        raise daemon.NotRunningError(str(error)) from None
-    except Exception as error:  # Thespian's own, when the admin port answers but no admin
-        raise daemon.NotRunningError(
-            f"cannot reach the actor system on {settings.system.bind}:"
-            f"{settings.system.admin_port} (system.admin_port in {settings.source}): {error}"
-        ) from None
-
-
-def _status(config: str, *, as_json: bool) -> int:
-    """The engine's state from its pid file and processes first (it never waits on an engine
-    that is recovering), then the counts from the engine, waited for STATUS_TIMEOUT_S at most."""
-    settings = load_config(config)
-    record = pidfile.running_record(settings)
-    admin = f"{settings.system.bind}:{settings.system.admin_port}"
-    down = [] if record is None else record.down_now()
-    if record is not None and (record.state != "running" or down):
-        return _status_degraded(record, down, admin, as_json=as_json)
-    status = _engine_status(config)
-    engine = None if record is None else {**_engine_fields(record), "state": "running", "down": []}
-    if as_json:
-        print(json.dumps({"engine": engine, **status}, indent=2))
-        return 0
-    if record is None:
-        print(f"engine         running, admin {admin} (no pid file: not started by cx start)")
-    else:
-        print(f"engine         running, pid {record.pid}, admin {admin}, since {record.started_at}")
-    failing = status.get("storage", {}).get("failing_journals", 0)
-    if failing:
-        print(f"storage        FAILING: {failing} conversation host journal(s) refuse writes (see the log)")
-    for title, counts in (
-        ("conversations", status["conversations"]),
-        ("agents", status["agents"]),
-        ("queues", status["queues"]),
-    ):
-        print(f"\n{title:<14} {sum(counts.values()):>5}")
-        for key, value in counts.items():
-            print(f"  {key:<12} {value:>5}")
-        if not counts:
-            print("  (none)")
-    return 0
-
-
-def _engine_fields(record: pidfile.Record) -> dict[str, Any]:
-    return {
-        "pid": record.pid,
-        "admin": record.admin,
-        "started_at": record.started_at,
-        "config": record.config,
-        "log": record.log,
-    }
-
-
-def _status_degraded(record: pidfile.Record, down: list[str], admin: str, *, as_json: bool) -> int:
-    """The engine runs but does not serve: say so (and what is down) without asking it."""
-    state = "recovering" if down else record.state
-    if as_json:
-        engine = {**_engine_fields(record), "state": state, "down": down}
-        print(json.dumps({"engine": engine}, indent=2))
-    else:
-        what = f": {', '.join(down)} down, the daemon is restarting it" if down else ""
-        print(
-            f"engine         {state}, pid {record.pid}, admin {admin}, since "
-            f"{record.started_at}{what}"
-        )
-    return EXIT_DEGRADED
-
-
-def _engine_status(config: str) -> dict[str, Any]:
-    """The gateway's ``status()``, or DegradedError if it takes over STATUS_TIMEOUT_S (the
-    call is left to a daemon thread: nothing waits for it once this process exits)."""
-    outcome: dict[str, Any] = {}
-
-    def ask() -> None:
-        try:
-            with _connect(config) as gw:
-                outcome["status"] = gw.status()
-        except BaseException as error:
-            outcome["error"] = error
-
-    caller = threading.Thread(target=ask, name="cx-status", daemon=True)
-    caller.start()
-    caller.join(STATUS_TIMEOUT_S)
-    if "error" in outcome:
-        raise outcome["error"]
-    if "status" not in outcome:
-        raise DegradedError(
-            f"the engine did not answer within {STATUS_TIMEOUT_S:g} s (it may be overloaded or "
-            "recovering); see its log"
-        )
-    status: dict[str, Any] = outcome["status"]
-    return status
-
-
-def _send(config: str, op: str, raw: list[str], json_args: str | None) -> int:
-    call = _bind_op(op, raw, json_args)
-    with _connect(config) as gw:
-        result = getattr(gw, op)(*call.args[1:], **call.kwargs)
-    print(json.dumps(_plain(result), indent=2, ensure_ascii=False))
-    return 0
-
-
-def _bind_op(op: str, raw: list[str], json_args: str | None) -> inspect.BoundArguments:
-    """Check the arguments of ``op`` before connecting (the gateway's ``self`` left as None).
-
-    Positional arguments are strings where the parameter is one, else JSON values when they
-    parse as JSON (numbers, true, false, null, lists, objects) and strings otherwise.
-    """
-    signature = OPS[op]
-    parameters = [
-        parameter
-        for parameter in list(signature.parameters.values())[1:]
-        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    ]
-    if len(raw) > len(parameters):
-        raise UsageError(f"{op} takes at most {len(parameters)} arguments: {_op_usage(op)}")
-    args = [_convert(parameter, text) for parameter, text in zip(parameters, raw, strict=False)]
-    kwargs: Any = {}
-    if json_args is not None:
-        try:
-            kwargs = json.loads(json_args)
-        except ValueError as error:
-            raise UsageError(f"--json-args is not JSON: {error}") from None
-        if not isinstance(kwargs, dict):
-            raise UsageError("--json-args must be a JSON object of arguments by name")
-    try:
-        return signature.bind(None, *args, **kwargs)
-    except TypeError as error:
-        raise UsageError(f"{op}: {error}; usage: {_op_usage(op)}") from None
-
-
-def _convert(parameter: inspect.Parameter, text: str) -> Any:
-    if parameter.annotation in ("str", "str | None"):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
-
-
-def _op_usage(op: str) -> str:
-    words = [op]
-    for parameter in list(OPS[op].parameters.values())[1:]:
-        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
-            name = parameter.name.upper()
-            words.append(name if parameter.default is inspect.Parameter.empty else f"[{name}]")
-        elif parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-            words.append(f"[{parameter.name}]")
-    return " ".join(words)
-
-
-def _ops_help() -> str:
-    lines = [
-        "operations (arguments in [brackets] are optional; lowercase ones go in --json-args):",
-        *(f"  {_op_usage(op)}" for op in sorted(OPS)),
-        "",
-        "The result is printed as JSON. Examples:",
-        "  cx send start_session cust-1 WEB visitor-1",
-        '  cx send customer_message CS_ID "hello"',
-        "  cx send agent_login alice --json-args '{\"max_conversations\": 2}'",
-        "  cx send conversation CONV_ID",
-    ]
-    return "\n".join(lines)
-
-
-def _history(config: str, room: str, *, as_json: bool) -> int:
-    with _connect(config) as gw:
-        conversations = gw.history(room)
-    if as_json:
-        print(json.dumps(conversations, indent=2, ensure_ascii=False))
-        return 0
-    print(f"room {room}: {len(conversations)} archived conversation(s)")
-    for conversation in conversations:
-        channels = ", ".join(s["channel"] for s in conversation["channel_sessions"]) or "-"
-        agents = (
-            ", ".join(p["id"] for p in conversation["participants"] if p["type"] == "AGENT") or "-"
-        )
-        print(
-            f"  {conversation['id']}  {conversation['state']:<7} "
-            f"{conversation['created_at']} -> {conversation['ended_at']}  "
-            f"channels {channels}  agents {agents}  {len(conversation['events'])} events"
-        )
     return 0
 
 

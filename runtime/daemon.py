@@ -1,10 +1,7 @@
-"""The long-running system as a process: ``cx start``, ``cx stop`` and the pid file.
+"""The long-running system as a process: what ``cx start`` runs, and the pid file.
 
-``cx start`` (:func:`spawn`) runs ``python -m runtime.daemon --config FILE`` in a session of its
-own, with standard input from ``/dev/null`` and standard output and error appended to the log
-file (never a pipe: Thespian's detached admin inherits them, and a reader of a pipe would never
-see its end), and returns once the engine answers a gateway. ``cx start --foreground`` runs the
-same :func:`serve` in the terminal.
+``cx start`` (:func:`runtime.control.spawn`) runs ``python -m runtime.daemon --config FILE``
+detached; ``cx start --foreground`` runs the same :func:`serve` in the terminal.
 
 :func:`serve` claims the pid file, checks that the admin port is free, starts the system
 (``runtime.system.start``: the engine booted in a ``multiprocTCPBase`` system bound to
@@ -27,9 +24,7 @@ Files, in the directory that holds ``storage.journal`` (``data/`` with the shipp
   processes write to standard output or error;
 - ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise.
 
-:func:`stop` asks the daemon to stop (SIGTERM) and waits for it; without a daemon it shuts the
-system down through the admin port itself. Either way it then ends whatever is left of the
-recorded session.
+Stopping (``cx stop``) is :func:`runtime.control.stop`.
 """
 
 from __future__ import annotations
@@ -40,13 +35,10 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from infra import proctitle
@@ -55,13 +47,11 @@ from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
 from runtime import procs
 from runtime.bind import restrict
-from runtime.gateway import Gateway, GatewayError
 from runtime.pidfile import (
     Record,
     RunFiles,
     read_record,
     remove_record,
-    running_record,
     write_record,
 )
 from runtime.supervise import (
@@ -70,42 +60,24 @@ from runtime.supervise import (
     Engine,
     Watcher,
     abandon,
-    admin_processes,
     start_engine,
 )
-from runtime.system import join, salvaging
+from runtime.system import salvaging
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
-#: How long ``cx start`` waits for the engine to answer.
-START_TIMEOUT_S = 60.0
 #: How long the processes of a stopping system get to exit before they are killed.
 EXIT_TIMEOUT_S = 15.0
-#: How long ``cx stop`` waits for the daemon (Thespian's shutdown takes up to 10 s, then the
-#: daemon's own wait of EXIT_TIMEOUT_S).
-DAEMON_STOP_TIMEOUT_S = 30.0
 #: The daemon writes ``cx daemon[PID]: reason`` to its standard error (the log file) when it
 #: cannot start; ``cx start`` shows the reason.
 FAILURE_PREFIX = "cx daemon[{pid}]: "
-_POLL_S = 0.05
+POLL_S = 0.05
 #: How often the waiting daemon looks at its stop flag.
 _SIGNAL_POLL_S = 0.1
 
 
-class NotRunningError(Exception):
-    """No system is running for this configuration."""
-
-
 class AlreadyRunningError(Exception):
     """A system is already running for this configuration."""
-
-
-class StartError(Exception):
-    """The engine did not come up (its reason, and where its log is)."""
-
-
-class StopError(Exception):
-    """Some processes of the system could not be ended."""
 
 
 # ------------------------------------------------------------------------------ checks
@@ -294,7 +266,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
 def _shutdown(system: Any, record: Record) -> None:
     """Shut the system down through its admin (if it is alive: a shutdown would wait for a dead
     one), then end what is left of its session."""
-    if not _admin_alive(record):
+    if not admin_alive(record):
         abandon(system)
     else:
         try:
@@ -323,122 +295,9 @@ def _wait_gone(record: Record, timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     members = record.members()
     while members and time.monotonic() < deadline:
-        time.sleep(_POLL_S)
+        time.sleep(POLL_S)
         members = record.members()
     return members
-
-
-# ------------------------------------------------------------------------------ cx start
-
-
-def _project_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
-
-
-def spawn(config: str, settings: Settings, *, timeout: float = START_TIMEOUT_S) -> Record:
-    """``cx start``: run the daemon detached and return its record once the engine answers.
-
-    Raises AlreadyRunningError, ConfigError (admin port taken) or StartError.
-    """
-    return wait_ready(launch(config, settings), config, settings, timeout=timeout)
-
-
-def launch(config: str, settings: Settings) -> subprocess.Popen[bytes]:
-    """Start the daemon for ``config`` detached: a session of its own, standard input from
-    /dev/null, standard output and error appended to the log file.
-
-    Raises AlreadyRunningError, or ConfigError when the admin port is taken.
-    """
-    current = running_record(settings)
-    if current is not None:
-        raise AlreadyRunningError(describe(current))
-    restrict(settings)
-    check_startable(settings)
-    files = RunFiles.of(settings)
-    files.directory.mkdir(parents=True, exist_ok=True)
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [_project_root(), environment.get("PYTHONPATH")])
-    )
-    environment["PYTHONUNBUFFERED"] = "1"
-    try:
-        output = files.log.open("ab")
-    except OSError as error:
-        raise ConfigError(
-            settings.source, "logging.file", f"cannot open the log file {files.log}: {error}"
-        ) from None
-    command = [sys.executable, "-m", "runtime.daemon", "--config", str(Path(config).resolve())]
-    if settings.storage.salvage_journal:
-        command.append("--salvage-journal")
-    with output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            start_new_session=True,
-            close_fds=True,
-            env=environment,
-        )
-
-
-def wait_ready(
-    daemon: subprocess.Popen[bytes],
-    config: str,
-    settings: Settings,
-    *,
-    timeout: float = START_TIMEOUT_S,
-) -> Record:
-    """Wait until the daemon has started the system and the engine answers a gateway; its
-    record. If it fails, or does not answer within ``timeout`` (or the wait is interrupted),
-    the daemon is stopped and StartError (or the interruption) is raised."""
-    files = RunFiles.of(settings)
-    deadline = time.monotonic() + timeout
-    last_error = "no answer yet"
-    try:
-        while time.monotonic() < deadline:
-            code = daemon.poll()
-            if code is not None:
-                raise StartError(_failure(files.log, daemon.pid, code))
-            record = read_record(files.pid)
-            if record is not None and record.pid == daemon.pid and record.state == "running":
-                try:
-                    with Gateway.connect(config) as gateway:
-                        gateway.status()
-                    return record
-                except GatewayError as error:
-                    last_error = str(error)
-            time.sleep(_POLL_S)
-        raise StartError(
-            f"the engine did not answer within {timeout:g} s ({last_error}); see {files.log}"
-        )
-    except BaseException:
-        _abort(daemon)
-        raise
-
-
-def _abort(daemon: subprocess.Popen[bytes]) -> None:
-    """Stop a daemon that did not come up (on SIGTERM it shuts down what it started)."""
-    if daemon.poll() is None:
-        daemon.terminate()
-        try:
-            daemon.wait(DAEMON_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-
-
-def _failure(log_file: Path, pid: int, code: int) -> str:
-    """The daemon's own reason from its log, else its exit code and where the log is."""
-    prefix = FAILURE_PREFIX.format(pid=pid)
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    for line in reversed(lines):
-        if line.startswith(prefix):
-            return line[len(prefix) :]
-    return f"the engine exited with code {code} before answering; see {log_file}"
 
 
 def describe(record: Record) -> str:
@@ -446,80 +305,10 @@ def describe(record: Record) -> str:
     return f"pid {record.pid}, admin {record.admin}, {where}, log {record.log}"
 
 
-# ------------------------------------------------------------------------------ cx stop
-
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """What :func:`stop` did: ``record``: the system's, ``killed``: pids it had to kill."""
-
-    record: Record
-    killed: frozenset[int]
-
-
-def stop(settings: Settings) -> Stopped:
-    """Stop the system running for ``settings`` and every one of its processes.
-
-    Raises NotRunningError if none runs, StopError if some process survived SIGKILL.
-    """
-    files = RunFiles.of(settings)
-    restrict(settings)
-    record = read_record(files.pid)
-    if record is None:
-        record = _unrecorded(settings, files)
-        _shutdown_through_admin(settings)
-    elif not record.running():
-        files.pid.unlink(missing_ok=True)
-        raise NotRunningError(f"not running (removed the stale pid file {files.pid})")
-    elif record.daemon_alive():
-        os.kill(record.pid, signal.SIGTERM)  # the daemon shuts the system down
-        deadline = time.monotonic() + DAEMON_STOP_TIMEOUT_S
-        while record.daemon_alive() and time.monotonic() < deadline:
-            time.sleep(_POLL_S)
-    elif _admin_alive(record) and admin_answers(settings):
-        _shutdown_through_admin(settings)
-    # Without an admin nothing asks the actor processes to exit: kill them without waiting.
-    killed, survivors = end_session(record, timeout=EXIT_TIMEOUT_S if _admin_alive(record) else 0)
-    if record.daemon_alive():
-        os.kill(record.pid, signal.SIGKILL)
-        killed |= {record.pid}
-    remove_record(files.pid, record.pid)
-    if survivors:
-        raise StopError(f"processes of the system survived SIGKILL: {sorted(survivors)}")
-    return Stopped(record, killed)
-
-
-def _admin_alive(record: Record) -> bool:
+def admin_alive(record: Record) -> bool:
     """Whether the recorded admin process is alive (True when none is recorded: ask the port)."""
     admin = record.pids.get("admin")
     return admin is None or procs.alive(admin)
-
-
-def _unrecorded(settings: Settings, files: RunFiles) -> Record:
-    """A record for a system found on the admin port without a pid file (not started by
-    ``cx start``, or its pid file was removed); NotRunningError if there is none."""
-    if not admin_answers(settings):
-        raise NotRunningError(
-            f"not running: no pid file at {files.pid} and no actor system on "
-            f"{settings.system.bind}:{settings.system.admin_port} "
-            f"(system.admin_port in {settings.source})"
-        )
-    session, found = admin_processes(settings)
-    pid = found.get("admin", -1)
-    return Record(
-        pid=-1,
-        session=session,
-        state="running",
-        admin=f"{settings.system.bind}:{settings.system.admin_port}",
-        config=None,
-        log="",
-        cmdline=procs.cmdline(pid) if pid > 0 else [],
-        started_at="",
-    )
-
-
-def _shutdown_through_admin(settings: Settings) -> None:
-    join(settings).shutdown()
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from infra.config import Settings, load_config
-from runtime import daemon, pidfile
+from runtime import control, pidfile
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 
 Printer = Callable[[str], None]
@@ -89,9 +89,9 @@ def _running(path: str, settings: Settings, out: Printer) -> Iterator[pidfile.Re
         f"{settings.system.bind}:{settings.system.admin_port}, storage "
         f"{settings.storage.journal.parent})"
     )
-    process = daemon.launch(path, settings)
+    process = control.launch(path, settings)
     try:
-        yield daemon.wait_ready(process, path, settings)
+        yield control.wait_ready(process, path, settings)
     finally:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
@@ -103,17 +103,17 @@ def _running(path: str, settings: Settings, out: Printer) -> Iterator[pidfile.Re
 
 def _stop(process: subprocess.Popen[bytes], settings: Settings) -> None:
     # NotRunningError: it had not written its pid file yet, or it has exited already.
-    with contextlib.suppress(daemon.NotRunningError):
-        daemon.stop(settings)
+    with contextlib.suppress(control.NotRunningError):
+        control.stop(settings)
     if process.poll() is None:  # still starting: on SIGTERM it stops what it has started
         process.terminate()
         try:
-            process.wait(daemon.DAEMON_STOP_TIMEOUT_S)
+            process.wait(control.DAEMON_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        with contextlib.suppress(daemon.NotRunningError):
-            daemon.stop(settings)  # whatever it left
+        with contextlib.suppress(control.NotRunningError):
+            control.stop(settings)  # whatever it left
 
 
 # ------------------------------------------------------------------------------ the scenario

@@ -24,7 +24,8 @@ import yaml
 from infra.config import ConfigError, load_config
 from runtime import procs
 from runtime.bind import ADDRESS_VARIABLE, restrict
-from runtime.cli import OPS, main
+from runtime.cli import main
+from runtime.cli_send import OPS
 from runtime.gateway import Gateway
 from tests.multiproc_support import eventually, free_port, system_pids, write_config
 

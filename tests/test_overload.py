@@ -133,7 +133,7 @@ class Sampler(threading.Thread):
         while not self.stop.wait(0.005):
             worst = self.worst
             worst["worker_pending"] = max(worst["worker_pending"], self.server.worker.pending())
-            for connection in list(self.server._connections):
+            for connection in list(self.server.pool.members):
                 worst["out_frames"] = max(worst["out_frames"], len(connection._out))
                 worst["out_bytes"] = max(worst["out_bytes"], connection.out_bytes)
                 in_flight = limit - connection._inflight._value

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from runtime.cli import main
 from runtime.simulation import ScenarioError, load_scenario, run
 from runtime.simulation.metrics import percentile
-from runtime.simulation.scenario import parse_duration
+from runtime.simulation.scenario_values import parse_duration
 from tests.conftest import watchdog
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,8 +25,9 @@ import pytest
 
 from actors.messages import Ping
 from infra.config import Settings, load_config
-from runtime import daemon, pidfile, procs, supervise
-from runtime.cli import EXIT_DEGRADED, main
+from runtime import control, pidfile, procs, supervise
+from runtime.cli import main
+from runtime.cli_status import EXIT_DEGRADED
 from runtime.gateway import Gateway
 from runtime.supervise import (
     GIVE_UP,
@@ -222,14 +223,14 @@ def engine(tmp_path: Path) -> Iterator[tuple[Path, Settings, pidfile.Record]]:
     config = write_config(tmp_path, logging={"level": "info"})
     settings = load_config(config)
     try:
-        yield config, settings, daemon.spawn(str(config), settings)
+        yield config, settings, control.spawn(str(config), settings)
     finally:
         record = pidfile.read_record(tmp_path / pidfile.PID_FILE)
         if record is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.pid, signal.SIGCONT)  # in case a test left it held
-        with contextlib.suppress(daemon.NotRunningError):
-            daemon.stop(settings)
+        with contextlib.suppress(control.NotRunningError):
+            control.stop(settings)
         left = system_pids(config)
         procs.signal_all(left, signal.SIGKILL)
         assert not left, f"processes left behind by the test: {sorted(left)}"
@@ -361,8 +362,8 @@ def test_stop_kills_a_system_whose_daemon_and_admin_died_without_asking_the_dead
     def shutdown_through_admin(settings: Settings) -> None:
         raise AssertionError("cx stop asked a dead admin to shut the system down")
 
-    monkeypatch.setattr(daemon, "_shutdown_through_admin", shutdown_through_admin)
-    stopped = daemon.stop(settings)
+    monkeypatch.setattr(control, "_shutdown_through_admin", shutdown_through_admin)
+    stopped = control.stop(settings)
     assert {record.pids["logger"], record.pids["monitor"]} <= stopped.killed
     assert record.session is not None and not procs.session_members(record.session)
     assert not system_pids(config)

@@ -6,17 +6,11 @@ in any language. Length-prefixed msgpack frames; the protocol is docs/PROTOCOL.m
 """
 
 from runtime.netgateway.codec import DISCONNECT_REASONS, ERROR_TYPES, ProtocolError
+from runtime.netgateway.command import TOKEN_VARIABLE, admin_probe, resolve_token, run_gateway
 from runtime.netgateway.limits import Limits, limits_of
 from runtime.netgateway.ops import OPS
-from runtime.netgateway.server import (
-    PROTOCOL_VERSION,
-    TOKEN_VARIABLE,
-    NetGateway,
-    admin_probe,
-    resolve_token,
-    run_gateway,
-    serve,
-)
+from runtime.netgateway.pool import PROTOCOL_VERSION
+from runtime.netgateway.server import NetGateway, serve
 
 __all__ = [
     "DISCONNECT_REASONS",

@@ -1,11 +1,14 @@
 """One client connection of the network gateway: reading requests, writing answers and pushed
-events, within the connection's bounds and the server's (docs/PROTOCOL.md, "Limits").
+events (the writing half is :class:`~runtime.netgateway.outbound.Outbound`), within the
+connection's bounds and those of all connections together, kept by the
+:class:`~runtime.netgateway.pool.ConnectionPool` it shares with the server (docs/PROTOCOL.md,
+"Limits").
 
 Memory: what the server holds for a connection is its requests read and not yet answered
 (``in_bytes``, at most ``inflight_bytes`` and ``inflight_requests``; beyond, reading pauses)
 and its queued outbound frames (``out_bytes``; over half of ``outbound_bytes`` or of
 ``outbound_frames`` its requests are no longer read, at the bound it is disconnected). The
-server adds them up over every connection (``total_inflight_bytes``: reading pauses;
+pool adds them up over every connection (``total_inflight_bytes``: reading pauses;
 ``total_outbound_bytes``: the connection with the most queued is disconnected). A connection
 disconnected for its bounds gets a last ``disconnect`` frame with its resume point: the last
 seq written to it for each subscription and conversation.
@@ -16,44 +19,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TYPE_CHECKING, Any
 
 from infra.logs import get_logger
 from runtime.netgateway.codec import (
     HEADER,
     ProtocolError,
-    PushFrame,
     Request,
     answer,
     decode,
-    disconnect,
     failure,
     parse_request,
     request_id_of,
 )
 from runtime.netgateway.ops import OPS, check_args
+from runtime.netgateway.outbound import Outbound
+from runtime.netgateway.pool import ConnectionPool
 from runtime.netgateway.worker import Job
-
-if TYPE_CHECKING:
-    from runtime.netgateway.server import NetGateway
 
 __all__ = ["Connection"]
 
 log = get_logger("cx.netgateway")
 
-_WRITE_CHUNK = 64 * 1024
 _SKIP_CHUNK = 64 * 1024
-#: How long the last frames of a closing connection may take to be written.
-FLUSH_TIMEOUT_S = 5.0
 
 
-class Connection:
+class Connection(Outbound):
     """One client. Everything here runs on the loop thread except :meth:`deliver` and
     :meth:`drop`, the worker's way in."""
 
     def __init__(
         self,
-        server: NetGateway,
+        pool: ConnectionPool[Connection],
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         number: int,
@@ -61,26 +57,15 @@ class Connection:
     ) -> None:
         address = writer.get_extra_info("peername")
         where = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-        self.name = f"{where}#{number}"
+        super().__init__(pool, writer, f"{where}#{number}")
         self.peer = peer
-        self._server = server
-        self._limits = server.limits
         self._reader = reader
-        self._writer = writer
-        self._loop = asyncio.get_running_loop()
         self.authenticated = False
         self.auth_failures = 0
         self.errors = 0  # consecutive protocol errors
-        self._out: deque[bytes] = deque()
-        self.out_bytes = 0
         self._in: deque[int] = deque()  # sizes of the requests the worker has not answered
         self.in_bytes = 0
-        self._sent: dict[tuple[str, str], int] = {}  # (subscription, conversation) -> seq
-        self._wake = asyncio.Event()  # something to write, or closing
-        self._room = asyncio.Event()  # something may have made room to read again
         self._inflight = asyncio.Semaphore(self._limits.inflight_requests)
-        self._closing = False  # reading stopped; what is queued is written, then closed
-        self._closed = False  # the transport is closed or aborted
 
     # ------------------------------------------------------------------ worker side
 
@@ -101,127 +86,21 @@ class Connection:
 
     def _hold(self, size: int) -> None:
         self.in_bytes += size
-        self._server.buffered_in += size
-        self._server.peak(self)
+        self._pool.buffered_in += size
+        self._pool.peak(self)
 
     def _answered(self, size: int) -> None:
         self.in_bytes -= size
-        self._server.buffered_in -= size
-        self._server.room()
-
-    # ------------------------------------------------------------------ output
-
-    def send(self, frame: bytes) -> None:
-        """Queue a frame; a client whose queue is full is disconnected (it does not read)."""
-        if self._closing or self._closed:
-            return
-        limits = self._limits
-        if self._out and (
-            len(self._out) >= limits.outbound_frames
-            or self.out_bytes + len(frame) > limits.outbound_bytes
-        ):
-            self._server.stats["slow_clients"] += 1
-            self.disconnect(
-                "slow_reader",
-                f"outbound queue full ({len(self._out)} frames, {self.out_bytes} bytes; limits"
-                f" {limits.outbound_frames} frames, {limits.outbound_bytes} bytes): the client"
-                " does not read",
-            )
-            return
-        if not self._server.make_room_out(len(frame), self):
-            return  # this connection was the one disconnected
-        self._out.append(frame)
-        self.out_bytes += len(frame)
-        self._server.buffered_out += len(frame)
-        self._server.peak(self)
-        self._wake.set()
-
-    def _forget_output(self) -> None:
-        self._server.buffered_out -= self.out_bytes
-        self._out.clear()
-        self.out_bytes = 0
-        self._room.set()
-
-    def resume_point(self) -> list[dict[str, Any]]:
-        """The last seq written to this client per subscription and conversation."""
-        return [
-            {"subscription": subscription, "conversation_id": conversation, "seq": seq}
-            for (subscription, conversation), seq in sorted(self._sent.items())
-        ]
-
-    def close_after_flush(self) -> None:
-        """Stop reading; write what is queued, then close."""
-        self._closing = True
-        self._wake.set()
-        self._room.set()
-
-    def disconnect(self, reason: str, message: str) -> None:
-        """Close for a bound: drop what is queued, write a last ``disconnect`` frame with the
-        resume point, close (aborted if it cannot be written in time)."""
-        if self._closed:
-            return
-        resume = self.resume_point()
-        log.warning(
-            "connection disconnected", peer=self.name, reason=reason, problem=message, resume=resume
-        )
-        self._server.stats["disconnected"] += 1
-        self._closed = True
-        self._closing = True
-        self._forget_output()
-        transport = self._writer.transport
-        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-            self._writer.write(disconnect(reason, message, resume))
-            self._writer.close()
-        self._loop.call_later(FLUSH_TIMEOUT_S, transport.abort)
-        self._wake.set()
-
-    def abort(self, reason: str) -> None:
-        """Close at once, dropping what is queued."""
-        if self._closed:
-            return
-        log.info("connection dropped", peer=self.name, reason=reason)
-        self._closed = True
-        self._closing = True
-        self._forget_output()
-        self._writer.transport.abort()
-        self._wake.set()
+        self._pool.buffered_in -= size
+        self._pool.room()
 
     def release(self) -> None:
         """The connection has ended: what it held no longer counts."""
         self._forget_output()
-        self._server.buffered_in -= self.in_bytes
+        self._pool.buffered_in -= self.in_bytes
         self.in_bytes = 0
         self._in.clear()
-        self._server.room()
-
-    async def write_frames(self) -> None:
-        try:
-            while not self._closed:
-                if not self._out:
-                    if self._closing:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                chunk: list[bytes] = []
-                size = 0
-                while self._out and size < _WRITE_CHUNK:
-                    frame = self._out.popleft()
-                    chunk.append(frame)
-                    size += len(frame)
-                    if isinstance(frame, PushFrame) and frame.seq is not None:
-                        self._sent[frame.subscription, frame.conversation_id] = frame.seq
-                self.out_bytes -= size
-                self._server.buffered_out -= size
-                self._room.set()
-                self._writer.write(b"".join(chunk))
-                await self._writer.drain()
-        except (ConnectionError, OSError):
-            self.abort("the client went away")
-        finally:
-            if not self._closed:
-                self._closed = True
-                self._writer.close()
+        self._pool.room()
 
     # ------------------------------------------------------------------ input
 
@@ -265,12 +144,12 @@ class Connection:
 
     def _no_room(self, length: int) -> bool:
         limits = self._limits
-        server = self._server
+        pool = self._pool
         return not self._closing and (
             (self.in_bytes > 0 and self.in_bytes + length > limits.inflight_bytes)
             or (
-                server.buffered_in > 0
-                and server.buffered_in + length > limits.total_inflight_bytes
+                pool.buffered_in > 0
+                and pool.buffered_in + length > limits.total_inflight_bytes
             )
             or self.out_bytes > limits.outbound_bytes // 2
             or len(self._out) > limits.outbound_frames // 2
@@ -282,14 +161,14 @@ class Connection:
         when the connection is closing instead."""
         if not self._no_room(length):
             return not self._closing
-        self._server.stats["paused"] += 1
-        self._server.paused.add(self)
+        self._pool.stats["paused"] += 1
+        self._pool.paused.add(self)
         try:
             while self._no_room(length):
                 self._room.clear()
                 await self._room.wait()
         finally:
-            self._server.paused.discard(self)
+            self._pool.paused.discard(self)
         return not self._closing
 
     def room(self) -> None:
@@ -362,25 +241,25 @@ class Connection:
                 f"authenticate first with {{op: auth, args: {{token}}, id}} ({error.message})",
             )
             return
-        if not self._server.token_matches(token):
+        if not self._pool.token_matches(token):
             self._auth_failed(request.id, "wrong token")
             return
-        refused = self._server.admission.authenticated(self)
+        refused = self._pool.admission.authenticated(self)
         if refused is not None:
-            self._server.stats["refused"] += 1
+            self._pool.stats["refused"] += 1
             log.warning("authenticated connection refused", peer=self.name, problem=refused)
             self.send(failure(request.id, "unavailable", f"{refused}; closing"))
             self.close_after_flush()
             return
         self.authenticated = True
         log.info("connection authenticated", peer=self.name)
-        self.send(answer(request.id, self._server.hello()))
+        self.send(answer(request.id, self._pool.hello()))
 
     def _auth_failed(
         self, request_id: int | str | None, message: str, *, final: bool = False
     ) -> None:
         self.auth_failures += 1
-        self._server.stats["auth_failures"] += 1
+        self._pool.stats["auth_failures"] += 1
         limit = self._limits.auth_failures
         final = final or self.auth_failures >= limit
         log.warning("authentication failed", peer=self.name, problem=message)
@@ -398,7 +277,7 @@ class Connection:
         if self.errors >= limit and not final:
             final = True
             message = f"{message}; closing after {self.errors} consecutive errors"
-            self._server.stats["closed_for_errors"] += 1
+            self._pool.stats["closed_for_errors"] += 1
         self.send(failure(request_id, type_, message))
         if final:
             self.close_after_flush()
@@ -423,12 +302,12 @@ class Connection:
             self.send(answer(request.id, "pong"))
             return False
         if request.op == "auth":
-            if self._server.token_matches(args["token"]):
-                self.send(answer(request.id, self._server.hello()))
+            if self._pool.token_matches(args["token"]):
+                self.send(answer(request.id, self._pool.hello()))
             else:
                 self._protocol_error(request.id, "auth", "wrong token")
             return False
-        worker = self._server.worker
+        worker = self._pool.worker
         if worker.pending() >= self._limits.worker_queue:
             self.send(
                 failure(

@@ -1,4 +1,4 @@
-"""The network gateway's TCP server (asyncio) and ``cx gateway``.
+"""The network gateway's TCP server (asyncio); ``cx gateway`` is :mod:`runtime.netgateway.command`.
 
 Threads: the asyncio loop (the main thread under ``cx gateway``, a background thread under
 :func:`serve`) reads and writes every connection (:mod:`runtime.netgateway.connection`); one
@@ -15,44 +15,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import itertools
-import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Final
 
-from infra import proctitle
-from infra.config import ConfigError, Settings, load_config, token_problem
-from infra.logs import configure_logging, get_logger
+from infra.config import token_problem
+from infra.logs import get_logger
 from runtime.gateway import Gateway
 from runtime.netgateway.codec import failure
-from runtime.netgateway.connection import FLUSH_TIMEOUT_S, Connection
-from runtime.netgateway.limits import Admission, Limits, limits_of
+from runtime.netgateway.connection import Connection
+from runtime.netgateway.limits import Admission, Limits
+from runtime.netgateway.outbound import FLUSH_TIMEOUT_S
+from runtime.netgateway.pool import ConnectionPool
 from runtime.netgateway.worker import Worker
 
-__all__ = [
-    "PROTOCOL_VERSION",
-    "TOKEN_VARIABLE",
-    "Limits",
-    "ListenError",
-    "NetGateway",
-    "admin_probe",
-    "resolve_token",
-    "run_gateway",
-    "serve",
-]
+__all__ = ["ListenError", "NetGateway", "serve", "split_listen"]
 
 log = get_logger("cx.netgateway")
 
-PROTOCOL_VERSION: Final = 1
-#: Where the token comes from when ``gateway.token`` is null.
-TOKEN_VARIABLE: Final = "CX_GATEWAY_TOKEN"
 
 
 class ListenError(OSError):
@@ -102,32 +86,12 @@ class NetGateway:
         problem = token_problem(token) if isinstance(token, str) else "the token is not a string"
         if problem is not None:
             raise ValueError(f"the network gateway's token is refused: {problem}")
-        self._token = token.encode("utf-8")
         self.limits = limits or Limits()
         self.host, self.port = split_listen(listen)
         self.worker = Worker(gateway, self.limits.worker_limits(), probe=probe)
-        self.stats: dict[str, int] = {
-            "accepted": 0,
-            "refused": 0,  # at accept (per address) or at authentication (max_connections)
-            "evicted": 0,  # still authenticating, closed to make room for a new connection
-            "auth_failures": 0,
-            "slow_clients": 0,  # disconnected: their own outbound queue was full
-            "gateway_full": 0,  # disconnected: every connection's outbound bytes were too many
-            "disconnected": 0,  # with a resume point, for either reason
-            "paused": 0,  # times a connection's reading paused for its bounds (back-pressure)
-            "closed_for_errors": 0,
-            "peak_inflight_bytes": 0,  # all connections together, at any moment
-            "peak_outbound_bytes": 0,
-            "peak_connection_inflight_bytes": 0,  # the most one connection held
-            "peak_connection_outbound_bytes": 0,
-        }
-        #: Bytes held now, all connections together: requests read and not yet answered,
-        #: outbound frames queued.
-        self.buffered_in = 0
-        self.buffered_out = 0
-        self.admission: Admission[Connection] = Admission(self.limits)
-        self._connections: set[Connection] = set()
-        self.paused: set[Connection] = set()  # reading paused for the bounds
+        self.pool: ConnectionPool[Connection] = ConnectionPool(
+            self.limits, self.worker, token.encode("utf-8")
+        )
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -139,49 +103,31 @@ class NetGateway:
 
     @property
     def connections(self) -> int:
-        return len(self._connections)
+        return len(self.pool.members)
 
-    def token_matches(self, token: str) -> bool:
-        return hmac.compare_digest(token.encode("utf-8"), self._token)
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters and peaks since the server started (see :class:`ConnectionPool`)."""
+        return self.pool.stats
 
-    def peak(self, connection: Connection) -> None:
-        stats = self.stats
-        stats["peak_inflight_bytes"] = max(stats["peak_inflight_bytes"], self.buffered_in)
-        stats["peak_outbound_bytes"] = max(stats["peak_outbound_bytes"], self.buffered_out)
-        stats["peak_connection_inflight_bytes"] = max(
-            stats["peak_connection_inflight_bytes"], connection.in_bytes
-        )
-        stats["peak_connection_outbound_bytes"] = max(
-            stats["peak_connection_outbound_bytes"], connection.out_bytes
-        )
+    @property
+    def admission(self) -> Admission[Connection]:
+        return self.pool.admission
 
-    def room(self) -> None:
-        """Requests were answered: connections paused for the total may read again."""
-        for connection in list(self.paused):
-            connection.room()
+    @property
+    def paused(self) -> set[Connection]:
+        """The connections whose reading is paused for the bounds."""
+        return self.pool.paused
 
-    def make_room_out(self, size: int, sender: Connection) -> bool:
-        """Room for ``size`` more outbound bytes within ``total_outbound_bytes``: the
-        connections with the most queued are disconnected until it fits. False when
-        ``sender`` was one of them."""
-        limit = self.limits.total_outbound_bytes
-        while self.buffered_out and self.buffered_out + size > limit:
-            fullest = max(self._connections, key=lambda c: c.out_bytes)
-            if not fullest.out_bytes:
-                break
-            self.stats["gateway_full"] += 1
-            fullest.disconnect(
-                "gateway_full",
-                f"the gateway's outbound queues hold {self.buffered_out} bytes (the limit,"
-                f" gateway.total_outbound_bytes, is {limit}); this connection had the most"
-                f" queued ({fullest.out_bytes} bytes)",
-            )
-            if fullest is sender:
-                return False
-        return True
+    @property
+    def buffered_in(self) -> int:
+        """Bytes of requests read and not yet answered, all connections together."""
+        return self.pool.buffered_in
 
-    def hello(self) -> dict[str, Any]:
-        return {"protocol": PROTOCOL_VERSION, "max_frame_bytes": self.limits.max_frame_bytes}
+    @property
+    def buffered_out(self) -> int:
+        """Bytes of outbound frames queued, all connections together."""
+        return self.pool.buffered_out
 
     def start(self, timeout: float = 60.0) -> NetGateway:
         """Serve from a background thread; returns once listening (``.port`` is set)."""
@@ -275,7 +221,7 @@ class NetGateway:
             await self._stop.wait()
         finally:
             server.close()
-            for connection in list(self._connections):
+            for connection in list(self.pool.members):
                 connection.abort("the gateway is shutting down")
             self.worker.stop()
             await asyncio.to_thread(self.worker.join, 10.0)
@@ -289,22 +235,22 @@ class NetGateway:
             writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         address = writer.get_extra_info("peername")
         peer = str(address[0]) if isinstance(address, tuple) else str(address)
-        connection = Connection(self, reader, writer, next(self._numbers), peer)
-        decision = self.admission.admit(connection, peer)
+        connection = Connection(self.pool, reader, writer, next(self._numbers), peer)
+        decision = self.pool.admission.admit(connection, peer)
         for evicted, reason in decision.evict:
-            self.stats["evicted"] += 1
+            self.pool.stats["evicted"] += 1
             log.warning("connection still authenticating closed", peer=evicted.name, reason=reason)
             evicted.send(failure(None, "unavailable", f"{reason}; closing"))
             evicted.close_after_flush()
         if decision.refused is not None:
-            self.stats["refused"] += 1
+            self.pool.stats["refused"] += 1
             log.warning("connection refused", peer=connection.name, reason=decision.refused)
             with contextlib.suppress(ConnectionError, OSError):
                 writer.write(failure(None, "unavailable", f"{decision.refused}; closing"))
                 writer.close()
             return
-        self.stats["accepted"] += 1
-        self._connections.add(connection)
+        self.pool.stats["accepted"] += 1
+        self.pool.members.add(connection)
         log.info("connection opened", peer=connection.name)
         writing = asyncio.create_task(connection.write_frames())
         try:
@@ -315,7 +261,7 @@ class NetGateway:
             log.exception("connection failed", peer=connection.name)
             connection.abort("internal error (logged)")
         finally:
-            self.admission.leave(connection)  # its place is free as soon as it stops reading
+            self.pool.admission.leave(connection)  # its place is free as soon as it stops reading
             connection.close_after_flush()
             try:
                 async with asyncio.timeout(FLUSH_TIMEOUT_S):
@@ -323,7 +269,7 @@ class NetGateway:
             except (TimeoutError, asyncio.CancelledError):
                 connection.abort("its last frames could not be written in time")
                 writing.cancel()
-            self._connections.discard(connection)
+            self.pool.members.discard(connection)
             connection.release()
             self.worker.gone(connection)
             log.info("connection closed", peer=connection.name)
@@ -344,86 +290,3 @@ def serve(
     if max_frame_bytes is not None:
         chosen = replace(chosen, max_frame_bytes=max_frame_bytes)
     return NetGateway(gateway, listen=listen, token=token, limits=chosen, probe=probe).start()
-
-
-# ------------------------------------------------------------------------------ cx gateway
-
-
-def resolve_token(settings: Settings) -> str:
-    """``gateway.token``, else the environment variable; ConfigError when there is neither,
-    or when it is too short (config.py refuses a short ``gateway.token`` already)."""
-    token = settings.gateway.token or os.environ.get(TOKEN_VARIABLE, "")
-    if not token.strip():
-        raise ConfigError(
-            settings.source,
-            "gateway.token",
-            f"the network gateway needs a shared token: set gateway.token or the environment"
-            f" variable {TOKEN_VARIABLE}",
-        )
-    problem = token_problem(token)
-    if problem is not None:
-        raise ConfigError(settings.source, f"gateway.token ({TOKEN_VARIABLE})", problem)
-    return token
-
-
-def admin_probe(settings: Settings, timeout: float = 0.5) -> Callable[[], str | None]:
-    """None while the actor system's admin port accepts a connection, else why not."""
-    address = (settings.system.bind, settings.system.admin_port)
-
-    def probe() -> str | None:
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                return None
-        except OSError as error:
-            return (
-                f"the actor system at {address[0]}:{address[1]} cannot be reached:"
-                f" {error.strerror or error}"
-            )
-
-    return probe
-
-
-def run_gateway(
-    config_path: str | os.PathLike[str],
-    *,
-    connect: Callable[[str], Gateway] | None = None,
-) -> int:
-    """``cx gateway``: serve the running engine over TCP until SIGINT or SIGTERM.
-
-    ``connect(config_path)`` builds the Gateway (default :meth:`Gateway.connect`); it is
-    called again to reconnect after the engine was unreachable. Raises ConfigError without a
-    token, and whatever ``connect`` raises when no engine runs.
-    """
-    path = os.fspath(config_path)
-    settings = load_config(path)
-    configure_logging(settings.logging)
-    token = resolve_token(settings)
-    split_listen(settings.gateway.listen)
-    builder = connect if connect is not None else Gateway.connect
-    proctitle.set_title(proctitle.with_config(f"gateway {settings.gateway.listen}", path))
-
-    def build() -> Gateway:  # on the worker thread: name it for ps -T and top -H
-        proctitle.set_thread_title("cx-gw-worker")
-        return builder(path)
-
-    server = NetGateway(
-        build,
-        listen=settings.gateway.listen,
-        token=token,
-        limits=limits_of(settings),
-        probe=admin_probe(settings),
-    )
-
-    def ready(running: NetGateway) -> None:
-        print(
-            f"cx gateway: serving on {running.host}:{running.port} (engine admin"
-            f" {settings.system.bind}:{settings.system.admin_port}); Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    try:
-        server.run(ready)
-    except ListenError as error:
-        raise ConfigError(settings.source, "gateway.listen", error.strerror or str(error)) from None
-    return 0

@@ -3,9 +3,11 @@
 A :class:`~runtime.gateway.Gateway` (embedded or connected) is not thread-safe, so exactly one
 thread, the :class:`Worker`, holds it: it runs the requests of every connection from one FIFO
 queue, in order, and when idle it polls ``gateway.pushed(timeout)`` and routes each pushed
-event to the connections that hold its subscription. It owns the subscription table.
+event to the connections that hold its subscription (its
+:class:`~runtime.netgateway.subscriptions.Subscriptions` table).
 
-Results go back through :class:`Peer` (the connection), whose ``deliver`` is thread-safe.
+Results go back through the connection (a :class:`~runtime.netgateway.subscriptions.Peer`),
+whose ``deliver`` is thread-safe.
 
 Engine health: with a ``probe`` (``cx gateway`` checks that the actor system's admin port
 accepts connections), an unreachable engine is noticed within ``health_interval_s`` and every
@@ -23,41 +25,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from thespian.actors import ActorSystemException
 
 from infra.logs import get_logger
 from runtime.gateway import (
-    BadArgumentError,
     Gateway,
     GatewayError,
     PushedEvent,
     UnavailableError,
-    UnknownIdError,
 )
-from runtime.netgateway.codec import Request, answer, failure, push
+from runtime.netgateway.codec import Request, answer, failure
 from runtime.netgateway.ops import error_type, plain_result
+from runtime.netgateway.subscriptions import Holding, Peer, Subscriptions
 
-__all__ = ["Job", "Peer", "Worker", "WorkerLimits"]
+__all__ = ["Job", "Worker", "WorkerLimits"]
 
 log = get_logger("cx.netgateway")
 
 #: A new Gateway is built at most this often after operations time out while the admin port
 #: answers (the engine may have restarted between two probes).
 RECONNECT_INTERVAL_S = 10.0
-
-
-class Peer(Protocol):
-    """A client connection as the worker sees it."""
-
-    name: str
-
-    def deliver(self, frame: bytes, *, is_answer: bool) -> None:
-        """Queue ``frame`` for the client (thread-safe). ``is_answer``: it answers a request."""
-
-    def drop(self, reason: str) -> None:
-        """Close the connection (thread-safe)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +73,6 @@ class _Gone:
 _STOP = object()
 
 
-@dataclass(slots=True)
-class _Holding:
-    """One connection's hold on a subscription. Sessions: ``position`` is the last seq given
-    to it (or its ``after_seq``); an event at or below it is not given again (a replay for
-    another connection, or after a reconnection)."""
-
-    session: bool
-    position: int = 0
-
-
 class Worker(threading.Thread):
     def __init__(
         self,
@@ -112,8 +91,7 @@ class Worker(threading.Thread):
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self._stopping = threading.Event()
-        self._subs: dict[str, dict[Peer, _Holding]] = {}
-        self._held: dict[Peer, set[str]] = {}
+        self._table = Subscriptions(self, limits.subscriptions)
         self._down: str | None = None  # why the engine is taken as unreachable
         self._last_probe = 0.0
         self._last_reconnect = 0.0
@@ -173,12 +151,12 @@ class Worker(threading.Thread):
         if job is _STOP:
             return False
         if isinstance(job, _Gone):
-            self._release_all(job.peer)
+            self._table.release_all(job.peer)
         elif isinstance(job, Job):
             if self._stopping.is_set():
                 return True  # shutting down: its connection is closed already
             self._run(job)
-            self._route(self._poll(0.0))
+            self._table.route(self._poll(0.0))
             self._window = self.limits.min_poll_s
         return True
 
@@ -194,7 +172,7 @@ class Worker(threading.Thread):
         window = self._window
         events = self._poll(window)
         if events:
-            self._route(events)
+            self._table.route(events)
             self._window = self.limits.min_poll_s
             return None
         self._window = min(window * 2, self.limits.poll_s)
@@ -220,7 +198,7 @@ class Worker(threading.Thread):
         if self._down is None and self._probe is not None:
             self._down = self._probe()  # an engine that is gone would make each call wait
         if self._down is None:
-            for subscription in list(self._subs):
+            for subscription, _ in self._table.items():
                 try:
                     self._engine_unsubscribe(subscription)
                 except Exception as error:
@@ -228,8 +206,7 @@ class Worker(threading.Thread):
                         "not unsubscribed at shutdown", subscription=subscription, error=str(error)
                     )
                     break
-        self._subs.clear()
-        self._held.clear()
+        self._table.clear()
         if self._factory is not None and self._gateway is not None:
             with contextlib.suppress(Exception):
                 self._gateway.close()
@@ -276,58 +253,29 @@ class Worker(threading.Thread):
         if request.op == "subscribe_session":
             session_id: str = args["channel_session_id"]
             after: int = args.get("after_seq", 0)
-            self._check_room(job.peer, f"session:{session_id}")
+            self._table.check_room(job.peer, f"session:{session_id}")
             seq = gateway.subscribe_session(session_id, after_seq=after)
-            self._hold(job.peer, f"session:{session_id}", _Holding(True, after))
+            self._table.hold(job.peer, f"session:{session_id}", Holding(True, after))
             return seq
         if request.op == "subscribe_agent":
             agent_id: str = args["agent_id"]
             subscription = f"agent:{agent_id}"
-            self._check_room(job.peer, subscription)
+            self._table.check_room(job.peer, subscription)
             gateway.subscribe_agent(agent_id)
-            self._hold(job.peer, subscription, _Holding(False))
+            self._table.hold(job.peer, subscription, Holding(False))
             return None
         if request.op == "unsubscribe":
-            self._unsubscribe(job.peer, args["subscription"])
+            self._table.unsubscribe(job.peer, args["subscription"])
             return None
         return getattr(gateway, request.op)(**args)
 
-    # ------------------------------------------------------------------ subscriptions
+    # ------------------------------------------------------------------ the table's engine side
 
-    def _check_room(self, peer: Peer, subscription: str) -> None:
-        held = self._held.get(peer, set())
-        if subscription not in held and len(held) >= self.limits.subscriptions:
-            raise BadArgumentError(
-                f"this connection already holds {len(held)} subscriptions (the limit)"
-            )
+    def read_events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+        assert self._gateway is not None
+        return self._gateway.events(conversation_id, after_seq=after_seq)
 
-    def _hold(self, peer: Peer, subscription: str, holding: _Holding) -> None:
-        self._subs.setdefault(subscription, {})[peer] = holding
-        self._held.setdefault(peer, set()).add(subscription)
-
-    def _unsubscribe(self, peer: Peer, subscription: str) -> None:
-        kind, _, ident = subscription.partition(":")
-        if kind not in ("session", "agent") or not ident:
-            raise BadArgumentError(
-                f"unsubscribe: {subscription[:80]!r} is not session:<id> or agent:<id>"
-            )
-        if peer not in self._subs.get(subscription, {}):
-            raise UnknownIdError(
-                f"unsubscribe: this connection has no subscription {subscription[:140]}"
-            )
-        self._release(peer, subscription)
-
-    def _release(self, peer: Peer, subscription: str) -> None:
-        holders = self._subs.get(subscription, {})
-        holders.pop(peer, None)
-        held = self._held.get(peer)
-        if held is not None:
-            held.discard(subscription)
-            if not held:
-                del self._held[peer]
-        if holders:
-            return
-        self._subs.pop(subscription, None)
+    def drop_subscription(self, subscription: str) -> None:
         if self._down is not None:
             return
         try:
@@ -338,68 +286,6 @@ class Worker(threading.Thread):
     def _engine_unsubscribe(self, subscription: str) -> None:
         assert self._gateway is not None
         self._gateway.unsubscribe(subscription)
-
-    def _release_all(self, peer: Peer) -> None:
-        for subscription in sorted(self._held.get(peer, ())):
-            self._release(peer, subscription)
-
-    def _route(self, events: list[PushedEvent]) -> None:
-        """Give each pushed event to the connections holding its subscription. The gateway
-        hands a session's events over in seq order; a connection is given each seq once, in
-        order: one it was given already is a replay (asked by another connection) and is not
-        given again, and one beyond the next it needs is preceded by the missing ones, read
-        from the conversation (or, if they cannot be read, the connection is closed with the
-        seq to subscribe again from)."""
-        for pushed in events:
-            holders = self._subs.get(pushed.subscription)
-            if not holders:
-                continue
-            seq = pushed.event.get("seq")
-            frame: bytes | None = None
-            for peer, holding in list(holders.items()):
-                if holding.session and isinstance(seq, int):
-                    if seq <= holding.position:
-                        continue  # a replay it has had already
-                    if seq > holding.position + 1 and not self._catch_up(peer, holding, pushed):
-                        continue
-                    holding.position = seq
-                if frame is None:
-                    frame = _encode(pushed)
-                    if frame is None:
-                        break
-                peer.deliver(frame, is_answer=False)
-
-    def _catch_up(self, peer: Peer, holding: _Holding, pushed: PushedEvent) -> bool:
-        """Give ``peer`` the session's events between its position and ``pushed``; False if
-        they cannot be read (the connection is closed, told where to resume)."""
-        assert self._gateway is not None
-        seq = pushed.event["seq"]
-        try:
-            missing = [
-                e
-                for e in self._gateway.events(pushed.conversation_id, after_seq=holding.position)
-                if isinstance(e.get("seq"), int) and holding.position < e["seq"] < seq
-            ]
-        except Exception as error:
-            log.warning(
-                "pushed events missed and not readable",
-                subscription=pushed.subscription,
-                conversation_id=pushed.conversation_id,
-                after_seq=holding.position,
-                error=str(error),
-            )
-            self._release(peer, pushed.subscription)
-            peer.drop(
-                f"pushed events of {pushed.subscription} after seq {holding.position} could not"
-                f" be delivered; subscribe again with after_seq {holding.position}"
-            )
-            return False
-        for event in missing:
-            frame = _encode(PushedEvent(pushed.subscription, pushed.conversation_id, event))
-            if frame is not None:
-                peer.deliver(frame, is_answer=False)
-            holding.position = event["seq"]
-        return True
 
     # ------------------------------------------------------------------ engine health
 
@@ -446,8 +332,8 @@ class Worker(threading.Thread):
             log.warning("reconnecting to the engine failed", error=str(error))
             return
         self._down = None
-        log.info("reconnected to the engine", subscriptions=len(self._subs))
-        for subscription, holders in list(self._subs.items()):
+        log.info("reconnected to the engine", subscriptions=len(self._table))
+        for subscription, holders in self._table.items():
             kind, _, ident = subscription.partition(":")
             try:
                 if kind == "session":
@@ -458,13 +344,6 @@ class Worker(threading.Thread):
             except Exception as error:
                 reason = f"subscription {subscription} lost when the engine restarted: {error}"
                 for peer in list(holders):
-                    self._release(peer, subscription)
+                    self._table.release(peer, subscription)
                     peer.drop(reason)
 
-
-def _encode(pushed: PushedEvent) -> bytes | None:
-    try:
-        return push(pushed.subscription, pushed.conversation_id, pushed.event)
-    except (TypeError, ValueError, OverflowError) as error:
-        log.error("pushed event not encodable", error=str(error))
-        return None

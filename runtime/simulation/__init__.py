@@ -19,8 +19,9 @@ byte (``result.event_log_sha256``); only ``summary["performance"]`` depends on t
 """
 
 from runtime.simulation.metrics import ConversationOutcome
+from runtime.simulation.model import Scenario
 from runtime.simulation.runner import SimulationResult, run
-from runtime.simulation.scenario import Scenario, ScenarioError, load_scenario
+from runtime.simulation.scenario import ScenarioError, load_scenario
 
 __all__ = [
     "ConversationOutcome",

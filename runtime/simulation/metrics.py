@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import msgpack
 
-from runtime.simulation.driver import timestamp_ms
+from runtime.simulation.driver_base import timestamp_ms
 
 __all__ = ["ConversationOutcome", "EventLog", "analyse", "percentile", "summarise"]
 

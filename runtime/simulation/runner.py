@@ -15,17 +15,15 @@ from typing import Any
 import msgpack
 
 from infra.archive import Archive
+from infra.config.checks import InvalidValue
 from infra.timefmt import iso
 from runtime.gateway import Gateway
-from runtime.simulation.driver import Driver, Progress
+from runtime.simulation.driver import Driver
+from runtime.simulation.driver_base import Progress
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
-from runtime.simulation.scenario import (
-    Scenario,
-    ScenarioError,
-    _Invalid,
-    load_scenario,
-    parse_duration,
-)
+from runtime.simulation.model import Scenario
+from runtime.simulation.scenario import ScenarioError, load_scenario
+from runtime.simulation.scenario_values import parse_duration
 
 __all__ = ["SimulationResult", "run"]
 
@@ -69,7 +67,7 @@ def _seconds(value: float | str | None, what: str) -> float | None:
         return None
     try:
         return parse_duration(value, what)
-    except _Invalid as invalid:
+    except InvalidValue as invalid:
         raise ScenarioError("<arguments>", invalid.key, invalid.problem) from None
 
 

@@ -1,131 +1,24 @@
-"""The routing book: queues, agents and offers of the Router, pure and deterministic.
-
-No IO, clock, randomness, logging or Thespian: every method takes what it needs (``now`` in
-ms) and returns the effects its actor shell must carry out. Iteration is always in insertion
-order, never over sets, so one sequence of calls always gives the same effects.
-
-Requests. ``enqueue`` queues a request and arms its TTL alarm (``now + request_ttl_ms``); a
-request id the book knows (live, or among the last ``remember_ended`` ended ones) is ignored.
-A request is *waiting* until it is matched, then *held* by one agent: *assigned*
-(auto-accept, ``Assign(offer=False)``: the shell subscribes the agent now) or *offered*
-(``Assign(offer=True)`` plus ``Report(AGENT_OFFERED)`` and an ACCEPT alarm at
-``now + accept_timeout_ms``). A request ends exactly once: ``accepted`` (the routed join
-succeeded; both timers stop), ``cancel`` (its conversation reached ACTIVE by a direct join,
-or CLOSING) or TTL expiry (``Report(NO_AGENT_AVAILABLE)``; an outstanding offer or assignment
-is withdrawn). The TTL keeps running until the request is accepted.
-
-Back to the queue, keeping its age (its place among the waiting): ``declined`` (the agent
-could not take it: if it was full, the book takes its free capacity as 0 until its next
-report and gives no unit it holds back before then; if the conversation refused it, e.g.
-because it is already in it wrapping up or monitoring, the request excludes that agent from
-then on, as it does the agents named at ``enqueue``, such as those just removed for an
-expired agent SLA),
-ACCEPT expiry (``Report(RONA)`` and ``SetNotReady``; the book counts the agent NOT_READY until
-its next report) and ``agent_gone`` for a request *offered* to that agent. A request
-*assigned* to an agent that logs out stays held: its routed join is in flight and ends in
-``accepted`` or ``declined`` (or the TTL).
-
-Agents. ``agent_available`` is the Agent actor's authoritative report of presence, free
-capacity and queues; a new agent id registers the agent and its wait starts at ``now``.
-Every match takes one unit of the agent's free capacity in the book at once, so it is not
-double-booked before its next report. A hold that ends without the agent taking the request
-(cancel, TTL, RONA, a late accept by another agent) gives its unit back, unless a report
-(or a decline) has replaced the capacity it was taken from since.
-
-Matching runs after every change that could enable it: the oldest request (enqueue time, then
-enqueue order) of the highest priority (``priorities[queue]``, default 0) goes to the READY
-agent with free capacity serving its queue that has waited longest since its last assignment
-(ties: registration order). A request with no eligible agent is skipped for the next one
-(another queue may have agents). ``cancel`` and ``agent_gone`` carry no time: they match at the
-latest ``now`` the book has seen.
-
-Timers. Every arm draws a new token from one counter; an alarm counts only if its token is the
-current one for its key, so stopping a timer is forgetting its token (Thespian's wakeups
-cannot be cancelled).
-"""
+"""The routing book itself: requests, agents and matching (the rules: :mod:`domain.routing`)."""
 
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
+from domain.routing.effects import (
+    ArmRoutingAlarm,
+    Assign,
+    Presence,
+    Report,
+    ReportName,
+    RoutingEffect,
+    RoutingSettings,
+    RoutingTimerKey,
+    RoutingTimerKind,
+    SetNotReady,
+)
 
-class RoutingTimerKind(StrEnum):
-    ACCEPT = "ACCEPT"  # an offer not accepted in time: RONA
-    TTL = "TTL"  # a request not accepted in time: NO_AGENT_AVAILABLE
-
-
-class ReportName(StrEnum):
-    AGENT_OFFERED = "AGENT_OFFERED"
-    RONA = "RONA"
-    NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
-
-
-class Presence(StrEnum):
-    READY = "READY"
-    NOT_READY = "NOT_READY"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class RoutingTimerKey:
-    kind: RoutingTimerKind
-    request_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingSettings:
-    auto_accept: bool = True
-    accept_timeout_ms: int = 30_000
-    request_ttl_ms: int = 120_000
-    priorities: Mapping[str, int] = field(default_factory=dict)  # queue -> priority, default 0
-    remember_ended: int = 10_000  # ended request ids kept so that a late duplicate is ignored
-
-
-# --- effects ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Assign:
-    """``offer=False``: subscribe the agent now (auto-accept); ``True``: offer it to the agent,
-    who must accept within the accept timeout."""
-
-    request_id: str
-    conversation_id: str
-    agent_id: str
-    queue: str
-    offer: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Publish ``name`` (AGENT_OFFERED, RONA, NO_AGENT_AVAILABLE) on the conversation."""
-
-    conversation_id: str
-    request_id: str
-    name: ReportName
-    queue: str
-    agent_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SetNotReady:
-    """After a RONA: tell the agent's Agent actor to make it NOT_READY."""
-
-    agent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ArmRoutingAlarm:
-    """Call ``RoutingBook.alarm(key, token, now)`` at ``at`` (ms) or later."""
-
-    key: RoutingTimerKey
-    token: int
-    at: int
-
-
-RoutingEffect = Assign | Report | SetNotReady | ArmRoutingAlarm
+__all__ = ["RoutingBook"]
 
 
 # --- book state ------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Loading: read the YAML file, merge it over the defaults, validate everything, then build."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from infra.config.checks import InvalidValue, describe_value
+from infra.config.schema import defaults_of, validate
+from infra.config.settings import (
+    BotSettings,
+    GatewaySettings,
+    LoggingSettings,
+    PlacementSettings,
+    QueueSettings,
+    RoutingSettings,
+    Settings,
+    StorageSettings,
+    SystemSettings,
+    Threshold,
+    TimerSettings,
+)
+from infra.yamlfile import YamlProblem, read_yaml
+
+
+class ConfigError(Exception):
+    """A configuration the operator must fix: names the source, the key path and the problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str]]:
+        # Keeps the error picklable (it may cross a Thespian process boundary).
+        return (ConfigError, (self.source, self.key, self.problem))
+
+
+def _merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``override`` over ``base``: mappings merge key by key, anything else replaces.
+
+    A section given as null (``routing:`` with nothing under it) keeps its defaults.
+    """
+    merged = {key: copy.deepcopy(value) for key, value in base.items()}
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge(current, value)
+        elif not (isinstance(current, Mapping) and value is None):
+            merged[key] = value
+    return merged
+
+
+def _thresholds_of(items: list[dict[str, Any]]) -> tuple[Threshold, ...]:
+    return tuple(Threshold(**item) for item in items)
+
+
+def _build(clean: Mapping[str, Any], source: str) -> Settings:
+    timers = clean["timers"]
+    routing = clean["routing"]
+    queues = {name: QueueSettings(**entry) for name, entry in routing["queues"].items()}
+    return Settings(
+        system=SystemSettings(**clean["system"]),
+        placement=PlacementSettings(**clean["placement"]),
+        storage=StorageSettings(**clean["storage"]),
+        bot=BotSettings(**clean["bot"]),
+        timers=TimerSettings(
+            agent_sla_seconds=timers["agent_sla"]["seconds"],
+            agent_sla_thresholds=_thresholds_of(timers["agent_sla"]["thresholds"]),
+            customer_inactivity_seconds=timers["customer_inactivity"]["seconds"],
+            customer_inactivity_channels=MappingProxyType(
+                timers["customer_inactivity"]["channels"]
+            ),
+            customer_inactivity_thresholds=_thresholds_of(
+                timers["customer_inactivity"]["thresholds"]
+            ),
+            wrap_up_enabled=timers["wrap_up"]["enabled"],
+            wrap_up_seconds=timers["wrap_up"]["seconds"],
+            hold_max_seconds=timers["hold"]["max_seconds"],
+        ),
+        routing=RoutingSettings(**{**routing, "queues": MappingProxyType(queues)}),
+        gateway=GatewaySettings(**clean["gateway"]),
+        logging=LoggingSettings(**clean["logging"]),
+        source=source,
+    )
+
+
+def _read_file(name: str) -> Mapping[Any, Any]:
+    try:
+        document = read_yaml(name)
+    except YamlProblem as problem:
+        raise ConfigError(name, problem.key, problem.problem) from None
+    if document is None:  # an empty file (or only comments): all defaults
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            name, "<top level>", f"expected a mapping of sections, got {describe_value(document)}"
+        )
+    return document
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from ``source`` merged over the built-in defaults.
+
+    ``None``: the defaults alone. A path: a YAML file. A mapping: the same shape as
+    ``config.yaml``. Raises ConfigError, naming the source and the key path, on any mistake.
+    """
+    overrides: Mapping[Any, Any]
+    if source is None:
+        name, overrides = "<defaults>", {}
+    elif isinstance(source, Mapping):
+        name, overrides = "<dict>", source
+    elif isinstance(source, str | os.PathLike):
+        name = os.fspath(source)
+        overrides = _read_file(name)
+    else:
+        raise TypeError(f"load_config() takes a path, a mapping or None, not {type(source)!r}")
+    try:
+        clean = validate(_merge(defaults_of(), overrides))
+    except InvalidValue as invalid:
+        raise ConfigError(name, invalid.key, invalid.problem) from None
+    return _build(clean, name)

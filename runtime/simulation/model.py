@@ -1,0 +1,146 @@
+"""What a scenario is: the checked, frozen description a simulation run drives.
+
+Built by :func:`runtime.simulation.scenario.load_scenario`; the driver draws every random
+quantity from these values with the run's one generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from infra.config import Settings
+
+__all__ = ["AgentGroup", "Arrivals", "Customers", "Distribution", "IntRange", "Scenario"]
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """A distribution of durations in seconds; ``draw`` takes the run's one generator."""
+
+    kind: str  # fixed, exponential, uniform, lognormal
+    a: float  # fixed: value; exponential: mean; uniform: min; lognormal: mean
+    b: float = 0.0  # uniform: max; lognormal: sd
+    cap: float | None = None
+
+    def draw(self, rng: Any) -> float:
+        kind = self.kind
+        if kind == "exponential":
+            value = rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
+        elif kind == "fixed":
+            value = self.a
+        elif kind == "uniform":
+            value = rng.uniform(self.a, self.b)
+        else:  # lognormal from its mean and standard deviation
+            sigma2 = math.log(1.0 + (self.b / self.a) ** 2)
+            value = rng.lognormvariate(math.log(self.a) - sigma2 / 2.0, math.sqrt(sigma2))
+        if self.cap is not None and value > self.cap:
+            value = self.cap
+        return value
+
+    def draw_ms(self, rng: Any) -> int:
+        return round(self.draw(rng) * 1000)
+
+    @property
+    def mean(self) -> float:
+        if self.kind == "uniform":
+            return (self.a + self.b) / 2
+        return self.a
+
+
+@dataclass(frozen=True, slots=True)
+class IntRange:
+    low: int
+    high: int
+
+    def draw(self, rng: Any) -> int:
+        return self.low if self.low == self.high else int(rng.randint(self.low, self.high))
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    #: piecewise-constant rate: (from second, customers per hour), sorted, the first at 0
+    profile: tuple[tuple[float, float], ...]
+    limit: int | None
+
+    def rate_at(self, second: float) -> float:
+        rate = 0.0
+        for start, per_hour in self.profile:
+            if start > second:
+                break
+            rate = per_hour
+        return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Customers:
+    bot_resolves: float
+    messages_to_bot: IntRange
+    exchanges: IntRange
+    think_time: Distribution
+    patience: Distribution
+    retry_after_no_agent: float
+    silent_leave: float
+    queues: tuple[tuple[str, float], ...]  # (queue, weight), in the file's order
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGroup:
+    name: str
+    count: int
+    queues: tuple[str, ...]
+    max_conversations: int
+    reply_time: Distribution
+    accept_time: Distribution
+    leave_after: Distribution
+    ends_chat: float
+    hold_probability: float
+    hold_seconds: Distribution  # what the agent asks for (capped at timers.hold.max_seconds)
+    hold_duration: Distribution  # how long it actually stays away
+    wrap_up_time: Distribution
+    wrap_up_forget: float  # lets the wrap-up timer expire instead of applying
+    recover: Distribution  # back to READY after the engine made it NOT_READY
+    shift_start: float
+    shift_end: float | None
+    break_every: float | None
+    break_length: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    source: str
+    seed: int
+    duration: float  # seconds of arrivals
+    drain: float  # seconds after the arrivals stop
+    resolution: float  # seconds: customers and agents act on this grid (engine timers do not)
+    arrivals: Arrivals
+    channels: tuple[tuple[str, float], ...]
+    second_channel: float
+    customers: Customers
+    bot_closes: float
+    agents: tuple[AgentGroup, ...]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    settings: Settings | None = None  # the engine settings the config gives (storage aside)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.duration + self.drain
+
+    @property
+    def agent_count(self) -> int:
+        return sum(group.count for group in self.agents)
+
+    def with_overrides(
+        self, *, seed: int | None = None, duration: float | None = None, drain: float | None = None
+    ) -> Scenario:
+        """The same scenario with another seed, duration or drain (tests, the command line)."""
+        return replace(
+            self,
+            seed=self.seed if seed is None else seed,
+            duration=self.duration if duration is None else duration,
+            drain=self.drain if drain is None else drain,
+        )
