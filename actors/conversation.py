@@ -84,7 +84,7 @@ BOT_INTERESTS = frozenset(
 )
 
 if TYPE_CHECKING:
-    from actors.host import HostContext
+    from actors.context import HostContext
 ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
 ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 

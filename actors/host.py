@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from actors.agent import AgentEntity
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
+from actors.context import Entity
 from actors.conversation import ConversationEntity, policy_of
 from actors.durability import PROBE_KEY, Durability, Item
 from actors.messages import (
@@ -38,7 +39,6 @@ from actors.messages import (
     Reroute,
     RestoreConversation,
     Restored,
-    Wiring,
 )
 from actors.restore import Rebuilt, open_record, rebuild
 from actors.timed import TimedActor
@@ -49,32 +49,6 @@ from infra.codec import CodecError
 from infra.journal import JournalWriter
 
 log = structlog.get_logger("cx.host")
-
-
-class Entity(Protocol):
-    id: str
-
-    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None: ...
-
-
-class HostContext(Protocol):
-    """What an entity may do: the host's services, nothing else."""
-
-    def wired(self) -> Wiring: ...
-    def now(self) -> int: ...
-    def ref(self, entity_id: str) -> Ref: ...
-    def post(self, target: Ref, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
-    def local(self, entity_id: str, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
-    def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None: ...
-    def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None: ...
-    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None: ...
-    def arm(self, entity_id: str, key: Hashable, token: int, at: int, percent: int) -> None: ...
-    def disarm(self, entity_id: str, key: Hashable) -> None: ...
-    def spawn(self, entity: Entity) -> None: ...
-    def remove(self, entity_id: str) -> None: ...
-    def has(self, entity_id: str) -> bool: ...
-    def journal(self, conversation_id: str, record: dict[str, Any]) -> None: ...
-    def forget_journal(self, conversation_id: str) -> None: ...
 
 
 class Host(TimedActor):
