@@ -44,7 +44,6 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from actors.restore import command_record
 from actors.snapshots import event_dicts, events_after, record_dict
 from domain.commands import (
     ArchiveCommitted,
@@ -70,6 +69,7 @@ from domain.errors import Refused
 from domain.policy import Policy, Threshold
 from domain.records import Event
 from infra.config import Settings
+from infra.journal_records import closed_record, command_record
 from infra.timefmt import seconds_to_ms
 
 #: What the bot reacts to; everything else would only cost it messages.
@@ -456,7 +456,7 @@ class ConversationEntity:
         if self.machine.state is not State.CLOSING:
             return  # a second answer to a repeated request
         self.apply(ArchiveCommitted(through_seq), None, host)
-        host.journal(self.machine.id, {"k": "closed", "c": self.machine.id})
+        host.journal(self.machine.id, closed_record(self.machine.id))
         host.forget_journal(self.machine.id)
         for session_id in self.machine.session_ids():
             host.remove(session_entity_id(session_id))

@@ -47,7 +47,10 @@ from actors.messages import (
 )
 from actors.recovery import Seen, by_conversation
 from actors.restore import Rebuilt
-from infra.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
+from infra.journal import JournalWriteFailed, JournalWriter
+from infra.journal_read import read_directory
+from infra.journal_records import Record, conversation_of
+from infra.journal_segment import JournalError
 
 log = structlog.get_logger("cx.durability")
 
@@ -77,8 +80,8 @@ class DurableHost(HostContext, Protocol):
     def evict(self, conversation_id: str) -> tuple[Entity | None, list[Entity]]: ...
     def reinstate(
         self,
-        opened: dict[str, Any],
-        commands: list[dict[str, Any]],
+        opened: Record,
+        commands: list[Record],
         *,
         journal_again: bool,
         previous: tuple[Entity | None, list[Entity]] | None = None,
@@ -207,7 +210,7 @@ class Durability:
         for item in handled:
             entity_id, payload, reply_to = item
             if isinstance(payload, RestoreConversation):
-                gone.add(str(payload.opened["c"]))
+                gone.add(conversation_of(payload.opened))
                 self.parked.append(item)
                 continue
             if isinstance(payload, OpenConversation):

@@ -40,13 +40,14 @@ from actors.messages import (
     RestoreConversation,
     Restored,
 )
-from actors.restore import Rebuilt, open_record, rebuild
+from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
 from domain.errors import Refused
 from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
+from infra.journal_records import Record, conversation_of, open_record
 
 log = structlog.get_logger("cx.host")
 
@@ -274,7 +275,7 @@ class Host(TimedActor):
 
     def _restore(self, payload: RestoreConversation) -> None:
         """Rebuild a conversation from journal records (after a restart or a host crash)."""
-        conversation_id = payload.opened["c"]
+        conversation_id = conversation_of(payload.opened)
         try:
             rebuilt = self.reinstate(payload.opened, list(payload.commands), journal_again=True)
         except (CodecError, KeyError, TypeError, ValueError) as error:
@@ -289,8 +290,8 @@ class Host(TimedActor):
 
     def reinstate(
         self,
-        opened: dict[str, Any],
-        commands: list[dict[str, Any]],
+        opened: Record,
+        commands: list[Record],
         *,
         journal_again: bool,
         previous: tuple[Entity | None, list[Entity]] | None = None,
@@ -298,7 +299,7 @@ class Host(TimedActor):
         """Put a conversation on this host as its journal records have it, and resume it.
         ``journal_again``: the records come from elsewhere (this host's journal must hold the
         whole history); ``previous``: the entities it replaces here, whose subscribers it keeps."""
-        conversation_id = opened["c"]
+        conversation_id = conversation_of(opened)
         rebuilt = rebuild(opened, commands)
         if journal_again:
             for record in rebuilt.records:

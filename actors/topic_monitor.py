@@ -60,6 +60,7 @@ from actors.room_desk import RoomDesk
 from actors.router import Router
 from domain.enums import State
 from infra.archive import Archive, StorageError
+from infra.journal_records import room_of, started_sessions
 from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
@@ -301,9 +302,10 @@ class TopicMonitor(RoomDesk):
         for conversation_id, (opened, commands) in found.items():
             host = self._place()
             host.conversations += 1
-            sessions = _session_ids(opened, commands)
-            self.live[conversation_id] = _Live(host, opened["room"], "RESTORING", sessions)
-            self.room_live[opened["room"]] = conversation_id
+            sessions = started_sessions(opened, commands)
+            room_id = room_of(opened)
+            self.live[conversation_id] = _Live(host, room_id, "RESTORING", sessions)
+            self.room_live[room_id] = conversation_id
             for session_id in sessions:
                 self.session_conversation[session_id] = conversation_id
             recovery.awaiting.add(conversation_id)
@@ -422,10 +424,3 @@ class TopicMonitor(RoomDesk):
         failing = sum(1 for h in self.failing_journals if h in self.hosts)
         self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
 
-
-def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:
-    ids = []
-    for command in [opened["first"], *(r["cmd"] for r in commands)]:
-        if isinstance(command, list) and command and command[0] == "StartSession":
-            ids.append(str(command[1].get("session_id")))
-    return ids

@@ -59,15 +59,8 @@ from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
 from infra.config import DEFAULTS, ConfigError, Settings, load_config
-from infra.journal import (
-    HEADER,
-    JournalDamagedError,
-    JournalError,
-    JournalRead,
-    encode_frame,
-    read_directory,
-    read_segment,
-)
+from infra.journal_read import JournalDamagedError, JournalRead, read_directory
+from infra.journal_segment import HEADER, JournalError, encode_frame, read_segment
 from runtime.netgateway.codec import ProtocolError, decode, parse_request
 from runtime.netgateway.ops import OPS, Kind, check_args
 

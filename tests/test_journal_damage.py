@@ -20,15 +20,8 @@ from thespian.actors import ActorExitRequest
 
 from infra.archive import StorageError
 from infra.config import load_config
-from infra.journal import (
-    _FRAME,
-    HEADER,
-    JournalDamagedError,
-    JournalError,
-    encode_frame,
-    read_directory,
-    read_segment,
-)
+from infra.journal_read import JournalDamagedError, read_directory
+from infra.journal_segment import _FRAME, HEADER, JournalError, encode_frame, read_segment
 from runtime import procs
 from runtime.gateway import Gateway, UnavailableError, UnknownIdError
 from runtime.system import start
