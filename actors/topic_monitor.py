@@ -14,8 +14,7 @@ only what must wait for it.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import structlog
 from thespian.actors import ActorExitRequest
 
 from actors.bot import Bot
-from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
@@ -41,10 +39,8 @@ from actors.messages import (
     Location,
     NotApplied,
     OpenSession,
-    Ref,
     Reply,
     ReplyTo,
-    RestoreConversation,
     Restored,
     Rewired,
     StateReport,
@@ -53,15 +49,11 @@ from actors.messages import (
     StorageHealth,
     WatchHosts,
 )
-from actors.recovery import move_aside, plan_recovery
-from actors.room_desk import HostInfo as _HostInfo
-from actors.room_desk import Live as _Live
-from actors.room_desk import RoomDesk
+from actors.recovery_desk import RecoveryDesk
+from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
 from infra.archive import Archive, StorageError
-from infra.journal_records import room_of, started_sessions
-from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
@@ -70,36 +62,11 @@ READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
-@dataclass(slots=True)
-class _Boot:
-    now: int = 0  # the latest journaled time: a virtual clock resumes there
-    restored: int = 0
-    damage: list[str] = field(default_factory=list)
-    error: str | None = None
-    refused: list[dict[str, Any]] = field(default_factory=list)  # mid-log damage (Damage)
-    salvaged: list[dict[str, Any]] = field(default_factory=list)  # losses (actors.recovery.Loss)
-
-
-@dataclass(slots=True)
-class _Recovery:
-    """Journal directories being replaced by restored copies; deleted once all are back."""
-
-    directories: list[Path]
-    awaiting: set[str]
-    failed: bool = False
-    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
-
-
-class TopicMonitor(RoomDesk):
+class TopicMonitor(RecoveryDesk):
     def __init__(self) -> None:
         super().__init__()
-        # By host id: an address's text can change once Thespian resolves it; compare with ==.
-        self.hosts: dict[str, _HostInfo] = {}
-        self._host_seq = 0
-        self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.failing_journals: dict[str, str] = {}  # host id -> why its journal fails
-        self.boot = _Boot()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,9 +88,9 @@ class TopicMonitor(RoomDesk):
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
-            self._new_host()
+            self.placement.new_host()
         # A system started on storage that holds journals restores those conversations first.
-        self.boot.restored = self._recover(previous, salvage=settings.storage.salvage_journal)
+        self.boot.restored = self.recover(previous, salvage=settings.storage.salvage_journal)
 
     def on_exit(self) -> None:
         if self.archive is not None:
@@ -140,10 +107,9 @@ class TopicMonitor(RoomDesk):
         if address == self.archivist:
             self.archivist_exited(address)
             return
-        lost = next((h for h in self.hosts.values() if h.address == address), None)
-        if lost is None or self.archive is None:  # not a host, or the system is shutting down
+        lost = self.placement.lost(address)
+        if lost is None:  # not a host
             return
-        del self.hosts[lost.host_id]
         for watcher in self.watchers:  # gateways drop their cached address of it
             self.send(watcher, HostLost(address))
         clock = self.wired().clock
@@ -154,16 +120,16 @@ class TopicMonitor(RoomDesk):
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
         for conversation_id in orphans:
-            self._forget(conversation_id)
+            self.forget(conversation_id)
         if self.wiring is not None:
             # Rebuild its conversations from its journal on another host.
             directory = Path(self.wired().settings.storage.journal) / lost.host_id
-            restored = self._recover([directory], salvage=False)  # salvage is for a person
+            restored = self.recover([directory], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)
 
-    def _answer_opening(self, conversation_id: str, live: _Live) -> None:
+    def _answer_opening(self, conversation_id: str, live: Live) -> None:
         """A new conversation's host died before the conversation reported that it opened: its
         caller would wait for an answer that will never come. A conversation opens and is
         journaled before it answers, so: rebuilt from the journal, it is open (the answer may
@@ -192,14 +158,13 @@ class TopicMonitor(RoomDesk):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            others = (h.address for h in self.hosts.values())
-            for target in (wiring.router, wiring.agents, self.archivist, *others):
+            for target in (wiring.router, wiring.agents, self.archivist, *self.placement.addresses()):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, Reply | Failure):
             self.archivist_answered(message)
         elif isinstance(message, AgentsLost):
-            for host in self.hosts.values():
-                self.send(host.address, message)
+            for address in self.placement.addresses():
+                self.send(address, message)
         elif isinstance(message, Directory):
             self.send(
                 sender,
@@ -211,7 +176,7 @@ class TopicMonitor(RoomDesk):
             owners = [
                 self.wired().router,
                 self.archivist,
-                *(h.address for h in self.hosts.values()),
+                *self.placement.addresses(),
             ]
             self.send(sender, Reply(message.call_id, owners))
         else:
@@ -238,7 +203,7 @@ class TopicMonitor(RoomDesk):
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
         elif isinstance(payload, Restored):
-            self._restored(payload)
+            self.restored(payload)
         elif isinstance(payload, NotApplied):
             self._not_applied(payload)
         elif isinstance(payload, StorageHealth):
@@ -253,7 +218,7 @@ class TopicMonitor(RoomDesk):
         conversation it was opening was never opened."""
         live = self.release_session(notice.conversation_id, notice.session_id)
         if live is not None and notice.opening:
-            self._close_out(notice.conversation_id)
+            self.close_out(notice.conversation_id)
 
     def _storage_health(self, health: StorageHealth) -> None:
         if health.problem is None:
@@ -275,98 +240,20 @@ class TopicMonitor(RoomDesk):
         new = self.wired()
         log.error("actor_restarted", actor="Router" if router else "Bot")
         self.send(new.router if router else new.bot, new)
-        for target in (*(h.address for h in self.hosts.values()), new.agents):
+        for target in (*self.placement.addresses(), new.agents):
             self.send(target, Rewired(new, reroute=router))
 
-    # ------------------------------------------------------------------ recovery
+    # ------------------------------------------------------------------ hosts
 
-    def _recover(self, directories: list[Path], *, salvage: bool) -> int:
-        """Restore every live conversation journaled in ``directories`` onto hosts; the
-        directories are deleted (salvaged damaged ones moved aside) once every one of them is
-        back (each host journals its restored conversations' whole history again)."""
-        archive = self._archive_or_fail()
-        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
-        for error in plan.errors:
-            log.error("journal_refused", error=error)
-            self.boot.error = error
-        self.boot.refused.extend(asdict(d) for d in plan.refused)
-        for problem in plan.damage:
-            log.warning("journal_damaged", problem=problem)
-            self.boot.damage.append(problem)
-        for loss in plan.losses:
-            log.warning("journal_salvaged", **loss.as_dict())
-            self.boot.salvaged.append(loss.as_dict())
-        self.boot.now = max(self.boot.now, plan.now)
-        found = {c: v for c, v in plan.found.items() if c not in self.live}
-        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
-        for conversation_id, (opened, commands) in found.items():
-            host = self._place()
-            host.conversations += 1
-            sessions = started_sessions(opened, commands)
-            room_id = room_of(opened)
-            self.live[conversation_id] = _Live(host, room_id, "RESTORING", sessions)
-            self.room_live[room_id] = conversation_id
-            for session_id in sessions:
-                self.session_conversation[session_id] = conversation_id
-            recovery.awaiting.add(conversation_id)
-            self.post(
-                Ref(host.address, conversation_entity_id(conversation_id)),
-                RestoreConversation(opened, tuple(commands)),
-            )
-        self._recoveries.append(recovery)
-        self._settle_recoveries()
-        return len(recovery.awaiting)
-
-    def _restored(self, restored: Restored) -> None:
-        for recovery in self._recoveries:
-            if restored.conversation_id in recovery.awaiting:
-                recovery.awaiting.discard(restored.conversation_id)
-                recovery.failed = recovery.failed or not restored.ok
-        if not restored.ok:
-            log.error(
-                "restore_failed",
-                conversation_id=restored.conversation_id,
-                problems=restored.problems,
-            )
-        self._settle_recoveries()
-
-    def _settle_recoveries(self) -> None:
-        for recovery in [r for r in self._recoveries if not r.awaiting]:
-            self._recoveries.remove(recovery)
-            if recovery.failed:
-                continue  # keep the journals of what could not be restored, for a person to look at
-            for directory in recovery.directories:
-                shutil.rmtree(directory, ignore_errors=True)
-            for directory in recovery.damaged:  # kept for a person to look at
-                log.warning(
-                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
-                )
-
-    # ------------------------------------------------------------------ placement
-
-    def _place(self) -> _HostInfo:
-        per_host = self.wired().settings.placement.per_host
-        for host in self.hosts.values():
-            if host.conversations < per_host:
-                return host
-        return self._new_host()
-
-    def _new_host(self) -> _HostInfo:
-        self._host_seq += 1
+    def start_host(self, host_id: str) -> Any:
         address = self.createActor(Host)
-        # Unique across restarts: the name is also the host's journal directory.
-        host = _HostInfo(address, f"host-{wall_ms():x}-{self._host_seq}")
-        self.hosts[host.host_id] = host
-        self.send(address, HostInit(host.host_id, "conversations", self.wired(), self.now()))
-        return host
+        self.send(address, HostInit(host_id, "conversations", self.wired(), self.now()))
+        return address
 
-    def _retire_if_idle(self, host: _HostInfo) -> None:
-        keep = self.wired().settings.placement.hosts
-        if host.conversations == 0 and len(self.hosts) > keep:
-            del self.hosts[host.host_id]
-            self.send(host.address, ActorExitRequest())
+    def stop_host(self, address: Any) -> None:
+        self.send(address, ActorExitRequest())
 
-    # ------------------------------------------------------------------ states and archive
+    # ------------------------------------------------------------------ states
 
     def _state_report(self, report: StateReport) -> None:
         live = self.live.get(report.conversation_id)
@@ -377,22 +264,7 @@ class TopicMonitor(RoomDesk):
         if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
             del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
         if report.state == State.CLOSED.value:
-            self._close_out(report.conversation_id)
-
-    def _close_out(self, conversation_id: str) -> None:
-        """The conversation is no longer live (closed, or never opened): its host has room."""
-        host = self.live[conversation_id].host
-        self._forget(conversation_id)
-        host.conversations -= 1
-        self._retire_if_idle(host)
-
-    def _forget(self, conversation_id: str) -> None:
-        live = self.live.pop(conversation_id)
-        for session_id in live.sessions:
-            if self.session_conversation.get(session_id) == conversation_id:
-                del self.session_conversation[session_id]
-        if self.room_live.get(live.room_id) == conversation_id:
-            del self.room_live[live.room_id]
+            self.close_out(report.conversation_id)
 
     # ------------------------------------------------------------------ queries
 
@@ -421,6 +293,6 @@ class TopicMonitor(RoomDesk):
         counts: dict[str, int] = {}
         for live in self.live.values():
             counts[live.state] = counts.get(live.state, 0) + 1
-        failing = sum(1 for h in self.failing_journals if h in self.hosts)
+        failing = sum(1 for h in self.failing_journals if h in self.placement.hosts)
         self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
 

@@ -250,7 +250,7 @@ def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(
         monitor = gw._system._systemBase.actorRegistry[
             gw._actors.monitor.actorAddressString
         ].instance
-        (host,) = monitor.hosts.values()
+        (host,) = monitor.placement.hosts.values()
         gw._system.tell(host.address, ActorExitRequest())
         assert gw.status()["conversations"] == {}  # none restored from the damaged journal
         for ref in refs:
