@@ -55,13 +55,18 @@ class RecoveryDesk(RoomDesk):
     def __init__(self) -> None:
         super().__init__()
         self._recoveries: list[_Recovery] = []
+        self._deferred: list[tuple[list[Path], bool]] = []  # until the archive is open
         self.boot = Boot()
 
     def recover(self, directories: list[Path], *, salvage: bool) -> int:
         """Restore every live conversation journaled in ``directories`` onto hosts; the
         directories are deleted (salvaged damaged ones moved aside) once every one of them is
-        back. The number of conversations sent to be restored."""
-        archive = self._archive_or_fail()
+        back. The number of conversations sent to be restored (0 while the archive is not open
+        yet: they are restored by :meth:`recover_deferred` once it is)."""
+        if self.archive is None:
+            self._deferred.append((directories, salvage))
+            return 0
+        archive = self.archive
         plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
         for error in plan.errors:
             log.error("journal_refused", error=error)
@@ -93,6 +98,11 @@ class RecoveryDesk(RoomDesk):
         self._recoveries.append(recovery)
         self._settle_recoveries()
         return len(recovery.awaiting)
+
+    def recover_deferred(self) -> int:
+        """Restore what waited for the archive to open; the number of conversations."""
+        deferred, self._deferred = self._deferred, []
+        return sum(self.recover(d, salvage=salvage) for d, salvage in deferred)
 
     def restored(self, restored: Restored) -> None:
         """A host reports a conversation rebuilt (or not)."""

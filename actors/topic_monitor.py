@@ -26,6 +26,7 @@ from actors.host import Host
 from actors.messages import (
     AgentsLost,
     AlarmAt,
+    ArchiveOpened,
     BootStatus,
     Bounced,
     ClockDriver,
@@ -67,6 +68,11 @@ class TopicMonitor(RecoveryDesk):
         super().__init__()
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.failing_journals: dict[str, str] = {}  # host id -> why its journal fails
+        # Until the archive is open for reading (ArchiveOpened): requests and boot queries wait.
+        self.opened = False
+        self.held: list[tuple[Deliver, Any]] = []
+        self.boot_queries: list[tuple[Any, str]] = []
+        self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,26 +85,48 @@ class TopicMonitor(RecoveryDesk):
         for address in (self.wired().router, self.wired().bot, self.wired().agents):
             self.send(address, self.wired())
         settings = self.wired().settings
-        self.archive = Archive(
-            settings.storage.archive,
-            fsync=settings.storage.fsync,
-            busy_timeout_ms=READ_BUSY_TIMEOUT_MS,
-        )
+        # The Archivist creates the archive on new storage and says when it is open: this
+        # actor writes nothing to it, not even its schema (see _archive_opened).
         self.new_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
             self.placement.new_host()
-        # A system started on storage that holds journals restores those conversations first.
-        self.boot.restored = self.recover(previous, salvage=settings.storage.salvage_journal)
+        # A system started on storage that holds journals restores those conversations first,
+        # once the archive is open (it says which of them are archived already).
+        self.recover(previous, salvage=settings.storage.salvage_journal)
+
+    def _archive_opened(self, opened: ArchiveOpened) -> None:
+        """The Archivist has opened the archive: open the reading connection, restore what
+        the journals hold, then answer what waited. A new Archivist's notice changes nothing."""
+        if self.opened:
+            return
+        self.opened = True
+        storage = self.wired().settings.storage
+        try:
+            self.archive = Archive(
+                storage.archive, create=False, busy_timeout_ms=READ_BUSY_TIMEOUT_MS
+            )
+        except StorageError as error:
+            problem = opened.problem or str(error)
+            log.error("archive_unavailable", error=problem)
+            self.boot.error = f"the archive cannot be opened: {problem}"
+        else:
+            self.boot.restored = self.recover_deferred()
+        for sender, call_id in self.boot_queries:
+            self.send(sender, Reply(call_id, asdict(self.boot)))
+        held, self.held, self.boot_queries = self.held, [], []
+        for item, sender in held:
+            self.on_deliver(item, sender)
 
     def on_exit(self) -> None:
+        self.stopping = True
         if self.archive is not None:
             self.archive.close()
             self.archive = None
 
     def on_child_exited(self, address: Any) -> None:
-        if self.archive is None:  # shutting down
+        if self.stopping:
             return
         wiring = self.wired()
         if address in (wiring.router, wiring.bot):
@@ -170,8 +198,13 @@ class TopicMonitor(RecoveryDesk):
                 sender,
                 Reply(message.call_id, {"router": self.wired().router, "bot": self.wired().bot}),
             )
+        elif isinstance(message, ArchiveOpened):
+            self._archive_opened(message)
         elif isinstance(message, BootStatus):
-            self.send(sender, Reply(message.call_id, asdict(self.boot)))
+            if self.opened:
+                self.send(sender, Reply(message.call_id, asdict(self.boot)))
+            else:
+                self.boot_queries.append((sender, message.call_id))
         elif isinstance(message, ListTimerOwners):
             owners = [
                 self.wired().router,
@@ -183,7 +216,13 @@ class TopicMonitor(RecoveryDesk):
             super().on_message(message, sender)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
+        if not self.opened:
+            self.held.append((item, sender))
+            return
         payload, reply_to = item.payload, item.reply_to
+        if self.archive is None:
+            self._unreadable(payload, reply_to, StorageError(str(self.boot.error)))
+            return
         try:
             self._handle(payload, reply_to)
         except StorageError as error:  # a read refused: looked up before anything changed

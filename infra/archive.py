@@ -135,17 +135,22 @@ class Archive:
         *,
         busy_timeout_ms: int = 5000,
         read_only: bool = False,
+        create: bool = True,
         fsync: str = "always",
     ) -> None:
+        """``read_only``: a connection that cannot write. ``create=False``: open an archive
+        that exists, as it is: neither the file, nor its schema, nor its journal mode is
+        created or changed here (a reader beside the writer that created it)."""
         in_memory = str(path) == ":memory:"
-        if in_memory and read_only:
-            raise ValueError("a read-only archive needs a file")
+        if in_memory and (read_only or not create):
+            raise ValueError("a read-only or existing archive needs a file")
         self._name = ":memory:" if in_memory else str(Path(path))
         try:
             if in_memory:
                 target, uri = ":memory:", False
-            elif read_only:
-                target, uri = Path(path).resolve().as_uri() + "?mode=ro", True
+            elif read_only or not create:
+                mode = "ro" if read_only else "rw"
+                target, uri = Path(path).resolve().as_uri() + f"?mode={mode}", True
             else:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 target, uri = str(path), False
@@ -161,24 +166,24 @@ class Archive:
             raise StorageError(f"{self._name}: cannot open: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         try:
-            if not in_memory and not read_only:
+            if not in_memory and not read_only and create:
                 # WAL: readers never block the writer and vice versa. storage.fsync picks
                 # durability against a machine crash: always = FULL (every commit is on disk
                 # before CLOSED), interval = NORMAL (WAL synced at checkpoints), never = OFF.
                 # Against a process crash every commit is safe under all three.
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}")
-            self._open_schema(read_only)
+            self._open_schema(create=create and not read_only)
         except BaseException as exc:
             self._db.close()
             if isinstance(exc, sqlite3.Error):  # e.g. "file is not a database"
                 raise StorageError(f"{self._name}: cannot open: {exc}") from exc
             raise
 
-    def _open_schema(self, read_only: bool) -> None:
+    def _open_schema(self, *, create: bool) -> None:
         try:
             version = self._version()
-            if version == 0 and not read_only:
+            if version == 0 and create:
                 with self._write():
                     # Read again under the write lock: another process may have just created it.
                     version = self._version()
