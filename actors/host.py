@@ -22,7 +22,7 @@ from actors.agent import AgentEntity
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
 from actors.context import Entity
-from actors.conversation import ConversationEntity, policy_of
+from actors.conversation import ConversationEntity
 from actors.durability import PROBE_KEY, Durability, Item
 from actors.messages import (
     AgentLogin,
@@ -48,6 +48,7 @@ from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
 from infra.journal_records import Record, conversation_of, open_record
+from infra.policies import conversation_policy
 
 log = structlog.get_logger("cx.host")
 
@@ -331,7 +332,7 @@ class Host(TimedActor):
 
     def _policy(self) -> Policy:
         if self._cached_policy is None:
-            self._cached_policy = policy_of(self.wired().settings)
+            self._cached_policy = conversation_policy(self.wired().settings)
         return self._cached_policy
 
     def _not_here(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> None:
