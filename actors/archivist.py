@@ -48,7 +48,8 @@ from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
-from infra.archive import Archive, RoomRecord, StorageError
+from infra.archive import Archive, StorageError
+from infra.archive_rows import RoomRecord
 
 log = structlog.get_logger("cx.archivist")
 

@@ -36,7 +36,8 @@ from domain.commands import StartSession
 from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
 from domain.errors import Refused
-from infra.archive import Archive, RoomRecord, StorageError
+from infra.archive import Archive, StorageError
+from infra.archive_rows import RoomRecord
 
 log = structlog.get_logger("cx.monitor")
 

@@ -74,7 +74,9 @@ def read_directory(directory: Path, *, salvage: bool = False) -> JournalRead:
     """
     records: list[Record] = []
     found: list[tuple[int, Damage]] = []
-    scanned = [(path, list(scan(path))) for path in sorted(directory.glob("*.seg"), key=segment_number)]
+    scanned = [
+        (path, list(scan(path))) for path in sorted(directory.glob("*.seg"), key=segment_number)
+    ]
     superseded = max(
         (
             compacted_through(item)

@@ -38,6 +38,7 @@ def encode_frame(record: Record) -> bytes:
     payload: bytes = msgpack.packb(record, use_bin_type=True)
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
+
 def segment_number(path: Path) -> int:
     return int(path.stem) if path.stem.isdigit() else 0
 
