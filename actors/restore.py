@@ -16,7 +16,7 @@ from domain.effects import Publish
 from domain.errors import Refused
 from domain.records import Event
 from infra.codec import CodecError
-from infra.journal_records import Record, journaled_events, parse_command, parse_open
+from infra.journal_records import Record, journaled_events, parse_command, parse_open, time_of
 
 
 @dataclass
@@ -51,7 +51,7 @@ def rebuild(opened: Record, commands: list[Record]) -> Rebuilt:
             command = applied.command
             effects = machine.handle(command, applied.at)
         except (CodecError, Refused) as error:
-            rebuilt.problems.append(f"record at t={record.get('t')} not replayed: {error}")
+            rebuilt.problems.append(f"record at t={time_of(record)} not replayed: {error}")
             continue
         produced = [e.event for e in effects if isinstance(e, Publish)]
         journaled = journaled_events(record, machine.room_id)
