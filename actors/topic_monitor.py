@@ -1,15 +1,21 @@
 """The TopicMonitor: supervises every conversation from creation to the archive.
 
-It serialises get-or-create per room (so two first messages of one customer never open two
-live conversations: :class:`~actors.room_desk.RoomDesk`), places conversations on hosts (its
-children), follows their states and rebuilds those of a host that died. It only reads the
-archive; every write goes to its child the :class:`~actors.archivist.Archivist`
-(a new one if it dies), and the answer comes back asynchronously: a closing conversation is
-told ``ArchiveDone`` (it becomes CLOSED) once its archive transaction has committed, a
-customer's first contact is opened once its identity and room are stored (refused
-``unavailable`` if the archive refuses them). Reads of what is archived (snapshots, events,
-room history) and late activities go to the Archivist too, so that a locked archive delays
-only what must wait for it.
+It is one actor made of parts of one purpose each: the room registry and get-or-create per
+room (:class:`~actors.room_desk.RoomDesk`: two first messages of one customer never open two
+live conversations), placement on conversation hosts (:class:`~actors.placement.Placement`),
+restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), and its
+side of the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
+what is the supervisor's own: its children (hosts, Router, Bot, Archivist; a new one if one
+dies, a dead host's conversations rebuilt elsewhere), start-up, and the conversations'
+lifecycle at its level (state reports, close-out, locate, status).
+
+It only reads the archive, through a connection opened once the Archivist has opened (and on
+new storage created) it; every write goes to the Archivist, and the answer comes back
+asynchronously: a closing conversation is told ``ArchiveDone`` (it becomes CLOSED) once its
+archive transaction has committed, a customer's first contact is opened once its identity and
+room are stored (refused ``unavailable`` if the archive refuses them). Reads of what is
+archived (snapshots, events, room history) and late activities go to the Archivist too, so
+that a locked archive delays only what must wait for it.
 """
 
 from __future__ import annotations
