@@ -281,3 +281,18 @@ def test_the_topic_monitor_writes_nothing_to_the_archive_not_even_its_schema(
     assert write_attempts[id(monitor(gw).archive)] == 0
     # the schema, the first contact, the closed conversation
     assert write_attempts[id(archivist(gw).archive)] == 3
+
+
+def test_a_start_on_a_file_that_is_not_an_archive_is_refused_naming_it(tmp_path: Path) -> None:
+    """The Archivist cannot open it, nor the monitor read it: the start fails with the file and
+    the problem (before: a traceback in the monitor's log and an engine that never started)."""
+    path = tmp_path / "archive.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as foreign:
+        foreign.execute("CREATE TABLE other (x)")
+        foreign.commit()
+    config = {
+        "storage": {"archive": str(path), "journal": str(tmp_path / "journal")},
+        "logging": {"level": "error"},
+    }
+    with pytest.raises(UnavailableError, match=r"archive\.sqlite3: not an archive"):
+        Gateway.embedded(config, seed=0)
