@@ -56,6 +56,9 @@ class RecordKind(StrEnum):
     COMPACTED = "compacted"
 
 
+_KINDS = {kind.value: kind for kind in RecordKind}
+
+
 class RecordError(CodecError):
     """A journal record that does not read as its kind says: ``field`` is what is wrong."""
 
@@ -136,11 +139,7 @@ def is_record(value: Any) -> bool:
 def kind_of(record: Record) -> RecordKind | None:
     """The record's kind; None for a kind this engine does not know (skipped)."""
     kind = record.get("k")
-    return (
-        RecordKind(kind)
-        if isinstance(kind, str) and kind in RecordKind._value2member_map_
-        else None
-    )
+    return _KINDS.get(kind) if isinstance(kind, str) else None
 
 
 def conversation_of(record: Record) -> str:
