@@ -41,7 +41,7 @@ from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
 
 if TYPE_CHECKING:
-    from actors.host import HostContext
+    from actors.context import HostContext
 
 
 def agent_entity_id(agent_id: str) -> str:

@@ -37,6 +37,7 @@ from actors.messages import (
     ArchivedQuery,
     ArchiveLateRequest,
     ArchiveNext,
+    ArchiveOpened,
     ArchiveRequest,
     Deliver,
     ReplyTo,
@@ -47,7 +48,8 @@ from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
-from infra.archive import Archive, RoomRecord, StorageError
+from infra.archive import Archive, StorageError
+from infra.archive_rows import RoomRecord
 
 log = structlog.get_logger("cx.archivist")
 
@@ -78,10 +80,15 @@ class Archivist(TimedActor):
         self._next_sent = False  # an ArchiveNext is on its way
 
     def on_wired(self, sender: Any) -> None:
+        """Open the archive (creating it on new storage) and tell the TopicMonitor, which reads
+        it through a connection of its own that never creates or writes anything."""
+        problem = None
         try:
             self._storage()
         except StorageError as error:  # opened again at the next attempt
             log.error("archive_unavailable", error=str(error))
+            problem = str(error)
+        self.send(sender, ArchiveOpened(problem))
 
     def on_exit(self) -> None:
         if self.archive is not None:

@@ -13,9 +13,11 @@ import structlog
 
 from actors.base import EngineActor
 from actors.messages import Apply, BotDelivery, Deliver
-from domain.bot import BotScript, BotView, DefaultBot
+from domain.bot import BotView, DefaultBot
 from domain.commands import Command
 from domain.records import Event
+from infra.config import Settings
+from infra.policies import bot_script
 
 log = structlog.get_logger("cx.bot")
 
@@ -24,21 +26,12 @@ class BotPolicy(Protocol):
     def react(self, event: Event, view: BotView) -> list[Command]: ...
 
 
-def load_bot(settings: Any) -> BotPolicy:
+def load_bot(settings: Settings) -> BotPolicy:
     """The bot named by ``bot.class_path`` (built with the BotScript), else the default bot."""
-    bot = settings.bot
-    script = BotScript(
-        welcome=bot.welcome,
-        answer=bot.answer,
-        agent_keywords=tuple(bot.agent_keywords),
-        hold_notice=bot.hold_notice,
-        resume_notice=bot.resume_notice,
-        no_agent_notice=bot.no_agent_notice,
-        queue=settings.routing.default_queue,
-    )
-    if bot.class_path is None:
+    script, class_path = bot_script(settings), settings.bot.class_path
+    if class_path is None:
         return DefaultBot(script)
-    module_name, _, class_name = bot.class_path.partition(":")
+    module_name, _, class_name = class_path.partition(":")
     policy_class = getattr(importlib.import_module(module_name), class_name)
     policy: BotPolicy = policy_class(script)
     return policy

@@ -23,7 +23,7 @@ from domain.commands import CustomerMessage
 from domain.records import Event
 
 if TYPE_CHECKING:
-    from actors.host import HostContext
+    from actors.context import HostContext
 
 
 class ChannelSessionEntity:

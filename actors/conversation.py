@@ -7,8 +7,6 @@ out, and every state change is reported to the TopicMonitor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -44,7 +42,6 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from actors.restore import command_record
 from actors.snapshots import event_dicts, events_after, record_dict
 from domain.commands import (
     ArchiveCommitted,
@@ -65,12 +62,10 @@ from domain.effects import (
     ReleaseAgent,
     RouteRequest,
 )
-from domain.enums import SUPERVISOR_ROLES, State, ThresholdAction
+from domain.enums import SUPERVISOR_ROLES, State
 from domain.errors import Refused
-from domain.policy import Policy, Threshold
 from domain.records import Event
-from infra.config import Settings
-from infra.timefmt import seconds_to_ms
+from infra.journal_records import closed_record, command_record
 
 #: What the bot reacts to; everything else would only cost it messages.
 BOT_INTERESTS = frozenset(
@@ -84,43 +79,13 @@ BOT_INTERESTS = frozenset(
 )
 
 if TYPE_CHECKING:
-    from actors.host import HostContext
+    from actors.context import HostContext
 ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
 ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 
 
 class _Poisoned(Exception):
     """A command failed inside the machine for a reason other than a refusal."""
-
-
-def policy_of(settings: Settings) -> Policy:
-    """The state machine's view of the configuration (times in ms)."""
-    timers, routing = settings.timers, settings.routing
-    return Policy(
-        bot_enabled=settings.bot.enabled,
-        wrap_up_enabled=timers.wrap_up_enabled,
-        wrap_up_ms=seconds_to_ms(timers.wrap_up_seconds),
-        hold_max_ms=seconds_to_ms(timers.hold_max_seconds),
-        agent_sla_ms=seconds_to_ms(timers.agent_sla_seconds),
-        agent_sla_thresholds=_thresholds(timers.agent_sla_thresholds),
-        queue_sla_ms=MappingProxyType(
-            {
-                name: seconds_to_ms(queue.agent_sla_seconds)
-                for name, queue in routing.queues.items()
-                if queue.agent_sla_seconds is not None
-            }
-        ),
-        inactivity_ms=seconds_to_ms(timers.customer_inactivity_seconds),
-        channel_inactivity_ms=MappingProxyType(
-            {k: seconds_to_ms(v) for k, v in timers.customer_inactivity_channels.items()}
-        ),
-        inactivity_thresholds=_thresholds(timers.customer_inactivity_thresholds),
-        default_queue=routing.default_queue,
-    )
-
-
-def _thresholds(items: Iterable[Any]) -> tuple[Threshold, ...]:
-    return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)
 
 
 def conversation_entity_id(conversation_id: str) -> str:
@@ -456,7 +421,7 @@ class ConversationEntity:
         if self.machine.state is not State.CLOSING:
             return  # a second answer to a repeated request
         self.apply(ArchiveCommitted(through_seq), None, host)
-        host.journal(self.machine.id, {"k": "closed", "c": self.machine.id})
+        host.journal(self.machine.id, closed_record(self.machine.id))
         host.forget_journal(self.machine.id)
         for session_id in self.machine.session_ids():
             host.remove(session_entity_id(session_id))

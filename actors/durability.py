@@ -24,10 +24,12 @@ while handling one Thespian message with one write, before any reply or message 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
+from actors.alarms import AlarmHeap
+from actors.context import Entity, HostContext
 from actors.messages import (
     Alarm,
     Apply,
@@ -44,10 +46,11 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.recovery import Seen, by_conversation
-from infra.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
-
-if TYPE_CHECKING:
-    from actors.host import Host
+from actors.restore import Rebuilt
+from infra.journal import JournalWriteFailed, JournalWriter
+from infra.journal_read import read_directory
+from infra.journal_records import Record, conversation_of
+from infra.journal_segment import JournalError
 
 log = structlog.get_logger("cx.durability")
 
@@ -63,9 +66,31 @@ _REFUSED = (Apply, JoinSession, SubscribeRequest, OpenConversation)
 _PARKED = (Alarm, ArchiveDone, RestoreConversation)
 
 
+class DurableHost(HostContext, Protocol):
+    """What :class:`Durability` needs of its host (:class:`~actors.host.Host`) beyond what
+    an entity may do: its alarm heap, dropping what a message produced, and taking a
+    conversation off and putting it back as its journal has it."""
+
+    host_id: str
+    alarms: AlarmHeap
+
+    def discard_output(self) -> None: ...
+    def enqueue(self, items: list[Item]) -> None: ...
+    def conversation_of(self, entity_id: str) -> str | None: ...
+    def evict(self, conversation_id: str) -> tuple[Entity | None, list[Entity]]: ...
+    def reinstate(
+        self,
+        opened: Record,
+        commands: list[Record],
+        *,
+        journal_again: bool,
+        previous: tuple[Entity | None, list[Entity]] | None = None,
+    ) -> Rebuilt: ...
+
+
 @dataclass
 class Durability:
-    host: Host
+    host: DurableHost
     journal: JournalWriter
     handled: list[Item] = field(default_factory=list)  # this Thespian message's mailbox items
     parked: list[Item] = field(default_factory=list)
@@ -185,7 +210,7 @@ class Durability:
         for item in handled:
             entity_id, payload, reply_to = item
             if isinstance(payload, RestoreConversation):
-                gone.add(str(payload.opened["c"]))
+                gone.add(conversation_of(payload.opened))
                 self.parked.append(item)
                 continue
             if isinstance(payload, OpenConversation):

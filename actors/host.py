@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from actors.agent import AgentEntity
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
-from actors.conversation import ConversationEntity, policy_of
+from actors.context import Entity
+from actors.conversation import ConversationEntity
 from actors.durability import PROBE_KEY, Durability, Item
 from actors.messages import (
     AgentLogin,
@@ -38,43 +39,18 @@ from actors.messages import (
     Reroute,
     RestoreConversation,
     Restored,
-    Wiring,
 )
-from actors.restore import Rebuilt, open_record, rebuild
+from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
 from domain.errors import Refused
 from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
+from infra.journal_records import Record, conversation_of, open_record
+from infra.policies import conversation_policy
 
 log = structlog.get_logger("cx.host")
-
-
-class Entity(Protocol):
-    id: str
-
-    def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None: ...
-
-
-class HostContext(Protocol):
-    """What an entity may do: the host's services, nothing else."""
-
-    def wired(self) -> Wiring: ...
-    def now(self) -> int: ...
-    def ref(self, entity_id: str) -> Ref: ...
-    def post(self, target: Ref, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
-    def local(self, entity_id: str, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
-    def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None: ...
-    def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None: ...
-    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None: ...
-    def arm(self, entity_id: str, key: Hashable, token: int, at: int, percent: int) -> None: ...
-    def disarm(self, entity_id: str, key: Hashable) -> None: ...
-    def spawn(self, entity: Entity) -> None: ...
-    def remove(self, entity_id: str) -> None: ...
-    def has(self, entity_id: str) -> bool: ...
-    def journal(self, conversation_id: str, record: dict[str, Any]) -> None: ...
-    def forget_journal(self, conversation_id: str) -> None: ...
 
 
 class Host(TimedActor):
@@ -300,7 +276,7 @@ class Host(TimedActor):
 
     def _restore(self, payload: RestoreConversation) -> None:
         """Rebuild a conversation from journal records (after a restart or a host crash)."""
-        conversation_id = payload.opened["c"]
+        conversation_id = conversation_of(payload.opened)
         try:
             rebuilt = self.reinstate(payload.opened, list(payload.commands), journal_again=True)
         except (CodecError, KeyError, TypeError, ValueError) as error:
@@ -315,8 +291,8 @@ class Host(TimedActor):
 
     def reinstate(
         self,
-        opened: dict[str, Any],
-        commands: list[dict[str, Any]],
+        opened: Record,
+        commands: list[Record],
         *,
         journal_again: bool,
         previous: tuple[Entity | None, list[Entity]] | None = None,
@@ -324,7 +300,7 @@ class Host(TimedActor):
         """Put a conversation on this host as its journal records have it, and resume it.
         ``journal_again``: the records come from elsewhere (this host's journal must hold the
         whole history); ``previous``: the entities it replaces here, whose subscribers it keeps."""
-        conversation_id = opened["c"]
+        conversation_id = conversation_of(opened)
         rebuilt = rebuild(opened, commands)
         if journal_again:
             for record in rebuilt.records:
@@ -356,7 +332,7 @@ class Host(TimedActor):
 
     def _policy(self) -> Policy:
         if self._cached_policy is None:
-            self._cached_policy = policy_of(self.wired().settings)
+            self._cached_policy = conversation_policy(self.wired().settings)
         return self._cached_policy
 
     def _not_here(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> None:

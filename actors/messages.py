@@ -600,6 +600,15 @@ class StoreIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveOpened:
+    """The Archivist to the TopicMonitor: it has opened the archive (creating the file and its
+    schema on new storage), so the monitor may open its reading connection; ``problem`` if the
+    archive could not be opened."""
+
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveNext:
     """The Archivist to itself: go on with the archive writes still waiting (a long backlog is
     written a slice at a time, so that other requests are served in between)."""

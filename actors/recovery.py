@@ -30,7 +30,9 @@ from typing import Any
 
 from actors.restore import rebuild
 from infra.codec import CodecError
-from infra.journal import Damage, JournalDamagedError, JournalError, JournalRead, read_directory
+from infra.journal_read import JournalDamagedError, JournalRead, read_directory
+from infra.journal_records import Record, RecordKind, conversation_of, kind_of, time_of
+from infra.journal_segment import Damage, JournalError
 
 DAMAGED_DIRECTORY = "damaged"
 
@@ -51,7 +53,7 @@ class Loss:
 
 @dataclass
 class Plan:
-    found: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+    found: dict[str, tuple[Record, list[Record]]] = field(default_factory=dict)
     directories: list[Path] = field(default_factory=list)  # read: deleted once restored
     damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside once restored
     now: int = 0  # the latest journaled time
@@ -65,9 +67,9 @@ class Plan:
 class Seen:
     """One conversation's records in a host's journal, as read in order."""
 
-    opened: dict[str, Any] | None = None
+    opened: Record | None = None
     opened_at: int = -1  # index of the open record in the directory's records
-    commands: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[Record] = field(default_factory=list)
     last_at: int = -1
     closed: bool = False
 
@@ -97,8 +99,8 @@ def plan_recovery(
     chosen: dict[str, tuple[Seen, JournalRead]] = {}
     for _, read in reads:
         for conversation_id, seen in by_conversation(read.records).items():
-            times = [r["t"] for r in ([seen.opened] if seen.opened else []) + seen.commands]
-            plan.now = max(plan.now, *times, 0)
+            records = ([seen.opened] if seen.opened else []) + seen.commands
+            plan.now = max(plan.now, *(time_of(r) or 0 for r in records), 0)
             if seen.closed:
                 closed.add(conversation_id)
             # A conversation moved between hosts is in both journals: the longer wins.
@@ -116,16 +118,16 @@ def plan_recovery(
     return plan
 
 
-def by_conversation(records: list[dict[str, Any]]) -> dict[str, Seen]:
+def by_conversation(records: list[Record]) -> dict[str, Seen]:
     seen: dict[str, Seen] = {}
     for index, record in enumerate(records):
-        conversation_id, kind = record["c"], record.get("k")
+        conversation_id, kind = conversation_of(record), kind_of(record)
         entry = seen.setdefault(conversation_id, Seen())
-        if kind == "open":  # a restored conversation's history starts again
+        if kind is RecordKind.OPEN:  # a restored conversation's history starts again
             entry.opened, entry.opened_at, entry.commands = record, index, []
-        elif kind == "cmd" and entry.opened is not None:
+        elif kind is RecordKind.COMMAND and entry.opened is not None:
             entry.commands.append(record)
-        elif kind == "closed":
+        elif kind is RecordKind.CLOSED:
             entry.closed = True
         entry.last_at = index
     return seen

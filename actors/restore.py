@@ -12,19 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.conversation import ConversationMachine
-from domain.effects import Effect, Publish
-from domain.enums import Direction
+from domain.effects import Publish
 from domain.errors import Refused
 from domain.records import Event
-from infra.codec import (
-    CodecError,
-    decode_command,
-    decode_event,
-    decode_policy,
-    encode_command,
-    encode_event,
-    encode_policy,
-)
+from infra.codec import CodecError
+from infra.journal_records import Record, journaled_events, parse_command, parse_open, time_of
 
 
 @dataclass
@@ -33,64 +25,41 @@ class Rebuilt:
     first: Any  # the StartSession that opened it
     opened_at: int
     log: list[Event]
-    records: list[dict[str, Any]]  # the records to journal again on the new host
+    records: list[Record]  # the records to journal again on the new host
     applied: list[tuple[Any, int]] = field(default_factory=list)  # commands replayed, with times
     problems: list[str] = field(default_factory=list)
 
 
-def open_record(machine: ConversationMachine, first: Any, now: int) -> dict[str, Any]:
-    return {
-        "k": "open",
-        "c": machine.id,
-        "room": machine.room_id,
-        "customer": machine.customer_id,
-        "dir": machine.direction.value,
-        "t": now,
-        "policy": encode_policy(machine.policy),
-        "first": encode_command(first),
-    }
-
-
-def command_record(
-    conversation_id: str, command: Any, now: int, effects: list[Effect]
-) -> dict[str, Any]:
-    return {
-        "k": "cmd",
-        "c": conversation_id,
-        "t": now,
-        "cmd": encode_command(command),
-        "ev": [encode_event(e.event) for e in effects if isinstance(e, Publish)],
-    }
-
-
-def rebuild(opened: dict[str, Any], commands: list[dict[str, Any]]) -> Rebuilt:
-    """Replay a conversation's records; raises CodecError if its open record is unusable."""
-    first = decode_command(opened["first"])
+def rebuild(opened: Record, commands: list[Record]) -> Rebuilt:
+    """Replay a conversation's records; raises RecordError if its open record is unusable."""
+    start = parse_open(opened)
+    first = start.first
     machine, effects = ConversationMachine.open(
-        conversation_id=opened["c"],
-        room_id=opened["room"],
-        customer_id=opened["customer"],
+        conversation_id=start.conversation_id,
+        room_id=start.room_id,
+        customer_id=start.customer_id,
         first=first,
-        policy=decode_policy(opened["policy"]),
-        now=opened["t"],
-        direction=Direction(opened["dir"]),
+        policy=start.policy,
+        now=start.at,
+        direction=start.direction,
     )
     log = [e.event for e in effects if isinstance(e, Publish)]
-    rebuilt = Rebuilt(machine, first, opened["t"], log, [opened])
+    rebuilt = Rebuilt(machine, first, start.at, log, [opened])
     for record in commands:
         try:
-            command = decode_command(record["cmd"])
-            effects = machine.handle(command, record["t"])
-        except (CodecError, Refused, KeyError) as error:
-            rebuilt.problems.append(f"record at t={record.get('t')} not replayed: {error}")
+            applied = parse_command(record)
+            command = applied.command
+            effects = machine.handle(command, applied.at)
+        except (CodecError, Refused) as error:
+            rebuilt.problems.append(f"record at t={time_of(record)} not replayed: {error}")
             continue
         produced = [e.event for e in effects if isinstance(e, Publish)]
-        journaled = [decode_event(machine.id, machine.room_id, e) for e in record.get("ev", [])]
+        journaled = journaled_events(record, machine.room_id)
         if produced != journaled:
             rebuilt.problems.append(
-                f"replay of {type(command).__name__} at t={record['t']} differs from the journal"
+                f"replay of {type(command).__name__} at t={applied.at} differs from the journal"
             )
         rebuilt.log.extend(journaled)
         rebuilt.records.append(record)
-        rebuilt.applied.append((command, record["t"]))
+        rebuilt.applied.append((command, applied.at))
     return rebuilt

@@ -31,20 +31,15 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
+from actors.placement import HostInfo, Placement
 from domain.commands import StartSession
 from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
 from domain.errors import Refused
-from infra.archive import Archive, RoomRecord, StorageError
+from infra.archive import Archive, StorageError
+from infra.archive_rows import RoomRecord
 
 log = structlog.get_logger("cx.monitor")
-
-
-@dataclass(slots=True)
-class HostInfo:
-    address: Any
-    host_id: str
-    conversations: int = 0
 
 
 @dataclass(slots=True)
@@ -67,9 +62,13 @@ class RoomDesk(ArchivistParent):
         self.session_conversation: dict[str, str] = {}
         # Customers whose first contact is being stored: their sessions, opened once it is.
         self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
+        self.placement = Placement(self.start_host, self.stop_host)
 
-    def _place(self) -> HostInfo:
-        """The host a new conversation goes to."""
+    def start_host(self, host_id: str) -> Any:
+        """Start a conversation host; its address."""
+        raise NotImplementedError
+
+    def stop_host(self, address: Any) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ get-or-create
@@ -138,8 +137,7 @@ class RoomDesk(ArchivistParent):
                 )
             )
             return
-        host = self._place()
-        host.conversations += 1
+        host = self.placement.place(self.wired().settings.placement.per_host)
         self.live[conversation_id] = Live(
             host, room.id, State.CREATED.value, [request.session_id], reply_to
         )
@@ -218,6 +216,21 @@ class RoomDesk(ArchivistParent):
                 self._open_session(request, reply_to, stored=index == 0)
             except StorageError as error:
                 self._unreadable(request, reply_to, error)
+
+    def close_out(self, conversation_id: str) -> None:
+        """The conversation is no longer live (closed, or never opened): its host has room."""
+        host = self.live[conversation_id].host
+        self.forget(conversation_id)
+        self.placement.release(host, keep=self.wired().settings.placement.hosts)
+
+    def forget(self, conversation_id: str) -> None:
+        """Take a conversation out of the registry: its room and sessions are free again."""
+        live = self.live.pop(conversation_id)
+        for session_id in live.sessions:
+            if self.session_conversation.get(session_id) == conversation_id:
+                del self.session_conversation[session_id]
+        if self.room_live.get(live.room_id) == conversation_id:
+            del self.room_live[live.room_id]
 
     def _unreadable(self, payload: Any, reply_to: ReplyTo | None, error: StorageError) -> None:
         log.warning("archive_read_refused", request=type(payload).__name__, error=str(error))

@@ -34,10 +34,9 @@ from domain.routing import (
     Report,
     RoutingBook,
     RoutingEffect,
-    RoutingSettings,
 )
 from domain.routing import SetNotReady as BookSetNotReady
-from infra.timefmt import seconds_to_ms
+from infra.policies import routing_settings
 
 log = structlog.get_logger("cx.router")
 
@@ -50,15 +49,7 @@ class Router(TimedActor):
         self.agents: dict[str, Ref] = {}
 
     def on_wired(self, sender: Any) -> None:
-        routing = self.wired().settings.routing
-        self.book = RoutingBook(
-            RoutingSettings(
-                auto_accept=routing.auto_accept,
-                accept_timeout_ms=seconds_to_ms(routing.accept_timeout_seconds),
-                request_ttl_ms=seconds_to_ms(routing.request_ttl_seconds),
-                priorities={name: queue.priority for name, queue in routing.queues.items()},
-            )
-        )
+        self.book = RoutingBook(routing_settings(self.wired().settings))
 
     def _book(self) -> RoutingBook:
         assert self.book is not None, "Router used before it was wired"

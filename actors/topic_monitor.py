@@ -1,21 +1,26 @@
 """The TopicMonitor: supervises every conversation from creation to the archive.
 
-It serialises get-or-create per room (so two first messages of one customer never open two
-live conversations: :class:`~actors.room_desk.RoomDesk`), places conversations on hosts (its
-children), follows their states and rebuilds those of a host that died. It only reads the
-archive; every write goes to its child the :class:`~actors.archivist.Archivist`
-(a new one if it dies), and the answer comes back asynchronously: a closing conversation is
-told ``ArchiveDone`` (it becomes CLOSED) once its archive transaction has committed, a
-customer's first contact is opened once its identity and room are stored (refused
-``unavailable`` if the archive refuses them). Reads of what is archived (snapshots, events,
-room history) and late activities go to the Archivist too, so that a locked archive delays
-only what must wait for it.
+It is one actor made of parts of one purpose each: the room registry and get-or-create per
+room (:class:`~actors.room_desk.RoomDesk`: two first messages of one customer never open two
+live conversations), placement on conversation hosts (:class:`~actors.placement.Placement`),
+restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), and its
+side of the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
+what is the supervisor's own: its children (hosts, Router, Bot, Archivist; a new one if one
+dies, a dead host's conversations rebuilt elsewhere), start-up, and the conversations'
+lifecycle at its level (state reports, close-out, locate, status).
+
+It only reads the archive, through a connection opened once the Archivist has opened (and on
+new storage created) it; every write goes to the Archivist, and the answer comes back
+asynchronously: a closing conversation is told ``ArchiveDone`` (it becomes CLOSED) once its
+archive transaction has committed, a customer's first contact is opened once its identity and
+room are stored (refused ``unavailable`` if the archive refuses them). Reads of what is
+archived (snapshots, events, room history) and late activities go to the Archivist too, so
+that a locked archive delays only what must wait for it.
 """
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,11 @@ import structlog
 from thespian.actors import ActorExitRequest
 
 from actors.bot import Bot
-from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
     AlarmAt,
+    ArchiveOpened,
     BootStatus,
     Bounced,
     ClockDriver,
@@ -41,10 +46,8 @@ from actors.messages import (
     Location,
     NotApplied,
     OpenSession,
-    Ref,
     Reply,
     ReplyTo,
-    RestoreConversation,
     Restored,
     Rewired,
     StateReport,
@@ -53,14 +56,11 @@ from actors.messages import (
     StorageHealth,
     WatchHosts,
 )
-from actors.recovery import move_aside, plan_recovery
-from actors.room_desk import HostInfo as _HostInfo
-from actors.room_desk import Live as _Live
-from actors.room_desk import RoomDesk
+from actors.recovery_desk import RecoveryDesk
+from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
 from infra.archive import Archive, StorageError
-from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
@@ -69,36 +69,16 @@ READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
-@dataclass(slots=True)
-class _Boot:
-    now: int = 0  # the latest journaled time: a virtual clock resumes there
-    restored: int = 0
-    damage: list[str] = field(default_factory=list)
-    error: str | None = None
-    refused: list[dict[str, Any]] = field(default_factory=list)  # mid-log damage (Damage)
-    salvaged: list[dict[str, Any]] = field(default_factory=list)  # losses (actors.recovery.Loss)
-
-
-@dataclass(slots=True)
-class _Recovery:
-    """Journal directories being replaced by restored copies; deleted once all are back."""
-
-    directories: list[Path]
-    awaiting: set[str]
-    failed: bool = False
-    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
-
-
-class TopicMonitor(RoomDesk):
+class TopicMonitor(RecoveryDesk):
     def __init__(self) -> None:
         super().__init__()
-        # By host id: an address's text can change once Thespian resolves it; compare with ==.
-        self.hosts: dict[str, _HostInfo] = {}
-        self._host_seq = 0
-        self._recoveries: list[_Recovery] = []
         self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.failing_journals: dict[str, str] = {}  # host id -> why its journal fails
-        self.boot = _Boot()
+        # Until the archive is open for reading (ArchiveOpened): requests and boot queries wait.
+        self.opened = False
+        self.held: list[tuple[Deliver, Any]] = []
+        self.boot_queries: list[tuple[Any, str]] = []
+        self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,26 +91,48 @@ class TopicMonitor(RoomDesk):
         for address in (self.wired().router, self.wired().bot, self.wired().agents):
             self.send(address, self.wired())
         settings = self.wired().settings
-        self.archive = Archive(
-            settings.storage.archive,
-            fsync=settings.storage.fsync,
-            busy_timeout_ms=READ_BUSY_TIMEOUT_MS,
-        )
+        # The Archivist creates the archive on new storage and says when it is open: this
+        # actor writes nothing to it, not even its schema (see _archive_opened).
         self.new_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
-            self._new_host()
-        # A system started on storage that holds journals restores those conversations first.
-        self.boot.restored = self._recover(previous, salvage=settings.storage.salvage_journal)
+            self.placement.new_host()
+        # A system started on storage that holds journals restores those conversations first,
+        # once the archive is open (it says which of them are archived already).
+        self.recover(previous, salvage=settings.storage.salvage_journal)
+
+    def _archive_opened(self, opened: ArchiveOpened) -> None:
+        """The Archivist has opened the archive: open the reading connection, restore what
+        the journals hold, then answer what waited. A new Archivist's notice changes nothing."""
+        if self.opened:
+            return
+        self.opened = True
+        storage = self.wired().settings.storage
+        try:
+            self.archive = Archive(
+                storage.archive, create=False, busy_timeout_ms=READ_BUSY_TIMEOUT_MS
+            )
+        except StorageError as error:
+            problem = opened.problem or str(error)
+            log.error("archive_unavailable", error=problem)
+            self.boot.error = f"the archive cannot be opened: {problem}"
+        else:
+            self.boot.restored = self.recover_deferred()
+        for sender, call_id in self.boot_queries:
+            self.send(sender, Reply(call_id, asdict(self.boot)))
+        held, self.held, self.boot_queries = self.held, [], []
+        for item, sender in held:
+            self.on_deliver(item, sender)
 
     def on_exit(self) -> None:
+        self.stopping = True
         if self.archive is not None:
             self.archive.close()
             self.archive = None
 
     def on_child_exited(self, address: Any) -> None:
-        if self.archive is None:  # shutting down
+        if self.stopping:
             return
         wiring = self.wired()
         if address in (wiring.router, wiring.bot):
@@ -139,10 +141,9 @@ class TopicMonitor(RoomDesk):
         if address == self.archivist:
             self.archivist_exited(address)
             return
-        lost = next((h for h in self.hosts.values() if h.address == address), None)
-        if lost is None or self.archive is None:  # not a host, or the system is shutting down
+        lost = self.placement.lost(address)
+        if lost is None:  # not a host
             return
-        del self.hosts[lost.host_id]
         for watcher in self.watchers:  # gateways drop their cached address of it
             self.send(watcher, HostLost(address))
         clock = self.wired().clock
@@ -153,16 +154,16 @@ class TopicMonitor(RoomDesk):
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
         for conversation_id in orphans:
-            self._forget(conversation_id)
+            self.forget(conversation_id)
         if self.wiring is not None:
             # Rebuild its conversations from its journal on another host.
             directory = Path(self.wired().settings.storage.journal) / lost.host_id
-            restored = self._recover([directory], salvage=False)  # salvage is for a person
+            restored = self.recover([directory], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)
 
-    def _answer_opening(self, conversation_id: str, live: _Live) -> None:
+    def _answer_opening(self, conversation_id: str, live: Live) -> None:
         """A new conversation's host died before the conversation reported that it opened: its
         caller would wait for an answer that will never come. A conversation opens and is
         journaled before it answers, so: rebuilt from the journal, it is open (the answer may
@@ -191,33 +192,43 @@ class TopicMonitor(RoomDesk):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            others = (h.address for h in self.hosts.values())
-            for target in (wiring.router, wiring.agents, self.archivist, *others):
+            for target in (wiring.router, wiring.agents, self.archivist, *self.placement.addresses()):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, Reply | Failure):
             self.archivist_answered(message)
         elif isinstance(message, AgentsLost):
-            for host in self.hosts.values():
-                self.send(host.address, message)
+            for address in self.placement.addresses():
+                self.send(address, message)
         elif isinstance(message, Directory):
             self.send(
                 sender,
                 Reply(message.call_id, {"router": self.wired().router, "bot": self.wired().bot}),
             )
+        elif isinstance(message, ArchiveOpened):
+            self._archive_opened(message)
         elif isinstance(message, BootStatus):
-            self.send(sender, Reply(message.call_id, asdict(self.boot)))
+            if self.opened:
+                self.send(sender, Reply(message.call_id, asdict(self.boot)))
+            else:
+                self.boot_queries.append((sender, message.call_id))
         elif isinstance(message, ListTimerOwners):
             owners = [
                 self.wired().router,
                 self.archivist,
-                *(h.address for h in self.hosts.values()),
+                *self.placement.addresses(),
             ]
             self.send(sender, Reply(message.call_id, owners))
         else:
             super().on_message(message, sender)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
+        if not self.opened:
+            self.held.append((item, sender))
+            return
         payload, reply_to = item.payload, item.reply_to
+        if self.archive is None:
+            self._unreadable(payload, reply_to, StorageError(str(self.boot.error)))
+            return
         try:
             self._handle(payload, reply_to)
         except StorageError as error:  # a read refused: looked up before anything changed
@@ -237,7 +248,7 @@ class TopicMonitor(RoomDesk):
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
         elif isinstance(payload, Restored):
-            self._restored(payload)
+            self.restored(payload)
         elif isinstance(payload, NotApplied):
             self._not_applied(payload)
         elif isinstance(payload, StorageHealth):
@@ -252,7 +263,7 @@ class TopicMonitor(RoomDesk):
         conversation it was opening was never opened."""
         live = self.release_session(notice.conversation_id, notice.session_id)
         if live is not None and notice.opening:
-            self._close_out(notice.conversation_id)
+            self.close_out(notice.conversation_id)
 
     def _storage_health(self, health: StorageHealth) -> None:
         if health.problem is None:
@@ -274,97 +285,20 @@ class TopicMonitor(RoomDesk):
         new = self.wired()
         log.error("actor_restarted", actor="Router" if router else "Bot")
         self.send(new.router if router else new.bot, new)
-        for target in (*(h.address for h in self.hosts.values()), new.agents):
+        for target in (*self.placement.addresses(), new.agents):
             self.send(target, Rewired(new, reroute=router))
 
-    # ------------------------------------------------------------------ recovery
+    # ------------------------------------------------------------------ hosts
 
-    def _recover(self, directories: list[Path], *, salvage: bool) -> int:
-        """Restore every live conversation journaled in ``directories`` onto hosts; the
-        directories are deleted (salvaged damaged ones moved aside) once every one of them is
-        back (each host journals its restored conversations' whole history again)."""
-        archive = self._archive_or_fail()
-        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
-        for error in plan.errors:
-            log.error("journal_refused", error=error)
-            self.boot.error = error
-        self.boot.refused.extend(asdict(d) for d in plan.refused)
-        for problem in plan.damage:
-            log.warning("journal_damaged", problem=problem)
-            self.boot.damage.append(problem)
-        for loss in plan.losses:
-            log.warning("journal_salvaged", **loss.as_dict())
-            self.boot.salvaged.append(loss.as_dict())
-        self.boot.now = max(self.boot.now, plan.now)
-        found = {c: v for c, v in plan.found.items() if c not in self.live}
-        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
-        for conversation_id, (opened, commands) in found.items():
-            host = self._place()
-            host.conversations += 1
-            sessions = _session_ids(opened, commands)
-            self.live[conversation_id] = _Live(host, opened["room"], "RESTORING", sessions)
-            self.room_live[opened["room"]] = conversation_id
-            for session_id in sessions:
-                self.session_conversation[session_id] = conversation_id
-            recovery.awaiting.add(conversation_id)
-            self.post(
-                Ref(host.address, conversation_entity_id(conversation_id)),
-                RestoreConversation(opened, tuple(commands)),
-            )
-        self._recoveries.append(recovery)
-        self._settle_recoveries()
-        return len(recovery.awaiting)
-
-    def _restored(self, restored: Restored) -> None:
-        for recovery in self._recoveries:
-            if restored.conversation_id in recovery.awaiting:
-                recovery.awaiting.discard(restored.conversation_id)
-                recovery.failed = recovery.failed or not restored.ok
-        if not restored.ok:
-            log.error(
-                "restore_failed",
-                conversation_id=restored.conversation_id,
-                problems=restored.problems,
-            )
-        self._settle_recoveries()
-
-    def _settle_recoveries(self) -> None:
-        for recovery in [r for r in self._recoveries if not r.awaiting]:
-            self._recoveries.remove(recovery)
-            if recovery.failed:
-                continue  # keep the journals of what could not be restored, for a person to look at
-            for directory in recovery.directories:
-                shutil.rmtree(directory, ignore_errors=True)
-            for directory in recovery.damaged:  # kept for a person to look at
-                log.warning(
-                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
-                )
-
-    # ------------------------------------------------------------------ placement
-
-    def _place(self) -> _HostInfo:
-        per_host = self.wired().settings.placement.per_host
-        for host in self.hosts.values():
-            if host.conversations < per_host:
-                return host
-        return self._new_host()
-
-    def _new_host(self) -> _HostInfo:
-        self._host_seq += 1
+    def start_host(self, host_id: str) -> Any:
         address = self.createActor(Host)
-        # Unique across restarts: the name is also the host's journal directory.
-        host = _HostInfo(address, f"host-{wall_ms():x}-{self._host_seq}")
-        self.hosts[host.host_id] = host
-        self.send(address, HostInit(host.host_id, "conversations", self.wired(), self.now()))
-        return host
+        self.send(address, HostInit(host_id, "conversations", self.wired(), self.now()))
+        return address
 
-    def _retire_if_idle(self, host: _HostInfo) -> None:
-        keep = self.wired().settings.placement.hosts
-        if host.conversations == 0 and len(self.hosts) > keep:
-            del self.hosts[host.host_id]
-            self.send(host.address, ActorExitRequest())
+    def stop_host(self, address: Any) -> None:
+        self.send(address, ActorExitRequest())
 
-    # ------------------------------------------------------------------ states and archive
+    # ------------------------------------------------------------------ states
 
     def _state_report(self, report: StateReport) -> None:
         live = self.live.get(report.conversation_id)
@@ -375,22 +309,7 @@ class TopicMonitor(RoomDesk):
         if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
             del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
         if report.state == State.CLOSED.value:
-            self._close_out(report.conversation_id)
-
-    def _close_out(self, conversation_id: str) -> None:
-        """The conversation is no longer live (closed, or never opened): its host has room."""
-        host = self.live[conversation_id].host
-        self._forget(conversation_id)
-        host.conversations -= 1
-        self._retire_if_idle(host)
-
-    def _forget(self, conversation_id: str) -> None:
-        live = self.live.pop(conversation_id)
-        for session_id in live.sessions:
-            if self.session_conversation.get(session_id) == conversation_id:
-                del self.session_conversation[session_id]
-        if self.room_live.get(live.room_id) == conversation_id:
-            del self.room_live[live.room_id]
+            self.close_out(report.conversation_id)
 
     # ------------------------------------------------------------------ queries
 
@@ -419,13 +338,6 @@ class TopicMonitor(RoomDesk):
         counts: dict[str, int] = {}
         for live in self.live.values():
             counts[live.state] = counts.get(live.state, 0) + 1
-        failing = sum(1 for h in self.failing_journals if h in self.hosts)
+        failing = sum(1 for h in self.failing_journals if h in self.placement.hosts)
         self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
 
-
-def _session_ids(opened: dict[str, Any], commands: list[dict[str, Any]]) -> list[str]:
-    ids = []
-    for command in [opened["first"], *(r["cmd"] for r in commands)]:
-        if isinstance(command, list) and command and command[0] == "StartSession":
-            ids.append(str(command[1].get("session_id")))
-    return ids

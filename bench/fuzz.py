@@ -59,15 +59,9 @@ from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
 from infra.config import DEFAULTS, ConfigError, Settings, load_config
-from infra.journal import (
-    HEADER,
-    JournalDamagedError,
-    JournalError,
-    JournalRead,
-    encode_frame,
-    read_directory,
-    read_segment,
-)
+from infra.journal_read import JournalDamagedError, JournalRead, read_directory
+from infra.journal_records import RecordKind
+from infra.journal_segment import HEADER, JournalError, encode_frame, read_segment
 from runtime.netgateway.codec import ProtocolError, decode, parse_request
 from runtime.netgateway.ops import OPS, Kind, check_args
 
@@ -479,7 +473,7 @@ def strategies() -> dict[str, Any]:
     )
     records = st.fixed_dictionaries(
         {
-            "k": st.sampled_from(["open", "cmd", "closed"]),
+            "k": st.sampled_from([k.value for k in RecordKind if k is not RecordKind.COMPACTED]),
             "c": st.text(min_size=1, max_size=20),
             "t": st.integers(0, 2**41),
         },

@@ -23,7 +23,7 @@ from typing import Any
 from bench import support
 from bench.common import open_conversations, wait_live
 from bench.pipeline import Pipeline
-from infra.journal import read_directory
+from infra.journal_read import read_directory
 from infra.timefmt import wall_ms
 from runtime.gateway import Gateway
 

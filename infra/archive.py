@@ -1,24 +1,7 @@
 """Permanent storage of rooms, customers and closed conversations, in one SQLite file.
 
-Schema (``PRAGMA user_version = 1``; a file with another non-zero version is refused)::
-
-    rooms(id PK, type, mode, customer_id, created_at)
-        at most one CUSTOMER/CONTACT_CENTER room per customer (a partial unique index)
-    customers(id PK, name NULL)
-    identities(customer_id, channel, identifier)              PK: all three
-    conversations(id PK, room_id, customer_id, state, direction, created_at, ended_at,
-                  data BLOB, seq)                             indexed by (room_id, created_at, id)
-    channel_sessions(id PK, conversation_id, position, channel, identifier, state, end_reason,
-                     started_at, ended_at, data BLOB)        indexed by conversation_id
-    participants(conversation_id, id, position, type, role, state, joined_at, left_at)
-                                                              PK: (conversation_id, id)
-    events(conversation_id, seq, name, type, timestamp, emitter_id, emitter_type,
-           channel_session_id, data BLOB)                     PK: (conversation_id, seq)
-
-Times are int milliseconds since the epoch; enums are stored as their string values; payloads
-(``data``) are msgpack maps, decoded strictly. ``position`` keeps the order of a record's
-sessions and participants so that a record read back equals the record written. An event's
-``room_id`` is not repeated per event: it is its conversation's.
+The schema is in :mod:`infra.archive_schema`; rows become domain records in
+:mod:`infra.archive_rows`.
 
 Idempotence: ``store_conversation`` writes a whole conversation in one transaction (all or
 nothing) and is safe to repeat. The conversation, its sessions and its participants are upserted
@@ -35,78 +18,25 @@ Mistakes of the caller (inconsistent ids) raise ``ValueError``/``KeyError`` and 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import msgpack
-
-from domain.enums import (
-    Channel,
-    Direction,
-    EventType,
-    ParticipantState,
-    ParticipantType,
-    Role,
-    RoomMode,
-    RoomType,
-    SessionEndReason,
-    SessionState,
-    State,
+from domain.enums import RoomMode, RoomType
+from domain.records import ConversationRecord, Event
+from infra.archive_rows import (
+    PayloadError,
+    RoomRecord,
+    check_events,
+    conversation_record,
+    event_record,
+    pack,
+    room_record,
+    rows_of_events,
 )
-from domain.records import (
-    ConversationRecord,
-    Emitter,
-    Event,
-    ParticipantRecord,
-    Payload,
-    SessionRecord,
-)
-
-SCHEMA_VERSION = 1
-#: Largest payload we agree to decode; a bigger one is a corrupt or hostile row, not data.
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-
-_SCHEMA = (
-    """CREATE TABLE rooms (
-        id TEXT PRIMARY KEY, type TEXT NOT NULL, mode TEXT NOT NULL,
-        customer_id TEXT NOT NULL, created_at INTEGER NOT NULL)""",
-    # One contact-center room per customer, enforced by the file itself so that two racing
-    # creators cannot both succeed.
-    """CREATE UNIQUE INDEX rooms_contact_center ON rooms(customer_id)
-        WHERE type = 'CUSTOMER' AND mode = 'CONTACT_CENTER'""",
-    "CREATE INDEX rooms_customer ON rooms(customer_id)",
-    "CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT)",
-    """CREATE TABLE identities (
-        customer_id TEXT NOT NULL, channel TEXT NOT NULL, identifier TEXT NOT NULL,
-        PRIMARY KEY (customer_id, channel, identifier))""",
-    """CREATE TABLE conversations (
-        id TEXT PRIMARY KEY, room_id TEXT NOT NULL, customer_id TEXT NOT NULL,
-        state TEXT NOT NULL, direction TEXT NOT NULL, created_at INTEGER NOT NULL,
-        ended_at INTEGER, data BLOB NOT NULL, seq INTEGER NOT NULL)""",
-    "CREATE INDEX conversations_room ON conversations(room_id, created_at, id)",
-    """CREATE TABLE channel_sessions (
-        id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, position INTEGER NOT NULL,
-        channel TEXT NOT NULL, identifier TEXT NOT NULL, state TEXT NOT NULL, end_reason TEXT,
-        started_at INTEGER NOT NULL, ended_at INTEGER, data BLOB NOT NULL)""",
-    "CREATE INDEX channel_sessions_conversation ON channel_sessions(conversation_id, position)",
-    """CREATE TABLE participants (
-        conversation_id TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL,
-        type TEXT NOT NULL, role TEXT NOT NULL, state TEXT NOT NULL,
-        joined_at INTEGER NOT NULL, left_at INTEGER,
-        PRIMARY KEY (conversation_id, id))""",
-    """CREATE TABLE events (
-        conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,
-        type TEXT NOT NULL, timestamp INTEGER NOT NULL, emitter_id TEXT NOT NULL,
-        emitter_type TEXT NOT NULL, channel_session_id TEXT, data BLOB NOT NULL,
-        PRIMARY KEY (conversation_id, seq))""",
-)
-
-
-_SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
 
 
 class StorageError(Exception):
@@ -115,15 +45,6 @@ class StorageError(Exception):
 
 class ArchiveUnavailable(StorageError):
     """The archive cannot be written now (locked, read-only, disk full); retry later."""
-
-
-@dataclass(frozen=True, slots=True)
-class RoomRecord:
-    id: str
-    type: RoomType
-    mode: RoomMode
-    customer_id: str
-    created_at: int
 
 
 class Archive:
@@ -135,17 +56,22 @@ class Archive:
         *,
         busy_timeout_ms: int = 5000,
         read_only: bool = False,
+        create: bool = True,
         fsync: str = "always",
     ) -> None:
+        """``read_only``: a connection that cannot write. ``create=False``: open an archive
+        that exists, as it is: neither the file, nor its schema, nor its journal mode is
+        created or changed here (a reader beside the writer that created it)."""
         in_memory = str(path) == ":memory:"
-        if in_memory and read_only:
-            raise ValueError("a read-only archive needs a file")
+        if in_memory and (read_only or not create):
+            raise ValueError("a read-only or existing archive needs a file")
         self._name = ":memory:" if in_memory else str(Path(path))
         try:
             if in_memory:
                 target, uri = ":memory:", False
-            elif read_only:
-                target, uri = Path(path).resolve().as_uri() + "?mode=ro", True
+            elif read_only or not create:
+                mode = "ro" if read_only else "rw"
+                target, uri = Path(path).resolve().as_uri() + f"?mode={mode}", True
             else:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 target, uri = str(path), False
@@ -161,24 +87,24 @@ class Archive:
             raise StorageError(f"{self._name}: cannot open: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         try:
-            if not in_memory and not read_only:
+            if not in_memory and not read_only and create:
                 # WAL: readers never block the writer and vice versa. storage.fsync picks
                 # durability against a machine crash: always = FULL (every commit is on disk
                 # before CLOSED), interval = NORMAL (WAL synced at checkpoints), never = OFF.
                 # Against a process crash every commit is safe under all three.
                 self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}")
-            self._open_schema(read_only)
+                self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS[fsync]}")
+            self._open_schema(create=create and not read_only)
         except BaseException as exc:
             self._db.close()
             if isinstance(exc, sqlite3.Error):  # e.g. "file is not a database"
                 raise StorageError(f"{self._name}: cannot open: {exc}") from exc
             raise
 
-    def _open_schema(self, read_only: bool) -> None:
+    def _open_schema(self, *, create: bool) -> None:
         try:
             version = self._version()
-            if version == 0 and not read_only:
+            if version == 0 and create:
                 with self._write():
                     # Read again under the write lock: another process may have just created it.
                     version = self._version()
@@ -187,7 +113,7 @@ class Archive:
                             raise StorageError(
                                 f"{self._name}: not an archive (tables but no schema version)"
                             )
-                        for statement in _SCHEMA:
+                        for statement in SCHEMA:
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                         version = SCHEMA_VERSION
@@ -270,7 +196,7 @@ class Archive:
 
     def room(self, room_id: str) -> RoomRecord | None:
         rows = self._rows("SELECT * FROM rooms WHERE id = ?", (room_id,))
-        return _room(rows[0]) if rows else None
+        return room_record(rows[0]) if rows else None
 
     def contact_center_room_of(self, customer_id: str) -> RoomRecord | None:
         # By customer_id alone (the plain index; a customer has a few rooms at most), then
@@ -280,7 +206,7 @@ class Archive:
                 row["type"] == RoomType.CUSTOMER.value
                 and row["mode"] == RoomMode.CONTACT_CENTER.value
             ):
-                return _room(row)
+                return room_record(row)
         return None
 
     def record_customer_identity(
@@ -325,13 +251,13 @@ class Archive:
                     f"channel session {session.id} belongs to conversation"
                     f" {session.conversation_id}, not {record.id}"
                 )
-        _check_events(record.id, record.room_id, events)
+        check_events(record.id, record.room_id, events)
         # Encode before the transaction: a payload that cannot be encoded fails before any lock.
-        data = _pack(record.data)
+        data = pack(record.data)
         sessions = [
             (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
              None if s.end_reason is None else s.end_reason.value,
-             s.started_at, s.ended_at, _pack(s.data))
+             s.started_at, s.ended_at, pack(s.data))
             for position, s in enumerate(record.channel_sessions)
         ]  # fmt: skip
         participants = [
@@ -339,7 +265,7 @@ class Archive:
              p.joined_at, p.left_at)
             for position, p in enumerate(record.participants)
         ]  # fmt: skip
-        event_rows = _event_rows(events)
+        event_rows = rows_of_events(events)
         with self._write():
             # The identity of a conversation (room, customer, direction, created_at) never
             # changes; its state does. seq never goes back, even if an older snapshot is
@@ -386,8 +312,8 @@ class Archive:
         if not events:
             return
         room_id = events[0].room_id
-        _check_events(conversation_id, room_id, events)
-        event_rows = _event_rows(events)
+        check_events(conversation_id, room_id, events)
+        event_rows = rows_of_events(events)
         with self._write():
             cursor = self._db.execute(
                 "UPDATE conversations SET seq = MAX(seq, ?) WHERE id = ? AND room_id = ?",
@@ -433,20 +359,10 @@ class Archive:
             " WHERE e.conversation_id = ? AND e.seq > ? ORDER BY e.seq",
             (conversation_id, after_seq),
         )
-        return [
-            Event(
-                conversation_id=row["conversation_id"],
-                room_id=row["room_id"],
-                seq=row["seq"],
-                name=row["name"],
-                type=EventType(row["type"]),
-                timestamp=row["timestamp"],
-                emitter=Emitter(row["emitter_id"], _emitter_type(row["emitter_type"])),
-                channel_session_id=row["channel_session_id"],
-                data=_unpack(row["data"], conversation_id),
-            )
-            for row in rows
-        ]
+        try:
+            return [event_record(row) for row in rows]
+        except PayloadError as exc:
+            raise StorageError(str(exc)) from exc
 
     def last_seq(self, conversation_id: str) -> int:
         """The highest sequence number stored for the conversation; 0 if none."""
@@ -492,109 +408,7 @@ class Archive:
             "SELECT * FROM channel_sessions WHERE conversation_id = ? ORDER BY position",
             (conversation_id,),
         )
-        return ConversationRecord(
-            id=conversation_id,
-            room_id=row["room_id"],
-            customer_id=row["customer_id"],
-            state=State(row["state"]),
-            direction=Direction(row["direction"]),
-            created_at=row["created_at"],
-            ended_at=row["ended_at"],
-            participants=tuple(
-                ParticipantRecord(
-                    id=p["id"],
-                    type=ParticipantType(p["type"]),
-                    role=Role(p["role"]),
-                    state=ParticipantState(p["state"]),
-                    joined_at=p["joined_at"],
-                    left_at=p["left_at"],
-                )
-                for p in participants
-            ),
-            channel_sessions=tuple(
-                SessionRecord(
-                    id=s["id"],
-                    conversation_id=conversation_id,
-                    channel=Channel(s["channel"]),
-                    identifier=s["identifier"],
-                    state=SessionState(s["state"]),
-                    end_reason=(
-                        None if s["end_reason"] is None else SessionEndReason(s["end_reason"])
-                    ),
-                    started_at=s["started_at"],
-                    ended_at=s["ended_at"],
-                    data=_unpack(s["data"], conversation_id),
-                )
-                for s in sessions
-            ),
-            data=_unpack(row["data"], conversation_id),
-            seq=row["seq"],
-        )
-
-
-def _room(row: sqlite3.Row) -> RoomRecord:
-    return RoomRecord(
-        id=row["id"],
-        type=RoomType(row["type"]),
-        mode=RoomMode(row["mode"]),
-        customer_id=row["customer_id"],
-        created_at=row["created_at"],
-    )
-
-
-def _check_events(conversation_id: str, room_id: str, events: Sequence[Event]) -> None:
-    # The room is stored once per conversation, so an event of another room would be lost.
-    for event in events:
-        if event.conversation_id != conversation_id or event.room_id != room_id:
-            raise ValueError(
-                f"event {event.id} of room {event.room_id} does not belong to conversation"
-                f" {conversation_id} of room {room_id}"
-            )
-
-
-def _event_rows(events: Sequence[Event]) -> list[tuple[Any, ...]]:
-    return [
-        (e.conversation_id, e.seq, e.name, str(e.type), e.timestamp, e.emitter.id,
-         str(e.emitter.type), e.channel_session_id, _pack(e.data))
-        for e in events
-    ]  # fmt: skip
-
-
-def _emitter_type(value: str) -> ParticipantType | str:
-    try:
-        return ParticipantType(value)
-    except ValueError:
-        return value  # "SYSTEM": the engine itself
-
-
-def _plain(value: object) -> object:
-    # msgpack packs dicts only; payloads are typed as Mapping (possibly read-only views).
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot archive a value of type {type(value).__name__}")
-
-
-def _pack(payload: Payload) -> bytes:
-    packed: bytes = msgpack.packb(dict(payload), use_bin_type=True, default=_plain)
-    return packed
-
-
-def _unpack(blob: object, conversation_id: str) -> dict[str, Any]:
-    if not isinstance(blob, bytes):
-        raise StorageError(f"conversation {conversation_id}: payload is not a blob")
-    if len(blob) > MAX_PAYLOAD_BYTES:
-        raise StorageError(f"conversation {conversation_id}: payload of {len(blob)} bytes")
-    try:
-        # unpackb bounds every string, array and map by len(blob); keys must be str; ext
-        # types are refused as we never write any.
-        value = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext)
-    except ValueError as exc:
-        # Also msgpack's ExtraData, FormatError and StackError, truncated input, bad UTF-8.
-        raise StorageError(f"conversation {conversation_id}: corrupt payload: {exc}") from exc
-    if not isinstance(value, dict):
-        raise StorageError(f"conversation {conversation_id}: payload is not a map")
-    return value
-
-
-def _no_ext(code: int, data: bytes) -> object:
-    raise ValueError(f"unexpected msgpack ext type {code}")
+        try:
+            return conversation_record(row, participants, sessions)
+        except PayloadError as exc:
+            raise StorageError(str(exc)) from exc

@@ -1,18 +1,10 @@
 """The journal: what every live conversation did, on disk before anything leaves its host.
 
-Each host writes one directory (``storage.journal/<host id>``) of numbered segment files. A
-segment starts with the header ``b"CXJ"`` and a version byte, then holds frames: a 4-byte
-big-endian payload length, the payload's CRC-32, and the payload, a msgpack map. Records:
-
-- ``{"k": "open", "c": id, "room": ..., "customer": ..., "dir": ..., "t": ms, "policy": {...},
-  "first": command}``: a conversation was created (or moved here from another host);
-- ``{"k": "cmd", "c": id, "t": ms, "cmd": command, "ev": [events]}``: a command the
-  conversation applied at time ``t`` and the events it published;
-- ``{"k": "closed", "c": id}``: the conversation is archived and needs nothing from here.
-
-The state machine is deterministic, so replaying the commands rebuilds a conversation exactly
-(its sessions, participants, timers with their tokens, sequence numbers); the journaled events
-are compared with the replayed ones.
+Each host writes one directory (``storage.journal/<host id>``) of numbered segment files
+(:mod:`infra.journal_segment`) holding its records (:mod:`infra.journal_records`, described in
+docs/JOURNAL.md). The state machine is deterministic, so replaying a conversation's commands
+rebuilds it exactly (its sessions, participants, timers with their tokens, sequence numbers);
+the journaled events are compared with the replayed ones.
 
 Records are buffered while a host handles one message and written with one ``write`` before
 the host sends anything (a process crash loses nothing acknowledged); ``storage.fsync`` decides
@@ -25,15 +17,7 @@ is no longer being written; records of archived conversations beside live ones a
 :meth:`JournalWriter.compact`, which rewrites the needed records into a new segment opening
 with a ``compacted`` record that supersedes the older segments.
 
-Reading (``read_directory``, at start-up and when a host dies): after a bad frame (cut short, a
-CRC mismatch, undecodable, not a record) reading resumes at the next position where a frame's
-header, CRC and record all validate. Damage that nothing valid follows, at the end of a host's
-last segment, is a torn tail, what a crash leaves: it is dropped and described. Damage followed
-by a valid frame, or in a segment that is not the last, is damage in the middle of the log:
-``JournalDamagedError`` names the file, the byte offset and the conversations that may have
-lost records, unless the caller salvages (``salvage=True``: every intact record is returned and
-the damage listed in ``JournalRead.mid_log``). A segment of another version is refused with an
-error naming the file.
+Reading is :func:`infra.journal_read.read_directory` (at start-up and when a host dies).
 """
 
 from __future__ import annotations
@@ -41,41 +25,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import struct
 import time
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from infra import failpoints
 from infra.archive import StorageError
+from infra.journal_records import Record, compacted_record, conversation_of
+from infra.journal_segment import (
+    HEADER,
+    encode_frame,
+    read_segment,
+    segment_number,
+)
 
-MAGIC = b"CXJ"
-VERSION = 1
-HEADER = MAGIC + bytes([VERSION])
-_FRAME = struct.Struct(">II")
-MAX_RECORD_BYTES = 64 * 1024 * 1024
 SEGMENT_BYTES = 8 * 1024 * 1024
 #: How long records of archived conversations may stay in a host's journal before it is
 #: compacted (sooner when they make up half of it).
 COMPACT_AFTER_S = 60.0
-#: The record that opens a compacted segment: ``{"k": COMPACTED, "c": "", "through": N}``;
-#: segments numbered up to N are superseded by it.
-COMPACTED = "compacted"
-
-
-class JournalError(StorageError):
-    """A journal that this engine cannot read (another version, not a journal)."""
-
-
-def encode_frame(record: dict[str, Any]) -> bytes:
-    payload: bytes = msgpack.packb(record, use_bin_type=True)
-    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 class JournalWriteFailed(StorageError):
@@ -143,7 +111,7 @@ class JournalWriter:
     def pending(self) -> bool:
         return bool(self._pending)
 
-    def add(self, conversation_id: str, record: dict[str, Any]) -> None:
+    def add(self, conversation_id: str, record: Record) -> None:
         frame = encode_frame(record)
         self._pending.append(frame)
         live = self._live[self._segment]
@@ -260,7 +228,7 @@ class JournalWriter:
         needed = {c for conversations in self._live.values() for c in conversations}
         through = self._segment
         number = through + 1
-        frames = [encode_frame({"k": COMPACTED, "c": "", "through": through})]
+        frames = [encode_frame(compacted_record(through))]
         sizes: dict[str, int] = {}
         for path in sorted(self.directory.glob("*.seg"), key=segment_number):
             if segment_number(path) > through:
@@ -268,10 +236,11 @@ class JournalWriter:
             for record in read_segment(path):
                 if isinstance(record, str):
                     return False  # damaged: keep every file as it is for a person to look at
-                if record["c"] in needed:
+                conversation_id = conversation_of(record)
+                if conversation_id in needed:
                     frame = encode_frame(record)
                     frames.append(frame)
-                    sizes[record["c"]] = sizes.get(record["c"], 0) + len(frame)
+                    sizes[conversation_id] = sizes.get(conversation_id, 0) + len(frame)
         temporary = self.directory / f"{number:08d}.tmp"
         data = HEADER + b"".join(frames)
         try:
@@ -376,201 +345,3 @@ def _sync_directory(directory: Path) -> None:
 def _describe(error: OSError) -> str:
     name = errno.errorcode.get(error.errno or 0, "")
     return f"{name}: {error.strerror or error}" if name else str(error)
-
-
-def segment_number(path: Path) -> int:
-    return int(path.stem) if path.stem.isdigit() else 0
-
-
-@dataclass(frozen=True, slots=True)
-class Damage:
-    """Unreadable bytes ``[offset, end)`` of a segment, found where a frame should start.
-
-    ``end`` is where the next valid frame starts (reading resumed there) or the segment's size.
-    ``tail``: nothing valid follows: the damage runs to the end of its segment and
-    (``read_directory`` decides) that segment is the host's last: what a crash leaves.
-    Otherwise the damage is in the middle of the log, and ``conversations`` are those that may
-    have lost records in it: open before it and not closed, or with records after it whose
-    opening record is missing.
-    """
-
-    path: str
-    offset: int
-    end: int
-    problem: str
-    tail: bool = False
-    records_after: int = 0  # valid records of the host's journal after the damaged bytes
-    conversations: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        what = "dropped" if self.tail else "skipped"
-        return f"{self.path}: {self.problem} at offset {self.offset}: {self.end - self.offset} bytes {what}"
-
-
-MAX_NAMED = 50
-
-
-class JournalDamagedError(JournalError):
-    """Damage in the middle of a journal (valid records follow it, or it is in a segment that
-    is not the last): records of live conversations may be lost. Start-up stops unless the
-    journal is salvaged (``cx start --salvage-journal``)."""
-
-    def __init__(self, damage: tuple[Damage, ...]) -> None:
-        self.damage = damage
-        first = damage[0]
-        names = sorted({c for d in damage for c in d.conversations})
-        shown = ", ".join(names[:MAX_NAMED]) + (
-            f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
-        )
-        more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
-        super().__init__(
-            f"{first.path}: journal damaged in the middle at byte offset {first.offset}"
-            f" ({first.problem}, {first.end - first.offset} bytes unreadable, {first.records_after}"
-            f" valid records after it){more}; conversations that may have lost records:"
-            f" {shown or 'none named'} (one opened and ended within the damaged bytes cannot be"
-            " named); nothing was restored or deleted: start with --salvage-journal"
-            " (storage.salvage_journal) to restore every intact record and move the damaged"
-            " journal aside"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.damage,))
-
-
-@dataclass
-class JournalRead:
-    records: list[dict[str, Any]]
-    damage: list[str]  # every damaged place, described (torn tails and salvaged damage)
-    # Damage in the middle of the log, each with the number of records read before it.
-    mid_log: list[tuple[int, Damage]] = field(default_factory=list)
-
-
-def read_directory(directory: Path, *, salvage: bool = False) -> JournalRead:
-    """Every readable record of a host's journal, in order, and what was damaged.
-
-    Segments that a compacted segment supersedes are skipped (only a crash during the
-    compaction leaves them). A torn tail (damage running to the end of the last segment) is
-    dropped and described.
-    Damage in the middle of the log raises JournalDamagedError naming the file, the offset and
-    the conversations that may have lost records, unless ``salvage``: then reading resumes at
-    the next valid frame, and the damage is in ``mid_log``.
-    """
-    records: list[dict[str, Any]] = []
-    found: list[tuple[int, Damage]] = []
-    scanned = [(path, list(_scan(path))) for path in sorted(directory.glob("*.seg"), key=segment_number)]
-    superseded = max(
-        (
-            int(item.get("through", 0))
-            for _, items in scanned
-            for item in items
-            if isinstance(item, dict) and item.get("k") == COMPACTED
-        ),
-        default=0,
-    )
-    # A crash during a compaction may have left the segments it replaced: they are skipped.
-    scanned = [(path, items) for path, items in scanned if segment_number(path) > superseded]
-    for number, (path, items) in enumerate(scanned, 1):
-        size = path.stat().st_size
-        for index, item in enumerate(items):
-            if isinstance(item, dict) and item.get("k") == COMPACTED:
-                continue
-            if isinstance(item, Damage):
-                last = number == len(scanned) and index == len(items) - 1
-                found.append((len(records), replace(item, tail=last and item.end == size)))
-            else:
-                records.append(item)
-    mid_log = [
-        (at, replace(d, records_after=len(records) - at, conversations=_exposed(records, at)))
-        for at, d in found
-        if not d.tail
-    ]
-    if mid_log and not salvage:
-        raise JournalDamagedError(tuple(d for _, d in mid_log))
-    damage = [d.describe() for _, d in found]
-    return JournalRead(records, damage, mid_log)
-
-
-def _exposed(records: list[dict[str, Any]], at: int) -> tuple[str, ...]:
-    """Conversations that may have had records where ``records[at]`` was read after damage:
-    open before it (not closed), or with records after it but no opening record before them."""
-    state: dict[str, str] = {}
-    for record in records[:at]:
-        kind = record.get("k")
-        if kind in ("open", "closed"):
-            state[record["c"]] = kind
-    exposed = {c for c, kind in state.items() if kind == "open"}
-    opened_after: set[str] = set()
-    for record in records[at:]:
-        conversation_id = record["c"]
-        if record.get("k") == "open":
-            opened_after.add(conversation_id)
-        elif conversation_id not in state and conversation_id not in opened_after:
-            exposed.add(conversation_id)  # its opening record was in the damaged bytes
-    return tuple(sorted(exposed))
-
-
-def read_segment(path: Path) -> Iterator[dict[str, Any] | str]:
-    """The records of one segment; a string in the stream describes unreadable bytes, after
-    which reading resumes at the next valid frame (if any)."""
-    for item in _scan(path):
-        yield item.describe() if isinstance(item, Damage) else item
-
-
-def _scan(path: Path) -> Iterator[dict[str, Any] | Damage]:
-    data = path.read_bytes()
-    if len(data) < len(HEADER) and MAGIC.startswith(data[: len(MAGIC)]):
-        if data:
-            yield Damage(str(path), 0, len(data), f"torn header ({len(data)} bytes)", tail=True)
-        return
-    if data[: len(MAGIC)] != MAGIC:
-        raise JournalError(f"{path}: not a cx journal segment")
-    if data[len(MAGIC)] != VERSION:
-        raise JournalError(
-            f"{path}: journal version {data[len(MAGIC)]}, this engine reads version {VERSION}"
-        )
-    offset = len(HEADER)
-    while offset < len(data):
-        record, problem = _frame_at(data, offset)
-        if record is not None:
-            yield record
-            offset += _FRAME.size + _FRAME.unpack_from(data, offset)[0]
-            continue
-        resume = _next_frame(data, offset + 1)
-        yield Damage(str(path), offset, resume, problem, tail=resume == len(data))
-        offset = resume
-
-
-def _frame_at(data: bytes, offset: int) -> tuple[dict[str, Any] | None, str]:
-    """The record of the frame at ``offset``, or None and what is wrong with it."""
-    if offset + _FRAME.size > len(data):
-        return None, "torn frame header"
-    length, crc = _FRAME.unpack_from(data, offset)
-    start = offset + _FRAME.size
-    if length > MAX_RECORD_BYTES or start + length > len(data):
-        return None, "torn frame"
-    payload = data[start : start + length]
-    if zlib.crc32(payload) != crc:
-        return None, "corrupt frame (CRC mismatch)"
-    try:
-        record = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
-        return None, f"undecodable frame ({error})"
-    if not isinstance(record, dict) or not isinstance(record.get("c"), str):
-        return None, "malformed record"
-    return record, ""
-
-
-_RECORD_START = re.compile(rb"[\x80-\x8f\xde\xdf]")  # a record is a msgpack map
-
-
-def _next_frame(data: bytes, offset: int) -> int:
-    """Where the next valid frame (length, CRC and record all valid) starts at or after
-    ``offset``; ``len(data)`` if none does. Only positions whose payload would start like a
-    msgpack map are tried."""
-    for found in _RECORD_START.finditer(data, offset + _FRAME.size):
-        start = found.start() - _FRAME.size
-        length, _ = _FRAME.unpack_from(data, start)
-        fits = 0 < length <= MAX_RECORD_BYTES and found.start() + length <= len(data)
-        if fits and _frame_at(data, start)[0] is not None:
-            return start
-    return len(data)

@@ -24,7 +24,8 @@ from actors.messages import BootStatus, Reply, Wiring
 from actors.topic_monitor import TopicMonitor
 from infra.archive import StorageError
 from infra.config import Settings
-from infra.journal import Damage, JournalDamagedError
+from infra.journal_read import JournalDamagedError
+from infra.journal_segment import Damage
 from infra.timefmt import wall_ms
 from runtime import procs
 from runtime.bind import restrict

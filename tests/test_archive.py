@@ -33,7 +33,8 @@ from domain.records import (
     ParticipantRecord,
     SessionRecord,
 )
-from infra.archive import Archive, ArchiveUnavailable, RoomRecord, StorageError
+from infra.archive import Archive, ArchiveUnavailable, StorageError
+from infra.archive_rows import RoomRecord
 
 ROOM = RoomRecord("room-1", RoomType.CUSTOMER, RoomMode.CONTACT_CENTER, "cust-1", 1_000)
 

@@ -267,3 +267,32 @@ def test_an_activity_added_while_a_locked_archive_holds_the_closing_is_archived_
     assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
     assert names(gw, ref.conversation_id).count("survey") == 1
     assert not monitor(gw).jobs and not archivist(gw).closings
+
+
+def test_the_topic_monitor_writes_nothing_to_the_archive_not_even_its_schema(
+    make_gateway: MakeGateway, write_attempts: Counter[int]
+) -> None:
+    """On new storage the Archivist creates the archive; from start-up through a first contact
+    and an archived conversation, every write transaction is the Archivist's."""
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "v")
+    gw.end_session(ref.channel_session_id)  # its last session: the conversation closes
+    assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
+    assert write_attempts[id(monitor(gw).archive)] == 0
+    # the schema, the first contact, the closed conversation
+    assert write_attempts[id(archivist(gw).archive)] == 3
+
+
+def test_a_start_on_a_file_that_is_not_an_archive_is_refused_naming_it(tmp_path: Path) -> None:
+    """The Archivist cannot open it, nor the monitor read it: the start fails with the file and
+    the problem (before: a traceback in the monitor's log and an engine that never started)."""
+    path = tmp_path / "archive.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as foreign:
+        foreign.execute("CREATE TABLE other (x)")
+        foreign.commit()
+    config = {
+        "storage": {"archive": str(path), "journal": str(tmp_path / "journal")},
+        "logging": {"level": "error"},
+    }
+    with pytest.raises(UnavailableError, match=r"archive\.sqlite3: not an archive"):
+        Gateway.embedded(config, seed=0)

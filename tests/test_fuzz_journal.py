@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.fuzz import check_segment, time_limit
-from infra.journal import HEADER, JournalError, encode_frame, read_segment
+from infra.journal_segment import HEADER, JournalError, encode_frame, read_segment
 from runtime.gateway import Gateway, UnavailableError
 from tests.conftest import salvage_storage
 from tests.fuzz_support import EXAMPLES, FUZZ, STRATEGIES

@@ -21,7 +21,8 @@ from thespian.actors import ActorExitRequest
 from actors import agent, agent_supervisor
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import AgentJoin, AgentPresence, Directory, OpenSession, Reply, ReplyTo
-from actors.topic_monitor import TopicMonitor, _HostInfo
+from actors.placement import HostInfo, Placement
+from actors.topic_monitor import TopicMonitor
 from domain.enums import Channel
 from runtime.gateway import BadArgumentError, Gateway, GatewayError, UnavailableError
 from tests.conftest import MakeGateway, names, watchdog
@@ -68,15 +69,15 @@ def agent_host_dies_with_the_next_request(monkeypatch: pytest.MonkeyPatch, agent
 def conversation_host_dies_when_placing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next conversation the TopicMonitor places goes to a host that exits before it gets
     the ``OpenConversation`` (once)."""
-    original = TopicMonitor._place
+    original = Placement.place
 
-    def place(self: TopicMonitor) -> _HostInfo:
-        host = original(self)
-        monkeypatch.setattr(TopicMonitor, "_place", original)
-        self.send(host.address, ActorExitRequest())  # before the OpenConversation it will post
+    def place(self: Placement, per_host: int) -> HostInfo:
+        host = original(self, per_host)
+        monkeypatch.setattr(Placement, "place", original)
+        self.stop(host.address)  # before the OpenConversation it will post
         return host
 
-    monkeypatch.setattr(TopicMonitor, "_place", place)
+    monkeypatch.setattr(Placement, "place", place)
 
 
 # ---------------------------------------------------------------------- F8: agent hosts

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.journal import JournalWriter, read_directory
+from infra.journal import JournalWriter
+from infra.journal_read import read_directory
 
 
 def texts(directory: Path) -> list[str]:

@@ -20,15 +20,8 @@ from thespian.actors import ActorExitRequest
 
 from infra.archive import StorageError
 from infra.config import load_config
-from infra.journal import (
-    _FRAME,
-    HEADER,
-    JournalDamagedError,
-    JournalError,
-    encode_frame,
-    read_directory,
-    read_segment,
-)
+from infra.journal_read import JournalDamagedError, read_directory
+from infra.journal_segment import _FRAME, HEADER, JournalError, encode_frame, read_segment
 from runtime import procs
 from runtime.gateway import Gateway, UnavailableError, UnknownIdError
 from runtime.system import start
@@ -257,7 +250,7 @@ def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(
         monitor = gw._system._systemBase.actorRegistry[
             gw._actors.monitor.actorAddressString
         ].instance
-        (host,) = monitor.hosts.values()
+        (host,) = monitor.placement.hosts.values()
         gw._system.tell(host.address, ActorExitRequest())
         assert gw.status()["conversations"] == {}  # none restored from the damaged journal
         for ref in refs:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.journal import HEADER, read_directory
+from infra.journal_read import read_directory
+from infra.journal_segment import HEADER
 from runtime.gateway import Gateway, UnavailableError
 
 Make = Callable[..., Gateway]

@@ -1,0 +1,131 @@
+"""The TopicMonitor's part that restores conversations from journals, and what it found.
+
+At start-up (journals left by the previous run) and when a conversation host dies (its
+journal), :func:`actors.recovery.plan_recovery` says which conversations to rebuild; each is
+registered as live (state ``RESTORING``), placed on a host and sent its records
+(``RestoreConversation``). The directories are deleted once every conversation read from them
+is back (each host journals its restored conversations' whole history again); a directory
+salvaged from damage is moved aside instead, and one holding a conversation that could not be
+restored is kept, for a person to look at. What the start-up found is kept in :class:`Boot`
+(``BootStatus``, ``Gateway.boot``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from actors.conversation import conversation_entity_id
+from actors.messages import Ref, RestoreConversation, Restored
+from actors.recovery import move_aside, plan_recovery
+from actors.room_desk import Live, RoomDesk
+from infra.journal_records import room_of, started_sessions
+
+log = structlog.get_logger("cx.monitor")
+
+#: The registry's state of a conversation sent to a host to be rebuilt, until it reports.
+RESTORING = "RESTORING"
+
+
+@dataclass(slots=True)
+class Boot:
+    now: int = 0  # the latest journaled time: a virtual clock resumes there
+    restored: int = 0
+    damage: list[str] = field(default_factory=list)
+    error: str | None = None
+    refused: list[dict[str, Any]] = field(default_factory=list)  # mid-log damage (Damage)
+    salvaged: list[dict[str, Any]] = field(default_factory=list)  # losses (actors.recovery.Loss)
+
+
+@dataclass(slots=True)
+class _Recovery:
+    """Journal directories being replaced by restored copies; deleted once all are back."""
+
+    directories: list[Path]
+    awaiting: set[str]
+    failed: bool = False
+    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
+
+
+class RecoveryDesk(RoomDesk):
+    def __init__(self) -> None:
+        super().__init__()
+        self._recoveries: list[_Recovery] = []
+        self._deferred: list[tuple[list[Path], bool]] = []  # until the archive is open
+        self.boot = Boot()
+
+    def recover(self, directories: list[Path], *, salvage: bool) -> int:
+        """Restore every live conversation journaled in ``directories`` onto hosts; the
+        directories are deleted (salvaged damaged ones moved aside) once every one of them is
+        back. The number of conversations sent to be restored (0 while the archive is not open
+        yet: they are restored by :meth:`recover_deferred` once it is)."""
+        if self.archive is None:
+            self._deferred.append((directories, salvage))
+            return 0
+        archive = self.archive
+        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
+        for error in plan.errors:
+            log.error("journal_refused", error=error)
+            self.boot.error = error
+        self.boot.refused.extend(asdict(d) for d in plan.refused)
+        for problem in plan.damage:
+            log.warning("journal_damaged", problem=problem)
+            self.boot.damage.append(problem)
+        for loss in plan.losses:
+            log.warning("journal_salvaged", **loss.as_dict())
+            self.boot.salvaged.append(loss.as_dict())
+        self.boot.now = max(self.boot.now, plan.now)
+        found = {c: v for c, v in plan.found.items() if c not in self.live}
+        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
+        per_host = self.wired().settings.placement.per_host
+        for conversation_id, (opened, commands) in found.items():
+            host = self.placement.place(per_host)
+            sessions = started_sessions(opened, commands)
+            room_id = room_of(opened)
+            self.live[conversation_id] = Live(host, room_id, RESTORING, sessions)
+            self.room_live[room_id] = conversation_id
+            for session_id in sessions:
+                self.session_conversation[session_id] = conversation_id
+            recovery.awaiting.add(conversation_id)
+            self.post(
+                Ref(host.address, conversation_entity_id(conversation_id)),
+                RestoreConversation(opened, tuple(commands)),
+            )
+        self._recoveries.append(recovery)
+        self._settle_recoveries()
+        return len(recovery.awaiting)
+
+    def recover_deferred(self) -> int:
+        """Restore what waited for the archive to open; the number of conversations."""
+        deferred, self._deferred = self._deferred, []
+        return sum(self.recover(d, salvage=salvage) for d, salvage in deferred)
+
+    def restored(self, restored: Restored) -> None:
+        """A host reports a conversation rebuilt (or not)."""
+        for recovery in self._recoveries:
+            if restored.conversation_id in recovery.awaiting:
+                recovery.awaiting.discard(restored.conversation_id)
+                recovery.failed = recovery.failed or not restored.ok
+        if not restored.ok:
+            log.error(
+                "restore_failed",
+                conversation_id=restored.conversation_id,
+                problems=restored.problems,
+            )
+        self._settle_recoveries()
+
+    def _settle_recoveries(self) -> None:
+        for recovery in [r for r in self._recoveries if not r.awaiting]:
+            self._recoveries.remove(recovery)
+            if recovery.failed:
+                continue  # keep the journals of what could not be restored, for a person to look at
+            for directory in recovery.directories:
+                shutil.rmtree(directory, ignore_errors=True)
+            for directory in recovery.damaged:  # kept for a person to look at
+                log.warning(
+                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
+                )

@@ -1,0 +1,178 @@
+"""Archive rows to domain records and back: conversations, events and msgpack payloads.
+
+Payloads (``data`` columns) are msgpack maps, decoded strictly: a payload that is not a map,
+too big, or undecodable raises :class:`PayloadError` (the archive reports it as a fault of
+the storage).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from domain.enums import (
+    Channel,
+    Direction,
+    EventType,
+    ParticipantState,
+    ParticipantType,
+    Role,
+    RoomMode,
+    RoomType,
+    SessionEndReason,
+    SessionState,
+    State,
+)
+from domain.records import (
+    ConversationRecord,
+    Emitter,
+    Event,
+    ParticipantRecord,
+    Payload,
+    SessionRecord,
+)
+
+#: Largest payload we agree to decode; a bigger one is a corrupt or hostile row, not data.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+class PayloadError(ValueError):
+    """A stored payload that does not decode to a map."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    id: str
+    type: RoomType
+    mode: RoomMode
+    customer_id: str
+    created_at: int
+
+
+def room_record(row: sqlite3.Row) -> RoomRecord:
+    return RoomRecord(
+        id=row["id"],
+        type=RoomType(row["type"]),
+        mode=RoomMode(row["mode"]),
+        customer_id=row["customer_id"],
+        created_at=row["created_at"],
+    )
+
+
+def conversation_record(
+    row: sqlite3.Row, participants: list[sqlite3.Row], sessions: list[sqlite3.Row]
+) -> ConversationRecord:
+    conversation_id: str = row["id"]
+    return ConversationRecord(
+        id=conversation_id,
+        room_id=row["room_id"],
+        customer_id=row["customer_id"],
+        state=State(row["state"]),
+        direction=Direction(row["direction"]),
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+        participants=tuple(
+            ParticipantRecord(
+                id=p["id"],
+                type=ParticipantType(p["type"]),
+                role=Role(p["role"]),
+                state=ParticipantState(p["state"]),
+                joined_at=p["joined_at"],
+                left_at=p["left_at"],
+            )
+            for p in participants
+        ),
+        channel_sessions=tuple(
+            SessionRecord(
+                id=s["id"],
+                conversation_id=conversation_id,
+                channel=Channel(s["channel"]),
+                identifier=s["identifier"],
+                state=SessionState(s["state"]),
+                end_reason=(None if s["end_reason"] is None else SessionEndReason(s["end_reason"])),
+                started_at=s["started_at"],
+                ended_at=s["ended_at"],
+                data=unpack(s["data"], conversation_id),
+            )
+            for s in sessions
+        ),
+        data=unpack(row["data"], conversation_id),
+        seq=row["seq"],
+    )
+
+
+def event_record(row: sqlite3.Row) -> Event:
+    """An event from its row joined with its conversation's ``room_id``."""
+    return Event(
+        conversation_id=row["conversation_id"],
+        room_id=row["room_id"],
+        seq=row["seq"],
+        name=row["name"],
+        type=EventType(row["type"]),
+        timestamp=row["timestamp"],
+        emitter=Emitter(row["emitter_id"], _emitter_type(row["emitter_type"])),
+        channel_session_id=row["channel_session_id"],
+        data=unpack(row["data"], row["conversation_id"]),
+    )
+
+
+def check_events(conversation_id: str, room_id: str, events: Sequence[Event]) -> None:
+    # The room is stored once per conversation, so an event of another room would be lost.
+    for event in events:
+        if event.conversation_id != conversation_id or event.room_id != room_id:
+            raise ValueError(
+                f"event {event.id} of room {event.room_id} does not belong to conversation"
+                f" {conversation_id} of room {room_id}"
+            )
+
+
+def rows_of_events(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+    return [
+        (e.conversation_id, e.seq, e.name, str(e.type), e.timestamp, e.emitter.id,
+         str(e.emitter.type), e.channel_session_id, pack(e.data))
+        for e in events
+    ]  # fmt: skip
+
+
+def _emitter_type(value: str) -> ParticipantType | str:
+    try:
+        return ParticipantType(value)
+    except ValueError:
+        return value  # "SYSTEM": the engine itself
+
+
+def _plain(value: object) -> object:
+    # msgpack packs dicts only; payloads are typed as Mapping (possibly read-only views).
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot archive a value of type {type(value).__name__}")
+
+
+def pack(payload: Payload) -> bytes:
+    packed: bytes = msgpack.packb(dict(payload), use_bin_type=True, default=_plain)
+    return packed
+
+
+def unpack(blob: object, conversation_id: str) -> dict[str, Any]:
+    if not isinstance(blob, bytes):
+        raise PayloadError(f"conversation {conversation_id}: payload is not a blob")
+    if len(blob) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"conversation {conversation_id}: payload of {len(blob)} bytes")
+    try:
+        # unpackb bounds every string, array and map by len(blob); keys must be str; ext
+        # types are refused as we never write any.
+        value = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext)
+    except ValueError as exc:
+        # Also msgpack's ExtraData, FormatError and StackError, truncated input, bad UTF-8.
+        raise PayloadError(f"conversation {conversation_id}: corrupt payload: {exc}") from exc
+    if not isinstance(value, dict):
+        raise PayloadError(f"conversation {conversation_id}: payload is not a map")
+    return value
+
+
+def _no_ext(code: int, data: bytes) -> object:
+    raise ValueError(f"unexpected msgpack ext type {code}")

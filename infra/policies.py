@@ -1,0 +1,74 @@
+"""The domain's view of the configuration: settings translated once into domain values.
+
+The actors build what the pure domain needs from :class:`~infra.config.Settings` only through
+these functions: the conversation :class:`~domain.policy.Policy` (every conversation host),
+the Router's :class:`~domain.routing.RoutingSettings` and the bot's
+:class:`~domain.bot.BotScript`. Times become int milliseconds here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import MappingProxyType
+
+from domain import routing
+from domain.bot import BotScript
+from domain.enums import ThresholdAction
+from domain.policy import Policy, Threshold
+from infra import config
+from infra.timefmt import seconds_to_ms
+
+
+def conversation_policy(settings: config.Settings) -> Policy:
+    """The state machine's view of the configuration (times in ms)."""
+    timers, queues = settings.timers, settings.routing.queues
+    return Policy(
+        bot_enabled=settings.bot.enabled,
+        wrap_up_enabled=timers.wrap_up_enabled,
+        wrap_up_ms=seconds_to_ms(timers.wrap_up_seconds),
+        hold_max_ms=seconds_to_ms(timers.hold_max_seconds),
+        agent_sla_ms=seconds_to_ms(timers.agent_sla_seconds),
+        agent_sla_thresholds=_thresholds(timers.agent_sla_thresholds),
+        queue_sla_ms=MappingProxyType(
+            {
+                name: seconds_to_ms(queue.agent_sla_seconds)
+                for name, queue in queues.items()
+                if queue.agent_sla_seconds is not None
+            }
+        ),
+        inactivity_ms=seconds_to_ms(timers.customer_inactivity_seconds),
+        channel_inactivity_ms=MappingProxyType(
+            {k: seconds_to_ms(v) for k, v in timers.customer_inactivity_channels.items()}
+        ),
+        inactivity_thresholds=_thresholds(timers.customer_inactivity_thresholds),
+        default_queue=settings.routing.default_queue,
+    )
+
+
+def routing_settings(settings: config.Settings) -> routing.RoutingSettings:
+    """The Router's routing book settings (times in ms, priorities by queue)."""
+    configured = settings.routing
+    return routing.RoutingSettings(
+        auto_accept=configured.auto_accept,
+        accept_timeout_ms=seconds_to_ms(configured.accept_timeout_seconds),
+        request_ttl_ms=seconds_to_ms(configured.request_ttl_seconds),
+        priorities={name: queue.priority for name, queue in configured.queues.items()},
+    )
+
+
+def bot_script(settings: config.Settings) -> BotScript:
+    """What the bot says and listens for, and the queue it asks an agent in."""
+    bot = settings.bot
+    return BotScript(
+        welcome=bot.welcome,
+        answer=bot.answer,
+        agent_keywords=tuple(bot.agent_keywords),
+        hold_notice=bot.hold_notice,
+        resume_notice=bot.resume_notice,
+        no_agent_notice=bot.no_agent_notice,
+        queue=settings.routing.default_queue,
+    )
+
+
+def _thresholds(items: Iterable[config.Threshold]) -> tuple[Threshold, ...]:
+    return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)
