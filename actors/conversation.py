@@ -31,7 +31,6 @@ from actors.messages import (
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
-    Failure,
     JoinSession,
     Reattach,
     Ref,
@@ -66,7 +65,7 @@ from domain.effects import (
     RouteRequest,
 )
 from domain.enums import SUPERVISOR_ROLES, State, ThresholdAction
-from domain.errors import Refused
+from domain.errors import CxError, ErrorKind, Refused
 from domain.policy import Policy, Threshold
 from domain.records import Event
 from infra.config import Settings
@@ -89,7 +88,7 @@ ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
 ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 
 
-class _Poisoned(Exception):
+class _Poisoned(CxError):
     """A command failed inside the machine for a reason other than a refusal."""
 
 
@@ -181,7 +180,9 @@ class ConversationEntity:
             self._archive_failed(payload.problem, host)
         else:
             host.refuse(
-                reply_to, "bad_argument", f"conversation cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"conversation cannot handle {type(payload).__name__}",
             )
 
     def apply(
@@ -197,7 +198,7 @@ class ConversationEntity:
             return False
         except _Poisoned as poisoned:
             if reply_to is not None:
-                host.fail(reply_to, Failure(reply_to.call_id, "internal", str(poisoned)))
+                host.fail(reply_to, failure_of(reply_to.call_id, poisoned))
             return False
         if effects:
             host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
@@ -355,7 +356,7 @@ class ConversationEntity:
         if session_id not in self.machine.session_ids():
             host.refuse(
                 reply_to,
-                "unknown_id",
+                ErrorKind.UNKNOWN_ID,
                 f"no channel session {session_id} in conversation {self.machine.id}",
             )
             return
@@ -409,11 +410,7 @@ class ConversationEntity:
             effects = self._run(command, now)
         except (Refused, _Poisoned) as refusal:
             call_id = request.origin.call_id if request.origin else ""
-            failure = (
-                failure_of(call_id, refusal)
-                if isinstance(refusal, Refused)
-                else Failure(call_id, "internal", str(refusal))
-            )
+            failure = failure_of(call_id, refusal)
             host.post(
                 request.agent,
                 SubscribeOutcome(

@@ -44,6 +44,7 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.recovery import Seen, by_conversation
+from domain.errors import ErrorKind
 from infra.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class Durability:
             f"storage failed: the journal of host {host.host_id} cannot be written ({problem});"
             " nothing was applied: retry later"
         )
-        host.refuse(reply_to, "unavailable", message)
+        host.refuse(reply_to, ErrorKind.UNAVAILABLE, message)
         monitor = Ref(host.wired().monitor, "")
         if isinstance(payload, SubscribeRequest):
             call_id = payload.origin.call_id if payload.origin is not None else ""
@@ -165,7 +166,7 @@ class Durability:
                     host.ref(entity_id),
                     payload.request_id,
                     False,
-                    Failure(call_id, "unavailable", message),
+                    Failure(call_id, ErrorKind.UNAVAILABLE, message),
                     payload.origin,
                 ),
             )

@@ -43,7 +43,7 @@ from actors.messages import (
 from actors.restore import Rebuilt, open_record, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
-from domain.errors import Refused
+from domain.errors import ErrorKind, Refused
 from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
@@ -67,7 +67,7 @@ class HostContext(Protocol):
     def local(self, entity_id: str, payload: Any, reply_to: ReplyTo | None = None) -> None: ...
     def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None: ...
     def fail(self, reply_to: ReplyTo | None, failure: Failure) -> None: ...
-    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None: ...
+    def refuse(self, reply_to: ReplyTo | None, kind: ErrorKind, message: str) -> None: ...
     def arm(self, entity_id: str, key: Hashable, token: int, at: int, percent: int) -> None: ...
     def disarm(self, entity_id: str, key: Hashable) -> None: ...
     def spawn(self, entity: Entity) -> None: ...
@@ -260,7 +260,9 @@ class Host(TimedActor):
                     if reply_to is not None:
                         self.fail(
                             reply_to,
-                            Failure(reply_to.call_id, "internal", f"internal error: {error!r}"),
+                            Failure(
+                                reply_to.call_id, ErrorKind.INTERNAL, f"internal error: {error!r}"
+                            ),
                         )
         finally:
             self._draining = False
@@ -374,7 +376,8 @@ class Host(TimedActor):
         )
         if reply_to is not None:
             self.fail(
-                reply_to, Failure(reply_to.call_id, "not_here", f"{entity_id} is not on this host")
+                reply_to,
+                Failure(reply_to.call_id, ErrorKind.NOT_HERE, f"{entity_id} is not on this host"),
             )
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:

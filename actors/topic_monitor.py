@@ -59,6 +59,7 @@ from actors.room_desk import Live as _Live
 from actors.room_desk import RoomDesk
 from actors.router import Router
 from domain.enums import State
+from domain.errors import ErrorKind
 from infra.archive import Archive, StorageError
 from infra.timefmt import wall_ms
 
@@ -179,7 +180,7 @@ class TopicMonitor(RoomDesk):
             return
         self.refuse(
             live.opening,
-            "unavailable",
+            ErrorKind.UNAVAILABLE,
             f"start_session in room {live.room_id}: the host given its new conversation"
             f" {conversation_id} failed before opening it; nothing was opened: retry start_session",
         )
@@ -244,7 +245,9 @@ class TopicMonitor(RoomDesk):
             self._storage_health(payload)
         else:
             self.refuse(
-                reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"TopicMonitor cannot handle {type(payload).__name__}",
             )
 
     def _not_applied(self, notice: NotApplied) -> None:
@@ -402,10 +405,14 @@ class TopicMonitor(RoomDesk):
             if conversation_id is None:
                 conversation_id = archive.conversation_of_session(request.session_id)
             if conversation_id is None:
-                self.refuse(reply_to, "unknown_id", f"no channel session {request.session_id}")
+                self.refuse(
+                    reply_to, ErrorKind.UNKNOWN_ID, f"no channel session {request.session_id}"
+                )
                 return
         if conversation_id is None:
-            self.refuse(reply_to, "bad_argument", "Locate needs a conversation or session id")
+            self.refuse(
+                reply_to, ErrorKind.BAD_ARGUMENT, "Locate needs a conversation or session id"
+            )
             return
         live = self.live.get(conversation_id)
         if live is not None:
@@ -413,7 +420,7 @@ class TopicMonitor(RoomDesk):
         elif archive.has_conversation(conversation_id):
             self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
         else:
-            self.refuse(reply_to, "unknown_id", f"no conversation {conversation_id}")
+            self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {conversation_id}")
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}

@@ -57,6 +57,7 @@ from domain.enums import (
     SessionState,
     State,
 )
+from domain.errors import CxError, ErrorKind
 from domain.records import (
     ConversationRecord,
     Emitter,
@@ -109,8 +110,10 @@ _SCHEMA = (
 _SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
 
 
-class StorageError(Exception):
+class StorageError(CxError):
     """The storage's fault (disk, lock, permissions, corrupt or foreign file), not the caller's."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 class ArchiveUnavailable(StorageError):

@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from domain.enums import Channel, ThresholdAction
+from domain.errors import CxError, ErrorKind
 from infra.yamlfile import YamlProblem, read_yaml
 
 SYSTEM_BASES = ("simpleSystemBase", "multiprocTCPBase", "multiprocQueueBase", "multiprocUDPBase")
@@ -52,8 +53,10 @@ def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
 copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 
 
-class ConfigError(Exception):
+class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
+
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, source: str, key: str, problem: str) -> None:
         super().__init__(f"{source}: {key}: {problem}")
@@ -202,8 +205,10 @@ class Settings:
 # Checks: each takes the raw value and its key path; returns the clean value or raises.
 
 
-class _InvalidError(Exception):
+class _InvalidError(CxError):
     """A check failed; ``load_config`` turns it into a ConfigError that names the source."""
+
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(key, problem)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from domain.transitions import mermaid
 from infra.archive import StorageError
 from infra.config import ConfigError, load_config
@@ -48,12 +49,16 @@ _NOT_OPS = frozenset(
 )
 
 
-class UsageError(Exception):
+class UsageError(CxError):
     """A command line the command cannot use (beyond what argparse checks)."""
 
+    kind = ErrorKind.BAD_ARGUMENT
 
-class DegradedError(Exception):
+
+class DegradedError(CxError):
     """The engine runs but does not serve now: it is recovering, or it did not answer."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 def _gateway_ops() -> dict[str, inspect.Signature]:

@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from infra import proctitle
 from infra.archive import StorageError
 from infra.config import ConfigError, Settings, load_config
@@ -92,19 +93,25 @@ _POLL_S = 0.05
 _SIGNAL_POLL_S = 0.1
 
 
-class NotRunningError(Exception):
+class NotRunningError(CxError):
     """No system is running for this configuration."""
 
+    kind = ErrorKind.UNAVAILABLE
 
-class AlreadyRunningError(Exception):
+
+class AlreadyRunningError(CxError):
     """A system is already running for this configuration."""
 
+    kind = ErrorKind.ILLEGAL_TRANSITION
 
-class StartError(Exception):
+
+class StartError(CxError):
     """The engine did not come up (its reason, and where its log is)."""
 
+    kind = ErrorKind.UNAVAILABLE
 
-class StopError(Exception):
+
+class StopError(CxError):
     """Some processes of the system could not be ended."""
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
 
+from domain.errors import CxError, ErrorKind
 from infra import proctitle
 from infra.config import ConfigError, Settings, load_config, token_problem
 from infra.logs import configure_logging, get_logger
@@ -55,8 +56,10 @@ PROTOCOL_VERSION: Final = 1
 TOKEN_VARIABLE: Final = "CX_GATEWAY_TOKEN"
 
 
-class ListenError(OSError):
+class ListenError(CxError, OSError):
     """The server could not listen on its address (in use, not an address of this host)."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -294,13 +297,13 @@ class NetGateway:
         for evicted, reason in decision.evict:
             self.stats["evicted"] += 1
             log.warning("connection still authenticating closed", peer=evicted.name, reason=reason)
-            evicted.send(failure(None, "unavailable", f"{reason}; closing"))
+            evicted.send(failure(None, ErrorKind.UNAVAILABLE, f"{reason}; closing"))
             evicted.close_after_flush()
         if decision.refused is not None:
             self.stats["refused"] += 1
             log.warning("connection refused", peer=connection.name, reason=decision.refused)
             with contextlib.suppress(ConnectionError, OSError):
-                writer.write(failure(None, "unavailable", f"{decision.refused}; closing"))
+                writer.write(failure(None, ErrorKind.UNAVAILABLE, f"{decision.refused}; closing"))
                 writer.close()
             return
         self.stats["accepted"] += 1

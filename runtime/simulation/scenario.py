@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from infra.config import (
     CHANNEL_TYPES,
     ConfigError,
@@ -73,7 +74,9 @@ class ScenarioError(ConfigError):
         return (ScenarioError, (self.source, self.key, self.problem))
 
 
-class _Invalid(Exception):
+class _Invalid(CxError):
+    kind = ErrorKind.BAD_ARGUMENT
+
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(key, problem)
         self.key = key
