@@ -40,7 +40,9 @@ class Broken(Exception):
 
 
 class Client:
-    """One authenticated connection; requests answered in order (pushes are not asked for)."""
+    """One authenticated connection; requests answered in order (pushes are not asked for).
+    A refusal raises the exception of its kind (``domain.errors.error_for``); ``unavailable``
+    and ``internal`` raise :class:`Broken` (from that exception), to be tried again."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=35)
@@ -72,10 +74,10 @@ class Client:
             raise Broken(str(error)) from error
         if answer["ok"]:
             return answer["result"]
-        error = answer["error"]
-        refusal = error_for(error["type"], f"{op} refused: {error['message']}")
+        wire = answer["error"]
+        refusal = error_for(wire["type"], f"{op} refused: {wire['message']}")
         if refusal.kind in (ErrorKind.UNAVAILABLE, ErrorKind.INTERNAL):
-            raise Broken(f"{refusal.kind}: {error['message']}") from refusal
+            raise Broken(f"{refusal.kind}: {wire['message']}") from refusal
         raise refusal
 
     def _exact(self, size: int) -> bytes:
@@ -210,7 +212,7 @@ class GatewayProcess:
         try:
             client.call("status")
             return True
-        except (Broken, OSError, RuntimeError):
+        except (Broken, OSError, GatewayError):
             return False
         finally:
             client.close()
