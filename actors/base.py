@@ -6,7 +6,8 @@ Thespian message is collected per destination and leaves as one :class:`Batch` w
 returns: fewer, larger messages between processes.
 
 A handler that raises is contained here: the error is logged with what was being handled, the
-caller (if any) gets a ``Failure`` of kind ``ErrorKind.INTERNAL``, and Thespian never re-delivers the message.
+caller (if any) gets a ``Failure`` of kind ``ErrorKind.INTERNAL``, and Thespian never
+re-delivers the message.
 """
 
 from __future__ import annotations
