@@ -34,6 +34,7 @@ from runtime.gateway import Gateway
 from runtime.netgateway import ERROR_TYPES
 from runtime.netgateway.codec import decode, failure
 from tests.conftest import MakeGateway
+from tests.test_gateway_scenarios import active_with, ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("domain", "infra", "actors", "runtime")
@@ -139,15 +140,6 @@ def test_kinds_only_between_the_engine_and_its_gateway_are_not_documented_for_th
     assert not {ErrorKind.ID_TAKEN.value, ErrorKind.NOT_HERE.value} & set(_documented_error_types())
 
 
-def _active(gw: Gateway) -> str:
-    gw.agent_login("alice")
-    gw.agent_ready("alice")
-    ref = gw.start_session("cust-1", "WEB", "cust-1-web")
-    gw.request_agent(ref.conversation_id)
-    assert gw.conversation(ref.conversation_id)["state"] == "ACTIVE"
-    return ref.conversation_id
-
-
 REFUSALS: list[tuple[type[Refused], type[GatewayError], Callable[[Gateway, str], Any]]] = [
     (IllegalTransition, IllegalTransitionError, lambda gw, cid: gw.resume("alice", cid)),
     (UnknownParticipant, UnknownIdError, lambda gw, cid: gw.hold("nobody", cid, 10)),
@@ -165,7 +157,8 @@ def test_a_domain_refusal_reaches_the_embedded_client_as_the_class_of_its_kind(
     call: Callable[[Gateway, str], Any],
 ) -> None:
     with make_gateway() as gw:
-        cid = _active(gw)
+        ready(gw, "alice")
+        cid = active_with(gw, "alice").conversation_id
         with pytest.raises(GatewayError) as raised:
             call(gw, cid)
         assert type(raised.value) is expected
