@@ -39,6 +39,7 @@ from actors.messages import (
 from actors.snapshots import event_dict
 from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
+from domain.errors import ErrorKind
 
 if TYPE_CHECKING:
     from actors.context import HostContext
@@ -132,7 +133,9 @@ class AgentEntity:
             self.presence = Presence.NOT_READY
             self._report(host)
         else:
-            host.refuse(reply_to, "bad_argument", f"agent cannot handle {type(payload).__name__}")
+            host.refuse(
+                reply_to, ErrorKind.BAD_ARGUMENT, f"agent cannot handle {type(payload).__name__}"
+            )
 
     def _presence(self, action: str, reply_to: ReplyTo | None, host: HostContext) -> None:
         if action == "LOGOUT":
@@ -164,14 +167,14 @@ class AgentEntity:
         if conversation_id in self.conversations:
             host.refuse(
                 reply_to,
-                "illegal_transition",
+                ErrorKind.ILLEGAL_TRANSITION,
                 f"agent {self.agent_id} is already in conversation {conversation_id}",
             )
             return
         if counted and self.free <= 0:
             host.refuse(
                 reply_to,
-                "illegal_transition",
+                ErrorKind.ILLEGAL_TRANSITION,
                 f"agent {self.agent_id} is at its limit of {self.max_conversations} conversations",
             )
             return
@@ -229,7 +232,7 @@ class AgentEntity:
         self._log.warning("reservation_expired", conversation_id=conversation_id)
         host.refuse(
             origin,
-            "unavailable",
+            ErrorKind.UNAVAILABLE,
             f"agent_join for agent {self.agent_id}: conversation {conversation_id} did not answer"
             f" within {RESERVATION_MS // 1000} s (its host may have failed); the agent's slot is"
             " free again. It may or may not have been applied: check, or retry",

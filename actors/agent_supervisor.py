@@ -33,6 +33,7 @@ from actors.messages import (
     Subscribe,
     Unsubscribe,
 )
+from domain.errors import ErrorKind
 
 log = structlog.get_logger("cx.agents")
 MAX_AGENT_CONVERSATIONS = 100
@@ -92,13 +93,15 @@ class AgentSupervisor(EngineActor):
             if problem is not None:
                 self.refuse(
                     reply_to,
-                    "bad_argument",
+                    ErrorKind.BAD_ARGUMENT,
                     f"agent_login refused for {payload.agent_id!r}: {problem}",
                 )
                 return
             if payload.agent_id in self.placement:
                 self.refuse(
-                    reply_to, "illegal_transition", f"agent {payload.agent_id} is already logged in"
+                    reply_to,
+                    ErrorKind.ILLEGAL_TRANSITION,
+                    f"agent {payload.agent_id} is already logged in",
                 )
                 return
             host = self._place()
@@ -122,12 +125,14 @@ class AgentSupervisor(EngineActor):
             or agent_id is None
         ):
             self.refuse(
-                reply_to, "bad_argument", f"AgentSupervisor cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"AgentSupervisor cannot handle {type(payload).__name__}",
             )
             return
         placed = self.placement.get(agent_id)
         if placed is None:
-            self.refuse(reply_to, "unknown_id", f"agent {agent_id} is not logged in")
+            self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"agent {agent_id} is not logged in")
             return
         if isinstance(payload, AgentPresence) and payload.action == "LOGOUT":
             del self.placement[agent_id]
@@ -165,7 +170,7 @@ class AgentSupervisor(EngineActor):
         unanswered = [(k, f) for k, f in self.forwarded.items() if f.host is lost]
         for call_id, forwarded in unanswered:
             del self.forwarded[call_id]
-            self.refuse(forwarded.caller, "unavailable", _lost_message(forwarded))
+            self.refuse(forwarded.caller, ErrorKind.UNAVAILABLE, _lost_message(forwarded))
         log.error("agent_host_exited", agents=len(agents), unanswered=len(unanswered))
         if agents:
             self.send(self.wired().monitor, AgentsLost(agents))
@@ -189,7 +194,7 @@ class AgentSupervisor(EngineActor):
             if now - oldest.at < FORWARDED_TTL_MS:
                 self.refuse(
                     oldest.caller,
-                    "unavailable",
+                    ErrorKind.UNAVAILABLE,
                     f"{_operation(oldest.payload)} for agent {oldest.agent_id}: too many agent"
                     " requests in flight; it may or may not have been applied: check, or retry",
                 )

@@ -46,6 +46,7 @@ from actors.messages import (
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
+from domain.errors import ErrorKind
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
 from infra.archive import Archive, StorageError
@@ -132,10 +133,12 @@ class Archivist(TimedActor):
                 self._at_once(payload, reply_to)
             except StorageError as error:
                 log.warning("archive_refused", request=type(payload).__name__, error=str(error))
-                self.refuse(reply_to, "unavailable", _refused(payload, error))
+                self.refuse(reply_to, ErrorKind.UNAVAILABLE, _refused(payload, error))
         else:
             self.refuse(
-                reply_to, "bad_argument", f"Archivist cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"Archivist cannot handle {type(payload).__name__}",
             )
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:
@@ -174,7 +177,7 @@ class Archivist(TimedActor):
                 del self.closings[conversation_id]
                 log.error("archive_refused", conversation_id=conversation_id, error=str(error))
                 for job in closing.jobs:
-                    self.refuse(job, "internal", f"conversation {conversation_id}: {error}")
+                    self.refuse(job, ErrorKind.INTERNAL, f"conversation {conversation_id}: {error}")
                 return True
             del self.closings[conversation_id]
             through_seq = max((e.seq for e in request.events), default=0)
@@ -245,7 +248,7 @@ class Archivist(TimedActor):
                 request.customer_id, request.channel, request.identifier, new_room=room
             )
         except ValueError as error:  # another contact-center room came first: look again
-            self.refuse(reply_to, "unavailable", f"start_session not done: {error}; retry")
+            self.refuse(reply_to, ErrorKind.UNAVAILABLE, f"start_session not done: {error}; retry")
             return
         self.reply(reply_to)
         self._archive_is_back()
@@ -254,7 +257,9 @@ class Archivist(TimedActor):
         archive = self._storage()
         record = archive.conversation(request.conversation_id)
         if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {request.conversation_id}")
+            self.refuse(
+                reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {request.conversation_id}"
+            )
             return
         if (
             not isinstance(request.name, str)
@@ -263,7 +268,7 @@ class Archivist(TimedActor):
         ):
             self.refuse(
                 reply_to,
-                "bad_argument",
+                ErrorKind.BAD_ARGUMENT,
                 f"add_activity refused on conversation {record.id} in state CLOSED: "
                 f"name {request.name!r} must be 1 to 64 characters and not an engine event name",
             )
@@ -288,7 +293,7 @@ class Archivist(TimedActor):
         archive = self._storage()
         if query.kind == "history":
             if archive.room(query.id) is None:
-                self.refuse(reply_to, "unknown_id", f"room {query.id} does not exist")
+                self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"room {query.id} does not exist")
                 return
             history = []
             for past in archive.room_conversations(query.id):
@@ -303,11 +308,11 @@ class Archivist(TimedActor):
             if events or archive.has_conversation(query.id):
                 self.reply(reply_to, [event_dict(e) for e in events])
             else:
-                self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+                self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {query.id}")
             return
         record = archive.conversation(query.id)
         if record is None:
-            self.refuse(reply_to, "unknown_id", f"no conversation {query.id}")
+            self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {query.id}")
         else:
             self.reply(reply_to, record_dict(record))
 

@@ -41,6 +41,7 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
+from domain.errors import ErrorKind
 
 log = structlog.get_logger("cx.monitor")
 
@@ -120,7 +121,7 @@ class ArchivistParent(EngineActor):
             if isinstance(job, _Late):
                 self._to_archivist(job.request, job)
             else:
-                self._settle(job, Failure("", "unavailable", STOPPED))
+                self._settle(job, Failure("", ErrorKind.UNAVAILABLE, STOPPED))
 
     def _to_archivist(self, payload: Any, job: _Job) -> None:
         call_id = f"archive-{next(self._job_ids)}"

@@ -6,7 +6,8 @@ Thespian message is collected per destination and leaves as one :class:`Batch` w
 returns: fewer, larger messages between processes.
 
 A handler that raises is contained here: the error is logged with what was being handled, the
-caller (if any) gets a ``Failure(kind="internal")``, and Thespian never re-delivers the message.
+caller (if any) gets a ``Failure`` of kind ``ErrorKind.INTERNAL``, and Thespian never
+re-delivers the message.
 """
 
 from __future__ import annotations
@@ -30,22 +31,17 @@ from actors.messages import (
     WhoAmI,
     Wiring,
 )
-from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
+from domain.errors import CxError, ErrorKind
 from infra.logs import configure_logging
 from infra.proctitle import set_actor_title
 from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.actor")
 
-_REFUSAL_KINDS: dict[type[Refused], str] = {
-    IllegalTransition: "illegal_transition",
-    UnknownParticipant: "unknown_id",
-    InvalidArgument: "bad_argument",
-}
 
-
-def failure_of(call_id: str, error: Refused) -> Failure:
-    return Failure(call_id, _REFUSAL_KINDS.get(type(error), "illegal_transition"), str(error))
+def failure_of(call_id: str, error: CxError) -> Failure:
+    """The answer to a call that ``error`` refused: its kind travels unchanged."""
+    return Failure(call_id, error.kind, str(error))
 
 
 class EngineActor(Actor):  # type: ignore[misc]
@@ -155,7 +151,9 @@ class EngineActor(Actor):  # type: ignore[misc]
             if item.reply_to is not None:
                 self.fail(
                     item.reply_to,
-                    Failure(item.reply_to.call_id, "internal", f"internal error: {error!r}"),
+                    Failure(
+                        item.reply_to.call_id, ErrorKind.INTERNAL, f"internal error: {error!r}"
+                    ),
                 )
 
     # hooks --------------------------------------------------------------------
@@ -202,7 +200,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         if reply_to is not None:
             self._replies.append((reply_to.address, failure))
 
-    def refuse(self, reply_to: ReplyTo | None, kind: str, message: str) -> None:
+    def refuse(self, reply_to: ReplyTo | None, kind: ErrorKind, message: str) -> None:
         if reply_to is not None:
             self.fail(reply_to, Failure(reply_to.call_id, kind, message))
 

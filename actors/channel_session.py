@@ -20,6 +20,7 @@ from actors.messages import (
 )
 from actors.snapshots import event_dict
 from domain.commands import CustomerMessage
+from domain.errors import ErrorKind
 from domain.records import Event
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ class ChannelSessionEntity:
             host.local(self.conversation_entity, payload, reply_to)
         else:
             host.refuse(
-                reply_to, "bad_argument", f"channel session cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"channel session cannot handle {type(payload).__name__}",
             )
 
     def remember(self, log: list[Event]) -> None:

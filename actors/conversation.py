@@ -29,7 +29,6 @@ from actors.messages import (
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
-    Failure,
     JoinSession,
     Reattach,
     Ref,
@@ -63,7 +62,7 @@ from domain.effects import (
     RouteRequest,
 )
 from domain.enums import SUPERVISOR_ROLES, State
-from domain.errors import Refused
+from domain.errors import CxError, ErrorKind, Refused
 from domain.records import Event
 from infra.journal_records import closed_record, command_record
 
@@ -84,7 +83,7 @@ ARCHIVE_RETRY = ("ARCHIVE_RETRY",)
 ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 
 
-class _Poisoned(Exception):
+class _Poisoned(CxError):
     """A command failed inside the machine for a reason other than a refusal."""
 
 
@@ -146,7 +145,9 @@ class ConversationEntity:
             self._archive_failed(payload.problem, host)
         else:
             host.refuse(
-                reply_to, "bad_argument", f"conversation cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"conversation cannot handle {type(payload).__name__}",
             )
 
     def apply(
@@ -162,7 +163,7 @@ class ConversationEntity:
             return False
         except _Poisoned as poisoned:
             if reply_to is not None:
-                host.fail(reply_to, Failure(reply_to.call_id, "internal", str(poisoned)))
+                host.fail(reply_to, failure_of(reply_to.call_id, poisoned))
             return False
         if effects:
             host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
@@ -320,7 +321,7 @@ class ConversationEntity:
         if session_id not in self.machine.session_ids():
             host.refuse(
                 reply_to,
-                "unknown_id",
+                ErrorKind.UNKNOWN_ID,
                 f"no channel session {session_id} in conversation {self.machine.id}",
             )
             return
@@ -374,11 +375,7 @@ class ConversationEntity:
             effects = self._run(command, now)
         except (Refused, _Poisoned) as refusal:
             call_id = request.origin.call_id if request.origin else ""
-            failure = (
-                failure_of(call_id, refusal)
-                if isinstance(refusal, Refused)
-                else Failure(call_id, "internal", str(refusal))
-            )
+            failure = failure_of(call_id, refusal)
             host.post(
                 request.agent,
                 SubscribeOutcome(

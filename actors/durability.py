@@ -47,6 +47,7 @@ from actors.messages import (
 )
 from actors.recovery import Seen, by_conversation
 from actors.restore import Rebuilt
+from domain.errors import ErrorKind
 from infra.journal import JournalWriteFailed, JournalWriter
 from infra.journal_read import read_directory
 from infra.journal_records import Record, conversation_of
@@ -179,7 +180,7 @@ class Durability:
             f"storage failed: the journal of host {host.host_id} cannot be written ({problem});"
             " nothing was applied: retry later"
         )
-        host.refuse(reply_to, "unavailable", message)
+        host.refuse(reply_to, ErrorKind.UNAVAILABLE, message)
         monitor = Ref(host.wired().monitor, "")
         if isinstance(payload, SubscribeRequest):
             call_id = payload.origin.call_id if payload.origin is not None else ""
@@ -190,7 +191,7 @@ class Durability:
                     host.ref(entity_id),
                     payload.request_id,
                     False,
-                    Failure(call_id, "unavailable", message),
+                    Failure(call_id, ErrorKind.UNAVAILABLE, message),
                     payload.origin,
                 ),
             )

@@ -43,7 +43,7 @@ from actors.messages import (
 from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
-from domain.errors import Refused
+from domain.errors import ErrorKind, Refused
 from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
@@ -236,7 +236,9 @@ class Host(TimedActor):
                     if reply_to is not None:
                         self.fail(
                             reply_to,
-                            Failure(reply_to.call_id, "internal", f"internal error: {error!r}"),
+                            Failure(
+                                reply_to.call_id, ErrorKind.INTERNAL, f"internal error: {error!r}"
+                            ),
                         )
         finally:
             self._draining = False
@@ -350,7 +352,8 @@ class Host(TimedActor):
         )
         if reply_to is not None:
             self.fail(
-                reply_to, Failure(reply_to.call_id, "not_here", f"{entity_id} is not on this host")
+                reply_to,
+                Failure(reply_to.call_id, ErrorKind.NOT_HERE, f"{entity_id} is not on this host"),
             )
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:

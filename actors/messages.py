@@ -19,6 +19,7 @@ from typing import Any
 
 from domain.commands import Command, StartSession
 from domain.enums import Channel, Role, UnsubscribeReason
+from domain.errors import ErrorKind
 from domain.pickling import pickle_by_field_names
 from domain.records import ConversationRecord, Event, Payload
 
@@ -70,14 +71,10 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A refusal or error, translated into a GatewayError by the gateway.
-
-    ``kind`` is one of unknown_id, illegal_transition, bad_argument, id_taken, not_here,
-    unavailable, internal.
-    """
+    """A refusal or error; the gateway raises ``domain.errors.error_for(kind, message)``."""
 
     call_id: str
-    kind: str
+    kind: ErrorKind
     message: str
 
 

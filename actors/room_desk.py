@@ -35,7 +35,7 @@ from actors.placement import HostInfo, Placement
 from domain.commands import StartSession
 from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
-from domain.errors import Refused
+from domain.errors import ErrorKind, Refused
 from infra.archive import Archive, StorageError
 from infra.archive_rows import RoomRecord
 
@@ -96,7 +96,9 @@ class RoomDesk(ArchivistParent):
         if request.session_id in self.session_conversation or archive.ids_taken(
             session_id=request.session_id
         ):
-            self.refuse(reply_to, "id_taken", f"channel session id {request.session_id} is taken")
+            self.refuse(
+                reply_to, ErrorKind.ID_TAKEN, f"channel session id {request.session_id} is taken"
+            )
             return
         live_id = self.room_live.get(room.id)
         if live_id is not None:
@@ -111,7 +113,7 @@ class RoomDesk(ArchivistParent):
             return
         conversation_id = request.new_conversation_id
         if conversation_id in self.live or archive.ids_taken(conversation_id=conversation_id):
-            self.refuse(reply_to, "id_taken", f"conversation id {conversation_id} is taken")
+            self.refuse(reply_to, ErrorKind.ID_TAKEN, f"conversation id {conversation_id} is taken")
             return
         if room_is_new or not archive.has_identity(
             request.customer_id, request.channel.value, request.identifier
@@ -119,7 +121,7 @@ class RoomDesk(ArchivistParent):
             if stored:  # committed, yet not found: refuse rather than write again and again
                 self.refuse(
                     reply_to,
-                    "unavailable",
+                    ErrorKind.UNAVAILABLE,
                     f"start_session of customer {request.customer_id}: the archive does not"
                     " show the identity just stored; retry",
                 )
@@ -163,12 +165,14 @@ class RoomDesk(ArchivistParent):
         if request.room_id is not None:
             room = archive.room(request.room_id)
             if room is None:
-                self.refuse(reply_to, "unknown_id", f"room {request.room_id} does not exist")
+                self.refuse(
+                    reply_to, ErrorKind.UNKNOWN_ID, f"room {request.room_id} does not exist"
+                )
                 return None
             if room.customer_id != request.customer_id:
                 self.refuse(
                     reply_to,
-                    "bad_argument",
+                    ErrorKind.BAD_ARGUMENT,
                     f"room {request.room_id} belongs to another customer than {request.customer_id}",
                 )
                 return None
@@ -177,7 +181,7 @@ class RoomDesk(ArchivistParent):
         if room is not None:
             return room, False
         if archive.ids_taken(room_id=request.new_room_id):
-            self.refuse(reply_to, "id_taken", f"room id {request.new_room_id} is taken")
+            self.refuse(reply_to, ErrorKind.ID_TAKEN, f"room id {request.new_room_id} is taken")
             return None
         new_room = RoomRecord(
             request.new_room_id,
@@ -236,7 +240,7 @@ class RoomDesk(ArchivistParent):
         log.warning("archive_read_refused", request=type(payload).__name__, error=str(error))
         self.refuse(
             reply_to,
-            "unavailable",
+            ErrorKind.UNAVAILABLE,
             f"{type(payload).__name__} not done: the archive is unavailable ({error});"
             " nothing changed: retry",
         )

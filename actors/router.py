@@ -28,6 +28,7 @@ from actors.messages import (
 )
 from actors.timed import TimedActor
 from domain.commands import RoutingUpdate
+from domain.errors import ErrorKind
 from domain.routing import (
     ArmRoutingAlarm,
     Assign,
@@ -98,7 +99,9 @@ class Router(TimedActor):
             self.reply(item.reply_to, Status(agents=book.agents(), queues=book.waiting()))
         else:
             self.refuse(
-                item.reply_to, "bad_argument", f"Router cannot handle {type(payload).__name__}"
+                item.reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"Router cannot handle {type(payload).__name__}",
             )
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:

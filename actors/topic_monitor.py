@@ -60,6 +60,7 @@ from actors.recovery_desk import RecoveryDesk
 from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
+from domain.errors import ErrorKind
 from infra.archive import Archive, StorageError
 
 log = structlog.get_logger("cx.monitor")
@@ -180,7 +181,7 @@ class TopicMonitor(RecoveryDesk):
             return
         self.refuse(
             live.opening,
-            "unavailable",
+            ErrorKind.UNAVAILABLE,
             f"start_session in room {live.room_id}: the host given its new conversation"
             f" {conversation_id} failed before opening it; nothing was opened: retry start_session",
         )
@@ -255,7 +256,9 @@ class TopicMonitor(RecoveryDesk):
             self._storage_health(payload)
         else:
             self.refuse(
-                reply_to, "bad_argument", f"TopicMonitor cannot handle {type(payload).__name__}"
+                reply_to,
+                ErrorKind.BAD_ARGUMENT,
+                f"TopicMonitor cannot handle {type(payload).__name__}",
             )
 
     def _not_applied(self, notice: NotApplied) -> None:
@@ -321,10 +324,14 @@ class TopicMonitor(RecoveryDesk):
             if conversation_id is None:
                 conversation_id = archive.conversation_of_session(request.session_id)
             if conversation_id is None:
-                self.refuse(reply_to, "unknown_id", f"no channel session {request.session_id}")
+                self.refuse(
+                    reply_to, ErrorKind.UNKNOWN_ID, f"no channel session {request.session_id}"
+                )
                 return
         if conversation_id is None:
-            self.refuse(reply_to, "bad_argument", "Locate needs a conversation or session id")
+            self.refuse(
+                reply_to, ErrorKind.BAD_ARGUMENT, "Locate needs a conversation or session id"
+            )
             return
         live = self.live.get(conversation_id)
         if live is not None:
@@ -332,7 +339,7 @@ class TopicMonitor(RecoveryDesk):
         elif archive.has_conversation(conversation_id):
             self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
         else:
-            self.refuse(reply_to, "unknown_id", f"no conversation {conversation_id}")
+            self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {conversation_id}")
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}

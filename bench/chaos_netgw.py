@@ -28,6 +28,8 @@ from typing import Any
 
 import msgpack
 
+from domain.errors import ErrorKind, GatewayError, error_for
+
 TOKEN = "chaos-" + "t" * 26  # 32 characters
 RECOVERY_LIMIT_S = 30.0
 GIVE_UP_S = 90.0
@@ -38,7 +40,9 @@ class Broken(Exception):
 
 
 class Client:
-    """One authenticated connection; requests answered in order (pushes are not asked for)."""
+    """One authenticated connection; requests answered in order (pushes are not asked for).
+    A refusal raises the exception of its kind (``domain.errors.error_for``); ``unavailable``
+    and ``internal`` raise :class:`Broken` (from that exception), to be tried again."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=35)
@@ -70,10 +74,11 @@ class Client:
             raise Broken(str(error)) from error
         if answer["ok"]:
             return answer["result"]
-        error = answer["error"]
-        if error["type"] in ("unavailable", "internal"):
-            raise Broken(f"{error['type']}: {error['message']}")
-        raise RuntimeError(f"{op} refused: {error['type']}: {error['message']}")
+        wire = answer["error"]
+        refusal = error_for(wire["type"], f"{op} refused: {wire['message']}")
+        if refusal.kind in (ErrorKind.UNAVAILABLE, ErrorKind.INTERNAL):
+            raise Broken(f"{refusal.kind}: {wire['message']}") from refusal
+        raise refusal
 
     def _exact(self, size: int) -> bytes:
         data = b""
@@ -160,7 +165,7 @@ class NetWorker:
     def end(self, customer: str) -> None:
         conversation = self.live.pop(customer)
         conversation_id = conversation["conversation_id"]
-        with contextlib.suppress(RuntimeError):  # applied before a connection broke: closing
+        with contextlib.suppress(GatewayError):  # applied before a connection broke: closing
             self.call("end_conversation", conversation_id, "end_conversation",
                       conversation_id=conversation_id, by="AGENT")  # fmt: skip
         self.record(kind="ended", conv=conversation_id, ok=True)
@@ -172,7 +177,7 @@ class NetWorker:
             next_at += interval
             try:
                 self.step()
-            except RuntimeError as error:  # a refusal: recorded, the load goes on
+            except GatewayError as error:  # a refusal: recorded, the load goes on
                 self.stats["refused"] += 1
                 self.record(kind="refused", what="step", conv=None, error=str(error)[:200])
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -207,7 +212,7 @@ class GatewayProcess:
         try:
             client.call("status")
             return True
-        except (Broken, OSError, RuntimeError):
+        except (Broken, OSError, GatewayError):
             return False
         finally:
             client.close()

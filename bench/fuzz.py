@@ -175,12 +175,12 @@ def check_frame_body(body: bytes) -> str:
             "parse_request": {"bad_frame", "bad_argument"},
             "check_args": {"bad_argument"},
         }[stage]
-        if error.type not in allowed:
+        if error.kind not in allowed:
             raise Violation(
-                f"{stage} raised ProtocolError({error.type!r}), not {allowed}"
+                f"{stage} raised ProtocolError({error.kind.value!r}), not {allowed}"
             ) from None
         _bounded(error.message, stage)
-        return error.type
+        return error.kind.value
     except (Hung, Violation):
         raise
     except Exception as error:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from domain.enums import RoomMode, RoomType
+from domain.errors import CxError, ErrorKind
 from domain.records import ConversationRecord, Event
 from infra.archive_rows import (
     PayloadError,
@@ -39,8 +40,9 @@ from infra.archive_rows import (
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
 
 
-class StorageError(Exception):
+class StorageError(CxError):
     """The storage's fault (disk, lock, permissions, corrupt or foreign file), not the caller's."""
+    kind = ErrorKind.UNAVAILABLE
 
 
 class ArchiveUnavailable(StorageError):

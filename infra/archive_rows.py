@@ -27,6 +27,7 @@ from domain.enums import (
     SessionState,
     State,
 )
+from domain.errors import CxError
 from domain.records import (
     ConversationRecord,
     Emitter,
@@ -40,7 +41,7 @@ from domain.records import (
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
-class PayloadError(ValueError):
+class PayloadError(CxError, ValueError):
     """A stored payload that does not decode to a map."""
 
 

@@ -25,12 +25,13 @@ from domain.enums import (
     ThresholdAction,
     UnsubscribeReason,
 )
+from domain.errors import CxError
 from domain.policy import Policy, Threshold
 from domain.records import Emitter, Event
 from domain.timers import TimerKey, TimerKind
 
 
-class CodecError(ValueError):
+class CodecError(CxError, ValueError):
     """A stored value does not decode to a known domain value."""
 
 

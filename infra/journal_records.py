@@ -63,7 +63,7 @@ class RecordError(CodecError):
     """A journal record that does not read as its kind says: ``field`` is what is wrong."""
 
     def __init__(self, kind: str, conversation_id: str, field: str, problem: str) -> None:
-        self.kind, self.conversation_id, self.field, self.problem = (
+        self.record_kind, self.conversation_id, self.field, self.problem = (
             kind,
             conversation_id,
             field,
@@ -73,7 +73,7 @@ class RecordError(CodecError):
         super().__init__(f"{kind} record{of}: field {field!r} {problem}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, self.conversation_id, self.field, self.problem))
+        return (type(self), (self.record_kind, self.conversation_id, self.field, self.problem))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,13 @@ from typing import Any
 
 import yaml
 
+from domain.errors import CxError, ErrorKind
 
-class YamlProblem(Exception):
+
+class YamlProblem(CxError):
     """What is wrong with the file: ``key`` is ``"<file>"``; ``problem`` says what and where."""
+
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, problem: str) -> None:
         super().__init__(problem)

@@ -11,6 +11,7 @@ import inspect
 import json
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from runtime import control
 from runtime.gateway import Gateway
 
@@ -25,8 +26,9 @@ _NOT_OPS = frozenset(
 )
 
 
-class UsageError(Exception):
+class UsageError(CxError):
     """A command line the command cannot use (beyond what argparse checks)."""
+    kind = ErrorKind.BAD_ARGUMENT
 
 
 def _gateway_ops() -> dict[str, inspect.Signature]:

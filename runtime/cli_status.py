@@ -11,6 +11,7 @@ import json
 import threading
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from infra.config import load_config
 from runtime import control, pidfile
 
@@ -22,8 +23,9 @@ STATUS_TIMEOUT_S = 2.0
 EXIT_DEGRADED = 4
 
 
-class DegradedError(Exception):
+class DegradedError(CxError):
     """The engine runs but does not serve now: it is recovering, or it did not answer."""
+    kind = ErrorKind.UNAVAILABLE
 
 
 def status_command(config: str, *, as_json: bool) -> int:

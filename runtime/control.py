@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.errors import CxError, ErrorKind
 from infra.config import ConfigError, Settings, load_config
 from runtime import procs
 from runtime.bind import restrict
@@ -62,15 +63,17 @@ START_TIMEOUT_S = 60.0
 DAEMON_STOP_TIMEOUT_S = 30.0
 
 
-class NotRunningError(Exception):
+class NotRunningError(CxError):
     """No system is running for this configuration."""
+    kind = ErrorKind.UNAVAILABLE
 
 
-class StartError(Exception):
+class StartError(CxError):
     """The engine did not come up (its reason, and where its log is)."""
+    kind = ErrorKind.UNAVAILABLE
 
 
-class StopError(Exception):
+class StopError(CxError):
     """Some processes of the system could not be ended."""
 
 

@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from infra import proctitle
 from infra.archive import StorageError
 from infra.config import ConfigError, Settings, load_config
@@ -76,8 +77,9 @@ POLL_S = 0.05
 _SIGNAL_POLL_S = 0.1
 
 
-class AlreadyRunningError(Exception):
+class AlreadyRunningError(CxError):
     """A system is already running for this configuration."""
+    kind = ErrorKind.ILLEGAL_TRANSITION
 
 
 # ------------------------------------------------------------------------------ checks

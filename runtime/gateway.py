@@ -62,6 +62,7 @@ from domain.enums import (
     SessionEndReason,
     UnsubscribeReason,
 )
+from domain.errors import IdTaken, NotHere
 from domain.records import SYSTEM, Emitter
 from infra.config import Settings, load_config
 from infra.logs import configure_logging
@@ -72,7 +73,7 @@ from runtime.gateway_args import message_text as _message_text
 from runtime.gateway_args import payload as _payload
 from runtime.gateway_args import snake as _snake
 from runtime.gateway_args import text as _text
-from runtime.gateway_core import GatewayCore, IdTaken, NotHere, Unreachable
+from runtime.gateway_core import GatewayCore, Unreachable
 from runtime.gateway_types import (
     BadArgumentError,
     GatewayError,

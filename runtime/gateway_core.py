@@ -42,6 +42,7 @@ from actors.messages import (
     WatchHosts,
     WhoAmI,
 )
+from domain.errors import CxError, ErrorKind, error_for
 from infra.config import Settings
 from infra.logs import get_logger
 from infra.timefmt import wall_ms
@@ -49,7 +50,7 @@ from runtime import gateway_link
 from runtime.gateway_cache import LocationCache
 from runtime.gateway_order import PushOrder
 from runtime.gateway_push import PushedEvents
-from runtime.gateway_types import ERRORS, GatewayError, PushedEvent, UnavailableError
+from runtime.gateway_types import GatewayError, PushedEvent, UnavailableError
 from runtime.system import Addresses, find
 
 log = get_logger("cx.gateway")
@@ -69,16 +70,10 @@ DEAD_HOSTS_KEPT = 64
 AWAY_RECHECK_S = 0.2
 
 
-class IdTaken(Exception):
-    pass
-
-
-class NotHere(Exception):
-    pass
-
-
-class Unreachable(Exception):
+class Unreachable(CxError):
     """Nothing accepts connections at the address any more (its process is gone)."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 class GatewayCore(PushedEvents):
@@ -228,7 +223,7 @@ class GatewayCore(PushedEvents):
             host = self._hosts.host(watch) if watch is not None else address
             answer = self._wait(call_id, host, conversation_id)
         if isinstance(answer, Failure):
-            raise self._error(answer)
+            raise error_for(answer.kind, answer.message)
         return answer.value
 
     def _collect(self, call_id: str) -> Reply | Failure:
@@ -272,7 +267,7 @@ class GatewayCore(PushedEvents):
             if isinstance(message, PoisonMessage) and _carries(message.poisonMessage, call_id):
                 # Thespian could not deliver it (the actor is gone, e.g. its host died and
                 # its conversations were rebuilt elsewhere): nothing was done; look it up again.
-                return Failure(call_id, "not_here", "the actor addressed is gone")
+                return Failure(call_id, ErrorKind.NOT_HERE, "the actor addressed is gone")
             self._intake(message)
             if isinstance(message, HostLost) and address is not None and message.address == address:
                 return _host_failed(call_id)  # the host it waits on died: answer now
@@ -352,14 +347,6 @@ class GatewayCore(PushedEvents):
             self._hosts.put_session(session_id, conversation_id)
         return conversation_id
 
-    @staticmethod
-    def _error(failure: Failure) -> Exception:
-        if failure.kind == "id_taken":
-            return IdTaken(failure.message)
-        if failure.kind == "not_here":
-            return NotHere(failure.message)
-        return ERRORS.get(failure.kind, GatewayError)(failure.message)
-
     def _locate(self, conversation_id: str) -> Location:
         if not self._embedded:
             self._ready()
@@ -386,7 +373,7 @@ def _carries(message: Any, call_id: str) -> bool:
 def _host_failed(call_id: str) -> Failure:
     return Failure(
         call_id,
-        "unavailable",
+        ErrorKind.UNAVAILABLE,
         "a host of the engine failed while this request was in progress; it may or"
         " may not have been applied: check, or retry",
     )
@@ -395,7 +382,7 @@ def _host_failed(call_id: str) -> Failure:
 def _rebuilt(call_id: str, conversation_id: str) -> Failure:
     return Failure(
         call_id,
-        "unavailable",
+        ErrorKind.UNAVAILABLE,
         f"the host of conversation {conversation_id} failed while handling this request;"
         " the conversation was rebuilt from its journal and the request may or may not"
         " have been applied: check, or retry (a customer message with the same"

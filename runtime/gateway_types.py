@@ -1,4 +1,5 @@
-"""What a gateway's caller sees: its errors and the values it returns.
+"""What a gateway's caller sees: its errors (defined in :mod:`domain.errors`) and the values it
+returns.
 
 Re-exported by :mod:`runtime.gateway`; kept here so that the gateway's parts (location cache,
 push ordering, engine link) share them without importing the gateway itself.
@@ -9,34 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.errors import (
+    BadArgumentError,
+    GatewayError,
+    IllegalTransitionError,
+    UnavailableError,
+    UnknownIdError,
+)
 
-class GatewayError(Exception):
-    """A request the engine refused or could not carry out."""
-
-
-class UnknownIdError(GatewayError):
-    """No such conversation, channel session, room or agent."""
-
-
-class IllegalTransitionError(GatewayError):
-    """Not allowed in the current state (of the conversation, session or agent)."""
-
-
-class BadArgumentError(GatewayError):
-    """A value out of range or of the wrong type."""
-
-
-class UnavailableError(GatewayError):
-    """The engine cannot do it now (e.g. the archive cannot be written, or the engine is not
-    running): retry later."""
-
-
-ERRORS: dict[str, type[GatewayError]] = {
-    "unknown_id": UnknownIdError,
-    "illegal_transition": IllegalTransitionError,
-    "bad_argument": BadArgumentError,
-    "unavailable": UnavailableError,
-}
+__all__ = [
+    "BadArgumentError",
+    "GatewayError",
+    "IllegalTransitionError",
+    "PushedEvent",
+    "SessionRef",
+    "UnavailableError",
+    "UnknownIdError",
+]
 
 
 @dataclass(frozen=True, slots=True)

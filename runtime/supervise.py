@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.messages import BootStatus, Ping
+from domain.errors import CxError, ErrorKind
 from infra.config import Settings
 from infra.logs import get_logger
 from infra.timefmt import wall_ms
@@ -75,8 +76,10 @@ RESTART_SYSTEM = "restart_system"
 GIVE_UP = "give_up"
 
 
-class RestartError(Exception):
+class RestartError(CxError):
     """A restart step did not complete in time."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 # ------------------------------------------------------------------------------ deciding

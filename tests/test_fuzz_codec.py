@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.fuzz import check_frame_body
+from domain.errors import ErrorKind
 from runtime.netgateway import ERROR_TYPES, Limits, NetGateway, serve
 from runtime.netgateway.codec import ProtocolError, decode, encode
 from tests.conftest import MakeGateway
@@ -66,7 +67,7 @@ def test_hostile_bodies_are_bad_msgpack_at_once(body: bytes) -> None:
     started = time.monotonic()
     with pytest.raises(ProtocolError) as raised:
         decode(body)
-    assert raised.value.type == "bad_msgpack"
+    assert raised.value.kind is ErrorKind.BAD_MSGPACK
     assert time.monotonic() - started < 1.0
 
 

@@ -87,7 +87,7 @@ def test_a_malformed_open_record_raises_the_typed_error_naming_its_field(
         record[field] = value
     with pytest.raises(RecordError, match=problem) as raised:
         parse_open(record)
-    assert (raised.value.kind, raised.value.conversation_id, raised.value.field) == (
+    assert (raised.value.record_kind, raised.value.conversation_id, raised.value.field) == (
         "open",
         "conv-1",
         field,

@@ -24,9 +24,17 @@ from typing import Any, cast
 import msgpack
 import pytest
 
+from domain.errors import error_for
 from infra.config import ConfigError
 from runtime import procs
-from runtime.gateway import Gateway, UnavailableError
+from runtime.gateway import (
+    BadArgumentError,
+    Gateway,
+    GatewayError,
+    IllegalTransitionError,
+    UnavailableError,
+    UnknownIdError,
+)
 from runtime.netgateway import OPS, Limits, NetGateway, run_gateway, serve
 from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS
 from tests.conftest import MakeGateway
@@ -456,6 +464,28 @@ def test_a_refused_operation_is_illegal_transition(client: RawClient) -> None:
     error = client.refused("agent_login", {"agent_id": "alice"})
     assert error["type"] == "illegal_transition" and "alice" in error["message"]
     assert client.call("agent_ready", agent_id="alice") is None
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "expected"),
+    [
+        ("resume", {"agent_id": "alice"}, IllegalTransitionError),
+        ("hold", {"agent_id": "nobody", "seconds": 10}, UnknownIdError),
+        ("hold", {"agent_id": "alice", "seconds": -5}, BadArgumentError),
+    ],
+)
+def test_a_domain_refusal_over_tcp_maps_back_to_the_class_the_gateway_raises(
+    client: RawClient, op: str, args: dict[str, Any], expected: type[GatewayError]
+) -> None:
+    client.call("agent_login", agent_id="alice")
+    client.call("agent_ready", agent_id="alice")
+    ref = client.call("start_session", customer_id="c1", channel="WEB", identifier="c1-web")
+    cid = ref["conversation_id"]
+    client.call("request_agent", conversation_id=cid)
+    error = client.refused(op, {**args, "conversation_id": cid})
+    refusal = error_for(error["type"], error["message"])
+    assert type(refusal) is expected and refusal.kind == error["type"]
+    assert f"refused on conversation {cid} in state ACTIVE:" in str(refusal)
 
 
 def test_a_frame_in_pieces_is_read_when_complete(client: RawClient) -> None:

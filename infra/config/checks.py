@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, TypeAlias
 
+from domain.errors import CxError, ErrorKind
 
-class InvalidValue(Exception):
+
+class InvalidValue(CxError):
     """A check failed; ``load_config`` turns it into a ConfigError that names the source."""
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(key, problem)

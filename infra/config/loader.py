@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from domain.errors import CxError, ErrorKind
 from infra.config.checks import InvalidValue, describe_value
 from infra.config.schema import defaults_of, validate
 from infra.config.settings import (
@@ -26,8 +27,9 @@ from infra.config.settings import (
 from infra.yamlfile import YamlProblem, read_yaml
 
 
-class ConfigError(Exception):
+class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, source: str, key: str, problem: str) -> None:
         super().__init__(f"{source}: {key}: {problem}")

@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import msgpack
 
+from domain.errors import WIRE_KINDS, CxError, ErrorKind
+
 __all__ = [
     "DISCONNECT_REASONS",
     "ERROR_TYPES",
@@ -41,19 +43,8 @@ HEADER: Final = struct.Struct(">I")
 MAX_BODY: Final = 2**32 - 1
 #: Request ids are integers (any msgpack int) or strings of at most this many characters.
 MAX_ID_CHARS: Final = 128
-#: Every ``error.type`` an answer may carry.
-ERROR_TYPES: Final = (
-    "auth",
-    "frame_too_large",
-    "bad_msgpack",
-    "bad_frame",
-    "unknown_op",
-    "bad_argument",
-    "unknown_id",
-    "illegal_transition",
-    "unavailable",
-    "internal",
-)
+#: Every ``error.type`` an answer may carry (the values of these kinds).
+ERROR_TYPES: Final = WIRE_KINDS
 
 #: Every ``disconnect`` reason of the last frame of a connection closed for its bounds.
 DISCONNECT_REASONS: Final = ("slow_reader", "gateway_full")
@@ -61,13 +52,15 @@ DISCONNECT_REASONS: Final = ("slow_reader", "gateway_full")
 RequestId = int | str | None
 
 
-class ProtocolError(Exception):
-    """A frame or request the gateway refuses: ``type`` is one of :data:`ERROR_TYPES`."""
+class ProtocolError(CxError):
+    """A frame or request the gateway refuses by its own checks. They refuse with several
+    kinds (``bad_frame``, ``bad_argument``, ``auth``, ...): ``kind``, one of
+    :data:`ERROR_TYPES`, is given per refusal."""
 
-    def __init__(self, type_: str, message: str, request_id: RequestId = None) -> None:
-        assert type_ in ERROR_TYPES, type_
+    def __init__(self, kind: ErrorKind, message: str, request_id: RequestId = None) -> None:
+        assert kind in ERROR_TYPES, kind
         super().__init__(message)
-        self.type = type_
+        self.kind = kind
         self.message = message
         self.request_id = request_id
 
@@ -113,7 +106,7 @@ def decode(body: bytes) -> Any:
             problem = "truncated msgpack value (the frame ends inside it)"
         else:
             problem = f"not valid msgpack: {text}"
-    raise ProtocolError("bad_msgpack", f"{problem}; frame of {size} bytes")
+    raise ProtocolError(ErrorKind.BAD_MSGPACK, f"{problem}; frame of {size} bytes")
 
 
 def encode(value: Any) -> bytes:
@@ -128,9 +121,11 @@ def answer(request_id: RequestId, result: Any) -> bytes:
     return encode({"id": request_id, "ok": True, "result": result})
 
 
-def failure(request_id: RequestId, type_: str, message: str) -> bytes:
-    assert type_ in ERROR_TYPES, type_
-    return encode({"id": request_id, "ok": False, "error": {"type": type_, "message": message}})
+def failure(request_id: RequestId, kind: ErrorKind, message: str) -> bytes:
+    """An error answer: ``error.type`` is the kind's value (docs/PROTOCOL.md, "Errors")."""
+    assert kind in ERROR_TYPES, kind
+    error = {"type": kind.value, "message": message}
+    return encode({"id": request_id, "ok": False, "error": error})
 
 
 class PushFrame(bytes):
@@ -195,33 +190,34 @@ def parse_request(value: Any) -> Request:
     """A decoded frame as a request ``{op, args, id}``, or ProtocolError(bad_frame)."""
     if not isinstance(value, dict):
         raise ProtocolError(
-            "bad_frame", f"a request must be a map {{op, args, id}}, got {msgpack_type_name(value)}"
+            ErrorKind.BAD_FRAME,
+            f"a request must be a map {{op, args, id}}, got {msgpack_type_name(value)}",
         )
     request_id = request_id_of(value)
     for key in value:
         if key not in ("op", "args", "id"):
             shown = repr(key)[:80]
             raise ProtocolError(
-                "bad_frame",
+                ErrorKind.BAD_FRAME,
                 f"unknown field {shown} in the request (fields: op, args, id)",
                 request_id,
             )
     if "id" not in value:
-        raise ProtocolError("bad_frame", "the request has no id", None)
+        raise ProtocolError(ErrorKind.BAD_FRAME, "the request has no id", None)
     if request_id is None:
         raise ProtocolError(
-            "bad_frame",
+            ErrorKind.BAD_FRAME,
             f"id must be an integer or a string of 1 to {MAX_ID_CHARS} characters,"
             f" got {msgpack_type_name(value['id'])}",
         )
     op = value.get("op")
     if not isinstance(op, str):
         what = "no op" if "op" not in value else f"op is {msgpack_type_name(op)}, not a string"
-        raise ProtocolError("bad_frame", f"the request has {what}", request_id)
+        raise ProtocolError(ErrorKind.BAD_FRAME, f"the request has {what}", request_id)
     args = value.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError(
-            "bad_argument",
+            ErrorKind.BAD_ARGUMENT,
             f"args of {op[:64]!r} must be a map, got {msgpack_type_name(args)}",
             request_id,
         )

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections import deque
 
+from domain.errors import ErrorKind
 from infra.logs import get_logger
 from runtime.netgateway.codec import (
     HEADER,
@@ -133,7 +134,7 @@ class Connection(Outbound):
             except TimeoutError:
                 self._protocol_error(
                     None,
-                    "bad_frame",
+                    ErrorKind.BAD_FRAME,
                     f"a frame of {length} bytes did not arrive within"
                     f" {limits.frame_timeout_s:g} s; closing",
                     final=True,
@@ -194,7 +195,7 @@ class Connection(Outbound):
         if length > limits.skip_limit_bytes:
             self._protocol_error(
                 None,
-                "frame_too_large",
+                ErrorKind.FRAME_TOO_LARGE,
                 f"frame of {length} bytes is over gateway.max_frame_bytes"
                 f" ({limits.max_frame_bytes}) and too large to skip; closing",
                 final=True,
@@ -202,7 +203,7 @@ class Connection(Outbound):
             return
         self._protocol_error(
             None,
-            "frame_too_large",
+            ErrorKind.FRAME_TOO_LARGE,
             f"frame of {length} bytes is over gateway.max_frame_bytes ({limits.max_frame_bytes});"
             " its body is discarded",
         )
@@ -214,7 +215,7 @@ class Connection(Outbound):
             except TimeoutError:
                 self._protocol_error(
                     None,
-                    "bad_frame",
+                    ErrorKind.BAD_FRAME,
                     f"the rest of a discarded frame ({remaining} bytes) did not arrive within"
                     f" {limits.frame_timeout_s:g} s; closing",
                     final=True,
@@ -232,7 +233,7 @@ class Connection(Outbound):
             request = parse_request(value)
             if request.op != "auth":
                 raise ProtocolError(
-                    "auth", f"got op {request.op[:64]!r} before authenticating", request.id
+                    ErrorKind.AUTH, f"got op {request.op[:64]!r} before authenticating", request.id
                 )
             token: str = check_args(OPS["auth"], request.args, request.id)["token"]
         except ProtocolError as error:
@@ -248,7 +249,7 @@ class Connection(Outbound):
         if refused is not None:
             self._pool.stats["refused"] += 1
             log.warning("authenticated connection refused", peer=self.name, problem=refused)
-            self.send(failure(request.id, "unavailable", f"{refused}; closing"))
+            self.send(failure(request.id, ErrorKind.UNAVAILABLE, f"{refused}; closing"))
             self.close_after_flush()
             return
         self.authenticated = True
@@ -265,12 +266,12 @@ class Connection(Outbound):
         log.warning("authentication failed", peer=self.name, problem=message)
         if final:
             message = f"{message}; closing (failed attempts: {self.auth_failures}, limit {limit})"
-        self.send(failure(request_id, "auth", message))
+        self.send(failure(request_id, ErrorKind.AUTH, message))
         if final:
             self.close_after_flush()
 
     def _protocol_error(
-        self, request_id: int | str | None, type_: str, message: str, *, final: bool = False
+        self, request_id: int | str | None, kind: ErrorKind, message: str, *, final: bool = False
     ) -> None:
         self.errors += 1
         limit = self._limits.consecutive_errors
@@ -278,7 +279,7 @@ class Connection(Outbound):
             final = True
             message = f"{message}; closing after {self.errors} consecutive errors"
             self._pool.stats["closed_for_errors"] += 1
-        self.send(failure(request_id, type_, message))
+        self.send(failure(request_id, kind, message))
         if final:
             self.close_after_flush()
 
@@ -289,13 +290,13 @@ class Connection(Outbound):
             spec = OPS.get(request.op)
             if spec is None:
                 raise ProtocolError(
-                    "unknown_op",
+                    ErrorKind.UNKNOWN_OP,
                     f"unknown op {request.op[:64]!r} (see docs/PROTOCOL.md for the operations)",
                     request.id,
                 )
             args = check_args(spec, request.args, request.id)
         except ProtocolError as error:
-            self._protocol_error(error.request_id, error.type, error.message)
+            self._protocol_error(error.request_id, error.kind, error.message)
             return False
         self.errors = 0
         if request.op == "ping":
@@ -305,14 +306,14 @@ class Connection(Outbound):
             if self._pool.token_matches(args["token"]):
                 self.send(answer(request.id, self._pool.hello()))
             else:
-                self._protocol_error(request.id, "auth", "wrong token")
+                self._protocol_error(request.id, ErrorKind.AUTH, "wrong token")
             return False
         worker = self._pool.worker
         if worker.pending() >= self._limits.worker_queue:
             self.send(
                 failure(
                     request.id,
-                    "unavailable",
+                    ErrorKind.UNAVAILABLE,
                     f"the gateway has {worker.pending()} requests waiting for the engine;"
                     f" {request.op} not carried out, retry later",
                 )

@@ -17,13 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runtime.gateway import (
-    BadArgumentError,
-    GatewayError,
-    IllegalTransitionError,
-    UnavailableError,
-    UnknownIdError,
-)
+from domain.errors import ErrorKind
 from runtime.netgateway.codec import ProtocolError, msgpack_type_name
 
 __all__ = [
@@ -35,7 +29,6 @@ __all__ = [
     "OpSpec",
     "Param",
     "check_args",
-    "error_type",
     "plain_result",
 ]
 
@@ -193,7 +186,7 @@ def check_args(
     value of its type. Raises ProtocolError(bad_argument) naming the first problem."""
 
     def refuse(problem: str) -> ProtocolError:
-        return ProtocolError("bad_argument", f"{spec.name}: {problem}", request_id)
+        return ProtocolError(ErrorKind.BAD_ARGUMENT, f"{spec.name}: {problem}", request_id)
 
     names = ", ".join(p.name for p in spec.params) or "none"
     for key in args:
@@ -218,19 +211,6 @@ def check_args(
             )
         checked[param.name] = value
     return checked
-
-
-def error_type(error: GatewayError) -> str:
-    """The protocol error type of a Gateway refusal."""
-    if isinstance(error, UnknownIdError):
-        return "unknown_id"
-    if isinstance(error, IllegalTransitionError):
-        return "illegal_transition"
-    if isinstance(error, BadArgumentError):
-        return "bad_argument"
-    if isinstance(error, UnavailableError):
-        return "unavailable"
-    return "internal"
 
 
 def plain_result(value: Any) -> Any:

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from domain.errors import CxError, ErrorKind
 from infra.config import token_problem
 from infra.logs import get_logger
 from runtime.gateway import Gateway
@@ -39,7 +40,9 @@ log = get_logger("cx.netgateway")
 
 
 
-class ListenError(OSError):
+class ListenError(CxError, OSError):
+    kind = ErrorKind.UNAVAILABLE
+
     """The server could not listen on its address (in use, not an address of this host)."""
 
 
@@ -240,13 +243,13 @@ class NetGateway:
         for evicted, reason in decision.evict:
             self.pool.stats["evicted"] += 1
             log.warning("connection still authenticating closed", peer=evicted.name, reason=reason)
-            evicted.send(failure(None, "unavailable", f"{reason}; closing"))
+            evicted.send(failure(None, ErrorKind.UNAVAILABLE, f"{reason}; closing"))
             evicted.close_after_flush()
         if decision.refused is not None:
             self.pool.stats["refused"] += 1
             log.warning("connection refused", peer=connection.name, reason=decision.refused)
             with contextlib.suppress(ConnectionError, OSError):
-                writer.write(failure(None, "unavailable", f"{decision.refused}; closing"))
+                writer.write(failure(None, ErrorKind.UNAVAILABLE, f"{decision.refused}; closing"))
                 writer.close()
             return
         self.pool.stats["accepted"] += 1

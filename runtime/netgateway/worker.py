@@ -29,6 +29,7 @@ from typing import Any
 
 from thespian.actors import ActorSystemException
 
+from domain.errors import ErrorKind
 from infra.logs import get_logger
 from runtime.gateway import (
     Gateway,
@@ -37,7 +38,7 @@ from runtime.gateway import (
     UnavailableError,
 )
 from runtime.netgateway.codec import Request, answer, failure
-from runtime.netgateway.ops import error_type, plain_result
+from runtime.netgateway.ops import plain_result
 from runtime.netgateway.subscriptions import Holding, Peer, Subscriptions
 
 __all__ = ["Job", "Worker", "WorkerLimits"]
@@ -219,17 +220,18 @@ class Worker(threading.Thread):
             result = self._execute(job)
             frame = answer(request.id, plain_result(result))
         except GatewayError as error:
-            kind = error_type(error)
             if isinstance(error, UnavailableError):
                 self._suspect()
-            frame = failure(request.id, kind, str(error))
+            frame = failure(request.id, error.kind, str(error))
         except (ActorSystemException, OSError) as error:
             self._suspect()
-            frame = failure(request.id, "unavailable", f"the engine cannot be reached: {error}")
+            frame = failure(
+                request.id, ErrorKind.UNAVAILABLE, f"the engine cannot be reached: {error}"
+            )
         except Exception:
             log.exception("operation failed", op=request.op, peer=job.peer.name)
             frame = failure(
-                request.id, "internal", f"{request.op} failed inside the gateway (logged)"
+                request.id, ErrorKind.INTERNAL, f"{request.op} failed inside the gateway (logged)"
             )
         self.executed += 1
         job.peer.deliver(frame, is_answer=True)
