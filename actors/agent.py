@@ -30,7 +30,6 @@ from actors.messages import (
     ReplyTo,
     Reroute,
     RoutingOutcome,
-    SetNotReady,
     Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
@@ -39,6 +38,7 @@ from actors.messages import (
 from actors.snapshots import event_dict
 from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
+from domain.routing import SetNotReady
 
 if TYPE_CHECKING:
     from actors.host import HostContext

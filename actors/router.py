@@ -22,7 +22,6 @@ from actors.messages import (
     EnqueueRequest,
     Ref,
     RoutingOutcome,
-    SetNotReady,
     Status,
     StatusQuery,
 )
@@ -34,9 +33,9 @@ from domain.routing import (
     Report,
     RoutingBook,
     RoutingEffect,
-    RoutingSettings,
+    RoutingPolicy,
+    SetNotReady,
 )
-from domain.routing import SetNotReady as BookSetNotReady
 from infra.timefmt import seconds_to_ms
 
 log = structlog.get_logger("cx.router")
@@ -52,7 +51,7 @@ class Router(TimedActor):
     def on_wired(self, sender: Any) -> None:
         routing = self.wired().settings.routing
         self.book = RoutingBook(
-            RoutingSettings(
+            RoutingPolicy(
                 auto_accept=routing.auto_accept,
                 accept_timeout_ms=seconds_to_ms(routing.accept_timeout_seconds),
                 request_ttl_ms=seconds_to_ms(routing.request_ttl_seconds),
@@ -135,7 +134,7 @@ class Router(TimedActor):
                         effect.name.value, effect.request_id, effect.queue, effect.agent_id
                     )
                     self.post(conversation, Apply(update))
-            elif isinstance(effect, BookSetNotReady):
+            elif isinstance(effect, SetNotReady):
                 agent = self.agents.get(effect.agent_id)
                 if agent is not None:
-                    self.post(agent, SetNotReady(effect.agent_id))
+                    self.post(agent, effect)

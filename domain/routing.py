@@ -51,6 +51,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from domain.enums import Presence
+
 
 class RoutingTimerKind(StrEnum):
     ACCEPT = "ACCEPT"  # an offer not accepted in time: RONA
@@ -63,10 +65,6 @@ class ReportName(StrEnum):
     NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
 
 
-class Presence(StrEnum):
-    READY = "READY"
-    NOT_READY = "NOT_READY"
-
 
 @dataclass(frozen=True, slots=True, order=True)
 class RoutingTimerKey:
@@ -75,7 +73,7 @@ class RoutingTimerKey:
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingSettings:
+class RoutingPolicy:
     auto_accept: bool = True
     accept_timeout_ms: int = 30_000
     request_ttl_ms: int = 120_000
@@ -111,7 +109,8 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class SetNotReady:
-    """After a RONA: tell the agent's Agent actor to make it NOT_READY."""
+    """After a RONA: tell the agent's Agent actor to make it NOT_READY (the Router posts this
+    effect to the Agent as it is)."""
 
     agent_id: str
 
@@ -162,7 +161,7 @@ class _Agent:
 class RoutingBook:
     """The Router's state: see the module docstring for the rules."""
 
-    def __init__(self, settings: RoutingSettings) -> None:
+    def __init__(self, settings: RoutingPolicy) -> None:
         self._settings = settings
         self._requests: dict[str, _Request] = {}
         self._queues: dict[str, list[tuple[int, int, str]]] = {}  # queue -> waiting, in place

@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from domain.enums import Channel, ThresholdAction
+from domain.policy import Threshold
 from infra.yamlfile import YamlProblem, read_yaml
 
 SYSTEM_BASES = ("simpleSystemBase", "multiprocTCPBase", "multiprocQueueBase", "multiprocUDPBase")
@@ -68,14 +69,6 @@ class ConfigError(Exception):
 
 # --------------------------------------------------------------------------------------------
 # Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """A timer threshold: at ``percent`` of the duration, emit a ``_THRESHOLD`` event."""
-
-    percent: int
-    action: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,7 +656,7 @@ def _validate(merged: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _thresholds_of(items: list[dict[str, Any]]) -> tuple[Threshold, ...]:
-    return tuple(Threshold(**item) for item in items)
+    return tuple(Threshold(item["percent"], ThresholdAction(item["action"])) for item in items)
 
 
 def _build(clean: Mapping[str, Any], source: str) -> Settings:
