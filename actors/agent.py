@@ -38,14 +38,11 @@ from actors.messages import (
 from actors.snapshots import event_dict
 from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
+from domain.ids import agent_entity_id, conversation_id_of
 from domain.routing import SetNotReady
 
 if TYPE_CHECKING:
     from actors.host import HostContext
-
-
-def agent_entity_id(agent_id: str) -> str:
-    return f"a:{agent_id}"
 
 
 #: How long a slot stays reserved for a subscription the conversation has not answered. It is
@@ -121,7 +118,7 @@ class AgentEntity:
                 self.presence = Presence.NOT_READY
             self._report(host)
         elif isinstance(payload, Reattach):
-            conversation_id = payload.conversation.entity.removeprefix("c:")
+            conversation_id = conversation_id_of(payload.conversation.entity)
             joined = self.conversations if self.agent_id in payload.counted else self.monitoring
             joined[conversation_id] = payload.conversation
             host.post(payload.conversation, AgentRef(self.agent_id, host.ref(self.id)))
@@ -148,7 +145,7 @@ class AgentEntity:
         host.reply(reply_to, None)
 
     def _join(self, join: AgentJoin, reply_to: ReplyTo | None, host: HostContext) -> None:
-        conversation_id = join.conversation.entity.removeprefix("c:")
+        conversation_id = conversation_id_of(join.conversation.entity)
         counted = join.role not in SUPERVISOR_ROLES
         if conversation_id in self.pending:
             # A join still unanswered (its conversation's host may have died and the
@@ -186,7 +183,7 @@ class AgentEntity:
         )
 
     def _assigned(self, assignment: Assignment, host: HostContext) -> None:
-        conversation_id = assignment.conversation.entity.removeprefix("c:")
+        conversation_id = conversation_id_of(assignment.conversation.entity)
         if assignment.offer:
             self.offers[conversation_id] = (assignment.request_id, assignment.conversation)
             return

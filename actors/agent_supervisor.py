@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 
-from actors.agent import agent_entity_id
 from actors.base import EngineActor
 from actors.host import Host
 from actors.messages import (
@@ -33,6 +32,7 @@ from actors.messages import (
     Subscribe,
     Unsubscribe,
 )
+from domain.ids import agent_entity_id, parse_subscription
 
 log = structlog.get_logger("cx.agents")
 MAX_AGENT_CONVERSATIONS = 100
@@ -116,7 +116,7 @@ class AgentSupervisor(EngineActor):
             return
         agent_id = getattr(payload, "agent_id", None)
         if isinstance(payload, Subscribe | Unsubscribe):
-            agent_id = payload.subscription.removeprefix("agent:")
+            _, agent_id = parse_subscription(payload.subscription)
         if (
             not isinstance(payload, AgentPresence | AgentJoin | Subscribe | Unsubscribe)
             or agent_id is None

@@ -67,6 +67,7 @@ from domain.effects import (
 )
 from domain.enums import SUPERVISOR_ROLES, State, ThresholdAction
 from domain.errors import Refused
+from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.policy import Policy, Threshold
 from domain.records import Event
 from infra.config import Settings
@@ -121,14 +122,6 @@ def policy_of(settings: Settings) -> Policy:
 
 def _thresholds(items: Iterable[Any]) -> tuple[Threshold, ...]:
     return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)
-
-
-def conversation_entity_id(conversation_id: str) -> str:
-    return f"c:{conversation_id}"
-
-
-def session_entity_id(session_id: str) -> str:
-    return f"s:{session_id}"
 
 
 class ConversationEntity:
@@ -351,7 +344,7 @@ class ConversationEntity:
     def _subscribe_session(
         self, request: Subscribe, reply_to: ReplyTo | None, host: HostContext
     ) -> None:
-        session_id = request.subscription.removeprefix("session:")
+        _, session_id = parse_subscription(request.subscription)
         if session_id not in self.machine.session_ids():
             host.refuse(
                 reply_to,

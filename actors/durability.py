@@ -44,6 +44,7 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.recovery import Seen, by_conversation
+from domain.ids import conversation_id_of
 from infra.journal import JournalError, JournalWriteFailed, JournalWriter, read_directory
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class Durability:
             host.post(
                 payload.agent,
                 SubscribeOutcome(
-                    entity_id.removeprefix("c:"),
+                    conversation_id_of(entity_id),
                     host.ref(entity_id),
                     payload.request_id,
                     False,
@@ -173,7 +174,7 @@ class Durability:
             host.post(monitor, NotApplied(payload.conversation_id, payload.first.session_id, True))
         elif isinstance(payload, JoinSession):
             host.post(
-                monitor, NotApplied(entity_id.removeprefix("c:"), payload.start.session_id, False)
+                monitor, NotApplied(conversation_id_of(entity_id), payload.start.session_id, False)
             )
 
     def _undo(self, handled: list[Item], problem: str) -> None:

@@ -27,6 +27,7 @@ from actors.messages import (
 )
 from actors.timed import TimedActor
 from domain.commands import RoutingUpdate
+from domain.ids import conversation_id_of
 from domain.routing import (
     ArmRoutingAlarm,
     Assign,
@@ -66,7 +67,7 @@ class Router(TimedActor):
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, book, now = item.payload, self._book(), self.now()
         if isinstance(payload, EnqueueRequest):
-            conversation_id = payload.conversation.entity.removeprefix("c:")
+            conversation_id = conversation_id_of(payload.conversation.entity)
             self.conversations[conversation_id] = payload.conversation
             self._perform(
                 book.enqueue(

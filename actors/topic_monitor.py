@@ -23,7 +23,6 @@ import structlog
 from thespian.actors import ActorExitRequest
 
 from actors.bot import Bot
-from actors.conversation import conversation_entity_id
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
@@ -59,6 +58,7 @@ from actors.room_desk import Live as _Live
 from actors.room_desk import RoomDesk
 from actors.router import Router
 from domain.enums import State
+from domain.ids import conversation_entity_id
 from infra.archive import Archive, StorageError
 from infra.timefmt import wall_ms
 

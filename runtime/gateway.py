@@ -19,7 +19,6 @@ from typing import Any
 
 from thespian.actors import ActorSystem
 
-from actors.conversation import conversation_entity_id, session_entity_id
 from actors.messages import (
     AgentJoin,
     AgentLogin,
@@ -61,6 +60,15 @@ from domain.enums import (
     Role,
     SessionEndReason,
     UnsubscribeReason,
+)
+from domain.ids import (
+    MalformedIdError,
+    SubscriptionKind,
+    agent_subscription,
+    conversation_entity_id,
+    parse_subscription,
+    session_entity_id,
+    session_subscription,
 )
 from domain.records import SYSTEM, Emitter
 from infra.config import Settings, load_config
@@ -386,7 +394,7 @@ class Gateway(GatewayCore):
         _text("channel_session_id", channel_session_id, limit=128)
         _after_seq(f"subscribe_session refused for {channel_session_id}", after_seq)
         conversation_id = self._conversation_of(channel_session_id)
-        subscription = f"session:{channel_session_id}"
+        subscription = session_subscription(channel_session_id)
         self._order.start(subscription, conversation_id, after_seq)  # its replay comes next
         self._subscriptions.add(subscription)
         request = Subscribe(subscription, self._me, after_seq)
@@ -399,23 +407,23 @@ class Gateway(GatewayCore):
         """Push the events of every conversation this agent is subscribed to (live only: a
         desk that reconnects reads what it missed with ``events(conversation_id, after_seq)``)."""
         _text("agent_id", agent_id)
-        self._order.stop(f"agent:{agent_id}")  # the agent's entity starts afresh too
-        self._subscriptions.add(f"agent:{agent_id}")
-        self._engine("agents", Subscribe(f"agent:{agent_id}", self._me))
+        subscription = agent_subscription(agent_id)
+        self._order.stop(subscription)  # the agent's entity starts afresh too
+        self._subscriptions.add(subscription)
+        self._engine("agents", Subscribe(subscription, self._me))
 
     def unsubscribe(self, subscription: str) -> None:
         """Stop a subscription (``"session:<id>"`` or ``"agent:<id>"``)."""
-        kind, _, ident = subscription.partition(":")
+        try:
+            kind, ident = parse_subscription(subscription)
+        except MalformedIdError as error:
+            raise BadArgumentError(f"unsubscribe refused: {error}") from None
         self._order.stop(subscription)
         self._subscriptions.discard(subscription)
-        if kind == "agent":
+        if kind is SubscriptionKind.AGENT:
             self._engine("agents", Unsubscribe(subscription))
-        elif kind == "session" and ident:
-            self._to_session(ident, Unsubscribe(subscription))
         else:
-            raise BadArgumentError(
-                f"unsubscribe refused: {subscription!r} is not session:<id> or agent:<id>"
-            )
+            self._to_session(ident, Unsubscribe(subscription))
 
     def pushed(self, timeout: float = 0.0) -> list[PushedEvent]:
         """The events pushed to this gateway since the last call, oldest first; under real time

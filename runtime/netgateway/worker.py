@@ -27,6 +27,13 @@ from typing import Any, Protocol
 
 from thespian.actors import ActorSystemException
 
+from domain.ids import (
+    MalformedIdError,
+    SubscriptionKind,
+    agent_subscription,
+    parse_subscription,
+    session_subscription,
+)
 from infra.logs import get_logger
 from runtime.gateway import (
     BadArgumentError,
@@ -276,13 +283,14 @@ class Worker(threading.Thread):
         if request.op == "subscribe_session":
             session_id: str = args["channel_session_id"]
             after: int = args.get("after_seq", 0)
-            self._check_room(job.peer, f"session:{session_id}")
+            subscription = session_subscription(session_id)
+            self._check_room(job.peer, subscription)
             seq = gateway.subscribe_session(session_id, after_seq=after)
-            self._hold(job.peer, f"session:{session_id}", _Holding(True, after))
+            self._hold(job.peer, subscription, _Holding(True, after))
             return seq
         if request.op == "subscribe_agent":
             agent_id: str = args["agent_id"]
-            subscription = f"agent:{agent_id}"
+            subscription = agent_subscription(agent_id)
             self._check_room(job.peer, subscription)
             gateway.subscribe_agent(agent_id)
             self._hold(job.peer, subscription, _Holding(False))
@@ -306,11 +314,10 @@ class Worker(threading.Thread):
         self._held.setdefault(peer, set()).add(subscription)
 
     def _unsubscribe(self, peer: Peer, subscription: str) -> None:
-        kind, _, ident = subscription.partition(":")
-        if kind not in ("session", "agent") or not ident:
-            raise BadArgumentError(
-                f"unsubscribe: {subscription[:80]!r} is not session:<id> or agent:<id>"
-            )
+        try:
+            parse_subscription(subscription)
+        except MalformedIdError as error:
+            raise BadArgumentError(f"unsubscribe: {error}") from None
         if peer not in self._subs.get(subscription, {}):
             raise UnknownIdError(
                 f"unsubscribe: this connection has no subscription {subscription[:140]}"
@@ -448,9 +455,9 @@ class Worker(threading.Thread):
         self._down = None
         log.info("reconnected to the engine", subscriptions=len(self._subs))
         for subscription, holders in list(self._subs.items()):
-            kind, _, ident = subscription.partition(":")
+            kind, ident = parse_subscription(subscription)
             try:
-                if kind == "session":
+                if kind is SubscriptionKind.SESSION:
                     after = min(h.position for h in holders.values())
                     self._gateway.subscribe_session(ident, after_seq=after)
                 else:
