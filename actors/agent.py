@@ -40,6 +40,7 @@ from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
 from domain.ids import agent_entity_id, conversation_id_of
 from domain.routing import SetNotReady
+from domain.sequence import BEFORE_FIRST
 
 if TYPE_CHECKING:
     from actors.host import HostContext
@@ -82,7 +83,7 @@ class AgentEntity:
             self.delivered += len(payload.events)
             if self.subscriber is not None:
                 for event in payload.events:
-                    previous = self.pushed_seq.get(event.conversation_id, 0)
+                    previous = self.pushed_seq.get(event.conversation_id, BEFORE_FIRST)
                     self.pushed_seq[event.conversation_id] = event.seq
                     host.post(
                         self.subscriber,

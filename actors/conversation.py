@@ -45,7 +45,7 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.restore import command_record
-from actors.snapshots import event_dicts, events_after, record_dict
+from actors.snapshots import event_dicts, record_dict
 from domain.commands import (
     ArchiveCommitted,
     Command,
@@ -70,6 +70,7 @@ from domain.errors import Refused
 from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.policy import Policy, Threshold
 from domain.records import Event
+from domain.sequence import events_after
 from infra.config import Settings
 from infra.timefmt import seconds_to_ms
 

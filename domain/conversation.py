@@ -89,6 +89,7 @@ from domain.records import (
     Payload,
     SessionRecord,
 )
+from domain.sequence import next_seq
 from domain.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
 from domain.transitions import ACCEPTED_IN, SUPERVISOR_ACCEPTED_IN, Trigger, target_of
 
@@ -794,7 +795,7 @@ class ConversationMachine:
         for _, name, emitter, session_id, payload in ordered:
             data = dict(payload)
             event_type = data.pop("_type") or EVENT_TYPES.get(name, EventType.NOTIFICATION)
-            self.seq += 1
+            self.seq = next_seq(self.seq)
             event = Event(
                 self.id, self.room_id, self.seq, name, event_type, t.now, emitter, session_id, data
             )
