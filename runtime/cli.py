@@ -28,6 +28,8 @@ from runtime.demo import run_demo
 from runtime.gateway import Gateway, GatewayError
 from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
+from runtime.netgateway.ops import OPS as NETWORK_OPS
+from runtime.netgateway.ops import SERVER_OPS, SUBSCRIPTION_OPS
 from runtime.simulation import command as simulation
 from runtime.system import salvaging
 
@@ -39,13 +41,6 @@ STATUS_TIMEOUT_S = 2.0
 #: ``cx status``: running but not serving (recovering, or no answer within STATUS_TIMEOUT_S).
 EXIT_DEGRADED = 4
 
-#: Gateway methods ``cx send`` does not offer: the virtual clock (embedded only), the
-#: connection's own lifecycle, and push subscriptions: they belong to a connection that stays
-#: open (``cx gateway``); a one-shot ``cx send`` would leave the engine pushing to an endpoint
-#: that is gone.
-_NOT_OPS = frozenset(
-    {"advance", "close", "drain", "pushed", "subscribe_session", "subscribe_agent", "unsubscribe"}
-)
 
 
 class UsageError(Exception):
@@ -57,11 +52,14 @@ class DegradedError(Exception):
 
 
 def _gateway_ops() -> dict[str, inspect.Signature]:
-    """``cx send`` operations: the Gateway's public methods, with their signatures."""
+    """``cx send`` operations, with their Gateway method's signatures: the network gateway's
+    operations except those the server answers itself and push subscriptions, which belong to
+    a connection that stays open (``cx gateway``): a one-shot ``cx send`` would leave the
+    engine pushing to an endpoint that is gone."""
     return {
-        name: inspect.signature(function)
-        for name, function in inspect.getmembers(Gateway, inspect.isfunction)
-        if not name.startswith("_") and name not in _NOT_OPS
+        name: inspect.signature(getattr(Gateway, name))
+        for name in sorted(NETWORK_OPS)
+        if name not in SERVER_OPS | SUBSCRIPTION_OPS
     }
 
 
