@@ -33,9 +33,9 @@ from actors.messages import (
     Unsubscribe,
 )
 from domain.ids import agent_entity_id, parse_subscription
+from domain.limits import MAX_AGENT_CONVERSATIONS
 
 log = structlog.get_logger("cx.agents")
-MAX_AGENT_CONVERSATIONS = 100
 #: Forwarded requests kept waiting for their answer: beyond this the oldest is answered
 #: ``unavailable`` and forgotten (far above what gateways keep in flight: one call each).
 MAX_FORWARDED = 10_000

@@ -79,6 +79,7 @@ from domain.enums import (
 )
 from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
 from domain.events import EVENT_TYPES, RESERVED_NAMES
+from domain.limits import MAX_EXTERNAL_ID, MAX_NAME, MAX_TEXT
 from domain.policy import Policy, Threshold
 from domain.records import (
     SYSTEM,
@@ -98,8 +99,6 @@ BOT = Emitter(BOT_ID, ParticipantType.BOT)
 _AGENT_SLA = TimerKey(TimerKind.AGENT_SLA)
 _HOLD = TimerKey(TimerKind.HOLD)
 _CUSTOMER_STATES = frozenset({State.CREATED, State.ACTIVE, State.INACTIVE})
-MAX_TEXT = 64 * 1024
-MAX_NAME = 64
 
 
 class _Bucket(int, Enum):
@@ -1100,7 +1099,7 @@ class ConversationMachine:
             )
         if not isinstance(cmd.channel, Channel):
             raise self._refuse(InvalidArgument, cmd, f"unknown channel {cmd.channel!r}")
-        self._check_name(cmd, "identifier", cmd.identifier, limit=256)
+        self._check_name(cmd, "identifier", cmd.identifier, limit=MAX_EXTERNAL_ID)
 
     def _live_session(self, cmd: object, session_id: str) -> _Session:
         session = self._sessions.get(session_id)

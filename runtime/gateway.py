@@ -70,6 +70,7 @@ from domain.ids import (
     session_entity_id,
     session_subscription,
 )
+from domain.limits import MAX_EXTERNAL_ID, MAX_ID
 from domain.records import SYSTEM, Emitter
 from infra.config import Settings, load_config
 from infra.logs import configure_logging
@@ -207,10 +208,10 @@ class Gateway(GatewayCore):
         room_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> SessionRef:
-        _text("customer_id", customer_id, limit=128)
-        _text("identifier", identifier, limit=256)
+        _text("customer_id", customer_id, limit=MAX_ID)
+        _text("identifier", identifier, limit=MAX_EXTERNAL_ID)
         if room_id is not None:
-            _text("room_id", room_id, limit=128)
+            _text("room_id", room_id, limit=MAX_ID)
         kind = _enum(Channel, "channel", channel)
         payload = _payload("data", data)
         for _ in range(16):
@@ -236,15 +237,15 @@ class Gateway(GatewayCore):
     def customer_message(
         self, channel_session_id: str, text: str, *, message_id: str | None = None
     ) -> None:
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         _message_text(text)
         if message_id is not None:
-            _text("message_id", message_id, limit=256)
+            _text("message_id", message_id, limit=MAX_EXTERNAL_ID)
         mid = message_id if message_id is not None else self._ids.new("msg")
         self._to_session(channel_session_id, Apply(CustomerMessage(channel_session_id, text, mid)))
 
     def end_session(self, channel_session_id: str, reason: str = "CUSTOMER") -> None:
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         end = _enum(SessionEndReason, "reason", reason, allowed=_GATEWAY_ENDS)
         self._to_session(channel_session_id, Apply(EndSession(channel_session_id, end)))
 
@@ -368,7 +369,7 @@ class Gateway(GatewayCore):
         )
 
     def history(self, room_id: str) -> list[dict[str, Any]]:
-        _text("room_id", room_id, limit=128)
+        _text("room_id", room_id, limit=MAX_ID)
         return self._engine("monitor", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
 
     def status(self) -> dict[str, dict[str, int]]:
@@ -391,7 +392,7 @@ class Gateway(GatewayCore):
         """Push this channel session's outbound events (its conversation's events) to this
         gateway: first those after ``after_seq``, then every new one. Returns the
         conversation's current sequence number."""
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         _after_seq(f"subscribe_session refused for {channel_session_id}", after_seq)
         conversation_id = self._conversation_of(channel_session_id)
         subscription = session_subscription(channel_session_id)
