@@ -79,6 +79,7 @@ from domain.enums import (
 )
 from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
 from domain.events import EVENT_TYPES, RESERVED_NAMES
+from domain.ids import agent_request_id
 from domain.limits import MAX_EXTERNAL_ID, MAX_NAME, MAX_TEXT
 from domain.policy import Policy, Threshold
 from domain.records import (
@@ -1065,7 +1066,7 @@ class ConversationMachine:
         self, queue: str, by: Emitter, bucket: _Bucket, excluded: tuple[str, ...] = ()
     ) -> None:
         self._requests += 1
-        request_id = f"{self.id}/r{self._requests}"
+        request_id = agent_request_id(self.id, self._requests)
         self.pending_request = request_id
         self.queue = queue
         self._emit(bucket, "AGENT_REQUESTED", by, None, {"queue": queue, "request_id": request_id})

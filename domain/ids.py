@@ -122,5 +122,5 @@ def event_id(conversation_id: str, seq: int) -> str:
     return f"{conversation_id}:{seq}"
 
 
-def request_id(conversation_id: str, number: int) -> str:
+def agent_request_id(conversation_id: str, number: int) -> str:
     return f"{conversation_id}/r{number}"

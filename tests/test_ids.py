@@ -11,6 +11,7 @@ from domain.ids import (
     MalformedIdError,
     SubscriptionKind,
     agent_entity_id,
+    agent_request_id,
     agent_subscription,
     conversation_entity_id,
     conversation_id_of,
@@ -18,7 +19,6 @@ from domain.ids import (
     event_id,
     parse_entity_id,
     parse_subscription,
-    request_id,
     session_entity_id,
     session_subscription,
 )
@@ -71,4 +71,4 @@ def test_a_malformed_id_error_survives_pickling() -> None:
 
 def test_event_and_request_ids() -> None:
     assert event_id("conv-1", 7) == "conv-1:7"
-    assert request_id("conv-1", 2) == "conv-1/r2"
+    assert agent_request_id("conv-1", 2) == "conv-1/r2"
