@@ -30,7 +30,6 @@ from actors.messages import (
     ReplyTo,
     Reroute,
     RoutingOutcome,
-    SetNotReady,
     Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
@@ -40,13 +39,12 @@ from actors.snapshots import event_dict
 from domain.commands import AgentLeave
 from domain.enums import SUPERVISOR_ROLES, Presence, Role, UnsubscribeReason
 from domain.errors import ErrorKind
+from domain.ids import agent_entity_id, conversation_id_of
+from domain.routing import SetNotReady
+from domain.sequence import BEFORE_FIRST
 
 if TYPE_CHECKING:
     from actors.context import HostContext
-
-
-def agent_entity_id(agent_id: str) -> str:
-    return f"a:{agent_id}"
 
 
 #: How long a slot stays reserved for a subscription the conversation has not answered. It is
@@ -86,7 +84,7 @@ class AgentEntity:
             self.delivered += len(payload.events)
             if self.subscriber is not None:
                 for event in payload.events:
-                    previous = self.pushed_seq.get(event.conversation_id, 0)
+                    previous = self.pushed_seq.get(event.conversation_id, BEFORE_FIRST)
                     self.pushed_seq[event.conversation_id] = event.seq
                     host.post(
                         self.subscriber,
@@ -122,7 +120,7 @@ class AgentEntity:
                 self.presence = Presence.NOT_READY
             self._report(host)
         elif isinstance(payload, Reattach):
-            conversation_id = payload.conversation.entity.removeprefix("c:")
+            conversation_id = conversation_id_of(payload.conversation.entity)
             joined = self.conversations if self.agent_id in payload.counted else self.monitoring
             joined[conversation_id] = payload.conversation
             host.post(payload.conversation, AgentRef(self.agent_id, host.ref(self.id)))
@@ -151,7 +149,7 @@ class AgentEntity:
         host.reply(reply_to, None)
 
     def _join(self, join: AgentJoin, reply_to: ReplyTo | None, host: HostContext) -> None:
-        conversation_id = join.conversation.entity.removeprefix("c:")
+        conversation_id = conversation_id_of(join.conversation.entity)
         counted = join.role not in SUPERVISOR_ROLES
         if conversation_id in self.pending:
             # A join still unanswered (its conversation's host may have died and the
@@ -189,7 +187,7 @@ class AgentEntity:
         )
 
     def _assigned(self, assignment: Assignment, host: HostContext) -> None:
-        conversation_id = assignment.conversation.entity.removeprefix("c:")
+        conversation_id = conversation_id_of(assignment.conversation.entity)
         if assignment.offer:
             self.offers[conversation_id] = (assignment.request_id, assignment.conversation)
             return

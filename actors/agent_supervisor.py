@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 
-from actors.agent import agent_entity_id
 from actors.base import EngineActor
 from actors.host import Host
 from actors.messages import (
@@ -34,9 +33,10 @@ from actors.messages import (
     Unsubscribe,
 )
 from domain.errors import ErrorKind
+from domain.ids import agent_entity_id, parse_subscription
+from domain.limits import MAX_AGENT_CONVERSATIONS
 
 log = structlog.get_logger("cx.agents")
-MAX_AGENT_CONVERSATIONS = 100
 #: Forwarded requests kept waiting for their answer: beyond this the oldest is answered
 #: ``unavailable`` and forgotten (far above what gateways keep in flight: one call each).
 MAX_FORWARDED = 10_000
@@ -119,7 +119,7 @@ class AgentSupervisor(EngineActor):
             return
         agent_id = getattr(payload, "agent_id", None)
         if isinstance(payload, Subscribe | Unsubscribe):
-            agent_id = payload.subscription.removeprefix("agent:")
+            _, agent_id = parse_subscription(payload.subscription)
         if (
             not isinstance(payload, AgentPresence | AgentJoin | Subscribe | Unsubscribe)
             or agent_id is None

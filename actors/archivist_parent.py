@@ -47,14 +47,14 @@ log = structlog.get_logger("cx.monitor")
 
 
 @dataclass(frozen=True, slots=True)
-class _Forwarded:
+class _CallerJob:
     """A caller's read or archived activity: the answer is passed on to it."""
 
     caller: ReplyTo | None
 
 
 @dataclass(frozen=True, slots=True)
-class _Closing:
+class _ClosingJob:
     conversation: Ref
     conversation_id: str
 
@@ -69,7 +69,7 @@ class _Late:
     request: ArchiveLateRequest
 
 
-_Job = _Forwarded | _Closing | _FirstContact | _Late
+_Job = _CallerJob | _ClosingJob | _FirstContact | _Late
 STOPPED = "the archive's writer stopped while doing this; it may or may not be stored: retry"
 
 
@@ -91,11 +91,11 @@ class ArchivistParent(EngineActor):
     def archive_work(self, payload: Any, reply_to: ReplyTo | None) -> bool:
         """Send ``payload`` to the Archivist if it is archive work; False if it is not."""
         if isinstance(payload, ArchiveRequest):
-            self._to_archivist(payload, _Closing(payload.conversation, payload.record.id))
+            self._to_archivist(payload, _ClosingJob(payload.conversation, payload.record.id))
         elif isinstance(payload, ArchiveLateRequest):
             self._to_archivist(payload, _Late(payload))
         elif isinstance(payload, ArchivedQuery | ArchivedActivity):
-            self._to_archivist(payload, _Forwarded(reply_to))
+            self._to_archivist(payload, _CallerJob(reply_to))
         else:
             return False
         return True
@@ -129,12 +129,12 @@ class ArchivistParent(EngineActor):
         self.post(Ref(self.archivist, ""), payload, ReplyTo(self.myAddress, call_id))
 
     def _settle(self, job: _Job, answer: Reply | Failure) -> None:
-        if isinstance(job, _Forwarded):
+        if isinstance(job, _CallerJob):
             if isinstance(answer, Reply):
                 self.reply(job.caller, answer.value)
             elif job.caller is not None:
                 self.fail(job.caller, replace(answer, call_id=job.caller.call_id))
-        elif isinstance(job, _Closing):
+        elif isinstance(job, _ClosingJob):
             if isinstance(answer, Reply):
                 self.post(job.conversation, ArchiveDone(answer.value))
             else:

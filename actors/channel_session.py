@@ -21,6 +21,7 @@ from actors.messages import (
 from actors.snapshots import event_dict
 from domain.commands import CustomerMessage
 from domain.errors import ErrorKind
+from domain.ids import conversation_entity_id, session_entity_id
 from domain.records import Event
 
 if TYPE_CHECKING:
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 
 class ChannelSessionEntity:
     def __init__(self, session_id: str, conversation_id: str) -> None:
-        self.id = f"s:{session_id}"
+        self.id = session_entity_id(session_id)
         self.session_id = session_id
-        self.conversation_entity = f"c:{conversation_id}"
+        self.conversation_entity = conversation_entity_id(conversation_id)
         self.seen_message_ids: set[str] = set()
         self.delivered_seq = 0
         self.subscriber: Ref | None = None  # the channel gateway, while one is subscribed

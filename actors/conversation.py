@@ -41,7 +41,7 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from actors.snapshots import event_dicts, events_after, record_dict
+from actors.snapshots import event_dicts, record_dict
 from domain.commands import (
     ArchiveCommitted,
     Command,
@@ -63,7 +63,9 @@ from domain.effects import (
 )
 from domain.enums import SUPERVISOR_ROLES, State
 from domain.errors import CxError, ErrorKind, Refused
+from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.records import Event
+from domain.sequence import events_after
 from infra.journal_records import closed_record, command_record
 
 #: What the bot reacts to; everything else would only cost it messages.
@@ -87,12 +89,6 @@ class _Poisoned(CxError):
     """A command failed inside the machine for a reason other than a refusal."""
 
 
-def conversation_entity_id(conversation_id: str) -> str:
-    return f"c:{conversation_id}"
-
-
-def session_entity_id(session_id: str) -> str:
-    return f"s:{session_id}"
 
 
 class ConversationEntity:
@@ -317,7 +313,7 @@ class ConversationEntity:
     def _subscribe_session(
         self, request: Subscribe, reply_to: ReplyTo | None, host: HostContext
     ) -> None:
-        session_id = request.subscription.removeprefix("session:")
+        _, session_id = parse_subscription(request.subscription)
         if session_id not in self.machine.session_ids():
             host.refuse(
                 reply_to,

@@ -48,6 +48,7 @@ from actors.messages import (
 from actors.recovery import Seen, by_conversation
 from actors.restore import Rebuilt
 from domain.errors import ErrorKind
+from domain.ids import conversation_id_of
 from infra.journal import JournalWriteFailed, JournalWriter
 from infra.journal_read import read_directory
 from infra.journal_records import Record, conversation_of
@@ -187,7 +188,7 @@ class Durability:
             host.post(
                 payload.agent,
                 SubscribeOutcome(
-                    entity_id.removeprefix("c:"),
+                    conversation_id_of(entity_id),
                     host.ref(entity_id),
                     payload.request_id,
                     False,
@@ -199,7 +200,7 @@ class Durability:
             host.post(monitor, NotApplied(payload.conversation_id, payload.first.session_id, True))
         elif isinstance(payload, JoinSession):
             host.post(
-                monitor, NotApplied(entity_id.removeprefix("c:"), payload.start.session_id, False)
+                monitor, NotApplied(conversation_id_of(entity_id), payload.start.session_id, False)
             )
 
     def _undo(self, handled: list[Item], problem: str) -> None:

@@ -44,6 +44,7 @@ from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
 from domain.errors import ErrorKind, Refused
+from domain.ids import EntityKind, conversation_entity_id, conversation_id_of, entity_kind
 from domain.policy import Policy
 from infra.codec import CodecError
 from infra.journal import JournalWriter
@@ -143,20 +144,21 @@ class Host(TimedActor):
 
     def conversation_of(self, entity_id: str) -> str | None:
         """The conversation an entity of this host belongs to (None for an agent)."""
-        if entity_id.startswith("c:"):
-            return entity_id[2:]
+        if entity_kind(entity_id) is EntityKind.CONVERSATION:
+            return conversation_id_of(entity_id)
         session = self.entities.get(entity_id)
         if isinstance(session, ChannelSessionEntity):
-            return session.conversation_entity[2:]
+            return conversation_id_of(session.conversation_entity)
         return None
 
     def evict(self, conversation_id: str) -> tuple[Entity | None, list[Entity]]:
         """Take a conversation and its channel sessions off this host (their alarms too)."""
-        conversation = self.entities.get(f"c:{conversation_id}")
+        entity_id = conversation_entity_id(conversation_id)
+        conversation = self.entities.get(entity_id)
         sessions: list[Entity] = [
             e
             for e in self.entities.values()
-            if isinstance(e, ChannelSessionEntity) and e.conversation_entity == f"c:{conversation_id}"
+            if isinstance(e, ChannelSessionEntity) and e.conversation_entity == entity_id
         ]
         gone = {e.id for e in [conversation, *sessions] if e is not None}
         for entity_id in gone:
@@ -340,7 +342,7 @@ class Host(TimedActor):
     def _not_here(self, entity_id: str, payload: Any, reply_to: ReplyTo | None) -> None:
         if isinstance(payload, JoinSession):
             # The conversation closed and left: the TopicMonitor must open a new one.
-            conversation_id = entity_id.removeprefix("c:")
+            conversation_id = conversation_id_of(entity_id)
             self.post(
                 Ref(self.wired().monitor, ""), Bounced(payload.origin, conversation_id), reply_to
             )

@@ -497,11 +497,6 @@ class AgentGone:
 
 
 @dataclass(frozen=True, slots=True)
-class SetNotReady:
-    agent_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class Assignment:
     """The Router gives a request to an agent (offer=False: subscribe now)."""
 

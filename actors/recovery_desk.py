@@ -19,10 +19,10 @@ from typing import Any
 
 import structlog
 
-from actors.conversation import conversation_entity_id
 from actors.messages import Ref, RestoreConversation, Restored
 from actors.recovery import move_aside, plan_recovery
 from actors.room_desk import Live, RoomDesk
+from domain.ids import conversation_entity_id
 from infra.journal_records import room_of, started_sessions
 
 log = structlog.get_logger("cx.monitor")

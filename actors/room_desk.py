@@ -19,7 +19,6 @@ import structlog
 
 from actors.archivist_parent import ArchivistParent
 from actors.base import failure_of
-from actors.conversation import conversation_entity_id
 from actors.messages import (
     Bounced,
     Failure,
@@ -36,6 +35,7 @@ from domain.commands import StartSession
 from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
 from domain.errors import ErrorKind, Refused
+from domain.ids import conversation_entity_id
 from infra.archive import Archive, StorageError
 from infra.archive_rows import RoomRecord
 

@@ -22,21 +22,21 @@ from actors.messages import (
     EnqueueRequest,
     Ref,
     RoutingOutcome,
-    SetNotReady,
     Status,
     StatusQuery,
 )
 from actors.timed import TimedActor
 from domain.commands import RoutingUpdate
 from domain.errors import ErrorKind
+from domain.ids import conversation_id_of
 from domain.routing import (
     ArmRoutingAlarm,
     Assign,
     Report,
     RoutingBook,
     RoutingEffect,
+    SetNotReady,
 )
-from domain.routing import SetNotReady as BookSetNotReady
 from infra.policies import routing_settings
 
 log = structlog.get_logger("cx.router")
@@ -59,7 +59,7 @@ class Router(TimedActor):
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, book, now = item.payload, self._book(), self.now()
         if isinstance(payload, EnqueueRequest):
-            conversation_id = payload.conversation.entity.removeprefix("c:")
+            conversation_id = conversation_id_of(payload.conversation.entity)
             self.conversations[conversation_id] = payload.conversation
             self._perform(
                 book.enqueue(
@@ -129,7 +129,7 @@ class Router(TimedActor):
                         effect.name.value, effect.request_id, effect.queue, effect.agent_id
                     )
                     self.post(conversation, Apply(update))
-            elif isinstance(effect, BookSetNotReady):
+            elif isinstance(effect, SetNotReady):
                 agent = self.agents.get(effect.agent_id)
                 if agent is not None:
-                    self.post(agent, SetNotReady(effect.agent_id))
+                    self.post(agent, effect)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.records import ConversationRecord, Event
+from domain.sequence import events_after
 from infra.timefmt import iso
 
 
@@ -19,15 +20,6 @@ def event_dict(event: Event) -> dict[str, Any]:
         "channel_session_id": event.channel_session_id,
         "data": dict(event.data),
     }
-
-
-def events_after(events: list[Event], after_seq: int) -> list[Event]:
-    """The events with seq > ``after_seq`` (``events`` in seq order: the new ones are at the
-    end, so the walk is as long as what is returned)."""
-    start = len(events)
-    while start > 0 and events[start - 1].seq > after_seq:
-        start -= 1
-    return events[start:]
 
 
 def event_dicts(events: list[Event], after_seq: int = 0) -> list[dict[str, Any]]:

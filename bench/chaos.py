@@ -96,7 +96,7 @@ _T = TypeVar("_T")
 # ------------------------------------------------------------------------------ the workers
 
 
-class Worker:
+class LoadWorker:
     """One gateway process's load: customers, agents, conversations; records every ack."""
 
     def __init__(self, number: int, config: Path, out: Path, seed: int, rate: float) -> None:
@@ -374,7 +374,7 @@ class Worker:
 
 
 def worker_main(options: argparse.Namespace) -> int:
-    worker = Worker(
+    worker = LoadWorker(
         options.worker, Path(options.config), Path(options.out), options.seed, options.rate
     )
     worker.run(options.until)

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.conversation import conversation_entity_id
 from actors.messages import AgentJoin, ListTimerOwners, OpenSession, Ping, Ref
 from bench import support
 from bench.pipeline import Item, Pipeline
 from domain.enums import Channel, Role
+from domain.ids import conversation_entity_id
 from runtime.gateway import Gateway
 
 #: Most conversations one agent may take (the engine's limit).

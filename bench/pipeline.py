@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.conversation import conversation_entity_id, session_entity_id
 from actors.messages import (
     Apply,
     Batch,
@@ -36,6 +35,7 @@ from actors.messages import (
 )
 from domain.commands import CustomerMessage, EndConversation
 from domain.enums import Channel, EndedBy
+from domain.ids import conversation_entity_id, session_entity_id
 from runtime.gateway import Gateway, GatewayError, SessionRef
 
 _CALLS = itertools.count(1)

@@ -21,11 +21,11 @@ import signal
 import time
 from typing import Any
 
-from actors.conversation import conversation_entity_id
 from actors.messages import SnapshotQuery
 from bench import support
 from bench.common import open_conversations, pid_of, settle, wait_live
 from bench.pipeline import Item, Pipeline, message_item
+from domain.ids import conversation_entity_id
 from runtime.gateway import Gateway, UnavailableError
 
 

@@ -2,11 +2,18 @@
 
 Each command is a frozen, slotted dataclass at module top level: they are also the payloads
 that travel between actors (Thespian pickles them between processes).
+
+:data:`COMMANDS` is the registry: every command by its class name, the spelling the journal
+stores. What is kept per command elsewhere (the states that accept it, its handler, its stored
+form) is keyed by these classes and covers all of them (``tests/test_definitions.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, get_args
 
 from domain.enums import (
     Channel,
@@ -166,6 +173,11 @@ Command = (
     | TimerFired
     | RoutingUpdate
     | ArchiveCommitted
+)
+
+#: Every command class by its name (the name the journal stores), in the order of ``Command``.
+COMMANDS: Final[Mapping[str, type[Command]]] = MappingProxyType(
+    {cls.__name__: cls for cls in get_args(Command)}
 )
 
 

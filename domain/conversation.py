@@ -79,6 +79,8 @@ from domain.enums import (
 )
 from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
 from domain.events import EVENT_TYPES, RESERVED_NAMES
+from domain.ids import agent_request_id
+from domain.limits import MAX_EXTERNAL_ID, MAX_NAME, MAX_TEXT
 from domain.policy import Policy, Threshold
 from domain.records import (
     SYSTEM,
@@ -89,6 +91,7 @@ from domain.records import (
     Payload,
     SessionRecord,
 )
+from domain.sequence import next_seq
 from domain.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
 from domain.transitions import ACCEPTED_IN, SUPERVISOR_ACCEPTED_IN, Trigger, target_of
 
@@ -97,8 +100,6 @@ BOT = Emitter(BOT_ID, ParticipantType.BOT)
 _AGENT_SLA = TimerKey(TimerKind.AGENT_SLA)
 _HOLD = TimerKey(TimerKind.HOLD)
 _CUSTOMER_STATES = frozenset({State.CREATED, State.ACTIVE, State.INACTIVE})
-MAX_TEXT = 64 * 1024
-MAX_NAME = 64
 
 
 class _Bucket(int, Enum):
@@ -794,7 +795,7 @@ class ConversationMachine:
         for _, name, emitter, session_id, payload in ordered:
             data = dict(payload)
             event_type = data.pop("_type") or EVENT_TYPES.get(name, EventType.NOTIFICATION)
-            self.seq += 1
+            self.seq = next_seq(self.seq)
             event = Event(
                 self.id, self.room_id, self.seq, name, event_type, t.now, emitter, session_id, data
             )
@@ -1065,7 +1066,7 @@ class ConversationMachine:
         self, queue: str, by: Emitter, bucket: _Bucket, excluded: tuple[str, ...] = ()
     ) -> None:
         self._requests += 1
-        request_id = f"{self.id}/r{self._requests}"
+        request_id = agent_request_id(self.id, self._requests)
         self.pending_request = request_id
         self.queue = queue
         self._emit(bucket, "AGENT_REQUESTED", by, None, {"queue": queue, "request_id": request_id})
@@ -1099,7 +1100,7 @@ class ConversationMachine:
             )
         if not isinstance(cmd.channel, Channel):
             raise self._refuse(InvalidArgument, cmd, f"unknown channel {cmd.channel!r}")
-        self._check_name(cmd, "identifier", cmd.identifier, limit=256)
+        self._check_name(cmd, "identifier", cmd.identifier, limit=MAX_EXTERNAL_ID)
 
     def _live_session(self, cmd: object, session_id: str) -> _Session:
         session = self._sessions.get(session_id)

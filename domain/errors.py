@@ -26,6 +26,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     │       ├── BadMsgpackError [bad_msgpack]
     │       ├── BadFrameError [bad_frame]
     │       └── UnknownOpError [unknown_op]
+    ├── MalformedIdError [bad_argument] (domain.ids; also a ValueError)
     ├── IdTaken [id_taken]: between the engine and its gateway only
     ├── NotHere [not_here]: between the engine and its gateway only
     ├── CodecError [internal] (infra.codec; also a ValueError)

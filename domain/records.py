@@ -22,6 +22,7 @@ from domain.enums import (
     SessionState,
     State,
 )
+from domain.ids import event_id
 from domain.pickling import pickle_by_field_names
 
 #: JSON-like payload of an event or of channel data (str keys; str, int, float, bool, None,
@@ -55,7 +56,7 @@ class Event:
     @property
     def id(self) -> str:
         # Unique by construction: a conversation id is unique and seq never repeats in it.
-        return f"{self.conversation_id}:{self.seq}"
+        return event_id(self.conversation_id, self.seq)
 
 
 @dataclass(frozen=True, slots=True)

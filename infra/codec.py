@@ -35,29 +35,7 @@ class CodecError(CxError, ValueError):
     """A stored value does not decode to a known domain value."""
 
 
-_COMMANDS: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (
-        commands.StartSession,
-        commands.CustomerMessage,
-        commands.EndSession,
-        commands.RequestAgent,
-        commands.SubscribeAgent,
-        commands.AgentMessage,
-        commands.BotMessage,
-        commands.BotNotification,
-        commands.Hold,
-        commands.Resume,
-        commands.AgentLeave,
-        commands.ApplyWrapUp,
-        commands.SetData,
-        commands.EndConversation,
-        commands.AddActivity,
-        commands.TimerFired,
-        commands.RoutingUpdate,
-        commands.ArchiveCommitted,
-    )
-}
+_COMMANDS = commands.COMMANDS
 # field names per command class, computed once: dataclasses.fields() per call was most of the
 # journal's encoding cost
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {

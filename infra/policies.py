@@ -2,19 +2,17 @@
 
 The actors build what the pure domain needs from :class:`~infra.config.Settings` only through
 these functions: the conversation :class:`~domain.policy.Policy` (every conversation host),
-the Router's :class:`~domain.routing.RoutingSettings` and the bot's
+the Router's :class:`~domain.routing.RoutingPolicy` and the bot's
 :class:`~domain.bot.BotScript`. Times become int milliseconds here, and nowhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from types import MappingProxyType
 
 from domain import routing
 from domain.bot import BotScript
-from domain.enums import ThresholdAction
-from domain.policy import Policy, Threshold
+from domain.policy import Policy
 from infra import config
 from infra.timefmt import seconds_to_ms
 
@@ -28,7 +26,7 @@ def conversation_policy(settings: config.Settings) -> Policy:
         wrap_up_ms=seconds_to_ms(timers.wrap_up_seconds),
         hold_max_ms=seconds_to_ms(timers.hold_max_seconds),
         agent_sla_ms=seconds_to_ms(timers.agent_sla_seconds),
-        agent_sla_thresholds=_thresholds(timers.agent_sla_thresholds),
+        agent_sla_thresholds=timers.agent_sla_thresholds,
         queue_sla_ms=MappingProxyType(
             {
                 name: seconds_to_ms(queue.agent_sla_seconds)
@@ -40,15 +38,15 @@ def conversation_policy(settings: config.Settings) -> Policy:
         channel_inactivity_ms=MappingProxyType(
             {k: seconds_to_ms(v) for k, v in timers.customer_inactivity_channels.items()}
         ),
-        inactivity_thresholds=_thresholds(timers.customer_inactivity_thresholds),
+        inactivity_thresholds=timers.customer_inactivity_thresholds,
         default_queue=settings.routing.default_queue,
     )
 
 
-def routing_settings(settings: config.Settings) -> routing.RoutingSettings:
+def routing_settings(settings: config.Settings) -> routing.RoutingPolicy:
     """The Router's routing book settings (times in ms, priorities by queue)."""
     configured = settings.routing
-    return routing.RoutingSettings(
+    return routing.RoutingPolicy(
         auto_accept=configured.auto_accept,
         accept_timeout_ms=seconds_to_ms(configured.accept_timeout_seconds),
         request_ttl_ms=seconds_to_ms(configured.request_ttl_seconds),
@@ -69,6 +67,3 @@ def bot_script(settings: config.Settings) -> BotScript:
         queue=settings.routing.default_queue,
     )
 
-
-def _thresholds(items: Iterable[config.Threshold]) -> tuple[Threshold, ...]:
-    return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)

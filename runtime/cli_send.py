@@ -14,29 +14,26 @@ from typing import Any
 from domain.errors import CxError, ErrorKind
 from runtime import control
 from runtime.gateway import Gateway
+from runtime.netgateway.ops import OPS as NETWORK_OPS
+from runtime.netgateway.ops import SERVER_OPS, SUBSCRIPTION_OPS
 
 __all__ = ["OPS", "UsageError", "ops_help", "send_command"]
 
-#: Gateway methods ``cx send`` does not offer: the virtual clock (embedded only), the
-#: connection's own lifecycle, and push subscriptions: they belong to a connection that stays
-#: open (``cx gateway``); a one-shot ``cx send`` would leave the engine pushing to an endpoint
-#: that is gone.
-_NOT_OPS = frozenset(
-    {"advance", "close", "drain", "pushed", "subscribe_session", "subscribe_agent", "unsubscribe"}
-)
-
-
 class UsageError(CxError):
     """A command line the command cannot use (beyond what argparse checks)."""
+
     kind = ErrorKind.BAD_ARGUMENT
 
 
 def _gateway_ops() -> dict[str, inspect.Signature]:
-    """``cx send`` operations: the Gateway's public methods, with their signatures."""
+    """``cx send`` operations, with their Gateway method's signatures: the network gateway's
+    operations except those the server answers itself and push subscriptions, which belong to
+    a connection that stays open (``cx gateway``): a one-shot ``cx send`` would leave the
+    engine pushing to an endpoint that is gone."""
     return {
-        name: inspect.signature(function)
-        for name, function in inspect.getmembers(Gateway, inspect.isfunction)
-        if not name.startswith("_") and name not in _NOT_OPS
+        name: inspect.signature(getattr(Gateway, name))
+        for name in sorted(NETWORK_OPS)
+        if name not in SERVER_OPS | SUBSCRIPTION_OPS
     }
 
 

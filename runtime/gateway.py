@@ -19,7 +19,6 @@ from typing import Any
 
 from thespian.actors import ActorSystem
 
-from actors.conversation import conversation_entity_id, session_entity_id
 from actors.messages import (
     AgentJoin,
     AgentLogin,
@@ -63,6 +62,16 @@ from domain.enums import (
     UnsubscribeReason,
 )
 from domain.errors import IdTaken, NotHere
+from domain.ids import (
+    MalformedIdError,
+    SubscriptionKind,
+    agent_subscription,
+    conversation_entity_id,
+    parse_subscription,
+    session_entity_id,
+    session_subscription,
+)
+from domain.limits import MAX_EXTERNAL_ID, MAX_ID
 from domain.records import SYSTEM, Emitter
 from infra.config import Settings, load_config
 from infra.logs import configure_logging
@@ -200,10 +209,10 @@ class Gateway(GatewayCore):
         room_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> SessionRef:
-        _text("customer_id", customer_id, limit=128)
-        _text("identifier", identifier, limit=256)
+        _text("customer_id", customer_id, limit=MAX_ID)
+        _text("identifier", identifier, limit=MAX_EXTERNAL_ID)
         if room_id is not None:
-            _text("room_id", room_id, limit=128)
+            _text("room_id", room_id, limit=MAX_ID)
         kind = _enum(Channel, "channel", channel)
         payload = _payload("data", data)
         for _ in range(16):
@@ -229,15 +238,15 @@ class Gateway(GatewayCore):
     def customer_message(
         self, channel_session_id: str, text: str, *, message_id: str | None = None
     ) -> None:
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         _message_text(text)
         if message_id is not None:
-            _text("message_id", message_id, limit=256)
+            _text("message_id", message_id, limit=MAX_EXTERNAL_ID)
         mid = message_id if message_id is not None else self._ids.new("msg")
         self._to_session(channel_session_id, Apply(CustomerMessage(channel_session_id, text, mid)))
 
     def end_session(self, channel_session_id: str, reason: str = "CUSTOMER") -> None:
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         end = _enum(SessionEndReason, "reason", reason, allowed=_GATEWAY_ENDS)
         self._to_session(channel_session_id, Apply(EndSession(channel_session_id, end)))
 
@@ -361,7 +370,7 @@ class Gateway(GatewayCore):
         )
 
     def history(self, room_id: str) -> list[dict[str, Any]]:
-        _text("room_id", room_id, limit=128)
+        _text("room_id", room_id, limit=MAX_ID)
         return self._engine("monitor", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
 
     def status(self) -> dict[str, dict[str, int]]:
@@ -384,10 +393,10 @@ class Gateway(GatewayCore):
         """Push this channel session's outbound events (its conversation's events) to this
         gateway: first those after ``after_seq``, then every new one. Returns the
         conversation's current sequence number."""
-        _text("channel_session_id", channel_session_id, limit=128)
+        _text("channel_session_id", channel_session_id, limit=MAX_ID)
         _after_seq(f"subscribe_session refused for {channel_session_id}", after_seq)
         conversation_id = self._conversation_of(channel_session_id)
-        subscription = f"session:{channel_session_id}"
+        subscription = session_subscription(channel_session_id)
         self._order.start(subscription, conversation_id, after_seq)  # its replay comes next
         self._subscriptions.add(subscription)
         request = Subscribe(subscription, self._me, after_seq)
@@ -400,23 +409,23 @@ class Gateway(GatewayCore):
         """Push the events of every conversation this agent is subscribed to (live only: a
         desk that reconnects reads what it missed with ``events(conversation_id, after_seq)``)."""
         _text("agent_id", agent_id)
-        self._order.stop(f"agent:{agent_id}")  # the agent's entity starts afresh too
-        self._subscriptions.add(f"agent:{agent_id}")
-        self._engine("agents", Subscribe(f"agent:{agent_id}", self._me))
+        subscription = agent_subscription(agent_id)
+        self._order.stop(subscription)  # the agent's entity starts afresh too
+        self._subscriptions.add(subscription)
+        self._engine("agents", Subscribe(subscription, self._me))
 
     def unsubscribe(self, subscription: str) -> None:
         """Stop a subscription (``"session:<id>"`` or ``"agent:<id>"``)."""
-        kind, _, ident = subscription.partition(":")
+        try:
+            kind, ident = parse_subscription(subscription)
+        except MalformedIdError as error:
+            raise BadArgumentError(f"unsubscribe refused: {error}") from None
         self._order.stop(subscription)
         self._subscriptions.discard(subscription)
-        if kind == "agent":
+        if kind is SubscriptionKind.AGENT:
             self._engine("agents", Unsubscribe(subscription))
-        elif kind == "session" and ident:
-            self._to_session(ident, Unsubscribe(subscription))
         else:
-            raise BadArgumentError(
-                f"unsubscribe refused: {subscription!r} is not session:<id> or agent:<id>"
-            )
+            self._to_session(ident, Unsubscribe(subscription))
 
     def pushed(self, timeout: float = 0.0) -> list[PushedEvent]:
         """The events pushed to this gateway since the last call, oldest first; under real time

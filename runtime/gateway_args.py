@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 import msgpack
 
 from domain.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeReason
+from domain.limits import MAX_NAME, MAX_PAYLOAD_BYTES, MAX_TEXT
 from runtime.gateway_types import BadArgumentError
-
-MAX_PAYLOAD_BYTES = 64 * 1024
 
 
 @functools.cache  # a handful of class names, on every call's path
@@ -19,7 +18,7 @@ def snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def text(what: str, value: object, *, limit: int = 64) -> None:
+def text(what: str, value: object, *, limit: int = MAX_NAME) -> None:
     if not isinstance(value, str) or not 0 < len(value) <= limit:
         raise BadArgumentError(
             f"{what} must be a non-empty string of at most {limit} characters, got {value!r:.80}"
@@ -27,8 +26,8 @@ def text(what: str, value: object, *, limit: int = 64) -> None:
 
 
 def message_text(value: object) -> None:
-    if not isinstance(value, str) or len(value) > MAX_PAYLOAD_BYTES:
-        raise BadArgumentError(f"text must be a string of at most {MAX_PAYLOAD_BYTES} characters")
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise BadArgumentError(f"text must be a string of at most {MAX_TEXT} characters")
 
 
 def after_seq(what: str, value: object) -> None:

@@ -43,6 +43,7 @@ from actors.messages import (
     WhoAmI,
 )
 from domain.errors import CxError, ErrorKind, error_for
+from domain.ids import EntityKind, conversation_id_of, entity_kind, parse_entity_id
 from infra.config import Settings
 from infra.logs import get_logger
 from infra.timefmt import wall_ms
@@ -278,10 +279,11 @@ class GatewayCore(PushedEvents):
         return self._host_lost_at is not None and self._host_lost_at >= started
 
     def _conversation_addressed(self, entity: str) -> str | None:
-        if entity.startswith("c:"):
-            return entity[2:]
-        if entity.startswith("s:"):
-            return self._hosts.conversation_of(entity[2:])
+        kind = entity_kind(entity)
+        if kind is EntityKind.CONVERSATION:
+            return conversation_id_of(entity)
+        if kind is EntityKind.SESSION:
+            return self._hosts.conversation_of(parse_entity_id(entity)[1])
         return None
 
     def _host_replaced(self, conversation_id: str, address: Any) -> bool:

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.sequence import BEFORE_FIRST, previous_seq
 from runtime.gateway_types import PushedEvent
 
 #: How long an event waits for the one before it before that one is read from the conversation.
@@ -105,7 +106,7 @@ class PushOrder:
         seq = pushed.event.get("seq")
         if not isinstance(seq, int):
             return [pushed]
-        before = seq - 1 if previous is None else previous
+        before = previous_seq(seq) if previous is None else previous
         key = (pushed.subscription, pushed.conversation_id)
         stream = self._streams.get(key)
         if stream is None:
@@ -115,7 +116,7 @@ class PushOrder:
             self._streams.move_to_end(key)
         if stream.last is not None and seq <= stream.last:
             return []  # handed over already
-        if before == 0 or (before <= stream.last if stream.last is not None else previous is None):
+        if before == BEFORE_FIRST or (before <= stream.last if stream.last is not None else previous is None):
             stream.last = seq
             return [pushed, *self._release(key, stream, now)]
         if seq not in stream.held:

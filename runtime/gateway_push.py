@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 from actors.messages import Pushed, Subscribe
+from domain.ids import SubscriptionKind, parse_subscription
 from infra.logs import get_logger
 from runtime.gateway_cache import LocationCache
 from runtime.gateway_order import PushOrder
@@ -27,8 +28,8 @@ class PushedEvents:
     def _moved(self, conversations: set[str]) -> None:
         """These conversations' host died: they are rebuilt elsewhere without subscribers."""
         for subscription in self._subscriptions:
-            kind, _, ident = subscription.partition(":")
-            if kind == "session" and self._hosts.conversation_of(ident) in conversations:
+            kind, ident = parse_subscription(subscription)
+            if kind is SubscriptionKind.SESSION and self._hosts.conversation_of(ident) in conversations:
                 self._resubscribe.add(subscription)
 
     def _take_pushed(self, pushed: Pushed) -> None:
@@ -66,9 +67,9 @@ class PushedEvents:
             if subscription not in self._subscriptions:
                 self._resubscribe.discard(subscription)
                 continue
-            kind, _, ident = subscription.partition(":")
+            kind, ident = parse_subscription(subscription)
             try:
-                if kind == "session":
+                if kind is SubscriptionKind.SESSION:
                     conversation_id = self._conversation_of(ident)
                     after = self._order.last(subscription, conversation_id) or 0
                     self._subscribe_again(conversation_id, Subscribe(subscription, self._me, after))

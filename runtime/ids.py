@@ -1,4 +1,7 @@
-"""Identifiers: random in production, drawn from the seed in embedded mode (deterministic)."""
+"""Drawn identifiers: random in production, from the seed in embedded mode (deterministic).
+
+These are the ids inside the schemes of :mod:`domain.ids` (``c:conv-9f3a51c2e07b4d18``).
+"""
 
 from __future__ import annotations
 

@@ -14,13 +14,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.enums import ThresholdAction
+from domain.policy import Threshold
 from infra.config import (
     DEFAULTS,
     ConfigError,
     LoggingSettings,
     QueueSettings,
     Settings,
-    Threshold,
     load_config,
 )
 
@@ -155,8 +156,8 @@ def test_lists_replace_and_thresholds_sorted() -> None:
     )
     assert s.bot.agent_keywords == ("operator",)
     assert s.timers.customer_inactivity_thresholds == (
-        Threshold(50, "NONE"),
-        Threshold(80, "NOTIFY_CUSTOMER"),
+        Threshold(50, ThresholdAction.NONE),
+        Threshold(80, ThresholdAction.NOTIFY_CUSTOMER),
     )
 
 

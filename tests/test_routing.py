@@ -18,7 +18,7 @@ from domain.routing import (
     ReportName,
     RoutingBook,
     RoutingEffect,
-    RoutingSettings,
+    RoutingPolicy,
     RoutingTimerKey,
     RoutingTimerKind,
     SetNotReady,
@@ -29,7 +29,7 @@ TTL_MS = 120_000
 
 
 def make(**kwargs: Any) -> RoutingBook:
-    return RoutingBook(RoutingSettings(**kwargs))
+    return RoutingBook(RoutingPolicy(**kwargs))
 
 
 def assigns(effects: Sequence[RoutingEffect]) -> list[tuple[str, str]]:
@@ -616,7 +616,7 @@ def test_random_operations_keep_the_invariants(
     auto_accept: bool, priorities: dict[str, int], ops: list[tuple[Any, ...]]
 ) -> None:
     model = _Model(
-        RoutingBook(RoutingSettings(auto_accept=auto_accept, priorities=priorities)), auto_accept
+        RoutingBook(RoutingPolicy(auto_accept=auto_accept, priorities=priorities)), auto_accept
     )
     for op in ops:
         model.run(op)

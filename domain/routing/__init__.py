@@ -44,15 +44,15 @@ current one for its key, so stopping a timer is forgetting its token (Thespian's
 cannot be cancelled).
 """
 
+from domain.enums import Presence
 from domain.routing.book import RoutingBook
 from domain.routing.effects import (
     ArmRoutingAlarm,
     Assign,
-    Presence,
     Report,
     ReportName,
     RoutingEffect,
-    RoutingSettings,
+    RoutingPolicy,
     RoutingTimerKey,
     RoutingTimerKind,
     SetNotReady,
@@ -66,7 +66,7 @@ __all__ = [
     "ReportName",
     "RoutingBook",
     "RoutingEffect",
-    "RoutingSettings",
+    "RoutingPolicy",
     "RoutingTimerKey",
     "RoutingTimerKind",
     "SetNotReady",

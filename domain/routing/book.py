@@ -5,14 +5,14 @@ from __future__ import annotations
 from bisect import insort
 from dataclasses import dataclass
 
+from domain.enums import Presence
 from domain.routing.effects import (
     ArmRoutingAlarm,
     Assign,
-    Presence,
     Report,
     ReportName,
     RoutingEffect,
-    RoutingSettings,
+    RoutingPolicy,
     RoutingTimerKey,
     RoutingTimerKind,
     SetNotReady,
@@ -55,7 +55,7 @@ class _Agent:
 class RoutingBook:
     """The Router's state: see the module docstring for the rules."""
 
-    def __init__(self, settings: RoutingSettings) -> None:
+    def __init__(self, settings: RoutingPolicy) -> None:
         self._settings = settings
         self._requests: dict[str, _Request] = {}
         self._queues: dict[str, list[tuple[int, int, str]]] = {}  # queue -> waiting, in place

@@ -23,11 +23,6 @@ class ReportName(StrEnum):
     NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
 
 
-class Presence(StrEnum):
-    READY = "READY"
-    NOT_READY = "NOT_READY"
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class RoutingTimerKey:
     kind: RoutingTimerKind
@@ -35,7 +30,7 @@ class RoutingTimerKey:
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingSettings:
+class RoutingPolicy:
     auto_accept: bool = True
     accept_timeout_ms: int = 30_000
     request_ttl_ms: int = 120_000
@@ -68,7 +63,8 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class SetNotReady:
-    """After a RONA: tell the agent's Agent actor to make it NOT_READY."""
+    """After a RONA: tell the agent's Agent actor to make it NOT_READY (the Router posts this
+    effect to the Agent as it is)."""
 
     agent_id: str
 

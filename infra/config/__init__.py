@@ -21,6 +21,7 @@ Relative paths (storage, log file) resolve against the current working directory
 and are returned absolute; no directory is created here.
 """
 
+from domain.policy import Threshold
 from infra.config.loader import ConfigError, load_config
 from infra.config.schema import CHANNEL_TYPES, DEFAULTS, MIN_TOKEN_CHARS, token_problem
 from infra.config.settings import (
@@ -33,7 +34,6 @@ from infra.config.settings import (
     Settings,
     StorageSettings,
     SystemSettings,
-    Threshold,
     TimerSettings,
 )
 

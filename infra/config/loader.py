@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from domain.enums import ThresholdAction
 from domain.errors import CxError, ErrorKind
+from domain.policy import Threshold
 from infra.config.checks import InvalidValue, describe_value
 from infra.config.schema import defaults_of, validate
 from infra.config.settings import (
@@ -21,7 +23,6 @@ from infra.config.settings import (
     Settings,
     StorageSettings,
     SystemSettings,
-    Threshold,
     TimerSettings,
 )
 from infra.yamlfile import YamlProblem, read_yaml
@@ -58,7 +59,7 @@ def _merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, An
 
 
 def _thresholds_of(items: list[dict[str, Any]]) -> tuple[Threshold, ...]:
-    return tuple(Threshold(**item) for item in items)
+    return tuple(Threshold(item["percent"], ThresholdAction(item["action"])) for item in items)
 
 
 def _build(clean: Mapping[str, Any], source: str) -> Settings:

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from domain.policy import Threshold
+
 
 def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
     return MappingProxyType(mapping)
@@ -21,14 +23,6 @@ def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
 # Settings travel to actor processes inside messages (pickled): teach pickle the read-only
 # mappings the settings use; they are rebuilt by ``_read_only`` on the other side.
 copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """A timer threshold: at ``percent`` of the duration, emit a ``_THRESHOLD`` event."""
-
-    percent: int
-    action: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,26 +26,29 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, fields
 from typing import Generic, TypeVar
 
-from infra.config import Settings
+from infra.config import DEFAULTS, Settings
 from runtime.netgateway.worker import WorkerLimits
 
 __all__ = ["Admission", "Admitted", "Limits", "limits_of"]
 
 MIB = 1024 * 1024
+#: The bounds config.yaml may set (``gateway``): their defaults are the configuration's.
+_CONFIGURED = DEFAULTS["gateway"]
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Every bound of the server (docs/PROTOCOL.md, "Limits")."""
+    """Every bound of the server (docs/PROTOCOL.md, "Limits"); those config.yaml sets default
+    to the configuration's defaults."""
 
     #: Largest frame body accepted from an authenticated client (``gateway.max_frame_bytes``).
-    max_frame_bytes: int = 1_048_576
+    max_frame_bytes: int = _CONFIGURED["max_frame_bytes"]
     #: Largest frame before authentication (an auth frame is small).
     auth_frame_bytes: int = 4096
     #: Failed authentication attempts before the connection is closed.
     auth_failures: int = 3
     #: Time a new connection has to authenticate (``gateway.auth_timeout_seconds``).
-    auth_timeout_s: float = 10.0
+    auth_timeout_s: float = _CONFIGURED["auth_timeout_seconds"]
     #: Consecutive protocol errors (bad frames, unknown ops, bad arguments) before closing.
     consecutive_errors: int = 16
     #: Time the rest of a frame may take once its length prefix has arrived (per chunk when
@@ -58,29 +61,29 @@ class Limits:
     #: (``gateway.outbound_bytes``). Over half of either, the connection's requests are no
     #: longer read; at the bound it is disconnected with its resume point.
     outbound_frames: int = 1024
-    outbound_bytes: int = 16 * MIB
+    outbound_bytes: int = _CONFIGURED["outbound_bytes"]
     #: Outbound bytes queued for all clients together (``gateway.total_outbound_bytes``);
     #: beyond, the client with the most queued is disconnected with its resume point.
-    total_outbound_bytes: int = 256 * MIB
+    total_outbound_bytes: int = _CONFIGURED["total_outbound_bytes"]
     #: Requests of one connection queued or running at once; beyond, its reading pauses.
     inflight_requests: int = 64
     #: Bytes of the requests of one connection read and not yet answered
     #: (``gateway.inflight_bytes``); beyond, its reading pauses (one frame is always taken
     #: when none is pending).
-    inflight_bytes: int = 4 * MIB
+    inflight_bytes: int = _CONFIGURED["inflight_bytes"]
     #: The same, all connections together (``gateway.total_inflight_bytes``).
-    total_inflight_bytes: int = 64 * MIB
+    total_inflight_bytes: int = _CONFIGURED["total_inflight_bytes"]
     #: Authenticated connections (``gateway.max_connections``); one more is answered
     #: ``unavailable`` when it authenticates, then closed.
-    max_connections: int = 256
+    max_connections: int = _CONFIGURED["max_connections"]
     #: Connections still authenticating, all peers (``gateway.max_unauthenticated``), and
     #: from one remote address (``gateway.max_unauthenticated_per_peer``): when full, the
     #: oldest one makes room for the new one.
-    max_unauthenticated: int = 64
-    max_unauthenticated_per_peer: int = 8
+    max_unauthenticated: int = _CONFIGURED["max_unauthenticated"]
+    max_unauthenticated_per_peer: int = _CONFIGURED["max_unauthenticated_per_peer"]
     #: Connections from one remote address, authenticated or not
     #: (``gateway.max_connections_per_peer``); one more is refused.
-    max_connections_per_peer: int = 64
+    max_connections_per_peer: int = _CONFIGURED["max_connections_per_peer"]
     #: Requests waiting for the worker, all connections together; beyond, ``unavailable``.
     worker_queue: int = 4096
     #: A request that waited longer than this for the worker is answered ``unavailable``

@@ -2,8 +2,10 @@
 (all but ``advance``, which is for the embedded virtual clock, and the connection's own
 ``close``, ``pushed`` and ``drain``), plus ``auth`` and ``ping``.
 
-Each operation names its arguments exactly as the Gateway method's parameters (a test checks
-the table against the signatures) with the msgpack type each accepts. Arguments are checked here
+The table is read off the Gateway: each operation's arguments are its method's parameters, in
+order, required where the parameter has no default, each of the msgpack type its annotation
+maps to in ``WIRE_TYPES`` (a parameter of a type not there stops the import, naming it).
+Results are described in docs/PROTOCOL.md. Arguments are checked here
 before the request reaches the engine: an unknown or missing argument, or a value of the wrong
 type, is a ``bad_argument`` error naming it. Ranges, lengths and enum values are the Gateway's
 own checks (also ``bad_argument``).
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from domain.errors import ErrorKind
+from runtime.gateway import Gateway
 from runtime.netgateway.codec import ProtocolError, msgpack_type_name
 
 __all__ = [
@@ -25,10 +29,12 @@ __all__ = [
     "OPS",
     "SERVER_OPS",
     "SUBSCRIPTION_OPS",
+    "WIRE_TYPES",
     "Kind",
     "OpSpec",
     "Param",
     "check_args",
+    "op_spec_of",
     "plain_result",
 ]
 
@@ -56,86 +62,10 @@ class Param:
 class OpSpec:
     name: str
     params: tuple[Param, ...]
-    result: str  # for the documentation
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
-
-def _op(name: str, *params: Param, result: str = "nil") -> OpSpec:
-    return OpSpec(name, params, result)
-
-
-_S = Kind.STR
-_CONV = Param("conversation_id", _S)
-_AGENT = Param("agent_id", _S)
-_SESSION = Param("channel_session_id", _S)
-
-OPS: Final[dict[str, OpSpec]] = {
-    spec.name: spec
-    for spec in (
-        _op("auth", Param("token", _S), result="{protocol, max_frame_bytes}"),
-        _op("ping", result='"pong"'),
-        _op(
-            "start_session",
-            Param("customer_id", _S),
-            Param("channel", _S),
-            Param("identifier", _S),
-            Param("room_id", _S, required=False, nullable=True),
-            Param("data", Kind.MAP, required=False, nullable=True),
-            result="{conversation_id, channel_session_id, room_id}",
-        ),
-        _op(
-            "customer_message",
-            _SESSION,
-            Param("text", _S),
-            Param("message_id", _S, required=False, nullable=True),
-        ),
-        _op("end_session", _SESSION, Param("reason", _S, required=False)),
-        _op("request_agent", _CONV, Param("queue", _S, required=False)),
-        _op(
-            "agent_login",
-            _AGENT,
-            Param("queues", Kind.STR_LIST, required=False),
-            Param("max_conversations", Kind.INT, required=False),
-        ),
-        _op("agent_ready", _AGENT),
-        _op("agent_not_ready", _AGENT),
-        _op("agent_logout", _AGENT),
-        _op("agent_join", _AGENT, _CONV, Param("role", _S, required=False)),
-        _op("agent_message", _AGENT, _CONV, Param("text", _S)),
-        _op("hold", _AGENT, _CONV, Param("seconds", Kind.NUMBER)),
-        _op("resume", _AGENT, _CONV),
-        _op("agent_leave", _AGENT, _CONV, Param("reason", _S, required=False)),
-        _op(
-            "apply_wrap_up",
-            _AGENT,
-            _CONV,
-            Param("codes", Kind.STR_LIST),
-            Param("note", _S, required=False),
-        ),
-        _op("set_data", _CONV, Param("key", _S), Param("value", Kind.SCALAR, nullable=True)),
-        _op("end_conversation", _CONV, Param("by", _S, required=False)),
-        _op("add_activity", _CONV, Param("name", _S), Param("data", Kind.MAP)),
-        _op("conversation", _CONV, result="snapshot map"),
-        _op(
-            "events",
-            _CONV,
-            Param("after_seq", Kind.INT, required=False),
-            result="array of event maps",
-        ),
-        _op("history", Param("room_id", _S), result="array of snapshot maps, each with events"),
-        _op("status", result="{conversations, agents, queues}"),
-        _op(
-            "subscribe_session",
-            _SESSION,
-            Param("after_seq", Kind.INT, required=False),
-            result="the conversation's current seq",
-        ),
-        _op("subscribe_agent", _AGENT),
-        _op("unsubscribe", Param("subscription", _S)),
-    )
-}
 
 #: Answered by the server itself, never by the engine.
 SERVER_OPS: Final = frozenset({"auth", "ping"})
@@ -150,6 +80,51 @@ NOT_OFFERED: Final[Mapping[str, str]] = {
     "connect": "a constructor",
     "embedded": "a constructor",
 }
+#: The msgpack type (and whether nil is accepted) of each parameter type the Gateway's
+#: operations declare, by the annotation as written.
+WIRE_TYPES: Final[Mapping[str, tuple[Kind, bool]]] = {
+    "str": (Kind.STR, False),
+    "str | None": (Kind.STR, True),
+    "int": (Kind.INT, False),
+    "float": (Kind.NUMBER, False),
+    "Mapping[str, Any]": (Kind.MAP, False),
+    "Mapping[str, Any] | None": (Kind.MAP, True),
+    "Iterable[str]": (Kind.STR_LIST, False),
+    "str | int | float | bool | None": (Kind.SCALAR, True),
+}
+
+
+def op_spec_of(name: str, method: Any) -> OpSpec:
+    """The operation ``name`` of a Gateway method: its parameters after ``self``."""
+    params = []
+    for parameter in list(inspect.signature(method).parameters.values())[1:]:  # after self
+        annotation = parameter.annotation
+        written = (
+            annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+        )
+        wire = WIRE_TYPES.get(written)
+        if wire is None:
+            raise TypeError(
+                f"Gateway.{name}: parameter {parameter.name!r} is a {written!r},"
+                " which has no msgpack type in runtime.netgateway.ops.WIRE_TYPES"
+            )
+        required = parameter.default is inspect.Parameter.empty
+        params.append(Param(parameter.name, wire[0], required, wire[1]))
+    return OpSpec(name, tuple(params))
+
+
+def _ops() -> dict[str, OpSpec]:
+    """``auth`` and ``ping``, then every public Gateway method not in NOT_OFFERED."""
+    ops = [OpSpec("auth", (Param("token", Kind.STR),)), OpSpec("ping", ())]
+    ops += [
+        op_spec_of(name, method)
+        for name, method in inspect.getmembers(Gateway, inspect.isfunction)
+        if not name.startswith("_") and name not in NOT_OFFERED
+    ]
+    return {spec.name: spec for spec in ops}
+
+
+OPS: Final[dict[str, OpSpec]] = _ops()
 
 _MAX_DEPTH = 64
 

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from domain.ids import MalformedIdError, parse_subscription
 from infra.logs import get_logger
 from runtime.gateway import BadArgumentError, PushedEvent, UnknownIdError
 from runtime.netgateway.codec import push
 
-__all__ = ["Engine", "Holding", "Peer", "Subscriptions"]
+__all__ = ["EngineSide", "Holding", "Peer", "Subscriptions"]
 
 log = get_logger("cx.netgateway")
 
@@ -34,7 +35,7 @@ class Peer(Protocol):
         """Close the connection (thread-safe)."""
 
 
-class Engine(Protocol):
+class EngineSide(Protocol):
     """What the table asks of the engine side (the worker)."""
 
     def read_events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
@@ -57,7 +58,7 @@ class Holding:
 class Subscriptions:
     """Holders of every subscription, at most ``limit`` subscriptions a connection."""
 
-    def __init__(self, engine: Engine, limit: int) -> None:
+    def __init__(self, engine: EngineSide, limit: int) -> None:
         self._engine = engine
         self._limit = limit
         self._subs: dict[str, dict[Peer, Holding]] = {}
@@ -86,11 +87,10 @@ class Subscriptions:
         self._held.setdefault(peer, set()).add(subscription)
 
     def unsubscribe(self, peer: Peer, subscription: str) -> None:
-        kind, _, ident = subscription.partition(":")
-        if kind not in ("session", "agent") or not ident:
-            raise BadArgumentError(
-                f"unsubscribe: {subscription[:80]!r} is not session:<id> or agent:<id>"
-            )
+        try:
+            parse_subscription(subscription)
+        except MalformedIdError as error:
+            raise BadArgumentError(f"unsubscribe: {error}") from None
         if peer not in self._subs.get(subscription, {}):
             raise UnknownIdError(
                 f"unsubscribe: this connection has no subscription {subscription[:140]}"

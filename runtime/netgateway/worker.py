@@ -30,6 +30,12 @@ from typing import Any
 from thespian.actors import ActorSystemException
 
 from domain.errors import ErrorKind
+from domain.ids import (
+    SubscriptionKind,
+    agent_subscription,
+    parse_subscription,
+    session_subscription,
+)
 from infra.logs import get_logger
 from runtime.gateway import (
     Gateway,
@@ -255,13 +261,14 @@ class Worker(threading.Thread):
         if request.op == "subscribe_session":
             session_id: str = args["channel_session_id"]
             after: int = args.get("after_seq", 0)
-            self._table.check_room(job.peer, f"session:{session_id}")
+            subscription = session_subscription(session_id)
+            self._table.check_room(job.peer, subscription)
             seq = gateway.subscribe_session(session_id, after_seq=after)
-            self._table.hold(job.peer, f"session:{session_id}", Holding(True, after))
+            self._table.hold(job.peer, subscription, Holding(True, after))
             return seq
         if request.op == "subscribe_agent":
             agent_id: str = args["agent_id"]
-            subscription = f"agent:{agent_id}"
+            subscription = agent_subscription(agent_id)
             self._table.check_room(job.peer, subscription)
             gateway.subscribe_agent(agent_id)
             self._table.hold(job.peer, subscription, Holding(False))
@@ -335,10 +342,10 @@ class Worker(threading.Thread):
             return
         self._down = None
         log.info("reconnected to the engine", subscriptions=len(self._table))
-        for subscription, holders in self._table.items():
-            kind, _, ident = subscription.partition(":")
+        for subscription, holders in list(self._table.items()):
+            kind, ident = parse_subscription(subscription)
             try:
-                if kind == "session":
+                if kind is SubscriptionKind.SESSION:
                     after = min(h.position for h in holders.values())
                     self._gateway.subscribe_session(ident, after_seq=after)
                 else:
