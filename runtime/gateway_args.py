@@ -12,6 +12,8 @@ from domain.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeRe
 from runtime.gateway_types import BadArgumentError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: The roles an agent may join a conversation in.
+JOIN_ROLES = frozenset({Role.PRIMARY, Role.ASSISTANT, Role.SILENT_MONITOR, Role.WHISPER})
 
 
 @functools.cache  # a handful of class names, on every call's path
