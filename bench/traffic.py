@@ -34,9 +34,9 @@ from typing import Any
 
 from bench import support
 from bench.common import Population, join_agents, open_conversations, settle
-from bench.pipeline import Pipeline, message_item
 from bench.probes import PORT_VARIABLE, STAMP, StampReceiver
-from runtime.gateway import Gateway
+from domain.events import EventName
+from runtime.gateway import Gateway, Pending
 
 RUN = "run-"
 
@@ -49,16 +49,7 @@ def desk(
 ) -> dict[str, Any]:
     """An agent desk for every agent: counts (and times) the customer messages pushed."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag="desk")
     arrivals: dict[str, float] = {}
-
-    def pushed(now: float, event: dict[str, Any]) -> None:
-        if event["name"] == "CUSTOMER_MESSAGE":
-            message_id = str(event["data"].get("message_id", ""))
-            if message_id.startswith(RUN):
-                arrivals[message_id] = now
-
-    pipeline.on_pushed = pushed
     for agent in agents:
         gw.subscribe_agent(agent)
     gate.ready()
@@ -66,7 +57,13 @@ def desk(
     # come delays them (Thespian retries the delivery later); only RUN messages count anyway.
     deadline = time.monotonic() + timeout
     while len(arrivals) < expected and time.monotonic() < deadline:
-        pipeline.poll(0.2)
+        events = gw.pushed(0.2)
+        now = time.monotonic()
+        for pushed in events:
+            if pushed.event["name"] == EventName.CUSTOMER_MESSAGE:
+                message_id = str(pushed.event["data"].get("message_id", ""))
+                if message_id.startswith(RUN):
+                    arrivals[message_id] = now
     return {"arrivals": arrivals}
 
 
@@ -118,23 +115,22 @@ def batch_sender(
 ) -> dict[str, Any]:
     """Batches of ``batch`` messages (one per session, round robin), one answer per batch."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag=tag)
-    host = gw._locate(conversation_ids[0]).host
+    pipeline = gw.pipeline(acks="last")
+    pipeline.prefetch(channel_session_ids=sessions)  # where each session lives, before the run
     gate.ready()
     gate.wait()
     first = time.monotonic()
-    in_flight: deque[list[str]] = deque()
+    in_flight: deque[list[Pending]] = deque()
     marked: list[str] = []
     for start in range(0, messages, batch):
-        items = []
         for k in range(start, min(messages, start + batch)):
             last = k == min(messages, start + batch) - 1
             message_id = f"{RUN}{tag}-{k}"
             if last:
                 marked.append(message_id)
             text = f"hello {STAMP}" if last else "hello"
-            items.append(message_item(host, sessions[k % len(sessions)], text, message_id))
-        in_flight.append(pipeline.send(items, acks="last"))
+            pipeline.customer_message(sessions[k % len(sessions)], text, message_id=message_id)
+        in_flight.append(pipeline.send())
         if len(in_flight) >= window:
             pipeline.wait(in_flight.popleft(), timeout=120)
     while in_flight:
@@ -158,13 +154,13 @@ def paced_batch_sender(
     due are sent as one batch (one answer per batch), without waiting for earlier answers.
     Returns (message id, when it came due, when its batch was answered) per message."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag=tag)
-    host = gw._locate(conversation_ids[0]).host
+    pipeline = gw.pipeline(acks="last")
+    pipeline.prefetch(channel_session_ids=sessions)  # where each session lives, before the run
     gate.ready()
     gate.wait()
     started = time.monotonic()
     due = [started + k / rate for k in range(messages)]
-    batches: list[tuple[list[str], list[float], str]] = []
+    batches: list[tuple[list[str], list[float], list[Pending]]] = []
     sent = 0
     while sent < messages:
         now = time.monotonic()
@@ -173,12 +169,10 @@ def paced_batch_sender(
             ready += 1
         if ready > sent:
             ids = [f"{RUN}{tag}-{k}" for k in range(sent, ready)]
-            items = [
-                message_item(host, sessions[k % len(sessions)], f"hello {STAMP}", ids[k - sent])
-                for k in range(sent, ready)
-            ]
-            (call,) = pipeline.send(items, acks="last")
-            batches.append((ids, due[sent:ready], call))
+            for k in range(sent, ready):
+                session = sessions[k % len(sessions)]
+                pipeline.customer_message(session, f"hello {STAMP}", message_id=ids[k - sent])
+            batches.append((ids, due[sent:ready], pipeline.send()))
             sent = ready
         pipeline.poll(
             max(0.0, min(window_ms / 1000, due[sent] - time.monotonic())) if sent < messages else 0
@@ -186,13 +180,19 @@ def paced_batch_sender(
         next_tick = now + window_ms / 1000
         while time.monotonic() < next_tick:
             pipeline.poll(max(0.0, next_tick - time.monotonic()))
-    pipeline.wait([call for _, _, call in batches], timeout=120)
+    pipeline.wait([p for _, _, sent in batches for p in sent], timeout=120)
     gw.close()
     return [
-        (message_id, came_due, pipeline.answered_at[call])
-        for ids, dues, call in batches
+        (message_id, came_due, _answered_at(sent))
+        for ids, dues, sent in batches
         for message_id, came_due in zip(ids, dues, strict=True)
     ]
+
+
+def _answered_at(sent: list[Pending]) -> float:
+    """When the batch was answered: its one answer (the last request's) came in."""
+    (answered,) = [p.answered_at for p in sent if p.answered_at is not None]
+    return answered
 
 
 # ---------------------------------------------------------------------- set-up
@@ -210,9 +210,8 @@ def _set_up(conversations: int) -> Iterator[tuple[str, Population, StampReceiver
             }
             config = support.write_config(Path(directory), sections)
             with support.engine(config) as running, Gateway.connect(config) as gw:
-                pipeline = Pipeline(gw)
-                population = open_conversations(pipeline, conversations, prefix="t")
-                join_agents(pipeline, population, prefix="t")
+                population = open_conversations(gw, conversations, prefix="t")
+                join_agents(gw, population, prefix="t")
                 settle(running)
                 yield str(config), population, stamps, running
         finally:

@@ -58,6 +58,8 @@ from runtime.gateway_types import BadArgumentError, IllegalTransitionError, Sess
 from runtime.ids import IdSource
 
 Acks = Literal["all", "last"]
+#: How long a batch of lookups may take.
+LOOKUP_TIMEOUT_S = 120.0
 
 
 @dataclass(eq=False, slots=True)
@@ -105,7 +107,7 @@ class Pipeline:
         self._ids = ids
         self.acks = acks
         self._queued: list[_Queued] = []
-        self._sent: list[Pending] = []
+        self._sent: dict[int, Pending] = {}  # sent, not waited for yet (by id())
 
     def __enter__(self) -> Pipeline:
         return self
@@ -173,56 +175,45 @@ class Pipeline:
 
     def prefetch(
         self, *, conversation_ids: Iterable[str] = (), channel_session_ids: Iterable[str] = ()
-    ) -> None:
+    ) -> dict[str, Any]:
         """Look up where these conversations and channel sessions live now (one batch of
-        lookups), so that the sends that follow go straight to their hosts."""
-        self._prefetch(conversation_ids, channel_session_ids)
-
-    def _prefetch(
-        self, conversation_ids: Iterable[str], channel_session_ids: Iterable[str]
-    ) -> dict[str, Exception]:
-        """Look them up; returns the refusals by id (e.g. no such channel session)."""
-        locations = self._link.locations
-        sessions = [
-            s for s in dict.fromkeys(channel_session_ids) if locations.conversation_of(s) is None
-        ]
-        refused = self._locate([Locate(session_id=s) for s in sessions], sessions)
-        conversations = [c for c in dict.fromkeys(conversation_ids) if locations.host(c) is None]
-        locates = [Locate(conversation_id=c) for c in conversations]
-        refused.update(self._locate(locates, conversations, by_session=False))
-        return refused
+        lookups), so that the sends that follow go straight to their hosts. Returns the
+        address of each one's host by its id (None: closed; an unknown id is left out)."""
+        where = self._where(conversation_ids, channel_session_ids)
+        return {k: v.host for k, v in where.items() if isinstance(v, Location)}
 
     def send(self) -> list[Pending]:
         """Send everything queued, one message per destination; returns what was sent."""
         queued, self._queued = self._queued, []
         if not queued:
             return []
-        refused = self._prefetch(
+        if len(self._sent) + len(queued) > MAX_STRAY_ANSWERS:
+            self._queued = queued
+            raise BadArgumentError(f"at most {MAX_STRAY_ANSWERS} requests may await answers")
+        where = self._where(
             [q.conversation_id for q in queued if q.conversation_id],
             [q.session_id for q in queued if q.session_id],
         )
         link = self._link
         groups: dict[str, tuple[Any, list[tuple[Pending, str, Any]]]] = {}
         for q in queued:
-            conversation_id = q.conversation_id
-            if q.session_id is not None:
-                conversation_id = link.locations.conversation_of(q.session_id)
-            problem = refused.get(q.session_id or q.conversation_id or "")
-            if problem is not None:
-                q.pending.error = problem
-                continue
-            host = link.locations.host(conversation_id) if conversation_id else None
-            if conversation_id is not None and host is None:
-                q.pending.error = IllegalTransitionError(
-                    f"{q.pending.what} refused on conversation {conversation_id} in state CLOSED"
-                )
-                continue
+            host = None
+            key = q.session_id or q.conversation_id
+            if key is not None:
+                found = where[key]
+                if isinstance(found, Exception):
+                    q.pending.error = found
+                    continue
+                if found.host is None:
+                    q.pending.error = IllegalTransitionError(
+                        f"{q.pending.what} refused on conversation {found.conversation_id}"
+                        " in state CLOSED"
+                    )
+                    continue
+                host = found.host
             address = getattr(link.addresses, q.role) if q.role else host
             entity, message = q.build(host)
             groups.setdefault(str(address), (address, []))[1].append((q.pending, entity, message))
-        outstanding = sum(1 for p in self._sent if p.call_id and not p.answered)
-        if outstanding + len(queued) > MAX_STRAY_ANSWERS:
-            raise BadArgumentError(f"at most {MAX_STRAY_ANSWERS} requests may await answers")
         for address, items in groups.values():
             delivers = []
             for index, (pending, entity, message) in enumerate(items):
@@ -233,20 +224,22 @@ class Pipeline:
                     reply_to = ReplyTo(link.me, pending.call_id)
                 delivers.append(Deliver(entity, message, reply_to))
             link.transport.send(address, Batch(link.clock.now, tuple(delivers)))
-        sent = [q.pending for q in queued]
-        self._sent.extend(sent)
-        return sent
+        for q in queued:
+            self._sent[id(q.pending)] = q.pending
+        return [q.pending for q in queued]
 
     def wait(self, pending: Iterable[Pending] | None = None, *, timeout: float = 60.0) -> list[Any]:
-        """The values of ``pending`` (default: everything sent and still queued), in order,
-        once every answer asked for has come; the first refusal among them raises."""
+        """The values of ``pending`` (default: everything queued or sent and not waited for
+        yet), in order, once every answer asked for has come; the first refusal among them
+        raises."""
         if pending is None:
             self.send()
-            wanted, self._sent = self._sent, []
+            wanted = list(self._sent.values())
         else:
             wanted = list(pending)
         deadline = time.monotonic() + timeout
         for each in wanted:
+            self._sent.pop(id(each), None)
             if each.call_id is not None and each.answer is None:
                 each.answer = self._answer(each.call_id, max(0.0, deadline - time.monotonic()))
                 each.answered_at = self._link.answers.came(each.call_id)
@@ -296,29 +289,52 @@ class Pipeline:
         except TimeoutError as error:
             return Failure(call_id, "unavailable", str(error))
 
-    def _locate(
-        self, requests: list[Locate], keys: list[str], *, by_session: bool = True
-    ) -> dict[str, Exception]:
-        refused: dict[str, Exception] = {}
-        if not requests:
-            return refused
+    def _where(
+        self, conversation_ids: Iterable[str], channel_session_ids: Iterable[str]
+    ) -> dict[str, Location | Exception]:
+        """Where each conversation and channel session is (by its id): from the location
+        cache, or looked up in one batch; a refused lookup (no such id) is its error."""
+        cache = self._link.locations
+        where: dict[str, Location | Exception] = {}
+        asked: list[tuple[str, Locate]] = []
+        for session_id in dict.fromkeys(channel_session_ids):
+            conversation_id = cache.conversation_of(session_id)
+            host = cache.host(conversation_id) if conversation_id is not None else None
+            if conversation_id is not None and host is not None:
+                where[session_id] = Location(conversation_id, host, "")
+            else:
+                asked.append((session_id, Locate(session_id=session_id)))
+        for conversation_id in dict.fromkeys(conversation_ids):
+            host = cache.host(conversation_id)
+            if host is not None:
+                where[conversation_id] = Location(conversation_id, host, "")
+            else:
+                asked.append((conversation_id, Locate(conversation_id=conversation_id)))
+        where.update(self._locate(asked))
+        return where
+
+    def _locate(self, asked: list[tuple[str, Locate]]) -> dict[str, Location | Exception]:
+        found: dict[str, Location | Exception] = {}
+        if not asked:
+            return found
         link = self._link
-        calls = [link.call_id() for _ in requests]
-        monitor = link.addresses.monitor
+        calls = [link.call_id() for _ in asked]
         delivers = tuple(
-            Deliver("", r, ReplyTo(link.me, c)) for r, c in zip(requests, calls, strict=True)
+            Deliver("", request, ReplyTo(link.me, call_id))
+            for (_, request), call_id in zip(asked, calls, strict=True)
         )
-        link.transport.send(monitor, Batch(link.clock.now, delivers))
-        for call_id, key in zip(calls, keys, strict=True):
-            answer = self._answer(call_id, 120.0)
+        link.transport.send(link.addresses.monitor, Batch(link.clock.now, delivers))
+        for (key, request), call_id in zip(asked, calls, strict=True):
+            answer = self._answer(call_id, LOOKUP_TIMEOUT_S)
             if isinstance(answer, Failure):
-                refused[key] = error_of(answer)
+                found[key] = error_of(answer)
                 continue
             location: Location = answer.value
-            if by_session:
-                link.locations.put_session(key, location.conversation_id)
+            found[key] = location
+            if request.session_id is not None:
+                link.locations.put_session(request.session_id, location.conversation_id)
             if location.host is not None:
                 link.locations.put_host(location.conversation_id, location.host)
             else:
                 link.locations.closed(location.conversation_id)
-        return refused
+        return found

@@ -8,12 +8,13 @@ gateway, of an actor or of Thespian (``tests/test_private_access.py`` enforces i
 
 Places and processes
     :func:`host_of` (the address of the Host actor of a live conversation, ``None`` once it
-    closed), :func:`forget_host` (drop it from the gateway's location cache so the next call
-    looks it up again), :func:`conversation_of` (a channel session's conversation),
-    :func:`addresses` (the TopicMonitor and the AgentSupervisor), :func:`directory` (the
-    engine's actors by role: ``monitor``, ``agents``, ``router``, ``archivist`` ...),
-    :func:`pid_of` (the process an actor runs in, by a ``Ping``), :func:`kill` (SIGKILL that
-    process), :func:`actor` (the actor object itself; embedded gateways only).
+    closed), :func:`hosts_of` (of many, in one batch of lookups), :func:`forget_host` (drop
+    it from the gateway's location cache so the next call looks it up again),
+    :func:`conversation_of` (a channel session's conversation), :func:`addresses` (the
+    TopicMonitor and the AgentSupervisor), :func:`directory` (the engine's actors by role:
+    ``router``, ``bot``), :func:`pid_of` (the process an actor runs in, by a ``Ping``),
+    :func:`kill` (SIGKILL that process), :func:`actor` (the actor object itself; embedded
+    gateways only).
 
 Raw messages
     :func:`system` (the Thespian ``ActorSystem``, for its public ``tell``/``ask``/``listen``),
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "directory",
     "forget_host",
     "host_of",
+    "hosts_of",
     "kill",
     "location_cache",
     "pid_of",
@@ -136,6 +138,11 @@ def host_of(gw: Gateway, conversation_id: str) -> Any | None:
     return location.host
 
 
+def hosts_of(gw: Gateway, conversation_ids: Iterable[str]) -> dict[str, Any]:
+    """The host of each conversation (None: closed), looked up in one batch."""
+    return gw.pipeline().prefetch(conversation_ids=conversation_ids)
+
+
 def forget_host(gw: Gateway, conversation_id: str) -> None:
     """Drop where the conversation lives from the gateway's cache: the next call looks it up."""
     gw.engine.forget(conversation_id)
@@ -146,12 +153,11 @@ def conversation_of(gw: Gateway, channel_session_id: str) -> str:
     return gw.engine.conversation_of(channel_session_id)
 
 
-def pid_of(gw: Gateway, to: Any, *, timeout: float = 10.0) -> int:
-    """The pid of the process the actor at ``to`` runs in."""
-    reply = system(gw).ask(to, Ping("pid"), timeout)
-    if reply is None:
-        raise TimeoutError(f"no answer to Ping from {to} within {timeout:g} s")
-    return int(reply.value["pid"])
+def pid_of(gw: Gateway, to: Any) -> int:
+    """The pid of the process the actor at ``to`` runs in (asked through the gateway: what
+    else arrives meanwhile is kept for it)."""
+    found: dict[str, Any] = ask(gw, to, Ping(gw.engine.call_id()))
+    return int(found["pid"])
 
 
 def kill(gw: Gateway, to: Any) -> int:

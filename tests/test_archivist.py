@@ -24,6 +24,7 @@ from actors.messages import Batch, Deliver, OpenSession, Reply, ReplyTo
 from actors.topic_monitor import TopicMonitor
 from domain.enums import Channel
 from infra.archive import Archive, StorageError
+from runtime import testing
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 from tests.conftest import MakeGateway, names
 
@@ -32,18 +33,13 @@ CLOSING = 12
 LOCKED_S = 60
 
 
-def actor(gw: Gateway, address: Any) -> Any:
-    """The actor object at ``address`` (embedded gateways only: everything is in this process)."""
-    return gw._system._systemBase.actorRegistry[address.actorAddressString].instance
-
-
 def monitor(gw: Gateway) -> TopicMonitor:
-    found: TopicMonitor = actor(gw, gw._actors.monitor)
+    found: TopicMonitor = testing.actor(gw, testing.addresses(gw).monitor)
     return found
 
 
 def archivist(gw: Gateway) -> Archivist:
-    found: Archivist = actor(gw, monitor(gw).archivist)
+    found: Archivist = testing.actor(gw, monitor(gw).archivist)
     return found
 
 
@@ -201,7 +197,7 @@ def test_a_new_archivist_takes_over_the_closing_conversations_when_it_dies(
         for ref in closing:
             gw.end_session(ref.channel_session_id)
         dead = monitor(gw).archivist
-        gw._system.tell(dead, ActorExitRequest())
+        testing.system(gw).tell(dead, ActorExitRequest())
         gw.drain()
         assert monitor(gw).archivist != dead
     gw.advance(10)
@@ -220,10 +216,11 @@ def test_sessions_of_a_customer_whose_first_contact_is_being_stored_join_one_con
         OpenSession("cust-1", Channel.WEB, "v", None, {}, f"cs-{i}", f"conv-{i}", f"room-{i}")
         for i in (1, 2)
     ]
-    items = tuple(Deliver("", r, ReplyTo(gw._me, f"open-{i}")) for i, r in enumerate(requests))
-    gw._system.tell(gw._actors.monitor, Batch(gw.now_ms, items))  # runs until quiescent
+    me, system = testing.address(gw), testing.system(gw)
+    items = tuple(Deliver("", r, ReplyTo(me, f"open-{i}")) for i, r in enumerate(requests))
+    system.tell(testing.addresses(gw).monitor, Batch(gw.now_ms, items))  # runs until quiescent
     replies: dict[str, Any] = {}
-    while (message := gw._system.listen(0)) is not None:
+    while (message := system.listen(0)) is not None:
         found = [i.payload for i in message.items] if isinstance(message, Batch) else [message]
         replies.update((r.call_id, r.value) for r in found if isinstance(r, Reply))
     answers = [replies[f"open-{i}"] for i in range(len(requests))]

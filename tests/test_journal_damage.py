@@ -29,7 +29,7 @@ from infra.journal import (
     read_directory,
     read_segment,
 )
-from runtime import procs
+from runtime import procs, testing
 from runtime.gateway import Gateway, UnavailableError, UnknownIdError
 from runtime.system import start
 from tests.conftest import salvage_storage
@@ -254,11 +254,9 @@ def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(
         offset, _ = frames(bytes(data))[2]
         data[offset + _FRAME.size + 1] ^= 0x40
         segment.write_bytes(bytes(data))
-        monitor = gw._system._systemBase.actorRegistry[
-            gw._actors.monitor.actorAddressString
-        ].instance
+        monitor = testing.actor(gw, testing.addresses(gw).monitor)
         (host,) = monitor.hosts.values()
-        gw._system.tell(host.address, ActorExitRequest())
+        testing.system(gw).tell(host.address, ActorExitRequest())
         assert gw.status()["conversations"] == {}  # none restored from the damaged journal
         for ref in refs:
             with pytest.raises(UnknownIdError):
