@@ -24,8 +24,9 @@ a host answers it after it has handled every earlier one of the batch (they are 
 order, in one message). The others' ``Pending`` stay unanswered (value ``None``).
 
 Arguments are checked as by the gateway's own methods (a bad one raises before anything is
-queued). Unlike them a pipeline does not retry: a request refused because the conversation's
-host no longer has it, or whose ids were taken, raises its error from :meth:`Pipeline.wait`.
+queued). A request whose conversation's host no longer has it (it closed and left, or moved)
+is looked up and sent again once, on its own, when its answer was asked for; a refusal
+(including ids that were taken) raises its error from :meth:`Pipeline.wait`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Pending:
     then: Callable[[Any], Any] | None = field(default=None, repr=False)
     #: when the answer came in (``time.monotonic()``; None: not yet, or none asked for)
     answered_at: float | None = None
+    #: how to send it again once if its host no longer has its conversation
+    again: Any = field(default=None, repr=False)
 
     @property
     def answered(self) -> bool:
@@ -97,6 +100,7 @@ class _Queued:
     session_id: str | None
     role: str | None
     build: Callable[[Any], tuple[str, Any]]  # host address (or None) -> (entity, payload)
+    resolved: str | None = None  # the conversation it went to
 
 
 class Pipeline:
@@ -211,7 +215,9 @@ class Pipeline:
                     )
                     continue
                 host = found.host
+                q.resolved = found.conversation_id
             address = getattr(link.addresses, q.role) if q.role else host
+            q.pending.again = q
             entity, message = q.build(host)
             groups.setdefault(str(address), (address, []))[1].append((q.pending, entity, message))
         for address, items in groups.values():
@@ -243,7 +249,28 @@ class Pipeline:
             if each.call_id is not None and each.answer is None:
                 each.answer = self._answer(each.call_id, max(0.0, deadline - time.monotonic()))
                 each.answered_at = self._link.answers.came(each.call_id)
+                if isinstance(each.answer, Failure) and each.answer.kind == "not_here":
+                    self._again(each, deadline)
         return [each.value for each in wanted]
+
+    def _again(self, pending: Pending, deadline: float) -> None:
+        """Its host no longer has the conversation (it closed and left, or moved): look it up
+        again and send it once more, on its own."""
+        queued: _Queued = pending.again
+        pending.again, pending.answer, pending.call_id = None, None, None
+        if queued.resolved is not None:
+            self._link.forget(queued.resolved)
+        again = Pipeline(self._link, self._ids)
+        again._queued.append(queued)
+        (sent,) = again.send()
+        if sent.call_id is not None:
+            sent.answer = self._answer(sent.call_id, max(0.0, deadline - time.monotonic()))
+            sent.answered_at = self._link.answers.came(sent.call_id)
+        if isinstance(sent.answer, Failure) and sent.answer.kind == "not_here":
+            pending.answer = None
+            pending.error = IllegalTransitionError(
+                f"{pending.what} refused on conversation {queued.resolved}: it is closing"
+            )
 
     def poll(self, timeout: float = 0.0) -> None:
         """Take in what has arrived (answers, pushed events for ``Gateway.pushed``), waiting up
