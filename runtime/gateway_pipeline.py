@@ -229,7 +229,7 @@ class Pipeline:
                     link.answers.time(pending.call_id)
                     reply_to = ReplyTo(link.me, pending.call_id)
                 delivers.append(Deliver(entity, message, reply_to))
-            link.transport.send(address, Batch(link.clock.now, tuple(delivers)))
+            link.transport.send(address, Batch(link.clock.now, tuple(delivers)), batch=True)
         for q in queued:
             self._sent[id(q.pending)] = q.pending
         return [q.pending for q in queued]
