@@ -15,7 +15,8 @@ the agent entity).
 - ``throughput(mode="api")``: sender processes call ``Gateway.customer_message`` one at a time
   (the public API), as fast as it answers.
 - ``throughput(mode="batched")``: sender processes send batches of ``batch`` messages in one
-  Thespian message (:mod:`bench.pipeline`), one answer per batch, ``window`` batches in flight.
+  Thespian message (``Gateway.pipeline(acks="last")``), one answer per batch, ``window``
+  batches in flight.
 - ``latency(rate)``: the public API, sender processes paced to ``rate`` messages/s in all;
   every message is stamped by the bot and the desk; latency = when the last of the three
   deliveries happened minus when the call started.

@@ -122,8 +122,12 @@ class Gateway(Queries, Subscriptions):
         #: The link below the public methods (:mod:`runtime.gateway_core`): not for
         #: applications; :mod:`runtime.testing` is the supported way to look behind the API.
         self.engine = EngineLink(transport, settings, addresses, virtual=virtual, now=now)
-        self.boot: dict[str, Any] = self.engine.boot
         self._open = True
+
+    @property
+    def boot(self) -> dict[str, Any]:
+        """What the engine reported when this gateway joined it (again, after a restart)."""
+        return self.engine.boot
 
     # ------------------------------------------------------------------ construction
 
