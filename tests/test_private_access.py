@@ -15,10 +15,10 @@ What a test needs to see behind a Gateway (where a conversation lives, its pid, 
 objects of an embedded engine, raw messages) is in :mod:`runtime.testing`; what a benchmark
 needs to batch is :meth:`runtime.gateway.Gateway.pipeline`.
 
-:data:`KNOWN` names the few reaches that remain into internals of other modules (fault
-injection and white-box checks of the archive, the journal's framing, the conversation
-machine's handlers and the network gateway's connections). Each is found where it is named
-(the list only shrinks: an entry that no longer occurs fails the test), and nothing else is.
+:data:`KNOWN` names the few reaches that remain into internals of other modules (white-box
+checks of the journal's framing, the conversation machine's handlers and the network
+gateway's connections). Each is found where it is named (the list only shrinks: an entry that
+no longer occurs fails the test), and nothing else is.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ THESPIAN_PUBLIC = frozenset(
 #: (file, what) for the reaches into other modules' internals still allowed.
 KNOWN = frozenset(
     {
-        ("tests/test_archivist.py", "Archive._write"),
-        ("tests/test_archivist.py", "monkeypatch.setattr _write"),
         ("tests/test_journal_damage.py", "import _FRAME from infra.journal"),
         ("tests/test_poison.py", "ConversationMachine._HANDLERS"),
         ("tests/test_overload.py", "self.server._connections"),
