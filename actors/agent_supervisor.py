@@ -54,7 +54,7 @@ class _AgentHost:
 
 
 @dataclass(slots=True)
-class _Forwarded:
+class ForwardedRequest:
     """A request forwarded to an agent host, not answered yet."""
 
     caller: ReplyTo
@@ -83,7 +83,7 @@ class AgentSupervisor(EngineActor):
         # agent hosts in HostLost notices instead would only fail connected gateways' calls
         # after their 1 s check (not embedded ones, not precisely those in flight); the host
         # reporting what it answered would cost as many messages and a new message type.
-        self.forwarded: dict[str, _Forwarded] = {}
+        self.forwarded: dict[str, ForwardedRequest] = {}
         self._forward_ids = itertools.count(1)
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
@@ -199,7 +199,7 @@ class AgentSupervisor(EngineActor):
                     " requests in flight; it may or may not have been applied: check, or retry",
                 )
         call_id = f"fwd-{next(self._forward_ids)}"
-        forwarded[call_id] = _Forwarded(reply_to, host, agent_id, payload, now)
+        forwarded[call_id] = ForwardedRequest(reply_to, host, agent_id, payload, now)
         self.post(target, payload, ReplyTo(self.myAddress, call_id))
 
     def _reattach(self, request: Reattach) -> None:
@@ -242,7 +242,7 @@ def _operation(payload: Any) -> str:
     return "unsubscribe"
 
 
-def _lost_message(forwarded: _Forwarded) -> str:
+def _lost_message(forwarded: ForwardedRequest) -> str:
     what, agent_id = _operation(forwarded.payload), forwarded.agent_id
     if what == "agent_login":
         return (

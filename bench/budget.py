@@ -21,27 +21,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from thespian.system import simpleSystemBase
+from thespian import actors as thespian_actors
 
 import actors.archivist
 import actors.conversation
 import actors.snapshots
+from actors.base import EngineActor
 from domain.conversation import ConversationMachine
 from infra import archive, journal
 from runtime.gateway import Gateway
-from runtime.gateway_core import GatewayCore
+from runtime.gateway_core import EngineLink
 from runtime.simulation import driver, runner
 
 # (owner, attribute, component): the entry points of each component
-_ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
-    (
-        simpleSystemBase.ActorSystemBase,
-        "_runSingleSend",
-        "Thespian simpleSystemBase message passing",
-    ),
-    (simpleSystemBase.ActorSystemBase, "tell", "Thespian simpleSystemBase message passing"),
-    (simpleSystemBase.ActorSystemBase, "listen", "Thespian simpleSystemBase message passing"),
-    (simpleSystemBase, "actor_base_receive", "engine actor shells (hosts, entities, fan-out)"),
+ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
+    (thespian_actors.ActorSystem, "tell", "Thespian simpleSystemBase message passing"),
+    (thespian_actors.ActorSystem, "listen", "Thespian simpleSystemBase message passing"),
+    (EngineActor, "receiveMessage", "engine actor shells (hosts, entities, fan-out)"),
     (ConversationMachine, "handle", "state machine (pure model)"),
     (ConversationMachine, "open", "state machine (pure model)"),
     (archive.Archive, "store_conversation", "archive: storing closed conversations"),
@@ -56,9 +52,9 @@ _ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (actors.conversation, "command_record", "journal: encoding and writing records"),
     (actors.snapshots, "event_dict", "events as plain dicts for the gateway"),
     (actors.archivist, "event_dict", "events as plain dicts for the gateway"),
-    (GatewayCore, "_call", "gateway (embedded)"),
+    (EngineLink, "call", "gateway (embedded)"),
     (Gateway, "advance", "gateway (embedded)"),
-    (Gateway, "_at_conversation", "gateway (embedded)"),
+    (EngineLink, "at_conversation", "gateway (embedded)"),
     (driver.Driver, "run", "simulation driver (customers and agents)"),
     (runner, "_outcomes", "summary: archive read back, event log hashed"),
 )
@@ -90,9 +86,9 @@ class Budget:
 
     @contextmanager
     def measuring(self) -> Iterator[Budget]:
-        originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in _ENTRY_POINTS]
+        originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in ENTRY_POINTS]
         try:
-            for owner, name, component in _ENTRY_POINTS:
+            for owner, name, component in ENTRY_POINTS:
                 original = owner.__dict__[name]
                 wrapped = self._timed(component, getattr(owner, name))
                 if isinstance(original, staticmethod | classmethod):  # already bound: keep it so

@@ -19,7 +19,6 @@ from typing import Any
 
 from bench import support
 from bench.common import open_conversations, roles, settle, wait_live
-from bench.pipeline import Pipeline
 from runtime.gateway import Gateway
 
 WARM_UP = 200
@@ -30,15 +29,14 @@ def hold(conversations: int) -> dict[str, Any]:
     with support.scratch("hold") as directory:
         config = support.write_config(directory, sections)
         with support.engine(config, shutdown_timeout=30) as running, Gateway.connect(config) as gw:
-            pipeline = Pipeline(gw)
-            open_conversations(pipeline, WARM_UP, prefix="warm")
+            open_conversations(gw, WARM_UP, prefix="warm")
             wait_live(gw, WARM_UP)
             settle(running)
             who = roles(gw)
             before = support.memory_of(running.pids())
             by_role_before = _by_role(who, running)
             with support.profiled(running, "capacity"):
-                population = open_conversations(pipeline, conversations, prefix="c")
+                population = open_conversations(gw, conversations, prefix="c")
                 wait_live(gw, WARM_UP + conversations)
             settle(running)
             after = support.memory_of(running.pids())

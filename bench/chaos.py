@@ -73,7 +73,7 @@ from actors.messages import Locate, Ping
 from bench import chaos_faults, chaos_netgw, chaos_supervisors
 from infra.archive import Archive
 from infra.config import load_config
-from runtime import procs
+from runtime import procs, testing
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -418,15 +418,16 @@ class Monkey:
         self.asks += 1
         call_id = f"chaos-ping-{self.asks}"
         deadline = time.monotonic() + timeout
-        answer = self.gw._system.ask(address, Ping(call_id), timeout)
+        system = testing.system(self.gw)
+        answer = system.ask(address, Ping(call_id), timeout)
         while answer is not None:
             if isinstance(answer, messages.Reply) and answer.call_id == call_id:
                 return answer
-            self.gw._intake(answer)
+            testing.take_in(self.gw, answer)
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            answer = self.gw._system.listen(left)
+            answer = system.listen(left)
         return None
 
     def pid_of(self, address: Any) -> int:
@@ -440,25 +441,20 @@ class Monkey:
 
     def directory(self) -> dict[str, Any]:
         """The Router's and the Bot's addresses (they move when they are restarted)."""
-        directory = getattr(messages, "Directory", None)
-        if directory is not None:
-            for attempt in range(3):
-                try:
-                    answer: dict[str, Any] = self.gw._ask_direct(
-                        self.gw._actors.monitor, directory(f"chaos-dir-{self.asks}")
-                    )
-                    return answer
-                except GatewayError:
-                    # Gateway._ask_direct takes the first message that comes in as its
-                    # answer: a HostLost notice makes it fail (docs/RELIABILITY.md, F6).
-                    self.directory_failures += 1
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
-        return {
-            "router": getattr(self.gw._actors, "router", None),
-            "bot": getattr(self.gw._actors, "bot", None),
-        }
+        monitor = testing.addresses(self.gw).monitor
+        for attempt in range(3):
+            try:
+                answer: dict[str, Any] = testing.ask(
+                    self.gw, monitor, messages.Directory(f"chaos-dir-{self.asks}")
+                )
+                return answer
+            except GatewayError:
+                # A direct ask used to take the first message that came in as its answer: a
+                # HostLost notice made it fail (docs/RELIABILITY.md, F6).
+                self.directory_failures += 1
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def fresh_pid(self, address: Any) -> int | None:
         try:
@@ -468,8 +464,9 @@ class Monkey:
         return None if answer is None else int(answer.value["pid"])
 
     def candidates(self, target: str) -> list[int]:
-        monitor = self.pid_of(self.gw._actors.monitor)
-        supervisor = self.pid_of(self.gw._actors.agents)
+        engine = testing.addresses(self.gw)
+        monitor = self.pid_of(engine.monitor)
+        supervisor = self.pid_of(engine.agents)
         directory = self.directory()
         special = {self.fresh_pid(a) for a in directory.values() if a is not None}
         if target == "router":
@@ -495,8 +492,8 @@ class Monkey:
 
     def host_pid_of(self, conversation_id: str) -> int | None:
         try:
-            location = self.gw._call(
-                self.gw._actors.monitor, "", Locate(conversation_id=conversation_id)
+            location = testing.call(
+                self.gw, testing.addresses(self.gw).monitor, Locate(conversation_id=conversation_id)
             )
         except GatewayError:
             return None
@@ -572,8 +569,8 @@ class Monkey:
                         if not procs.alive(victim):
                             return time.monotonic()
                         continue
-                    location = self.gw._call(
-                        self.gw._actors.monitor, "", Locate(conversation_id=probe)
+                    location = testing.call(
+                        self.gw, testing.addresses(self.gw).monitor, Locate(conversation_id=probe)
                     )
                     self.last_seen = f"{probe} in state {location.state}"
                     if location.host is None:  # archived meanwhile: served from the archive
@@ -582,7 +579,7 @@ class Monkey:
                     pid = self.fresh_pid(location.host)
                     self.last_seen += f" on pid {pid}"
                     if pid is not None and pid != victim:
-                        self.gw._forget(probe)
+                        testing.forget_host(self.gw, probe)
                         self.gw.events(probe)  # served by its new host
                         return time.monotonic()
                 elif target in ("router", "bot"):

@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import AgentJoin, ListTimerOwners, OpenSession, Ping, Ref
+from actors.messages import ListTimerOwners, Ping
 from bench import support
-from bench.pipeline import Item, Pipeline
-from domain.enums import Channel, Role
-from domain.ids import conversation_entity_id
-from runtime.gateway import Gateway
+from runtime import testing
+from runtime.gateway import Gateway, Pending
 
 #: Most conversations one agent may take (the engine's limit).
 PER_AGENT = 100
@@ -35,65 +33,63 @@ class Population:
 
 
 def open_conversations(
-    pipeline: Pipeline, count: int, *, prefix: str, batch: int = 500, window: int = 4
+    gw: Gateway, count: int, *, prefix: str, batch: int = 500, window: int = 4
 ) -> Population:
     """``count`` new customers each open a session (a new room and conversation each), in
-    batches of ``batch`` OpenSession to the TopicMonitor, ``window`` batches in flight, one
-    answer per batch (the gateway draws every id, so it knows them without the answers)."""
-    monitor = pipeline.gw._actors.monitor
+    pipelined batches of ``batch`` (:meth:`Gateway.pipeline`), ``window`` batches in flight."""
+    pipeline = gw.pipeline()
     population = Population()
-    in_flight: list[list[str]] = []
+    in_flight: list[list[Pending]] = []
+
+    def opened(sent: list[Pending]) -> None:
+        for ref in pipeline.wait(sent, timeout=300):
+            population.conversation_ids.append(ref.conversation_id)
+            population.session_ids.append(ref.channel_session_id)
+
     started = time.perf_counter()
     for first in range(0, count, batch):
-        items = []
         for n in range(first, min(count, first + batch)):
-            conversation_id, session_id = f"conv-{prefix}-{n}", f"cs-{prefix}-{n}"
-            population.conversation_ids.append(conversation_id)
-            population.session_ids.append(session_id)
-            request = OpenSession(
-                f"cust-{prefix}-{n}",
-                Channel.WEB,
-                f"visitor-{prefix}-{n}",
-                None,
-                {},
-                session_id,
-                conversation_id,
-                f"room-{prefix}-{n}",
-            )
-            items.append(Item(monitor, "", request))
-        in_flight.append(pipeline.send(items, acks="last"))
+            pipeline.start_session(f"cust-{prefix}-{n}", "WEB", f"visitor-{prefix}-{n}")
+        in_flight.append(pipeline.send())
         if len(in_flight) >= window:
-            pipeline.wait(in_flight.pop(0), timeout=300)
-    for calls in in_flight:
-        pipeline.wait(calls, timeout=300)
+            opened(in_flight.pop(0))
+    for sent in in_flight:
+        opened(sent)
     population.open_seconds = time.perf_counter() - started
     return population
 
 
-def join_agents(pipeline: Pipeline, population: Population, *, prefix: str) -> None:
+def join_agents(gw: Gateway, population: Population, *, prefix: str) -> None:
     """Log in one agent per :data:`PER_AGENT` conversations and subscribe it (PRIMARY) to
     them: the conversations become ACTIVE and the bot ASSISTANT."""
-    gw = pipeline.gw
     count = math.ceil(len(population) / PER_AGENT)
     population.agents = [f"agent-{prefix}-{k}" for k in range(count)]
     for agent in population.agents:
         gw.agent_login(agent, max_conversations=PER_AGENT)
-    hosts = hosts_of(pipeline, population.conversation_ids)
+    pipeline = gw.pipeline()
     for k, agent in enumerate(population.agents):
-        chunk = population.conversation_ids[k * PER_AGENT : (k + 1) * PER_AGENT]
-        items = [
-            Item(
-                gw._actors.agents,
-                "",
-                AgentJoin(agent, Ref(hosts[c], conversation_entity_id(c)), Role.PRIMARY),
-            )
-            for c in chunk
-        ]
-        pipeline.wait(pipeline.send(items), timeout=120)
+        for conversation_id in population.conversation_ids[k * PER_AGENT : (k + 1) * PER_AGENT]:
+            pipeline.agent_join(agent, conversation_id)
+        pipeline.wait(timeout=120)
 
 
-def hosts_of(pipeline: Pipeline, conversation_ids: Sequence[str]) -> dict[str, Any]:
-    return pipeline.hosts_of(list(conversation_ids))
+def customer_messages(
+    gw: Gateway, session_ids: Sequence[str], texts: Sequence[str], *, timeout: float = 120.0
+) -> None:
+    """Each text to each session (text by text), pipelined; one answer per host batch."""
+    pipeline = gw.pipeline(acks="last")
+    for k, text in enumerate(texts):
+        for session in session_ids:
+            pipeline.customer_message(session, text, message_id=f"{session}-{k}")
+    pipeline.wait(timeout=timeout)
+
+
+def end_conversations(gw: Gateway, conversation_ids: Sequence[str]) -> None:
+    """End them all, pipelined; one answer per host batch."""
+    pipeline = gw.pipeline(acks="last")
+    for conversation_id in conversation_ids:
+        pipeline.end_conversation(conversation_id)
+    pipeline.wait(timeout=120)
 
 
 def wait_live(
@@ -116,15 +112,12 @@ def wait_live(
 
 
 def pid_of(gw: Gateway, address: Any) -> int:
-    return int(_ping(gw, address)["pid"])
+    return testing.pid_of(gw, address)
 
 
 def _ping(gw: Gateway, address: Any) -> dict[str, Any]:
-    answer = gw._system.ask(address, Ping("pid"), 30)
-    if answer is None:
-        raise TimeoutError("no answer to Ping")
-    value: dict[str, Any] = answer.value
-    return value
+    found: dict[str, Any] = testing.ask(gw, address, Ping("bench-ping"))
+    return found
 
 
 @dataclass
@@ -137,30 +130,30 @@ class Roles:
 
 
 def roles(gw: Gateway) -> Roles:
-    owners = gw._ask_direct(gw._actors.monitor, ListTimerOwners("bench-owners"))
+    owners = testing.ask(gw, testing.addresses(gw).monitor, ListTimerOwners("bench-owners"))
     hosts = []
     for address in owners:
         answer = _ping(gw, address)
         if answer.get("actor") == "Host":
             hosts.append(int(answer["pid"]))
-    return Roles(monitor=pid_of(gw, gw._actors.monitor), hosts=hosts)
+    return Roles(monitor=pid_of(gw, testing.addresses(gw).monitor), hosts=hosts)
 
 
 def settle(running: support.Running, *, quiet_s: float = 0.5, timeout: float = 60.0) -> None:
     """Wait until the system's processes stop using CPU (asynchronous work such as the bot's
     welcomes is done)."""
     deadline = time.monotonic() + timeout
-    previous = _cpu_ticks(running.pids())
+    previous = cpu_ticks(running.pids())
     while time.monotonic() < deadline:
         time.sleep(quiet_s)
-        now = _cpu_ticks(running.pids())
+        now = cpu_ticks(running.pids())
         # under 5% of one core over the interval
         if now - previous < 0.05 * quiet_s * 100:
             return
         previous = now
 
 
-def _cpu_ticks(pids: set[int]) -> int:
+def cpu_ticks(pids: set[int]) -> int:
     total = 0
     for pid in pids:
         try:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench import support
-from bench.common import _cpu_ticks
+from bench.common import cpu_ticks
 from runtime.gateway import Gateway
 
 SLICE = 250
@@ -51,9 +51,9 @@ def run(lifecycles: int, idle_s: float, fsync: str) -> dict[str, object]:
                     started = now
             time.sleep(1.0)  # the last archive writes
             pids = running.pids()
-            before = _cpu_ticks(pids)
+            before = cpu_ticks(pids)
             time.sleep(idle_s)
-            ticks = _cpu_ticks(pids) - before
+            ticks = cpu_ticks(pids) - before
             idle_percent = round(100 * ticks / (os.sysconf("SC_CLK_TCK") * idle_s), 1)
     return {"fsync": fsync, "rates": rates, "idle_cpu_percent": idle_percent}
 

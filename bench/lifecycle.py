@@ -7,8 +7,9 @@ The rate is lifecycles / (time from the first call until the last one is archive
 the archive file itself.
 
 - ``mode="api"``: sender processes run lifecycles one after the other with the public API.
-- ``mode="batched"``: sender processes do ``batch`` lifecycles at a time with the pipelined
-  client: one batch of OpenSession, one of messages, one of ends (one answer per batch).
+- ``mode="batched"``: sender processes do ``batch`` lifecycles at a time with
+  ``Gateway.pipeline()``: one batch of start_session, one of messages and one of ends (one
+  answer per host batch).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import support
-from bench.common import open_conversations
-from bench.pipeline import Pipeline, end_item, message_item
+from bench.common import customer_messages, end_conversations, open_conversations
 from runtime.gateway import Gateway
 
 MESSAGES = 3
@@ -44,23 +44,14 @@ def api_worker(gate: support.Gate, config: str, count: int, tag: str) -> float:
 
 def batch_worker(gate: support.Gate, config: str, count: int, batch: int, tag: str) -> float:
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag=tag)
-    host = None
     gate.ready()
     gate.wait()
     for first in range(0, count, batch):
         size = min(batch, count - first)
-        population = open_conversations(pipeline, size, prefix=f"{tag}-{first}", batch=size)
-        if host is None:
-            host = gw._locate(population.conversation_ids[0]).host
-        items = [
-            message_item(host, session, f"question {k}", f"{session}-{k}")
-            for k in range(MESSAGES)
-            for session in population.session_ids
-        ]
-        pipeline.wait(pipeline.send(items, acks="last"), timeout=120)
-        ends = [end_item(host, c) for c in population.conversation_ids]
-        pipeline.wait(pipeline.send(ends, acks="last"), timeout=120)
+        population = open_conversations(gw, size, prefix=f"{tag}-{first}", batch=size)
+        questions = [f"question {k}" for k in range(MESSAGES)]
+        customer_messages(gw, population.session_ids, questions)
+        end_conversations(gw, population.conversation_ids)
     gw.close()
     return time.monotonic()
 

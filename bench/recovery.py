@@ -21,11 +21,9 @@ import signal
 import time
 from typing import Any
 
-from actors.messages import SnapshotQuery
 from bench import support
-from bench.common import open_conversations, pid_of, settle, wait_live
-from bench.pipeline import Item, Pipeline, message_item
-from domain.ids import conversation_entity_id
+from bench.common import customer_messages, open_conversations, pid_of, settle, wait_live
+from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 
 
@@ -34,19 +32,13 @@ def recovery(conversations: int) -> dict[str, Any]:
     with support.scratch("recovery") as directory:
         config = support.write_config(directory, sections)
         with support.engine(config, shutdown_timeout=30) as running, Gateway.connect(config) as gw:
-            pipeline = Pipeline(gw)
-            population = open_conversations(pipeline, conversations, prefix="r")
+            population = open_conversations(gw, conversations, prefix="r")
             wait_live(gw, conversations)
-            old_host = gw._locate(population.conversation_ids[0]).host
-            for k in range(2):
-                items = [
-                    message_item(old_host, s, f"message {k}", f"{s}-{k}")
-                    for s in population.session_ids
-                ]
-                for first in range(0, len(items), 1000):
-                    pipeline.wait(
-                        pipeline.send(items[first : first + 1000], acks="last"), timeout=120
-                    )
+            old_host = testing.host_of(gw, population.conversation_ids[0])
+            sessions = population.session_ids
+            for start in range(0, len(sessions), 500):
+                chunk = sessions[start : start + 500]
+                customer_messages(gw, chunk, [f"message {k}" for k in range(2)])
             settle(running)
             victim = pid_of(gw, old_host)
             with support.profiled(running, "recovery"):
@@ -68,18 +60,15 @@ def recovery(conversations: int) -> dict[str, Any]:
                             raise
                 rebuilt = time.monotonic() - killed
                 new_host = _moved(gw, first, old_host)
-                answers: dict[str, Any] = {}
-                for first in range(0, conversations, CHUNK):
-                    calls = pipeline.send(
-                        [
-                            Item(new_host, conversation_entity_id(c), SnapshotQuery())
-                            for c in population.conversation_ids[first : first + CHUNK]
-                        ]
-                    )
-                    answers.update(pipeline.wait(calls, timeout=120))
+                answers: list[dict[str, Any]] = []
+                pipeline = gw.pipeline()
+                for start in range(0, conversations, CHUNK):
+                    for c in population.conversation_ids[start : start + CHUNK]:
+                        pipeline.conversation(c)
+                    answers.extend(pipeline.wait(timeout=120))
                 answered = time.monotonic() - killed
             new_pid = pid_of(gw, new_host)
-            states = {a["state"] for a in answers.values()}
+            states = {a["state"] for a in answers}
     return {
         "conversations": conversations,
         "rebuilt_s": rebuilt,
@@ -99,9 +88,9 @@ CHUNK = 500
 def _moved(gw: Gateway, conversation_id: str, old_host: Any) -> Any:
     """The conversation's new host once the TopicMonitor has moved it off ``old_host``, else
     None. The gateway refuses calls that were waiting when a host died: they are asked again."""
-    gw._hosts.clear()  # the gateway's cache of where conversations live
+    testing.location_cache(gw).clear()  # where the gateway keeps conversations' hosts
     try:
-        host = gw._locate(conversation_id).host
+        host = testing.host_of(gw, conversation_id)
     except UnavailableError:
         return None
     return host if host != old_host else None

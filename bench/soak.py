@@ -32,8 +32,7 @@ from typing import Any
 
 from bench import support
 from bench.chaos_netgw import TOKEN, Broken, Client
-from bench.common import open_conversations
-from bench.pipeline import Pipeline, end_item, message_item
+from bench.common import customer_messages, end_conversations, open_conversations
 from runtime import procs
 from runtime.gateway import Gateway
 
@@ -55,21 +54,13 @@ def by_role(pids: set[int]) -> dict[str, int]:
 
 def lifecycles(gw: Gateway, count: int, batch: int, offset: int = 0) -> float:
     """Run ``count`` lifecycles in batches (ids numbered from ``offset``); their rate."""
-    pipeline = Pipeline(gw, tag=f"soak{offset}")
     started = time.monotonic()
     for first in range(offset, offset + count, batch):
-        population = open_conversations(pipeline, batch, prefix=f"soak-{first}", batch=batch)
-        host = gw._locate(population.conversation_ids[0]).host
+        population = open_conversations(gw, batch, prefix=f"soak-{first}", batch=batch)
         for conversation_id in population.conversation_ids[:5]:
             gw.agent_join("alice", conversation_id)
-        items = [
-            message_item(host, session, f"question {k}", f"{session}-{k}")
-            for k in range(3)
-            for session in population.session_ids
-        ]
-        pipeline.wait(pipeline.send(items, acks="last"), timeout=120)
-        ends = [end_item(host, c) for c in population.conversation_ids]
-        pipeline.wait(pipeline.send(ends, acks="last"), timeout=120)
+        customer_messages(gw, population.session_ids, [f"question {k}" for k in range(3)])
+        end_conversations(gw, population.conversation_ids)
     return count / (time.monotonic() - started)
 
 

@@ -285,14 +285,14 @@ class Gate:
     connected, subscriptions made), then :meth:`wait` until every worker is ready."""
 
     def __init__(self, ready: Any, start: Any) -> None:
-        self._ready = ready
-        self._start = start
+        self.readiness = ready  # a semaphore: one release per worker ready
+        self.start = start  # an event: set when every worker is ready
 
     def ready(self) -> None:
-        self._ready.release()
+        self.readiness.release()
 
     def wait(self, timeout: float = 120.0) -> None:
-        if not self._start.wait(timeout):
+        if not self.start.wait(timeout):
             raise TimeoutError("the benchmark never gave the start signal")
 
 
@@ -351,12 +351,12 @@ def run_workers(
         for worker in workers:
             worker.start()
         for _ in workers:  # every worker ready
-            while not gate._ready.acquire(timeout=0.5):
+            while not gate.readiness.acquire(timeout=0.5):
                 if time.monotonic() > deadline:
                     raise TimeoutError("benchmark workers did not get ready in time")
                 collect(0)
                 check_alive()
-        gate._start.set()
+        gate.start.set()
         if started is not None:
             started()
         while len(results) < len(workers):

@@ -22,7 +22,6 @@ from typing import Any
 
 from bench import support
 from bench.common import open_conversations, wait_live
-from bench.pipeline import Pipeline
 from infra.journal_read import read_directory
 from infra.timefmt import wall_ms
 from runtime.gateway import Gateway
@@ -50,9 +49,8 @@ def timer_lag(
         config = support.write_config(directory, sections)
         journal = directory / "journal"
         with support.engine(config, shutdown_timeout=30) as running, Gateway.connect(config) as gw:
-            pipeline = Pipeline(gw)
             started = wall_ms()
-            population = open_conversations(pipeline, timers, prefix="tm")
+            population = open_conversations(gw, timers, prefix="tm")
             wait_live(gw, timers)
             filled = wall_ms()
             # the last threshold is due about (filled - started) after the first one

@@ -15,7 +15,8 @@ the agent entity).
 - ``throughput(mode="api")``: sender processes call ``Gateway.customer_message`` one at a time
   (the public API), as fast as it answers.
 - ``throughput(mode="batched")``: sender processes send batches of ``batch`` messages in one
-  Thespian message (:mod:`bench.pipeline`), one answer per batch, ``window`` batches in flight.
+  Thespian message (``Gateway.pipeline(acks="last")``), one answer per batch, ``window``
+  batches in flight.
 - ``latency(rate)``: the public API, sender processes paced to ``rate`` messages/s in all;
   every message is stamped by the bot and the desk; latency = when the last of the three
   deliveries happened minus when the call started.
@@ -32,11 +33,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from actors.messages import Batch, Pushed
 from bench import support
 from bench.common import Population, join_agents, open_conversations, settle
-from bench.pipeline import Pipeline, message_item
 from bench.probes import PORT_VARIABLE, STAMP, StampReceiver
-from runtime.gateway import Gateway
+from domain.events import EventName
+from runtime import testing
+from runtime.gateway import Gateway, Pending
 
 RUN = "run-"
 
@@ -49,24 +52,27 @@ def desk(
 ) -> dict[str, Any]:
     """An agent desk for every agent: counts (and times) the customer messages pushed."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag="desk")
     arrivals: dict[str, float] = {}
-
-    def pushed(now: float, event: dict[str, Any]) -> None:
-        if event["name"] == "CUSTOMER_MESSAGE":
-            message_id = str(event["data"].get("message_id", ""))
-            if message_id.startswith(RUN):
-                arrivals[message_id] = now
-
-    pipeline.on_pushed = pushed
     for agent in agents:
         gw.subscribe_agent(agent)
     gate.ready()
     # No waiting for the start signal: a desk that is not listening when the first pushes
     # come delays them (Thespian retries the delivery later); only RUN messages count anyway.
+    # The desk reads its actor system itself (counting, not ordering): the gateway's pushed()
+    # would put each event in order first, and a slower desk slows what it measures.
+    system = testing.system(gw)
     deadline = time.monotonic() + timeout
     while len(arrivals) < expected and time.monotonic() < deadline:
-        pipeline.poll(0.2)
+        message = system.listen(0.2)
+        while message is not None:
+            now = time.monotonic()
+            for item in message.items if isinstance(message, Batch) else ():
+                event = item.payload.event if isinstance(item.payload, Pushed) else None
+                if event is not None and event["name"] == EventName.CUSTOMER_MESSAGE:
+                    message_id = str(event["data"].get("message_id", ""))
+                    if message_id.startswith(RUN):
+                        arrivals[message_id] = now
+            message = system.listen(0)
     return {"arrivals": arrivals}
 
 
@@ -118,23 +124,22 @@ def batch_sender(
 ) -> dict[str, Any]:
     """Batches of ``batch`` messages (one per session, round robin), one answer per batch."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag=tag)
-    host = gw._locate(conversation_ids[0]).host
+    pipeline = gw.pipeline(acks="last")
+    pipeline.prefetch(channel_session_ids=sessions)  # where each session lives, before the run
     gate.ready()
     gate.wait()
     first = time.monotonic()
-    in_flight: deque[list[str]] = deque()
+    in_flight: deque[list[Pending]] = deque()
     marked: list[str] = []
     for start in range(0, messages, batch):
-        items = []
         for k in range(start, min(messages, start + batch)):
             last = k == min(messages, start + batch) - 1
             message_id = f"{RUN}{tag}-{k}"
             if last:
                 marked.append(message_id)
             text = f"hello {STAMP}" if last else "hello"
-            items.append(message_item(host, sessions[k % len(sessions)], text, message_id))
-        in_flight.append(pipeline.send(items, acks="last"))
+            pipeline.customer_message(sessions[k % len(sessions)], text, message_id=message_id)
+        in_flight.append(pipeline.send())
         if len(in_flight) >= window:
             pipeline.wait(in_flight.popleft(), timeout=120)
     while in_flight:
@@ -158,13 +163,13 @@ def paced_batch_sender(
     due are sent as one batch (one answer per batch), without waiting for earlier answers.
     Returns (message id, when it came due, when its batch was answered) per message."""
     gw = Gateway.connect(config)
-    pipeline = Pipeline(gw, tag=tag)
-    host = gw._locate(conversation_ids[0]).host
+    pipeline = gw.pipeline(acks="last")
+    pipeline.prefetch(channel_session_ids=sessions)  # where each session lives, before the run
     gate.ready()
     gate.wait()
     started = time.monotonic()
     due = [started + k / rate for k in range(messages)]
-    batches: list[tuple[list[str], list[float], str]] = []
+    batches: list[tuple[list[str], list[float], list[Pending]]] = []
     sent = 0
     while sent < messages:
         now = time.monotonic()
@@ -173,12 +178,10 @@ def paced_batch_sender(
             ready += 1
         if ready > sent:
             ids = [f"{RUN}{tag}-{k}" for k in range(sent, ready)]
-            items = [
-                message_item(host, sessions[k % len(sessions)], f"hello {STAMP}", ids[k - sent])
-                for k in range(sent, ready)
-            ]
-            (call,) = pipeline.send(items, acks="last")
-            batches.append((ids, due[sent:ready], call))
+            for k in range(sent, ready):
+                session = sessions[k % len(sessions)]
+                pipeline.customer_message(session, f"hello {STAMP}", message_id=ids[k - sent])
+            batches.append((ids, due[sent:ready], pipeline.send()))
             sent = ready
         pipeline.poll(
             max(0.0, min(window_ms / 1000, due[sent] - time.monotonic())) if sent < messages else 0
@@ -186,13 +189,19 @@ def paced_batch_sender(
         next_tick = now + window_ms / 1000
         while time.monotonic() < next_tick:
             pipeline.poll(max(0.0, next_tick - time.monotonic()))
-    pipeline.wait([call for _, _, call in batches], timeout=120)
+    pipeline.wait([p for _, _, sent in batches for p in sent], timeout=120)
     gw.close()
     return [
-        (message_id, came_due, pipeline.answered_at[call])
-        for ids, dues, call in batches
+        (message_id, came_due, _answered_at(sent))
+        for ids, dues, sent in batches
         for message_id, came_due in zip(ids, dues, strict=True)
     ]
+
+
+def _answered_at(sent: list[Pending]) -> float:
+    """When the batch was answered: its one answer (the last request's) came in."""
+    (answered,) = [p.answered_at for p in sent if p.answered_at is not None]
+    return answered
 
 
 # ---------------------------------------------------------------------- set-up
@@ -210,9 +219,8 @@ def _set_up(conversations: int) -> Iterator[tuple[str, Population, StampReceiver
             }
             config = support.write_config(Path(directory), sections)
             with support.engine(config) as running, Gateway.connect(config) as gw:
-                pipeline = Pipeline(gw)
-                population = open_conversations(pipeline, conversations, prefix="t")
-                join_agents(pipeline, population, prefix="t")
+                population = open_conversations(gw, conversations, prefix="t")
+                join_agents(gw, population, prefix="t")
                 settle(running)
                 yield str(config), population, stamps, running
         finally:

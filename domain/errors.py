@@ -44,7 +44,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     ├── _Poisoned [internal] (actors.conversation)
     ├── ProtocolError [per instance] (runtime.netgateway.codec)
     ├── ListenError [unavailable] (runtime.netgateway.server; also an OSError)
-    ├── Unreachable [unavailable] (runtime.gateway_core)
+    ├── Unreachable [unavailable] (runtime.gateway_transport)
     ├── UsageError [bad_argument] (runtime.cli_send)
     ├── DegradedError [unavailable] (runtime.cli_status)
     ├── RestartError [unavailable] (runtime.supervise)

@@ -68,6 +68,8 @@ class Archive:
         if in_memory and (read_only or not create):
             raise ValueError("a read-only or existing archive needs a file")
         self._name = ":memory:" if in_memory else str(Path(path))
+        #: Write transactions begun (committed or not): how often this archive tried to write.
+        self.write_attempts = 0
         try:
             if in_memory:
                 target, uri = ":memory:", False
@@ -148,6 +150,7 @@ class Archive:
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction: all of it commits, or none of it (rollback, then re-raise)."""
+        self.write_attempts += 1
         try:
             # IMMEDIATE takes the write lock now (waiting up to the busy timeout) rather than
             # at the first write, so a locked file fails before anything is done.

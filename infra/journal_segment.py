@@ -26,7 +26,8 @@ from infra.journal_records import FORMAT_VERSION, Record, is_record
 MAGIC = b"CXJ"
 VERSION = FORMAT_VERSION
 HEADER = MAGIC + bytes([VERSION])
-_FRAME = struct.Struct(">II")
+#: A frame's header: the payload's length and CRC-32, big-endian.
+FRAME = struct.Struct(">II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
@@ -36,7 +37,7 @@ class JournalError(StorageError):
 
 def encode_frame(record: Record) -> bytes:
     payload: bytes = msgpack.packb(record, use_bin_type=True)
-    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def segment_number(path: Path) -> int:
@@ -92,7 +93,7 @@ def scan(path: Path) -> Iterator[Record | Damage]:
         record, problem = _frame_at(data, offset)
         if record is not None:
             yield record
-            offset += _FRAME.size + _FRAME.unpack_from(data, offset)[0]
+            offset += FRAME.size + FRAME.unpack_from(data, offset)[0]
             continue
         resume = _next_frame(data, offset + 1)
         yield Damage(str(path), offset, resume, problem, tail=resume == len(data))
@@ -101,10 +102,10 @@ def scan(path: Path) -> Iterator[Record | Damage]:
 
 def _frame_at(data: bytes, offset: int) -> tuple[Record | None, str]:
     """The record of the frame at ``offset``, or None and what is wrong with it."""
-    if offset + _FRAME.size > len(data):
+    if offset + FRAME.size > len(data):
         return None, "torn frame header"
-    length, crc = _FRAME.unpack_from(data, offset)
-    start = offset + _FRAME.size
+    length, crc = FRAME.unpack_from(data, offset)
+    start = offset + FRAME.size
     if length > MAX_RECORD_BYTES or start + length > len(data):
         return None, "torn frame"
     payload = data[start : start + length]
@@ -126,9 +127,9 @@ def _next_frame(data: bytes, offset: int) -> int:
     """Where the next valid frame (length, CRC and record all valid) starts at or after
     ``offset``; ``len(data)`` if none does. Only positions whose payload would start like a
     msgpack map are tried."""
-    for found in _RECORD_START.finditer(data, offset + _FRAME.size):
-        start = found.start() - _FRAME.size
-        length, _ = _FRAME.unpack_from(data, start)
+    for found in _RECORD_START.finditer(data, offset + FRAME.size):
+        start = found.start() - FRAME.size
+        length, _ = FRAME.unpack_from(data, start)
         fits = 0 < length <= MAX_RECORD_BYTES and found.start() + length <= len(data)
         if fits and _frame_at(data, start)[0] is not None:
             return start

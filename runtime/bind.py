@@ -76,6 +76,13 @@ def _restricted_bind_args(address_details: Any) -> tuple[Any, ...]:
 _RESTRICTED_BIND_ARGS = property(_restricted_bind_args)
 
 
+def binds_to(host: str | None, port: int, *, external: Any = False) -> tuple[Any, ...]:
+    """What Thespian's TCP transport binds for an address it builds from ``host`` and ``port``
+    (``external``: one other nodes reach), as patched now."""
+    bind_args: tuple[Any, ...] = IPBase.TCPv4ActorAddress(host, port, external=external).bindArgs
+    return bind_args
+
+
 def install() -> None:
     """Install the bind patch into Thespian's address class (idempotent)."""
     IPBase.IPActorAddress.bindArgs = _RESTRICTED_BIND_ARGS

@@ -223,7 +223,7 @@ def stop(settings: Settings) -> Stopped:
     record = read_record(files.pid)
     if record is None:
         record = _unrecorded(settings, files)
-        _shutdown_through_admin(settings)
+        shutdown_through_admin(settings)
     elif not record.running():
         files.pid.unlink(missing_ok=True)
         raise NotRunningError(f"not running (removed the stale pid file {files.pid})")
@@ -233,7 +233,7 @@ def stop(settings: Settings) -> Stopped:
         while record.daemon_alive() and time.monotonic() < deadline:
             time.sleep(POLL_S)
     elif admin_alive(record) and admin_answers(settings):
-        _shutdown_through_admin(settings)
+        shutdown_through_admin(settings)
     # Without an admin nothing asks the actor processes to exit: kill them without waiting.
     killed, survivors = end_session(record, timeout=EXIT_TIMEOUT_S if admin_alive(record) else 0)
     if record.daemon_alive():
@@ -268,5 +268,5 @@ def _unrecorded(settings: Settings, files: RunFiles) -> Record:
     )
 
 
-def _shutdown_through_admin(settings: Settings) -> None:
+def shutdown_through_admin(settings: Settings) -> None:
     join(settings).shutdown()

@@ -7,7 +7,16 @@ joins a long-running system started with ``cx start``. Both give the same interf
 
 Every refusal raises a :class:`GatewayError` subclass whose message names the id, the state and
 what was refused; nothing has changed when it is raised. How calls reach the engine (and what a
-connected gateway does when a host or the whole engine goes away) is :mod:`runtime.gateway_core`.
+connected gateway does when a host or the whole engine goes away) is :mod:`runtime.gateway_core`;
+many calls at once go faster through :meth:`Gateway.pipeline` (:mod:`runtime.gateway_pipeline`).
+
+The parts below this class, each of one purpose: :mod:`runtime.gateway_core` (the link to the
+engine: calls to conversations, host loss, the engine away and back),
+:mod:`runtime.gateway_transport` (embedded or connected), :mod:`runtime.gateway_calls` (calls
+and their answers, refusals as errors), :mod:`runtime.gateway_cache` (where conversations live,
+bounded), :mod:`runtime.gateway_clock` (the virtual clock), :mod:`runtime.gateway_order` and
+:mod:`runtime.gateway_push` (pushed events in order). Tests and benchmarks look behind the API
+only through :mod:`runtime.testing`.
 """
 
 from __future__ import annotations
@@ -24,22 +33,13 @@ from actors.messages import (
     AgentLogin,
     AgentPresence,
     Apply,
-    ArchivedActivity,
-    ArchivedQuery,
-    Directory,
     Drain,
-    EventsQuery,
     FireAlarms,
     OpenSession,
     Ref,
-    SnapshotQuery,
-    Status,
-    StatusQuery,
-    Subscribe,
     Unsubscribe,
 )
 from domain.commands import (
-    AddActivity,
     AgentLeave,
     AgentMessage,
     ApplyWrapUp,
@@ -62,27 +62,24 @@ from domain.enums import (
     UnsubscribeReason,
 )
 from domain.errors import IdTaken, NotHere
-from domain.ids import (
-    MalformedIdError,
-    SubscriptionKind,
-    agent_subscription,
-    conversation_entity_id,
-    parse_subscription,
-    session_entity_id,
-    session_subscription,
-)
+from domain.ids import conversation_entity_id, session_entity_id
 from domain.limits import MAX_EXTERNAL_ID, MAX_ID
 from domain.records import SYSTEM, Emitter
 from infra.config import Settings, load_config
 from infra.logs import configure_logging
 from infra.timefmt import seconds_to_ms, wall_ms
-from runtime.gateway_args import after_seq as _after_seq
+from runtime.gateway_args import JOIN_ROLES
 from runtime.gateway_args import enum as _enum
 from runtime.gateway_args import message_text as _message_text
 from runtime.gateway_args import payload as _payload
 from runtime.gateway_args import snake as _snake
 from runtime.gateway_args import text as _text
-from runtime.gateway_core import GatewayCore, Unreachable
+from runtime.gateway_clock import VirtualClock
+from runtime.gateway_core import EngineLink
+from runtime.gateway_pipeline import Acks, Pending, Pipeline
+from runtime.gateway_queries import Queries
+from runtime.gateway_subscriptions import Subscriptions
+from runtime.gateway_transport import ConnectedTransport, EmbeddedTransport, Transport
 from runtime.gateway_types import (
     BadArgumentError,
     GatewayError,
@@ -100,6 +97,8 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "IllegalTransitionError",
+    "Pending",
+    "Pipeline",
     "PushedEvent",
     "SessionRef",
     "UnavailableError",
@@ -112,24 +111,24 @@ _GATEWAY_ENDS = frozenset(
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class Gateway(GatewayCore):
+class Gateway(Queries, Subscriptions):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(
-        self,
-        system: Any,
-        settings: Settings,
-        addresses: Addresses,
-        *,
-        virtual: bool,
-        ids: IdSource,
-        owns_system: bool,
-        now: int = 0,
-    ) -> None:
+        self, transport: Transport, settings: Settings, addresses: Addresses, *,
+        virtual: bool, ids: IdSource, now: int = 0,
+    ) -> None:  # fmt: skip
         self._ids = ids
-        super().__init__(
-            system, settings, addresses, virtual=virtual, owns_system=owns_system, now=now
-        )
+        self.settings = settings
+        #: The link below the public methods (:mod:`runtime.gateway_core`): not for
+        #: applications; :mod:`runtime.testing` is the supported way to look behind the API.
+        self.engine = EngineLink(transport, settings, addresses, virtual=virtual, now=now)
+        self._open = True
+
+    @property
+    def boot(self) -> dict[str, Any]:
+        """What the engine reported when this gateway joined it (again, after a restart)."""
+        return self.engine.boot
 
     # ------------------------------------------------------------------ construction
 
@@ -148,14 +147,9 @@ class Gateway(GatewayCore):
         now = 0 if virtual_time else wall_ms()
         try:
             addresses = boot(system, settings, virtual=virtual_time, now=now)
+            transport = EmbeddedTransport(system)
             gateway = cls(
-                system,
-                settings,
-                addresses,
-                virtual=virtual_time,
-                ids=IdSource(seed),
-                owns_system=True,
-                now=now,
+                transport, settings, addresses, virtual=virtual_time, ids=IdSource(seed), now=now
             )
             if gateway.boot["error"]:
                 raise UnavailableError(f"cannot start on this storage: {gateway.boot['error']}")
@@ -183,14 +177,13 @@ class Gateway(GatewayCore):
         system = join(settings)
         addresses = find(system)
         return cls(
-            system, settings, addresses, virtual=False, ids=IdSource(None), owns_system=False
+            ConnectedTransport(system), settings, addresses, virtual=False, ids=IdSource(None)
         )
 
     def close(self) -> None:
-        if self._system is not None:
-            if self._owns_system:
-                self._system.shutdown()
-            self._system = None
+        if self._open:
+            self._open = False
+            self.engine.close()
 
     def __enter__(self) -> Gateway:
         return self
@@ -227,11 +220,11 @@ class Gateway(GatewayCore):
                 self._ids.new("room"),
             )
             try:
-                value = self._engine("monitor", request)
+                value = self.engine.engine("monitor", request)
             except IdTaken:
                 continue
             ref = SessionRef(**value)
-            self._hosts.put_session(ref.channel_session_id, ref.conversation_id)
+            self.engine.locations.put_session(ref.channel_session_id, ref.conversation_id)
             return ref
         raise GatewayError("could not draw an unused id in 16 attempts")
 
@@ -264,7 +257,7 @@ class Gateway(GatewayCore):
             raise BadArgumentError(
                 f"agent_login refused for {agent_id}: queues must be a list of names, not a string"
             )
-        self._engine("agents", AgentLogin(agent_id, tuple(queues), max_conversations))
+        self.engine.engine("agents", AgentLogin(agent_id, tuple(queues), max_conversations))
 
     def agent_ready(self, agent_id: str) -> None:
         self._presence(agent_id, "READY")
@@ -277,21 +270,16 @@ class Gateway(GatewayCore):
 
     def agent_join(self, agent_id: str, conversation_id: str, *, role: str = "PRIMARY") -> None:
         _text("agent_id", agent_id)
-        joined_role = _enum(
-            Role,
-            "role",
-            role,
-            allowed=frozenset({Role.PRIMARY, Role.ASSISTANT, Role.SILENT_MONITOR, Role.WHISPER}),
-        )
+        joined_role = _enum(Role, "role", role, allowed=JOIN_ROLES)
         for attempt in range(2):
             host = self._live_host(conversation_id, "agent_join")
             target = Ref(host, conversation_entity_id(conversation_id))
             try:
                 join = AgentJoin(agent_id, target, joined_role)
-                self._engine("agents", join, watch=conversation_id)
+                self.engine.engine("agents", join, watch=conversation_id)
                 return
             except NotHere:
-                self._forget(conversation_id)
+                self.engine.forget(conversation_id)
                 if attempt:
                     raise IllegalTransitionError(
                         f"agent_join refused on conversation {conversation_id}: it is closing"
@@ -348,108 +336,12 @@ class Gateway(GatewayCore):
     def end_conversation(self, conversation_id: str, *, by: str = "OPERATOR") -> None:
         self._apply(conversation_id, EndConversation(_enum(EndedBy, "by", by)))
 
-    def add_activity(self, conversation_id: str, name: str, data: Mapping[str, Any]) -> None:
-        _text("name", name)
-        payload = _payload("data", data)
-        live = Apply(AddActivity(name, payload, _APP))
-        archived = ArchivedActivity(conversation_id, name, payload)
-        self._query(conversation_id, live, archived)
-
-    def conversation(self, conversation_id: str) -> dict[str, Any]:
-        snapshot: dict[str, Any] = self._query(
-            conversation_id, SnapshotQuery(), ArchivedQuery("conversation", conversation_id)
-        )
-        return snapshot
-
-    def events(self, conversation_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
-        _after_seq(f"events refused for conversation {conversation_id}", after_seq)
-        return self._query(  # type: ignore[no-any-return]
-            conversation_id,
-            EventsQuery(after_seq),
-            ArchivedQuery("events", conversation_id, after_seq),
-        )
-
-    def history(self, room_id: str) -> list[dict[str, Any]]:
-        _text("room_id", room_id, limit=MAX_ID)
-        return self._engine("monitor", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
-
-    def status(self) -> dict[str, dict[str, int]]:
-        conversations: Status = self._engine("monitor", StatusQuery())
-        router = self._ask_direct(self._actors.monitor, Directory(self._call_id()))["router"]
-        try:
-            routing: Status = self._call(router, "", StatusQuery())
-        except Unreachable as error:
-            raise UnavailableError(f"the engine's router does not answer: {error}") from None
-        return {
-            "conversations": dict(sorted(conversations.conversations.items())),
-            "agents": dict(sorted(routing.agents.items())),
-            "queues": dict(sorted(routing.queues.items())),
-            "storage": dict(sorted(conversations.storage.items())),
-        }
-
-    # ------------------------------------------------------------------ pushed events
-
-    def subscribe_session(self, channel_session_id: str, *, after_seq: int = 0) -> int:
-        """Push this channel session's outbound events (its conversation's events) to this
-        gateway: first those after ``after_seq``, then every new one. Returns the
-        conversation's current sequence number."""
-        _text("channel_session_id", channel_session_id, limit=MAX_ID)
-        _after_seq(f"subscribe_session refused for {channel_session_id}", after_seq)
-        conversation_id = self._conversation_of(channel_session_id)
-        subscription = session_subscription(channel_session_id)
-        self._order.start(subscription, conversation_id, after_seq)  # its replay comes next
-        self._subscriptions.add(subscription)
-        request = Subscribe(subscription, self._me, after_seq)
-        seq: int = self._at_conversation(
-            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
-        )
-        return seq
-
-    def subscribe_agent(self, agent_id: str) -> None:
-        """Push the events of every conversation this agent is subscribed to (live only: a
-        desk that reconnects reads what it missed with ``events(conversation_id, after_seq)``)."""
-        _text("agent_id", agent_id)
-        subscription = agent_subscription(agent_id)
-        self._order.stop(subscription)  # the agent's entity starts afresh too
-        self._subscriptions.add(subscription)
-        self._engine("agents", Subscribe(subscription, self._me))
-
-    def unsubscribe(self, subscription: str) -> None:
-        """Stop a subscription (``"session:<id>"`` or ``"agent:<id>"``)."""
-        try:
-            kind, ident = parse_subscription(subscription)
-        except MalformedIdError as error:
-            raise BadArgumentError(f"unsubscribe refused: {error}") from None
-        self._order.stop(subscription)
-        self._subscriptions.discard(subscription)
-        if kind is SubscriptionKind.AGENT:
-            self._engine("agents", Unsubscribe(subscription))
-        else:
-            self._to_session(ident, Unsubscribe(subscription))
-
-    def pushed(self, timeout: float = 0.0) -> list[PushedEvent]:
-        """The events pushed to this gateway since the last call, oldest first; under real time
-        waits up to ``timeout`` seconds for the first one."""
-        if not self._embedded and not self._pushed and timeout > 0:
-            if self._order.waiting():  # wake up in time to read what is missing
-                timeout = min(timeout, self._order.gap_wait_s)
-            message = self._system.listen(timeout)
-            if message is not None:
-                self._intake(message)
-        self._take_messages()
-        if self._resubscribe:
-            self._restore_subscriptions()
-        if self._order.waiting():
-            self._fill_gaps()
-        events = list(self._pushed)
-        self._pushed.clear()
-        return events
-
     # ------------------------------------------------------------------ virtual clock
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock by ``seconds``, firing every timer due on the way, in order."""
-        if not self._virtual:
+        clock = self.engine.clock
+        if not isinstance(clock, VirtualClock):
             raise BadArgumentError(
                 "advance refused: this gateway runs on real time, not a virtual clock"
             )
@@ -461,31 +353,33 @@ class Gateway(GatewayCore):
             raise BadArgumentError(
                 f"advance refused: seconds must be a number >= 0, got {seconds!r}"
             )
-        target = self._now + seconds_to_ms(seconds)
-        while True:
-            self._take_messages()  # every timer owner has reported its earliest alarm
-            due = [
-                (at, owner)
-                for owner, at in self._alarms.values()
-                if at is not None and at <= target
-            ]
-            if not due:
-                break
-            at = min(a for a, _ in due)
-            self._now = max(self._now, at)
-            for when, owner in due:  # owners due at the same instant: in a fixed order
-                if when == at:
-                    self._system.tell(owner, FireAlarms(self._now))
-        self._now = target
+        system = self.engine.system
+        clock.advance(
+            clock.now + seconds_to_ms(seconds),
+            self.engine.take_messages,
+            lambda owner, now: system.tell(owner, FireAlarms(now)),
+        )
+
+    @property
+    def now_ms(self) -> int:
+        """The clock as the gateway sees it (ms since the epoch; virtual time starts at 0)."""
+        return self.engine.clock.now
+
+    # ------------------------------------------------------------------ many calls at once
+
+    def pipeline(self, *, acks: Acks = "all") -> Pipeline:
+        """Many requests at once, one message per destination, answers in the order asked
+        (:mod:`runtime.gateway_pipeline`)."""
+        return Pipeline(self.engine, self._ids, acks=acks)
 
     # ------------------------------------------------------------------ plumbing
 
     def _presence(self, agent_id: str, action: str) -> None:
         _text("agent_id", agent_id)
-        self._engine("agents", AgentPresence(agent_id, action))
+        self.engine.engine("agents", AgentPresence(agent_id, action))
 
     def _live_host(self, conversation_id: str, what: str) -> Any:
-        location = self._locate(conversation_id)
+        location = self.engine.locate(conversation_id)
         if location.host is None:
             raise IllegalTransitionError(
                 f"{what} refused on conversation {conversation_id} in state CLOSED"
@@ -493,7 +387,7 @@ class Gateway(GatewayCore):
         return location.host
 
     def _apply(self, conversation_id: str, command: Command) -> None:
-        self._at_conversation(
+        self.engine.at_conversation(
             conversation_id,
             conversation_entity_id(conversation_id),
             Apply(command),
@@ -502,86 +396,12 @@ class Gateway(GatewayCore):
 
     def _to_session(self, session_id: str, payload: Apply | Unsubscribe) -> None:
         what = _snake(type(payload.command if isinstance(payload, Apply) else payload).__name__)
-        conversation_id = self._conversation_of(session_id)
-        self._at_conversation(
+        conversation_id = self.engine.conversation_of(session_id)
+        self.engine.at_conversation(
             conversation_id, session_entity_id(session_id), payload, what, session_id=session_id
         )
 
-    def _query(self, conversation_id: str, live_query: Any, archived_query: Any) -> Any:
-        """Ask the live conversation, or the archive once it is closed (also if it closes
-        between the lookup and the call)."""
-        return self._at_conversation(
-            conversation_id,
-            conversation_entity_id(conversation_id),
-            live_query,
-            "",
-            archived=archived_query,
-        )
-
-    def _at_conversation(
-        self,
-        conversation_id: str,
-        entity: str,
-        payload: Any,
-        what: str,
-        *,
-        archived: Any = None,
-        session_id: str | None = None,
-    ) -> Any:
-        """Send ``payload`` to ``entity`` on the conversation's host and return the answer. When
-        that host no longer has it (``not_here``: the conversation closed and left, or moved),
-        look the host up again and retry once.
-
-        With ``archived`` (a query for the TopicMonitor) a closed or closing conversation is
-        answered from the archive. Without it, a closed one is refused ``{what} refused on
-        conversation ... in state CLOSED`` and one that is still not there on the retry ``...:
-        it is closing`` (naming the channel session ``session_id`` when there is one). The
-        messages are built only when refused: this is every call's path.
-
-        Connected: when nothing accepts connections at the host's address any more (its
-        process died, the TopicMonitor rebuilds its conversations elsewhere), the request was
-        not delivered: look again once, then refuse ``unavailable``."""
-        gone = False
-        for _ in range(2):
-            host = self._locate(conversation_id).host
-            if host is None:
-                if archived is not None:
-                    return self._engine("monitor", archived)
-                raise IllegalTransitionError(
-                    f"{what} refused on conversation {conversation_id} in state CLOSED"
-                )
-            try:
-                return self._call(host, entity, payload)
-            except NotHere:
-                gone = False
-                self._forget(conversation_id)
-            except Unreachable:
-                gone = True
-                self._hosts.host_lost(host)
-        if gone:
-            raise UnavailableError(
-                f"{what or 'the request'} not carried out on conversation {conversation_id}: its"
-                " host is gone and the conversation is being rebuilt from its journal; retry"
-            )
-        if archived is not None:
-            return self._engine("monitor", archived)
-        if session_id is not None:
-            raise IllegalTransitionError(
-                f"{what} refused on channel session {session_id}: its conversation is closing"
-            )
-        raise IllegalTransitionError(
-            f"{what} refused on conversation {conversation_id}: it is closing"
-        )
-
-    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
-        self._at_conversation(
-            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
-        )
-
-    def _events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
-        return self.events(conversation_id, after_seq=after_seq)
-
     def drain(self) -> None:
         """Embedded only: run the system until nothing is pending (every method already does)."""
-        if self._embedded:
-            self._system.tell(self._actors.monitor, Drain())
+        if self.engine.embedded:
+            self.engine.system.tell(self.engine.addresses.monitor, Drain())

@@ -12,6 +12,9 @@ from domain.enums import Channel, EndedBy, Role, SessionEndReason, UnsubscribeRe
 from domain.limits import MAX_NAME, MAX_PAYLOAD_BYTES, MAX_TEXT
 from runtime.gateway_types import BadArgumentError
 
+#: The roles an agent may join a conversation in.
+JOIN_ROLES = frozenset({Role.PRIMARY, Role.ASSISTANT, Role.SILENT_MONITOR, Role.WHISPER})
+
 
 @functools.cache  # a handful of class names, on every call's path
 def snake(name: str) -> str:

@@ -1,4 +1,5 @@
-"""A connected gateway's link to the engine's processes: sends that cannot hang, and a probe.
+"""Where a gateway reaches into Thespian: sends that cannot hang, a look at arrived messages,
+a probe of the admin port, and the actor objects of an in-process system.
 
 ``ActorSystem.tell`` to an address whose process is gone does not fail: Thespian retries the
 connection with a growing back-off for up to a minute (36 s measured for a killed host), and the
@@ -110,3 +111,8 @@ def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str | None:
         return (
             f"the engine's actor system does not answer on {host}:{port}: {error.strerror or error}"
         )
+
+
+def actor_object(system: Any, address: Any) -> Any:
+    """The actor object at ``address`` in an in-process (``simpleSystemBase``) system."""
+    return system._systemBase.actorRegistry[address.actorAddressString].instance

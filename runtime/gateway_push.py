@@ -1,5 +1,5 @@
 """A gateway's pushed events: taken in order, gaps read back, subscriptions the engine lost
-made again. A part of :class:`runtime.gateway_core.GatewayCore` (its methods and state)."""
+made again. A part of :class:`runtime.gateway_core.EngineLink` (its methods and state)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 from actors.messages import Pushed, Subscribe
+from domain.events import EventName
 from domain.ids import SubscriptionKind, parse_subscription
 from infra.logs import get_logger
 from runtime.gateway_cache import LocationCache
@@ -18,37 +19,37 @@ log = get_logger("cx.gateway")
 
 
 class PushedEvents:
-    _me: Any
-    _hosts: LocationCache
-    _order: PushOrder
-    _pushed: deque[PushedEvent]
-    _subscriptions: set[str]  # what to subscribe again after a restart
-    _resubscribe: set[str]  # subscriptions the engine lost
+    me: Any
+    locations: LocationCache
+    order: PushOrder
+    pushed: deque[PushedEvent]
+    subscriptions: set[str]  # what to subscribe again after a restart
+    resubscribe: set[str]  # subscriptions the engine lost
 
     def _moved(self, conversations: set[str]) -> None:
         """These conversations' host died: they are rebuilt elsewhere without subscribers."""
-        for subscription in self._subscriptions:
+        for subscription in self.subscriptions:
             kind, ident = parse_subscription(subscription)
-            if kind is SubscriptionKind.SESSION and self._hosts.conversation_of(ident) in conversations:
-                self._resubscribe.add(subscription)
+            if kind is SubscriptionKind.SESSION and self.locations.conversation_of(ident) in conversations:
+                self.resubscribe.add(subscription)
 
     def _take_pushed(self, pushed: Pushed) -> None:
         event = PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)
-        ready = self._order.add(event, pushed.previous, time.monotonic())
-        self._pushed.extend(ready)
+        ready = self.order.add(event, pushed.previous, time.monotonic())
+        self.pushed.extend(ready)
         for each in ready:
-            if each.event.get("name") == "TOPIC_STATE_CHANGED" and each.event.get("data", {}).get(
-                "to"
-            ) in ("CLOSING", "CLOSED"):
-                self._hosts.closed(each.conversation_id)
+            if each.event.get("name") == EventName.TOPIC_STATE_CHANGED and each.event.get(
+                "data", {}
+            ).get("to") in ("CLOSING", "CLOSED"):
+                self.locations.closed(each.conversation_id)
 
-    def _fill_gaps(self) -> None:
+    def fill_gaps(self) -> None:
         """Read the events missing before held ones from their conversation (see PushOrder)."""
-        for gap in self._order.gaps(time.monotonic()):
+        for gap in self.order.gaps(time.monotonic()):
             events: list[dict[str, Any]] = []
             if gap.missing:
                 try:
-                    events = self._events(gap.conversation_id, gap.after_seq)
+                    events = self.events(gap.conversation_id, gap.after_seq)
                 except GatewayError as error:  # tried again after GAP_WAIT_S
                     log.warning(
                         "pushed events missing, not read yet",
@@ -57,42 +58,42 @@ class PushedEvents:
                         error=str(error),
                     )
                     continue
-            self._pushed.extend(self._order.fill(gap, events, time.monotonic()))
+            self.pushed.extend(self.order.fill(gap, events, time.monotonic()))
 
-    def _restore_subscriptions(self) -> None:
+    def restore_subscriptions(self) -> None:
         """Subscribe again where the engine lost a subscription (it restarted, or the
         conversation was rebuilt on another host after its host died): sessions from the last
         seq handed over. One whose conversation is not back yet is tried again later."""
-        for subscription in sorted(self._resubscribe):
-            if subscription not in self._subscriptions:
-                self._resubscribe.discard(subscription)
+        for subscription in sorted(self.resubscribe):
+            if subscription not in self.subscriptions:
+                self.resubscribe.discard(subscription)
                 continue
             kind, ident = parse_subscription(subscription)
             try:
                 if kind is SubscriptionKind.SESSION:
-                    conversation_id = self._conversation_of(ident)
-                    after = self._order.last(subscription, conversation_id) or 0
-                    self._subscribe_again(conversation_id, Subscribe(subscription, self._me, after))
+                    conversation_id = self.conversation_of(ident)
+                    after = self.order.last(subscription, conversation_id) or 0
+                    self.subscribe_again(conversation_id, Subscribe(subscription, self.me, after))
                 else:
-                    self._engine("agents", Subscribe(subscription, self._me))
+                    self.engine("agents", Subscribe(subscription, self.me))
             except UnavailableError:
                 continue
             except GatewayError as error:
                 log.warning(
                     "subscription not restored", subscription=subscription, error=str(error)
                 )
-            self._resubscribe.discard(subscription)
+            self.resubscribe.discard(subscription)
 
-    # provided by GatewayCore and Gateway
+    # provided by EngineLink
 
-    def _subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
+    def subscribe_again(self, conversation_id: str, request: Subscribe) -> None:
         raise NotImplementedError
 
-    def _events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+    def events(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def _conversation_of(self, session_id: str) -> str:
+    def conversation_of(self, session_id: str) -> str:
         raise NotImplementedError
 
-    def _engine(self, role: str, payload: Any, *, watch: str | None = None) -> Any:
+    def engine(self, role: str, payload: Any, *, watch: str | None = None) -> Any:
         raise NotImplementedError

@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _same_program(config: Path | None = None) -> set[int]:
+def same_program(config: Path | None = None) -> set[int]:
     """Pids of processes running this very command line (Thespian forks its actor processes
     from the process that starts the system, so they share it until they get a title of their
     own) and, given ``config``, the processes of the system started for it."""
@@ -90,17 +90,17 @@ def write_config(directory: Path, **sections: Any) -> Path:
 def running_system(config_path: Path, *, shutdown_timeout: float = 20.0) -> Iterator[Any]:
     """Start the engine on multiprocTCPBase; on exit shut it down and make sure every one of
     its processes is gone (killing leftovers, and failing, if it is not)."""
-    before = _same_program(config_path)
+    before = same_program(config_path)
     system = start(load_config(config_path))
     try:
         yield system
     finally:
         system.shutdown()
         deadline = time.monotonic() + shutdown_timeout
-        leftovers = _same_program(config_path) - before
+        leftovers = same_program(config_path) - before
         while leftovers and time.monotonic() < deadline:
             time.sleep(0.05)
-            leftovers = _same_program(config_path) - before
+            leftovers = same_program(config_path) - before
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
         assert not leftovers, f"processes left behind after shutdown: {sorted(leftovers)}"

@@ -24,6 +24,7 @@ from actors.messages import Batch, Deliver, OpenSession, Reply, ReplyTo
 from actors.topic_monitor import TopicMonitor
 from domain.enums import Channel
 from infra.archive import Archive, StorageError
+from runtime import testing
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 from tests.conftest import MakeGateway, names
 
@@ -32,35 +33,14 @@ CLOSING = 12
 LOCKED_S = 60
 
 
-def actor(gw: Gateway, address: Any) -> Any:
-    """The actor object at ``address`` (embedded gateways only: everything is in this process)."""
-    return gw._system._systemBase.actorRegistry[address.actorAddressString].instance
-
-
 def monitor(gw: Gateway) -> TopicMonitor:
-    found: TopicMonitor = actor(gw, gw._actors.monitor)
+    found: TopicMonitor = testing.actor(gw, testing.addresses(gw).monitor)
     return found
 
 
 def archivist(gw: Gateway) -> Archivist:
-    found: Archivist = actor(gw, monitor(gw).archivist)
+    found: Archivist = testing.actor(gw, monitor(gw).archivist)
     return found
-
-
-@pytest.fixture
-def write_attempts(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
-    """Write transactions begun, by ``id()`` of the Archive object that began them."""
-    attempts: Counter[int] = Counter()
-    original = Archive._write
-
-    @contextlib.contextmanager
-    def counting(self: Archive) -> Iterator[None]:
-        attempts[id(self)] += 1
-        with original(self):
-            yield
-
-    monkeypatch.setattr(Archive, "_write", counting)
-    return attempts
 
 
 @contextlib.contextmanager
@@ -91,7 +71,7 @@ def open_sessions(gw: Gateway, prefix: str, count: int) -> list[SessionRef]:
 
 
 def test_a_locked_archive_holds_back_only_the_closing_conversations(
-    make_gateway: MakeGateway, write_attempts: Counter[int]
+    make_gateway: MakeGateway,
 ) -> None:
     """Customer messages and agent work on live conversations are answered while the lock is
     held; the TopicMonitor never waits on the lock (it does not write); the Archivist tries
@@ -101,7 +81,11 @@ def test_a_locked_archive_holds_back_only_the_closing_conversations(
     live = open_sessions(gw, "live", LIVE)
     closing = open_sessions(gw, "closing", CLOSING)
     gw.agent_login("alice", max_conversations=LIVE)
-    before = write_attempts.copy()  # e.g. the schema, written when the archive was created
+    # e.g. the schema, written when the archive was created
+    before = {
+        "monitor": monitor(gw).archive.write_attempts,
+        "archivist": archivist(gw).archive.write_attempts,
+    }
     with locked(gw.settings.storage.archive):
         for ref in closing:
             gw.end_session(ref.channel_session_id)
@@ -117,9 +101,10 @@ def test_a_locked_archive_holds_back_only_the_closing_conversations(
             assert events.count("CUSTOMER_MESSAGE") == LOCKED_S // 10
             assert events.count("AGENT_MESSAGE") == 1
         assert gw.status()["conversations"] == {"CLOSING": CLOSING, "ACTIVE": LIVE}
-        during = write_attempts - before
-        assert during[id(monitor(gw).archive)] == 0
-        assert during[id(archivist(gw).archive)] == retries_within(LOCKED_S)
+        assert monitor(gw).archive.write_attempts - before["monitor"] == 0
+        assert archivist(gw).archive.write_attempts - before["archivist"] == retries_within(
+            LOCKED_S
+        )
 
 
 def test_a_new_customer_while_the_archive_is_locked_is_refused_unavailable_leaving_nothing(
@@ -201,7 +186,7 @@ def test_a_new_archivist_takes_over_the_closing_conversations_when_it_dies(
         for ref in closing:
             gw.end_session(ref.channel_session_id)
         dead = monitor(gw).archivist
-        gw._system.tell(dead, ActorExitRequest())
+        testing.system(gw).tell(dead, ActorExitRequest())
         gw.drain()
         assert monitor(gw).archivist != dead
     gw.advance(10)
@@ -220,10 +205,11 @@ def test_sessions_of_a_customer_whose_first_contact_is_being_stored_join_one_con
         OpenSession("cust-1", Channel.WEB, "v", None, {}, f"cs-{i}", f"conv-{i}", f"room-{i}")
         for i in (1, 2)
     ]
-    items = tuple(Deliver("", r, ReplyTo(gw._me, f"open-{i}")) for i, r in enumerate(requests))
-    gw._system.tell(gw._actors.monitor, Batch(gw.now_ms, items))  # runs until quiescent
+    me, system = testing.address(gw), testing.system(gw)
+    items = tuple(Deliver("", r, ReplyTo(me, f"open-{i}")) for i, r in enumerate(requests))
+    system.tell(testing.addresses(gw).monitor, Batch(gw.now_ms, items))  # runs until quiescent
     replies: dict[str, Any] = {}
-    while (message := gw._system.listen(0)) is not None:
+    while (message := system.listen(0)) is not None:
         found = [i.payload for i in message.items] if isinstance(message, Batch) else [message]
         replies.update((r.call_id, r.value) for r in found if isinstance(r, Reply))
     answers = [replies[f"open-{i}"] for i in range(len(requests))]
@@ -270,7 +256,7 @@ def test_an_activity_added_while_a_locked_archive_holds_the_closing_is_archived_
 
 
 def test_the_topic_monitor_writes_nothing_to_the_archive_not_even_its_schema(
-    make_gateway: MakeGateway, write_attempts: Counter[int]
+    make_gateway: MakeGateway,
 ) -> None:
     """On new storage the Archivist creates the archive; from start-up through a first contact
     and an archived conversation, every write transaction is the Archivist's."""
@@ -278,9 +264,9 @@ def test_the_topic_monitor_writes_nothing_to_the_archive_not_even_its_schema(
     ref = gw.start_session("cust-1", "WEB", "v")
     gw.end_session(ref.channel_session_id)  # its last session: the conversation closes
     assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
-    assert write_attempts[id(monitor(gw).archive)] == 0
+    assert monitor(gw).archive.write_attempts == 0
     # the schema, the first contact, the closed conversation
-    assert write_attempts[id(archivist(gw).archive)] == 3
+    assert archivist(gw).archive.write_attempts == 3
 
 
 def test_a_start_on_a_file_that_is_not_an_archive_is_refused_naming_it(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ def test_journal_benchmark_smallest_case_runs(capsys: object) -> None:
 
 
 def test_simulation_budget_splits_a_run_and_puts_the_engine_back() -> None:
-    originals = {(owner, name): owner.__dict__[name] for owner, name, _ in budget._ENTRY_POINTS}
+    originals = {(owner, name): owner.__dict__[name] for owner, name, _ in budget.ENTRY_POINTS}
     scenario = Path(__file__).resolve().parent.parent / "scenarios" / "web_chat_team.yaml"
     lines = budget.measure(str(scenario), "20m")
     assert "us per event" in lines[0]

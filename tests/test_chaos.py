@@ -122,10 +122,10 @@ def test_a_gateway_whose_host_died_fails_fast_then_retries(tmp_path: Path, busy:
     in the very process that started the system, as in tests, instead blocks about 35 s in
     Thespian's ``tell`` to the dead address; docs/RELIABILITY.md.)"""
     import os
-    import signal
     import subprocess
     import sys
 
+    from runtime import testing
     from runtime.gateway import Gateway
     from tests.multiproc_support import running_system, write_config
 
@@ -153,10 +153,8 @@ def test_a_gateway_whose_host_died_fails_fast_then_retries(tmp_path: Path, busy:
         try:
             assert caller.stdout is not None and caller.stdin is not None
             assert caller.stdout.readline().strip() == "ready"
-            from actors.messages import Ping
-
-            host = gw._locate(ref.conversation_id).host
-            os.kill(int(gw._system.ask(host, Ping("pid"), 10).value["pid"]), signal.SIGKILL)
+            host = testing.host_of(gw, ref.conversation_id)
+            testing.kill(gw, host)
             _wait_until_rebuilt(gw, ref.conversation_id, host)
             caller.stdin.write("go\n")
             caller.stdin.flush()
@@ -186,11 +184,9 @@ def test_agent_join_after_the_conversations_host_died_fails_fast(tmp_path: Path)
     the whole ``ASK_TIMEOUT_S`` (30 s) before ``UnavailableError("no answer from the engine
     within 30 s")``. Documented: a call waiting on a dead host fails within about 1 s. The
     retry must then work (the agent's reserved slot must not be lost)."""
-    import os
-    import signal
     import time
 
-    from actors.messages import Ping
+    from runtime import testing
     from runtime.gateway import Gateway, GatewayError
     from tests.multiproc_support import eventually, running_system, write_config
 
@@ -198,8 +194,8 @@ def test_agent_join_after_the_conversations_host_died_fails_fast(tmp_path: Path)
     with running_system(config), Gateway.connect(config) as gw:
         ref = gw.start_session("cust-1", "WEB", "v")
         gw.agent_login("alice", max_conversations=1)
-        host = gw._locate(ref.conversation_id).host  # cached, as after any call
-        os.kill(int(gw._system.ask(host, Ping("pid"), 10).value["pid"]), signal.SIGKILL)
+        host = testing.host_of(gw, ref.conversation_id)  # cached, as after any call
+        testing.kill(gw, host)
         _wait_until_rebuilt(gw, ref.conversation_id, host)
         started = time.monotonic()
         with contextlib.suppress(GatewayError):
@@ -236,10 +232,13 @@ def _wait_until_rebuilt(gw: object, conversation_id: str, dead_host: object) -> 
     """Until the TopicMonitor has the conversation on another host (it told the gateways that
     watch hosts about the dead one before it rebuilt it there)."""
     from actors.messages import Locate
+    from runtime import testing
     from tests.multiproc_support import eventually
 
     def moved() -> bool:
-        location = gw._call(gw._actors.monitor, "", Locate(conversation_id=conversation_id))  # type: ignore[attr-defined]
+        location = testing.call(
+            gw, testing.addresses(gw).monitor, Locate(conversation_id=conversation_id)
+        )
         return bool(location.host is not None and location.host != dead_host)
 
     eventually(moved)

@@ -347,15 +347,15 @@ def test_send_offers_the_gateway_operations() -> None:
 def test_restrict_binds_wildcard_addresses_to_the_configured_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from thespian.system.transport.IPBase import TCPv4ActorAddress
+    from runtime.bind import binds_to
 
     monkeypatch.setenv(ADDRESS_VARIABLE, "127.0.0.1")  # restored after the test
     settings = load_config(None)
     restrict(settings)
     # What Thespian's TCPTransport binds: an "external" address is ('', port) unpatched.
-    assert TCPv4ActorAddress(None, 0, external=True).bindArgs == (("127.0.0.1", 0),)
-    assert TCPv4ActorAddress(None, 1234, external=("", 1234)).bindArgs == (("127.0.0.1", 1234),)
-    assert TCPv4ActorAddress("127.0.0.2", 99).bindArgs == (("127.0.0.2", 99),)  # explicit: kept
+    assert binds_to(None, 0, external=True) == (("127.0.0.1", 0),)
+    assert binds_to(None, 1234, external=("", 1234)) == (("127.0.0.1", 1234),)
+    assert binds_to("127.0.0.2", 99) == (("127.0.0.2", 99),)  # explicit: kept
 
     wide = dataclasses.replace(settings.system, bind="10.1.2.3", allow_wide_bind=False)
     with pytest.raises(ConfigError, match=r"system\.bind"):

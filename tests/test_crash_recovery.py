@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import testing
 from runtime.gateway import Gateway, GatewayError
 from tests.multiproc_support import eventually, running_system, write_config
 
@@ -16,11 +17,7 @@ pytestmark = pytest.mark.multiproc
 
 
 def _host_pid(gw: Gateway, conversation_id: str) -> int:
-    from actors.messages import Ping
-
-    location = gw._locate(conversation_id)  # the test reaches into the gateway to find the host
-    answer = gw._system.ask(location.host, Ping("pid"), 10)
-    return int(answer.value["pid"])
+    return testing.pid_of(gw, testing.host_of(gw, conversation_id))
 
 
 def _send(gw: Gateway, session_id: str, message_id: str) -> None:
@@ -91,8 +88,8 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
     keeps its live conversation."""
     from infra.config import load_config
     from runtime.system import start
-    from tests.multiproc_support import _same_program
     from tests.multiproc_support import running_system as restarted
+    from tests.multiproc_support import same_program
 
     config = write_config(
         tmp_path,
@@ -102,7 +99,7 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
             "fsync": "always",
         },
     )
-    before = _same_program(config)
+    before = same_program(config)
     system = start(load_config(config))
     try:
         with Gateway.connect(config) as gw:
@@ -112,9 +109,9 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
             gw.customer_message(ref.channel_session_id, "before the crash", message_id="m-1")
             events = gw.events(ref.conversation_id)
     finally:
-        for pid in _same_program(config) - before:
+        for pid in same_program(config) - before:
             os.kill(pid, signal.SIGKILL)
-        eventually(lambda: not (_same_program(config) - before), timeout=60)
+        eventually(lambda: not (same_program(config) - before), timeout=60)
     del system
 
     with restarted(config), Gateway.connect(config) as gw:
@@ -138,8 +135,8 @@ def test_killed_router_and_bot_are_replaced_and_lose_nothing(tmp_path: Path) -> 
 
     def pid_of(gw: Gateway, role: str) -> int | None:
         """The process of the Router or the Bot (None while the one named has just died)."""
-        address = gw._ask_direct(gw._actors.monitor, Directory("dir"))[role]
-        answer = gw._system.ask(address, Ping("pid"), 2)
+        address = testing.ask(gw, testing.addresses(gw).monitor, Directory("dir"))[role]
+        answer = testing.system(gw).ask(address, Ping("pid"), 2)
         return None if answer is None else int(answer.value["pid"])
 
     config = write_config(tmp_path)

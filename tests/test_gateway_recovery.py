@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from actors.messages import Ping
 from infra.config import load_config
+from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 from runtime.system import start
-from tests.multiproc_support import _same_program, eventually, running_system, write_config
+from tests.multiproc_support import eventually, running_system, same_program, write_config
 
 pytestmark = pytest.mark.multiproc
 
@@ -27,19 +27,18 @@ HANG_S = 5.0
 
 
 def pid_of(gw: Gateway, address: Any) -> int:
-    answer: dict[str, Any] = gw._ask_direct(address, Ping(gw._call_id()))
-    return int(answer["pid"])
+    return testing.pid_of(gw, address)
 
 
 @contextmanager
 def crashable_system(config: Path) -> Iterator[Callable[[], None]]:
     """Start the engine; yields a function that crashes it (kills every process of it, as
     :func:`crash`), which also runs at the end."""
-    before = _same_program()
+    before = same_program()
     start(load_config(config))  # crashed, never shut down
 
     def crash_it() -> None:
-        crash(_same_program(config) - before)
+        crash(same_program(config) - before)
 
     try:
         yield crash_it
@@ -71,7 +70,7 @@ def test_a_call_to_a_conversation_whose_host_was_just_killed_is_answered_at_once
     with running_system(config), Gateway.connect(config) as gw:
         ref = gw.start_session("cust-1", "WEB", "visitor-1")
         gw.customer_message(ref.channel_session_id, "before", message_id="m-1")
-        os.kill(pid_of(gw, gw._locate(ref.conversation_id).host), signal.SIGKILL)
+        os.kill(pid_of(gw, testing.host_of(gw, ref.conversation_id)), signal.SIGKILL)
         started = time.monotonic()
         try:
             gw.customer_message(ref.channel_session_id, "after", message_id="m-2")

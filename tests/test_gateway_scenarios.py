@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from runtime import testing
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -1521,8 +1522,7 @@ def test_calls_to_a_closed_or_departed_conversation_say_which_and_why(
         gw.end_conversation(cid)
         departed = gw.start_session("cust-2", "WEB", "w")
         did, ds = departed.conversation_id, departed.channel_session_id
-        host_address = gw._locate(did).host
-        host = gw._system._systemBase.actorRegistry[host_address.actorAddressString].instance
+        host = testing.actor(gw, testing.host_of(gw, did))
         del host.entities[f"c:{did}"], host.entities[f"s:{ds}"]
 
         closed_at, closing = f"on conversation {cid} in state CLOSED", "its conversation is closing"

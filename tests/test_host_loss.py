@@ -20,26 +20,31 @@ from thespian.actors import ActorExitRequest
 
 from actors import agent, agent_supervisor
 from actors.agent_supervisor import AgentSupervisor
-from actors.messages import AgentJoin, AgentPresence, Directory, OpenSession, Reply, ReplyTo
+from actors.messages import (
+    AgentJoin,
+    AgentPresence,
+    Deliver,
+    Directory,
+    OpenSession,
+    Reply,
+    ReplyTo,
+    StateReport,
+)
 from actors.placement import HostInfo, Placement
 from actors.topic_monitor import TopicMonitor
 from domain.enums import Channel
+from runtime import testing
 from runtime.gateway import BadArgumentError, Gateway, GatewayError, UnavailableError
 from tests.conftest import MakeGateway, names, watchdog
 
 
-def actor(gw: Gateway, address: Any) -> Any:
-    """The actor object at ``address`` (embedded gateways only: everything is in this process)."""
-    return gw._system._systemBase.actorRegistry[address.actorAddressString].instance
-
-
 def supervisor(gw: Gateway) -> AgentSupervisor:
-    found: AgentSupervisor = actor(gw, gw._actors.agents)
+    found: AgentSupervisor = testing.actor(gw, testing.addresses(gw).agents)
     return found
 
 
 def monitor(gw: Gateway) -> TopicMonitor:
-    found: TopicMonitor = actor(gw, gw._actors.monitor)
+    found: TopicMonitor = testing.actor(gw, testing.addresses(gw).monitor)
     return found
 
 
@@ -175,16 +180,16 @@ def test_forwarded_requests_are_kept_only_until_answered(
     # are forgotten once their callers have long given up, and never more than the bound.
     gw.agent_login("bob")
     host = supervisor(gw).placement["bob"]
-    lost, ready = ReplyTo(gw._me, "call-lost"), AgentPresence("bob", "READY")
+    lost, ready = ReplyTo(testing.address(gw), "call-lost"), AgentPresence("bob", "READY")
     gw.advance(agent_supervisor.FORWARDED_TTL_MS / 1000)
-    table["fwd-old"] = agent_supervisor._Forwarded(
+    table["fwd-old"] = agent_supervisor.ForwardedRequest(
         lost, host, "bob", ready, gw.now_ms - agent_supervisor.FORWARDED_TTL_MS
     )
     gw.agent_ready("bob")
     assert table == {}
     monkeypatch.setattr(agent_supervisor, "MAX_FORWARDED", 2)
-    table["fwd-a"] = agent_supervisor._Forwarded(lost, host, "bob", ready, gw.now_ms)
-    table["fwd-b"] = agent_supervisor._Forwarded(lost, host, "bob", ready, gw.now_ms)
+    table["fwd-a"] = agent_supervisor.ForwardedRequest(lost, host, "bob", ready, gw.now_ms)
+    table["fwd-b"] = agent_supervisor.ForwardedRequest(lost, host, "bob", ready, gw.now_ms)
     gw.agent_not_ready("bob")  # "fwd-a" makes room: answered unavailable and dropped
     assert list(table) == ["fwd-b"]
 
@@ -221,15 +226,21 @@ def test_an_opened_conversation_whose_answer_was_lost_with_its_host_is_answered_
     rebuilt from the journal, and the caller, whose answer may have been lost with the host, is
     told it is open rather than to retry."""
     gw = make_gateway()
-    original = TopicMonitor._state_report
-    monkeypatch.setattr(TopicMonitor, "_state_report", lambda self, report: None)
+    original = TopicMonitor.on_deliver
+
+    def drop_state_reports(self: TopicMonitor, item: Deliver, sender: Any) -> None:
+        if not isinstance(item.payload, StateReport):
+            original(self, item, sender)
+
+    monkeypatch.setattr(TopicMonitor, "on_deliver", drop_state_reports)
     ref = gw.start_session("cust-1", "WEB", "v")
-    monkeypatch.setattr(TopicMonitor, "_state_report", original)
-    host = gw._locate(ref.conversation_id).host
-    gw._system.tell(host, ActorExitRequest())
+    monkeypatch.setattr(TopicMonitor, "on_deliver", original)
+    host = testing.host_of(gw, ref.conversation_id)
+    system = testing.system(gw)
+    system.tell(host, ActorExitRequest())
 
     answers = []
-    while (message := gw._system.listen(0)) is not None:
+    while (message := system.listen(0)) is not None:
         answers.append(message)
     opened = {
         "conversation_id": ref.conversation_id,
@@ -238,7 +249,7 @@ def test_an_opened_conversation_whose_answer_was_lost_with_its_host_is_answered_
     }
     assert [a.value for a in answers if isinstance(a, Reply)] == [opened]
     assert all(o.opening is None for o in monitor(gw).live.values())
-    gw._forget(ref.conversation_id)
+    testing.forget_host(gw, ref.conversation_id)
     assert gw.conversation(ref.conversation_id)["state"] == "CREATED"
 
 
@@ -253,12 +264,14 @@ def test_a_host_notice_waiting_at_a_direct_ask_is_kept_not_taken_for_the_answer(
     from the engine to Directory", and the notice was lost with the stale address."""
     gw = make_gateway(virtual_time=False)  # a real-time gateway watches hosts
     ref = gw.start_session("cust-1", "WEB", "v")
-    host = gw._locate(ref.conversation_id).host
-    assert gw._hosts.as_dict() == {ref.conversation_id: host}
-    gw._system.tell(host, ActorExitRequest())  # the notice waits in the gateway's mailbox
-    directory = gw._ask_direct(gw._actors.monitor, Directory(gw._call_id()))
+    host = testing.host_of(gw, ref.conversation_id)
+    assert testing.location_cache(gw).as_dict() == {ref.conversation_id: host}
+    # the notice waits in the gateway's mailbox
+    testing.system(gw).tell(host, ActorExitRequest())
+    directory = testing.ask(gw, testing.addresses(gw).monitor, Directory("call-directory"))
     assert set(directory) == {"router", "bot"}
-    assert gw._hosts.as_dict() == {}  # the notice was taken in: the dead address is dropped
+    # the notice was taken in: the dead address is dropped
+    assert testing.location_cache(gw).as_dict() == {}
     gw.customer_message(ref.channel_session_id, "after the host died")
     assert "CUSTOMER_MESSAGE" in names(gw, ref.conversation_id)
 
@@ -270,11 +283,11 @@ def test_the_virtual_clock_moves_on_after_a_host_with_alarms_dies(
     on its new host."""
     gw = make_gateway()
     ref = gw.start_session("cust-1", "WEB", "browser-1")  # its inactivity timer is pending
-    host = gw._locate(ref.conversation_id).host
-    gw._system.tell(host, ActorExitRequest())  # rebuilt on another host from the journal
+    host = testing.host_of(gw, ref.conversation_id)
+    testing.system(gw).tell(host, ActorExitRequest())  # rebuilt on another host from the journal
     with watchdog(10, "advance after a host died"):  # it used to fire at the dead host forever
         gw.advance(2 * 3600)  # past every inactivity timer
-    assert str(host) not in gw._alarms
+    assert str(host) not in testing.alarms(gw)
     assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
 
 
@@ -284,7 +297,7 @@ def test_a_session_the_conversation_would_refuse_stores_nothing(make_gateway: Ma
     gw = make_gateway()
     request = OpenSession("cust-x", Channel.WEB, "", None, {}, "cs-r1", "conv-r1", "room-r1")
     with pytest.raises(BadArgumentError, match="identifier must be a non-empty string"):
-        gw._call(gw._actors.monitor, "", request)
+        testing.call(gw, testing.addresses(gw).monitor, request)
     found = monitor(gw)
     assert "conv-r1" not in found.live and "cs-r1" not in found.session_conversation
     assert found.archive is not None and found.archive.room("room-r1") is None
@@ -301,7 +314,7 @@ def test_a_join_whose_conversation_host_died_frees_the_agents_slot_in_time(
     gw = make_gateway()
     ref = gw.start_session("cust-1", "WEB", "browser-1")
     gw.agent_login("alice", max_conversations=1)
-    conversation_host = gw._locate(ref.conversation_id).host
+    conversation_host = testing.host_of(gw, ref.conversation_id)
     original = AgentSupervisor.on_deliver
 
     def on_deliver(self: AgentSupervisor, item: Any, sender: Any) -> None:
@@ -330,12 +343,12 @@ def test_a_waiting_request_is_routed_to_its_conversation_rebuilt_on_another_host
     gw = make_gateway()
     ref = gw.start_session("cust-1", "WEB", "browser-1")
     gw.request_agent(ref.conversation_id)  # no agent yet: the request waits in the Router
-    dead = gw._locate(ref.conversation_id).host
-    gw._system.tell(dead, ActorExitRequest())  # rebuilt on another host from the journal
+    dead = testing.host_of(gw, ref.conversation_id)
+    testing.system(gw).tell(dead, ActorExitRequest())  # rebuilt on another host from the journal
     gw.agent_login("alice")
     gw.agent_ready("alice")  # routed now: to the conversation where it lives now
-    gw._forget(ref.conversation_id)
-    assert gw._locate(ref.conversation_id).host != dead
+    testing.forget_host(gw, ref.conversation_id)
+    assert testing.host_of(gw, ref.conversation_id) != dead
     snapshot = gw.conversation(ref.conversation_id)
     assert snapshot["state"] == "ACTIVE"
     assert "alice" in [p["id"] for p in snapshot["participants"]]
@@ -350,7 +363,7 @@ def test_a_session_subscription_survives_its_conversations_host_dying(
     ref = gw.start_session("cust-1", "WEB", "v")
     gw.subscribe_session(ref.channel_session_id)
     before = [p.event["seq"] for p in gw.pushed()]
-    gw._system.tell(gw._locate(ref.conversation_id).host, ActorExitRequest())
+    testing.system(gw).tell(testing.host_of(gw, ref.conversation_id), ActorExitRequest())
     assert gw.pushed() == []  # the notice is taken in; nothing new to push
     gw.customer_message(ref.channel_session_id, "after the host died")
     after = [p.event for p in gw.pushed()]

@@ -21,8 +21,8 @@ from thespian.actors import ActorExitRequest
 from infra.archive import StorageError
 from infra.config import load_config
 from infra.journal_read import JournalDamagedError, read_directory
-from infra.journal_segment import _FRAME, HEADER, JournalError, encode_frame, read_segment
-from runtime import procs
+from infra.journal_segment import FRAME, HEADER, JournalError, encode_frame, read_segment
+from runtime import procs, testing
 from runtime.gateway import Gateway, UnavailableError, UnknownIdError
 from runtime.system import start
 from tests.conftest import salvage_storage
@@ -36,9 +36,9 @@ def frames(data: bytes) -> list[tuple[int, int]]:
     """(offset, size) of every frame of an undamaged segment."""
     found, offset = [], len(HEADER)
     while offset < len(data):
-        length, _ = _FRAME.unpack_from(data, offset)
-        found.append((offset, _FRAME.size + length))
-        offset += _FRAME.size + length
+        length, _ = FRAME.unpack_from(data, offset)
+        found.append((offset, FRAME.size + length))
+        offset += FRAME.size + length
     return found
 
 
@@ -80,7 +80,7 @@ def damaged_copy(
     shutil.copytree(written["root"], root)
     (segment,) = (root / "journal").glob("*/*.seg")
     content = bytearray(segment.read_bytes())
-    content[(written["at"] if at is None else at) + _FRAME.size + 3] ^= 0x10
+    content[(written["at"] if at is None else at) + FRAME.size + 3] ^= 0x10
     segment.write_bytes(bytes(content))
     return root, segment, bytes(content)
 
@@ -219,7 +219,7 @@ def test_damage_in_a_segment_that_is_not_the_last_is_mid_log(tmp_path: Path) -> 
 def test_reading_resumes_at_the_next_valid_frame_after_damage(tmp_path: Path) -> None:
     records = [{"k": "cmd", "c": "conv-1", "n": n} for n in range(3)]
     data = bytearray(HEADER + b"".join(encode_frame(r) for r in records))
-    data[len(HEADER) + len(encode_frame(records[0])) + _FRAME.size + 2] ^= 1
+    data[len(HEADER) + len(encode_frame(records[0])) + FRAME.size + 2] ^= 1
     path = tmp_path / "00000001.seg"
     path.write_bytes(bytes(data))
     items = list(read_segment(path))
@@ -245,13 +245,11 @@ def test_host_loss_recovery_stops_at_mid_log_damage_and_keeps_the_journal(
         (segment,) = (tmp_path / "journal").glob("*/*.seg")
         data = bytearray(segment.read_bytes())
         offset, _ = frames(bytes(data))[2]
-        data[offset + _FRAME.size + 1] ^= 0x40
+        data[offset + FRAME.size + 1] ^= 0x40
         segment.write_bytes(bytes(data))
-        monitor = gw._system._systemBase.actorRegistry[
-            gw._actors.monitor.actorAddressString
-        ].instance
+        monitor = testing.actor(gw, testing.addresses(gw).monitor)
         (host,) = monitor.placement.hosts.values()
-        gw._system.tell(host.address, ActorExitRequest())
+        testing.system(gw).tell(host.address, ActorExitRequest())
         assert gw.status()["conversations"] == {}  # none restored from the damaged journal
         for ref in refs:
             with pytest.raises(UnknownIdError):
@@ -272,7 +270,7 @@ def test_cx_start_refuses_mid_log_damage_in_one_line_and_exits_3(tmp_path: Path)
     (segment,) = (tmp_path / "journal").glob("*/*.seg")
     data = bytearray(segment.read_bytes())
     offset, _ = frames(bytes(data))[1]
-    data[offset + _FRAME.size + 1] ^= 0x40
+    data[offset + FRAME.size + 1] ^= 0x40
     segment.write_bytes(bytes(data))
     try:
         started = cx("start", "--config", str(config), cwd=tmp_path)

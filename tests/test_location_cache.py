@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from runtime import testing
 from runtime.gateway import Gateway
 from runtime.gateway_cache import LOCATION_CACHE_SIZE, LocationCache
 
@@ -35,11 +36,11 @@ def test_a_conversation_the_gateway_saw_close_is_dropped_from_its_cache(
     for ref in refs:
         gw.subscribe_session(ref.channel_session_id)
         gw.customer_message(ref.channel_session_id, "hello")
-    assert len(gw._hosts) == 5
+    assert len(testing.location_cache(gw)) == 5
     for ref in refs:
         gw.end_conversation(ref.conversation_id)
     gw.pushed()  # their TOPIC_STATE_CHANGED to CLOSING
-    assert len(gw._hosts) == 0
+    assert len(testing.location_cache(gw)) == 0
 
 
 def test_a_dead_hosts_conversations_are_dropped_from_the_cache() -> None:

@@ -129,15 +129,13 @@ class Sampler(threading.Thread):
         }
 
     def run(self) -> None:
-        limit = self.server.limits.inflight_requests
         while not self.stop.wait(0.005):
             worst = self.worst
             worst["worker_pending"] = max(worst["worker_pending"], self.server.worker.pending())
             for connection in list(self.server.pool.members):
-                worst["out_frames"] = max(worst["out_frames"], len(connection._out))
+                worst["out_frames"] = max(worst["out_frames"], connection.out_frames)
                 worst["out_bytes"] = max(worst["out_bytes"], connection.out_bytes)
-                in_flight = limit - connection._inflight._value
-                worst["in_flight"] = max(worst["in_flight"], in_flight)
+                worst["in_flight"] = max(worst["in_flight"], connection.in_flight)
             worst["rss"] = max(worst["rss"], rss_bytes())
 
 

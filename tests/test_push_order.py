@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from actors.messages import Batch, Deliver, Pushed
+from runtime import testing
 from runtime.gateway import Gateway, PushedEvent, SessionRef
 from runtime.gateway_order import PushOrder
 
@@ -73,7 +72,7 @@ def inject(gw: Gateway, ref: SessionRef, events: list[dict[str, Any]]) -> None:
     """Hand the gateway pushed events as the transport would, in the order given."""
     sub = f"session:{ref.channel_session_id}"
     items = tuple(Deliver("", Pushed(sub, ref.conversation_id, e)) for e in events)
-    gw._intake(Batch(0, items))
+    testing.take_in(gw, Batch(0, items))
 
 
 def test_the_gateway_hands_over_pushed_events_in_seq_order(
@@ -89,16 +88,15 @@ def test_the_gateway_hands_over_pushed_events_in_seq_order(
 
 
 def test_the_gateway_reads_a_missing_pushed_event_back_instead_of_skipping_it(
-    make_gateway: Callable[..., Gateway], monkeypatch: pytest.MonkeyPatch
+    make_gateway: Callable[..., Gateway],
 ) -> None:
     gw = make_gateway()
     ref = gw.start_session("cust-1", "WEB", "v")
     current = gw.subscribe_session(ref.channel_session_id)
     assert [p.event["seq"] for p in gw.pushed()] == list(range(1, current + 1))
     lost: list[int] = []
-    intake = gw._intake
 
-    def lose_one(message: Any) -> None:  # the transport gives up the first pushed event
+    def lose_one(message: Any) -> Any:  # the transport gives up the first pushed event
         if isinstance(message, Batch) and not lost:
             kept = []
             for item in message.items:
@@ -107,12 +105,11 @@ def test_the_gateway_reads_a_missing_pushed_event_back_instead_of_skipping_it(
                 else:
                     kept.append(item)
             message = Batch(message.now, tuple(kept))
-        intake(message)
+        return message
 
-    monkeypatch.setattr(gw, "_intake", lose_one)
-    gw._order.gap_wait_s = 0.0  # a held event is a gap at once (no waiting in a test)
-    gw.customer_message(ref.channel_session_id, "hello")
-    monkeypatch.undo()
+    testing.push_order(gw).gap_wait_s = 0.0  # a held event is a gap at once (no waiting)
+    with testing.arrivals_through(gw, lose_one):
+        gw.customer_message(ref.channel_session_id, "hello")
     assert lost == [current + 1]
     pushed = [p.event for p in gw.pushed()]
     assert pushed == gw.events(ref.conversation_id, after_seq=current)

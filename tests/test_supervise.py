@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from actors.messages import Ping
 from infra.config import Settings, load_config
-from runtime import control, pidfile, procs, supervise
+from runtime import control, pidfile, procs, supervise, testing
 from runtime.cli import main
 from runtime.cli_status import EXIT_DEGRADED
 from runtime.gateway import Gateway
@@ -237,8 +236,7 @@ def engine(tmp_path: Path) -> Iterator[tuple[Path, Settings, pidfile.Record]]:
 
 
 def _pid(gw: Gateway, role: str) -> int:
-    address = getattr(gw._actors, role)  # the test reaches into the gateway for the actor
-    return int(gw._system.ask(address, Ping("pid"), 10).value["pid"])
+    return testing.pid_of(gw, getattr(testing.addresses(gw), role))
 
 
 def _replaced(settings: Settings, role: str, old: int) -> pidfile.Record:
@@ -362,7 +360,7 @@ def test_stop_kills_a_system_whose_daemon_and_admin_died_without_asking_the_dead
     def shutdown_through_admin(settings: Settings) -> None:
         raise AssertionError("cx stop asked a dead admin to shut the system down")
 
-    monkeypatch.setattr(control, "_shutdown_through_admin", shutdown_through_admin)
+    monkeypatch.setattr(control, "shutdown_through_admin", shutdown_through_admin)
     stopped = control.stop(settings)
     assert {record.pids["logger"], record.pids["monitor"]} <= stopped.killed
     assert record.session is not None and not procs.session_members(record.session)

@@ -488,11 +488,11 @@ class _Checker:
         assert machine.seq == len(driver.events) + pending
 
         for step in driver.steps[self.checked_steps :]:
-            self._check_step(step)
+            self.check_step(step)
         self.checked_steps = len(driver.steps)
         self._check_state()
 
-    def _check_step(self, step: Step) -> None:
+    def check_step(self, step: Step) -> None:
         events = step.events
         # one trigger, one timestamp (an ArchiveCommitted publishes events of the CLOSING time)
         if not isinstance(step.command, ArchiveCommitted):
@@ -719,4 +719,4 @@ def test_property_checker_rejects_a_broken_sequence() -> None:
     alarm = TimerFired(TimerKey(TimerKind.AGENT_SLA), 1, 100)
     step = Step(alarm, driver.now, State.INACTIVE, State.INACTIVE, [Publish(fake)])
     with pytest.raises(AssertionError):
-        checker._check_step(step)
+        checker.check_step(step)

@@ -68,6 +68,11 @@ class Connection(Outbound):
         self.in_bytes = 0
         self._inflight = asyncio.Semaphore(self._limits.inflight_requests)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests read from this client that the worker has not answered yet."""
+        return len(self._in)
+
     # ------------------------------------------------------------------ worker side
 
     def deliver(self, frame: bytes, *, is_answer: bool) -> None:

@@ -77,6 +77,7 @@ NOT_OFFERED: Final[Mapping[str, str]] = {
     "close": "the gateway's own connection to the engine",
     "drain": "embedded engines only",
     "pushed": "pushed events come as push frames",
+    "pipeline": "a connection pipelines by sending requests without waiting for answers",
     "connect": "a constructor",
     "embedded": "a constructor",
 }

@@ -45,6 +45,11 @@ class Outbound:
         self._closing = False  # reading stopped; what is queued is written, then closed
         self._closed = False  # the transport is closed or aborted
 
+    @property
+    def out_frames(self) -> int:
+        """Frames queued and not yet written."""
+        return len(self._out)
+
     def send(self, frame: bytes) -> None:
         """Queue a frame; a client whose queue is full is disconnected (it does not read)."""
         if self._closing or self._closed:

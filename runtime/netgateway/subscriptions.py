@@ -18,7 +18,7 @@ from infra.logs import get_logger
 from runtime.gateway import BadArgumentError, PushedEvent, UnknownIdError
 from runtime.netgateway.codec import push
 
-__all__ = ["EngineSide", "Holding", "Peer", "Subscriptions"]
+__all__ = ["EngineSide", "Holding", "Peer", "SubscriptionTable"]
 
 log = get_logger("cx.netgateway")
 
@@ -55,7 +55,7 @@ class Holding:
     position: int = 0
 
 
-class Subscriptions:
+class SubscriptionTable:
     """Holders of every subscription, at most ``limit`` subscriptions a connection."""
 
     def __init__(self, engine: EngineSide, limit: int) -> None:

@@ -4,7 +4,7 @@ A :class:`~runtime.gateway.Gateway` (embedded or connected) is not thread-safe, 
 thread, the :class:`Worker`, holds it: it runs the requests of every connection from one FIFO
 queue, in order, and when idle it polls ``gateway.pushed(timeout)`` and routes each pushed
 event to the connections that hold its subscription (its
-:class:`~runtime.netgateway.subscriptions.Subscriptions` table).
+:class:`~runtime.netgateway.subscriptions.SubscriptionTable` table).
 
 Results go back through the connection (a :class:`~runtime.netgateway.subscriptions.Peer`),
 whose ``deliver`` is thread-safe.
@@ -45,7 +45,7 @@ from runtime.gateway import (
 )
 from runtime.netgateway.codec import Request, answer, failure
 from runtime.netgateway.ops import plain_result
-from runtime.netgateway.subscriptions import Holding, Peer, Subscriptions
+from runtime.netgateway.subscriptions import Holding, Peer, SubscriptionTable
 
 __all__ = ["Job", "Worker", "WorkerLimits"]
 
@@ -98,7 +98,7 @@ class Worker(threading.Thread):
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self._stopping = threading.Event()
-        self._table = Subscriptions(self, limits.subscriptions)
+        self._table = SubscriptionTable(self, limits.subscriptions)
         self._down: str | None = None  # why the engine is taken as unreachable
         self._last_probe = 0.0
         self._last_reconnect = 0.0

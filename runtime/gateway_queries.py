@@ -1,0 +1,87 @@
+"""What a gateway reads from the engine, and activities it adds: the part of
+:class:`runtime.gateway.Gateway`'s public API that asks a live conversation, or the archive
+once it is closed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from actors.messages import (
+    Apply,
+    ArchivedActivity,
+    ArchivedQuery,
+    Directory,
+    EventsQuery,
+    SnapshotQuery,
+    Status,
+    StatusQuery,
+)
+from domain.commands import AddActivity
+from domain.enums import ParticipantType
+from domain.ids import conversation_entity_id
+from domain.limits import MAX_ID
+from domain.records import Emitter
+from runtime.gateway_args import after_seq as _after_seq
+from runtime.gateway_args import payload as _payload
+from runtime.gateway_args import text as _text
+from runtime.gateway_core import EngineLink
+from runtime.gateway_transport import Unreachable
+from runtime.gateway_types import UnavailableError
+
+_APP = Emitter("gateway", ParticipantType.APP)
+
+
+class Queries:
+    engine: EngineLink
+
+    def add_activity(self, conversation_id: str, name: str, data: Mapping[str, Any]) -> None:
+        _text("name", name)
+        payload = _payload("data", data)
+        live = Apply(AddActivity(name, payload, _APP))
+        archived = ArchivedActivity(conversation_id, name, payload)
+        self._query(conversation_id, live, archived)
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        snapshot: dict[str, Any] = self._query(
+            conversation_id, SnapshotQuery(), ArchivedQuery("conversation", conversation_id)
+        )
+        return snapshot
+
+    def events(self, conversation_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
+        _after_seq(f"events refused for conversation {conversation_id}", after_seq)
+        return self._query(  # type: ignore[no-any-return]
+            conversation_id,
+            EventsQuery(after_seq),
+            ArchivedQuery("events", conversation_id, after_seq),
+        )
+
+    def history(self, room_id: str) -> list[dict[str, Any]]:
+        _text("room_id", room_id, limit=MAX_ID)
+        return self.engine.engine("monitor", ArchivedQuery("history", room_id))  # type: ignore[no-any-return]
+
+    def status(self) -> dict[str, dict[str, int]]:
+        link = self.engine
+        conversations: Status = link.engine("monitor", StatusQuery())
+        router = link.ask_direct(link.addresses.monitor, Directory(link.call_id()))["router"]
+        try:
+            routing: Status = link.call(router, "", StatusQuery())
+        except Unreachable as error:
+            raise UnavailableError(f"the engine's router does not answer: {error}") from None
+        return {
+            "conversations": dict(sorted(conversations.conversations.items())),
+            "agents": dict(sorted(routing.agents.items())),
+            "queues": dict(sorted(routing.queues.items())),
+            "storage": dict(sorted(conversations.storage.items())),
+        }
+
+    def _query(self, conversation_id: str, live_query: Any, archived_query: Any) -> Any:
+        """Ask the live conversation, or the archive once it is closed (also if it closes
+        between the lookup and the call)."""
+        return self.engine.at_conversation(
+            conversation_id,
+            conversation_entity_id(conversation_id),
+            live_query,
+            "",
+            archived=archived_query,
+        )
