@@ -19,11 +19,6 @@ BEING_SPLIT = frozenset(
     {
         "domain/conversation.py",
         "actors/conversation.py",
-        "actors/messages.py",
-        "actors/topic_monitor.py",
-        "infra/journal.py",
-        "infra/archive.py",
-        "runtime/gateway.py",
     }
 )
 

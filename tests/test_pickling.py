@@ -8,7 +8,11 @@ from types import ModuleType
 
 import pytest
 
-import actors.messages
+import actors.messages.agents
+import actors.messages.conversations
+import actors.messages.envelope
+import actors.messages.monitor
+import actors.messages.system
 import domain.commands
 import domain.records
 from actors.messages import Apply, Batch, Deliver, EventDelivery, Ref, ReplyTo
@@ -17,7 +21,15 @@ from domain.enums import EventType, ParticipantType, SessionEndReason
 from domain.records import Emitter, Event
 from domain.timers import TimerKey, TimerKind
 
-MODULES = (actors.messages, domain.commands, domain.records)
+MODULES = (
+    actors.messages.envelope,
+    actors.messages.system,
+    actors.messages.monitor,
+    actors.messages.conversations,
+    actors.messages.agents,
+    domain.commands,
+    domain.records,
+)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

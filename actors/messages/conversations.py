@@ -1,0 +1,124 @@
+"""To and from a conversation entity: commands, queries, subscriptions, deliveries and alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.messages.envelope import Failure, Ref, ReplyTo
+from domain.commands import Command
+from domain.enums import Role
+from domain.pickling import pickle_by_field_names
+from domain.records import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """A state machine command for a conversation (from a gateway, bot, agent or router)."""
+
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    """An Agent entity asks the conversation to subscribe it."""
+
+    agent_id: str
+    role: Role | None
+    request_id: str | None
+    agent: Ref
+    origin: ReplyTo | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeOutcome:
+    conversation_id: str
+    conversation: Ref
+    request_id: str | None
+    counted: bool  # counts against the agent's limit (not a supervisor)
+    failure: Failure | None
+    origin: ReplyTo | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDelivery:
+    """Fan-out to a subscriber: the events one command published, in seq order (one message
+    per trigger and subscriber, not one per event)."""
+
+    events: tuple[Event, ...]
+    conversation: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class BotDelivery:
+    """An event for the bot, with what the bot needs to know of its conversation, so that the
+    Bot actor keeps no state per conversation (a restarted Bot loses nothing). ``events``: those
+    of one command that the bot reacts to, in seq order."""
+
+    events: tuple[Event, ...]
+    conversation: Ref
+    bot_role: Role | None
+    agent_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A gateway wants the outbound events of a channel session or an agent pushed to it.
+
+    For a channel session the conversation first replays its events after ``after_seq`` and
+    then pushes every new one, in order, with no gap and no repeat."""
+
+    subscription: str  # "session:<id>" or "agent:<id>"
+    subscriber: Any  # the gateway's address
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    subscription: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachSubscriber:
+    """Conversation -> its channel session: push these events, then every new one."""
+
+    subscription: str
+    subscriber: Any
+    replay: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """One outbound event for a subscribed gateway (the event as the gateway returns it).
+
+    ``previous``: the seq of the event pushed before it on this subscription for this
+    conversation (0: none), so that the gateway can put them in order and see a gap; None where
+    the events follow each other (a channel session's: seq - 1)."""
+
+    subscription: str
+    conversation_id: str
+    event: dict[str, Any]
+    previous: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A timer alarm of an entity, delivered by its host's heap."""
+
+    key: Hashable  # a TimerKey of the state machine, or an entity's own key
+    token: int
+    percent: int
+
+
+pickle_by_field_names(globals())  # after every class above: see domain.pickling

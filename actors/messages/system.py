@@ -1,0 +1,128 @@
+"""Bootstrap and wiring of the engine's actors, host loss, and the virtual clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.pickling import pickle_by_field_names
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Sent to every long-lived actor once at boot: settings and each other's addresses."""
+
+    settings: Any  # infra.config.Settings
+    monitor: Any
+    router: Any
+    bot: Any
+    agents: Any
+    virtual: bool
+    now: int
+    clock: Any = None  # virtual clock: the gateway driving it (see ClockDriver)
+
+
+@dataclass(frozen=True, slots=True)
+class Rewired:
+    """The Router or the Bot was restarted at a new address: use this wiring from now on.
+
+    ``reroute``: a new Router, which knows nothing: conversations re-send their pending agent
+    request, agents report their availability again. One message, so that nothing is sent to
+    the new Router before its address is known (a fresh address may be held back by Thespian
+    until the actor exists, while a message without one would overtake it)."""
+
+    wiring: Wiring
+    reroute: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reroute:
+    """A new Router knows nothing: conversations re-send their pending agent request, agents
+    report their availability again."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsLost:
+    """These agents' host died: conversations they were in ask for them again (Reattach)."""
+
+    agent_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Answered by the TopicMonitor with the current addresses of the Router and the Bot."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostInit:
+    host_id: str
+    kind: str  # "conversations" or "agents"
+    wiring: Wiring
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchHosts:
+    """A gateway asks to be told when a conversation host dies (it caches hosts' addresses:
+    a send to a dead one would block in Thespian for half a minute)."""
+
+    address: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HostLost:
+    address: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ClockDriver:
+    """Virtual clock only: the gateway that drives the clock; timer owners report to it."""
+
+    address: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmAt:
+    """Virtual clock only: a timer owner's earliest alarm changed (None: it has none)."""
+
+    owner: Any
+    at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FireAlarms:
+    """Virtual clock only: move the clock to ``now`` and fire every alarm due by then."""
+
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTimerOwners:
+    """Answered by the TopicMonitor with the Router and every conversation host."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhoAmI:
+    """Answered with :class:`Reply` whose value is the asker's address (how a gateway learns
+    the address that forwarded answers must go to)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Answered with ``Reply({"pid": ..., "actor": ...})``: which process runs an actor."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Does nothing: lets a caller run a simpleSystemBase until it is quiescent."""
+
+
+pickle_by_field_names(globals())  # after every class above: see domain.pickling
