@@ -1,4 +1,4 @@
-"""The performance suite: every figure of issue 6 beside its raw Thespian reference, measured
+"""The performance suite: every performance target beside its raw Thespian reference, measured
 in the same run, on multiprocTCPBase.
 
     python -m bench                 # full sizes (about 15 minutes)

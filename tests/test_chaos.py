@@ -1,4 +1,4 @@
-"""The chaos test's short run (issue 7, item 1): a real system under load from two gateway
+"""The chaos test's short run: a real system under load from two gateway
 processes for 20 s while conversation hosts are killed with SIGKILL every 2 to 4 s (seeded).
 
 Every acknowledged event must be stored exactly once, with no gaps, no room with two live

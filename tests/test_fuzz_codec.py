@@ -1,4 +1,4 @@
-"""Fuzzing the network gateway's frame decoder (issue 7, item 3).
+"""Fuzzing the network gateway's frame decoder.
 
 Random and malformed frame bodies go through what the server does with a body (``decode``, then
 ``parse_request`` and ``check_args``): each only ever returns a value or raises ``ProtocolError``

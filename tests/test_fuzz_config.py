@@ -1,4 +1,4 @@
-"""Fuzzing the config loader (issue 7, item 3).
+"""Fuzzing the config loader.
 
 ``load_config`` on random and malformed YAML files and mappings only ever returns ``Settings`` or
 raises ``ConfigError`` naming the source (and the key), within a time bound; what it accepts

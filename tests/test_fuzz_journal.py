@@ -1,4 +1,4 @@
-"""Fuzzing the journal reader (issue 7, item 3).
+"""Fuzzing the journal reader.
 
 ``read_segment``/``read_directory`` on random and damaged segments only ever yield records and
 at most one damage string (last), or raise ``JournalError`` naming the file, within a time bound.

@@ -1,4 +1,4 @@
-"""Overload (issue 7, item 4): clients that send faster than the engine can process.
+"""Overload: clients that send faster than the engine can process.
 
 The network gateway bounds what it holds for each connection (docs/PROTOCOL.md, "Limits"):
 requests in flight (beyond them it stops reading that socket: TCP back-pressure), outbound

@@ -1,4 +1,4 @@
-"""Security checks (issue 7, item 5).
+"""Security checks.
 
 - No listening socket of a running system (admin, logger, every actor process, the processes
   that joined it, the network gateway) is bound beyond loopback by default, and none accepts
