@@ -75,6 +75,7 @@ class HostContext(Protocol):
     def has(self, entity_id: str) -> bool: ...
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None: ...
     def forget_journal(self, conversation_id: str) -> None: ...
+    def journal_records(self, conversation_id: str) -> list[dict[str, Any]]: ...
 
 
 class Host(TimedActor):
@@ -145,6 +146,9 @@ class Host(TimedActor):
         if self._journal is not None:
             self._journal.forget(conversation_id)
 
+    def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
+        return [] if self._journal is None else self._journal.records_of(conversation_id)
+
     # journal durability ----------------------------------------------------------------
 
     def before_send(self) -> None:
@@ -180,7 +184,8 @@ class Host(TimedActor):
         sessions: list[Entity] = [
             e
             for e in self.entities.values()
-            if isinstance(e, ChannelSessionEntity) and e.conversation_entity == f"c:{conversation_id}"
+            if isinstance(e, ChannelSessionEntity)
+            and e.conversation_entity == f"c:{conversation_id}"
         ]
         gone = {e.id for e in [conversation, *sessions] if e is not None}
         for entity_id in gone:
@@ -282,7 +287,7 @@ class Host(TimedActor):
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine, first, now)
+            conversation = ConversationEntity(machine)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
             self.journal(machine.id, open_record(machine, first, now))
@@ -329,9 +334,7 @@ class Host(TimedActor):
         if journal_again:
             for record in rebuilt.records:
                 self.journal(conversation_id, record)
-        conversation = ConversationEntity(rebuilt.machine, rebuilt.first, rebuilt.opened_at)
-        conversation.log = rebuilt.log
-        conversation.applied = rebuilt.applied
+        conversation = ConversationEntity(rebuilt.machine, rebuilt.log)
         self.spawn(conversation)
         old_sessions: dict[str, ChannelSessionEntity] = {}
         if previous is not None:

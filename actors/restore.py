@@ -1,4 +1,5 @@
-"""Rebuilding a conversation from its journal records, by replaying its commands.
+"""Rebuilding a conversation from its journal records, by replaying its commands; reading
+the events a conversation published back from those records.
 
 The state machine is deterministic: the same commands at the same times give the same state,
 the same timer tokens and the same events. The events replayed are compared with the events
@@ -30,11 +31,8 @@ from infra.codec import (
 @dataclass
 class Rebuilt:
     machine: ConversationMachine
-    first: Any  # the StartSession that opened it
-    opened_at: int
-    log: list[Event]
+    log: list[Event]  # every event, while the conversation is rebuilt
     records: list[dict[str, Any]]  # the records to journal again on the new host
-    applied: list[tuple[Any, int]] = field(default_factory=list)  # commands replayed, with times
     problems: list[str] = field(default_factory=list)
 
 
@@ -65,18 +63,8 @@ def command_record(
 
 def rebuild(opened: dict[str, Any], commands: list[dict[str, Any]]) -> Rebuilt:
     """Replay a conversation's records; raises CodecError if its open record is unusable."""
-    first = decode_command(opened["first"])
-    machine, effects = ConversationMachine.open(
-        conversation_id=opened["c"],
-        room_id=opened["room"],
-        customer_id=opened["customer"],
-        first=first,
-        policy=decode_policy(opened["policy"]),
-        now=opened["t"],
-        direction=Direction(opened["dir"]),
-    )
-    log = [e.event for e in effects if isinstance(e, Publish)]
-    rebuilt = Rebuilt(machine, first, opened["t"], log, [opened])
+    machine, log = _reopen(opened)
+    rebuilt = Rebuilt(machine, log, [opened])
     for record in commands:
         try:
             command = decode_command(record["cmd"])
@@ -92,5 +80,32 @@ def rebuild(opened: dict[str, Any], commands: list[dict[str, Any]]) -> Rebuilt:
             )
         rebuilt.log.extend(journaled)
         rebuilt.records.append(record)
-        rebuilt.applied.append((command, record["t"]))
     return rebuilt
+
+
+def _reopen(opened: dict[str, Any]) -> tuple[ConversationMachine, list[Event]]:
+    machine, effects = ConversationMachine.open(
+        conversation_id=opened["c"],
+        room_id=opened["room"],
+        customer_id=opened["customer"],
+        first=decode_command(opened["first"]),
+        policy=decode_policy(opened["policy"]),
+        now=opened["t"],
+        direction=Direction(opened["dir"]),
+    )
+    return machine, [e.event for e in effects if isinstance(e, Publish)]
+
+
+def journaled_events(records: list[dict[str, Any]]) -> list[Event]:
+    """Every event a conversation published, in order, from its journal records: those of its
+    opening by replaying the open record (the machine is deterministic), the others as they
+    were journaled. Raises CodecError or KeyError if a record is unusable."""
+    events: list[Event] = []
+    conversation_id = room_id = ""
+    for record in records:
+        if record["k"] == "open":
+            machine, events = _reopen(record)
+            conversation_id, room_id = machine.id, machine.room_id
+        elif record["k"] == "cmd":
+            events += [decode_event(conversation_id, room_id, e) for e in record.get("ev", [])]
+    return events

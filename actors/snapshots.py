@@ -21,20 +21,6 @@ def event_dict(event: Event) -> dict[str, Any]:
     }
 
 
-def events_after(events: list[Event], after_seq: int) -> list[Event]:
-    """The events with seq > ``after_seq`` (``events`` in seq order: the new ones are at the
-    end, so the walk is as long as what is returned)."""
-    start = len(events)
-    while start > 0 and events[start - 1].seq > after_seq:
-        start -= 1
-    return events[start:]
-
-
-def event_dicts(events: list[Event], after_seq: int = 0) -> list[dict[str, Any]]:
-    """``event_dict`` of each event with seq > ``after_seq`` (``events`` in seq order)."""
-    return [event_dict(e) for e in events_after(events, after_seq)]
-
-
 def record_dict(record: ConversationRecord) -> dict[str, Any]:
     return {
         "id": record.id,
