@@ -34,8 +34,8 @@ def events_after(events: Sequence[Event], after_seq: int) -> list[Event]:
 
 
 class EventWindow:
-    def __init__(self, events: Iterable[Event] = (), size: int = RECENT_EVENTS) -> None:
-        self._recent: deque[Event] = deque(events, maxlen=size)
+    def __init__(self, events: Iterable[Event] = (), size: int | None = None) -> None:
+        self._recent: deque[Event] = deque(events, maxlen=size or RECENT_EVENTS)
 
     def __len__(self) -> int:
         return len(self._recent)
