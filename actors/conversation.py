@@ -9,7 +9,6 @@ as effects. Every published event joins the window before it is fanned out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -70,13 +69,10 @@ from domain.effects import (
     RouteRequest,
     TellBot,
 )
-from domain.enums import SUPERVISOR_ROLES, State, ThresholdAction
+from domain.enums import SUPERVISOR_ROLES, State
 from domain.errors import Refused
-from domain.policy import Policy, Threshold
 from domain.records import Event
 from infra.codec import CodecError
-from infra.config import Settings
-from infra.timefmt import seconds_to_ms
 
 if TYPE_CHECKING:
     from actors.host import HostContext
@@ -86,36 +82,6 @@ ARCHIVE_BACKOFF_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 
 class _Poisoned(Exception):
     """A command failed inside the machine for a reason other than a refusal."""
-
-
-def policy_of(settings: Settings) -> Policy:
-    """The state machine's view of the configuration (times in ms)."""
-    timers, routing = settings.timers, settings.routing
-    return Policy(
-        bot_enabled=settings.bot.enabled,
-        wrap_up_enabled=timers.wrap_up_enabled,
-        wrap_up_ms=seconds_to_ms(timers.wrap_up_seconds),
-        hold_max_ms=seconds_to_ms(timers.hold_max_seconds),
-        agent_sla_ms=seconds_to_ms(timers.agent_sla_seconds),
-        agent_sla_thresholds=_thresholds(timers.agent_sla_thresholds),
-        queue_sla_ms=MappingProxyType(
-            {
-                name: seconds_to_ms(queue.agent_sla_seconds)
-                for name, queue in routing.queues.items()
-                if queue.agent_sla_seconds is not None
-            }
-        ),
-        inactivity_ms=seconds_to_ms(timers.customer_inactivity_seconds),
-        channel_inactivity_ms=MappingProxyType(
-            {k: seconds_to_ms(v) for k, v in timers.customer_inactivity_channels.items()}
-        ),
-        inactivity_thresholds=_thresholds(timers.customer_inactivity_thresholds),
-        default_queue=routing.default_queue,
-    )
-
-
-def _thresholds(items: Iterable[Any]) -> tuple[Threshold, ...]:
-    return tuple(Threshold(t.percent, ThresholdAction(t.action)) for t in items)
 
 
 def conversation_entity_id(conversation_id: str) -> str:
@@ -368,17 +334,7 @@ class ConversationEntity:
         if role is not None and request.request_id is None:
             # Already subscribed (a join repeated after a host failure): nothing to change.
             self.agents[request.agent_id] = request.agent
-            host.post(
-                request.agent,
-                SubscribeOutcome(
-                    self.machine.id,
-                    host.ref(self.id),
-                    None,
-                    role not in SUPERVISOR_ROLES,
-                    None,
-                    request.origin,
-                ),
-            )
+            self._answer(request, host, None, role not in SUPERVISOR_ROLES)
             return
         command = SubscribeAgent(request.agent_id, request.role, request.request_id)
         now = host.now()
@@ -391,33 +347,25 @@ class ConversationEntity:
                 if isinstance(refusal, Refused)
                 else Failure(call_id, "internal", str(refusal))
             )
-            host.post(
-                request.agent,
-                SubscribeOutcome(
-                    self.machine.id,
-                    host.ref(self.id),
-                    request.request_id,
-                    False,
-                    failure,
-                    request.origin,
-                ),
-            )
+            self._answer(request, host, request.request_id, False, failure)
             return
         host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.agents[request.agent_id] = request.agent
-        counted = request.role not in SUPERVISOR_ROLES
-        host.post(
-            request.agent,
-            SubscribeOutcome(
-                self.machine.id,
-                host.ref(self.id),
-                request.request_id,
-                counted,
-                None,
-                request.origin,
-            ),
-        )
+        self._answer(request, host, request.request_id, request.role not in SUPERVISOR_ROLES)
         self.perform(effects, host)
+
+    def _answer(
+        self,
+        request: SubscribeRequest,
+        host: HostContext,
+        request_id: str | None,
+        counted: bool,
+        failure: Failure | None = None,
+    ) -> None:
+        outcome = SubscribeOutcome(
+            self.machine.id, host.ref(self.id), request_id, counted, failure, request.origin
+        )
+        host.post(request.agent, outcome)
 
     # ------------------------------------------------------------------ closing
 

@@ -21,7 +21,7 @@ import structlog
 from actors.agent import AgentEntity
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
-from actors.conversation import ConversationEntity, policy_of
+from actors.conversation import ConversationEntity
 from actors.durability import PROBE_KEY, Durability, Item
 from actors.messages import (
     AgentLogin,
@@ -41,6 +41,7 @@ from actors.messages import (
     Wiring,
 )
 from actors.restore import Rebuilt, open_record, rebuild
+from actors.settings_policy import policy_of
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
 from domain.errors import Refused

@@ -17,13 +17,14 @@ from domain.enums import (
     SUPERVISOR_ROLES,
     Channel,
     Direction,
+    EventType,
     ParticipantType,
     Role,
     SessionEndReason,
     State,
 )
 from domain.errors import IllegalTransition, InvalidArgument, Refused, UnknownParticipant
-from domain.machine_parts import CommandPlan, Participant, Session
+from domain.machine_parts import Bucket, CommandPlan, Participant, Session
 from domain.policy import Policy, Threshold
 from domain.records import (
     SYSTEM,
@@ -31,6 +32,7 @@ from domain.records import (
     Emitter,
     Event,
     ParticipantRecord,
+    Payload,
     SessionRecord,
 )
 from domain.timers import RunningTimer, TimerKey, TimerKind
@@ -91,6 +93,28 @@ class MachineBase:
 
     def _commit(self, work: Self) -> None:
         self.__dict__.update(work.__dict__)
+
+    # ------------------------------------------------------------------ the plan
+
+    def _begin(self, now: int) -> CommandPlan:
+        self._plan = CommandPlan(now)
+        return self._plan
+
+    @property
+    def _t(self) -> CommandPlan:
+        assert self._plan is not None, "no command in progress"
+        return self._plan
+
+    def _emit(
+        self,
+        bucket: Bucket,
+        name: str,
+        emitter: Emitter,
+        session_id: str | None,
+        data: Payload,
+        event_type: EventType | None = None,
+    ) -> None:
+        self._t.events.append((bucket, name, emitter, session_id, data, event_type))
 
     # ------------------------------------------------------------------ queries
 

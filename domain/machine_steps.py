@@ -14,10 +14,8 @@ from domain.bot import BOT_INTERESTS
 from domain.commands import StartSession
 from domain.effects import (
     ArchiveConversation,
-    ArmAlarm,
     CancelRoute,
     Deliver,
-    DisarmTimer,
     Effect,
     Publish,
     ReleaseAgent,
@@ -37,39 +35,15 @@ from domain.enums import (
     UnsubscribeReason,
 )
 from domain.events import EVENT_TYPES, EventName
-from domain.machine_base import BOT, BOT_ID, MachineBase
-from domain.machine_parts import Bucket, CommandPlan, Participant, Session, bucket_of
+from domain.machine_base import BOT, BOT_ID
+from domain.machine_parts import Bucket, Participant, Session, bucket_of
+from domain.machine_timers import HOLD_KEY, MachineTimers
 from domain.records import SYSTEM, ConversationRecord, Emitter, Event, Payload
-from domain.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
-from domain.transitions import LIFECYCLE, Action, Trigger, may_run, transition_for
-
-AGENT_SLA_KEY = TimerKey(TimerKind.AGENT_SLA)
-HOLD_KEY = TimerKey(TimerKind.HOLD)
+from domain.timers import TimerKey, TimerKind
+from domain.transitions import LIFECYCLE, Action, Trigger, transition_for
 
 
-class MachineSteps(MachineBase):
-    # ------------------------------------------------------------------ the plan
-
-    def _begin(self, now: int) -> CommandPlan:
-        self._plan = CommandPlan(now)
-        return self._plan
-
-    @property
-    def _t(self) -> CommandPlan:
-        assert self._plan is not None, "no command in progress"
-        return self._plan
-
-    def _emit(
-        self,
-        bucket: Bucket,
-        name: str,
-        emitter: Emitter,
-        session_id: str | None,
-        data: Payload,
-        event_type: EventType | None = None,
-    ) -> None:
-        self._t.events.append((bucket, name, emitter, session_id, data, event_type))
-
+class MachineSteps(MachineTimers):
     def _finish(self) -> list[Effect]:
         t = self._t
         self._settle_timers(t)
@@ -232,81 +206,6 @@ class MachineSteps(MachineBase):
             for p in record.participants
         )
         return replace(record, state=State.CLOSED, participants=participants, seq=self.seq)
-
-    # ------------------------------------------------------------------ timers
-
-    def _settle_timers(self, t: CommandPlan) -> None:
-        """Stop the timers the command stopped or whose rule no longer holds, then start the
-        ones it started whose rule holds (see ``TIMER_RULES``)."""
-        state = self.state
-        stops = [
-            k
-            for k, d in t.timers.items()
-            if (d is None or not may_run(k, state, self)) and k in self._timers
-        ]
-        stops += [k for k in self._timers if k not in t.timers and not may_run(k, state, self)]
-        starts = [(k, d) for k, d in t.timers.items() if d is not None and may_run(k, state, self)]
-        for key in stops:
-            del self._timers[key]
-            t.effects.append(DisarmTimer(key))
-            if key.kind in OBSERVABLE_KINDS:
-                self._emit(
-                    Bucket.TIMER_STOPPED,
-                    f"{key.kind}_STOPPED",
-                    SYSTEM,
-                    self._subject_session(key),
-                    {},
-                )
-        for key, duration in starts:
-            self._next_token += 1
-            token = self._next_token
-            self._timers[key] = RunningTimer(token, t.now, t.now + duration)
-            for threshold in self._thresholds(key.kind):
-                at = t.now + duration * threshold.percent // 100
-                t.effects.append(ArmAlarm(key, token, at, threshold.percent))
-            t.effects.append(ArmAlarm(key, token, t.now + duration, 100))
-            if key.kind in OBSERVABLE_KINDS:
-                self._emit(
-                    Bucket.TIMER_STARTED,
-                    f"{key.kind}_STARTED",
-                    SYSTEM,
-                    self._subject_session(key),
-                    {"seconds": duration / 1000},
-                )
-
-    @staticmethod
-    def _subject_session(key: TimerKey) -> str | None:
-        return key.subject if key.kind is TimerKind.CUSTOMER_SLA else None
-
-    def _stop(self, key: TimerKey) -> None:
-        self._t.timers.pop(key, None)
-        self._t.timers[key] = None
-
-    def _stop_all(self, kind: TimerKind) -> None:
-        keys = {k for k in self._timers if k.kind is kind} | {
-            k for k in self._t.timers if k.kind is kind
-        }
-        for key in sorted(keys):
-            self._stop(key)
-
-    def _start(self, key: TimerKey, duration: int) -> None:
-        self._t.timers.pop(key, None)
-        self._t.timers[key] = duration
-
-    def _start_inactivity(self, session: Session) -> None:
-        if session.channel is not Channel.VOICE:
-            self._start(
-                TimerKey(TimerKind.CUSTOMER_SLA, session.id),
-                self.policy.inactivity_for(session.channel),
-            )
-
-    def _start_all_inactivity(self) -> None:
-        for session in self._sessions.values():
-            if session.live:
-                self._start_inactivity(session)
-
-    def _start_agent_sla(self) -> None:
-        self._start(AGENT_SLA_KEY, self.policy.sla_ms(self.queue))
 
     # ------------------------------------------------------------------ sessions, participants
 
