@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from domain.records import Event
 
 #: How many of its most recent events a conversation keeps in memory.
-RECENT_EVENTS = 256
+RECENT_EVENTS = 128
 
 
 class EventsUnavailable(Exception):

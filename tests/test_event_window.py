@@ -11,6 +11,7 @@ from actors import event_window
 from actors.conversation import ConversationEntity
 from actors.messages import EventsQuery, ReplyTo
 from actors.restore import open_record
+from bench.memory import measure
 from domain.commands import AgentMessage, CustomerMessage, StartSession
 from domain.conversation import ConversationMachine
 from domain.enums import Channel
@@ -99,3 +100,11 @@ def test_the_archive_of_a_conversation_longer_than_the_window_holds_every_event(
     archived = gw.events(cid)
     assert [e["seq"] for e in archived] == list(range(1, len(archived) + 1))
     assert archived[: len(live)] == live
+
+
+def test_a_conversation_stops_growing_once_its_event_window_is_full() -> None:
+    """2,000 messages hold about the memory of 300: the window is full from about 100 on."""
+    at_300, at_2000 = measure([300, 2_000])
+    assert at_300.events_in_memory == at_2000.events_in_memory == event_window.RECENT_EVENTS
+    assert at_2000.events_published > 6 * at_300.events_in_memory
+    assert at_2000.bytes < 1.1 * at_300.bytes
