@@ -123,7 +123,11 @@ class ConversationMachine(MachineReports):
                 BOT_ID, ParticipantType.BOT, Role.PRIMARY, now
             )
             machine._emit(
-                Bucket.PARTICIPANT, EventName.BOT_SUBSCRIBED, BOT, None, {"role": "PRIMARY"}
+                Bucket.PARTICIPANT,
+                EventName.BOT_SUBSCRIBED,
+                BOT,
+                None,
+                {"role": Role.PRIMARY.value},
             )
         if first.channel is not Channel.VOICE:
             machine._start(

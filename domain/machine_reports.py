@@ -8,13 +8,20 @@ from typing import Any
 
 from domain.commands import AddActivity, ArchiveCommitted, RoutingUpdate, TimerFired
 from domain.effects import ArchiveConversation, ArchiveLate, Effect
-from domain.enums import EventType, ResumeReason, SessionEndReason, State, UnsubscribeReason
+from domain.enums import (
+    EventType,
+    ResumeReason,
+    SessionEndReason,
+    State,
+    ThresholdAction,
+    UnsubscribeReason,
+)
 from domain.errors import InvalidArgument
 from domain.events import RESERVED_NAMES, EventName
 from domain.machine_parts import Bucket
 from domain.machine_steps import MachineSteps
 from domain.records import SYSTEM, Emitter, Event
-from domain.timers import OBSERVABLE_KINDS, TimerKind
+from domain.timers import OBSERVABLE_KINDS, TIMER_EVENTS, TimerKind
 from domain.transitions import LIFECYCLE, Trigger, transition_for
 
 _ROUTING_REPORTS = frozenset(
@@ -71,10 +78,13 @@ class MachineReports(MachineSteps):
             self._begin(now)
             self._emit(
                 Bucket.OWN,
-                f"{kind.value}_THRESHOLD",
+                TIMER_EVENTS[kind].threshold,
                 SYSTEM,
                 session_id,
-                {"percent": cmd.percent, "action": threshold.action.value if threshold else "NONE"},
+                {
+                    "percent": cmd.percent,
+                    "action": (threshold.action if threshold else ThresholdAction.NONE).value,
+                },
             )
             return self._finish()
         del self._timers[cmd.key]  # expired: it is no longer running, and emits no _STOPPED

@@ -9,7 +9,7 @@ from domain.enums import Channel
 from domain.machine_base import MachineBase
 from domain.machine_parts import Bucket, CommandPlan, Session
 from domain.records import SYSTEM
-from domain.timers import OBSERVABLE_KINDS, RunningTimer, TimerKey, TimerKind
+from domain.timers import OBSERVABLE_KINDS, TIMER_EVENTS, RunningTimer, TimerKey, TimerKind
 from domain.transitions import may_run
 
 AGENT_SLA_KEY = TimerKey(TimerKind.AGENT_SLA)
@@ -34,7 +34,7 @@ class MachineTimers(MachineBase):
             if key.kind in OBSERVABLE_KINDS:
                 self._emit(
                     Bucket.TIMER_STOPPED,
-                    f"{key.kind}_STOPPED",
+                    TIMER_EVENTS[key.kind].stopped,
                     SYSTEM,
                     self._subject_session(key),
                     {},
@@ -50,7 +50,7 @@ class MachineTimers(MachineBase):
             if key.kind in OBSERVABLE_KINDS:
                 self._emit(
                     Bucket.TIMER_STARTED,
-                    f"{key.kind}_STARTED",
+                    TIMER_EVENTS[key.kind].started,
                     SYSTEM,
                     self._subject_session(key),
                     {"seconds": duration / 1000},
