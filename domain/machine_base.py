@@ -84,9 +84,9 @@ class MachineBase:
         work = object.__new__(type(self))
         work.__dict__.update(self.__dict__)
         work.data = dict(self.data)
-        work._sessions = {k: replace(v) for k, v in self._sessions.items()}
-        work._participants = {k: replace(v) for k, v in self._participants.items()}
-        work._timers = {k: replace(v) for k, v in self._timers.items()}
+        work._sessions = {k: v.copy() for k, v in self._sessions.items()}
+        work._participants = {k: v.copy() for k, v in self._participants.items()}
+        work._timers = {k: v.copy() for k, v in self._timers.items()}
         work._closing_events = list(self._closing_events)
         work._plan = None
         return work

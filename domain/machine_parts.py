@@ -52,6 +52,18 @@ class Session:
     def live(self) -> bool:
         return self.state is SessionState.STARTED
 
+    def copy(self) -> Session:
+        return Session(
+            self.id,
+            self.channel,
+            self.identifier,
+            self.state,
+            self.started_at,
+            self.data,
+            self.end_reason,
+            self.ended_at,
+        )
+
 
 @dataclass(slots=True)
 class Participant:
@@ -61,6 +73,9 @@ class Participant:
     joined_at: int
     state: ParticipantState = ParticipantState.SUBSCRIBED
     left_at: int | None = None
+
+    def copy(self) -> Participant:
+        return Participant(self.id, self.type, self.role, self.joined_at, self.state, self.left_at)
 
     @property
     def subscribed(self) -> bool:

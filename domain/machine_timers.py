@@ -21,13 +21,18 @@ class MachineTimers(MachineBase):
         """Stop the timers the command stopped or whose rule no longer holds, then start the
         ones it started whose rule holds (see ``TIMER_RULES``)."""
         state = self.state
-        stops = [
-            k
-            for k, d in t.timers.items()
-            if (d is None or not may_run(k, state, self)) and k in self._timers
-        ]
-        stops += [k for k in self._timers if k not in t.timers and not may_run(k, state, self)]
-        starts = [(k, d) for k, d in t.timers.items() if d is not None and may_run(k, state, self)]
+        verdicts: dict[TimerKey, bool] = {}
+
+        def allowed(key: TimerKey) -> bool:
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = may_run(key, state, self)
+            return verdict
+
+        running = self._timers
+        stops = [k for k, d in t.timers.items() if k in running and (d is None or not allowed(k))]
+        stops += [k for k in running if k not in t.timers and not allowed(k)]
+        starts = [(k, d) for k, d in t.timers.items() if d is not None and allowed(k)]
         for key in stops:
             del self._timers[key]
             t.effects.append(DisarmTimer(key))

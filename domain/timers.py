@@ -59,3 +59,6 @@ class RunningTimer:
     started_at: int
     deadline: int
     fired: tuple[int, ...] = ()  # thresholds (percent) already reached
+
+    def copy(self) -> RunningTimer:
+        return RunningTimer(self.token, self.started_at, self.deadline, self.fired)
