@@ -78,5 +78,6 @@ class ChannelSessionEntity:
 
     def _delivered(self, event: Event) -> None:
         self.delivered_seq = event.seq
-        if event.name == "CUSTOMER_MESSAGE" and event.channel_session_id == self.session_id:
-            self.seen_message_ids.add(str(event.data["message_id"]))
+        message_id = event.message_id_from(self.session_id)
+        if message_id is not None:
+            self.seen_message_ids.add(message_id)

@@ -1,18 +1,21 @@
 """The Conversation entity: a thin shell that performs what the state machine decides.
 
-It owns the machine, the published event log and the subscriber list (channel sessions on the
-same host, agents, the bot). Every published event is appended to the log before it is fanned
-out, and every state change is reported to the TopicMonitor.
+It owns the machine, its recent events (:mod:`actors.event_window`) and the agents' addresses.
+It performs the machine's effects in order and decides nothing itself: which sessions get a
+command's events, what the bot is told and which state is reported to the TopicMonitor all come
+as effects. Every published event joins the window before it is fanned out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
+from actors.event_window import EventsUnavailable, EventWindow
 from actors.messages import (
     AgentRef,
     AgentsLost,
@@ -29,6 +32,7 @@ from actors.messages import (
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
+    Failure,
     JoinSession,
     Reattach,
     Ref,
@@ -41,7 +45,8 @@ from actors.messages import (
     SubscribeOutcome,
     SubscribeRequest,
 )
-from actors.snapshots import event_dicts, record_dict
+from actors.restore import published_events
+from actors.snapshots import event_dict, record_dict
 from domain.commands import (
     ArchiveCommitted,
     Command,
@@ -55,29 +60,21 @@ from domain.effects import (
     ArchiveLate,
     ArmAlarm,
     CancelRoute,
+    DeliverEvents,
     DisarmTimer,
     Effect,
     Publish,
     ReleaseAgent,
+    ReportState,
     RouteRequest,
+    TellBot,
 )
 from domain.enums import SUPERVISOR_ROLES, State
 from domain.errors import CxError, ErrorKind, Refused
 from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.records import Event
-from domain.sequence import events_after
+from infra.codec import CodecError
 from infra.journal_records import closed_record, command_record
-
-#: What the bot reacts to; everything else would only cost it messages.
-BOT_INTERESTS = frozenset(
-    {
-        "BOT_SUBSCRIBED",
-        "CUSTOMER_MESSAGE",
-        "CONVERSATION_PAUSED",
-        "CONVERSATION_RESUMED",
-        "NO_AGENT_AVAILABLE",
-    }
-)
 
 if TYPE_CHECKING:
     from actors.context import HostContext
@@ -89,18 +86,13 @@ class _Poisoned(CxError):
     """A command failed inside the machine for a reason other than a refusal."""
 
 
-
-
 class ConversationEntity:
-    def __init__(self, machine: ConversationMachine, first: StartSession, opened_at: int) -> None:
+    def __init__(self, machine: ConversationMachine, events: Iterable[Event] = ()) -> None:
+        """``events``: what the conversation published so far (a rebuilt one), of which the
+        most recent are kept."""
         self.id = conversation_entity_id(machine.id)
         self.machine = machine
-        # What rebuilds the machine if a command fails half-way (a bug): the first session and
-        # every command applied since, with its time. The machine is deterministic.
-        self._first = first
-        self._opened_at = opened_at
-        self.applied: list[tuple[Command, int]] = []
-        self.log: list[Event] = []
+        self.events = EventWindow(events)
         self.agents: dict[str, Ref] = {}
         self._archive_failures = 0
         self._retry_token = 0
@@ -125,7 +117,9 @@ class ConversationEntity:
         elif isinstance(payload, SnapshotQuery):
             host.reply(reply_to, record_dict(self.machine.record()))
         elif isinstance(payload, EventsQuery):
-            host.reply(reply_to, event_dicts(self.log, payload.after_seq))
+            events = self._events_after(payload.after_seq, reply_to, host)
+            if events is not None:
+                host.reply(reply_to, [event_dict(e) for e in events])
         elif isinstance(payload, Subscribe):
             self._subscribe_session(payload, reply_to, host)
         elif isinstance(payload, Reroute):  # the new Router must learn what the old one knew
@@ -141,9 +135,7 @@ class ConversationEntity:
             self._archive_failed(payload.problem, host)
         else:
             host.refuse(
-                reply_to,
-                ErrorKind.BAD_ARGUMENT,
-                f"conversation cannot handle {type(payload).__name__}",
+                reply_to, ErrorKind.BAD_ARGUMENT, f"conversation cannot handle {type(payload).__name__}"
             )
 
     def apply(
@@ -168,59 +160,67 @@ class ConversationEntity:
         return True
 
     def _run(self, command: Command, now: int) -> list[Effect]:
-        """The machine's ``handle``, with a guarantee: a command that fails with anything but
-        a refusal (a bug, a payload that should never have got this far) leaves the
-        conversation exactly as it was. It is logged, answered with an internal error, and
-        never retried."""
+        """The machine's ``handle``: a command that fails with anything but a refusal (a
+        defect, a payload that should never have got this far) is logged, answered with an
+        internal error, and never retried; the machine is unchanged, as for a refusal."""
         try:
-            effects = self.machine.handle(command, now)
+            return self.machine.handle(command, now)
         except Refused:
             raise
         except Exception as error:
             self._log.exception("command_failed", command=type(command).__name__)
-            self.machine = self._replayed()
             raise _Poisoned(
                 f"{type(command).__name__} failed on conversation {self.machine.id} with an internal"
                 f" error ({error!r}); it was not applied and the conversation is unchanged"
             ) from error
-        self.applied.append((command, now))
-        return effects
 
-    def _replayed(self) -> ConversationMachine:
-        old = self.machine
-        machine, _ = ConversationMachine.open(
-            conversation_id=old.id,
-            room_id=old.room_id,
-            customer_id=old.customer_id,
-            first=self._first,
-            policy=old.policy,
-            now=self._opened_at,
-            direction=old.direction,
-        )
-        for command, at in self.applied:
-            machine.handle(command, at)
-        return machine
+    def _events_after(
+        self, after_seq: int, reply_to: ReplyTo | None, host: HostContext
+    ) -> list[Event] | None:
+        """The published events after ``after_seq`` (older ones from the journal), or None
+        after answering ``reply_to`` with why they cannot be had."""
+        try:
+            return self.events.after(after_seq, lambda: self._journaled(host))
+        except EventsUnavailable as error:
+            self._log.error("events_unavailable", after_seq=after_seq, problem=str(error))
+            host.refuse(reply_to, ErrorKind.INTERNAL, str(error))
+            return None
+
+    def _journaled(self, host: HostContext) -> list[Event]:
+        try:
+            return published_events(host.journal_records(self.machine.id))
+        except (OSError, CodecError, KeyError, ValueError) as error:
+            raise EventsUnavailable(f"the journal cannot be read: {error}") from error
 
     # ------------------------------------------------------------------ effects
 
     def perform(self, effects: list[Effect], host: HostContext) -> None:
+        """Carry out the machine's effects, in order."""
         wiring = host.wired()
         me = host.ref(self.id)
         machine = self.machine
-        published = [e.event for e in effects if isinstance(e, Publish)]
-        if published:
-            # A session gets every event of the trigger that ended it (the machine has already
-            # applied the whole trigger when its effects are performed).
-            sessions = [session_entity_id(s) for s in machine.live_session_ids()] + [
-                session_entity_id(e.channel_session_id)
-                for e in published
-                if e.name == "CHANNEL_SESSION_ENDED" and e.channel_session_id is not None
-            ]
-            self._publish(published, host, me, sessions)
+        published: list[Event] = []
         for effect in effects:
             if isinstance(effect, Publish):
-                continue
-            if isinstance(effect, ArmAlarm):
+                self.events.append(effect.event)
+                published.append(effect.event)
+            elif isinstance(effect, DeliverEvents):
+                delivery = EventDelivery(tuple(published), me)
+                for session_id in effect.session_ids:
+                    host.local(session_entity_id(session_id), delivery)
+                for agent in self.agents.values():
+                    host.post(agent, delivery)
+            elif isinstance(effect, TellBot):
+                host.post(
+                    Ref(wiring.bot, ""),
+                    BotDelivery(effect.events, me, effect.role, effect.agent_requested),
+                )
+            elif isinstance(effect, ReportState):
+                host.post(
+                    Ref(wiring.monitor, ""),
+                    StateReport(machine.id, machine.room_id, effect.state.value),
+                )
+            elif isinstance(effect, ArmAlarm):
                 host.arm(self.id, effect.key, effect.token, effect.at, effect.percent)
             elif isinstance(effect, DisarmTimer):
                 host.disarm(self.id, effect.key)
@@ -232,42 +232,14 @@ class ConversationEntity:
             elif isinstance(effect, CancelRoute):
                 host.post(Ref(wiring.router, ""), CancelRequest(effect.request_id))
             elif isinstance(effect, ReleaseAgent):
-                agent = self.agents.pop(effect.agent_id, None)
-                if agent is not None:
-                    host.post(agent, Released(self.machine.id, effect.reason))
+                released = self.agents.pop(effect.agent_id, None)
+                if released is not None:
+                    host.post(released, Released(machine.id, effect.reason))
             elif isinstance(effect, ArchiveConversation):
                 self._closing = effect
                 self._request_archive(host)
             elif isinstance(effect, ArchiveLate):
-                host.post(
-                    Ref(wiring.monitor, ""), ArchiveLateRequest(self.machine.id, effect.events)
-                )
-
-    def _publish(
-        self, events: list[Event], host: HostContext, me: Ref, sessions: list[str]
-    ) -> None:
-        """Log the trigger's events, then fan them out: every session and agent gets each one,
-        the bot what it reacts to, the TopicMonitor every state change."""
-        machine = self.machine
-        self.log.extend(events)
-        delivery = EventDelivery(tuple(events), me)
-        for session in sessions:
-            host.local(session, delivery)
-        for agent in self.agents.values():
-            host.post(agent, delivery)
-        wiring = host.wired()
-        bot_role = machine.bot_role()
-        if bot_role is not None:
-            interesting = tuple(e for e in events if e.name in BOT_INTERESTS)
-            if interesting:
-                pending = machine.pending_request is not None
-                host.post(Ref(wiring.bot, ""), BotDelivery(interesting, me, bot_role, pending))
-        for event in events:
-            if event.name == "TOPIC_STATE_CHANGED":
-                host.post(
-                    Ref(wiring.monitor, ""),
-                    StateReport(machine.id, machine.room_id, str(event.data["to"])),
-                )
+                host.post(Ref(wiring.monitor, ""), ArchiveLateRequest(machine.id, effect.events))
 
     def resume(self, host: HostContext) -> None:
         """After a rebuild from the journal: re-arm the timers with the time they had left
@@ -323,7 +295,10 @@ class ConversationEntity:
             return
         # Every event up to now is already in the session's mailbox ahead of this message, and
         # every later one will come after it: replay + live has no gap and no repeat.
-        replay = tuple(events_after(self.log, request.after_seq))
+        events = self._events_after(request.after_seq, reply_to, host)
+        if events is None:
+            return
+        replay = tuple(events)
         host.local(
             session_entity_id(session_id),
             AttachSubscriber(request.subscription, request.subscriber, replay),
@@ -353,17 +328,7 @@ class ConversationEntity:
         if role is not None and request.request_id is None:
             # Already subscribed (a join repeated after a host failure): nothing to change.
             self.agents[request.agent_id] = request.agent
-            host.post(
-                request.agent,
-                SubscribeOutcome(
-                    self.machine.id,
-                    host.ref(self.id),
-                    None,
-                    role not in SUPERVISOR_ROLES,
-                    None,
-                    request.origin,
-                ),
-            )
+            self._answer(request, host, None, role not in SUPERVISOR_ROLES)
             return
         command = SubscribeAgent(request.agent_id, request.role, request.request_id)
         now = host.now()
@@ -372,40 +337,37 @@ class ConversationEntity:
         except (Refused, _Poisoned) as refusal:
             call_id = request.origin.call_id if request.origin else ""
             failure = failure_of(call_id, refusal)
-            host.post(
-                request.agent,
-                SubscribeOutcome(
-                    self.machine.id,
-                    host.ref(self.id),
-                    request.request_id,
-                    False,
-                    failure,
-                    request.origin,
-                ),
-            )
+            self._answer(request, host, request.request_id, False, failure)
             return
         host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.agents[request.agent_id] = request.agent
-        counted = request.role not in SUPERVISOR_ROLES
-        host.post(
-            request.agent,
-            SubscribeOutcome(
-                self.machine.id,
-                host.ref(self.id),
-                request.request_id,
-                counted,
-                None,
-                request.origin,
-            ),
-        )
+        self._answer(request, host, request.request_id, request.role not in SUPERVISOR_ROLES)
         self.perform(effects, host)
+
+    def _answer(
+        self,
+        request: SubscribeRequest,
+        host: HostContext,
+        request_id: str | None,
+        counted: bool,
+        failure: Failure | None = None,
+    ) -> None:
+        outcome = SubscribeOutcome(
+            self.machine.id, host.ref(self.id), request_id, counted, failure, request.origin
+        )
+        host.post(request.agent, outcome)
 
     # ------------------------------------------------------------------ closing
 
     def _request_archive(self, host: HostContext) -> None:
         closing = self._closing
         assert closing is not None, "archive requested before CLOSING"
-        events = tuple(self.log) + tuple(closing.closing_events)
+        try:
+            published = self.events.after(0, lambda: self._journaled(host))
+        except EventsUnavailable as error:
+            self._archive_failed(str(error), host)
+            return
+        events = tuple(published) + closing.closing_events
         host.post(
             Ref(host.wired().monitor, ""), ArchiveRequest(closing.record, events, host.ref(self.id))
         )
@@ -419,7 +381,7 @@ class ConversationEntity:
         for session_id in self.machine.session_ids():
             host.remove(session_entity_id(session_id))
         host.remove(self.id)
-        self._log.debug("closed", events=len(self.log))
+        self._log.debug("closed", events=self.machine.seq)
 
     def _archive_failed(self, problem: str, host: HostContext) -> None:
         delay = ARCHIVE_BACKOFF_MS[min(self._archive_failures, len(ARCHIVE_BACKOFF_MS) - 1)]

@@ -114,6 +114,9 @@ class Host(TimedActor):
     def has(self, entity_id: str) -> bool:
         return entity_id in self.entities
 
+    def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
+        return [] if self._journal is None else self._journal.records_of(conversation_id)
+
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.add(conversation_id, record)
@@ -262,7 +265,7 @@ class Host(TimedActor):
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine, first, now)
+            conversation = ConversationEntity(machine)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
             self.journal(machine.id, open_record(machine, first, now))
@@ -309,9 +312,7 @@ class Host(TimedActor):
         if journal_again:
             for record in rebuilt.records:
                 self.journal(conversation_id, record)
-        conversation = ConversationEntity(rebuilt.machine, rebuilt.first, rebuilt.opened_at)
-        conversation.log = rebuilt.log
-        conversation.applied = rebuilt.applied
+        conversation = ConversationEntity(rebuilt.machine, rebuilt.log)
         self.spawn(conversation)
         old_sessions: dict[str, ChannelSessionEntity] = {}
         if previous is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from domain.records import ConversationRecord, Event
-from domain.sequence import events_after
 from infra.timefmt import iso
 
 
@@ -20,11 +19,6 @@ def event_dict(event: Event) -> dict[str, Any]:
         "channel_session_id": event.channel_session_id,
         "data": dict(event.data),
     }
-
-
-def event_dicts(events: list[Event], after_seq: int = 0) -> list[dict[str, Any]]:
-    """``event_dict`` of each event with seq > ``after_seq`` (``events`` in seq order)."""
-    return [event_dict(e) for e in events_after(events, after_seq)]
 
 
 def record_dict(record: ConversationRecord) -> dict[str, Any]:

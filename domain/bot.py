@@ -18,9 +18,21 @@ from dataclasses import dataclass
 
 from domain.commands import BotMessage, BotNotification, Command, RequestAgent
 from domain.enums import ParticipantType, Role
+from domain.events import EventName
 from domain.records import Emitter, Event
 
 BOT_EMITTER = Emitter("bot", ParticipantType.BOT)
+
+#: What the bot reacts to; the conversation sends it nothing else (it would only cost messages).
+BOT_INTERESTS: frozenset[str] = frozenset(
+    {
+        EventName.BOT_SUBSCRIBED,
+        EventName.CUSTOMER_MESSAGE,
+        EventName.CONVERSATION_PAUSED,
+        EventName.CONVERSATION_RESUMED,
+        EventName.NO_AGENT_AVAILABLE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +63,15 @@ class DefaultBot:
     def react(self, event: Event, view: BotView) -> list[Command]:
         """The commands the bot sends its conversation in answer to ``event``."""
         name = event.name
-        if name == "BOT_SUBSCRIBED" and view.role is Role.PRIMARY:
+        if name == EventName.BOT_SUBSCRIBED and view.role is Role.PRIMARY:
             return [BotMessage(self.script.welcome, f"{event.id}/bot")]
-        if name == "NO_AGENT_AVAILABLE":
+        if name == EventName.NO_AGENT_AVAILABLE:
             return [BotNotification(self.script.no_agent_notice)]
-        if name == "CONVERSATION_PAUSED":
+        if name == EventName.CONVERSATION_PAUSED:
             return [BotNotification(self.script.hold_notice)]
-        if name == "CONVERSATION_RESUMED":
+        if name == EventName.CONVERSATION_RESUMED:
             return [BotNotification(self.script.resume_notice)]
-        if name == "CUSTOMER_MESSAGE" and view.role is Role.PRIMARY:
+        if name == EventName.CUSTOMER_MESSAGE and view.role is Role.PRIMARY:
             return self._answer(event, view)
         return []
 

@@ -1,10 +1,15 @@
-"""Outputs of the conversation state machine: what its actor shell must carry out."""
+"""Outputs of the conversation state machine: what its actor shell must carry out.
+
+The effects are complete: the shell performs them in order and decides nothing itself (it
+never reads an event's name). A command's effects list its ``Publish`` effects first, then
+where those events go (``DeliverEvents``, ``TellBot``, ``ReportState``), then the rest.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.enums import UnsubscribeReason
+from domain.enums import Role, State, UnsubscribeReason
 from domain.records import ConversationRecord, Event
 from domain.timers import TimerKey
 
@@ -17,8 +22,31 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverEvents:
+    """Send the command's published events to these channel sessions and every agent."""
+
+    session_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TellBot:
+    """Send the bot the events it reacts to, with what it knows of the conversation."""
+
+    events: tuple[Event, ...]
+    role: Role
+    agent_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReportState:
+    """Tell the TopicMonitor the conversation's state changed to ``state``."""
+
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
 class ArmAlarm:
-    """Deliver ``TimerFired(key, token, percent)`` at ``at`` (ms); 100 percent is the expiry."""
+    """DeliverEvents ``TimerFired(key, token, percent)`` at ``at`` (ms); 100 percent is the expiry."""
 
     key: TimerKey
     token: int
@@ -75,6 +103,9 @@ class ArchiveLate:
 
 Effect = (
     Publish
+    | DeliverEvents
+    | TellBot
+    | ReportState
     | ArmAlarm
     | DisarmTimer
     | RouteRequest

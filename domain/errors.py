@@ -27,6 +27,8 @@ The tree (kind in brackets; the module that defines a class where it is not this
     │       ├── BadFrameError [bad_frame]
     │       └── UnknownOpError [unknown_op]
     ├── MalformedIdError [bad_argument] (domain.ids; also a ValueError)
+    ├── MissingTransition [internal] (domain.transitions; also a LookupError)
+    ├── EventsUnavailable [internal] (actors.event_window)
     ├── IdTaken [id_taken]: between the engine and its gateway only
     ├── NotHere [not_here]: between the engine and its gateway only
     ├── CodecError [internal] (infra.codec; also a ValueError)

@@ -22,6 +22,7 @@ from domain.enums import (
     SessionState,
     State,
 )
+from domain.events import EventName
 from domain.ids import event_id
 from domain.pickling import pickle_by_field_names
 
@@ -57,6 +58,13 @@ class Event:
     def id(self) -> str:
         # Unique by construction: a conversation id is unique and seq never repeats in it.
         return event_id(self.conversation_id, self.seq)
+
+    def message_id_from(self, channel_session_id: str) -> str | None:
+        """The provider's message id if this is a customer message sent on that channel
+        session (what the session de-duplicates by), else None."""
+        if self.name != EventName.CUSTOMER_MESSAGE or self.channel_session_id != channel_session_id:
+            return None
+        return str(self.data["message_id"])
 
 
 @dataclass(frozen=True, slots=True)

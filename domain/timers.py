@@ -6,8 +6,11 @@ ignored. That is how timers are "cancelled" on top of Thespian's uncancellable w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from domain.events import EventName
 
 
 class TimerKind(StrEnum):
@@ -23,8 +26,31 @@ class TimerKey:
     subject: str = ""  # the channel session id (CUSTOMER_SLA) or agent id (WRAP_UP)
 
 
+@dataclass(frozen=True, slots=True)
+class TimerEvents:
+    started: EventName
+    stopped: EventName
+    threshold: EventName
+    expired: EventName
+
+
+#: The events of the timer kinds that publish them.
+TIMER_EVENTS: Mapping[TimerKind, TimerEvents] = {
+    TimerKind.AGENT_SLA: TimerEvents(
+        EventName.AGENT_SLA_STARTED,
+        EventName.AGENT_SLA_STOPPED,
+        EventName.AGENT_SLA_THRESHOLD,
+        EventName.AGENT_SLA_EXPIRED,
+    ),
+    TimerKind.CUSTOMER_SLA: TimerEvents(
+        EventName.CUSTOMER_SLA_STARTED,
+        EventName.CUSTOMER_SLA_STOPPED,
+        EventName.CUSTOMER_SLA_THRESHOLD,
+        EventName.CUSTOMER_SLA_EXPIRED,
+    ),
+}
 #: Timer kinds that publish ``<KIND>_STARTED/_STOPPED/_THRESHOLD/_EXPIRED`` events.
-OBSERVABLE_KINDS: frozenset[TimerKind] = frozenset({TimerKind.AGENT_SLA, TimerKind.CUSTOMER_SLA})
+OBSERVABLE_KINDS: frozenset[TimerKind] = frozenset(TIMER_EVENTS)
 
 
 @dataclass(slots=True)
@@ -33,3 +59,6 @@ class RunningTimer:
     started_at: int
     deadline: int
     fired: tuple[int, ...] = ()  # thresholds (percent) already reached
+
+    def copy(self) -> RunningTimer:
+        return RunningTimer(self.token, self.started_at, self.deadline, self.fired)

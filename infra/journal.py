@@ -36,6 +36,7 @@ from infra.journal_records import Record, compacted_record, conversation_of
 from infra.journal_segment import (
     HEADER,
     encode_frame,
+    frame_at,
     read_segment,
     segment_number,
 )
@@ -191,6 +192,23 @@ class JournalWriter:
         self._last_sync = time.monotonic()
         self._unsynced = False
         return True
+
+    def records_of(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every record of one conversation this journal holds, in order: those in the
+        segment files that hold its records, then those added but not yet written. Raises
+        OSError if a file cannot be read; damaged bytes are skipped."""
+        records: list[dict[str, Any]] = []
+        for segment in sorted(s for s, held in self._live.items() if conversation_id in held):
+            path = self._path(segment)
+            if path.exists():
+                records += [
+                    r for r in read_segment(path) if isinstance(r, dict) and r["c"] == conversation_id
+                ]
+        for frame in self._pending:
+            record, _ = frame_at(frame, 0)
+            if record is not None and record["c"] == conversation_id:
+                records.append(record)
+        return records
 
     def forget(self, conversation_id: str) -> None:
         """The conversation needs no record from here any more (archived, or moved). A

@@ -90,7 +90,7 @@ def scan(path: Path) -> Iterator[Record | Damage]:
         )
     offset = len(HEADER)
     while offset < len(data):
-        record, problem = _frame_at(data, offset)
+        record, problem = frame_at(data, offset)
         if record is not None:
             yield record
             offset += FRAME.size + FRAME.unpack_from(data, offset)[0]
@@ -100,7 +100,7 @@ def scan(path: Path) -> Iterator[Record | Damage]:
         offset = resume
 
 
-def _frame_at(data: bytes, offset: int) -> tuple[Record | None, str]:
+def frame_at(data: bytes, offset: int) -> tuple[Record | None, str]:
     """The record of the frame at ``offset``, or None and what is wrong with it."""
     if offset + FRAME.size > len(data):
         return None, "torn frame header"
@@ -131,6 +131,6 @@ def _next_frame(data: bytes, offset: int) -> int:
         start = found.start() - FRAME.size
         length, _ = FRAME.unpack_from(data, start)
         fits = 0 < length <= MAX_RECORD_BYTES and found.start() + length <= len(data)
-        if fits and _frame_at(data, start)[0] is not None:
+        if fits and frame_at(data, start)[0] is not None:
             return start
     return len(data)

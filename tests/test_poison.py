@@ -22,7 +22,7 @@ def test_a_failing_command_changes_nothing_and_is_not_retried(
     events, snapshot = gw.events(ref.conversation_id), gw.conversation(ref.conversation_id)
 
     calls: list[Any] = []
-    original = ConversationMachine._HANDLERS[SetData]
+    original = ConversationMachine.HANDLERS[SetData]
 
     def broken(machine: ConversationMachine, command: SetData, now: int) -> Any:
         if command.key != "vip":  # a bug that only this payload reaches
@@ -32,7 +32,7 @@ def test_a_failing_command_changes_nothing_and_is_not_retried(
         machine.seq += 3
         raise RuntimeError("a bug")
 
-    monkeypatch.setitem(ConversationMachine._HANDLERS, SetData, broken)
+    monkeypatch.setitem(ConversationMachine.HANDLERS, SetData, broken)
     with pytest.raises(GatewayError, match="not applied and the conversation is unchanged"):
         gw.set_data(ref.conversation_id, "vip", True)
     assert len(calls) == 1  # handled once: no redelivery, no loop

@@ -43,6 +43,7 @@ from domain.effects import (
     Effect,
     Publish,
     ReleaseAgent,
+    ReportState,
     RouteRequest,
 )
 from domain.enums import (
@@ -341,18 +342,24 @@ def test_resume_by_agent() -> None:
 def test_agent_message_on_hold_resumes_first() -> None:
     driver = on_hold()
     effects = driver.handle(AgentMessage(AGENT, "back", "m1"))
+    # one trigger: the resume and its state change, then the message; the PRIMARY answered,
+    # so the agent SLA never starts, and the customer's inactivity timer starts once
     assert names(effects) == [
         "CONVERSATION_RESUMED",
         "TOPIC_STATE_CHANGED",
-        "CUSTOMER_SLA_STARTED",
-        "AGENT_SLA_STARTED",
-        # the message is its own trigger: the PRIMARY answered, the SLA stops again
         "AGENT_MESSAGE",
-        "AGENT_SLA_STOPPED",
         "CUSTOMER_SLA_STARTED",
     ]
     assert only(effects, "CONVERSATION_RESUMED").data == {"reason": "AGENT_MESSAGE"}
     assert driver.state is State.ACTIVE
+
+
+def test_agent_message_on_hold_publishes_no_agent_sla_start_and_stop_pair() -> None:
+    driver = on_hold()
+    effects = driver.handle(AgentMessage(AGENT, "back", "m1"))
+    sla = [n for n in names(effects) if n.startswith("AGENT_SLA_")]
+    assert sla == []
+    assert TimerKey(TimerKind.AGENT_SLA) not in driver.machine.running_timers()
 
 
 def test_new_session_on_hold_waits_for_resume() -> None:
@@ -923,7 +930,8 @@ def test_end_conversation_from_active_then_archive() -> None:
     assert (closing_events[0].data["from"], closing_events[0].data["to"]) == ("CLOSING", "CLOSED")
 
     committed = driver.handle(ArchiveCommitted(archive.record.seq))
-    assert committed == [Publish(e) for e in closing_events]
+    assert of_type(committed, Publish) == [Publish(e) for e in closing_events]
+    assert of_type(committed, ReportState) == [ReportState(State.CLOSED)]
     assert driver.steps[-1].state_after is State.CLOSED
     assert driver.machine.record() == archive.record
     assert driver.seqs() == list(range(1, driver.machine.seq + 1))
