@@ -22,7 +22,7 @@ from domain.machine_parts import Bucket
 from domain.machine_steps import MachineSteps
 from domain.records import SYSTEM, Emitter, Event
 from domain.sequence import next_seq
-from domain.timers import OBSERVABLE_KINDS, TIMER_EVENTS, TimerKind
+from domain.timers import OBSERVABLE_KINDS, TIMER_EVENTS, TimerKey, TimerKind
 from domain.transitions import LIFECYCLE, Trigger, transition_for
 
 _ROUTING_REPORTS = frozenset(
@@ -131,6 +131,12 @@ class MachineReports(MachineSteps):
             latest = self._latest_text_session()
             if latest is not None:
                 self._start_inactivity(latest)
+            # every other live session waits on the customer again too: a session left
+            # without its timer would keep the conversation open for ever
+            for session in self._sessions.values():
+                key = TimerKey(TimerKind.CUSTOMER_SLA, session.id)
+                if session.live and session is not latest and key not in self._timers:
+                    self._start_inactivity(session)
         return self._finish()
 
     def _on_archive_committed(self, cmd: ArchiveCommitted, now: int) -> list[Effect]:

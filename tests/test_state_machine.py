@@ -838,18 +838,31 @@ def test_agent_sla_starts_on_customer_message_and_stops_on_primary_message() -> 
 # ---------------------------------------------------------------------- routing reports
 
 
-def test_no_agent_available_restarts_inactivity_of_latest_session() -> None:
+def test_no_agent_available_restarts_inactivity_of_every_live_session_latest_first() -> None:
+    """A session left without its inactivity timer would keep the conversation open for ever
+    (no agent comes, and nothing else ends it)."""
     driver = created()
     driver.handle(StartSession("s2", Channel.SMS, "+2"))
     request = driver.handle(RequestAgent("default", SYSTEM))
     assert names(request) == ["AGENT_REQUESTED", "CUSTOMER_SLA_STOPPED", "CUSTOMER_SLA_STOPPED"]
     request_id = str(driver.machine.pending_request)
     effects = driver.handle(RoutingUpdate("NO_AGENT_AVAILABLE", request_id, "default"))
-    assert names(effects) == ["NO_AGENT_AVAILABLE", "CUSTOMER_SLA_STARTED"]
+    assert names(effects) == ["NO_AGENT_AVAILABLE", "CUSTOMER_SLA_STARTED", "CUSTOMER_SLA_STARTED"]
     assert only(effects, "NO_AGENT_AVAILABLE").data == {"queue": "default"}
-    assert only(effects, "CUSTOMER_SLA_STARTED").channel_session_id == "s2"
+    started = [e.channel_session_id for e in published(effects) if e.name == "CUSTOMER_SLA_STARTED"]
+    assert started == ["s2", FIRST_SESSION]
     assert driver.machine.pending_request is None
     assert driver.state is State.CREATED
+
+
+def test_a_conversation_whose_agent_request_found_no_agent_closes_when_the_customer_goes_quiet() -> None:
+    driver = created()
+    driver.handle(StartSession("s2", Channel.SMS, "+2"))
+    driver.handle(RequestAgent("default", SYSTEM))
+    request_id = str(driver.machine.pending_request)
+    driver.handle(RoutingUpdate("NO_AGENT_AVAILABLE", request_id, "default"))
+    driver.advance(driver.machine.policy.inactivity_ms * 2)
+    assert driver.state is not State.CREATED
 
 
 def test_offer_and_rona_are_published_and_keep_the_request() -> None:
