@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,7 @@ import pytest
 import structlog
 
 from runtime.gateway import Gateway
+from tests import pg_cluster
 
 MakeGateway = Callable[..., Gateway]
 #: A scenario takes milliseconds; this only catches an engine that never becomes quiescent.
@@ -126,3 +128,44 @@ def salvage_storage(root: Path, *, salvage: bool = False) -> dict[str, Any]:
         },
         "logging": {"level": "error"},
     }
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The connection string of a PostgreSQL server for this test session: the one named by
+    ``CX_TEST_POSTGRES`` (``.ci/run`` starts one), else a throwaway cluster started here and
+    stopped at the end; the test is skipped where PostgreSQL is not installed (never in CI,
+    which sets the variable)."""
+    given = os.environ.get(pg_cluster.ENV)
+    if given:
+        yield given
+        return
+    if pg_cluster.bin_dir() is None:
+        pytest.skip(f"PostgreSQL is not installed and {pg_cluster.ENV} is not set")
+    directory = pg_cluster.new_directory()
+    try:
+        yield pg_cluster.start(directory)
+    finally:
+        pg_cluster.stop(directory)
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: str) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"cx_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(postgres_server, dbname=name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -602,3 +602,28 @@ def test_logging_console_reconfigures(tmp_path: Path, capsys: pytest.CaptureFixt
         assert not err.lstrip().startswith("{")
     finally:
         configure_logging(LoggingSettings(format="json", level="info", file=None))
+
+
+# --- storage.postgres ------------------------------------------------------------------------
+
+
+def test_postgres_connection_string_is_kept_as_given() -> None:
+    settings = load_config({"storage": {"postgres": "host=db1 port=5433 dbname=cx user=cx"}})
+    assert settings.storage.postgres == "host=db1 port=5433 dbname=cx user=cx"
+
+
+def test_postgres_defaults_to_the_files() -> None:
+    assert load_config({}).storage.postgres is None
+
+
+def test_postgres_string_that_libpq_cannot_parse_is_refused() -> None:
+    error = error_of({"storage": {"postgres": "host=db1 dbname"}})
+    assert error.key == "storage.postgres"
+    assert "not a PostgreSQL connection string" in error.problem
+
+
+def test_postgres_password_in_the_config_is_refused_without_showing_it() -> None:
+    error = error_of({"storage": {"postgres": "postgresql://cx:s3cret-pw@db1/cx"}})
+    assert error.key == "storage.postgres"
+    assert "PGPASSWORD" in error.problem
+    assert "s3cret-pw" not in str(error)

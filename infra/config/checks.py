@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, TypeAlias
 
+from psycopg.conninfo import conninfo_to_dict
+
 from domain.errors import CxError, ErrorKind
 
 
@@ -138,6 +140,23 @@ def text(value: Any, path: str) -> str:
 def non_empty(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise expected(path, "a non-empty string", value)
+    return value
+
+
+def conninfo(value: Any, path: str) -> str:
+    """A libpq connection string or URI (``host=db1 dbname=cx user=cx`` or
+    ``postgresql://cx@db1/cx``), without a password: the password comes from ``PGPASSWORD`` or
+    a ``.pgpass`` file, so that it is never in the config file or a log line."""
+    if not isinstance(value, str) or not value.strip():
+        raise expected(path, "a PostgreSQL connection string such as 'host=db1 dbname=cx'", value)
+    try:
+        parts = conninfo_to_dict(value)
+    except Exception as error:  # psycopg.ProgrammingError: libpq's own words follow
+        raise InvalidValue(path, f"not a PostgreSQL connection string: {error}") from None
+    if "password" in parts:
+        raise InvalidValue(
+            path, "holds a password: give it in PGPASSWORD or a .pgpass file instead"
+        )
     return value
 
 

@@ -21,6 +21,7 @@ from infra.config.checks import (
     boolean,
     choice,
     class_path,
+    conninfo,
     duration,
     exact_keys,
     expected,
@@ -165,6 +166,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "fsync": _Key("interval", choice(FSYNC_POLICIES)),
         "fsync_interval_ms": _Key(50, integer(1)),
         "salvage_journal": _Key(False, boolean),
+        "postgres": _Key(None, optional(conninfo)),
     },
     "bot": {
         "enabled": _Key(True, boolean),

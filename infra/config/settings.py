@@ -49,6 +49,7 @@ class StorageSettings:
     fsync: str
     fsync_interval_ms: int
     salvage_journal: bool
+    postgres: str | None
 
 
 @dataclass(frozen=True, slots=True)
