@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import math
 import multiprocessing
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from thespian.actors import ActorSystem
+from thespian.actors import ActorSystem, InvalidActorAddress
 
 from infra import proctitle
 from infra.config import load_config
@@ -226,15 +227,44 @@ def _guarded(port: int, make: Callable[[], Any], *, shutdown_timeout: float) -> 
         end_session(running.session, timeout=2.0)
 
 
+#: How many admin ports :func:`engine` tries: the port written into a configuration was free
+#: when it was chosen, but another process may have bound it before the admin did.
+_START_ATTEMPTS = 3
+
+
+def _move_to_free_port(config_path: Path) -> None:
+    """Rewrite ``system.admin_port`` in the configuration file to a port that is free now."""
+    raw = yaml.safe_load(config_path.read_text())
+    raw.setdefault("system", {})["admin_port"] = free_port()
+    config_path.write_text(yaml.safe_dump(raw))
+
+
 @contextlib.contextmanager
 def engine(config_path: Path, *, shutdown_timeout: float = 15.0) -> Iterator[Running]:
-    """The engine on multiprocTCPBase (``runtime.system.start``), always stopped on exit."""
-    settings = load_config(config_path)
-    port = settings.system.admin_port
-    with _guarded(port, lambda: start(settings), shutdown_timeout=shutdown_timeout) as running:
-        running.config = config_path
-        running.settings = settings
-        yield running
+    """The engine on multiprocTCPBase (``runtime.system.start``), always stopped on exit.
+
+    If its admin cannot take the configured port (Thespian's ``InvalidActorAddress``), the
+    configuration file is moved to another free port and the start is tried again."""
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        settings = load_config(config_path)
+        guard = _guarded(
+            settings.system.admin_port,
+            functools.partial(start, settings),
+            shutdown_timeout=shutdown_timeout,
+        )
+        try:
+            running = guard.__enter__()
+        except InvalidActorAddress:
+            if attempt == _START_ATTEMPTS:
+                raise
+            _move_to_free_port(config_path)
+            continue
+        with contextlib.ExitStack() as stack:
+            stack.push(guard)
+            running.config = config_path
+            running.settings = settings
+            yield running
+        return
 
 
 @contextlib.contextmanager

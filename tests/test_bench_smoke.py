@@ -66,3 +66,25 @@ def test_performance_suite_smallest_case_runs(tmp_path: Path, capsys: object) ->
     assert all(row["ours"] and "nan" not in row["ours"] for row in rows)
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "| what | target | ours |" in out
+
+
+@pytest.mark.multiproc
+def test_benchmark_engine_moves_to_a_free_port_when_its_port_was_taken(tmp_path: Path) -> None:
+    """A port written into a benchmark's configuration may be bound by another process before
+    the engine's admin starts: the engine starts on another port, written back into the file."""
+    import socket
+
+    import yaml
+
+    from bench import support
+
+    config = support.write_config(tmp_path)
+    taken = yaml.safe_load(config.read_text())["system"]["admin_port"]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with support.engine(config) as running:
+            moved = yaml.safe_load(config.read_text())["system"]["admin_port"]
+            assert moved != taken and running.port == moved
+            assert running.pids()
+    assert not support.leftovers()
