@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from thespian.actors import ActorExitRequest
 
 from infra.config import load_config
@@ -17,7 +18,7 @@ from infra.journal_pg import APPLICATION, PgJournal, PgStore, WriterFenced
 from infra.journal_pg_schema import JournalSchemaError
 from infra.journal_store import open_journal, open_store
 from runtime import testing
-from runtime.gateway import Gateway
+from runtime.gateway import Gateway, UnavailableError
 from tests.conftest import MakeGateway, storage_config
 
 
@@ -269,3 +270,72 @@ def test_a_dead_hosts_writer_is_fenced_and_its_conversations_rebuilt_elsewhere(
         postgres_dsn, "SELECT count(*) FROM journal_frame WHERE writer_id = %s", dead_writers[0][0]
     )
     assert left == [(0,)]  # its conversation is journaled again by its new host
+
+
+def customer_texts(gw: Gateway, conversation_id: str) -> list[str]:
+    return [
+        e["data"]["text"] for e in gw.events(conversation_id) if e["name"] == "CUSTOMER_MESSAGE"
+    ]
+
+
+def cut_writers(dsn: str) -> int:
+    """Terminate every conversation host's journal connection, as a server restart would."""
+    cut = sql(
+        dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+        f"{APPLICATION} host-%",
+    )
+    return len(cut)
+
+
+def test_an_archived_conversations_frames_leave_the_postgres_journal(
+    make_gateway: MakeGateway, postgres_dsn: str
+) -> None:
+    gw = make_gateway(storage={"postgres": postgres_dsn})
+    closed = gw.start_session("cust-1", "WEB", "v")
+    live = gw.start_session("cust-2", "WEB", "w")
+    gw.end_session(closed.channel_session_id)
+    assert gw.conversation(closed.conversation_id)["state"] == "CLOSED"
+    stored = sql(postgres_dsn, "SELECT DISTINCT conversation_id FROM journal_frame")
+    assert stored == [(live.conversation_id,)]
+
+
+def test_a_message_whose_postgres_write_fails_is_unavailable_and_never_stored(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = pg_config(tmp_path, postgres_dsn)
+    with Gateway.embedded(config, seed=0) as gw:
+        ref = gw.start_session("cust-1", "WEB", "v")
+        gw.customer_message(ref.channel_session_id, "kept")
+        assert cut_writers(postgres_dsn) >= 1
+        with pytest.raises(UnavailableError):
+            gw.customer_message(ref.channel_session_id, "lost with the connection")
+        gw.advance(2)  # the probe connects again
+        gw.customer_message(ref.channel_session_id, "after")
+        assert customer_texts(gw, ref.conversation_id) == ["kept", "after"]
+    with Gateway.embedded(config, seed=0) as gw:
+        assert customer_texts(gw, ref.conversation_id) == ["kept", "after"]
+
+
+def test_conversations_wait_refused_while_the_server_is_unreachable_then_come_back(
+    make_gateway: MakeGateway, postgres_dsn: str, postgres_server: str
+) -> None:
+    gw = make_gateway(storage={"postgres": postgres_dsn})
+    ref = gw.start_session("cust-1", "WEB", "v")
+    gw.customer_message(ref.channel_session_id, "kept")
+    database = conninfo_to_dict(postgres_dsn)["dbname"]
+    sql(postgres_server, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        cut_writers(postgres_server)  # pg_stat_activity shows the whole server
+        with pytest.raises(UnavailableError):  # the write fails, and so does reading back
+            gw.customer_message(ref.channel_session_id, "lost with the connection")
+        with pytest.raises(UnavailableError):  # taken off the host until it can be rebuilt
+            gw.customer_message(ref.channel_session_id, "while unreachable")
+        gw.advance(2)  # a probe fails: still refused
+        with pytest.raises(UnavailableError):
+            gw.customer_message(ref.channel_session_id, "still unreachable")
+    finally:
+        sql(postgres_server, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    gw.advance(2)  # the probe succeeds: the conversation is rebuilt from the journal
+    gw.customer_message(ref.channel_session_id, "after")
+    assert customer_texts(gw, ref.conversation_id) == ["kept", "after"]
