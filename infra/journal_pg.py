@@ -55,16 +55,18 @@ _REGISTER = (
     " WHERE NOT journal_writer.fenced RETURNING epoch"
 )
 _LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM journal_frame WHERE writer_id = %s"
-_FLUSH = """
+_WRITER = """
 WITH writer AS (
     SELECT 1 FROM journal_writer
     WHERE writer_id = %(writer)s AND epoch = %(epoch)s AND NOT fenced
     FOR SHARE
-), gone AS (
+)"""
+_DELETE = """, gone AS (
     DELETE FROM journal_frame
     WHERE writer_id = %(writer)s AND conversation_id = ANY(%(forgotten)s::text[])
     AND EXISTS (SELECT 1 FROM writer)
-), added AS (
+)"""
+_INSERT = """, added AS (
     INSERT INTO journal_frame (writer_id, seq, conversation_id, frame)
     SELECT %(writer)s, s, c, f
     FROM unnest(%(seqs)s::bigint[], %(conversations)s::text[], %(frames)s::bytea[]) AS t(s, c, f)
@@ -72,6 +74,10 @@ WITH writer AS (
 )
 SELECT EXISTS (SELECT 1 FROM writer)
 """
+#: One flush: the writer's row checked and locked, the frames inserted (and, with forgotten
+#: conversations, theirs deleted), in one statement: one transaction, one round trip.
+_FLUSH = _WRITER + _INSERT
+_FLUSH_FORGETTING = _WRITER + _DELETE + _INSERT
 _FRAMES = "SELECT seq, frame FROM journal_frame WHERE writer_id = %s ORDER BY seq"
 _FRAMES_OF = (
     "SELECT frame FROM journal_frame WHERE writer_id = %s AND conversation_id = %s ORDER BY seq"
@@ -146,7 +152,7 @@ class PgJournal:
             failpoints.check("journal.write")
             connection = self._connect()
             written = connection.execute(
-                _FLUSH,
+                _FLUSH_FORGETTING if forgotten else _FLUSH,
                 {
                     "writer": self.writer_id,
                     "epoch": self._epoch,
