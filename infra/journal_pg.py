@@ -111,13 +111,7 @@ class PgJournal:
 
     def __post_init__(self) -> None:
         try:
-            connection = self._connect()
-            row = connection.execute(_REGISTER, [self.writer_id]).fetchone()
-            if row is None:
-                self._fence_off()
-                return
-            self._epoch = int(row[0])
-            self._seq = _last_seq(connection, self.writer_id)
+            self._register()
         except (psycopg.Error, OSError, JournalError) as error:
             self._fail(describe(error))
 
@@ -189,6 +183,10 @@ class PgJournal:
         if self.fenced:
             return False
         try:
+            if self._epoch == 0:  # it could not register when it started
+                self._register()
+                if self.fenced:
+                    return False
             connection = self._connect()
             row = connection.execute(
                 "SELECT epoch, fenced FROM journal_writer WHERE writer_id = %s", [self.writer_id]
@@ -250,6 +248,17 @@ class PgJournal:
         self._drop_connection()
 
     # ------------------------------------------------------------------ internals
+
+    def _register(self) -> None:
+        """Take the next epoch of this writer id (fencing out an earlier writer of it), or
+        find it fenced."""
+        connection = self._connect()
+        row = connection.execute(_REGISTER, [self.writer_id]).fetchone()
+        if row is None:
+            self._fence_off()
+            return
+        self._epoch = int(row[0])
+        self._seq = _last_seq(connection, self.writer_id)
 
     def _connect(self) -> psycopg.Connection[Any]:
         """The writer's connection, opened (and its commit setting made) if it has none."""

@@ -170,6 +170,25 @@ def test_a_fenced_writer_id_cannot_register_again(store: PgStore) -> None:
         writer.flush()
 
 
+def test_a_writer_that_could_not_reach_the_server_registers_once_a_probe_does(
+    store: PgStore, postgres_dsn: str, postgres_server: str
+) -> None:
+    assert store.writers() == []  # the tables exist
+    database = conninfo_to_dict(postgres_dsn)["dbname"]
+    sql(postgres_server, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        writer = store.open("host-1")
+        assert writer.failure is not None
+        assert not writer.probe()
+    finally:
+        sql(postgres_server, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    assert writer.probe()
+    writer.add("a", record("a", "a1"))
+    writer.flush()
+    writer.close()
+    assert texts(store, "host-1") == ["a1"]
+
+
 def test_forgotten_conversations_frames_are_deleted_by_the_next_flush(
     store: PgStore, journal: PgJournal
 ) -> None:
