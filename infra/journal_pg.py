@@ -183,10 +183,8 @@ class PgJournal:
         if self.fenced:
             return False
         try:
-            if self._epoch == 0:  # it could not register when it started
-                self._register()
-                if self.fenced:
-                    return False
+            if self._epoch == 0 and not self._register():  # it could not when it started
+                return False
             connection = self._connect()
             row = connection.execute(
                 "SELECT epoch, fenced FROM journal_writer WHERE writer_id = %s", [self.writer_id]
@@ -249,16 +247,17 @@ class PgJournal:
 
     # ------------------------------------------------------------------ internals
 
-    def _register(self) -> None:
-        """Take the next epoch of this writer id (fencing out an earlier writer of it), or
-        find it fenced."""
+    def _register(self) -> bool:
+        """Take the next epoch of this writer id (fencing out an earlier writer of it); False
+        if the id is fenced."""
         connection = self._connect()
         row = connection.execute(_REGISTER, [self.writer_id]).fetchone()
         if row is None:
             self._fence_off()
-            return
+            return False
         self._epoch = int(row[0])
         self._seq = _last_seq(connection, self.writer_id)
+        return True
 
     def _connect(self) -> psycopg.Connection[Any]:
         """The writer's connection, opened (and its commit setting made) if it has none."""
