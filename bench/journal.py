@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from domain.enums import Channel, Direction, EventType, ParticipantType, SessionState, State
@@ -73,26 +74,44 @@ def _write(writer: Journal, events: int, per_flush: int) -> float:
     return elapsed / (records * EVENTS_PER_RECORD) * 1e6
 
 
-def journal_us_per_event(policy: str, events: int, per_flush: int) -> float:
+def journal_us_per_event(policy: str, events: int, per_flush: int, writers: int = 1) -> float:
+    """Microseconds of wall time per event, ``writers`` file journals (hosts) writing at once
+    (threads: the waits for the disk overlap)."""
     with tempfile.TemporaryDirectory() as directory:
-        return _write(
-            JournalWriter(Path(directory), fsync=policy, interval_ms=50), events, per_flush
-        )
+        journals: list[Journal] = [
+            JournalWriter(Path(directory) / str(n), fsync=policy, interval_ms=50)
+            for n in range(writers)
+        ]
+        return _at_once(journals, events, per_flush)
 
 
 _writers = itertools.count(1)
 
 
-def pg_journal_us_per_event(dsn: str, policy: str, events: int, per_flush: int) -> float:
+def pg_journal_us_per_event(
+    dsn: str, policy: str, events: int, per_flush: int, writers: int = 1
+) -> float:
+    """The same through PostgreSQL journals, one connection each, as hosts have."""
     store = PgStore(dsn, fsync=policy)
-    writer_id = f"bench-{os.getpid()}-{next(_writers)}"
-    writer = store.open(writer_id)
-    if writer.failure is not None:
-        raise SystemExit(f"the PostgreSQL journal cannot be written: {writer.failure}")
+    ids = [f"bench-{os.getpid()}-{next(_writers)}" for _ in range(writers)]
+    journals = [store.open(writer_id) for writer_id in ids]
+    failed = [j.failure for j in journals if j.failure is not None]
+    if failed:
+        raise SystemExit(f"the PostgreSQL journal cannot be written: {failed[0]}")
     try:
-        return _write(writer, events, per_flush)
+        return _at_once(list(journals), events, per_flush)
     finally:
-        store.discard(writer_id)
+        for writer_id in ids:
+            store.discard(writer_id)
+
+
+def _at_once(journals: list[Journal], events: int, per_flush: int) -> float:
+    share = max(EVENTS_PER_RECORD, events // len(journals))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(journals)) as pool:
+        list(pool.map(lambda j: _write(j, share, per_flush), journals))
+    elapsed = time.perf_counter() - started
+    return elapsed / (len(journals) * (share // EVENTS_PER_RECORD) * EVENTS_PER_RECORD) * 1e6
 
 
 @contextlib.contextmanager
@@ -196,17 +215,26 @@ def median(runs: int, measure: Callable[[], float]) -> float:
 def compare_postgres(dsn: str, runs: int, events: int) -> None:
     """Events per second, files against PostgreSQL, for the same records and flushes."""
     print(f"journal: events per second, files and PostgreSQL (median of {runs} runs)")
-    print(f"  {'fsync':<9} {'records/flush':>13} {'files':>9} {'postgres':>9} {'pg/files':>9}")
-    for policy in ("always", "interval"):
-        for per_flush in (1, 50):
-            count = events if policy != "always" or per_flush > 1 else max(300, events // 20)
-            files = 1e6 / median(
-                runs, lambda p=policy, c=count, f=per_flush: journal_us_per_event(p, c, f)
-            )
-            pg = 1e6 / median(
-                runs, lambda p=policy, c=count, f=per_flush: pg_journal_us_per_event(dsn, p, c, f)
-            )
-            print(f"  {policy:<9} {per_flush:>13} {files:>9.0f} {pg:>9.0f} {pg / files:>9.2f}")
+    print(
+        f"  {'fsync':<9} {'hosts':>5} {'records/flush':>13} {'files':>9} {'postgres':>9}"
+        f" {'pg/files':>9}"
+    )
+    cases = [("always", 1, 1), ("always", 4, 1), ("always", 1, 50), ("always", 4, 50)]
+    cases += [("interval", 1, 1), ("interval", 1, 50)]
+    for policy, hosts, per_flush in cases:
+        count = events if policy != "always" or per_flush > 1 else max(300, events // 10)
+
+        def files(p: str = policy, c: int = count, f: int = per_flush, h: int = hosts) -> float:
+            return journal_us_per_event(p, c, f, h)
+
+        def pg(p: str = policy, c: int = count, f: int = per_flush, h: int = hosts) -> float:
+            return pg_journal_us_per_event(dsn, p, c, f, h)
+
+        on_files, on_pg = 1e6 / median(runs, files), 1e6 / median(runs, pg)
+        print(
+            f"  {policy:<9} {hosts:>5} {per_flush:>13} {on_files:>9.0f} {on_pg:>9.0f}"
+            f" {on_pg / on_files:>9.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
