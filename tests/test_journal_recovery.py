@@ -27,15 +27,6 @@ def storage(tmp_path: Path, postgres: str | None = None, **extra: Any) -> dict[s
     }
 
 
-@pytest.fixture(params=["files", "postgres"])
-def journal_at(request: pytest.FixtureRequest) -> str | None:
-    """Where the journal is: files (None), or a PostgreSQL database (its connection string)."""
-    if request.param == "files":
-        return None
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    return dsn
-
-
 def test_restart_restores_live_conversations_from_the_journal(
     tmp_path: Path, journal_at: str | None
 ) -> None:
