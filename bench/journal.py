@@ -33,7 +33,7 @@ from domain.enums import Channel, Direction, EventType, ParticipantType, Session
 from domain.records import ConversationRecord, Emitter, Event, SessionRecord
 from infra.archive import Archive
 from infra.journal import JournalWriter
-from infra.journal_pg import PgStore
+from infra.journal_pg_store import PgStore
 from infra.journal_store import Journal
 from tests import pg_cluster  # the tests' throwaway cluster, for a run without a server
 

@@ -1,9 +1,9 @@
 """The journal in PostgreSQL: every node's hosts write one shared database.
 
 A :class:`PgJournal` is one conversation host's journal (the :class:`~infra.journal_store.Journal`
-interface, as :class:`~infra.journal.JournalWriter` is for files); :class:`PgStore` finds,
-fences, reads and deletes writers' journals for recovery. The tables are in
-:mod:`infra.journal_pg_schema`.
+interface, as :class:`~infra.journal.JournalWriter` is for files);
+:class:`~infra.journal_pg_store.PgStore` finds, fences, reads and deletes writers' journals
+for recovery. The tables are in :mod:`infra.journal_pg_schema`.
 
 Writing. Records are buffered while a host handles one Thespian message; :meth:`PgJournal.flush`
 writes them with one statement, its own transaction: an array insert of every frame (numbered
@@ -82,10 +82,6 @@ _FRAMES = "SELECT seq, frame FROM journal_frame WHERE writer_id = %s ORDER BY se
 _FRAMES_OF = (
     "SELECT frame FROM journal_frame WHERE writer_id = %s AND conversation_id = %s ORDER BY seq"
 )
-_FENCE = (
-    "INSERT INTO journal_writer (writer_id, epoch, fenced) VALUES (%s, 0, true)"
-    " ON CONFLICT (writer_id) DO UPDATE SET fenced = true"
-)
 
 
 class WriterFenced(JournalWriteFailed):
@@ -129,39 +125,29 @@ class PgJournal:
     def flush(self) -> None:
         """Write what was added, and delete what was forgotten, in one transaction; raises
         :class:`JournalWriteFailed` (nothing of it stored) if the server refuses it,
-        :class:`WriterFenced` if this writer may no longer write."""
-        if not self._pending and not self._forgotten:
+        :class:`WriterFenced` if this writer may no longer write. With nothing added, only
+        the deletion is tried (:meth:`compact`), and only a fence makes that raise."""
+        if not self._pending:
+            if self._forgotten and not self.compact() and self.fenced:
+                raise WriterFenced(f"{self.name}: {self.failure}")
             return
         batch, self._pending = self._pending, []
+        # The batch is gone, stored or not: later records of a forgotten conversation count.
+        forgotten, self._forgotten = self._forgotten, dict.fromkeys(self._forgotten, 0)
         if self.failure is not None:
             failed = WriterFenced if self.fenced else JournalWriteFailed
             raise failed(f"{self.name} is failing: {self.failure}")
-        forgotten = dict(self._forgotten)
         rows = [
             (conversation_id, frame)
             for index, (conversation_id, frame) in enumerate(batch)
             if index >= forgotten.get(conversation_id, 0)
         ]
         try:
-            failpoints.check("journal.write")
-            connection = self._connect()
-            written = connection.execute(
-                _FLUSH_FORGETTING if forgotten else _FLUSH,
-                {
-                    "writer": self.writer_id,
-                    "epoch": self._epoch,
-                    "forgotten": list(forgotten),
-                    "seqs": list(range(self._seq + 1, self._seq + 1 + len(rows))),
-                    "conversations": [c for c, _ in rows],
-                    "frames": [f for _, f in rows],
-                },
-                prepare=True,
-                binary=True,
-            ).fetchone()
+            stored = self._store(rows, list(forgotten))
         except (psycopg.Error, OSError, JournalError) as error:
             self._fail(describe(error))
             raise JournalWriteFailed(f"{self.name}: write failed: {self.failure}") from error
-        if written is None or not written[0]:
+        if not stored:
             self._fence_off()
             raise WriterFenced(f"{self.name}: {self.failure}")
         self._seq += len(rows)
@@ -214,7 +200,7 @@ class PgJournal:
     def durable_records(self) -> list[Record]:
         """Every record stored for this writer, in order; :class:`JournalUnreadable` if the
         server cannot be read."""
-        return _read(self._connect, self.writer_id, salvage=True).records
+        return read_frames(self._connect(), self.writer_id, salvage=True).records
 
     def forget(self, conversation_id: str) -> None:
         """The conversation needs no record from here: its frames are deleted by the next
@@ -227,11 +213,22 @@ class PgJournal:
         return bool(self._forgotten) and not self._pending and self.failure is None
 
     def compact(self) -> bool:
-        """Delete forgotten conversations' frames now; False (nothing changed) if refused."""
-        try:
-            self.flush()
-        except JournalWriteFailed:
+        """Delete forgotten conversations' frames now. False, and nothing changed, if the
+        server refuses (tried again with the next flush; the journal is not failed by it) or
+        the writer is fenced (it is then failed for good)."""
+        if self._pending or self.failure is not None:
             return False
+        forgotten = list(self._forgotten)
+        try:
+            stored = self._store([], forgotten)
+        except (psycopg.Error, OSError, JournalError):
+            self._drop_connection()
+            return False
+        if not stored:
+            self._fence_off()
+            return False
+        for conversation_id in forgotten:
+            self._forgotten.pop(conversation_id, None)
         return True
 
     def synchronous_commit(self) -> str:
@@ -246,6 +243,30 @@ class PgJournal:
         self._drop_connection()
 
     # ------------------------------------------------------------------ internals
+
+    def _store(self, rows: list[tuple[str, bytes]], forgotten: list[str]) -> bool:
+        """One statement: ``rows`` inserted and ``forgotten`` conversations' frames deleted,
+        if this writer is still registered and not fenced (False, and nothing done, if not).
+        Raises what the server or the connection raises."""
+        failpoints.check("journal.write")
+        written = (
+            self._connect()
+            .execute(
+                _FLUSH_FORGETTING if forgotten else _FLUSH,
+                {
+                    "writer": self.writer_id,
+                    "epoch": self._epoch,
+                    "forgotten": forgotten,
+                    "seqs": list(range(self._seq + 1, self._seq + 1 + len(rows))),
+                    "conversations": [c for c, _ in rows],
+                    "frames": [f for _, f in rows],
+                },
+                prepare=True,
+                binary=True,
+            )
+            .fetchone()
+        )
+        return written is not None and bool(written[0])
 
     def _register(self) -> bool:
         """Take the next epoch of this writer id (fencing out an earlier writer of it); False
@@ -288,87 +309,6 @@ class PgJournal:
             self._connection = None
 
 
-@dataclass(frozen=True, slots=True)
-class PgStore:
-    """Every writer's journal in one PostgreSQL database (``storage.postgres``)."""
-
-    dsn: str
-    fsync: str = "interval"
-
-    def open(self, writer_id: str) -> PgJournal:
-        return PgJournal(self.dsn, writer_id, self.fsync)
-
-    def writers(self) -> list[str]:
-        """Writers whose journals hold frames (those moved aside excepted)."""
-        with self._connection() as connection:
-            rows = _run(
-                connection.execute,
-                "SELECT w.writer_id FROM journal_writer w WHERE NOT w.aside AND EXISTS"
-                " (SELECT 1 FROM journal_frame f WHERE f.writer_id = w.writer_id)"
-                " ORDER BY w.writer_id",
-            ).fetchall()
-        return [str(row[0]) for row in rows]
-
-    def fence(self, writer_id: str) -> None:
-        """Mark the writer fenced. The update waits for a flush of that writer in progress
-        (it holds its row ``FOR SHARE``) to commit; every later flush of it writes nothing."""
-        with self._connection() as connection:
-            _run(connection.execute, _FENCE, [writer_id])
-
-    def read(self, writer_id: str, *, salvage: bool) -> JournalRead:
-        with self._connection() as connection:
-            return _read(lambda: connection, writer_id, salvage=salvage)
-
-    def discard(self, writer_id: str) -> None:
-        """Delete the writer's frames; its row stays, fenced, so that it cannot write again."""
-        with self._connection() as connection:
-            _run(_discard, connection, writer_id)
-
-    def move_aside(self, writer_id: str) -> str:
-        """Rename the writer's frames to ``damaged/<writer id>/<n>``, a writer marked aside
-        (never restored, never written)."""
-        with self._connection() as connection:
-            target: str = _run(_move_aside, connection, writer_id)
-        return f"PostgreSQL journal_frame rows of writer {target!r}"
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        connection: psycopg.Connection[Any] = _run(
-            connect, self.dsn, application_name=f"{APPLICATION} recovery"
-        )
-        return connection
-
-
-def _run(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)``, a server's failure raised as :class:`JournalUnreadable`."""
-    try:
-        return call(*args, **kwargs)
-    except psycopg.Error as error:
-        raise JournalUnreadable(f"PostgreSQL journal: {describe(error)}") from error
-
-
-def _discard(connection: psycopg.Connection[Any], writer_id: str) -> None:
-    with connection.transaction():
-        connection.execute(_FENCE, [writer_id])
-        connection.execute("DELETE FROM journal_frame WHERE writer_id = %s", [writer_id])
-
-
-def _move_aside(connection: psycopg.Connection[Any], writer_id: str) -> str:
-    with connection.transaction():
-        row = connection.execute(
-            "SELECT count(*) FROM journal_writer WHERE writer_id LIKE %s",
-            [f"damaged/{writer_id}/%"],
-        ).fetchone()
-        target = f"damaged/{writer_id}/{(row[0] if row else 0) + 1}"
-        connection.execute(
-            "INSERT INTO journal_writer (writer_id, epoch, fenced, aside) VALUES (%s, 0, true, true)",
-            [target],
-        )
-        connection.execute(
-            "UPDATE journal_frame SET writer_id = %s WHERE writer_id = %s", [target, writer_id]
-        )
-    return target
-
-
 def _last_seq(connection: psycopg.Connection[Any], writer_id: str) -> int:
     row = connection.execute(_LAST_SEQ, [writer_id]).fetchone()
     return int(row[0]) if row is not None else 0
@@ -378,11 +318,13 @@ def _decode(frame: bytes) -> tuple[Record | None, str]:
     return frame_at(frame, 0)
 
 
-def _read(connection_of: Any, writer_id: str, *, salvage: bool) -> JournalRead:
+def read_frames(
+    connection: psycopg.Connection[Any], writer_id: str, *, salvage: bool
+) -> JournalRead:
     """Every record of ``writer_id`` in order; a row that does not decode is damage, as in a
     segment (a torn tail if it is the last)."""
     try:
-        rows = connection_of().execute(_FRAMES, [writer_id]).fetchall()
+        rows = connection.execute(_FRAMES, [writer_id]).fetchall()
     except psycopg.Error as error:
         raise JournalUnreadable(f"PostgreSQL journal of {writer_id}: {describe(error)}") from error
     records: list[Record] = []

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from infra.config.settings import StorageSettings
 from infra.journal import COMPACT_AFTER_S, JournalWriter
-from infra.journal_pg import PgStore
+from infra.journal_pg_store import PgStore
 from infra.journal_read import JournalRead, read_directory
 from infra.journal_records import Record
 

@@ -14,8 +14,9 @@ from thespian.actors import ActorExitRequest
 
 from infra.config import load_config
 from infra.journal import JournalWriteFailed
-from infra.journal_pg import APPLICATION, PgJournal, PgStore, WriterFenced
+from infra.journal_pg import APPLICATION, PgJournal, WriterFenced
 from infra.journal_pg_schema import JournalSchemaError
+from infra.journal_pg_store import PgStore
 from infra.journal_store import open_journal, open_store
 from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
@@ -200,6 +201,35 @@ def test_forgotten_conversations_frames_are_deleted_by_the_next_flush(
     journal.add("b", record("b", "b2"))
     journal.flush()
     assert texts(store, "host-1") == ["b1", "b2"]
+
+
+def test_a_flush_with_nothing_to_write_does_not_fail_while_the_journal_fails(
+    journal: PgJournal, postgres_dsn: str
+) -> None:
+    journal.add("a", record("a", "a1"))
+    journal.flush()
+    cut_writers(postgres_dsn)
+    journal.add("b", record("b", "lost"))
+    with pytest.raises(JournalWriteFailed):
+        journal.flush()
+    journal.forget("a")
+    journal.flush()  # nothing was added: nothing to refuse
+    assert journal.failure is not None
+
+
+def test_records_added_after_a_failed_flush_are_kept_for_a_conversation_forgotten_before_it(
+    store: PgStore, journal: PgJournal, postgres_dsn: str
+) -> None:
+    journal.add("a", record("a", "a1"))
+    journal.add("a", record("a", "a2"))
+    journal.forget("a")
+    cut_writers(postgres_dsn)
+    with pytest.raises(JournalWriteFailed):
+        journal.flush()
+    assert journal.probe()
+    journal.add("a", record("a", "a3 (back on this host)"))
+    journal.flush()
+    assert texts(store, "host-1") == ["a3 (back on this host)"]
 
 
 def test_discarding_a_writers_journal_deletes_its_frames_and_fences_it(
