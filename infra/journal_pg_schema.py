@@ -25,7 +25,18 @@ from infra.journal_segment import JournalError
 SCHEMA_VERSION = 1
 #: The advisory lock taken while the tables are checked or created (any fixed number).
 SCHEMA_LOCK = 0x63786A6F  # "cxjo"
-CONNECT_TIMEOUT_S = 5
+#: libpq settings every journal connection gets unless the connection string sets them: a
+#: server that stops answering (a cut cable, a frozen machine) fails the connection within
+#: about 10 s (a write unacknowledged by TCP, or keepalives unanswered) instead of the
+#: kernel's many minutes, so a host refuses and probes instead of freezing.
+LIVENESS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 _TABLES = (
     "CREATE TABLE journal_writer ("
@@ -51,9 +62,9 @@ def connect(dsn: str, *, application_name: str) -> psycopg.Connection[Any]:
     """A connection in autocommit mode to a database whose journal tables are this engine's
     version (created if missing). Raises psycopg.Error if the server cannot be reached,
     :class:`JournalSchemaError` for a newer schema."""
-    extra: dict[str, Any] = {"application_name": application_name}
-    if "connect_timeout" not in conninfo_to_dict(dsn):
-        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    given = conninfo_to_dict(dsn)
+    extra: dict[str, Any] = {k: v for k, v in LIVENESS.items() if k not in given}
+    extra["application_name"] = application_name
     connection = psycopg.connect(dsn, autocommit=True, **extra)
     try:
         ensure_schema(connection)

@@ -15,7 +15,7 @@ from thespian.actors import ActorExitRequest
 from infra.config import load_config
 from infra.journal import JournalWriteFailed
 from infra.journal_pg import APPLICATION, PgJournal, WriterFenced
-from infra.journal_pg_schema import JournalSchemaError
+from infra.journal_pg_schema import JournalSchemaError, connect
 from infra.journal_pg_store import PgStore
 from infra.journal_store import open_journal, open_store
 from runtime import testing
@@ -251,6 +251,17 @@ def test_a_newer_schema_is_refused_naming_both_versions(store: PgStore, postgres
         store.writers()
     writer = store.open("host-1")
     assert writer.failure is not None and "version 2" in writer.failure
+
+
+def test_a_writers_connection_gives_up_on_a_silent_server_within_seconds_unless_told_otherwise(
+    postgres_dsn: str,
+) -> None:
+    connection = connect(postgres_dsn, application_name="test")
+    with connection:
+        assert connection.info.get_parameters()["tcp_user_timeout"] == "10000"
+        assert connection.info.get_parameters()["keepalives_idle"] == "5"
+    with connect(f"{postgres_dsn} tcp_user_timeout=60000", application_name="test") as told:
+        assert told.info.get_parameters()["tcp_user_timeout"] == "60000"
 
 
 def test_the_factory_picks_the_backend_that_storage_names(
