@@ -276,7 +276,6 @@ class Durability:
                 )
 
 
-
 def _durable_records(journal: Journal, conversation_ids: set[str]) -> dict[str, Seen] | None:
     """Each conversation's records as this host's journal holds them durably; None if the
     journal cannot be reached for now."""

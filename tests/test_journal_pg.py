@@ -399,3 +399,12 @@ def test_conversations_wait_refused_while_the_server_is_unreachable_then_come_ba
     gw.advance(2)  # the probe succeeds: the conversation is rebuilt from the journal
     gw.customer_message(ref.channel_session_id, "after")
     assert customer_texts(gw, ref.conversation_id) == ["kept", "after"]
+
+
+def test_a_postgres_journal_of_a_newer_schema_stops_the_start_up(
+    tmp_path: Path, store: PgStore, postgres_dsn: str
+) -> None:
+    assert store.writers() == []  # creates the tables
+    sql(postgres_dsn, "UPDATE journal_schema_version SET version = 2")
+    with pytest.raises(UnavailableError, match="journal's tables are version 2"):
+        Gateway.embedded(pg_config(tmp_path, postgres_dsn), seed=0)
