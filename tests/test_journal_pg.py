@@ -408,3 +408,30 @@ def test_a_postgres_journal_of_a_newer_schema_stops_the_start_up(
     sql(postgres_dsn, "UPDATE journal_schema_version SET version = 2")
     with pytest.raises(UnavailableError, match="journal's tables are version 2"):
         Gateway.embedded(pg_config(tmp_path, postgres_dsn), seed=0)
+
+
+def test_a_damaged_row_stops_the_start_up_and_a_salvage_restores_the_rest_and_moves_it_aside(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = pg_config(tmp_path, postgres_dsn)
+    with Gateway.embedded(config, seed=0) as gw:
+        lost = gw.start_session("cust-1", "WEB", "v")
+        kept = gw.start_session("cust-2", "WEB", "w")
+        gw.customer_message(kept.channel_session_id, "after the damage")
+        events = gw.events(kept.conversation_id)
+    ((writer, first),) = sql(
+        postgres_dsn, "SELECT writer_id, min(seq) FROM journal_frame GROUP BY 1"
+    )
+    sql(postgres_dsn, "UPDATE journal_frame SET frame = '\\x00' WHERE seq = %s", first)
+    with pytest.raises(UnavailableError, match=f"PostgreSQL journal of {writer}, seq: journal"):
+        Gateway.embedded(config, seed=0)
+    config["storage"]["salvage_journal"] = True
+    with Gateway.embedded(config, seed=0) as gw:
+        assert gw.boot["restored"] == 1
+        assert [s["conversation_id"] for s in gw.boot["salvaged"]] == [lost.conversation_id]
+        assert gw.events(kept.conversation_id) == events
+    aside = sql(postgres_dsn, "SELECT writer_id FROM journal_writer WHERE aside")
+    assert aside == [(f"damaged/{writer}/1",)]
+    assert sql(postgres_dsn, "SELECT count(*) FROM journal_frame WHERE writer_id = %s", writer) == [
+        (0,)
+    ]
