@@ -13,12 +13,17 @@ while handling one Thespian message with one write, before any reply or message 
 3. every conversation the message touched is put back as its journal on disk has it: rebuilt
    from its durable records like a conversation restored after a crash (a conversation that
    was being opened or restored by the message is simply not there);
-4. the host is *failing*: until a probe write and fsync succeed (:meth:`JournalWriter.probe`,
+4. the host is *failing*: until a probe write and fsync succeed (:meth:`Journal.probe`,
    every :data:`PROBE_MS` on the host's alarm heap, so under the virtual clock too), commands
    are refused with ``unavailable`` before they touch anything, and what cannot be refused
    (timer alarms, an archive's confirmation, a restore) is parked and handled once the disk
    takes writes again. The TopicMonitor is told when the host starts and stops failing, and
    ``cx status`` counts failing journals.
+
+A journal that cannot even be read while it fails (a PostgreSQL server that is down) cannot
+say what step 3 needs: the touched conversations are taken off the host, refused
+``unavailable`` meanwhile, and rebuilt from the journal once a probe succeeds, before the
+parked items are handled.
 """
 
 from __future__ import annotations
@@ -48,11 +53,11 @@ from actors.messages import (
 from actors.recovery import Seen, by_conversation
 from actors.restore import Rebuilt
 from domain.errors import ErrorKind
-from domain.ids import conversation_id_of
-from infra.journal import JournalWriteFailed, JournalWriter
-from infra.journal_read import read_directory
+from domain.ids import conversation_entity_id, conversation_id_of
+from infra.journal import JournalWriteFailed
 from infra.journal_records import Record, conversation_of
-from infra.journal_segment import JournalError
+from infra.journal_segment import JournalError, JournalUnreadable
+from infra.journal_store import Journal
 
 log = structlog.get_logger("cx.durability")
 
@@ -93,10 +98,18 @@ class DurableHost(HostContext, Protocol):
 @dataclass
 class Durability:
     host: DurableHost
-    journal: JournalWriter
+    journal: Journal
     handled: list[Item] = field(default_factory=list)  # this Thespian message's mailbox items
     parked: list[Item] = field(default_factory=list)
     probes: int = 0  # the probe alarm's token
+    # conversations taken off while their journal could not be read: rebuilt once it can
+    # (conversation id -> the entities taken off); their entities' ids, refused meanwhile
+    unrebuilt: dict[str, tuple[Entity | None, list[Entity]]] = field(default_factory=dict)
+    _waiting: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.failing:  # a journal that could not start (its server unreachable)
+            self._report()
 
     @property
     def failing(self) -> bool:
@@ -111,7 +124,8 @@ class Durability:
             self.parked.append(item)
             return False
         creates = isinstance(payload, OpenConversation)
-        if isinstance(payload, _REFUSED) and (creates or self.host.has(entity_id)):
+        known = self.host.has(entity_id) or entity_id in self._waiting
+        if isinstance(payload, _REFUSED) and (creates or known):
             self._answer(item, self.journal.failure)
             return False
         return True
@@ -168,6 +182,10 @@ class Durability:
 
     def _recovered(self) -> None:
         host = self.host
+        if self.unrebuilt:
+            unrebuilt, self.unrebuilt = self.unrebuilt, {}
+            self._waiting.clear()
+            self._rebuild(unrebuilt)
         parked, self.parked = self.parked, []
         log.warning("journal_recovered", host=host.host_id, parked=len(parked))
         host.post(Ref(host.wired().monitor, ""), StorageHealth(host.host_id, None))
@@ -226,18 +244,7 @@ class Durability:
                 answered.add(reply_to.call_id)
             self._answer((entity_id, payload, reply_to), self.journal.failure)
         previous = {c: host.evict(c) for c in touched | gone}
-        rebuilt = touched - gone
-        if rebuilt:
-            records = _durable_records(self.journal, rebuilt)
-            for conversation_id in sorted(rebuilt):
-                seen = records.get(conversation_id)
-                if seen is not None and seen.opened is not None:
-                    host.reinstate(
-                        seen.opened,
-                        seen.commands,
-                        journal_again=False,
-                        previous=previous[conversation_id],
-                    )
+        self._rebuild({c: previous[c] for c in touched - gone})
         log.error(
             "journal_write_failed",
             host=host.host_id,
@@ -246,12 +253,38 @@ class Durability:
             conversations=sorted(touched | gone),
         )
 
+    def _rebuild(self, previous: dict[str, tuple[Entity | None, list[Entity]]]) -> None:
+        """Put conversations taken off back as the journal durably holds them; if it cannot
+        be read now, keep them off (refused) until a probe succeeds."""
+        if not previous:
+            return
+        records = _durable_records(self.journal, set(previous))
+        if records is None:
+            self.unrebuilt.update(previous)
+            for conversation_id, (_conversation, sessions) in previous.items():
+                self._waiting.add(conversation_entity_id(conversation_id))
+                self._waiting.update(s.id for s in sessions)
+            return
+        for conversation_id in sorted(previous):
+            seen = records.get(conversation_id)
+            if seen is not None and seen.opened is not None:
+                self.host.reinstate(
+                    seen.opened,
+                    seen.commands,
+                    journal_again=False,
+                    previous=previous[conversation_id],
+                )
 
-def _durable_records(journal: JournalWriter, conversation_ids: set[str]) -> dict[str, Seen]:
-    """Each conversation's records as this host's journal holds them on disk."""
+
+def _durable_records(journal: Journal, conversation_ids: set[str]) -> dict[str, Seen] | None:
+    """Each conversation's records as this host's journal holds them durably; None if the
+    journal cannot be reached for now."""
     try:
-        records = read_directory(journal.directory).records
+        records = journal.durable_records()
+    except JournalUnreadable as error:
+        log.error("journal_unreachable", error=str(error))
+        return None
     except JournalError as error:  # damaged in the middle: a person must look at it
-        log.error("journal_unreadable", directory=str(journal.directory), error=str(error))
+        log.error("journal_unreadable", error=str(error))
         return {}
     return {c: seen for c, seen in by_conversation(records).items() if c in conversation_ids}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -47,8 +46,8 @@ from domain.errors import ErrorKind, Refused
 from domain.ids import EntityKind, conversation_entity_id, conversation_id_of, entity_kind
 from domain.policy import Policy
 from infra.codec import CodecError
-from infra.journal import JournalWriter
 from infra.journal_records import Record, conversation_of, open_record
+from infra.journal_store import Journal, open_journal
 from infra.policies import conversation_policy
 
 log = structlog.get_logger("cx.host")
@@ -61,7 +60,7 @@ class Host(TimedActor):
         self.kind = ""
         self.entities: dict[str, Entity] = {}
         self._mailbox: deque[Item] = deque()
-        self._journal: JournalWriter | None = None
+        self._journal: Journal | None = None
         self._durability: Durability | None = None  # conversation hosts: see actors.durability
         self._draining = False
         self._cached_policy: Policy | None = None
@@ -182,12 +181,7 @@ class Host(TimedActor):
             self.wire(message.wiring)
             self.advance_clock(message.now)
             if message.kind == "conversations":
-                storage = message.wiring.settings.storage
-                self._journal = JournalWriter(
-                    Path(storage.journal) / message.host_id,
-                    fsync=storage.fsync,
-                    interval_ms=storage.fsync_interval_ms,
-                )
+                self._journal = open_journal(message.wiring.settings.storage, message.host_id)
                 self._durability = Durability(self, self._journal)
             self.replay_early()
         elif isinstance(message, AgentsLost):

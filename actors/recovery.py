@@ -1,6 +1,7 @@
-"""What the TopicMonitor restores from hosts' journal directories, and what damage cost.
+"""What the TopicMonitor restores from hosts' journals, and what damage cost.
 
-:func:`plan_recovery` reads the directories (``infra.journal.read_directory``) and returns
+:func:`plan_recovery` fences each writer (a host declared dead may never write again), reads
+its journal from the store (:mod:`infra.journal_store`: directories, or PostgreSQL) and returns
 the live conversations to rebuild. A torn tail is dropped and described. Damage in the middle
 of a log stops the whole restore (``refused``: nothing is restored, nothing deleted) unless the
 journal is salvaged; then every intact record is read, and each conversation that may have
@@ -15,26 +16,22 @@ lost records gets a :class:`Loss`:
   restored; its records stay in the journal moved aside (docs/DECISIONS.md);
 - ``unrestorable``: its opening record was in the damaged bytes.
 
-Directories read with mid-log damage are moved aside (``damaged/`` beside the journal, under
-the time of the move), never deleted, once their conversations are back.
+Journals read with mid-log damage are moved aside (``JournalStore.move_aside``), never
+deleted, once their conversations are back.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from actors.restore import rebuild
 from infra.codec import CodecError
-from infra.journal_read import JournalDamagedError, JournalRead, read_directory
+from infra.journal_read import JournalDamagedError, JournalRead
 from infra.journal_records import Record, RecordKind, conversation_of, kind_of, time_of
 from infra.journal_segment import Damage, JournalError
-
-DAMAGED_DIRECTORY = "damaged"
+from infra.journal_store import JournalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +51,8 @@ class Loss:
 @dataclass
 class Plan:
     found: dict[str, tuple[Record, list[Record]]] = field(default_factory=dict)
-    directories: list[Path] = field(default_factory=list)  # read: deleted once restored
-    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside once restored
+    writers: list[str] = field(default_factory=list)  # read: deleted once restored
+    damaged: list[str] = field(default_factory=list)  # salvaged: moved aside once restored
     now: int = 0  # the latest journaled time
     damage: list[str] = field(default_factory=list)  # every damaged place, described
     losses: list[Loss] = field(default_factory=list)
@@ -75,14 +72,16 @@ class Seen:
 
 
 def plan_recovery(
-    directories: list[Path], *, salvage: bool, archived: Callable[[str], bool]
+    store: JournalStore, writers: list[str], *, salvage: bool, archived: Callable[[str], bool]
 ) -> Plan:
-    """The conversations of ``directories`` to restore (not closed, not ``archived``)."""
+    """The conversations journaled by ``writers`` to restore (not closed, not ``archived``);
+    each writer is fenced before its journal is read."""
     plan = Plan()
-    reads: list[tuple[Path, JournalRead]] = []
-    for directory in directories:
+    reads: list[tuple[str, JournalRead]] = []
+    for writer in writers:
         try:
-            read = read_directory(directory, salvage=salvage)
+            store.fence(writer)
+            read = store.read(writer, salvage=salvage)
         except JournalDamagedError as error:
             plan.refused.extend(error.damage)
             plan.errors.append(str(error))
@@ -90,9 +89,9 @@ def plan_recovery(
         except JournalError as error:
             plan.errors.append(str(error))
             continue
-        reads.append((directory, read))
+        reads.append((writer, read))
         plan.damage.extend(read.damage)
-        (plan.damaged if read.mid_log else plan.directories).append(directory)
+        (plan.damaged if read.mid_log else plan.writers).append(writer)
     if plan.errors:  # nothing is restored and nothing deleted: a person decides
         return Plan(damage=plan.damage, refused=plan.refused, errors=plan.errors)
     closed: set[str] = set()
@@ -179,12 +178,3 @@ def _assess(conversation_id: str, seen: Seen, mid_log: list[tuple[int, Damage]])
         "its records after the damage replay exactly as journaled: no event it published was"
         " lost (a command that published nothing could have been)",
     )
-
-
-def move_aside(directory: Path) -> Path:
-    """Move a damaged journal directory to ``damaged/<UTC time>/<name>`` beside the journal."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = directory.parent.parent / DAMAGED_DIRECTORY / stamp / directory.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(directory, target)
-    return target

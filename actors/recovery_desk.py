@@ -3,8 +3,8 @@
 At start-up (journals left by the previous run) and when a conversation host dies (its
 journal), :func:`actors.recovery.plan_recovery` says which conversations to rebuild; each is
 registered as live (state ``RESTORING``), placed on a host and sent its records
-(``RestoreConversation``). The directories are deleted once every conversation read from them
-is back (each host journals its restored conversations' whole history again); a directory
+(``RestoreConversation``). The journals are deleted once every conversation read from them
+is back (each host journals its restored conversations' whole history again); a journal
 salvaged from damage is moved aside instead, and one holding a conversation that could not be
 restored is kept, for a person to look at. What the start-up found is kept in :class:`Boot`
 (``BootStatus``, ``Gateway.boot``).
@@ -12,18 +12,18 @@ restored is kept, for a person to look at. What the start-up found is kept in :c
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from actors.messages import Ref, RestoreConversation, Restored
-from actors.recovery import move_aside, plan_recovery
+from actors.recovery import plan_recovery
 from actors.room_desk import Live, RoomDesk
 from domain.ids import conversation_entity_id
+from infra.archive import StorageError
 from infra.journal_records import room_of, started_sessions
+from infra.journal_store import JournalStore, open_store
 
 log = structlog.get_logger("cx.monitor")
 
@@ -43,31 +43,45 @@ class Boot:
 
 @dataclass(slots=True)
 class _Recovery:
-    """Journal directories being replaced by restored copies; deleted once all are back."""
+    """Writers' journals being replaced by restored copies; deleted once all are back."""
 
-    directories: list[Path]
+    writers: list[str]
     awaiting: set[str]
     failed: bool = False
-    damaged: list[Path] = field(default_factory=list)  # salvaged: moved aside, never deleted
+    damaged: list[str] = field(default_factory=list)  # salvaged: moved aside, never deleted
 
 
 class RecoveryDesk(RoomDesk):
     def __init__(self) -> None:
         super().__init__()
         self._recoveries: list[_Recovery] = []
-        self._deferred: list[tuple[list[Path], bool]] = []  # until the archive is open
+        self._deferred: list[tuple[list[str], bool]] = []  # until the archive is open
         self.boot = Boot()
 
-    def recover(self, directories: list[Path], *, salvage: bool) -> int:
-        """Restore every live conversation journaled in ``directories`` onto hosts; the
-        directories are deleted (salvaged damaged ones moved aside) once every one of them is
-        back. The number of conversations sent to be restored (0 while the archive is not open
-        yet: they are restored by :meth:`recover_deferred` once it is)."""
+    def journal_store(self) -> JournalStore:
+        return open_store(self.wired().settings.storage)
+
+    def previous_journals(self) -> list[str]:
+        """The writers whose journals a previous run left (an unreadable store stops the
+        start-up, as a journal of another version does)."""
+        try:
+            return self.journal_store().writers()
+        except StorageError as error:
+            log.error("journal_refused", error=str(error))
+            self.boot.error = str(error)
+            return []
+
+    def recover(self, writers: list[str], *, salvage: bool) -> int:
+        """Restore every live conversation journaled by ``writers`` onto hosts; their journals
+        are deleted (salvaged damaged ones moved aside) once every one of them is back. The
+        number of conversations sent to be restored (0 while the archive is not open yet:
+        they are restored by :meth:`recover_deferred` once it is)."""
         if self.archive is None:
-            self._deferred.append((directories, salvage))
+            self._deferred.append((writers, salvage))
             return 0
         archive = self.archive
-        plan = plan_recovery(directories, salvage=salvage, archived=archive.has_conversation)
+        store = self.journal_store()
+        plan = plan_recovery(store, writers, salvage=salvage, archived=archive.has_conversation)
         for error in plan.errors:
             log.error("journal_refused", error=error)
             self.boot.error = error
@@ -80,7 +94,7 @@ class RecoveryDesk(RoomDesk):
             self.boot.salvaged.append(loss.as_dict())
         self.boot.now = max(self.boot.now, plan.now)
         found = {c: v for c, v in plan.found.items() if c not in self.live}
-        recovery = _Recovery(plan.directories, set(), damaged=plan.damaged)
+        recovery = _Recovery(plan.writers, set(), damaged=plan.damaged)
         per_host = self.wired().settings.placement.per_host
         for conversation_id, (opened, commands) in found.items():
             host = self.placement.place(per_host)
@@ -123,9 +137,11 @@ class RecoveryDesk(RoomDesk):
             self._recoveries.remove(recovery)
             if recovery.failed:
                 continue  # keep the journals of what could not be restored, for a person to look at
-            for directory in recovery.directories:
-                shutil.rmtree(directory, ignore_errors=True)
-            for directory in recovery.damaged:  # kept for a person to look at
-                log.warning(
-                    "journal_moved_aside", directory=str(directory), to=str(move_aside(directory))
-                )
+            store = self.journal_store()
+            try:
+                for writer in recovery.writers:
+                    store.discard(writer)
+                for writer in recovery.damaged:  # kept for a person to look at
+                    log.warning("journal_moved_aside", writer=writer, to=store.move_aside(writer))
+            except (StorageError, OSError) as error:  # kept: read again by the next start-up
+                log.error("journal_not_deleted", error=str(error))

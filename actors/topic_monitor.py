@@ -21,7 +21,6 @@ that a locked archive delays only what must wait for it.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -95,8 +94,7 @@ class TopicMonitor(RecoveryDesk):
         # The Archivist creates the archive on new storage and says when it is open: this
         # actor writes nothing to it, not even its schema (see _archive_opened).
         self.new_archivist()
-        root = Path(settings.storage.journal)
-        previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        previous = self.previous_journals()
         for _ in range(settings.placement.hosts):
             self.placement.new_host()
         # A system started on storage that holds journals restores those conversations first,
@@ -157,9 +155,8 @@ class TopicMonitor(RecoveryDesk):
         for conversation_id in orphans:
             self.forget(conversation_id)
         if self.wiring is not None:
-            # Rebuild its conversations from its journal on another host.
-            directory = Path(self.wired().settings.storage.journal) / lost.host_id
-            restored = self.recover([directory], salvage=False)  # salvage is for a person
+            # Rebuild its conversations from its journal (fenced first) on another host.
+            restored = self.recover([lost.host_id], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)

@@ -752,6 +752,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                     "archive": str(directory / "archive.sqlite3"),
                     "journal": str(directory / "journal"),
                     "fsync": "interval",
+                    "postgres": options.postgres,
                 },
                 "logging": {"level": "error", "file": str(directory / "cx.log")},
                 "timers": {
@@ -1070,6 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the storage even when all held")
+    parser.add_argument("--postgres", default=None, help="journal in this PostgreSQL database")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)

@@ -32,6 +32,7 @@ from typing import Any
 
 from infra import failpoints
 from infra.archive import StorageError
+from infra.journal_read import read_directory
 from infra.journal_records import Record, compacted_record, conversation_of
 from infra.journal_segment import (
     HEADER,
@@ -209,6 +210,11 @@ class JournalWriter:
             if record is not None and record["c"] == conversation_id:
                 records.append(record)
         return records
+
+    def durable_records(self) -> list[Record]:
+        """Every record in the segment files, in order (what a restart would read); raises
+        :class:`~infra.journal_segment.JournalError` if the directory is damaged."""
+        return read_directory(self.directory).records
 
     def forget(self, conversation_id: str) -> None:
         """The conversation needs no record from here any more (archived, or moved). A

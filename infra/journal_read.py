@@ -98,6 +98,15 @@ def read_directory(directory: Path, *, salvage: bool = False) -> JournalRead:
                 found.append((len(records), replace(item, tail=last and item.end == size)))
             else:
                 records.append(item)
+    return assemble(records, found, salvage=salvage)
+
+
+def assemble(
+    records: list[Record], found: list[tuple[int, Damage]], *, salvage: bool
+) -> JournalRead:
+    """A journal's read from its intact ``records`` and the damage ``found`` among them (each
+    with the number of records read before it): damage in the middle of the log raises
+    JournalDamagedError unless ``salvage``."""
     mid_log = [
         (at, replace(d, records_after=len(records) - at, conversations=_exposed(records, at)))
         for at, d in found

@@ -35,6 +35,10 @@ class JournalError(StorageError):
     """A journal that this engine cannot read (another version, not a journal)."""
 
 
+class JournalUnreadable(JournalError):
+    """A journal that cannot be reached for now (its database server is down or cut off)."""
+
+
 def encode_frame(record: Record) -> bytes:
     payload: bytes = msgpack.packb(record, use_bin_type=True)
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload

@@ -169,3 +169,13 @@ def postgres_dsn(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["files", "postgres"])
+def journal_at(request: pytest.FixtureRequest) -> str | None:
+    """Where a test's journal is, for tests that run on both backends: ``None`` for files
+    (``storage.postgres`` unset), else a fresh PostgreSQL database's connection string."""
+    if request.param == "files":
+        return None
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    return dsn

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.multiproc
 
 
 def test_killed_hosts_lose_nothing_acknowledged(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_at: str | None
 ) -> None:
     figures = tmp_path / "chaos.json"
     code = chaos.main(
@@ -34,6 +34,7 @@ def test_killed_hosts_lose_nothing_acknowledged(
             "--kill-every", "2:4",
             "--seed", "11",
             "--json", str(figures),
+            *(["--postgres", journal_at] if journal_at else []),
         ]
     )  # fmt: skip
     out = capsys.readouterr().out

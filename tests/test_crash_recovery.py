@@ -33,7 +33,7 @@ def _send(gw: Gateway, session_id: str, message_id: str) -> None:
     eventually(attempt, timeout=60)
 
 
-def test_killed_host_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_killed_host_loses_nothing_acknowledged(tmp_path: Path, journal_at: str | None) -> None:
     config = write_config(
         tmp_path,
         placement={"per_host": 1000},
@@ -41,6 +41,7 @@ def test_killed_host_loses_nothing_acknowledged(tmp_path: Path) -> None:
             "archive": str(tmp_path / "archive.sqlite3"),
             "journal": str(tmp_path / "journal"),
             "fsync": "never",
+            "postgres": journal_at,
         },
     )
     with running_system(config), Gateway.connect(config) as gw:
@@ -82,7 +83,9 @@ def test_killed_host_loses_nothing_acknowledged(tmp_path: Path) -> None:
             eventually(lambda ref=ref: gw.conversation(ref.conversation_id)["state"] == "CLOSED")
 
 
-def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) -> None:
+def test_whole_system_killed_then_restarted_on_the_same_storage(
+    tmp_path: Path, journal_at: str | None
+) -> None:
     """Every process of the system (admin included) dies with SIGKILL, as in a machine
     crash; a new system on the same storage restores the live conversations, and the room
     keeps its live conversation."""
@@ -97,6 +100,7 @@ def test_whole_system_killed_then_restarted_on_the_same_storage(tmp_path: Path) 
             "archive": str(tmp_path / "archive.sqlite3"),
             "journal": str(tmp_path / "journal"),
             "fsync": "always",
+            "postgres": journal_at,
         },
     )
     before = same_program(config)

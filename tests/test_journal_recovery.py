@@ -15,19 +15,22 @@ from runtime.gateway import Gateway, UnavailableError
 Make = Callable[..., Gateway]
 
 
-def storage(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+def storage(tmp_path: Path, postgres: str | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "storage": {
             "archive": str(tmp_path / "archive.sqlite3"),
             "journal": str(tmp_path / "journal"),
+            "postgres": postgres,
         },
         "logging": {"level": "error"},
         **extra,
     }
 
 
-def test_restart_restores_live_conversations_from_the_journal(tmp_path: Path) -> None:
-    config = storage(tmp_path)
+def test_restart_restores_live_conversations_from_the_journal(
+    tmp_path: Path, journal_at: str | None
+) -> None:
+    config = storage(tmp_path, journal_at)
     with Gateway.embedded(config, seed=0) as gw:
         gw.agent_login("alice")
         ref = gw.start_session("cust-1", "WEB", "v")
@@ -55,8 +58,8 @@ def test_restart_restores_live_conversations_from_the_journal(tmp_path: Path) ->
         assert gw.status()["queues"] == {"default": 1}
 
 
-def test_timers_resume_with_the_time_they_had_left(tmp_path: Path) -> None:
-    config = storage(tmp_path)
+def test_timers_resume_with_the_time_they_had_left(tmp_path: Path, journal_at: str | None) -> None:
+    config = storage(tmp_path, journal_at)
     with Gateway.embedded(config, seed=0) as gw:
         ref = gw.start_session("cust-1", "WEB", "v")
         gw.advance(200)
@@ -72,8 +75,10 @@ def test_timers_resume_with_the_time_they_had_left(tmp_path: Path) -> None:
         assert gw.conversation(ref.conversation_id)["ended_at"] == "1970-01-01T00:08:20.000Z"
 
 
-def test_journal_of_a_closed_conversation_is_not_restored(tmp_path: Path) -> None:
-    config = storage(tmp_path)
+def test_journal_of_a_closed_conversation_is_not_restored(
+    tmp_path: Path, journal_at: str | None
+) -> None:
+    config = storage(tmp_path, journal_at)
     with Gateway.embedded(config, seed=0) as gw:
         ref = gw.start_session("cust-1", "WEB", "v")
         gw.end_session(ref.channel_session_id)
