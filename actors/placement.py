@@ -1,8 +1,9 @@
 """Placement: which conversation host a conversation goes to, and when hosts start and stop.
 
 The TopicMonitor keeps at least ``placement.hosts`` conversation hosts (its children). A new
-or restored conversation goes to the first host with fewer than ``placement.per_host``
-conversations; when every host is full a new one is started, and a host left empty beyond the
+or restored conversation goes to the host with the fewest live conversations, so that every
+host (every core it runs on) takes a share from the start; when every host has
+``placement.per_host`` conversations a new one is started, and a host left empty beyond the
 minimum is stopped. :class:`Placement` keeps the hosts and their counts; starting and stopping
 an actor is the monitor's (the callables it is given).
 """
@@ -40,8 +41,11 @@ class Placement:
         return [h.address for h in self.hosts.values()]
 
     def place(self, per_host: int) -> HostInfo:
-        """The host a conversation goes to (counted there)."""
-        host = next((h for h in self.hosts.values() if h.conversations < per_host), None)
+        """The host a conversation goes to (counted there): the one with the fewest live
+        conversations (the earliest started on a tie), a new one when every host has
+        ``per_host``."""
+        open_hosts = [h for h in self.hosts.values() if h.conversations < per_host]
+        host = min(open_hosts, key=lambda h: h.conversations, default=None)
         if host is None:
             host = self.new_host()
         host.conversations += 1

@@ -20,7 +20,24 @@ class Hosts:
         self.stopped.append(address)
 
 
-def test_a_conversation_goes_to_the_first_host_with_room() -> None:
+def test_conversations_are_spread_over_the_hosts_started_up_front() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second = placement.new_host(), placement.new_host()
+    placed = [placement.place(per_host=10_000) for _ in range(4)]
+    assert placed == [first, second, first, second]
+    assert (first.conversations, second.conversations) == (2, 2)
+
+
+def test_a_conversation_goes_to_the_least_loaded_host() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second, third = placement.new_host(), placement.new_host(), placement.new_host()
+    first.conversations, second.conversations, third.conversations = 3, 1, 2
+    assert placement.place(per_host=10) is second
+
+
+def test_a_conversation_goes_to_a_host_with_room() -> None:
     hosts = Hosts()
     placement = Placement(hosts.start, hosts.stop)
     first, second = placement.new_host(), placement.new_host()
