@@ -49,8 +49,9 @@ from domain.enums import EventType, RoomMode, RoomType
 from domain.errors import ErrorKind
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
-from infra.archive import Archive, StorageError
+from infra.archive import StorageError
 from infra.archive_rows import RoomRecord
+from infra.archive_store import ArchiveStore, open_archive
 
 log = structlog.get_logger("cx.archivist")
 
@@ -72,7 +73,7 @@ class _Closing:
 class Archivist(TimedActor):
     def __init__(self) -> None:
         super().__init__()
-        self.archive: Archive | None = None
+        self.archive: ArchiveStore | None = None
         self.closings: dict[str, _Closing] = {}  # by conversation id, oldest first
         self.late: deque[tuple[ArchiveLateRequest, ReplyTo | None]] = deque()
         self.failures = 0  # failed attempts in a row
@@ -96,12 +97,10 @@ class Archivist(TimedActor):
             self.archive.close()
             self.archive = None
 
-    def _storage(self) -> Archive:
+    def _storage(self) -> ArchiveStore:
         if self.archive is None:
             storage = self.wired().settings.storage
-            self.archive = Archive(
-                storage.archive, fsync=storage.fsync, busy_timeout_ms=BUSY_TIMEOUT_MS
-            )
+            self.archive = open_archive(storage, busy_timeout_ms=BUSY_TIMEOUT_MS)
         return self.archive
 
     # ------------------------------------------------------------------ entry

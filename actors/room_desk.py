@@ -36,8 +36,9 @@ from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
 from domain.errors import ErrorKind, Refused
 from domain.ids import conversation_entity_id
-from infra.archive import Archive, StorageError
+from infra.archive import StorageError
 from infra.archive_rows import RoomRecord
+from infra.archive_store import ArchiveStore
 
 log = structlog.get_logger("cx.monitor")
 
@@ -56,7 +57,7 @@ class Live:
 class RoomDesk(ArchivistParent):
     def __init__(self) -> None:
         super().__init__()
-        self.archive: Archive | None = None  # read only: writes are the Archivist's
+        self.archive: ArchiveStore | None = None  # read only: writes are the Archivist's
         self.live: dict[str, Live] = {}
         self.room_live: dict[str, str] = {}
         self.session_conversation: dict[str, str] = {}
@@ -245,6 +246,6 @@ class RoomDesk(ArchivistParent):
             " nothing changed: retry",
         )
 
-    def _archive_or_fail(self) -> Archive:
+    def _archive_or_fail(self) -> ArchiveStore:
         assert self.archive is not None, "TopicMonitor used before it was wired"
         return self.archive

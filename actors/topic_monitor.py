@@ -60,7 +60,8 @@ from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
 from domain.errors import ErrorKind
-from infra.archive import Archive, StorageError
+from infra.archive import StorageError
+from infra.archive_store import open_archive
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
@@ -109,8 +110,8 @@ class TopicMonitor(RecoveryDesk):
         self.opened = True
         storage = self.wired().settings.storage
         try:
-            self.archive = Archive(
-                storage.archive, create=False, busy_timeout_ms=READ_BUSY_TIMEOUT_MS
+            self.archive = open_archive(
+                storage, create=False, busy_timeout_ms=READ_BUSY_TIMEOUT_MS
             )
         except StorageError as error:
             problem = opened.problem or str(error)

@@ -71,7 +71,7 @@ import yaml
 from actors import messages
 from actors.messages import Locate, Ping
 from bench import chaos_faults, chaos_netgw, chaos_supervisors
-from infra.archive import Archive
+from infra.archive_store import open_archive
 from infra.config import load_config
 from runtime import procs, testing
 from runtime.gateway import (
@@ -626,7 +626,7 @@ def _read_records(directory: Path) -> list[dict[str, Any]]:
     return items
 
 
-def check(records: list[dict[str, Any]], archive_path: Path) -> tuple[dict[str, Any], list[str]]:
+def check(records: list[dict[str, Any]], config: Path) -> tuple[dict[str, Any], list[str]]:
     """The archive against the workers' records: (figures, problems)."""
     problems: list[str] = []
     conversations = {r["conv"]: r for r in records if r["kind"] == "conv"}
@@ -640,7 +640,7 @@ def check(records: list[dict[str, Any]], archive_path: Path) -> tuple[dict[str, 
                 f"room {r['room']}: a second session opened {r['got']} while {r['conv']} was live"
             )
     figures: Counter[str] = Counter()
-    with Archive(archive_path, read_only=True) as archive:
+    with open_archive(load_config(config).storage, read_only=True) as archive:
         rooms = {c["room"] for c in conversations.values()}
         for room in sorted(rooms):
             stored = archive.room_conversations(room)
@@ -928,7 +928,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         problems.append(f"gateway processes left: {leaked_workers}")
 
     records = _read_records(directory)
-    figures, found = check(records, directory / "archive.sqlite3")
+    figures, found = check(records, config)
     problems.extend(found)
     worker_stats: Counter[str] = Counter()
     for r in records:
@@ -1071,7 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the storage even when all held")
-    parser.add_argument("--postgres", default=None, help="journal in this PostgreSQL database")
+    parser.add_argument("--postgres", default=None, help="journal and archive in this PostgreSQL database")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)

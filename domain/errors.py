@@ -40,6 +40,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     ├── PayloadError [internal] (infra.archive_rows; also a ValueError)
     ├── StorageError [unavailable] (infra.archive)
     │   ├── ArchiveUnavailable [unavailable] (infra.archive)
+    │   ├── ArchiveSchemaError [unavailable] (infra.archive_pg_schema)
     │   ├── JournalWriteFailed [unavailable] (infra.journal)
     │   │   └── WriterFenced [unavailable] (infra.journal_pg)
     │   └── JournalError [unavailable] (infra.journal_segment)

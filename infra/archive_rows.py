@@ -7,10 +7,9 @@ the storage).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -41,6 +40,12 @@ from domain.records import (
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
+class StoredRow(Protocol):
+    """A stored row read by column name: SQLite's ``sqlite3.Row`` or a psycopg ``dict_row``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 class PayloadError(CxError, ValueError):
     """A stored payload that does not decode to a map."""
 
@@ -54,7 +59,7 @@ class RoomRecord:
     created_at: int
 
 
-def room_record(row: sqlite3.Row) -> RoomRecord:
+def room_record(row: StoredRow) -> RoomRecord:
     return RoomRecord(
         id=row["id"],
         type=RoomType(row["type"]),
@@ -65,7 +70,7 @@ def room_record(row: sqlite3.Row) -> RoomRecord:
 
 
 def conversation_record(
-    row: sqlite3.Row, participants: list[sqlite3.Row], sessions: list[sqlite3.Row]
+    row: StoredRow, participants: Sequence[StoredRow], sessions: Sequence[StoredRow]
 ) -> ConversationRecord:
     conversation_id: str = row["id"]
     return ConversationRecord(
@@ -106,7 +111,7 @@ def conversation_record(
     )
 
 
-def event_record(row: sqlite3.Row) -> Event:
+def event_record(row: StoredRow) -> Event:
     """An event from its row joined with its conversation's ``room_id``."""
     return Event(
         conversation_id=row["conversation_id"],

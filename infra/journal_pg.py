@@ -34,7 +34,7 @@ import psycopg
 
 from infra import failpoints
 from infra.journal import COMPACT_AFTER_S, JournalWriteFailed
-from infra.journal_pg_schema import connect, describe
+from infra.journal_pg_schema import connect
 from infra.journal_read import JournalRead, assemble
 from infra.journal_records import Record
 from infra.journal_segment import (
@@ -44,9 +44,8 @@ from infra.journal_segment import (
     encode_frame,
     frame_at,
 )
+from infra.pg import SYNCHRONOUS_COMMIT, describe
 
-#: ``storage.fsync`` -> the session's ``synchronous_commit``.
-SYNCHRONOUS_COMMIT = {"always": "on", "interval": "off", "never": "off"}
 APPLICATION = "cx-journal"
 
 _REGISTER = (

@@ -18,26 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from infra.journal_segment import JournalError
+from infra.pg import open_connection
 
 SCHEMA_VERSION = 1
 #: The advisory lock taken while the tables are checked or created (any fixed number).
 SCHEMA_LOCK = 0x63786A6F  # "cxjo"
-#: libpq settings every journal connection gets unless the connection string sets them: a
-#: server that stops answering (a cut cable, a frozen machine) fails the connection within
-#: about 10 s (a write unacknowledged by TCP, or keepalives unanswered) instead of the
-#: kernel's many minutes, so a host refuses and probes instead of freezing.
-LIVENESS: dict[str, int] = {
-    "connect_timeout": 5,
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 10_000,
-}
-
 _TABLES = (
     "CREATE TABLE journal_writer ("
     " writer_id text PRIMARY KEY,"
@@ -62,10 +49,7 @@ def connect(dsn: str, *, application_name: str) -> psycopg.Connection[Any]:
     """A connection in autocommit mode to a database whose journal tables are this engine's
     version (created if missing). Raises psycopg.Error if the server cannot be reached,
     :class:`JournalSchemaError` for a newer schema."""
-    given = conninfo_to_dict(dsn)
-    extra: dict[str, Any] = {k: v for k, v in LIVENESS.items() if k not in given}
-    extra["application_name"] = application_name
-    connection = psycopg.connect(dsn, autocommit=True, **extra)
+    connection = open_connection(dsn, application_name=application_name)
     try:
         ensure_schema(connection)
     except BaseException:
@@ -93,9 +77,3 @@ def ensure_schema(connection: psycopg.Connection[Any]) -> None:
                 f"the PostgreSQL journal's tables are version {found}; this engine reads"
                 f" version {SCHEMA_VERSION}: nothing was read or written"
             )
-
-
-def describe(error: BaseException) -> str:
-    """One line naming what went wrong with the server."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else 'no detail'}"

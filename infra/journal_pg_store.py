@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 
 from infra.journal_pg import APPLICATION, PgJournal, read_frames
-from infra.journal_pg_schema import connect, describe
+from infra.journal_pg_schema import connect
 from infra.journal_read import JournalRead
 from infra.journal_segment import JournalUnreadable
+from infra.pg import describe
 
 _FENCE = (
     "INSERT INTO journal_writer (writer_id, epoch, fenced) VALUES (%s, 0, true)"

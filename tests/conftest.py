@@ -173,8 +173,9 @@ def postgres_dsn(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(params=["files", "postgres"])
 def journal_at(request: pytest.FixtureRequest) -> str | None:
-    """Where a test's journal is, for tests that run on both backends: ``None`` for files
-    (``storage.postgres`` unset), else a fresh PostgreSQL database's connection string."""
+    """Where a test's journal and archive are, for tests that run on both backends: ``None``
+    for files and SQLite (``storage.postgres`` unset), else a fresh PostgreSQL database's
+    connection string."""
     if request.param == "files":
         return None
     dsn: str = request.getfixturevalue("postgres_dsn")

@@ -1,4 +1,5 @@
-"""The SQLite archive: round trips, idempotence, room lookups and storage failures."""
+"""The archive on SQLite and PostgreSQL: round trips, idempotence, room lookups; the SQLite
+file's own failures (locks, read-only files, foreign files)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ from domain.records import (
     SessionRecord,
 )
 from infra.archive import Archive, ArchiveUnavailable, StorageError
+from infra.archive_pg import PgArchive
 from infra.archive_rows import RoomRecord
+from infra.archive_store import ArchiveStore
 
 ROOM = RoomRecord("room-1", RoomType.CUSTOMER, RoomMode.CONTACT_CENTER, "cust-1", 1_000)
 
@@ -120,14 +123,20 @@ def late_activity(seq: int, name: str = "RECORDING_READY") -> Event:
     )  # fmt: skip
 
 
-@pytest.fixture
-def archive(tmp_path: Path) -> Iterator[Archive]:
-    with Archive(tmp_path / "archive.db") as opened:
+@pytest.fixture(params=["sqlite", "postgres"])
+def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArchiveStore]:
+    """An archive holding ``ROOM``, on each backend (the tests below hold for both)."""
+    opened: ArchiveStore
+    if request.param == "sqlite":
+        opened = Archive(tmp_path / "archive.db")
+    else:
+        opened = PgArchive(request.getfixturevalue("postgres_dsn"))
+    with opened:
         opened.create_room(ROOM)
         yield opened
 
 
-def test_round_trip_of_a_full_conversation(archive: Archive) -> None:
+def test_round_trip_of_a_full_conversation(archive: ArchiveStore) -> None:
     record, events = make_conversation()
     archive.store_conversation(record, events)
 
@@ -146,7 +155,7 @@ def test_round_trip_of_a_full_conversation(archive: Archive) -> None:
     assert stored.channel_sessions[1].end_reason is None
 
 
-def test_unknown_ids_read_as_nothing(archive: Archive) -> None:
+def test_unknown_ids_read_as_nothing(archive: ArchiveStore) -> None:
     assert archive.conversation("nope") is None
     assert not archive.has_conversation("nope")
     assert archive.events("nope") == []
@@ -155,7 +164,7 @@ def test_unknown_ids_read_as_nothing(archive: Archive) -> None:
     assert archive.room_conversations("nope") == []
 
 
-def test_storing_twice_stores_once(archive: Archive) -> None:
+def test_storing_twice_stores_once(archive: ArchiveStore) -> None:
     record, events = make_conversation(state=State.CLOSING)
     archive.store_conversation(record, events[:2])
     # The retry carries the final snapshot, the events again and the closing event; a changed
@@ -170,7 +179,7 @@ def test_storing_twice_stores_once(archive: Archive) -> None:
     assert archive.conversation("conv-1") == closed
 
 
-def test_store_then_append_late_events(archive: Archive) -> None:
+def test_store_then_append_late_events(archive: ArchiveStore) -> None:
     record, events = make_conversation()
     archive.store_conversation(record, events)
     late = [late_activity(4), late_activity(5, "TRANSCRIPT_READY")]
@@ -188,7 +197,7 @@ def test_store_then_append_late_events(archive: Archive) -> None:
     assert archive.conversation("conv-1").seq == 5  # type: ignore[union-attr]
 
 
-def test_append_refuses_unknown_or_foreign_conversations(archive: Archive) -> None:
+def test_append_refuses_unknown_or_foreign_conversations(archive: ArchiveStore) -> None:
     with pytest.raises(KeyError, match="conv-1"):
         archive.append_events("conv-1", [late_activity(1)])
     record, events = make_conversation()
@@ -198,7 +207,7 @@ def test_append_refuses_unknown_or_foreign_conversations(archive: Archive) -> No
     assert archive.counts()["events"] == 3
 
 
-def test_failed_store_writes_nothing(archive: Archive) -> None:
+def test_failed_store_writes_nothing(archive: ArchiveStore) -> None:
     first, first_events = make_conversation("conv-1")
     archive.store_conversation(first, first_events)
     # conv-2 reuses a channel session id of conv-1: refused after its conversation row and
@@ -215,7 +224,7 @@ def test_failed_store_writes_nothing(archive: Archive) -> None:
     assert archive.conversation("conv-1") == first
 
 
-def test_room_lookups(archive: Archive) -> None:
+def test_room_lookups(archive: ArchiveStore) -> None:
     private = RoomRecord("room-p", RoomType.CUSTOMER, RoomMode.PRIVATE, "cust-1", 2_000)
     team = RoomRecord("room-t", RoomType.TEAM, RoomMode.CONTACT_CENTER, "cust-1", 3_000)
     for room in (private, team, ROOM):  # ROOM again: idempotent
@@ -248,7 +257,7 @@ def test_a_first_contact_stores_its_room_and_identity_in_one_transaction(tmp_pat
     db.close()
 
 
-def test_room_conversations_oldest_first_then_by_id(archive: Archive) -> None:
+def test_room_conversations_oldest_first_then_by_id(archive: ArchiveStore) -> None:
     for conversation_id, created_at in (("b", 10), ("a", 10), ("c", 5)):
         record, events = make_conversation(conversation_id, created_at=created_at)
         archive.store_conversation(record, events)
@@ -259,7 +268,7 @@ def test_room_conversations_oldest_first_then_by_id(archive: Archive) -> None:
     assert archive.room_conversations("room-9") == [other]
 
 
-def test_ids_taken(archive: Archive) -> None:
+def test_ids_taken(archive: ArchiveStore) -> None:
     record, events = make_conversation()
     archive.store_conversation(record, events)
 

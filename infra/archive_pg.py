@@ -1,0 +1,349 @@
+"""The archive in PostgreSQL: rooms, customers and closed conversations of every node in one
+database, with the SQLite archive's operations and guarantees (:class:`infra.archive.Archive`).
+
+Idempotence is the same: a conversation and its sessions and participants are upserted, its
+events keyed by ``(conversation_id, seq)`` and inserted ``ON CONFLICT DO NOTHING``, so storing
+twice stores once and a retry stores exactly what is missing. Each write is one transaction.
+
+Connections. One connection per archive object (an actor process holds one): the actors of a
+process are single-threaded, so a pool inside it would only hold idle connections; what pools
+connections across processes is the server (``max_connections``) or a pooler in front of it.
+A connection the server dropped is replaced at the next call. ``storage.fsync`` sets the
+session's ``synchronous_commit`` as for the journal (:data:`infra.pg.SYNCHRONOUS_COMMIT`).
+
+Errors, as the SQLite archive's: :class:`~infra.archive.ArchiveUnavailable` when the server
+cannot be reached or refuses to write now (retry later); :class:`~infra.archive.StorageError`
+for other faults; a second contact-center room of a customer is the caller's mistake
+(``ValueError``) and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import psycopg
+
+from domain.enums import RoomMode, RoomType
+from domain.records import ConversationRecord, Event
+from infra.archive import ArchiveUnavailable, StorageError
+from infra.archive_pg_schema import connect
+from infra.archive_rows import (
+    PayloadError,
+    RoomRecord,
+    check_events,
+    conversation_record,
+    event_record,
+    pack,
+    room_record,
+    rows_of_events,
+)
+from infra.pg import SYNCHRONOUS_COMMIT, describe
+
+APPLICATION = "cx-archive"
+PgRow = dict[str, Any]
+
+_ROOM = (
+    "INSERT INTO rooms (id, type, mode, customer_id, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+)
+_CONVERSATION = (
+    "INSERT INTO conversations (id, room_id, customer_id, state, direction, created_at,"
+    " ended_at, data, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at = excluded.ended_at,"
+    " data = excluded.data, seq = GREATEST(conversations.seq, excluded.seq)"
+)
+_SESSION = (
+    "INSERT INTO channel_sessions (id, conversation_id, position, channel, identifier, state,"
+    " end_reason, started_at, ended_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (id) DO UPDATE SET position = excluded.position, state = excluded.state,"
+    " end_reason = excluded.end_reason, ended_at = excluded.ended_at, data = excluded.data"
+    " WHERE channel_sessions.conversation_id = excluded.conversation_id"
+)
+_PARTICIPANT = (
+    "INSERT INTO participants (conversation_id, id, position, type, role, state, joined_at,"
+    " left_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (conversation_id, id) DO UPDATE SET position = excluded.position,"
+    " type = excluded.type, role = excluded.role, state = excluded.state,"
+    " joined_at = excluded.joined_at, left_at = excluded.left_at"
+)
+_EVENT = (
+    "INSERT INTO events (conversation_id, seq, name, type, timestamp, emitter_id,"
+    " emitter_type, channel_session_id, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (conversation_id, seq) DO NOTHING"
+)
+
+
+class PgArchive:
+    """The archive in the PostgreSQL database ``dsn``. Not shared between threads."""
+
+    def __init__(
+        self, dsn: str, *, read_only: bool = False, create: bool = True, fsync: str = "always"
+    ) -> None:
+        """``read_only``: every transaction is read-only. ``create=False``: the tables must
+        exist already (a reader beside the writer that created them)."""
+        self._dsn, self._read_only, self._create = dsn, read_only, create and not read_only
+        self._fsync = fsync
+        #: Write transactions begun (committed or not): how often this archive tried to write.
+        self.write_attempts = 0
+        self._db: psycopg.Connection[PgRow] | None = None
+        self._connection()  # fail now, naming why, rather than at the first call
+
+    def _connection(self) -> psycopg.Connection[PgRow]:
+        if self._db is not None and not (self._db.closed or self._db.broken):
+            return self._db
+        try:
+            db = connect(self._dsn, application_name=APPLICATION, create=self._create)
+            db.execute(
+                "SELECT set_config('synchronous_commit', %s, false),"
+                " set_config('default_transaction_read_only', %s, false)",
+                [SYNCHRONOUS_COMMIT[self._fsync], "on" if self._read_only else "off"],
+            )
+        except psycopg.OperationalError as exc:
+            raise ArchiveUnavailable(
+                f"PostgreSQL archive: cannot connect: {describe(exc)}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL archive: cannot open: {describe(exc)}") from exc
+        self._db = db
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> PgArchive:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[PgRow]]:
+        """One write transaction: all of it commits, or none of it."""
+        self.write_attempts += 1
+        db = self._connection()
+        try:
+            with db.transaction():
+                yield db
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise ArchiveUnavailable(
+                f"PostgreSQL archive: cannot write now: {describe(exc)}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL archive: write failed: {describe(exc)}") from exc
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[PgRow]:
+        db = self._connection()
+        try:
+            return db.execute(sql, params).fetchall()
+        except psycopg.OperationalError as exc:
+            raise ArchiveUnavailable(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
+
+    # -- rooms and customers ------------------------------------------------------------------
+
+    def create_room(self, room: RoomRecord) -> None:
+        """Store a room; storing the same id again does nothing. Raises ``ValueError`` if
+        the customer already has another contact-center room."""
+        with self._write() as db:
+            self._insert_room(db, room)
+
+    def _insert_room(self, db: psycopg.Connection[PgRow], room: RoomRecord) -> None:
+        values = (room.id, room.type.value, room.mode.value, room.customer_id, room.created_at)
+        try:
+            db.execute(_ROOM, values)
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(
+                f"customer {room.customer_id} already has a contact-center room"
+                f" (refused room {room.id})"
+            ) from exc
+
+    def room(self, room_id: str) -> RoomRecord | None:
+        rows = self._rows("SELECT * FROM rooms WHERE id = %s", (room_id,))
+        return room_record(rows[0]) if rows else None
+
+    def contact_center_room_of(self, customer_id: str) -> RoomRecord | None:
+        rows = self._rows(
+            "SELECT * FROM rooms WHERE customer_id = %s AND type = %s AND mode = %s",
+            (customer_id, RoomType.CUSTOMER.value, RoomMode.CONTACT_CENTER.value),
+        )
+        return room_record(rows[0]) if rows else None
+
+    def record_customer_identity(
+        self, customer_id: str, channel: str, identifier: str, *, new_room: RoomRecord | None = None
+    ) -> None:
+        """Remember that ``identifier`` on ``channel`` is this customer; idempotent.
+        ``new_room``: also store this room, in the same transaction (as ``create_room``)."""
+        with self._write() as db:
+            if new_room is not None:
+                self._insert_room(db, new_room)
+            db.execute(
+                "INSERT INTO customers (id, name) VALUES (%s, NULL) ON CONFLICT (id) DO NOTHING",
+                (customer_id,),
+            )
+            db.execute(
+                "INSERT INTO identities (customer_id, channel, identifier) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (customer_id, str(channel), identifier),
+            )
+
+    def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 FROM identities"
+                " WHERE customer_id = %s AND channel = %s AND identifier = %s",
+                (customer_id, str(channel), identifier),
+            )
+        )
+
+    # -- conversations ------------------------------------------------------------------------
+
+    def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:
+        """Store a conversation snapshot and its events in one transaction; safe to repeat."""
+        for session in record.channel_sessions:
+            if session.conversation_id != record.id:
+                raise ValueError(
+                    f"channel session {session.id} belongs to conversation"
+                    f" {session.conversation_id}, not {record.id}"
+                )
+        check_events(record.id, record.room_id, events)
+        data = pack(record.data)
+        sessions = [
+            (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
+             None if s.end_reason is None else s.end_reason.value,
+             s.started_at, s.ended_at, pack(s.data))
+            for position, s in enumerate(record.channel_sessions)
+        ]  # fmt: skip
+        participants = [
+            (record.id, p.id, position, p.type.value, p.role.value, p.state.value,
+             p.joined_at, p.left_at)
+            for position, p in enumerate(record.participants)
+        ]  # fmt: skip
+        event_rows = rows_of_events(events)
+        with self._write() as db:
+            db.execute(
+                _CONVERSATION,
+                (record.id, record.room_id, record.customer_id, record.state.value,
+                 record.direction.value, record.created_at, record.ended_at, data, record.seq),
+            )  # fmt: skip
+            with db.cursor() as cursor:
+                for row in sessions:
+                    cursor.execute(_SESSION, row)
+                    if cursor.rowcount == 0:  # the id is another conversation's: a collision
+                        raise ValueError(
+                            f"channel session {row[0]} belongs to another conversation"
+                        )
+                if participants:
+                    cursor.executemany(_PARTICIPANT, participants)
+                if event_rows:
+                    cursor.executemany(_EVENT, event_rows)
+
+    def append_events(self, conversation_id: str, events: Sequence[Event]) -> None:
+        """Add late events to an archived conversation; safe to repeat. Raises ``KeyError``
+        if the conversation is not archived."""
+        if not events:
+            return
+        room_id = events[0].room_id
+        check_events(conversation_id, room_id, events)
+        event_rows = rows_of_events(events)
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE conversations SET seq = GREATEST(seq, %s) WHERE id = %s AND room_id = %s",
+                (max(e.seq for e in events), conversation_id, room_id),
+            )
+            if cursor.rowcount == 0:
+                raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")
+            cursor.executemany(_EVENT, event_rows)
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)))
+
+    def conversation_of_session(self, session_id: str) -> str | None:
+        rows = self._rows(
+            "SELECT conversation_id FROM channel_sessions WHERE id = %s", (session_id,)
+        )
+        return str(rows[0]["conversation_id"]) if rows else None
+
+    def conversation(self, conversation_id: str) -> ConversationRecord | None:
+        rows = self._rows("SELECT * FROM conversations WHERE id = %s", (conversation_id,))
+        return self._conversation(rows[0]) if rows else None
+
+    def room_conversations(self, room_id: str) -> list[ConversationRecord]:
+        """The room's archived conversations, oldest first (created_at, then id)."""
+        rows = self._rows(
+            "SELECT * FROM conversations WHERE room_id = %s ORDER BY created_at, id", (room_id,)
+        )
+        return [self._conversation(row) for row in rows]
+
+    def events(self, conversation_id: str, after_seq: int = 0) -> list[Event]:
+        """The conversation's events with seq > ``after_seq``, in seq order."""
+        rows = self._rows(
+            "SELECT e.*, c.room_id FROM events e JOIN conversations c ON c.id = e.conversation_id"
+            " WHERE e.conversation_id = %s AND e.seq > %s ORDER BY e.seq",
+            (conversation_id, after_seq),
+        )
+        try:
+            return [event_record(row) for row in rows]
+        except PayloadError as exc:
+            raise StorageError(str(exc)) from exc
+
+    def last_seq(self, conversation_id: str) -> int:
+        """The highest sequence number stored for the conversation; 0 if none."""
+        rows = self._rows(
+            "SELECT GREATEST(COALESCE((SELECT max(seq) FROM events WHERE conversation_id = %s),"
+            " 0), COALESCE((SELECT seq FROM conversations WHERE id = %s), 0)) AS seq",
+            (conversation_id, conversation_id),
+        )
+        return int(rows[0]["seq"])
+
+    def ids_taken(
+        self,
+        *,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        room_id: str | None = None,
+    ) -> bool:
+        """Whether any of the given ids is already stored (so a fresh id must be drawn)."""
+        checks = (
+            ("conversations", conversation_id),
+            ("channel_sessions", session_id),
+            ("rooms", room_id),
+        )
+        return any(
+            self._rows(f"SELECT 1 FROM {table} WHERE id = %s", (value,))
+            for table, value in checks
+            if value is not None
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            table: int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+            for table in ("conversations", "events", "rooms")
+        }
+
+    def _conversation(self, row: PgRow) -> ConversationRecord:
+        conversation_id: str = row["id"]
+        participants = self._rows(
+            "SELECT * FROM participants WHERE conversation_id = %s ORDER BY position",
+            (conversation_id,),
+        )
+        sessions = self._rows(
+            "SELECT * FROM channel_sessions WHERE conversation_id = %s ORDER BY position",
+            (conversation_id,),
+        )
+        try:
+            return conversation_record(row, participants, sessions)
+        except PayloadError as exc:
+            raise StorageError(str(exc)) from exc

@@ -1,0 +1,102 @@
+"""Where the archive lives: the interface the actors use, and the backend ``storage`` names.
+
+Two backends implement :class:`ArchiveStore`, picked by ``storage.postgres``:
+
+- SQLite (``storage.postgres`` null, the default): the file ``storage.archive``
+  (:class:`infra.archive.Archive`), no server to run;
+- PostgreSQL (``storage.postgres`` a connection string): one database shared by every node
+  (:class:`infra.archive_pg.PgArchive`).
+
+Both store and read the same records with the same guarantees (idempotent stores, one
+transaction per write, one contact-center room per customer enforced by the database) and
+raise the same errors (:class:`~infra.archive.StorageError` and its subclasses). Actors only
+see this module's names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol
+
+from domain.records import ConversationRecord, Event
+from infra.archive import Archive
+from infra.archive_pg import PgArchive
+from infra.archive_rows import RoomRecord
+from infra.config.settings import StorageSettings
+
+
+class ArchiveStore(Protocol):
+    """The archive's operations (their contracts are those of :class:`infra.archive.Archive`)."""
+
+    write_attempts: int
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ArchiveStore: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def create_room(self, room: RoomRecord) -> None: ...
+
+    def room(self, room_id: str) -> RoomRecord | None: ...
+
+    def contact_center_room_of(self, customer_id: str) -> RoomRecord | None: ...
+
+    def record_customer_identity(
+        self, customer_id: str, channel: str, identifier: str, *, new_room: RoomRecord | None = None
+    ) -> None: ...
+
+    def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool: ...
+
+    def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None: ...
+
+    def append_events(self, conversation_id: str, events: Sequence[Event]) -> None: ...
+
+    def has_conversation(self, conversation_id: str) -> bool: ...
+
+    def conversation_of_session(self, session_id: str) -> str | None: ...
+
+    def conversation(self, conversation_id: str) -> ConversationRecord | None: ...
+
+    def room_conversations(self, room_id: str) -> list[ConversationRecord]: ...
+
+    def events(self, conversation_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    def last_seq(self, conversation_id: str) -> int: ...
+
+    def ids_taken(
+        self,
+        *,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        room_id: str | None = None,
+    ) -> bool: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
+def open_archive(
+    storage: StorageSettings,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+    busy_timeout_ms: int = 5000,
+) -> ArchiveStore:
+    """The archive ``storage`` names. ``create=False``: it must exist (a reader beside the
+    writer that created it); ``busy_timeout_ms``: how long a SQLite writer waits for the
+    file's lock (PostgreSQL waits for its row locks as the server is configured)."""
+    if storage.postgres is not None:
+        return PgArchive(storage.postgres, read_only=read_only, create=create, fsync=storage.fsync)
+    return Archive(
+        storage.archive,
+        read_only=read_only,
+        create=create,
+        fsync=storage.fsync,
+        busy_timeout_ms=busy_timeout_ms,
+    )
