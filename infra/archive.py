@@ -33,8 +33,8 @@ from infra.archive_rows import (
     check_events,
     conversation_record,
     event_record,
-    pack,
     room_record,
+    rows_of_conversation,
     rows_of_events,
 )
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
@@ -250,27 +250,7 @@ class Archive:
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:
         """Store a conversation snapshot and its events in one transaction; safe to repeat."""
-        for session in record.channel_sessions:
-            if session.conversation_id != record.id:
-                raise ValueError(
-                    f"channel session {session.id} belongs to conversation"
-                    f" {session.conversation_id}, not {record.id}"
-                )
-        check_events(record.id, record.room_id, events)
-        # Encode before the transaction: a payload that cannot be encoded fails before any lock.
-        data = pack(record.data)
-        sessions = [
-            (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
-             None if s.end_reason is None else s.end_reason.value,
-             s.started_at, s.ended_at, pack(s.data))
-            for position, s in enumerate(record.channel_sessions)
-        ]  # fmt: skip
-        participants = [
-            (record.id, p.id, position, p.type.value, p.role.value, p.state.value,
-             p.joined_at, p.left_at)
-            for position, p in enumerate(record.participants)
-        ]  # fmt: skip
-        event_rows = rows_of_events(events)
+        rows = rows_of_conversation(record, events)
         with self._write():
             # The identity of a conversation (room, customer, direction, created_at) never
             # changes; its state does. seq never goes back, even if an older snapshot is
@@ -281,10 +261,9 @@ class Archive:
                 " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
                 " ended_at = excluded.ended_at, data = excluded.data,"
                 " seq = MAX(conversations.seq, excluded.seq)",
-                (record.id, record.room_id, record.customer_id, record.state.value,
-                 record.direction.value, record.created_at, record.ended_at, data, record.seq),
-            )  # fmt: skip
-            for row in sessions:
+                rows.conversation,
+            )
+            for row in rows.sessions:
                 # The WHERE makes the update a no-op (rowcount 0) when the id belongs to
                 # another conversation: that is a collision, never to be overwritten.
                 cursor = self._db.execute(
@@ -305,9 +284,9 @@ class Archive:
                 " ON CONFLICT (conversation_id, id) DO UPDATE SET position = excluded.position,"
                 " type = excluded.type, role = excluded.role, state = excluded.state,"
                 " joined_at = excluded.joined_at, left_at = excluded.left_at",
-                participants,
+                rows.participants,
             )
-            self._insert_events(event_rows)
+            self._insert_events(rows.events)
 
     def append_events(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Add late events (activities) to an archived conversation; safe to repeat.

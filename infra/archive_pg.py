@@ -36,8 +36,8 @@ from infra.archive_rows import (
     check_events,
     conversation_record,
     event_record,
-    pack,
     room_record,
+    rows_of_conversation,
     rows_of_events,
 )
 from infra.pg import SYNCHRONOUS_COMMIT, describe
@@ -212,43 +212,23 @@ class PgArchive:
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:
         """Store a conversation snapshot and its events in one transaction; safe to repeat."""
-        for session in record.channel_sessions:
-            if session.conversation_id != record.id:
-                raise ValueError(
-                    f"channel session {session.id} belongs to conversation"
-                    f" {session.conversation_id}, not {record.id}"
-                )
-        check_events(record.id, record.room_id, events)
-        data = pack(record.data)
-        sessions = [
-            (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
-             None if s.end_reason is None else s.end_reason.value,
-             s.started_at, s.ended_at, pack(s.data))
-            for position, s in enumerate(record.channel_sessions)
-        ]  # fmt: skip
-        participants = [
-            (record.id, p.id, position, p.type.value, p.role.value, p.state.value,
-             p.joined_at, p.left_at)
-            for position, p in enumerate(record.participants)
-        ]  # fmt: skip
-        event_rows = rows_of_events(events)
+        rows = rows_of_conversation(record, events)
         with self._write() as db:
             db.execute(
                 _CONVERSATION,
-                (record.id, record.room_id, record.customer_id, record.state.value,
-                 record.direction.value, record.created_at, record.ended_at, data, record.seq),
-            )  # fmt: skip
+                rows.conversation,
+            )
             with db.cursor() as cursor:
-                for row in sessions:
+                for row in rows.sessions:
                     cursor.execute(_SESSION, row)
                     if cursor.rowcount == 0:  # the id is another conversation's: a collision
                         raise ValueError(
                             f"channel session {row[0]} belongs to another conversation"
                         )
-                if participants:
-                    cursor.executemany(_PARTICIPANT, participants)
-                if event_rows:
-                    cursor.executemany(_EVENT, event_rows)
+                if rows.participants:
+                    cursor.executemany(_PARTICIPANT, rows.participants)
+                if rows.events:
+                    cursor.executemany(_EVENT, rows.events)
 
     def append_events(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Add late events to an archived conversation; safe to repeat. Raises ``KeyError``

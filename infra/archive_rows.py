@@ -136,6 +136,48 @@ def check_events(conversation_id: str, room_id: str, events: Sequence[Event]) ->
             )
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationRows:
+    """A conversation snapshot as the rows both archives store, checked and encoded before
+    any transaction begins (a payload that cannot be encoded fails before any lock)."""
+
+    conversation: tuple[Any, ...]
+    sessions: list[tuple[Any, ...]]
+    participants: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+
+
+def rows_of_conversation(record: ConversationRecord, events: Sequence[Event]) -> ConversationRows:
+    """The rows of ``store_conversation``; ``ValueError`` for a session or event of another
+    conversation."""
+    for session in record.channel_sessions:
+        if session.conversation_id != record.id:
+            raise ValueError(
+                f"channel session {session.id} belongs to conversation"
+                f" {session.conversation_id}, not {record.id}"
+            )
+    check_events(record.id, record.room_id, events)
+    return ConversationRows(
+        conversation=(
+            record.id, record.room_id, record.customer_id, record.state.value,
+            record.direction.value, record.created_at, record.ended_at, pack(record.data),
+            record.seq,
+        ),
+        sessions=[
+            (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
+             None if s.end_reason is None else s.end_reason.value,
+             s.started_at, s.ended_at, pack(s.data))
+            for position, s in enumerate(record.channel_sessions)
+        ],
+        participants=[
+            (record.id, p.id, position, p.type.value, p.role.value, p.state.value,
+             p.joined_at, p.left_at)
+            for position, p in enumerate(record.participants)
+        ],
+        events=rows_of_events(events),
+    )  # fmt: skip
+
+
 def rows_of_events(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     return [
         (e.conversation_id, e.seq, e.name, str(e.type), e.timestamp, e.emitter.id,
