@@ -1,8 +1,9 @@
 """Placement: which conversation host a conversation goes to, and when hosts start and stop.
 
 The TopicMonitor keeps at least ``placement.hosts`` conversation hosts (its children). A new
-or restored conversation goes to the first host with fewer than ``placement.per_host``
-conversations; when every host is full a new one is started, and a host left empty beyond the
+or restored conversation goes to the least-loaded host (fewest live conversations; on a tie the
+host started first) while it has fewer than ``placement.per_host``; only when every host is full
+is a new one started, and a host left empty beyond the
 minimum is stopped. :class:`Placement` keeps the hosts and their counts; starting and stopping
 an actor is the monitor's (the callables it is given).
 """
@@ -40,9 +41,10 @@ class Placement:
         return [h.address for h in self.hosts.values()]
 
     def place(self, per_host: int) -> HostInfo:
-        """The host a conversation goes to (counted there)."""
-        host = next((h for h in self.hosts.values() if h.conversations < per_host), None)
-        if host is None:
+        """The host a conversation goes to (counted there): the least-loaded one with room,
+        the first started on a tie; a new host when every one holds ``per_host``."""
+        host = min(self.hosts.values(), key=lambda h: h.conversations, default=None)
+        if host is None or host.conversations >= per_host:
             host = self.new_host()
         host.conversations += 1
         return host

@@ -54,3 +54,31 @@ def test_a_lost_host_is_placed_on_no_more() -> None:
     assert placement.lost(lost.address) is lost
     assert placement.lost("elsewhere") is None
     assert placement.place(per_host=5) is not lost
+
+
+def test_conversations_alternate_between_two_started_hosts() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second = placement.new_host(), placement.new_host()
+    placed = [placement.place(per_host=10000) for _ in range(4)]
+    assert placed == [first, second, first, second]
+
+
+def test_a_conversation_goes_to_the_least_loaded_host_not_the_first_with_room() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second = placement.new_host(), placement.new_host()
+    first.conversations, second.conversations = 3, 1
+    assert placement.place(per_host=10) is second
+
+
+def test_no_host_starts_while_one_has_room() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.new_host()
+    placement.new_host()
+    for _ in range(4):
+        placement.place(per_host=2)
+    assert len(hosts.started) == 2
+    placement.place(per_host=2)
+    assert len(hosts.started) == 3
