@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from actors.placement import Placement
+from runtime import testing
+from tests.conftest import MakeGateway
 
 
 class Hosts:
@@ -82,3 +84,13 @@ def test_no_host_starts_while_one_has_room() -> None:
     assert len(hosts.started) == 2
     placement.place(per_host=2)
     assert len(hosts.started) == 3
+
+
+def test_an_engine_with_two_hosts_puts_consecutive_conversations_on_both(
+    make_gateway: MakeGateway,
+) -> None:
+    gw = make_gateway(placement={"hosts": 2})
+    refs = [gw.start_session(f"cust-{i}", "WEB", f"browser-{i}") for i in range(4)]
+    hosts = [str(testing.host_of(gw, ref.conversation_id)) for ref in refs]
+    assert hosts[0] != hosts[1]
+    assert (hosts[2], hosts[3]) == (hosts[0], hosts[1])
