@@ -8,6 +8,7 @@ tell the caller ``unavailable`` at once instead of leaving it to wait for its ti
 from __future__ import annotations
 
 import itertools
+import zlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +52,14 @@ _PRESENCE_OPS = {"READY": "agent_ready", "NOT_READY": "agent_not_ready", "LOGOUT
 class _AgentHost:
     address: Any
     agents: int = 0
+    #: Which of ``placement.agent_hosts`` hosts this is (None: filled up to ``per_host``).
+    slot: int | None = None
+
+
+def agent_host_slot(agent_id: str, agent_hosts: int) -> int:
+    """The agent host, of ``agent_hosts``, that ``agent_id`` lives on: a hash of the id that
+    is the same in every process and every run (CRC-32, unlike Python's salted ``hash``)."""
+    return zlib.crc32(agent_id.encode("utf-8")) % agent_hosts
 
 
 @dataclass(slots=True)
@@ -104,7 +113,7 @@ class AgentSupervisor(EngineActor):
                     f"agent {payload.agent_id} is already logged in",
                 )
                 return
-            host = self._place()
+            host = self._place(payload.agent_id)
             host.agents += 1
             self.placement[payload.agent_id] = host
             target = Ref(host.address, agent_entity_id(payload.agent_id))
@@ -215,16 +224,23 @@ class AgentSupervisor(EngineActor):
             else:
                 self.post(Ref(placed.address, agent_entity_id(agent_id)), one)
 
-    def _place(self) -> _AgentHost:
-        per_host = self.wired().settings.placement.per_host
-        for host in self.hosts:
-            if host.agents < per_host:
-                return host
+    def _place(self, agent_id: str) -> _AgentHost:
+        placement = self.wired().settings.placement
+        slot: int | None = None
+        if placement.agent_hosts > 1:  # the agent's own host, started on its first agent
+            slot = agent_host_slot(agent_id, placement.agent_hosts)
+            found = next((h for h in self.hosts if h.slot == slot), None)
+            if found is not None:
+                return found
+        else:
+            for host in self.hosts:
+                if host.agents < placement.per_host:
+                    return host
         address = self.createActor(Host)
         self.send(
             address, HostInit(f"agents-{len(self.hosts) + 1}", "agents", self.wired(), self.now())
         )
-        host = _AgentHost(address)
+        host = _AgentHost(address, slot=slot)
         self.hosts.append(host)
         return host
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from actors.placement import Placement
+from runtime import testing
+from tests.conftest import MakeGateway
 
 
 class Hosts:
@@ -18,23 +20,6 @@ class Hosts:
 
     def stop(self, address: str) -> None:
         self.stopped.append(address)
-
-
-def test_conversations_are_spread_over_the_hosts_started_up_front() -> None:
-    hosts = Hosts()
-    placement = Placement(hosts.start, hosts.stop)
-    first, second = placement.new_host(), placement.new_host()
-    placed = [placement.place(per_host=10_000) for _ in range(4)]
-    assert placed == [first, second, first, second]
-    assert (first.conversations, second.conversations) == (2, 2)
-
-
-def test_a_conversation_goes_to_the_least_loaded_host() -> None:
-    hosts = Hosts()
-    placement = Placement(hosts.start, hosts.stop)
-    first, second, third = placement.new_host(), placement.new_host(), placement.new_host()
-    first.conversations, second.conversations, third.conversations = 3, 1, 2
-    assert placement.place(per_host=10) is second
 
 
 def test_a_conversation_goes_to_a_host_with_room() -> None:
@@ -71,3 +56,41 @@ def test_a_lost_host_is_placed_on_no_more() -> None:
     assert placement.lost(lost.address) is lost
     assert placement.lost("elsewhere") is None
     assert placement.place(per_host=5) is not lost
+
+
+def test_conversations_alternate_between_two_started_hosts() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second = placement.new_host(), placement.new_host()
+    placed = [placement.place(per_host=10000) for _ in range(4)]
+    assert placed == [first, second, first, second]
+
+
+def test_a_conversation_goes_to_the_least_loaded_host_not_the_first_with_room() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    first, second = placement.new_host(), placement.new_host()
+    first.conversations, second.conversations = 3, 1
+    assert placement.place(per_host=10) is second
+
+
+def test_no_host_starts_while_one_has_room() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.new_host()
+    placement.new_host()
+    for _ in range(4):
+        placement.place(per_host=2)
+    assert len(hosts.started) == 2
+    placement.place(per_host=2)
+    assert len(hosts.started) == 3
+
+
+def test_an_engine_with_two_hosts_puts_consecutive_conversations_on_both(
+    make_gateway: MakeGateway,
+) -> None:
+    gw = make_gateway(placement={"hosts": 2})
+    refs = [gw.start_session(f"cust-{i}", "WEB", f"browser-{i}") for i in range(4)]
+    hosts = [str(testing.host_of(gw, ref.conversation_id)) for ref in refs]
+    assert hosts[0] != hosts[1]
+    assert (hosts[2], hosts[3]) == (hosts[0], hosts[1])

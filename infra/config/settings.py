@@ -40,6 +40,7 @@ class SystemSettings:
 class PlacementSettings:
     per_host: int
     hosts: int
+    agent_hosts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
