@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -21,11 +22,20 @@ def snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
+#: Control characters (C0, DEL, C1): never part of an id or a name, and U+0000 cannot be
+#: stored in PostgreSQL's text columns at all.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def text(what: str, value: object, *, limit: int = MAX_NAME) -> None:
+    """An id or a name: a non-empty string of at most ``limit`` characters, none of them a
+    control character."""
     if not isinstance(value, str) or not 0 < len(value) <= limit:
         raise BadArgumentError(
             f"{what} must be a non-empty string of at most {limit} characters, got {value!r:.80}"
         )
+    if _CONTROL.search(value):
+        raise BadArgumentError(f"{what} must not contain control characters, got {value!r:.80}")
 
 
 def message_text(value: object) -> None:

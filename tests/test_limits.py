@@ -40,6 +40,18 @@ def test_a_session_id_one_character_past_its_bound_is_refused_naming_it(
         gw.start_session(**{**args, argument: "i" * (limit + 1)})
 
 
+@pytest.mark.parametrize("argument", ["customer_id", "identifier"])
+@pytest.mark.parametrize("control", ["\x00", "\n", "\x7f", "\x85"])
+def test_an_id_holding_a_control_character_is_refused_naming_it_and_opens_nothing(
+    make_gateway: MakeGateway, argument: str, control: str
+) -> None:
+    gw = make_gateway()
+    args = {"customer_id": "cust-1", "channel": "WEB", "identifier": "visitor-1"}
+    with pytest.raises(BadArgumentError, match=f"{argument} must not contain control characters"):
+        gw.start_session(**{**args, argument: f"i{control}d"})
+    assert gw.status()["conversations"] == {}
+
+
 def test_a_room_id_one_character_past_max_id_is_refused(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
     with pytest.raises(UnknownIdError):  # checked, then looked up
