@@ -22,7 +22,7 @@ Stale messages (an incarnation older than the current one) change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -221,3 +221,21 @@ def _check_node(name: str, incarnation: int) -> None:
         raise MembershipError(
             f"incarnation of node {name!r} must be an integer >= 0, got {incarnation!r}"
         )
+
+
+def choose_node(
+    members: Iterable[NodeMember], load: Mapping[str, int], *, hosts_key: str, weight_key: str
+) -> str | None:
+    """The ALIVE node offering conversation hosts with the least load per unit of weight (ties:
+    by name); None when there is none. ``load`` counts each node's hosts (absent: 0); the
+    capability names are the caller's (``hosts_key`` must be true, ``weight_key`` an int >= 1,
+    1 when absent)."""
+    best: tuple[float, str] | None = None
+    for member in members:
+        if member.state is not NodeState.ALIVE or not member.capabilities.get(hosts_key, True):
+            continue
+        weight = member.capabilities.get(weight_key, 1)
+        share = load.get(member.name, 0) / (weight if isinstance(weight, int) and weight > 0 else 1)
+        if best is None or (share, member.name) < best:
+            best = (share, member.name)
+    return None if best is None else best[1]

@@ -14,6 +14,7 @@ from domain.membership import (
     MembershipError,
     NodeState,
     Signal,
+    choose_node,
     move_for,
 )
 
@@ -201,3 +202,41 @@ def test_bad_node_message_is_refused_and_changes_nothing(name: str, incarnation:
     with pytest.raises(MembershipError):
         m.join(name, incarnation, now=0.0)
     assert list(m) == []
+
+
+def choose(m: Membership, load: dict[str, int]) -> str | None:
+    return choose_node(m, load, hosts_key="hosts", weight_key="weight")
+
+
+def test_choose_node_picks_the_least_loaded_alive_node() -> None:
+    m = table()
+    for name in ("a", "b", "c"):
+        m.join(name, 1, now=0.0)
+    assert choose(m, {"a": 3, "b": 1, "c": 2}) == "b"
+
+
+def test_choose_node_divides_load_by_weight() -> None:
+    m = table()
+    m.join("a", 1, now=0.0, capabilities={"weight": 1})
+    m.join("b", 1, now=0.0, capabilities={"weight": 4})
+    assert choose(m, {"a": 1, "b": 3}) == "b"
+
+
+def test_choose_node_skips_suspect_dead_and_non_hosting_nodes() -> None:
+    m = table()
+    m.join("a", 1, now=0.0)
+    m.join("b", 1, now=0.0, capabilities={"hosts": False})
+    m.join("c", 1, now=2.0)
+    m.tick(2.5)
+    assert choose(m, {"c": 100}) == "c"
+
+
+def test_choose_node_without_candidates_is_none() -> None:
+    assert choose(table(), {}) is None
+
+
+def test_choose_node_breaks_ties_by_name() -> None:
+    m = table()
+    m.join("b", 1, now=0.0)
+    m.join("a", 1, now=0.0)
+    assert choose(m, {}) == "a"
