@@ -90,9 +90,9 @@ class TopicMonitor(RecoveryDesk):
         for address in (self.wired().router, self.wired().agents):
             self.send(address, self.wired())
         settings = self.wired().settings
-        # The Archivist creates the archive on new storage and says when it is open: this
+        # Archivist 0 creates the archive on new storage and says when it is open: this
         # actor writes nothing to it, not even its schema (see _archive_opened).
-        self.new_archivist()
+        self.first_archivist()
         root = Path(settings.storage.journal)
         previous = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         for _ in range(settings.placement.hosts):
@@ -107,6 +107,7 @@ class TopicMonitor(RecoveryDesk):
         if self.opened:
             return
         self.opened = True
+        self.more_archivists()
         storage = self.wired().settings.storage
         try:
             self.archive = Archive(
@@ -137,7 +138,7 @@ class TopicMonitor(RecoveryDesk):
         if address == wiring.router:
             self._restart_router()
             return
-        if address == self.archivist:
+        if self.is_archivist(address):
             self.archivist_exited(address)
             return
         lost = self.placement.lost(address)
@@ -194,7 +195,7 @@ class TopicMonitor(RecoveryDesk):
             for target in (
                 wiring.router,
                 wiring.agents,
-                self.archivist,
+                *self.archivists,
                 *self.placement.addresses(),
             ):
                 self.send(target, Rewired(self.wired()))
@@ -218,7 +219,7 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, ListTimerOwners):
             owners = [
                 self.wired().router,
-                self.archivist,
+                *self.archivists,
                 *self.placement.addresses(),
             ]
             self.send(sender, Reply(message.call_id, owners))

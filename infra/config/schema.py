@@ -159,6 +159,7 @@ SCHEMA: Mapping[str, _Spec] = {
     "placement": {
         "per_host": _Key(10000, integer(1)),
         "hosts": _Key(1, integer(1)),
+        "archivists": _Key(2, integer(1, 64)),
     },
     "storage": {
         "archive": _Key("data/archive.sqlite3", file_path),
