@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import support
 from bench.common import join_agents, open_conversations, settle, ticks_of
-from bench.traffic import _slices, batch_sender
+from bench.traffic import batch_sender, slices
 from runtime import procs
 from runtime.gateway import Gateway
 
@@ -59,7 +59,7 @@ def measure(
             settle(running)
             jobs: list[Any] = [
                 (batch_sender, (str(config), cids, sids, per_sender, batch, window, f"s{i}"))
-                for i, (cids, sids) in enumerate(_slices(population, senders))
+                for i, (cids, sids) in enumerate(slices(population, senders))
             ]
             before: dict[int, int] = {}
             clock: dict[str, float] = {}
