@@ -161,7 +161,7 @@ class AgentSupervisor(EngineActor):
         super().on_message(message, sender)
 
     def on_rewired(self, reroute: bool) -> None:
-        for host in self.hosts:  # the Router or the Bot moved: every agent host must know
+        for host in self.hosts:  # the Router moved: every agent host must know
             self.send(host.address, Rewired(self.wired(), reroute))
 
     def on_child_exited(self, address: Any) -> None:

@@ -1,8 +1,17 @@
-"""The TopicMonitor's side of its Archivist: work sent, answers passed on, a new one if it dies.
+"""The TopicMonitor's side of its Archivists: work sent, answers passed on, a new one if one dies.
 
-:class:`ArchivistParent` is the part of the TopicMonitor that talks to its child the
-:class:`~actors.archivist.Archivist`. Each request goes with a job id (the call id of a
-``ReplyTo`` of the monitor) and a record of what to do with the answer:
+:class:`ArchivistParent` is the part of the TopicMonitor that talks to its children, the
+pool of ``placement.archivists`` :class:`~actors.archivist.Archivist` actors. Work is
+partitioned by a stable hash (:func:`partition`, CRC-32, the same in every process and run):
+everything about one conversation (its closing, its late events, its archived activities and
+reads) goes to the archivist its id hashes to, so that one conversation's writes stay in
+order; a customer's first contact (identity and new room) to the one its customer id hashes
+to. Room get-or-create is decided by the monitor alone (``RoomDesk``), which is what keeps one
+live conversation per room; the archivists only store what it decided. Archivist 0 opens (on
+new storage: creates) the archive; the others start once it has, so that no two create it.
+
+Each request goes with a job id (the call id of a ``ReplyTo`` of the monitor) and a record of
+what to do with the answer:
 
 - a closing conversation's archive transaction: ``ArchiveDone`` to the conversation once the
   Archivist has committed it (it becomes CLOSED), ``ArchiveFailed`` if it was refused for
@@ -12,14 +21,15 @@
 - a caller's read or archived activity: the answer goes to the caller as it is;
 - late events: nothing to answer; sent again to a new Archivist if the old one died.
 
-When the Archivist dies, a new one is started and every job still open is answered
-``unavailable`` (late events: sent again), so that nothing waits for an answer that will not
-come.
+When an Archivist dies, a new one takes its place (the same partition) and every job still
+open with it is answered ``unavailable`` (late events: sent again), so that nothing waits for
+an answer that will not come.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,63 +80,97 @@ class _Late:
 
 
 _Job = _CallerJob | _ClosingJob | _FirstContact | _Late
+
+
+def partition(key: str, count: int) -> int:
+    """The archivist (0 to ``count`` - 1) that ``key`` belongs to: a hash that every process
+    and every run compute alike (Python's own ``hash`` of a string is salted per process)."""
+    return zlib.crc32(key.encode()) % count
+
+
 STOPPED = "the archive's writer stopped while doing this; it may or may not be stored: retry"
 
 
 class ArchivistParent(EngineActor):
     def __init__(self) -> None:
         super().__init__()
-        self.archivist: Any = None
-        self.jobs: dict[str, _Job] = {}  # sent to the Archivist, by job id, not answered yet
+        self.archivists: list[Any] = []  # by partition; only archivist 0 until the archive opens
+        # sent to an Archivist, by job id, not answered yet: the job and its archivist's index
+        self.jobs: dict[str, tuple[_Job, int]] = {}
         self._job_ids = itertools.count(1)
 
     def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """The Archivist stored the customer's first contact (``Reply``) or refused it."""
         raise NotImplementedError
 
-    def new_archivist(self) -> None:
-        self.archivist = self.createActor(Archivist)
-        self.send(self.archivist, self.wired())
+    def first_archivist(self) -> None:
+        """Start archivist 0, which opens (on new storage: creates) the archive."""
+        self.archivists = [self._new_archivist()]
+
+    def more_archivists(self) -> None:
+        """The archive is open: start the rest of the pool (``placement.archivists``)."""
+        wanted = self.wired().settings.placement.archivists
+        while len(self.archivists) < wanted:
+            self.archivists.append(self._new_archivist())
+
+    def is_archivist(self, address: Any) -> bool:
+        return any(address == a for a in self.archivists)
+
+    def _new_archivist(self) -> Any:
+        address = self.createActor(Archivist)
+        self.send(address, self.wired())
+        return address
 
     def archive_work(self, payload: Any, reply_to: ReplyTo | None) -> bool:
-        """Send ``payload`` to the Archivist if it is archive work; False if it is not."""
+        """Send ``payload`` to its Archivist if it is archive work; False if it is not."""
         if isinstance(payload, ArchiveRequest):
-            self._to_archivist(payload, _ClosingJob(payload.conversation, payload.record.id))
+            job: _Job = _ClosingJob(payload.conversation, payload.record.id)
+            self._to_archivist(payload, job, payload.record.id)
         elif isinstance(payload, ArchiveLateRequest):
-            self._to_archivist(payload, _Late(payload))
-        elif isinstance(payload, ArchivedQuery | ArchivedActivity):
-            self._to_archivist(payload, _CallerJob(reply_to))
+            self._to_archivist(payload, _Late(payload), payload.conversation_id)
+        elif isinstance(payload, ArchivedActivity):
+            self._to_archivist(payload, _CallerJob(reply_to), payload.conversation_id)
+        elif isinstance(payload, ArchivedQuery):
+            self._to_archivist(payload, _CallerJob(reply_to), payload.id)
         else:
             return False
         return True
 
     def store_first_contact(self, request: StoreIdentity) -> None:
-        self._to_archivist(request, _FirstContact(request.customer_id))
+        self._to_archivist(request, _FirstContact(request.customer_id), request.customer_id)
 
     def archivist_answered(self, answer: Reply | Failure) -> None:
-        job = self.jobs.pop(answer.call_id, None)
-        if job is not None:  # else: answered already, when its Archivist was replaced
-            self._settle(job, answer)
+        sent = self.jobs.pop(answer.call_id, None)
+        if sent is not None:  # else: answered already, when its Archivist was replaced
+            self._settle(sent[0], answer)
 
     def archivist_exited(self, address: Any) -> None:
-        """A new Archivist takes over; every job of the old one is answered refused (a closing
-        conversation asks again, a caller retries) and late events are sent again."""
-        log.error("actor_restarted", actor="Archivist", jobs=len(self.jobs))
+        """A new Archivist takes the dead one's partition; every job of the dead one is
+        answered refused (a closing conversation asks again, a caller retries) and late events
+        are sent again. The other archivists' jobs go on."""
+        index = next(i for i, a in enumerate(self.archivists) if a == address)
+        lost = {call_id: job for call_id, (job, at) in self.jobs.items() if at == index}
+        log.error("actor_restarted", actor="Archivist", partition=index, jobs=len(lost))
         clock = self.wired().clock
         if clock is not None:  # virtual clock: its retry alarm died with it
             self.send(clock, AlarmAt(address, None))
-        jobs, self.jobs = self.jobs, {}
-        self.new_archivist()
-        for job in jobs.values():
+        for call_id in lost:
+            del self.jobs[call_id]
+        self.archivists[index] = self._new_archivist()
+        for job in lost.values():
             if isinstance(job, _Late):
-                self._to_archivist(job.request, job)
+                self._to_archivist(job.request, job, job.request.conversation_id)
             else:
                 self._settle(job, Failure("", ErrorKind.UNAVAILABLE, STOPPED))
 
-    def _to_archivist(self, payload: Any, job: _Job) -> None:
+    def _to_archivist(self, payload: Any, job: _Job, key: str) -> None:
+        """Send to the archivist ``key`` hashes to (archivist 0 while the pool is starting)."""
+        index = partition(key, self.wired().settings.placement.archivists)
+        if index >= len(self.archivists):
+            index = 0
         call_id = f"archive-{next(self._job_ids)}"
-        self.jobs[call_id] = job
-        self.post(Ref(self.archivist, ""), payload, ReplyTo(self.myAddress, call_id))
+        self.jobs[call_id] = (job, index)
+        self.post(Ref(self.archivists[index], ""), payload, ReplyTo(self.myAddress, call_id))
 
     def _settle(self, job: _Job, answer: Reply | Failure) -> None:
         if isinstance(job, _CallerJob):

@@ -1,25 +1,23 @@
-"""The Bot actor: one shared controller that runs the conversation bot for every conversation.
+"""The conversation bot as each conversation host runs it.
 
-It receives the events it is interested in, asks its policy (the default bot, or the class
-named by ``bot.class_path``) what to answer, and sends the commands back to the conversation.
+Every conversation host constructs one bot policy (the default bot, or the class named by
+``bot.class_path``) and asks it, in its own process, what to answer to the events a command
+of one of its conversations published (the machine's ``TellBot``); the commands go back to the
+conversation through the host's local mailbox. No process is shared by every conversation's
+bot traffic.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import Protocol
 
-import structlog
-
-from actors.base import EngineActor
-from actors.messages import Apply, BotDelivery, Deliver
 from domain.bot import BotView, DefaultBot
 from domain.commands import Command
+from domain.effects import TellBot
 from domain.records import Event
 from infra.config import Settings
 from infra.policies import bot_script
-
-log = structlog.get_logger("cx.bot")
 
 
 class BotPolicy(Protocol):
@@ -37,19 +35,14 @@ def load_bot(settings: Settings) -> BotPolicy:
     return policy
 
 
-class Bot(EngineActor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.policy: BotPolicy | None = None
+class HostedBot:
+    """The bot of one conversation host: its policy, constructed once per host, answering the
+    conversations of that host in the host's own process (no message leaves for it)."""
 
-    def on_wired(self, sender: Any) -> None:
-        self.policy = load_bot(self.wired().settings)
+    def __init__(self, policy: BotPolicy) -> None:
+        self.policy = policy
 
-    def on_deliver(self, item: Deliver, sender: Any) -> None:
-        payload = item.payload
-        if not isinstance(payload, BotDelivery) or self.policy is None or payload.bot_role is None:
-            return
-        view = BotView(payload.bot_role, payload.agent_requested)
-        for event in payload.events:
-            for command in self.policy.react(event, view):
-                self.post(payload.conversation, Apply(command))
+    def answer(self, told: TellBot) -> list[Command]:
+        """The commands the bot sends its conversation for the events of one command, in order."""
+        view = BotView(told.role, told.agent_requested)
+        return [command for event in told.events for command in self.policy.react(event, view)]

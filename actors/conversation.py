@@ -26,7 +26,6 @@ from actors.messages import (
     ArchiveLateRequest,
     ArchiveRequest,
     AttachSubscriber,
-    BotDelivery,
     Bounced,
     CancelRequest,
     EnqueueRequest,
@@ -211,10 +210,7 @@ class ConversationEntity:
                 for agent in self.agents.values():
                     host.post(agent, delivery)
             elif isinstance(effect, TellBot):
-                host.post(
-                    Ref(wiring.bot, ""),
-                    BotDelivery(effect.events, me, effect.role, effect.agent_requested),
-                )
+                host.tell_bot(self.id, effect)
             elif isinstance(effect, ReportState):
                 host.post(
                     Ref(wiring.monitor, ""),

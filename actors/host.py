@@ -19,6 +19,7 @@ import structlog
 
 from actors.agent import AgentEntity
 from actors.base import failure_of
+from actors.bot import HostedBot, load_bot
 from actors.channel_session import ChannelSessionEntity
 from actors.context import Entity
 from actors.conversation import ConversationEntity
@@ -27,6 +28,7 @@ from actors.messages import (
     AgentLogin,
     AgentsLost,
     Alarm,
+    Apply,
     Bounced,
     Deliver,
     Failure,
@@ -42,6 +44,7 @@ from actors.messages import (
 from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
+from domain.effects import TellBot
 from domain.errors import ErrorKind, Refused
 from domain.ids import EntityKind, conversation_entity_id, conversation_id_of, entity_kind
 from domain.policy import Policy
@@ -64,6 +67,7 @@ class Host(TimedActor):
         self._durability: Durability | None = None  # conversation hosts: see actors.durability
         self._draining = False
         self._cached_policy: Policy | None = None
+        self._bot: HostedBot | None = None  # built on first use, once per host
         # the alarm keys each entity armed: removing an entity disarms its own keys instead of
         # scanning every live alarm of the host (100,000 conversations make that slow)
         self._armed: dict[str, set[Hashable]] = {}
@@ -123,6 +127,14 @@ class Host(TimedActor):
     def forget_journal(self, conversation_id: str) -> None:
         if self._journal is not None:
             self._journal.forget(conversation_id)
+
+    def tell_bot(self, entity_id: str, told: TellBot) -> None:
+        """The bot's answer to a conversation of this host, computed here and handed back
+        through the local mailbox: the bot's commands follow the command that caused them."""
+        if self._bot is None:
+            self._bot = HostedBot(load_bot(self.wired().settings))
+        for command in self._bot.answer(told):
+            self.local(entity_id, Apply(command))
 
     # journal durability ----------------------------------------------------------------
 

@@ -5,7 +5,7 @@ room (:class:`~actors.room_desk.RoomDesk`: two first messages of one customer ne
 live conversations), placement on conversation hosts (:class:`~actors.placement.Placement`),
 restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), and its
 side of the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
-what is the supervisor's own: its children (hosts, Router, Bot, Archivist; a new one if one
+what is the supervisor's own: its children (hosts, Router, Archivist; a new one if one
 dies, a dead host's conversations rebuilt elsewhere), start-up, and the conversations'
 lifecycle at its level (state reports, close-out, locate, status).
 
@@ -26,7 +26,6 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
-from actors.bot import Bot
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
@@ -84,17 +83,16 @@ class TopicMonitor(RecoveryDesk):
     # ------------------------------------------------------------------ lifecycle
 
     def on_wired(self, sender: Any) -> None:
-        # The Router and the Bot are this actor's children, so that it restarts them if they
-        # die; everyone else learns their addresses from the wiring completed here.
-        self.wiring = replace(
-            self.wired(), router=self.createActor(Router), bot=self.createActor(Bot)
-        )
-        for address in (self.wired().router, self.wired().bot, self.wired().agents):
+        # The Router is this actor's child, so that it restarts it if it dies; everyone else
+        # learns its address from the wiring completed here. The bot runs inside each
+        # conversation host (actors.bot): it has no actor of its own.
+        self.wiring = replace(self.wired(), router=self.createActor(Router))
+        for address in (self.wired().router, self.wired().agents):
             self.send(address, self.wired())
         settings = self.wired().settings
-        # The Archivist creates the archive on new storage and says when it is open: this
+        # Archivist 0 creates the archive on new storage and says when it is open: this
         # actor writes nothing to it, not even its schema (see _archive_opened).
-        self.new_archivist()
+        self.first_archivist()
         previous = self.previous_journals()
         for _ in range(settings.placement.hosts):
             self.placement.new_host()
@@ -108,6 +106,7 @@ class TopicMonitor(RecoveryDesk):
         if self.opened:
             return
         self.opened = True
+        self.more_archivists()
         storage = self.wired().settings.storage
         try:
             self.archive = open_archive(
@@ -135,10 +134,10 @@ class TopicMonitor(RecoveryDesk):
         if self.stopping:
             return
         wiring = self.wired()
-        if address in (wiring.router, wiring.bot):
-            self._restart(router=address == wiring.router)
+        if address == wiring.router:
+            self._restart_router()
             return
-        if address == self.archivist:
+        if self.is_archivist(address):
             self.archivist_exited(address)
             return
         lost = self.placement.lost(address)
@@ -191,7 +190,12 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            for target in (wiring.router, wiring.agents, self.archivist, *self.placement.addresses()):
+            for target in (
+                wiring.router,
+                wiring.agents,
+                *self.archivists,
+                *self.placement.addresses(),
+            ):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, Reply | Failure):
             self.archivist_answered(message)
@@ -201,7 +205,7 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, Directory):
             self.send(
                 sender,
-                Reply(message.call_id, {"router": self.wired().router, "bot": self.wired().bot}),
+                Reply(message.call_id, {"router": self.wired().router}),
             )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
@@ -213,7 +217,7 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, ListTimerOwners):
             owners = [
                 self.wired().router,
-                self.archivist,
+                *self.archivists,
                 *self.placement.addresses(),
             ]
             self.send(sender, Reply(message.call_id, owners))
@@ -274,20 +278,16 @@ class TopicMonitor(RecoveryDesk):
             self.failing_journals[health.host_id] = health.problem
             log.error("journal_failing", host=health.host_id, problem=health.problem)
 
-    def _restart(self, *, router: bool) -> None:
-        """A new Router (or Bot) takes over; every host and the AgentSupervisor learn its
-        address. A new Router learns the pending requests from their conversations and the
-        agents' availability from the agents (Reroute); the Bot keeps no state to lose."""
-        wiring = self.wired()
-        if router:
-            self.wiring = replace(wiring, router=self.createActor(Router))
-        else:
-            self.wiring = replace(wiring, bot=self.createActor(Bot))
+    def _restart_router(self) -> None:
+        """A new Router takes over; every host and the AgentSupervisor learn its address. It
+        learns the pending requests from their conversations and the agents' availability from
+        the agents (Reroute)."""
+        self.wiring = replace(self.wired(), router=self.createActor(Router))
         new = self.wired()
-        log.error("actor_restarted", actor="Router" if router else "Bot")
-        self.send(new.router if router else new.bot, new)
+        log.error("actor_restarted", actor="Router")
+        self.send(new.router, new)
         for target in (*self.placement.addresses(), new.agents):
-            self.send(target, Rewired(new, reroute=router))
+            self.send(target, Rewired(new, reroute=True))
 
     # ------------------------------------------------------------------ hosts
 
@@ -345,4 +345,3 @@ class TopicMonitor(RecoveryDesk):
             counts[live.state] = counts.get(live.state, 0) + 1
         failing = sum(1 for h in self.failing_journals if h in self.placement.hosts)
         self.reply(reply_to, Status(conversations=counts, storage={"failing_journals": failing}))
-

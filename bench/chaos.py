@@ -3,7 +3,7 @@
 ::
 
     python -m bench.chaos                                   # 120 s, 3 gateways, hosts only
-    python -m bench.chaos --duration 300 --gateways 4 --targets hosts,agents,router,bot
+    python -m bench.chaos --duration 300 --gateways 4 --targets hosts,agents,router
     python -m bench.chaos --duration 20 --seed 7 --json chaos.json
 
 What it does:
@@ -18,8 +18,8 @@ What it does:
    with the same ``message_id``; other operations only after checking with ``events()`` or
    the snapshot that they were not applied), and each worker records what was acknowledged;
 3. meanwhile the monkey, seeded, sleeps a random time (``--kill-every``), picks a random
-   process among ``--targets`` (conversation ``hosts``, ``agents`` hosts, the ``router``, the
-   ``bot``; the supervisors ``monitor``, ``supervisor``, ``admin``, ``logger``, restarted by
+   process among ``--targets`` (conversation ``hosts``, ``agents`` hosts, the ``router``; the
+   supervisors ``monitor``, ``supervisor``, ``admin``, ``logger``, restarted by
    the daemon the run then starts the engine under: bench.chaos_supervisors), kills it with
    SIGKILL and measures how long until it is replaced and serving; or
    the network gateway (``netgw``: ``cx gateway``, with TCP clients of its own,
@@ -84,7 +84,7 @@ from runtime.gateway import (
 from runtime.system import start
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ("hosts", "agents", "router", "bot")
+PROCESSES = ("hosts", "agents", "router")
 TARGETS = (*PROCESSES, *chaos_supervisors.SUPERVISORS, "netgw", *chaos_faults.FAULTS)
 #: How long an operation is retried before the worker gives up on it (not acknowledged).
 GIVE_UP_S = 45.0
@@ -472,9 +472,6 @@ class Monkey:
         if target == "router":
             pid = self.fresh_pid(directory["router"]) if directory.get("router") else None
             return [pid] if pid else []
-        if target == "bot":
-            pid = self.fresh_pid(directory["bot"]) if directory.get("bot") else None
-            return [pid] if pid else []
         parent = monitor if target == "hosts" else supervisor
         return sorted(pid for pid in _children(parent) if pid not in special)
 
@@ -582,7 +579,7 @@ class Monkey:
                         testing.forget_host(self.gw, probe)
                         self.gw.events(probe)  # served by its new host
                         return time.monotonic()
-                elif target in ("router", "bot"):
+                elif target == "router":
                     address = self.directory().get(target)
                     pid = self.fresh_pid(address) if address is not None else None
                     if pid is not None and pid != victim:

@@ -154,12 +154,14 @@ def settle(running: support.Running, *, quiet_s: float = 0.5, timeout: float = 6
 
 
 def cpu_ticks(pids: set[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            text = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total
+    return sum(ticks_of(pid) or 0 for pid in pids)
+
+
+def ticks_of(pid: int) -> int | None:
+    """The CPU time a process has used (utime + stime, in clock ticks); None once it is gone."""
+    try:
+        text = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])

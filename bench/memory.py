@@ -43,7 +43,7 @@ class _Discarding:
         self.clock = 1_000_000
 
     def wired(self) -> Wiring:
-        return Wiring(None, None, None, None, None, True, 0)
+        return Wiring(None, None, None, None, True, 0)
 
     def now(self) -> int:
         return self.clock
@@ -77,6 +77,9 @@ class _Discarding:
 
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return []
+
+    def tell_bot(self, entity_id: str, told: Any) -> None:
+        pass
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,7 @@ def _set_up(conversations: int) -> Iterator[tuple[str, Population, StampReceiver
                 os.environ[PORT_VARIABLE] = previous
 
 
-def _slices(population: Population, parts: int) -> list[tuple[list[str], list[str]]]:
+def slices(population: Population, parts: int) -> list[tuple[list[str], list[str]]]:
     """Disjoint shares of the conversations, one per sender (a conversation has one sender)."""
     size = math.ceil(len(population) / parts)
     return [
@@ -269,7 +269,7 @@ def throughput(
     with _set_up(conversations) as (config, population, stamps, running):
         clock: dict[str, float] = {}
         jobs: list[Any] = [(desk, (config, population.agents, total, 300.0))]
-        for i, (cids, sids) in enumerate(_slices(population, senders)):
+        for i, (cids, sids) in enumerate(slices(population, senders)):
             if mode == "api":
                 jobs.append((api_sender, (config, sids, per_sender, None, False, f"s{i}")))
             else:
@@ -322,7 +322,7 @@ def latency(
     total = per_sender * senders
     with _set_up(conversations) as (config, population, stamps, running):
         jobs: list[Any] = [(desk, (config, population.agents, total, seconds + 120.0))]
-        for i, (cids, sids) in enumerate(_slices(population, senders)):
+        for i, (cids, sids) in enumerate(slices(population, senders)):
             if mode == "api":
                 jobs.append((api_sender, (config, sids, per_sender, rate / senders, True, f"s{i}")))
             else:

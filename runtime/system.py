@@ -113,7 +113,6 @@ def boot(system: Any, settings: Settings, *, virtual: bool, now: int) -> Address
         settings=settings,
         monitor=addresses.monitor,
         router=None,  # the TopicMonitor starts them and completes the wiring
-        bot=None,
         agents=addresses.agents,
         virtual=virtual,
         now=now,

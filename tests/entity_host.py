@@ -19,7 +19,7 @@ class RecordingHost:
         self.replies: list[Any] = []
 
     def wired(self) -> Wiring:
-        return Wiring(None, "monitor", "router", "bot", "agents", True, 0)
+        return Wiring(None, "monitor", "router", "agents", True, 0)
 
     def now(self) -> int:
         return self.clock
@@ -54,3 +54,6 @@ class RecordingHost:
 
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(self.journaled)
+
+    def tell_bot(self, entity_id: str, told: Any) -> None:
+        self.posted.append(told)

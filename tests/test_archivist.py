@@ -31,6 +31,8 @@ from tests.conftest import MakeGateway, names
 LIVE = 4
 CLOSING = 12
 LOCKED_S = 60
+#: These tests follow one Archivist's work (the pool's partitioning: test_archivist_pool.py).
+ONE_ARCHIVIST: dict[str, Any] = {"placement": {"archivists": 1}}
 
 
 def monitor(gw: Gateway) -> TopicMonitor:
@@ -39,7 +41,7 @@ def monitor(gw: Gateway) -> TopicMonitor:
 
 
 def archivist(gw: Gateway) -> Archivist:
-    found: Archivist = testing.actor(gw, monitor(gw).archivist)
+    found: Archivist = testing.actor(gw, monitor(gw).archivists[0])
     return found
 
 
@@ -77,7 +79,7 @@ def test_a_locked_archive_holds_back_only_the_closing_conversations(
     held; the TopicMonitor never waits on the lock (it does not write); the Archivist tries
     once per retry, however many conversations wait (before: one 200 ms attempt in the
     monitor per closing conversation and retry)."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     live = open_sessions(gw, "live", LIVE)
     closing = open_sessions(gw, "closing", CLOSING)
     gw.agent_login("alice", max_conversations=LIVE)
@@ -112,7 +114,7 @@ def test_a_new_customer_while_the_archive_is_locked_is_refused_unavailable_leavi
 ) -> None:
     """The first contact needs a write (room and identity): refused `unavailable` (was
     `internal`), no room, no conversation; once the lock is gone the retry opens it."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     path = gw.settings.storage.archive
     with locked(path):
         with pytest.raises(UnavailableError, match="the archive is unavailable"):
@@ -134,7 +136,7 @@ def test_a_returning_customer_opens_a_new_conversation_while_the_archive_is_lock
 ) -> None:
     """Room and identity are stored already: nothing to write, so nothing to wait for (was
     refused `internal`: the identity was written again on every new conversation)."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     first = gw.start_session("cust-1", "WEB", "browser-1")
     gw.end_session(first.channel_session_id)
     with locked(gw.settings.storage.archive):
@@ -158,7 +160,7 @@ def test_after_the_lock_every_closing_conversation_is_archived_and_closed_once(
         stored[record.id] += 1
 
     monkeypatch.setattr(Archive, "store_conversation", counting)
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     closing = open_sessions(gw, "closing", CLOSING)
     with locked(gw.settings.storage.archive):
         for ref in closing:
@@ -180,15 +182,15 @@ def test_a_new_archivist_takes_over_the_closing_conversations_when_it_dies(
     make_gateway: MakeGateway,
 ) -> None:
     """The monitor starts another; the conversations it was retrying ask again and close."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     closing = open_sessions(gw, "closing", 3)
     with locked(gw.settings.storage.archive):
         for ref in closing:
             gw.end_session(ref.channel_session_id)
-        dead = monitor(gw).archivist
+        dead = monitor(gw).archivists[0]
         testing.system(gw).tell(dead, ActorExitRequest())
         gw.drain()
-        assert monitor(gw).archivist != dead
+        assert monitor(gw).archivists[0] != dead
     gw.advance(10)
     assert gw.status()["conversations"] == {}
     for ref in closing:
@@ -200,7 +202,7 @@ def test_sessions_of_a_customer_whose_first_contact_is_being_stored_join_one_con
 ) -> None:
     """A second session that reaches the monitor while the first contact's write is still at
     the Archivist waits for it, then joins the conversation it opened (one room)."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     requests = [
         OpenSession("cust-1", Channel.WEB, "v", None, {}, f"cs-{i}", f"conv-{i}", f"room-{i}")
         for i in (1, 2)
@@ -223,7 +225,7 @@ def test_reads_the_archive_refuses_are_unavailable_not_internal(
 ) -> None:
     """A read that fails (here: an I/O error on every room lookup), in the TopicMonitor
     (get-or-create) or in the Archivist (history), is `unavailable`; nothing is opened."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     ref = gw.start_session("cust-1", "WEB", "browser-1")
 
     def failing(self: Archive, *args: Any) -> None:
@@ -243,7 +245,7 @@ def test_an_activity_added_while_a_locked_archive_holds_the_closing_is_archived_
 ) -> None:
     """The activity joins the closing events and the conversation asks again: one write
     waits, with the fuller snapshot, and both requests are answered when it commits."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     ref = gw.start_session("cust-1", "WEB", "browser-1")
     with locked(gw.settings.storage.archive):
         gw.end_session(ref.channel_session_id)
@@ -260,7 +262,7 @@ def test_the_topic_monitor_writes_nothing_to_the_archive_not_even_its_schema(
 ) -> None:
     """On new storage the Archivist creates the archive; from start-up through a first contact
     and an archived conversation, every write transaction is the Archivist's."""
-    gw = make_gateway()
+    gw = make_gateway(**ONE_ARCHIVIST)
     ref = gw.start_session("cust-1", "WEB", "v")
     gw.end_session(ref.channel_session_id)  # its last session: the conversation closes
     assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"

@@ -173,6 +173,11 @@ def test_yaml_file_merge(tmp_path: Path) -> None:
     assert s.logging.format == "console"
 
 
+def test_archivists_default_to_two_and_are_read_from_the_file(tmp_path: Path) -> None:
+    assert load_config({}).placement.archivists == 2
+    assert load_config(write(tmp_path, "placement: {archivists: 5}\n")).placement.archivists == 5
+
+
 def test_pathlike_source(tmp_path: Path) -> None:
     path = write(tmp_path, "placement: {per_host: 1, hosts: 4}\n")
     s = load_config(path)
@@ -334,6 +339,8 @@ def test_number_is_not_a_bool() -> None:
         ({"placement": {"per_host": 0}}, "placement.per_host"),
         ({"placement": {"hosts": -1}}, "placement.hosts"),
         ({"placement": {"agent_hosts": 0}}, "placement.agent_hosts"),
+        ({"placement": {"archivists": 0}}, "placement.archivists"),
+        ({"placement": {"archivists": 65}}, "placement.archivists"),
         ({"storage": {"fsync_interval_ms": 0}}, "storage.fsync_interval_ms"),
         ({"timers": {"agent_sla": {"seconds": 0}}}, "timers.agent_sla.seconds"),
         ({"timers": {"hold": {"max_seconds": -5.5}}}, "timers.hold.max_seconds"),

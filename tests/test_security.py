@@ -139,7 +139,7 @@ def test_no_listening_socket_of_a_running_system_is_reachable_beyond_loopback(
             assert sum(1 for found in listening.values() if found) >= 9, listening
             # Each actor process says what it is (infra.proctitle).
             titles = {" ".join(procs.cmdline(pid)).rstrip() for pid in pids}
-            for role in ("topic-monitor", "router", "bot", "agent-supervisor"):
+            for role in ("topic-monitor", "router", "agent-supervisor"):
                 assert f"cx: {role} --config {config}" in titles, titles
             hosts = [t for t in titles if t.startswith("cx: host conversations host-")]
             assert len(hosts) >= 3 and all(t.endswith(f"--config {config}") for t in hosts)

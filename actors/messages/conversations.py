@@ -61,18 +61,6 @@ class EventDelivery:
 
 
 @dataclass(frozen=True, slots=True)
-class BotDelivery:
-    """An event for the bot, with what the bot needs to know of its conversation, so that the
-    Bot actor keeps no state per conversation (a restarted Bot loses nothing). ``events``: those
-    of one command that the bot reacts to, in seq order."""
-
-    events: tuple[Event, ...]
-    conversation: Ref
-    bot_role: Role | None
-    agent_requested: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Subscribe:
     """A gateway wants the outbound events of a channel session or an agent pushed to it.
 

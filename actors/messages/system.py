@@ -15,7 +15,6 @@ class Wiring:
     settings: Any  # infra.config.Settings
     monitor: Any
     router: Any
-    bot: Any
     agents: Any
     virtual: bool
     now: int
@@ -24,7 +23,7 @@ class Wiring:
 
 @dataclass(frozen=True, slots=True)
 class Rewired:
-    """The Router or the Bot was restarted at a new address: use this wiring from now on.
+    """The Router was restarted at a new address: use this wiring from now on.
 
     ``reroute``: a new Router, which knows nothing: conversations re-send their pending agent
     request, agents report their availability again. One message, so that nothing is sent to
@@ -50,7 +49,7 @@ class AgentsLost:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """Answered by the TopicMonitor with the current addresses of the Router and the Bot."""
+    """Answered by the TopicMonitor with the current address of the Router."""
 
     call_id: str
 

@@ -43,6 +43,7 @@ class SystemSettings:
 class PlacementSettings:
     per_host: int
     hosts: int
+    archivists: int  # archive writers; a conversation's writes go to one (by a stable hash)
     agent_hosts: int = 1
 
 
