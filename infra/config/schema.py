@@ -159,6 +159,8 @@ SCHEMA: Mapping[str, _Spec] = {
     "placement": {
         "per_host": _Key(10000, integer(1)),
         "hosts": _Key(1, integer(1)),
+        "agent_hosts": _Key(1, integer(1, 1024)),
+        "routers": _Key(1, integer(1, 1024)),
     },
     "storage": {
         "archive": _Key("data/archive.sqlite3", file_path),

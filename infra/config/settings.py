@@ -40,6 +40,8 @@ class SystemSettings:
 class PlacementSettings:
     per_host: int
     hosts: int
+    agent_hosts: int
+    routers: int
 
 
 @dataclass(frozen=True, slots=True)
