@@ -85,12 +85,13 @@ class TopicMonitor(RecoveryDesk):
     def on_wired(self, sender: Any) -> None:
         # The Router and the Bot are this actor's children, so that it restarts them if they
         # die; everyone else learns their addresses from the wiring completed here.
-        self.wiring = replace(
-            self.wired(), router=self.createActor(Router), bot=self.createActor(Bot)
-        )
-        for address in (self.wired().router, self.wired().bot, self.wired().agents):
-            self.send(address, self.wired())
         settings = self.wired().settings
+        routers = tuple(self.createActor(Router) for _ in range(settings.placement.routers))
+        self.wiring = replace(
+            self.wired(), router=routers[0], routers=routers, bot=self.createActor(Bot)
+        )
+        for address in (*routers, self.wired().bot, self.wired().agents):
+            self.send(address, self.wired())
         # The Archivist creates the archive on new storage and says when it is open: this
         # actor writes nothing to it, not even its schema (see _archive_opened).
         self.new_archivist()
@@ -134,8 +135,8 @@ class TopicMonitor(RecoveryDesk):
         if self.stopping:
             return
         wiring = self.wired()
-        if address in (wiring.router, wiring.bot):
-            self._restart(router=address == wiring.router)
+        if address == wiring.bot or address in wiring.every_router():
+            self._restart(router=address if address != wiring.bot else None)
             return
         if address == self.archivist:
             self.archivist_exited(address)
@@ -190,7 +191,7 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, ClockDriver):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
-            for target in (wiring.router, wiring.agents, self.archivist, *self.placement.addresses()):
+            for target in (*wiring.every_router(), wiring.agents, self.archivist, *self.placement.addresses()):
                 self.send(target, Rewired(self.wired()))
         elif isinstance(message, Reply | Failure):
             self.archivist_answered(message)
@@ -200,7 +201,14 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, Directory):
             self.send(
                 sender,
-                Reply(message.call_id, {"router": self.wired().router, "bot": self.wired().bot}),
+                Reply(
+                    message.call_id,
+                    {
+                        "router": self.wired().router,
+                        "routers": self.wired().every_router(),
+                        "bot": self.wired().bot,
+                    },
+                ),
             )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
@@ -211,7 +219,7 @@ class TopicMonitor(RecoveryDesk):
                 self.boot_queries.append((sender, message.call_id))
         elif isinstance(message, ListTimerOwners):
             owners = [
-                self.wired().router,
+                *self.wired().every_router(),
                 self.archivist,
                 *self.placement.addresses(),
             ]
@@ -273,20 +281,29 @@ class TopicMonitor(RecoveryDesk):
             self.failing_journals[health.host_id] = health.problem
             log.error("journal_failing", host=health.host_id, problem=health.problem)
 
-    def _restart(self, *, router: bool) -> None:
-        """A new Router (or Bot) takes over; every host and the AgentSupervisor learn its
-        address. A new Router learns the pending requests from their conversations and the
-        agents' availability from the agents (Reroute); the Bot keeps no state to lose."""
+    def _restart(self, *, router: Any) -> None:
+        """A new Router (in place of the one at ``router``), or Bot (``router`` None), takes
+        over; every host, Router and the AgentSupervisor learn its address. A new Router learns
+        the pending requests from their conversations and the agents' availability from the
+        agents (Reroute: every Router hears them again, a known request or report changes
+        nothing); the Bot keeps no state to lose."""
         wiring = self.wired()
-        if router:
-            self.wiring = replace(wiring, router=self.createActor(Router))
+        if router is not None:
+            started = self.createActor(Router)
+            routers = tuple(started if r == router else r for r in wiring.every_router())
+            self.wiring = replace(wiring, router=routers[0], routers=routers)
         else:
-            self.wiring = replace(wiring, bot=self.createActor(Bot))
+            started = self.createActor(Bot)
+            self.wiring = replace(wiring, bot=started)
         new = self.wired()
-        log.error("actor_restarted", actor="Router" if router else "Bot")
-        self.send(new.router if router else new.bot, new)
+        log.error("actor_restarted", actor="Router" if router is not None else "Bot")
+        self.send(started, new)
         for target in (*self.placement.addresses(), new.agents):
-            self.send(target, Rewired(new, reroute=router))
+            self.send(target, Rewired(new, reroute=router is not None))
+        if router is not None:  # the other Routers learn the new one's address
+            for target in new.every_router():
+                if target != started:
+                    self.send(target, Rewired(new))
 
     # ------------------------------------------------------------------ hosts
 

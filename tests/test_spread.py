@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors.agent_supervisor import AgentSupervisor
+from actors.router import Router
 from domain.routing import partition_of
 from runtime import testing
 from runtime.gateway import Gateway
@@ -64,3 +65,60 @@ def test_agents_on_both_agent_hosts_are_routed_conversations(make_gateway: MakeG
             assert snapshot["state"] == "ACTIVE"
             served += [p["id"] for p in snapshot["participants"] if p["id"] in agents]
         assert sorted(served) == sorted(agents)
+
+
+def queues_of_router(router: int, routers: int, count: int) -> list[str]:
+    """``count`` queue names owned by ``router`` of ``routers``."""
+    names = (f"queue-{n}" for n in range(1000))
+    return [q for q in names if partition_of(q, routers) == router][:count]
+
+
+def routers(gw: Gateway) -> list[Router]:
+    return [testing.actor(gw, r) for r in testing.directory(gw)["routers"]]
+
+
+def requested(gw: Gateway, customer: str, queue: str) -> str:
+    cid = gw.start_session(customer, "WEB", f"{customer}-web").conversation_id
+    gw.request_agent(cid, queue=queue)
+    return cid
+
+
+def agents_in(gw: Gateway, cid: str, agents: list[str]) -> list[str]:
+    return [p["id"] for p in gw.conversation(cid)["participants"] if p["id"] in agents]
+
+
+def test_a_request_goes_only_to_the_router_of_its_queue(make_gateway: MakeGateway) -> None:
+    with make_gateway(placement={"routers": 2}, bot={"enabled": False}) as gw:
+        first, second = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+        requested(gw, "cust-1", first)
+        requested(gw, "cust-2", second)
+        requested(gw, "cust-3", second)
+        assert [r.book.waiting() if r.book else None for r in routers(gw)] == [
+            {first: 1},
+            {second: 2},
+        ]
+        assert gw.status()["queues"] == {first: 1, second: 2}
+
+
+def test_two_routers_never_over_assign_an_agent_of_both(make_gateway: MakeGateway) -> None:
+    with make_gateway(placement={"routers": 2}, bot={"enabled": False}) as gw:
+        queues = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+        conversations = [requested(gw, f"cust-{n}", q) for n, q in enumerate(queues)]
+        # both Routers offer alice's one free slot at once; she takes one, refuses the other
+        gw.agent_login("alice", queues=queues, max_conversations=1)
+        gw.agent_ready("alice")
+        served = [agents_in(gw, cid, ["alice"]) for cid in conversations]
+        assert sorted(served) == [[], ["alice"]]
+        assert sum(gw.status()["queues"].values()) == 1
+        gw.agent_login("bob", queues=queues, max_conversations=1)
+        gw.agent_ready("bob")  # the refused request went back to its queue: bob takes it
+        served = [agents_in(gw, cid, ["alice", "bob"]) for cid in conversations]
+        assert sorted(served) == [["alice"], ["bob"]]
+
+
+def test_an_agent_of_queues_of_two_routers_is_counted_once(make_gateway: MakeGateway) -> None:
+    with make_gateway(placement={"routers": 2}) as gw:
+        queues = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+        gw.agent_login("alice", queues=queues)
+        gw.agent_ready("alice")
+        assert gw.status()["agents"] == {"READY": 1, "NOT_READY": 0}
