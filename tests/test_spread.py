@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from thespian.actors import ActorExitRequest
+
 from actors.agent_supervisor import AgentSupervisor
 from actors.router import Router
 from domain.routing import partition_of
@@ -122,3 +124,19 @@ def test_an_agent_of_queues_of_two_routers_is_counted_once(make_gateway: MakeGat
         gw.agent_login("alice", queues=queues)
         gw.agent_ready("alice")
         assert gw.status()["agents"] == {"READY": 1, "NOT_READY": 0}
+
+
+def test_a_dead_router_is_replaced_and_learns_its_queues_requests(
+    make_gateway: MakeGateway,
+) -> None:
+    with make_gateway(placement={"routers": 2}, bot={"enabled": False}) as gw:
+        first, second = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+        cid = requested(gw, "cust-1", second)
+        before = testing.directory(gw)["routers"]
+        testing.system(gw).tell(before[1], ActorExitRequest())
+        after = testing.directory(gw)["routers"]
+        assert after[0] == before[0] and after[1] != before[1]
+        assert [r.book.waiting() if r.book else None for r in routers(gw)] == [{}, {second: 1}]
+        gw.agent_login("alice", queues=[first, second])
+        gw.agent_ready("alice")
+        assert agents_in(gw, cid, ["alice"]) == ["alice"]
