@@ -7,6 +7,7 @@ from thespian.actors import ActorExitRequest
 from actors.agent_supervisor import AgentSupervisor
 from actors.router import Router
 from domain.routing import partition_of
+from infra.config import load_config
 from runtime import testing
 from runtime.gateway import Gateway
 from tests.conftest import MakeGateway
@@ -30,6 +31,11 @@ def test_the_partition_of_a_key_is_the_same_in_every_process() -> None:
         1,  # crc32(b"alice") = 0x278EBC47
         0,  # crc32(b"bob") = 0xF5CBB140
     ]
+
+
+def test_one_router_and_one_agent_host_group_by_default() -> None:
+    placement = load_config({}).placement
+    assert (placement.routers, placement.agent_hosts) == (1, 1)
 
 
 def test_agents_live_on_the_agent_host_of_their_hash(make_gateway: MakeGateway) -> None:
