@@ -1,11 +1,5 @@
 """The AgentSupervisor: logs agents in and out and places them on agent hosts (its children).
 
-Agents are spread over ``placement.agent_hosts`` groups of hosts by a stable hash of their id
-(:func:`domain.routing.partition_of`): an agent always lives in the same group, and within it
-on the first host with fewer than ``placement.per_host`` agents (a new one when all are full).
-Whatever finds an agent (gateway calls, the Router's offers, reattached conversations) finds it
-through this actor's placement or the address its entity reports, so it finds it there.
-
 Every request it forwards to an agent host is answered through it (F8 in docs/RELIABILITY.md):
 it keeps the caller's address until the answer passes, so that when the host dies first it can
 tell the caller ``unavailable`` at once instead of leaving it to wait for its timeout.
@@ -41,7 +35,6 @@ from actors.messages import (
 from domain.errors import ErrorKind
 from domain.ids import agent_entity_id, parse_subscription
 from domain.limits import MAX_AGENT_CONVERSATIONS
-from domain.routing import partition_of
 
 log = structlog.get_logger("cx.agents")
 #: Forwarded requests kept waiting for their answer: beyond this the oldest is answered
@@ -57,7 +50,6 @@ _PRESENCE_OPS = {"READY": "agent_ready", "NOT_READY": "agent_not_ready", "LOGOUT
 @dataclass(slots=True)
 class _AgentHost:
     address: Any
-    group: int = 0
     agents: int = 0
 
 
@@ -112,7 +104,7 @@ class AgentSupervisor(EngineActor):
                     f"agent {payload.agent_id} is already logged in",
                 )
                 return
-            host = self._place(payload.agent_id)
+            host = self._place()
             host.agents += 1
             self.placement[payload.agent_id] = host
             target = Ref(host.address, agent_entity_id(payload.agent_id))
@@ -224,17 +216,16 @@ class AgentSupervisor(EngineActor):
             else:
                 self.post(Ref(placed.address, agent_entity_id(agent_id)), one)
 
-    def _place(self, agent_id: str) -> _AgentHost:
-        placement = self.wired().settings.placement
-        group = partition_of(agent_id, placement.agent_hosts)
+    def _place(self) -> _AgentHost:
+        per_host = self.wired().settings.placement.per_host
         for host in self.hosts:
-            if host.group == group and host.agents < placement.per_host:
+            if host.agents < per_host:
                 return host
         address = self.createActor(Host)
         self.send(
             address, HostInit(f"agents-{len(self.hosts) + 1}", "agents", self.wired(), self.now())
         )
-        host = _AgentHost(address, group)
+        host = _AgentHost(address)
         self.hosts.append(host)
         return host
 

@@ -1,12 +1,10 @@
 """Placement: which conversation host a conversation goes to, and when hosts start and stop.
 
 The TopicMonitor keeps at least ``placement.hosts`` conversation hosts (its children). A new
-or restored conversation goes to the least-loaded host (fewest live conversations; the oldest
-host among equals), so that ``placement.hosts`` hosts share the work from the first
-conversation on; only when every host holds ``placement.per_host`` conversations is a new one
-started, and a host left empty beyond the minimum is stopped. :class:`Placement` keeps the
-hosts and their counts; starting and stopping an actor is the monitor's (the callables it is
-given).
+or restored conversation goes to the first host with fewer than ``placement.per_host``
+conversations; when every host is full a new one is started, and a host left empty beyond the
+minimum is stopped. :class:`Placement` keeps the hosts and their counts; starting and stopping
+an actor is the monitor's (the callables it is given).
 """
 
 from __future__ import annotations
@@ -42,10 +40,8 @@ class Placement:
         return [h.address for h in self.hosts.values()]
 
     def place(self, per_host: int) -> HostInfo:
-        """The host a conversation goes to (counted there): the least-loaded one with room."""
-        room = [h for h in self.hosts.values() if h.conversations < per_host]
-        # min keeps the first of equals: ties go to the oldest host
-        host = min(room, key=lambda h: h.conversations) if room else None
+        """The host a conversation goes to (counted there)."""
+        host = next((h for h in self.hosts.values() if h.conversations < per_host), None)
         if host is None:
             host = self.new_host()
         host.conversations += 1

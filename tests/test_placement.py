@@ -54,20 +54,3 @@ def test_a_lost_host_is_placed_on_no_more() -> None:
     assert placement.lost(lost.address) is lost
     assert placement.lost("elsewhere") is None
     assert placement.place(per_host=5) is not lost
-
-
-def test_conversations_alternate_between_two_hosts() -> None:
-    hosts = Hosts()
-    placement = Placement(hosts.start, hosts.stop)
-    first, second = placement.new_host(), placement.new_host()
-    placed = [placement.place(per_host=10_000) for _ in range(4)]
-    assert placed == [first, second, first, second]
-    assert len(hosts.started) == 2
-
-
-def test_a_conversation_goes_to_the_least_loaded_host() -> None:
-    hosts = Hosts()
-    placement = Placement(hosts.start, hosts.stop)
-    first, second, third = placement.new_host(), placement.new_host(), placement.new_host()
-    first.conversations, second.conversations, third.conversations = 5, 2, 3
-    assert placement.place(per_host=10) is second

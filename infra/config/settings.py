@@ -38,10 +38,9 @@ class SystemSettings:
 
 @dataclass(frozen=True, slots=True)
 class PlacementSettings:
+    routers: int
     per_host: int
     hosts: int
-    agent_hosts: int
-    routers: int
 
 
 @dataclass(frozen=True, slots=True)
