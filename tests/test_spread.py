@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from thespian.actors import ActorExitRequest
 
 from actors.router import Router
@@ -10,6 +13,7 @@ from infra.config import load_config
 from runtime import testing
 from runtime.gateway import Gateway
 from tests.conftest import MakeGateway
+from tests.multiproc_support import eventually, running_system, write_config
 
 
 def test_the_partition_of_a_key_is_the_same_in_every_process() -> None:
@@ -96,3 +100,17 @@ def test_a_dead_router_is_replaced_and_learns_its_queues_requests(
         gw.agent_login("alice", queues=[first, second])
         gw.agent_ready("alice")
         assert agents_in(gw, cid, ["alice"]) == ["alice"]
+
+
+@pytest.mark.multiproc
+def test_two_routers_in_their_own_processes_route_and_count(tmp_path: Path) -> None:
+    config = write_config(tmp_path, placement={"routers": 2}, bot={"enabled": False})
+    queues = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+    with running_system(config), Gateway.connect(config) as gw:
+        gw.agent_login("alice", queues=queues, max_conversations=2)
+        gw.agent_ready("alice")
+        conversations = [requested(gw, f"cust-{n}", q) for n, q in enumerate(queues)]
+        eventually(lambda: all(agents_in(gw, c, ["alice"]) for c in conversations))
+        status = gw.status()
+        assert status["agents"] == {"READY": 1, "NOT_READY": 0}
+        assert sum(status["queues"].values()) == 0
