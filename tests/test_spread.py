@@ -114,3 +114,16 @@ def test_two_routers_in_their_own_processes_route_and_count(tmp_path: Path) -> N
         status = gw.status()
         assert status["agents"] == {"READY": 1, "NOT_READY": 0}
         assert sum(status["queues"].values()) == 0
+
+
+def test_the_virtual_clock_drives_every_routers_alarms(make_gateway: MakeGateway) -> None:
+    with make_gateway(
+        placement={"routers": 2}, routing={"request_ttl_seconds": 50}, bot={"enabled": False}
+    ) as gw:
+        queues = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
+        conversations = [requested(gw, f"cust-{n}", q) for n, q in enumerate(queues)]
+        gw.advance(50)
+        expired = [
+            sum(e["name"] == "NO_AGENT_AVAILABLE" for e in gw.events(c)) for c in conversations
+        ]
+        assert expired == [1, 1]
