@@ -4,7 +4,9 @@ It is the authority on the agent's limit: every subscription (routed or a direct
 a slot here first and is confirmed or released by the conversation's answer, so an agent is
 never subscribed to more conversations than ``max_conversations``. Supervisor roles
 (SILENT_MONITOR, WHISPER) do not count against the limit. Every change of presence or free
-capacity is reported to the Router.
+capacity is reported to the Routers of its queues (``Wiring.router_of``), each of which may
+offer it requests: two Routers may both count on the same free slot, and the second assignment
+is refused here (the Router then tries the next agent), so an agent is never over-assigned.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ class AgentEntity:
             for conversation_id, ref in [*self.conversations.items(), *self.monitoring.items()]:
                 host.post(ref, Apply(AgentLeave(self.agent_id, UnsubscribeReason.AGENT_LOGOUT)))
                 self._log.info("logout_leaves", conversation_id=conversation_id)
-            host.post(Ref(host.wired().router, ""), AgentGone(self.agent_id))
+            self._tell_routers(AgentGone(self.agent_id), host)
             host.remove(self.id)
             host.reply(reply_to, None)
             return
@@ -196,7 +198,7 @@ class AgentEntity:
             outcome = RoutingOutcome(
                 assignment.request_id, self.agent_id, accepted=False, refused=already_in
             )
-            host.post(Ref(host.wired().router, ""), outcome)
+            self._tell_routers(outcome, host)
             self._report(host)
             return
         self._reserve(conversation_id, None, assignment.request_id, host)
@@ -236,9 +238,8 @@ class AgentEntity:
             " free again. It may or may not have been applied: check, or retry",
         )
         if request_id is not None:  # the Router gives the request to someone (or here) again
-            host.post(
-                Ref(host.wired().router, ""),
-                RoutingOutcome(request_id, self.agent_id, accepted=False, refused=False),
+            self._tell_routers(
+                RoutingOutcome(request_id, self.agent_id, accepted=False, refused=False), host
             )
         self._report(host)
 
@@ -252,20 +253,19 @@ class AgentEntity:
         elif outcome.origin is not None:
             host.fail(outcome.origin, outcome.failure)
         if outcome.request_id is not None:
-            host.post(
-                Ref(host.wired().router, ""),
+            self._tell_routers(
                 RoutingOutcome(
                     outcome.request_id,
                     self.agent_id,
                     accepted=outcome.failure is None,
                     refused=outcome.failure is not None,
                 ),
+                host,
             )
         self._report(host)
 
     def _report(self, host: HostContext) -> None:
-        host.post(
-            Ref(host.wired().router, ""),
+        self._tell_routers(
             AgentAvailable(
                 self.agent_id,
                 self.presence is Presence.READY,
@@ -273,4 +273,19 @@ class AgentEntity:
                 self.queues,
                 host.ref(self.id),
             ),
+            host,
         )
+
+    def _routers(self, host: HostContext) -> list[Ref]:
+        """The Routers of this agent's queues, each once (one, unless its queues are owned by
+        several). A Router told of a request it does not hold ignores it."""
+        wiring, routers = host.wired(), []
+        for queue in self.queues:
+            router = wiring.router_of(queue)
+            if router not in routers:  # addresses compare with ==, not always by hash
+                routers.append(router)
+        return [Ref(router, "") for router in routers]
+
+    def _tell_routers(self, message: Any, host: HostContext) -> None:
+        for router in self._routers(host):
+            host.post(router, message)

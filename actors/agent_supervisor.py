@@ -175,7 +175,8 @@ class AgentSupervisor(EngineActor):
         agents = tuple(a for a, h in self.placement.items() if h is lost)
         for agent_id in agents:
             del self.placement[agent_id]
-            self.post(Ref(self.wired().router, ""), AgentGone(agent_id))
+            for router in self.wired().every_router():  # it knows not which hold the agent
+                self.post(Ref(router, ""), AgentGone(agent_id))
         unanswered = [(k, f) for k, f in self.forwarded.items() if f.host is lost]
         for call_id, forwarded in unanswered:
             del self.forwarded[call_id]

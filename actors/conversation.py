@@ -222,11 +222,11 @@ class ConversationEntity:
                 host.disarm(self.id, effect.key)
             elif isinstance(effect, RouteRequest):
                 host.post(
-                    Ref(wiring.router, ""),
+                    Ref(wiring.router_of(effect.queue), ""),
                     EnqueueRequest(effect.request_id, me, effect.queue, effect.excluded),
                 )
             elif isinstance(effect, CancelRoute):
-                host.post(Ref(wiring.router, ""), CancelRequest(effect.request_id))
+                host.post(Ref(wiring.router_of(effect.queue), ""), CancelRequest(effect.request_id))
             elif isinstance(effect, ReleaseAgent):
                 released = self.agents.pop(effect.agent_id, None)
                 if released is not None:
@@ -263,7 +263,7 @@ class ConversationEntity:
         request = self.machine.pending_request
         if request is not None:
             host.post(
-                Ref(host.wired().router, ""),
+                Ref(host.wired().router_of(self.machine.queue), ""),
                 EnqueueRequest(request, host.ref(self.id), self.machine.queue),
             )
 

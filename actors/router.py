@@ -1,5 +1,8 @@
 """The Router actor: a thin shell around the pure routing book (:mod:`domain.routing`).
 
+One of ``placement.routers``: it sees only the requests of the queues it owns
+(``Wiring.router_of``) and the agents serving any of them.
+
 It keeps where each conversation and agent lives, turns the book's effects into messages
 (assignments to Agent entities, AGENT_OFFERED / RONA / NO_AGENT_AVAILABLE reports to
 conversations) and drives the book's accept-timeout and request-TTL alarms.
@@ -96,13 +99,22 @@ class Router(TimedActor):
                     )
                 )
         elif isinstance(payload, StatusQuery):
-            self.reply(item.reply_to, Status(agents=book.agents(), queues=book.waiting()))
+            self.reply(item.reply_to, Status(agents=self._agents(), queues=book.waiting()))
         else:
             self.refuse(
                 item.reply_to,
                 ErrorKind.BAD_ARGUMENT,
                 f"Router cannot handle {type(payload).__name__}",
             )
+
+    def _agents(self) -> dict[str, int]:
+        """Agents by presence. An agent whose queues several Routers own reports to each: only
+        the Router of its first queue counts it, so that the Routers' counts add up."""
+        routers = self.wired().every_router()
+        if len(routers) == 1:
+            return self._book().agents()
+        mine = self.myAddress
+        return self._book().agents(lambda queues: self.wired().router_of(queues[0]) == mine)
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:
         self._perform(self._book().alarm(payload[0], payload[1], self.now()))

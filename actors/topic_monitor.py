@@ -83,13 +83,14 @@ class TopicMonitor(RecoveryDesk):
     # ------------------------------------------------------------------ lifecycle
 
     def on_wired(self, sender: Any) -> None:
-        # The Router is this actor's child, so that it restarts it if it dies; everyone else
-        # learns its address from the wiring completed here. The bot runs inside each
+        # The Routers are this actor's children, so that it restarts them if they die; everyone
+        # else learns their addresses from the wiring completed here. The bot runs inside each
         # conversation host (actors.bot): it has no actor of its own.
-        self.wiring = replace(self.wired(), router=self.createActor(Router))
-        for address in (self.wired().router, self.wired().agents):
-            self.send(address, self.wired())
         settings = self.wired().settings
+        routers = tuple(self.createActor(Router) for _ in range(settings.placement.routers))
+        self.wiring = replace(self.wired(), router=routers[0], routers=routers)
+        for address in (*routers, self.wired().agents):
+            self.send(address, self.wired())
         # Archivist 0 creates the archive on new storage and says when it is open: this
         # actor writes nothing to it, not even its schema (see _archive_opened).
         self.first_archivist()
@@ -134,8 +135,8 @@ class TopicMonitor(RecoveryDesk):
         if self.stopping:
             return
         wiring = self.wired()
-        if address == wiring.router:
-            self._restart_router()
+        if address in wiring.every_router():
+            self._restart_router(address)
             return
         if self.is_archivist(address):
             self.archivist_exited(address)
@@ -191,7 +192,7 @@ class TopicMonitor(RecoveryDesk):
             self.wiring = replace(self.wired(), clock=message.address)
             wiring = self.wired()  # the agent supervisor passes it on to the agent hosts
             for target in (
-                wiring.router,
+                *wiring.every_router(),
                 wiring.agents,
                 *self.archivists,
                 *self.placement.addresses(),
@@ -205,7 +206,10 @@ class TopicMonitor(RecoveryDesk):
         elif isinstance(message, Directory):
             self.send(
                 sender,
-                Reply(message.call_id, {"router": self.wired().router}),
+                Reply(
+                    message.call_id,
+                    {"router": self.wired().router, "routers": self.wired().every_router()},
+                ),
             )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
@@ -216,7 +220,7 @@ class TopicMonitor(RecoveryDesk):
                 self.boot_queries.append((sender, message.call_id))
         elif isinstance(message, ListTimerOwners):
             owners = [
-                self.wired().router,
+                *self.wired().every_router(),
                 *self.archivists,
                 *self.placement.addresses(),
             ]
@@ -278,16 +282,23 @@ class TopicMonitor(RecoveryDesk):
             self.failing_journals[health.host_id] = health.problem
             log.error("journal_failing", host=health.host_id, problem=health.problem)
 
-    def _restart_router(self) -> None:
-        """A new Router takes over; every host and the AgentSupervisor learn its address. It
-        learns the pending requests from their conversations and the agents' availability from
-        the agents (Reroute)."""
-        self.wiring = replace(self.wired(), router=self.createActor(Router))
+    def _restart_router(self, old: Any) -> None:
+        """A new Router takes over from the one at ``old``; every host, every other Router and
+        the AgentSupervisor learn its address. It learns the pending requests from their
+        conversations and the agents' availability from the agents (Reroute: every Router hears
+        them again; a request or report it knows changes nothing)."""
+        wiring = self.wired()
+        started = self.createActor(Router)
+        routers = tuple(started if r == old else r for r in wiring.every_router())
+        self.wiring = replace(wiring, router=routers[0], routers=routers)
         new = self.wired()
         log.error("actor_restarted", actor="Router")
-        self.send(new.router, new)
+        self.send(started, new)
         for target in (*self.placement.addresses(), new.agents):
             self.send(target, Rewired(new, reroute=True))
+        for target in new.every_router():
+            if target != started:
+                self.send(target, Rewired(new))
 
     # ------------------------------------------------------------------ hosts
 

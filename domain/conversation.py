@@ -250,7 +250,7 @@ class ConversationMachine(MachineReports):
             return self._finish()
         if self.pending_request is not None:
             if cmd.request_id is None:  # a direct join answers the need: withdraw the request
-                t.effects.append(CancelRoute(self.pending_request))
+                t.effects.append(CancelRoute(self.pending_request, self.queue))
             self.pending_request = None
         if arriving:
             self._transition(Trigger.AGENT_ARRIVED, EventName.AGENT_SUBSCRIBED)

@@ -71,6 +71,7 @@ class RouteRequest:
 @dataclass(frozen=True, slots=True)
 class CancelRoute:
     request_id: str
+    queue: str  # the request's queue: its Router
 
 
 @dataclass(frozen=True, slots=True)

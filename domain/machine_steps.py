@@ -340,5 +340,5 @@ class MachineSteps(MachineTimers):
 
     def _cancel_request(self) -> None:
         if self.pending_request is not None:
-            self._t.effects.append(CancelRoute(self.pending_request))
+            self._t.effects.append(CancelRoute(self.pending_request, self.queue))
             self.pending_request = None

@@ -4,6 +4,7 @@ once it is closed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,15 +64,20 @@ class Queries:
     def status(self) -> dict[str, dict[str, int]]:
         link = self.engine
         conversations: Status = link.engine("monitor", StatusQuery())
-        router = link.ask_direct(link.addresses.monitor, Directory(link.call_id()))["router"]
-        try:
-            routing: Status = link.call(router, "", StatusQuery())
-        except Unreachable as error:
-            raise UnavailableError(f"the engine's router does not answer: {error}") from None
+        routers = link.ask_direct(link.addresses.monitor, Directory(link.call_id()))["routers"]
+        agents: Counter[str] = Counter()
+        queues: Counter[str] = Counter()
+        for router in routers:  # each owns its queues: their counts add up
+            try:
+                routing: Status = link.call(router, "", StatusQuery())
+            except Unreachable as error:
+                raise UnavailableError(f"the engine's router does not answer: {error}") from None
+            agents.update(routing.agents)
+            queues.update(routing.queues)
         return {
             "conversations": dict(sorted(conversations.conversations.items())),
-            "agents": dict(sorted(routing.agents.items())),
-            "queues": dict(sorted(routing.queues.items())),
+            "agents": dict(sorted(agents.items())),
+            "queues": dict(sorted(queues.items())),
             "storage": dict(sorted(conversations.storage.items())),
         }
 

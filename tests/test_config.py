@@ -336,6 +336,7 @@ def test_number_is_not_a_bool() -> None:
     [
         ({"system": {"admin_port": 0}}, "system.admin_port"),
         ({"system": {"admin_port": 65536}}, "system.admin_port"),
+        ({"placement": {"routers": 1025}}, "placement.routers"),
         ({"placement": {"per_host": 0}}, "placement.per_host"),
         ({"placement": {"hosts": -1}}, "placement.hosts"),
         ({"placement": {"agent_hosts": 0}}, "placement.agent_hosts"),

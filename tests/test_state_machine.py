@@ -213,7 +213,7 @@ def test_direct_join_with_pending_request_cancels_it() -> None:
     request_id = driver.machine.pending_request
     assert request_id is not None
     effects = driver.handle(SubscribeAgent(AGENT))
-    assert of_type(effects, CancelRoute) == [CancelRoute(request_id)]
+    assert of_type(effects, CancelRoute) == [CancelRoute(request_id, "default")]
     assert driver.machine.pending_request is None
     assert driver.state is State.ACTIVE
 
@@ -537,7 +537,7 @@ def test_last_customer_session_ends_in_created_cancels_request() -> None:
     effects = driver.handle(EndSession(FIRST_SESSION))
     assert names(effects) == ["CHANNEL_SESSION_ENDED", "TOPIC_STATE_CHANGED"]
     assert state_change(effects) == ("CREATED", "CLOSING")
-    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id))]
+    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id), "default")]
     assert driver.machine.pending_request is None
     assert len(of_type(effects, ArchiveConversation)) == 1
 
@@ -560,7 +560,7 @@ def test_last_customer_session_ends_in_inactive_closes() -> None:
     effects = driver.handle(EndSession(FIRST_SESSION))
     assert names(effects) == ["CHANNEL_SESSION_ENDED", "TOPIC_STATE_CHANGED"]
     assert state_change(effects) == ("INACTIVE", "CLOSING")
-    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id))]
+    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id), "default")]
 
 
 def test_last_customer_session_ends_in_inactive_with_agents_wrapping_up() -> None:
@@ -570,7 +570,7 @@ def test_last_customer_session_ends_in_inactive_with_agents_wrapping_up() -> Non
     effects = driver.handle(EndSession(FIRST_SESSION))
     assert names(effects) == ["CHANNEL_SESSION_ENDED", "TOPIC_STATE_CHANGED"]
     assert state_change(effects) == ("INACTIVE", "WRAP_UP")
-    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id))]
+    assert of_type(effects, CancelRoute) == [CancelRoute(str(request_id), "default")]
     assert driver.machine.participant_role(AGENT) is Role.WRAP_UP
     assert of_type(effects, ArmAlarm) == []  # the agent's wrap-up timer keeps running
     expired = driver.advance(60_000)
@@ -955,7 +955,7 @@ def test_end_conversation_cancels_pending_request() -> None:
     driver.handle(RequestAgent("default", SYSTEM))
     request_id = str(driver.machine.pending_request)
     effects = driver.handle(EndConversation(EndedBy.BOT))
-    assert of_type(effects, CancelRoute) == [CancelRoute(request_id)]
+    assert of_type(effects, CancelRoute) == [CancelRoute(request_id, "default")]
     assert state_change(effects) == ("CREATED", "CLOSING")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.pickling import pickle_by_field_names
+from domain.routing import partition_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,17 @@ class Wiring:
     virtual: bool
     now: int
     clock: Any = None  # virtual clock: the gateway driving it (see ClockDriver)
+    # Every Router (``placement.routers``), ``router`` first; each owns the queues
+    # ``partition_of(queue, len(routers))`` names it for. Empty: ``router`` is the only one.
+    routers: tuple[Any, ...] = ()
+
+    def router_of(self, queue: str) -> Any:
+        """The Router that owns ``queue``: its requests go there, and only there."""
+        routers = self.every_router()
+        return routers[partition_of(queue, len(routers))]
+
+    def every_router(self) -> tuple[Any, ...]:
+        return self.routers or (self.router,)
 
 
 @dataclass(frozen=True, slots=True)

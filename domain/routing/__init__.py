@@ -57,6 +57,7 @@ from domain.routing.effects import (
     RoutingTimerKind,
     SetNotReady,
 )
+from domain.routing.partition import partition_of
 
 __all__ = [
     "ArmRoutingAlarm",
@@ -70,4 +71,5 @@ __all__ = [
     "RoutingTimerKey",
     "RoutingTimerKind",
     "SetNotReady",
+    "partition_of",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import insort
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.enums import Presence
@@ -217,9 +218,12 @@ class RoutingBook:
         """Queue -> requests waiting (neither offered nor assigned); every queue ever used."""
         return {queue: len(places) for queue, places in self._queues.items()}
 
-    def agents(self) -> dict[str, int]:
+    def agents(self, counted: Callable[[tuple[str, ...]], bool] | None = None) -> dict[str, int]:
+        """Agents by presence; only those whose queues ``counted`` accepts, if given."""
         counts = {Presence.READY.value: 0, Presence.NOT_READY.value: 0}
         for agent in self._agents.values():
+            if counted is not None and not counted(agent.queues):
+                continue
             presence = Presence.READY if agent.ready else Presence.NOT_READY
             counts[presence.value] += 1
         return counts

@@ -160,6 +160,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "restart_window_seconds": _Key(120, integer(1, 86400)),
     },
     "placement": {
+        "routers": _Key(1, integer(1, 1024)),
         "per_host": _Key(10000, integer(1)),
         "hosts": _Key(1, integer(1)),
         "agent_hosts": _Key(1, integer(1, 1024)),

@@ -41,6 +41,7 @@ class SystemSettings:
 
 @dataclass(frozen=True, slots=True)
 class PlacementSettings:
+    routers: int
     per_host: int
     hosts: int
     archivists: int  # archive writers; a conversation's writes go to one (by a stable hash)
