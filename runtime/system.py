@@ -29,8 +29,6 @@ from infra.journal_segment import Damage
 from infra.timefmt import wall_ms
 from runtime import procs
 from runtime.bind import restrict
-from runtime.convention import capabilities as node_capabilities
-from runtime.convention import set_convention_environment
 
 #: How long :func:`start` waits for the TopicMonitor to say what it restored.
 BOOT_TIMEOUT_S = 60.0
@@ -69,8 +67,8 @@ def start(settings: Settings) -> Any:
     JournalDamagedError or StorageError raised, naming the file.
     """
     restrict(settings)
-    set_convention_environment()
-    system = ActorSystem(settings.system.base, node_capabilities(settings), transientUnique=True)
+    capabilities = {"Admin Port": settings.system.admin_port}
+    system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
     try:
         addresses = boot(system, settings, virtual=False, now=wall_ms())
         reply = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)

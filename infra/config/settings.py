@@ -32,9 +32,6 @@ class SystemSettings:
     bind: str
     allow_wide_bind: bool
     convention_address: str | None
-    node: str | None
-    conversation_hosts: bool
-    weight: int
     restart_limit: int
     restart_window_seconds: int
 
