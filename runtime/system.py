@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +42,51 @@ NAMES = {
 }
 
 
+#: Thespian's capability naming the convention leader's admin ("host:port") to join.
+CONVENTION_CAPABILITY = "Convention Address.IPv4"
+#: The capabilities every node advertises: its name, whether it takes conversation hosts,
+#: its weight (``system.node``, ``system.offers_hosts``, ``system.weight``).
+NODE_CAPABILITY = "cx.node"
+HOSTS_CAPABILITY = "cx.hosts"
+WEIGHT_CAPABILITY = "cx.weight"
+#: Thespian's timing, set in the environment of the process that starts a system (Thespian
+#: reads it once, when its admin and transports first load) unless the environment already
+#: names it: members re-register every 5 s instead of 7 min 22 s, so that the leader's own
+#: bookkeeping drops a dead member within about 15 s rather than 22 min; and a send to a node
+#: that does not answer is dropped after 5 s instead of 5 min, so that an unreachable node
+#: cannot freeze the actor sending to it for the whole cut.
+THESPIAN_TIMING: Mapping[str, str] = {
+    "CONVENTION_REREGISTRATION_PERIOD": "0:05",
+    "THESPIAN_TRANSMIT_TIMEOUT_PERIOD": "0:05",
+}
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name: ``system.node``, else the machine's host name."""
+    return settings.system.node or socket.gethostname()
+
+
+def node_capabilities(settings: Settings) -> dict[str, Any]:
+    """The capabilities of the actor system this node starts: its admin port, what it offers
+    and, on a member, the convention leader it joins (``system.convention_address``)."""
+    capabilities: dict[str, Any] = {
+        "Admin Port": settings.system.admin_port,
+        NODE_CAPABILITY: node_name(settings),
+        HOSTS_CAPABILITY: settings.system.offers_hosts,
+        WEIGHT_CAPABILITY: settings.system.weight,
+    }
+    if settings.system.convention_address is not None:
+        capabilities[CONVENTION_CAPABILITY] = settings.system.convention_address
+    return capabilities
+
+
+def set_thespian_timing(environ: MutableMapping[str, str]) -> None:
+    """Put :data:`THESPIAN_TIMING` into ``environ`` (``os.environ`` before a system starts),
+    keeping any value the environment already has."""
+    for name, value in THESPIAN_TIMING.items():
+        environ.setdefault(name, value)
+
+
 @dataclass(frozen=True, slots=True)
 class Addresses:
     monitor: Any
@@ -62,13 +108,16 @@ def start(settings: Settings) -> Any:
     Every listening socket of the system (admin, logger, actors, this process's own endpoint)
     is bound to ``system.bind`` (``runtime.bind``); the processes Thespian forks inherit it.
 
+    The system advertises :func:`node_capabilities`; with ``system.convention_address`` set
+    it joins that leader's convention as a member (docs/NODES.md).
+
     If the storage stops the start-up (a journal damaged in the middle, unless
     ``storage.salvage_journal``; a journal of another version), the system is shut down and
     JournalDamagedError or StorageError raised, naming the file.
     """
     restrict(settings)
-    capabilities = {"Admin Port": settings.system.admin_port}
-    system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
+    set_thespian_timing(os.environ)
+    system = ActorSystem(settings.system.base, node_capabilities(settings), transientUnique=True)
     try:
         addresses = boot(system, settings, virtual=False, now=wall_ms())
         reply = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)
