@@ -16,13 +16,26 @@ import socket
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from thespian.actors import ActorSystem
 
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
+from actors.messages.nodes import StartMembership
+from actors.nodes import (
+    ADMIN_CAPABILITY,
+    CONVENTION_CAPABILITY,
+    HOSTS_CAPABILITY,
+    INCARNATION_CAPABILITY,
+    MEMBERSHIP_NAME,
+    NODE_CAPABILITY,
+    WEIGHT_CAPABILITY,
+    MembershipActor,
+)
 from actors.topic_monitor import TopicMonitor
+from domain.membership import Capacity, Detector
 from infra.archive import StorageError
 from infra.config import Settings
 from infra.journal_read import JournalDamagedError
@@ -42,13 +55,6 @@ NAMES = {
 }
 
 
-#: Thespian's capability naming the convention leader's admin ("host:port") to join.
-CONVENTION_CAPABILITY = "Convention Address.IPv4"
-#: The capabilities every node advertises: its name, whether it takes conversation hosts,
-#: its weight (``system.node``, ``system.offers_hosts``, ``system.weight``).
-NODE_CAPABILITY = "cx.node"
-HOSTS_CAPABILITY = "cx.hosts"
-WEIGHT_CAPABILITY = "cx.weight"
 #: Thespian's timing, set in the environment of the process that starts a system (Thespian
 #: reads it once, when its admin and transports first load) unless the environment already
 #: names it: members re-register every 5 s instead of 7 min 22 s, so that the leader's own
@@ -66,12 +72,15 @@ def node_name(settings: Settings) -> str:
     return settings.system.node or socket.gethostname()
 
 
-def node_capabilities(settings: Settings) -> dict[str, Any]:
-    """The capabilities of the actor system this node starts: its admin port, what it offers
-    and, on a member, the convention leader it joins (``system.convention_address``)."""
+def node_capabilities(settings: Settings, incarnation: int) -> dict[str, Any]:
+    """The capabilities of the actor system this node starts: its admin port and address,
+    its name and ``incarnation`` (its start time, ms), what it offers and, on a member, the
+    convention leader it joins (``system.convention_address``)."""
     capabilities: dict[str, Any] = {
         "Admin Port": settings.system.admin_port,
+        ADMIN_CAPABILITY: f"{settings.system.bind}:{settings.system.admin_port}",
         NODE_CAPABILITY: node_name(settings),
+        INCARNATION_CAPABILITY: incarnation,
         HOSTS_CAPABILITY: settings.system.offers_hosts,
         WEIGHT_CAPABILITY: settings.system.weight,
     }
@@ -117,9 +126,13 @@ def start(settings: Settings) -> Any:
     """
     restrict(settings)
     set_thespian_timing(os.environ)
-    system = ActorSystem(settings.system.base, node_capabilities(settings), transientUnique=True)
+    incarnation = wall_ms()
+    capabilities = node_capabilities(settings, incarnation)
+    system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
     try:
         addresses = boot(system, settings, virtual=False, now=wall_ms())
+        if settings.system.convention_address is None:
+            start_membership(system, settings, addresses, incarnation)
         reply = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)
         if isinstance(reply, Reply):  # no answer: the caller's wait for the engine times out
             check_boot(reply.value)
@@ -129,6 +142,31 @@ def start(settings: Settings) -> Any:
         _wait_ended(sessions)
         raise
     return system
+
+
+def members_file(settings: Settings) -> Path:
+    """Where the leader records its members: ``members.json`` beside the journal."""
+    return settings.storage.journal.parent / "members.json"
+
+
+def start_membership(
+    system: Any, settings: Settings, addresses: Addresses, incarnation: int
+) -> Any:
+    """Start the leader's membership actor (``actors.nodes``), reporting to the TopicMonitor."""
+    membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+    config = settings.system
+    start = StartMembership(
+        detector=Detector(config.heartbeat_ms, config.suspect_after, config.dead_after),
+        node=node_name(settings),
+        incarnation=incarnation,
+        capacity=Capacity(hosts=config.offers_hosts, weight=config.weight),
+        monitor=addresses.monitor,
+        members_file=members_file(settings),
+        virtual=False,
+        now_ms=wall_ms(),
+    )
+    system.tell(membership, start)
+    return membership
 
 
 def _system_sessions(settings: Settings) -> set[int]:

@@ -7,13 +7,15 @@ import socket
 
 import pytest
 
-from infra.config import ConfigError, load_config
-from runtime.system import (
+from actors.nodes import (
     CONVENTION_CAPABILITY,
     HOSTS_CAPABILITY,
     NODE_CAPABILITY,
-    THESPIAN_TIMING,
     WEIGHT_CAPABILITY,
+)
+from infra.config import ConfigError, load_config
+from runtime.system import (
+    THESPIAN_TIMING,
     node_capabilities,
     set_thespian_timing,
 )
@@ -21,23 +23,23 @@ from runtime.system import (
 
 def test_a_member_advertises_the_leader_it_joins() -> None:
     settings = load_config({"system": {"convention_address": "10.0.0.1:1900"}})
-    assert node_capabilities(settings)[CONVENTION_CAPABILITY] == "10.0.0.1:1900"
+    assert node_capabilities(settings, 1)[CONVENTION_CAPABILITY] == "10.0.0.1:1900"
 
 
 def test_a_leader_advertises_no_convention_address() -> None:
-    assert CONVENTION_CAPABILITY not in node_capabilities(load_config())
+    assert CONVENTION_CAPABILITY not in node_capabilities(load_config(), 1)
 
 
 def test_a_node_advertises_its_name_and_what_it_offers() -> None:
     settings = load_config({"system": {"node": "n2", "offers_hosts": False, "weight": 3}})
-    capabilities = node_capabilities(settings)
+    capabilities = node_capabilities(settings, 1)
     assert capabilities[NODE_CAPABILITY] == "n2"
     assert capabilities[HOSTS_CAPABILITY] is False
     assert capabilities[WEIGHT_CAPABILITY] == 3
 
 
 def test_a_node_without_a_name_is_named_after_the_host() -> None:
-    assert node_capabilities(load_config())[NODE_CAPABILITY] == socket.gethostname()
+    assert node_capabilities(load_config(), 1)[NODE_CAPABILITY] == socket.gethostname()
 
 
 @pytest.mark.parametrize("address", ["leader", "10.0.0.1", "10.0.0.1:99999", ""])
