@@ -144,6 +144,18 @@ def start(settings: Settings) -> Any:
     return system
 
 
+def start_member(settings: Settings) -> Any:
+    """Start this node as a member of the convention led by ``system.convention_address``:
+    an actor system that offers its capabilities, on which the leader places actors (the
+    engine's root actors run on the leader). The caller owns it, as with :func:`start`."""
+    if settings.system.convention_address is None:
+        raise ValueError("start_member needs system.convention_address")
+    restrict(settings)
+    set_thespian_timing(os.environ)
+    capabilities = node_capabilities(settings, wall_ms())
+    return ActorSystem(settings.system.base, capabilities, transientUnique=True)
+
+
 def members_file(settings: Settings) -> Path:
     """Where the leader records its members: ``members.json`` beside the journal."""
     return settings.storage.journal.parent / "members.json"
