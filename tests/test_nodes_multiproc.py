@@ -1,4 +1,4 @@
-"""Two nodes of one actor system on this machine (a leader on 127.0.0.2, a member on
+"""Two nodes of one actor system on this machine (a leader on 127.0.0.2, a member daemon on
 127.0.0.3): the member joins, a conversation host is placed on it by name, it is killed with
 SIGKILL, the leader's failure detector declares it dead, and it rejoins as a new incarnation
 after a restart. Bounded; every process of the member is killed at the end."""
@@ -30,13 +30,6 @@ HARD_TIMEOUT_S = 60
 
 LEADER_IP, MEMBER_IP = "127.0.0.2", "127.0.0.3"
 DETECTOR = {"heartbeat_ms": 200, "suspect_after": 2, "dead_after": 5}
-MEMBER = (
-    "import sys, time\n"
-    "from infra.config import load_config\n"
-    "from runtime.system import start_member\n"
-    "start_member(load_config(sys.argv[1]))\n"
-    "time.sleep(60)\n"
-)
 
 
 def _member_config(directory: Path, leader_port: int) -> Path:
@@ -59,7 +52,7 @@ def _member_config(directory: Path, leader_port: int) -> Path:
 
 def _start_member(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", MEMBER, str(config)],
+        [sys.executable, "-m", "runtime.daemon", "--config", str(config)],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
