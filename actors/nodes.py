@@ -169,7 +169,10 @@ class MembershipActor(Actor):  # type: ignore[misc]
             self.admins = read_members(config.members_file)
             for node, admin in sorted(self.admins.items()):
                 log.info("member_invited", node=node, admin=admin)
-                self.preRegisterRemoteSystem(admin, {})
+                try:
+                    self.preRegisterRemoteSystem(admin, {})
+                except AttributeError:  # a system base without conventions (simpleSystemBase)
+                    log.warning("member_not_invited", node=node, reason="base has no conventions")
         self._watch(config.node, config.incarnation, config.capacity)
         if not config.virtual:
             self._schedule()

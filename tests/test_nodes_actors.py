@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from thespian.actors import Actor, ActorSystem, ActorSystemConventionUpdate
 
 from actors.messages.nodes import (
@@ -184,3 +185,15 @@ def test_a_members_file_that_is_not_a_mapping_is_a_storage_error(tmp_path: Path)
     path.write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(StorageError, match=r"members\.json"):
         read_members(path)
+
+
+def test_the_leader_invites_every_recorded_member_when_it_starts(
+    system: Any, tmp_path: Path
+) -> None:
+    members_file = tmp_path / "members.json"
+    write_members(members_file, {"n2": "127.0.0.2:1900", "n3": "127.0.0.3:1900"})
+    with capture_logs() as logs:
+        membership, _ = _leader(system, members_file)
+        system.ask(membership, MembersQuery(), ASK_S)
+    invited = {e["node"]: e["admin"] for e in logs if e["event"] == "member_invited"}
+    assert invited == {"n2": "127.0.0.2:1900", "n3": "127.0.0.3:1900"}

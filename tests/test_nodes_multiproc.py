@@ -20,6 +20,7 @@ from actors.messages import Ping, Reply
 from actors.messages.nodes import Members, MembersQuery
 from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
+from infra.members_file import read_members
 from runtime import procs
 from tests.multiproc_support import eventually, free_port, running_system, write_config
 
@@ -86,13 +87,24 @@ def _node(system: Any, membership: Any, name: str) -> tuple[NodeState, int] | No
     return found.get(name)
 
 
-def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) -> None:
+def _configs(tmp_path: Path) -> tuple[Path, Path, int]:
+    """The leader's config, the member's, and the member's admin port."""
     leader_config = write_config(tmp_path, placement={"hosts": 1})
     settings = yaml.safe_load(leader_config.read_text())
     settings["system"].update({"bind": LEADER_IP, "node": "leader", **DETECTOR})
     leader_config.write_text(yaml.safe_dump(settings))
     member_config = _member_config(tmp_path / "member", settings["system"]["admin_port"])
     member_port = yaml.safe_load(member_config.read_text())["system"]["admin_port"]
+    return leader_config, member_config, member_port
+
+
+def _alive(system: Any, membership: Any, name: str) -> bool:
+    node = _node(system, membership, name)
+    return node is not None and node[0] is NodeState.ALIVE
+
+
+def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) -> None:
+    leader_config, member_config, member_port = _configs(tmp_path)
     members: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGALRM, _out_of_time)
     signal.alarm(HARD_TIMEOUT_S)
@@ -101,11 +113,7 @@ def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) 
             membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
             members.append(_start_member(member_config))
 
-            def alive() -> bool:
-                node = _node(system, membership, "m1")
-                return node is not None and node[0] is NodeState.ALIVE
-
-            eventually(alive, timeout=15)
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
             first = _node(system, membership, "m1")
             assert first is not None
 
@@ -129,6 +137,27 @@ def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) 
                 return node is not None and node[0] is NodeState.ALIVE and node[1] > first[1]
 
             eventually(rejoined, timeout=15)
+    finally:
+        signal.alarm(0)
+        for member in members:
+            if member.poll() is None:
+                _kill_member(member, member_port)
+
+
+def test_a_restarted_leader_gets_its_recorded_members_back(tmp_path: Path) -> None:
+    leader_config, member_config, member_port = _configs(tmp_path)
+    members: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        with running_system(leader_config) as system:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            members.append(_start_member(member_config))
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+        assert read_members(tmp_path / "members.json") == {"m1": f"{MEMBER_IP}:{member_port}"}
+        with running_system(leader_config) as system:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
     finally:
         signal.alarm(0)
         for member in members:
