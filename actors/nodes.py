@@ -13,6 +13,8 @@ turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMoni
 - Never blocking on a dead peer: the actor answers only nodes that are reachable (alive); a
   suspected or dead node is sent nothing, and a fenced incarnation that speaks gets one
   :class:`Fenced`, to which its heartbeat actor answers by stopping.
+- Engine restart on a running admin (``runtime.supervise``): :class:`StartMembership` is sent
+  again, with the new TopicMonitor.
 - Leader restart: every member's admin address ("host:port", its ``cx.admin`` capability) is
   recorded in ``members_file``; on start the actor calls ``preRegisterRemoteSystem`` for each,
   so that members come back at once instead of at their next registration.
@@ -21,6 +23,7 @@ turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMoni
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -161,7 +164,12 @@ class MembershipActor(Actor):  # type: ignore[misc]
 
     def _start(self, config: StartMembership) -> None:
         if self.config is not None:
-            return  # a re-delivered or repeated start changes nothing
+            # The engine was booted again (a new TopicMonitor; the heartbeat actor of this node
+            # ended with the engine's processes): report to the new one, watch this node again.
+            # The table, the node and its incarnation stay.
+            self.config = replace(self.config, monitor=config.monitor)
+            self._watch(self.config.node, self.config.incarnation, self.config.capacity)
+            return
         self.config = config
         self.table = empty(config.detector, config.now_ms)
         self.notifyOnSystemRegistrationChanges(True)

@@ -197,3 +197,16 @@ def test_the_leader_invites_every_recorded_member_when_it_starts(
         system.ask(membership, MembersQuery(), ASK_S)
     invited = {e["node"]: e["admin"] for e in logs if e["event"] == "member_invited"}
     assert invited == {"n2": "127.0.0.2:1900", "n3": "127.0.0.3:1900"}
+
+
+def test_a_repeated_start_reports_to_the_new_monitor_and_keeps_the_table(system: Any) -> None:
+    membership, old_monitor = _leader(system)
+    system.ask(membership, Heartbeat("n2", 5, Capacity()), ASK_S)
+    new_monitor = system.createActor(Recorder)
+    again = StartMembership(
+        DETECTOR, "leader", 1, Capacity(), new_monitor, None, virtual=True, now_ms=0
+    )
+    system.tell(membership, again)
+    system.tell(membership, Tick(400))
+    assert NodeDown("n2", 5) in _reports(system, new_monitor)
+    assert NodeDown("n2", 5) not in _reports(system, old_monitor)

@@ -30,7 +30,6 @@ from infra.yamlfile import YamlProblem, read_yaml
 
 class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
-
     kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, source: str, key: str, problem: str) -> None:
