@@ -41,6 +41,7 @@ from actors.messages import (
     RestoreConversation,
     Restored,
 )
+from actors.nodes import fits
 from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
 from domain.conversation import ConversationMachine
@@ -57,6 +58,9 @@ log = structlog.get_logger("cx.host")
 
 
 class Host(TimedActor):
+    # Placed on a named node by requirements (actors.nodes.node_requirements).
+    actorSystemCapabilityCheck = staticmethod(fits)  # noqa: N815 (Thespian's name)
+
     def __init__(self) -> None:
         super().__init__()
         self.host_id = ""

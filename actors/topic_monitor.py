@@ -54,6 +54,7 @@ from actors.messages import (
     StorageHealth,
     WatchHosts,
 )
+from actors.messages.nodes import NodeDown, NodeUp
 from actors.recovery_desk import RecoveryDesk
 from actors.room_desk import Live
 from actors.router import Router
@@ -213,6 +214,8 @@ class TopicMonitor(RecoveryDesk):
             )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
+        elif isinstance(message, NodeUp | NodeDown):  # docs/NODES.md: re-placement to come
+            log.info("node_down" if isinstance(message, NodeDown) else "node_up", node=message.node)
         elif isinstance(message, BootStatus):
             if self.opened:
                 self.send(sender, Reply(message.call_id, asdict(self.boot)))

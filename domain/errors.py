@@ -28,6 +28,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     │       └── UnknownOpError [unknown_op]
     ├── MalformedIdError [bad_argument] (domain.ids; also a ValueError)
     ├── MissingTransition [internal] (domain.transitions; also a LookupError)
+    ├── MembershipError [bad_argument] (domain.membership; also a ValueError)
     ├── EventsUnavailable [internal] (actors.event_window)
     ├── IdTaken [id_taken]: between the engine and its gateway only
     ├── NotHere [not_here]: between the engine and its gateway only

@@ -63,7 +63,7 @@ from runtime.supervise import (
     abandon,
     start_engine,
 )
-from runtime.system import salvaging
+from runtime.system import salvaging, start_member
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -79,6 +79,7 @@ _SIGNAL_POLL_S = 0.1
 
 class AlreadyRunningError(CxError):
     """A system is already running for this configuration."""
+
     kind = ErrorKind.ILLEGAL_TRANSITION
 
 
@@ -214,6 +215,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
         try:
             restrict(settings)
             check_startable(settings)
+            if settings.system.convention_address is not None:
+                return _serve_member(settings, record, files, stop)
             engine = start_engine(settings)
             if engine.session is None:
                 log.warning(
@@ -263,6 +266,22 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
             return code
         finally:
             remove_record(files.pid, me)
+
+
+def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _StopFlag) -> int:
+    """A member node (``system.convention_address`` set): its actor system joins the leader's
+    convention and runs, with no engine actors of its own, until a stop signal (docs/NODES.md)."""
+    system = start_member(settings)
+    record = dataclasses.replace(record, state="member")
+    write_record(files.pid, record, exclusive=False)
+    log.info("member started", admin=record.admin, leader=settings.system.convention_address)
+    try:
+        while not stop:
+            time.sleep(_SIGNAL_POLL_S)
+    finally:
+        _shutdown(system, record)
+        log.info("member stopped", admin=record.admin)
+    return 0
 
 
 def _shutdown(system: Any, record: Record) -> None:

@@ -38,7 +38,7 @@ from infra.config import Settings
 from infra.logs import get_logger
 from infra.timefmt import wall_ms
 from runtime import procs
-from runtime.system import Addresses, boot, find, start
+from runtime.system import Addresses, boot, find, start, start_membership
 
 log = get_logger("runtime.supervise")
 
@@ -235,6 +235,8 @@ def restart_engine(engine: Engine, settings: Settings) -> Engine:
 
     _until(freed, "the admin to free the supervisors' names")
     addresses = boot(engine.system, settings, virtual=False, now=wall_ms())
+    if settings.system.convention_address is None:  # the leader's membership: the new monitor
+        start_membership(engine.system, settings, addresses, wall_ms())
     _await_boot(engine.system, addresses)
     return _describe(engine.system, settings, addresses)
 

@@ -12,16 +12,30 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from thespian.actors import ActorSystem
 
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
+from actors.messages.nodes import StartMembership
+from actors.nodes import (
+    ADMIN_CAPABILITY,
+    CONVENTION_CAPABILITY,
+    HOSTS_CAPABILITY,
+    INCARNATION_CAPABILITY,
+    MEMBERSHIP_NAME,
+    NODE_CAPABILITY,
+    WEIGHT_CAPABILITY,
+    MembershipActor,
+)
 from actors.topic_monitor import TopicMonitor
+from domain.membership import Capacity, Detector
 from infra.archive import StorageError
 from infra.config import Settings
 from infra.journal_read import JournalDamagedError
@@ -39,6 +53,47 @@ NAMES = {
     "monitor": "cx-topic-monitor",
     "agents": "cx-agents",
 }
+
+
+#: Thespian's timing, set in the environment of the process that starts a system (Thespian
+#: reads it once, when its admin and transports first load) unless the environment already
+#: names it: members re-register every 5 s instead of 7 min 22 s, so that the leader's own
+#: bookkeeping drops a dead member within about 15 s rather than 22 min; and a send to a node
+#: that does not answer is dropped after 5 s instead of 5 min, so that an unreachable node
+#: cannot freeze the actor sending to it for the whole cut.
+THESPIAN_TIMING: Mapping[str, str] = {
+    "CONVENTION_REREGISTRATION_PERIOD": "0:05",
+    "THESPIAN_TRANSMIT_TIMEOUT_PERIOD": "0:05",
+}
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name: ``system.node``, else the machine's host name."""
+    return settings.system.node or socket.gethostname()
+
+
+def node_capabilities(settings: Settings, incarnation: int) -> dict[str, Any]:
+    """The capabilities of the actor system this node starts: its admin port and address,
+    its name and ``incarnation`` (its start time, ms), what it offers and, on a member, the
+    convention leader it joins (``system.convention_address``)."""
+    capabilities: dict[str, Any] = {
+        "Admin Port": settings.system.admin_port,
+        ADMIN_CAPABILITY: f"{settings.system.bind}:{settings.system.admin_port}",
+        NODE_CAPABILITY: node_name(settings),
+        INCARNATION_CAPABILITY: incarnation,
+        HOSTS_CAPABILITY: settings.system.offers_hosts,
+        WEIGHT_CAPABILITY: settings.system.weight,
+    }
+    if settings.system.convention_address is not None:
+        capabilities[CONVENTION_CAPABILITY] = settings.system.convention_address
+    return capabilities
+
+
+def set_thespian_timing(environ: MutableMapping[str, str]) -> None:
+    """Put :data:`THESPIAN_TIMING` into ``environ`` (``os.environ`` before a system starts),
+    keeping any value the environment already has."""
+    for name, value in THESPIAN_TIMING.items():
+        environ.setdefault(name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +117,22 @@ def start(settings: Settings) -> Any:
     Every listening socket of the system (admin, logger, actors, this process's own endpoint)
     is bound to ``system.bind`` (``runtime.bind``); the processes Thespian forks inherit it.
 
+    The system advertises :func:`node_capabilities`; with ``system.convention_address`` set
+    it joins that leader's convention as a member (docs/NODES.md).
+
     If the storage stops the start-up (a journal damaged in the middle, unless
     ``storage.salvage_journal``; a journal of another version), the system is shut down and
     JournalDamagedError or StorageError raised, naming the file.
     """
     restrict(settings)
-    capabilities = {"Admin Port": settings.system.admin_port}
+    set_thespian_timing(os.environ)
+    incarnation = wall_ms()
+    capabilities = node_capabilities(settings, incarnation)
     system = ActorSystem(settings.system.base, capabilities, transientUnique=True)
     try:
         addresses = boot(system, settings, virtual=False, now=wall_ms())
+        if settings.system.convention_address is None:
+            start_membership(system, settings, addresses, incarnation)
         reply = system.ask(addresses.monitor, BootStatus("boot"), BOOT_TIMEOUT_S)
         if isinstance(reply, Reply):  # no answer: the caller's wait for the engine times out
             check_boot(reply.value)
@@ -80,6 +142,43 @@ def start(settings: Settings) -> Any:
         _wait_ended(sessions)
         raise
     return system
+
+
+def start_member(settings: Settings) -> Any:
+    """Start this node as a member of the convention led by ``system.convention_address``:
+    an actor system that offers its capabilities, on which the leader places actors (the
+    engine's root actors run on the leader). The caller owns it, as with :func:`start`."""
+    if settings.system.convention_address is None:
+        raise ValueError("start_member needs system.convention_address")
+    restrict(settings)
+    set_thespian_timing(os.environ)
+    capabilities = node_capabilities(settings, wall_ms())
+    return ActorSystem(settings.system.base, capabilities, transientUnique=True)
+
+
+def members_file(settings: Settings) -> Path:
+    """Where the leader records its members: ``members.json`` beside the journal."""
+    return settings.storage.journal.parent / "members.json"
+
+
+def start_membership(
+    system: Any, settings: Settings, addresses: Addresses, incarnation: int
+) -> Any:
+    """Start the leader's membership actor (``actors.nodes``), reporting to the TopicMonitor."""
+    membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+    config = settings.system
+    start = StartMembership(
+        detector=Detector(config.heartbeat_ms, config.suspect_after, config.dead_after),
+        node=node_name(settings),
+        incarnation=incarnation,
+        capacity=Capacity(hosts=config.offers_hosts, weight=config.weight),
+        monitor=addresses.monitor,
+        members_file=members_file(settings),
+        virtual=False,
+        now_ms=wall_ms(),
+    )
+    system.tell(membership, start)
+    return membership
 
 
 def _system_sessions(settings: Settings) -> set[int]:

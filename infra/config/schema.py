@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -134,6 +135,17 @@ def _queues(value: Any, path: str) -> dict[str, dict[str, Any]]:
     return clean
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _node_name(value: Any, path: str) -> str:
+    """A node's name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or
+    digit (a host name fits)."""
+    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+        raise expected(path, "a node name of letters, digits, '.', '_' or '-' (1-63)", value)
+    return value
+
+
 # --------------------------------------------------------------------------------------------
 # The schema: every key with its default and its check.
 
@@ -152,7 +164,13 @@ SCHEMA: Mapping[str, _Spec] = {
         "admin_port": _Key(1900, integer(1, 65535)),
         "bind": _Key("127.0.0.1", ip_address),
         "allow_wide_bind": _Key(False, boolean),
-        "convention_address": _Key(None, optional(non_empty)),
+        "convention_address": _Key(None, optional(host_port)),
+        "node": _Key(None, optional(_node_name)),
+        "offers_hosts": _Key(True, boolean),
+        "weight": _Key(1, integer(1, 1000)),
+        "heartbeat_ms": _Key(500, integer(10, 60000)),
+        "suspect_after": _Key(3, integer(1, 1000)),
+        "dead_after": _Key(6, integer(2, 1000)),
         "restart_limit": _Key(5, integer(1, 1000)),
         "restart_window_seconds": _Key(120, integer(1, 86400)),
     },
@@ -260,8 +278,18 @@ def _check_bind(system: Mapping[str, Any]) -> None:
     )
 
 
+def _check_detector(system: Mapping[str, Any]) -> None:
+    if system["suspect_after"] >= system["dead_after"]:
+        raise InvalidValue(
+            "system.dead_after",
+            f"must be greater than system.suspect_after ({system['suspect_after']}), got"
+            f" {system['dead_after']}: a node is suspected before it is declared dead",
+        )
+
+
 def validate(merged: Mapping[Any, Any]) -> dict[str, Any]:
     """The whole configuration checked and normalised into plain values (nothing built yet)."""
     clean: dict[str, Any] = _validate_node(merged, "", SCHEMA)
     _check_bind(clean["system"])
+    _check_detector(clean["system"])
     return clean

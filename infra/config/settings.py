@@ -32,6 +32,12 @@ class SystemSettings:
     bind: str
     allow_wide_bind: bool
     convention_address: str | None
+    node: str | None
+    offers_hosts: bool
+    weight: int
+    heartbeat_ms: int
+    suspect_after: int
+    dead_after: int
     restart_limit: int
     restart_window_seconds: int
 

@@ -1,0 +1,165 @@
+"""Two nodes of one actor system on this machine (a leader on 127.0.0.2, a member daemon on
+127.0.0.3): the member joins, a conversation host is placed on it by name, it is killed with
+SIGKILL, the leader's failure detector declares it dead, and it rejoins as a new incarnation
+after a restart. Bounded; every process of the member is killed at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from actors.host import Host
+from actors.messages import Ping, Reply
+from actors.messages.nodes import Members, MembersQuery
+from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
+from domain.membership import NodeState
+from infra.members_file import read_members
+from runtime import procs
+from tests.multiproc_support import eventually, free_port, running_system, write_config
+
+pytestmark = pytest.mark.multiproc
+
+#: The whole test is stopped (TimeoutError, then the clean-up) after this long.
+HARD_TIMEOUT_S = 60
+
+LEADER_IP, MEMBER_IP = "127.0.0.2", "127.0.0.3"
+DETECTOR = {"heartbeat_ms": 200, "suspect_after": 2, "dead_after": 5}
+
+
+def _member_config(directory: Path, leader_port: int) -> Path:
+    directory.mkdir()
+    config = {
+        "system": {
+            "admin_port": free_port(),
+            "bind": MEMBER_IP,
+            "node": "m1",
+            "convention_address": f"{LEADER_IP}:{leader_port}",
+            **DETECTOR,
+        },
+        "storage": {"journal": str(directory / "journal")},
+        "logging": {"level": "warning"},
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _start_member(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime.daemon", "--config", str(config)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill_member(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
+    """SIGKILL every process of the member (its session, and whatever listens on its admin
+    port, with that process's session); the pids killed."""
+    pids = set(procs.session_members(member.pid)) | {member.pid}
+    for pid in procs.listening_on(admin_port):
+        session = procs.session_of(pid)
+        pids |= {pid} | (set(procs.session_members(session)) if session is not None else set())
+    pids.discard(os.getpid())
+    pids.discard(os.getsid(0))
+    for pid in pids:
+        if procs.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    member.wait(timeout=10)
+    return pids
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    raise TimeoutError(f"the two-node test ran past {HARD_TIMEOUT_S} s")
+
+
+def _node(system: Any, membership: Any, name: str) -> tuple[NodeState, int] | None:
+    answer = system.ask(membership, MembersQuery(), 5)
+    assert isinstance(answer, Members)
+    found = {r.name: (r.state, r.incarnation) for r in answer.records}
+    return found.get(name)
+
+
+def _configs(tmp_path: Path) -> tuple[Path, Path, int]:
+    """The leader's config, the member's, and the member's admin port."""
+    leader_config = write_config(tmp_path, placement={"hosts": 1})
+    settings = yaml.safe_load(leader_config.read_text())
+    settings["system"].update({"bind": LEADER_IP, "node": "leader", **DETECTOR})
+    leader_config.write_text(yaml.safe_dump(settings))
+    member_config = _member_config(tmp_path / "member", settings["system"]["admin_port"])
+    member_port = yaml.safe_load(member_config.read_text())["system"]["admin_port"]
+    return leader_config, member_config, member_port
+
+
+def _alive(system: Any, membership: Any, name: str) -> bool:
+    node = _node(system, membership, name)
+    return node is not None and node[0] is NodeState.ALIVE
+
+
+def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) -> None:
+    leader_config, member_config, member_port = _configs(tmp_path)
+    members: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        with running_system(leader_config) as system:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            members.append(_start_member(member_config))
+
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+            first = _node(system, membership, "m1")
+            assert first is not None
+
+            host = system.createActor(Host, targetActorRequirements=node_requirements("m1"))
+            answer = system.ask(host, Ping("where"), 10)
+            assert isinstance(answer, Reply)
+            placed_on = answer.value["pid"]
+
+            killed = _kill_member(members[-1], member_port)
+            assert placed_on in killed
+
+            def dead() -> bool:
+                return _node(system, membership, "m1") == (NodeState.DEAD, first[1])
+
+            eventually(dead, timeout=10)
+
+            members.append(_start_member(member_config))
+
+            def rejoined() -> bool:
+                node = _node(system, membership, "m1")
+                return node is not None and node[0] is NodeState.ALIVE and node[1] > first[1]
+
+            eventually(rejoined, timeout=15)
+    finally:
+        signal.alarm(0)
+        for member in members:
+            if member.poll() is None:
+                _kill_member(member, member_port)
+
+
+def test_a_restarted_leader_gets_its_recorded_members_back(tmp_path: Path) -> None:
+    leader_config, member_config, member_port = _configs(tmp_path)
+    members: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        with running_system(leader_config) as system:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            members.append(_start_member(member_config))
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+        assert read_members(tmp_path / "members.json") == {"m1": f"{MEMBER_IP}:{member_port}"}
+        with running_system(leader_config) as system:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+    finally:
+        signal.alarm(0)
+        for member in members:
+            if member.poll() is None:
+                _kill_member(member, member_port)
