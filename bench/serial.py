@@ -11,7 +11,12 @@ start and after the last batch is answered; each process is named by its title
 how far more cores can help: when one process holds a share ``s``, the engine cannot go
 faster than ``1 / s`` times that process's own speed, however many cores it is given.
 
-    python -m bench.serial --hosts 1,2 --runs 3
+    python -m bench.serial --hosts 1,2 --spread 1,2 --runs 3
+
+Besides the busiest process, the busiest process *of a kind whose number is fixed* is
+reported (every process but the conversation hosts: agent hosts, Routers, archivists, the
+TopicMonitor, the AgentSupervisor): conversation hosts are added with the load, so what bounds
+the scale-out is the busiest of the others.
 """
 
 from __future__ import annotations
@@ -44,14 +49,37 @@ def _ticks(pids: set[int]) -> dict[int, int]:
     return {pid: ticks for pid, ticks in found.items() if ticks is not None}
 
 
+#: The title of a conversation host: the one kind of process whose count the engine raises
+#: with the load (``placement.hosts``, ``placement.per_host``); every other kind is a fixed
+#: number of processes, whose busiest bounds how far more hosts can help.
+HOST_TITLE = "cx: host conversations"
+
+
 def measure(
-    *, hosts: int, conversations: int, messages: int, senders: int, batch: int, window: int = 3
+    *,
+    hosts: int,
+    conversations: int,
+    messages: int,
+    senders: int,
+    batch: int,
+    window: int = 3,
+    spread: int = 1,
 ) -> dict[str, Any]:
-    """One run: throughput, engine CPU per message and the busiest process's share."""
+    """One run: throughput, engine CPU per message and the busiest process's share.
+    ``spread``: agent hosts, Routers and archivists (``placement.agent_hosts``, ``routers``,
+    ``archivists``) each this many."""
     per_sender = messages // senders
     total = per_sender * senders
     with support.scratch("serial") as directory:
-        sections = {"placement": {"per_host": math.ceil(conversations / hosts), "hosts": hosts}}
+        sections = {
+            "placement": {
+                "per_host": math.ceil(conversations / hosts),
+                "hosts": hosts,
+                "agent_hosts": spread,
+                "routers": spread,
+                "archivists": spread,
+            }
+        }
         config = support.write_config(Path(directory), sections)
         with support.engine(config) as running, Gateway.connect(config) as gw:
             population = open_conversations(gw, conversations, prefix="s")
@@ -75,8 +103,13 @@ def measure(
     used = {pid: after[pid] - before.get(pid, 0) for pid in after}
     engine_ticks = sum(used.values())
     busiest = max(used, key=lambda pid: used[pid])
+    others = [pid for pid in used if not titles[pid].startswith(HOST_TITLE)]
+    fixed = max(others, key=lambda pid: used[pid]) if others else busiest
     return {
         "hosts": hosts,
+        "spread": spread,
+        "busiest_fixed": titles[fixed],
+        "busiest_fixed_share": used[fixed] / engine_ticks if engine_ticks else math.nan,
         "messages": total,
         "per_s": total / elapsed,
         "cpu_us_per_message": engine_ticks / TICKS_PER_S / total * 1e6,
@@ -105,8 +138,15 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument(
+        "--spread",
+        default="1",
+        help="comma-separated counts of agent hosts, Routers and archivists (each this many)",
+    )
     args = parser.parse_args()
-    for hosts in (int(h) for h in args.hosts.split(",")):
+    for hosts, spread in (
+        (int(h), int(n)) for h in args.hosts.split(",") for n in args.spread.split(",")
+    ):
         runs = [
             measure(
                 hosts=hosts,
@@ -114,15 +154,17 @@ def main() -> None:
                 messages=args.messages,
                 senders=args.senders,
                 batch=args.batch,
+                spread=spread,
             )
             for _ in range(args.runs)
         ]
         row = median_of(runs)
         each = ", ".join(f"{r['per_s']:,.0f}/s {r['busiest_share']:.1%}" for r in runs)
         print(
-            f"hosts {hosts}: {row['per_s']:,.0f} messages/s, "
+            f"hosts {hosts}, spread {spread}: {row['per_s']:,.0f} messages/s, "
             f"{row['cpu_us_per_message']:.0f} us engine CPU per message, busiest "
-            f"{row['busiest']!r} {row['busiest_share']:.1%} of engine CPU (runs: {each})"
+            f"{row['busiest']!r} {row['busiest_share']:.1%} of engine CPU, busiest of a fixed"
+            f" number {row['busiest_fixed']!r} {row['busiest_fixed_share']:.1%} (runs: {each})"
         )
         for name, share in row["shares"].items():
             print(f"    {share:6.1%}  {name}")
