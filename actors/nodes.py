@@ -243,7 +243,9 @@ class MembershipActor(Actor):  # type: ignore[misc]
             )
             report: NodeUp | NodeDown | None = None
             if change.change is Change.UP:
-                report = NodeUp(change.node, change.incarnation)
+                member = table.members.get(change.node)
+                capacity = member.capacity if member is not None else Capacity()
+                report = NodeUp(change.node, change.incarnation, capacity)
             elif change.change is Change.DOWN:
                 report = NodeDown(change.node, change.incarnation)
             if report is not None and self.config.monitor is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from domain.membership import Capacity
 from infra.timefmt import wall_ms
 
 
@@ -23,16 +24,45 @@ class HostInfo:
     address: Any
     host_id: str
     conversations: int = 0
+    #: The node it was placed on by name; None: this node, before any node was known.
+    node: str | None = None
 
 
 class Placement:
-    def __init__(self, start: Callable[[str], Any], stop: Callable[[Any], None]) -> None:
-        """``start(host_id)`` starts a conversation host and returns its address; ``stop``
-        stops one."""
+    def __init__(
+        self, start: Callable[[str, str | None], Any], stop: Callable[[Any], None]
+    ) -> None:
+        """``start(host_id, node)`` starts a conversation host (on the named node, or here
+        for None) and returns its address; ``stop`` stops one."""
         # By host id: an address's text can change once Thespian resolves it; compare with ==.
         self.hosts: dict[str, HostInfo] = {}
         self.start, self.stop = start, stop
         self._seq = itertools.count(1)
+        #: The live nodes new hosts may go to (``node_up``): a new host goes to the one with
+        #: the fewest hosts per unit of weight. Empty: every host starts on this node.
+        self.nodes: dict[str, Capacity] = {}
+
+    def node_up(self, node: str, capacity: Capacity) -> None:
+        if capacity.hosts:
+            self.nodes[node] = capacity
+        else:
+            self.nodes.pop(node, None)
+
+    def node_down(self, node: str) -> list[HostInfo]:
+        """``node`` takes no new host; the hosts that were on it (still listed: each is
+        handled as a lost host by its address)."""
+        self.nodes.pop(node, None)
+        return [h for h in self.hosts.values() if h.node == node]
+
+    def choose_node(self) -> str | None:
+        """The live node a new host goes to: fewest hosts per unit of weight, ties by name."""
+        if not self.nodes:
+            return None
+        on: dict[str, int] = {}
+        for host in self.hosts.values():
+            if host.node is not None:
+                on[host.node] = on.get(host.node, 0) + 1
+        return min(self.nodes, key=lambda n: (on.get(n, 0) / self.nodes[n].weight, n))
 
     def __iter__(self) -> Iterator[HostInfo]:
         return iter(list(self.hosts.values()))
@@ -54,7 +84,8 @@ class Placement:
     def new_host(self) -> HostInfo:
         # Unique across restarts: the name is also the host's journal directory.
         host_id = f"host-{wall_ms():x}-{next(self._seq)}"
-        host = HostInfo(self.start(host_id), host_id)
+        node = self.choose_node()
+        host = HostInfo(self.start(host_id, node), host_id, node=node)
         self.hosts[host_id] = host
         return host
 

@@ -65,8 +65,8 @@ class RoomDesk(ArchivistParent):
         self.first_contacts: dict[str, list[tuple[OpenSession, ReplyTo | None]]] = {}
         self.placement = Placement(self.start_host, self.stop_host)
 
-    def start_host(self, host_id: str) -> Any:
-        """Start a conversation host; its address."""
+    def start_host(self, host_id: str, node: str | None = None) -> Any:
+        """Start a conversation host (on the named node; None: this one); its address."""
         raise NotImplementedError
 
     def stop_host(self, address: Any) -> None:

@@ -55,6 +55,7 @@ from actors.messages import (
     WatchHosts,
 )
 from actors.messages.nodes import NodeDown, NodeUp
+from actors.nodes import node_requirements
 from actors.recovery_desk import RecoveryDesk
 from actors.room_desk import Live
 from actors.router import Router
@@ -142,6 +143,11 @@ class TopicMonitor(RecoveryDesk):
         if self.is_archivist(address):
             self.archivist_exited(address)
             return
+        self._host_lost(address)
+
+    def _host_lost(self, address: Any) -> None:
+        """A conversation host exited, or its node was declared dead: its conversations are
+        rebuilt from its journal (fenced first) on another host."""
         lost = self.placement.lost(address)
         if lost is None:  # not a host
             return
@@ -214,8 +220,8 @@ class TopicMonitor(RecoveryDesk):
             )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
-        elif isinstance(message, NodeUp | NodeDown):  # docs/NODES.md: re-placement to come
-            log.info("node_down" if isinstance(message, NodeDown) else "node_up", node=message.node)
+        elif isinstance(message, NodeUp | NodeDown):
+            self._node_changed(message)
         elif isinstance(message, BootStatus):
             if self.opened:
                 self.send(sender, Reply(message.call_id, asdict(self.boot)))
@@ -305,8 +311,30 @@ class TopicMonitor(RecoveryDesk):
 
     # ------------------------------------------------------------------ hosts
 
-    def start_host(self, host_id: str) -> Any:
-        address = self.createActor(Host)
+    def _node_changed(self, change: NodeUp | NodeDown) -> None:
+        """Hosts go to the live nodes only where every node reads one journal and one archive
+        (``storage.postgres``): a dead node's conversations are rebuilt from what it wrote.
+        With files, every host stays on this node."""
+        shared = self.wired().settings.storage.postgres is not None
+        if isinstance(change, NodeUp):
+            log.info("node_up", node=change.node, takes_hosts=shared and change.capacity.hosts)
+            if shared:
+                self.placement.node_up(change.node, change.capacity)
+            return
+        lost = self.placement.node_down(change.node)
+        log.warning("node_down", node=change.node, hosts=len(lost))
+        for host in lost:
+            self._host_lost(host.address)
+
+    def start_host(self, host_id: str, node: str | None = None) -> Any:
+        address = None
+        if node is not None:
+            try:
+                address = self.createActor(Host, targetActorRequirements=node_requirements(node))
+            except Exception as error:  # no such node any more: this one takes the host
+                log.warning("host_not_placed", node=node, host=host_id, error=str(error))
+        if address is None:
+            address = self.createActor(Host)
         self.send(address, HostInit(host_id, "conversations", self.wired(), self.now()))
         return address
 

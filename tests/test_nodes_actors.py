@@ -84,12 +84,19 @@ def test_a_node_heard_for_the_first_time_is_reported_up(system: Any) -> None:
     membership, monitor = _leader(system)
     answer = system.ask(membership, Heartbeat("n2", 5, Capacity()), ASK_S)
     assert answer == HeartbeatAck("n2", 5)
-    assert NodeUp("n2", 5) in _reports(system, monitor)
+    assert NodeUp("n2", 5, Capacity()) in _reports(system, monitor)
+
+
+def test_a_node_is_reported_up_with_what_it_offers(system: Any) -> None:
+    membership, monitor = _leader(system)
+    offer = Capacity(hosts=False, weight=3)
+    system.ask(membership, Heartbeat("n3", 2, offer), ASK_S)
+    assert NodeUp("n3", 2, offer) in _reports(system, monitor)
 
 
 def test_the_leader_watches_its_own_node(system: Any) -> None:
     _, monitor = _leader(system)
-    assert NodeUp("leader", 1) in _reports(system, monitor)
+    assert NodeUp("leader", 1, Capacity()) in _reports(system, monitor)
 
 
 def test_a_silent_node_is_reported_down_after_dead_after_intervals(system: Any) -> None:
@@ -113,7 +120,7 @@ def test_a_restarted_node_rejoins_as_a_new_incarnation(system: Any) -> None:
     system.ask(membership, Heartbeat("n2", 5, Capacity()), ASK_S)
     system.tell(membership, Tick(400))
     assert system.ask(membership, Heartbeat("n2", 6, Capacity()), ASK_S) == HeartbeatAck("n2", 6)
-    assert _reports(system, monitor)[-1] == NodeUp("n2", 6)
+    assert _reports(system, monitor)[-1] == NodeUp("n2", 6, Capacity())
 
 
 def test_the_members_query_lists_each_node_with_its_state(system: Any) -> None:

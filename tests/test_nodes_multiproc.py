@@ -21,7 +21,8 @@ from actors.messages.nodes import Members, MembersQuery
 from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
 from infra.members_file import read_members
-from runtime import procs
+from runtime import procs, testing
+from runtime.gateway import Gateway, UnavailableError
 from tests.multiproc_support import eventually, free_port, running_system, write_config
 
 pytestmark = pytest.mark.multiproc
@@ -60,15 +61,21 @@ def _start_member(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _kill_member(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
-    """SIGKILL every process of the member (its session, and whatever listens on its admin
-    port, with that process's session); the pids killed."""
+def _member_pids(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
+    """Every process of the member: its session, and whatever listens on its admin port,
+    with that process's session (Thespian's admin starts a session of its own)."""
     pids = set(procs.session_members(member.pid)) | {member.pid}
     for pid in procs.listening_on(admin_port):
         session = procs.session_of(pid)
         pids |= {pid} | (set(procs.session_members(session)) if session is not None else set())
     pids.discard(os.getpid())
     pids.discard(os.getsid(0))
+    return pids
+
+
+def _kill_member(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
+    """SIGKILL every process of the member; the pids killed."""
+    pids = _member_pids(member, admin_port)
     for pid in pids:
         if procs.alive(pid):
             os.kill(pid, signal.SIGKILL)
@@ -87,9 +94,18 @@ def _node(system: Any, membership: Any, name: str) -> tuple[NodeState, int] | No
     return found.get(name)
 
 
-def _configs(tmp_path: Path) -> tuple[Path, Path, int]:
+def _configs(
+    tmp_path: Path, *, postgres: str | None = None, per_host: int = 10_000
+) -> tuple[Path, Path, int]:
     """The leader's config, the member's, and the member's admin port."""
-    leader_config = write_config(tmp_path, placement={"hosts": 1})
+    storage = {
+        "archive": str(tmp_path / "archive.sqlite3"),
+        "journal": str(tmp_path / "journal"),
+        "postgres": postgres,
+    }
+    leader_config = write_config(
+        tmp_path, placement={"hosts": 1, "per_host": per_host}, storage=storage
+    )
     settings = yaml.safe_load(leader_config.read_text())
     settings["system"].update({"bind": LEADER_IP, "node": "leader", **DETECTOR})
     leader_config.write_text(yaml.safe_dump(settings))
@@ -158,6 +174,63 @@ def test_a_restarted_leader_gets_its_recorded_members_back(tmp_path: Path) -> No
         with running_system(leader_config) as system:
             membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
             eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+    finally:
+        signal.alarm(0)
+        for member in members:
+            if member.poll() is None:
+                _kill_member(member, member_port)
+
+
+def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """With one journal in PostgreSQL, a conversation host is placed on the member; the member
+    is killed with SIGKILL; once it is declared dead, its conversation is rebuilt on the
+    leader from the shared journal and answers, its acknowledged message kept."""
+    leader_config, member_config, member_port = _configs(
+        tmp_path, postgres=postgres_dsn, per_host=1
+    )
+    members: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            members.append(_start_member(member_config))
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+            placed: list[tuple[str, str, int]] = []
+
+            def one_more_on_the_member() -> bool:
+                # per_host 1: each conversation starts a host, on the node placement chose
+                n = len(placed)
+                ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
+                where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
+                placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
+                return bool(where.value["pid"] in _member_pids(members[-1], member_port))
+
+            eventually(one_more_on_the_member, timeout=15)
+            conversation_id, session_id, pid = placed[-1]
+            gw.customer_message(session_id, "before the member died", message_id="m-1")
+
+            killed = _kill_member(members[-1], member_port)
+            assert pid in killed
+
+            def answered() -> bool:
+                try:
+                    gw.customer_message(session_id, "after", message_id="m-2")
+                except UnavailableError:
+                    return False
+                return True
+
+            eventually(answered, timeout=20)
+            texts = [
+                e["data"]["text"]
+                for e in gw.events(conversation_id)
+                if e["name"] == "CUSTOMER_MESSAGE"
+            ]
+            assert texts == ["before the member died", "after"]
+            where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
+            assert where.value["pid"] not in killed
     finally:
         signal.alarm(0)
         for member in members:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors.placement import Placement
+from domain.membership import Capacity
 from runtime import testing
 from tests.conftest import MakeGateway
 
@@ -12,10 +13,12 @@ class Hosts:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.nodes: list[str | None] = []
         self.stopped: list[str] = []
 
-    def start(self, host_id: str) -> str:
+    def start(self, host_id: str, node: str | None = None) -> str:
         self.started.append(host_id)
+        self.nodes.append(node)
         return f"address-of-{host_id}"
 
     def stop(self, address: str) -> None:
@@ -94,3 +97,32 @@ def test_an_engine_with_two_hosts_puts_consecutive_conversations_on_both(
     hosts = [str(testing.host_of(gw, ref.conversation_id)) for ref in refs]
     assert hosts[0] != hosts[1]
     assert (hosts[2], hosts[3]) == (hosts[0], hosts[1])
+
+
+def test_hosts_start_on_this_node_while_no_node_is_known() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.place(per_host=1)
+    assert hosts.nodes == [None]
+
+
+def test_a_new_host_goes_to_the_live_node_with_the_fewest_hosts_per_weight() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.node_up("n1", Capacity(weight=1))
+    placement.node_up("n2", Capacity(weight=2))
+    placement.node_up("n3", Capacity(hosts=False))  # offers no hosts
+    for _ in range(6):
+        placement.place(per_host=1)
+    assert sorted(hosts.nodes) == ["n1", "n1", "n2", "n2", "n2", "n2"]
+
+
+def test_a_dead_nodes_hosts_are_named_and_it_takes_no_new_host() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.node_up("n1", Capacity())
+    placement.node_up("n2", Capacity())
+    on_n1, on_n2 = placement.place(per_host=1), placement.place(per_host=1)
+    assert (on_n1.node, on_n2.node) == ("n1", "n2")
+    assert placement.node_down("n2") == [on_n2]
+    assert placement.place(per_host=1).node == "n1"

@@ -71,10 +71,12 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class NodeUp:
-    """To the TopicMonitor: a node (incarnation) joined and takes new work."""
+    """To the TopicMonitor: a node (incarnation) joined and takes new work, as its
+    ``capacity`` says."""
 
     node: str
     incarnation: int
+    capacity: Capacity
 
 
 @dataclass(frozen=True, slots=True)
