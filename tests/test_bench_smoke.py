@@ -88,3 +88,14 @@ def test_benchmark_engine_moves_to_a_free_port_when_its_port_was_taken(tmp_path:
             assert moved != taken and running.port == moved
             assert running.pids()
     assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_node_loss_benchmark_smallest_case_runs(postgres_dsn: str, capsys: object) -> None:
+    """``python -m bench.node_loss`` at its smallest: two nodes, the member killed, every one
+    of its conversations answering again from the leader (no timing asserted)."""
+    from bench import node_loss
+
+    assert node_loss.main(["--conversations", "20", "--postgres", postgres_dsn]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "20 conversations on the member killed with SIGKILL" in out and "0 unanswered" in out
