@@ -43,13 +43,7 @@ DETECTOR = {"heartbeat_ms": 200, "suspect_after": 2, "dead_after": 5}
 
 
 def _member_pids(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
-    pids = set(procs.session_members(member.pid)) | {member.pid}
-    for pid in procs.listening_on(admin_port):
-        session = procs.session_of(pid)
-        pids |= {pid} | (set(procs.session_members(session)) if session is not None else set())
-    pids.discard(os.getpid())
-    pids.discard(os.getsid(0))
-    return pids
+    return procs.node_pids(member.pid, admin_port)
 
 
 def _kill(pids: set[int]) -> None:

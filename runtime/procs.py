@@ -135,6 +135,19 @@ def listening_on(port: int) -> set[int]:
     return {pid for pid in _pids() if socket_inodes(pid) & inodes} if inodes else set()
 
 
+def node_pids(started: int, admin_port: int) -> set[int]:
+    """Every process of a node started as process ``started`` (its session) whose admin listens
+    on ``admin_port`` (the admin's own session too: Thespian's admin starts one), less this
+    process and its session's leader."""
+    pids = session_members(started) | {started}
+    for pid in listening_on(admin_port):
+        session = session_of(pid)
+        pids |= {pid} | (session_members(session) if session is not None else set())
+    pids.discard(os.getpid())
+    pids.discard(os.getsid(0))
+    return pids
+
+
 def _pids() -> Iterator[int]:
     for entry in PROC.iterdir():
         if entry.name.isdigit():

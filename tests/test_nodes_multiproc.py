@@ -62,15 +62,7 @@ def _start_member(config: Path) -> subprocess.Popen[bytes]:
 
 
 def _member_pids(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
-    """Every process of the member: its session, and whatever listens on its admin port,
-    with that process's session (Thespian's admin starts a session of its own)."""
-    pids = set(procs.session_members(member.pid)) | {member.pid}
-    for pid in procs.listening_on(admin_port):
-        session = procs.session_of(pid)
-        pids |= {pid} | (set(procs.session_members(session)) if session is not None else set())
-    pids.discard(os.getpid())
-    pids.discard(os.getsid(0))
-    return pids
+    return procs.node_pids(member.pid, admin_port)
 
 
 def _kill_member(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
