@@ -49,7 +49,7 @@ from domain.enums import EventType, RoomMode, RoomType
 from domain.errors import ErrorKind
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore, open_archive
 

@@ -21,7 +21,7 @@ from actors.messages import Ref, RestoreConversation, Restored
 from actors.recovery import plan_recovery
 from actors.room_desk import Live, RoomDesk
 from domain.ids import conversation_entity_id
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.journal_records import room_of, started_sessions
 from infra.journal_store import JournalStore, open_store
 

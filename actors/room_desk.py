@@ -36,7 +36,7 @@ from domain.conversation import ConversationMachine
 from domain.enums import RoomMode, RoomType, State
 from domain.errors import ErrorKind, Refused
 from domain.ids import conversation_entity_id
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore
 

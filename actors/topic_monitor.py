@@ -61,7 +61,7 @@ from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
 from domain.errors import ErrorKind
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.archive_store import open_archive
 
 log = structlog.get_logger("cx.monitor")

@@ -28,7 +28,7 @@ import actors.conversation
 import actors.snapshots
 from actors.base import EngineActor
 from domain.conversation import ConversationMachine
-from infra import archive, journal
+from infra import archive, archive_reads, journal
 from runtime.gateway import Gateway
 from runtime.gateway_core import EngineLink
 from runtime.simulation import driver, runner
@@ -43,10 +43,10 @@ ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (archive.Archive, "store_conversation", "archive: storing closed conversations"),
     (archive.Archive, "create_room", "archive: rooms, identities, id checks, reads"),
     (archive.Archive, "record_customer_identity", "archive: rooms, identities, id checks, reads"),
-    (archive.Archive, "contact_center_room_of", "archive: rooms, identities, id checks, reads"),
-    (archive.Archive, "ids_taken", "archive: rooms, identities, id checks, reads"),
-    (archive.Archive, "events", "archive: rooms, identities, id checks, reads"),
-    (archive.Archive, "has_conversation", "archive: rooms, identities, id checks, reads"),
+    (archive_reads.ArchiveReads, "contact_center_room_of", "archive: rooms, identities, id checks, reads"),
+    (archive_reads.ArchiveReads, "ids_taken", "archive: rooms, identities, id checks, reads"),
+    (archive_reads.ArchiveReads, "events", "archive: rooms, identities, id checks, reads"),
+    (archive_reads.ArchiveReads, "has_conversation", "archive: rooms, identities, id checks, reads"),
     (journal.JournalWriter, "add", "journal: encoding and writing records"),
     (journal.JournalWriter, "flush", "journal: encoding and writing records"),
     (actors.conversation, "command_record", "journal: encoding and writing records"),

@@ -26,17 +26,13 @@ from typing import Any
 
 import psycopg
 
-from domain.enums import RoomMode, RoomType
 from domain.records import ConversationRecord, Event
-from infra.archive import ArchiveUnavailable, StorageError
+from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg_schema import connect
+from infra.archive_reads import ArchiveReads
 from infra.archive_rows import (
-    PayloadError,
     RoomRecord,
     check_events,
-    conversation_record,
-    event_record,
-    room_record,
     rows_of_conversation,
     rows_of_events,
 )
@@ -76,7 +72,7 @@ _EVENT = (
 )
 
 
-class PgArchive:
+class PgArchive(ArchiveReads):
     """The archive in the PostgreSQL database ``dsn``. Not shared between threads."""
 
     def __init__(
@@ -144,9 +140,11 @@ class PgArchive:
             raise StorageError(f"PostgreSQL archive: write failed: {describe(exc)}") from exc
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[PgRow]:
+        """The rows of a read of :class:`~infra.archive_reads.ArchiveReads` (its ``?``
+        placeholders become the driver's ``%s``; no read holds a ``?`` or a ``%`` otherwise)."""
         db = self._connection()
         try:
-            return db.execute(sql, params).fetchall()
+            return db.execute(sql.replace("?", "%s"), params).fetchall()
         except psycopg.OperationalError as exc:
             raise ArchiveUnavailable(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
         except psycopg.Error as exc:
@@ -170,17 +168,6 @@ class PgArchive:
                 f" (refused room {room.id})"
             ) from exc
 
-    def room(self, room_id: str) -> RoomRecord | None:
-        rows = self._rows("SELECT * FROM rooms WHERE id = %s", (room_id,))
-        return room_record(rows[0]) if rows else None
-
-    def contact_center_room_of(self, customer_id: str) -> RoomRecord | None:
-        rows = self._rows(
-            "SELECT * FROM rooms WHERE customer_id = %s AND type = %s AND mode = %s",
-            (customer_id, RoomType.CUSTOMER.value, RoomMode.CONTACT_CENTER.value),
-        )
-        return room_record(rows[0]) if rows else None
-
     def record_customer_identity(
         self, customer_id: str, channel: str, identifier: str, *, new_room: RoomRecord | None = None
     ) -> None:
@@ -198,15 +185,6 @@ class PgArchive:
                 " ON CONFLICT DO NOTHING",
                 (customer_id, str(channel), identifier),
             )
-
-    def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool:
-        return bool(
-            self._rows(
-                "SELECT 1 FROM identities"
-                " WHERE customer_id = %s AND channel = %s AND identifier = %s",
-                (customer_id, str(channel), identifier),
-            )
-        )
 
     # -- conversations ------------------------------------------------------------------------
 
@@ -246,84 +224,3 @@ class PgArchive:
             if cursor.rowcount == 0:
                 raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")
             cursor.executemany(_EVENT, event_rows)
-
-    def has_conversation(self, conversation_id: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)))
-
-    def conversation_of_session(self, session_id: str) -> str | None:
-        rows = self._rows(
-            "SELECT conversation_id FROM channel_sessions WHERE id = %s", (session_id,)
-        )
-        return str(rows[0]["conversation_id"]) if rows else None
-
-    def conversation(self, conversation_id: str) -> ConversationRecord | None:
-        rows = self._rows("SELECT * FROM conversations WHERE id = %s", (conversation_id,))
-        return self._conversation(rows[0]) if rows else None
-
-    def room_conversations(self, room_id: str) -> list[ConversationRecord]:
-        """The room's archived conversations, oldest first (created_at, then id)."""
-        rows = self._rows(
-            "SELECT * FROM conversations WHERE room_id = %s ORDER BY created_at, id", (room_id,)
-        )
-        return [self._conversation(row) for row in rows]
-
-    def events(self, conversation_id: str, after_seq: int = 0) -> list[Event]:
-        """The conversation's events with seq > ``after_seq``, in seq order."""
-        rows = self._rows(
-            "SELECT e.*, c.room_id FROM events e JOIN conversations c ON c.id = e.conversation_id"
-            " WHERE e.conversation_id = %s AND e.seq > %s ORDER BY e.seq",
-            (conversation_id, after_seq),
-        )
-        try:
-            return [event_record(row) for row in rows]
-        except PayloadError as exc:
-            raise StorageError(str(exc)) from exc
-
-    def last_seq(self, conversation_id: str) -> int:
-        """The highest sequence number stored for the conversation; 0 if none."""
-        rows = self._rows(
-            "SELECT GREATEST(COALESCE((SELECT max(seq) FROM events WHERE conversation_id = %s),"
-            " 0), COALESCE((SELECT seq FROM conversations WHERE id = %s), 0)) AS seq",
-            (conversation_id, conversation_id),
-        )
-        return int(rows[0]["seq"])
-
-    def ids_taken(
-        self,
-        *,
-        conversation_id: str | None = None,
-        session_id: str | None = None,
-        room_id: str | None = None,
-    ) -> bool:
-        """Whether any of the given ids is already stored (so a fresh id must be drawn)."""
-        checks = (
-            ("conversations", conversation_id),
-            ("channel_sessions", session_id),
-            ("rooms", room_id),
-        )
-        return any(
-            self._rows(f"SELECT 1 FROM {table} WHERE id = %s", (value,))
-            for table, value in checks
-            if value is not None
-        )
-
-    def counts(self) -> dict[str, int]:
-        return {
-            table: int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
-            for table in ("conversations", "events", "rooms")
-        }
-
-    def _conversation(self, row: PgRow) -> ConversationRecord:
-        conversation_id: str = row["id"]
-        participants = self._rows(
-            "SELECT * FROM participants WHERE conversation_id = %s ORDER BY position",
-            (conversation_id,),
-        )
-        sessions = self._rows(
-            "SELECT * FROM channel_sessions WHERE conversation_id = %s ORDER BY position",
-            (conversation_id,),
-        )
-        try:
-            return conversation_record(row, participants, sessions)
-        except PayloadError as exc:
-            raise StorageError(str(exc)) from exc

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.pg import open_connection
 
 SCHEMA_VERSION = 1

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import failpoints
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.journal_read import read_directory
 from infra.journal_records import Record, compacted_record, conversation_of
 from infra.journal_segment import (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgpack
 
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.journal_records import FORMAT_VERSION, Record, is_record
 
 MAGIC = b"CXJ"

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 
 
 def read_members(path: Path) -> dict[str, str]:

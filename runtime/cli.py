@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from domain.transitions import mermaid
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
 from runtime import control, daemon, pidfile
 from runtime.cli_send import OPS, UsageError, ops_help, send_command

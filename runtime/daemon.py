@@ -43,7 +43,7 @@ from typing import Any
 
 from domain.errors import CxError, ErrorKind
 from infra import proctitle
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
 from runtime import procs

@@ -36,7 +36,7 @@ from actors.nodes import (
 )
 from actors.topic_monitor import TopicMonitor
 from domain.membership import Capacity, Detector
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.config import Settings
 from infra.journal_read import JournalDamagedError
 from infra.journal_segment import Damage

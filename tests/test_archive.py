@@ -34,7 +34,8 @@ from domain.records import (
     ParticipantRecord,
     SessionRecord,
 )
-from infra.archive import Archive, ArchiveUnavailable, StorageError
+from infra.archive import Archive
+from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg import PgArchive
 from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore

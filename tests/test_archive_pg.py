@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from domain.enums import RoomMode, RoomType
-from infra.archive import ArchiveUnavailable
+from infra.archive_errors import ArchiveUnavailable
 from infra.archive_pg import APPLICATION, PgArchive
 from infra.archive_pg_schema import ArchiveSchemaError
 from infra.archive_rows import RoomRecord

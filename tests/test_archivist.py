@@ -23,7 +23,8 @@ from actors.archivist import RETRY_BACKOFF_MS, Archivist
 from actors.messages import Batch, Deliver, OpenSession, Reply, ReplyTo
 from actors.topic_monitor import TopicMonitor
 from domain.enums import Channel
-from infra.archive import Archive, StorageError
+from infra.archive import Archive
+from infra.archive_errors import StorageError
 from runtime import testing
 from runtime.gateway import Gateway, SessionRef, UnavailableError
 from tests.conftest import MakeGateway, names

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from thespian.actors import ActorExitRequest
 
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.config import load_config
 from infra.journal_read import JournalDamagedError, read_directory
 from infra.journal_segment import FRAME, HEADER, JournalError, encode_frame, read_segment

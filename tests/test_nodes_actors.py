@@ -35,7 +35,7 @@ from actors.nodes import (
     node_requirements,
 )
 from domain.membership import Capacity, Detector, NodeState
-from infra.archive import StorageError
+from infra.archive_errors import StorageError
 from infra.members_file import read_members, write_members
 
 DETECTOR = Detector(interval_ms=100, suspect_after=2, dead_after=4)
