@@ -22,6 +22,8 @@ turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMoni
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -92,6 +94,25 @@ def node_requirements(node: str, incarnation: int | None = None) -> dict[str, An
     return requirements
 
 
+#: A member daemon names itself in this environment variable before it starts its actor
+#: system (its actors inherit it); a fenced node's heartbeat actor sends it
+#: :data:`FENCE_SIGNAL`, and the daemon stops the node (``runtime.daemon``).
+FENCE_SIGNAL_ENV = "CX_MEMBER_DAEMON_PID"
+FENCE_SIGNAL = signal.SIGUSR2
+
+
+def _stop_the_node() -> None:
+    """Ask this node's member daemon, if it runs under one, to stop the node: a fenced
+    incarnation may not serve again (restarted, it joins as a new one)."""
+    daemon = os.environ.get(FENCE_SIGNAL_ENV)
+    if daemon is None or not daemon.isdigit():
+        return
+    try:
+        os.kill(int(daemon), FENCE_SIGNAL)
+    except OSError as problem:
+        log.error("node_stop_failed", daemon=int(daemon), problem=str(problem))
+
+
 class HeartbeatActor(Actor):  # type: ignore[misc]
     """Runs on one node: sends the leader a heartbeat every interval until fenced."""
 
@@ -114,6 +135,7 @@ class HeartbeatActor(Actor):  # type: ignore[misc]
         elif isinstance(message, Fenced):
             if not self.fenced:
                 log.error("node_fenced", node=message.node, incarnation=message.incarnation)
+                _stop_the_node()
             self.fenced, self.start = True, None
         elif isinstance(message, HeartbeatAck | PoisonMessage):
             pass  # an answer keeps this actor's wakeups moving; a lost beat is just late

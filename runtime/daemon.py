@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from actors.nodes import FENCE_SIGNAL, FENCE_SIGNAL_ENV
 from domain.errors import CxError, ErrorKind
 from infra import proctitle
 from infra.archive_errors import StorageError
@@ -69,6 +70,10 @@ log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
 #: How long the processes of a stopping system get to exit before they are killed.
 EXIT_TIMEOUT_S = 15.0
+
+#: A member daemon exits with this code when the leader fenced it (declared its incarnation
+#: dead while it still ran, e.g. after a partition): restarted, it joins as a new incarnation.
+EXIT_FENCED = 5
 #: The daemon writes ``cx daemon[PID]: reason`` to its standard error (the log file) when it
 #: cannot start; ``cx start`` shows the reason.
 FAILURE_PREFIX = "cx daemon[{pid}]: "
@@ -271,6 +276,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
 def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _StopFlag) -> int:
     """A member node (``system.convention_address`` set): its actor system joins the leader's
     convention and runs, with no engine actors of its own, until a stop signal (docs/NODES.md)."""
+    os.environ[FENCE_SIGNAL_ENV] = str(os.getpid())  # the actors forked from here inherit it
+    previous = signal.signal(FENCE_SIGNAL, stop.set)
     system = start_member(settings)
     record = dataclasses.replace(record, state="member")
     write_record(files.pid, record, exclusive=False)
@@ -279,9 +286,12 @@ def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _St
         while not stop:
             time.sleep(_SIGNAL_POLL_S)
     finally:
+        signal.signal(FENCE_SIGNAL, previous)
+        if stop.signal == FENCE_SIGNAL:
+            log.error("member fenced by the leader: stopping", admin=record.admin)
         _shutdown(system, record)
         log.info("member stopped", admin=record.admin)
-    return 0
+    return EXIT_FENCED if stop.signal == FENCE_SIGNAL else 0
 
 
 def _shutdown(system: Any, record: Record) -> None:

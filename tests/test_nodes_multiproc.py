@@ -22,6 +22,7 @@ from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
 from infra.members_file import read_members
 from runtime import procs, testing
+from runtime.daemon import EXIT_FENCED
 from runtime.gateway import Gateway, UnavailableError
 from tests.multiproc_support import eventually, free_port, running_system, write_config
 
@@ -227,4 +228,83 @@ def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
         signal.alarm(0)
         for member in members:
             if member.poll() is None:
+                _kill_member(member, member_port)
+
+
+def _signal_member(member: subprocess.Popen[bytes], admin_port: int, signum: int) -> set[int]:
+    pids = _member_pids(member, admin_port)
+    for pid in pids:
+        if procs.alive(pid):
+            os.kill(pid, signum)
+    return pids
+
+
+def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_leader(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """A partition, not a death: every process of the member is stopped (SIGSTOP), so its
+    sockets stay open and it answers nothing. The leader keeps serving its own conversations,
+    declares the member dead, rebuilds the member's conversation from the shared journal and
+    answers it; when the member runs again (SIGCONT) it is fenced and stops itself, and the
+    conversation keeps exactly the messages that were acknowledged, once each."""
+    leader_config, member_config, member_port = _configs(
+        tmp_path, postgres=postgres_dsn, per_host=1
+    )
+    members: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+            members.append(_start_member(member_config))
+            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+            first = _node(system, membership, "m1")
+            assert first is not None
+            placed: list[tuple[str, str, int]] = []
+
+            def one_more() -> bool:
+                n = len(placed)
+                ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
+                where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
+                placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
+                return bool(where.value["pid"] in _member_pids(members[-1], member_port))
+
+            eventually(one_more, timeout=15)
+            conversation_id, session_id, pid = placed[-1]
+            on_leader = [p for p in placed if p[2] not in _member_pids(members[-1], member_port)]
+            assert on_leader, "placement put every conversation on the member"
+            gw.customer_message(session_id, "before the cut", message_id="m-1")
+
+            frozen = _signal_member(members[-1], member_port, signal.SIGSTOP)
+            assert pid in frozen
+            # the leader's own conversation answers during the cut
+            gw.customer_message(on_leader[0][1], "while the member is frozen")
+
+            def answered() -> bool:
+                try:
+                    gw.customer_message(session_id, "after the cut", message_id="m-2")
+                except UnavailableError:
+                    return False
+                return True
+
+            eventually(answered, timeout=25)
+            assert _node(system, membership, "m1") == (NodeState.DEAD, first[1])
+
+            _signal_member(members[-1], member_port, signal.SIGCONT)
+            # its next heartbeat is answered Fenced, and the member stops itself
+            assert members[-1].wait(timeout=20) == EXIT_FENCED
+            gw.customer_message(session_id, "after the member ran again", message_id="m-3")
+            texts = [
+                e["data"]["text"]
+                for e in gw.events(conversation_id)
+                if e["name"] == "CUSTOMER_MESSAGE"
+            ]
+            assert texts == ["before the cut", "after the cut", "after the member ran again"]
+            where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
+            assert where.value["pid"] not in frozen
+    finally:
+        signal.alarm(0)
+        for member in members:
+            if member.poll() is None:
+                _signal_member(member, member_port, signal.SIGCONT)
                 _kill_member(member, member_port)
