@@ -135,9 +135,10 @@ def wait_ready(
     *,
     timeout: float = START_TIMEOUT_S,
 ) -> Record:
-    """Wait until the daemon has started the system and the engine answers a gateway; its
-    record. If it fails, or does not answer within ``timeout`` (or the wait is interrupted),
-    the daemon is stopped and StartError (or the interruption) is raised."""
+    """Wait until the daemon has started the system and the engine answers a gateway (on a
+    member node, which has no engine of its own: until its admin answers); its record. If it
+    fails, or does not answer within ``timeout`` (or the wait is interrupted), the daemon is
+    stopped and StartError (or the interruption) is raised."""
     files = RunFiles.of(settings)
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
@@ -147,7 +148,11 @@ def wait_ready(
             if code is not None:
                 raise StartError(_failure(files.log, daemon.pid, code))
             record = read_record(files.pid)
-            if record is not None and record.pid == daemon.pid and record.state == "running":
+            mine = record is not None and record.pid == daemon.pid
+            if mine and record is not None and record.state == "member":
+                if admin_answers(settings):
+                    return record
+            elif mine and record is not None and record.state == "running":
                 try:
                     with Gateway.connect(config) as gateway:
                         gateway.status()

@@ -20,10 +20,12 @@ from actors.messages import Ping, Reply
 from actors.messages.nodes import Members, MembersQuery
 from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
+from infra.config import load_config
 from infra.members_file import read_members
-from runtime import procs, testing
+from runtime import control, procs, testing
 from runtime.daemon import EXIT_FENCED
 from runtime.gateway import Gateway, UnavailableError
+from runtime.pidfile import Record
 from tests.multiproc_support import eventually, free_port, running_system, write_config
 
 pytestmark = pytest.mark.multiproc
@@ -154,24 +156,32 @@ def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) 
 
 
 def test_a_restarted_leader_gets_its_recorded_members_back(tmp_path: Path) -> None:
+    """The member runs under ``cx start`` (which returns once its admin answers) and is
+    stopped with ``cx stop``."""
     leader_config, member_config, member_port = _configs(tmp_path)
-    members: list[subprocess.Popen[bytes]] = []
+    member_settings = load_config(member_config)
+    started: Record | None = None
     signal.signal(signal.SIGALRM, _out_of_time)
     signal.alarm(HARD_TIMEOUT_S)
     try:
         with running_system(leader_config) as system:
             membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            members.append(_start_member(member_config))
+            started = control.spawn(str(member_config), member_settings)
+            assert started.state == "member"
             eventually(lambda: _alive(system, membership, "m1"), timeout=15)
         assert read_members(tmp_path / "members.json") == {"m1": f"{MEMBER_IP}:{member_port}"}
         with running_system(leader_config) as system:
             membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
             eventually(lambda: _alive(system, membership, "m1"), timeout=15)
+        control.stop(member_settings)
+        assert not {pid for pid in procs.node_pids(started.pid, member_port) if procs.alive(pid)}
+        started = None
     finally:
         signal.alarm(0)
-        for member in members:
-            if member.poll() is None:
-                _kill_member(member, member_port)
+        if started is not None:
+            for pid in procs.node_pids(started.pid, member_port):
+                if procs.alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
