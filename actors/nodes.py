@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 from thespian.actors import (
     Actor,
+    ActorExitRequest,
     ActorSystemConventionUpdate,
     PoisonMessage,
     WakeupMessage,
@@ -95,15 +96,16 @@ def node_requirements(node: str, incarnation: int | None = None) -> dict[str, An
 
 
 #: A member daemon names itself in this environment variable before it starts its actor
-#: system (its actors inherit it); a fenced node's heartbeat actor sends it
-#: :data:`FENCE_SIGNAL`, and the daemon stops the node (``runtime.daemon``).
+#: system (its actors inherit it); the heartbeat actor of a node that was fenced or lost its
+#: leader sends it :data:`FENCE_SIGNAL`, and the daemon stops the node (``runtime.daemon``).
 FENCE_SIGNAL_ENV = "CX_MEMBER_DAEMON_PID"
 FENCE_SIGNAL = signal.SIGUSR2
 
 
 def _stop_the_node() -> None:
     """Ask this node's member daemon, if it runs under one, to stop the node: a fenced
-    incarnation may not serve again (restarted, it joins as a new one)."""
+    incarnation, or one that lost its leader, may not serve again (restarted, it joins as a
+    new one)."""
     daemon = os.environ.get(FENCE_SIGNAL_ENV)
     if daemon is None or not daemon.isdigit():
         return
@@ -123,10 +125,11 @@ class HeartbeatActor(Actor):  # type: ignore[misc]
         self.start: StartHeartbeat | None = None
         self.token = 0
         self.fenced = False
+        self.unanswered = 0  # heartbeats sent since the leader last answered
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         if isinstance(message, StartHeartbeat) and not self.fenced:
-            self.start = message
+            self.start, self.unanswered = message, 0
             self.token += 1  # wakeups of a previous start are stale from now on
             self._beat()
         elif isinstance(message, WakeupMessage):
@@ -137,12 +140,22 @@ class HeartbeatActor(Actor):  # type: ignore[misc]
                 log.error("node_fenced", node=message.node, incarnation=message.incarnation)
                 _stop_the_node()
             self.fenced, self.start = True, None
-        elif isinstance(message, HeartbeatAck | PoisonMessage):
+        elif isinstance(message, HeartbeatAck):
+            self.unanswered = 0
+        elif isinstance(message, PoisonMessage):
             pass  # an answer keeps this actor's wakeups moving; a lost beat is just late
 
     def _beat(self) -> None:
         start = self.start
         assert start is not None
+        if start.give_up_after and self.unanswered >= start.give_up_after:
+            log.error(
+                "leader_lost", node=start.node, incarnation=start.incarnation, beats=self.unanswered
+            )
+            self.start = None
+            _stop_the_node()
+            return
+        self.unanswered += 1
         self.send(start.leader, Heartbeat(start.node, start.incarnation, start.capacity))
         self.wakeupAfter(start.interval_ms / 1000, payload=self.token)
 
@@ -179,6 +192,18 @@ class MembershipActor(Actor):  # type: ignore[misc]
             self.send(sender, Members(tuple(self.table.members.values())))
         elif isinstance(message, WhichNode):
             self.send(sender, NodeChoice(choose_host_node(self.table, message.hosts_on)))
+        elif isinstance(message, ActorExitRequest):
+            self._fence_members()
+
+    def _fence_members(self) -> None:
+        """The leader stops: fence every member, whose actors belong to this engine. A
+        restarted leader rebuilds every conversation from the journal; members restart and
+        join again (the heartbeats they stop hearing are the fallback if this is lost)."""
+        assert self.config is not None and self.table is not None
+        for node, beater in sorted(self.beaters.items()):
+            record = self.table.members.get(node)
+            if node != self.config.node and record is not None:
+                self.send(beater, Fenced(node, record.incarnation))
 
     def _now(self) -> int:
         assert self.config is not None and self.table is not None
@@ -219,8 +244,16 @@ class MembershipActor(Actor):  # type: ignore[misc]
             HeartbeatActor, targetActorRequirements=node_requirements(node, incarnation)
         )
         self.beaters[node] = beater
-        interval = self.config.detector.interval_ms
-        self.send(beater, StartHeartbeat(node, incarnation, capacity, self.myAddress, interval))
+        detector = self.config.detector
+        # A member that hears nothing from here for as long as it would take this leader to
+        # declare it dead stops: either it was declared dead, or this leader is gone.
+        give_up = 0 if node == self.config.node else detector.dead_after
+        self.send(
+            beater,
+            StartHeartbeat(
+                node, incarnation, capacity, self.myAddress, detector.interval_ms, give_up
+            ),
+        )
 
     def _convention(self, update: ActorSystemConventionUpdate) -> None:
         capabilities = update.remoteCapabilities or {}

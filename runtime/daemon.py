@@ -71,9 +71,11 @@ log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 #: How long the processes of a stopping system get to exit before they are killed.
 EXIT_TIMEOUT_S = 15.0
 
-#: A member daemon exits with this code when the leader fenced it (declared its incarnation
-#: dead while it still ran, e.g. after a partition): restarted, it joins as a new incarnation.
-EXIT_FENCED = 5
+#: A member daemon exits with this code when its node may not serve any more: the leader
+#: fenced it (declared its incarnation dead while it still ran, e.g. after a partition), or it
+#: heard nothing from its leader for as long as the leader takes to declare a node dead (the
+#: leader stopped, or is cut off). Restarted, it joins as a new incarnation.
+EXIT_REJOIN = 5
 #: The daemon writes ``cx daemon[PID]: reason`` to its standard error (the log file) when it
 #: cannot start; ``cx start`` shows the reason.
 FAILURE_PREFIX = "cx daemon[{pid}]: "
@@ -288,10 +290,10 @@ def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _St
     finally:
         signal.signal(FENCE_SIGNAL, previous)
         if stop.signal == FENCE_SIGNAL:
-            log.error("member fenced by the leader: stopping", admin=record.admin)
+            log.error("member fenced or without its leader: stopping", admin=record.admin)
         _shutdown(system, record)
         log.info("member stopped", admin=record.admin)
-    return EXIT_FENCED if stop.signal == FENCE_SIGNAL else 0
+    return EXIT_REJOIN if stop.signal == FENCE_SIGNAL else 0
 
 
 def _shutdown(system: Any, record: Record) -> None:

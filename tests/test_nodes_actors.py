@@ -3,13 +3,15 @@ joins, death after missed heartbeats, fencing, rejoin, least-loaded choice, memb
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from thespian.actors import Actor, ActorSystem, ActorSystemConventionUpdate
+from thespian.actors import Actor, ActorSystem, ActorSystemConventionUpdate, WakeupMessage
 
 from actors.messages.nodes import (
     Fenced,
@@ -27,6 +29,8 @@ from actors.messages.nodes import (
 )
 from actors.nodes import (
     ADMIN_CAPABILITY,
+    FENCE_SIGNAL,
+    FENCE_SIGNAL_ENV,
     INCARNATION_CAPABILITY,
     NODE_CAPABILITY,
     HeartbeatActor,
@@ -217,3 +221,42 @@ def test_a_repeated_start_reports_to_the_new_monitor_and_keeps_the_table(system:
     system.tell(membership, Tick(400))
     assert NodeDown("n2", 5) in _reports(system, new_monitor)
     assert NodeDown("n2", 5) not in _reports(system, old_monitor)
+
+
+def test_a_member_heartbeat_actor_stops_its_node_after_beats_without_answer(
+    system: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No HeartbeatAck for ``give_up_after`` beats in a row: the member daemon (here this
+    process, named in the environment) is sent FENCE_SIGNAL and no more beats leave."""
+    stops: list[int] = []
+    monkeypatch.setenv(FENCE_SIGNAL_ENV, str(os.getpid()))
+    previous = signal.signal(FENCE_SIGNAL, lambda signum, frame: stops.append(signum))
+    try:
+        leader = system.createActor(Recorder)
+        beater = system.createActor(HeartbeatActor)
+        system.tell(beater, StartHeartbeat("m1", 1, Capacity(), leader, 60_000, 2))
+        for _ in range(3):  # the first start's wakeups (payload 1), as the interval elapses
+            system.tell(beater, WakeupMessage(60, payload=1))
+        assert system.ask(leader, "get", ASK_S) == [Heartbeat("m1", 1, Capacity())] * 2
+        assert stops == [FENCE_SIGNAL]
+    finally:
+        signal.signal(FENCE_SIGNAL, previous)
+
+
+def test_a_heartbeat_answered_keeps_the_member_running(
+    system: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stops: list[int] = []
+    monkeypatch.setenv(FENCE_SIGNAL_ENV, str(os.getpid()))
+    previous = signal.signal(FENCE_SIGNAL, lambda signum, frame: stops.append(signum))
+    try:
+        leader = system.createActor(Recorder)
+        beater = system.createActor(HeartbeatActor)
+        system.tell(beater, StartHeartbeat("m1", 1, Capacity(), leader, 60_000, 2))
+        for _ in range(3):
+            system.tell(beater, HeartbeatAck("m1", 1))
+            system.tell(beater, WakeupMessage(60, payload=1))
+        assert system.ask(leader, "get", ASK_S) == [Heartbeat("m1", 1, Capacity())] * 4
+        assert stops == []
+    finally:
+        signal.signal(FENCE_SIGNAL, previous)

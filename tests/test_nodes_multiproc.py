@@ -8,180 +8,124 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from actors.host import Host
 from actors.messages import Ping, Reply
-from actors.messages.nodes import Members, MembersQuery
 from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
 from infra.config import load_config
 from infra.members_file import read_members
 from runtime import control, procs, testing
-from runtime.daemon import EXIT_FENCED
+from runtime.daemon import EXIT_REJOIN
 from runtime.gateway import Gateway, UnavailableError
 from runtime.pidfile import Record
-from tests.multiproc_support import eventually, free_port, running_system, write_config
+from tests.multiproc_support import eventually, running_system
+from tests.nodes_support import (
+    HardTimeout,
+    alive,
+    kill_member,
+    member_ip,
+    member_pids,
+    node_configs,
+    node_state,
+    signal_member,
+    start_member,
+)
 
 pytestmark = pytest.mark.multiproc
 
 #: The whole test is stopped (TimeoutError, then the clean-up) after this long.
 HARD_TIMEOUT_S = 60
 
-LEADER_IP, MEMBER_IP = "127.0.0.2", "127.0.0.3"
-DETECTOR = {"heartbeat_ms": 200, "suspect_after": 2, "dead_after": 5}
 
-
-def _member_config(directory: Path, leader_port: int) -> Path:
-    directory.mkdir()
-    config = {
-        "system": {
-            "admin_port": free_port(),
-            "bind": MEMBER_IP,
-            "node": "m1",
-            "convention_address": f"{LEADER_IP}:{leader_port}",
-            **DETECTOR,
-        },
-        "storage": {"journal": str(directory / "journal")},
-        "logging": {"level": "warning"},
-    }
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _start_member(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "runtime.daemon", "--config", str(config)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _member_pids(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
-    return procs.node_pids(member.pid, admin_port)
-
-
-def _kill_member(member: subprocess.Popen[bytes], admin_port: int) -> set[int]:
-    """SIGKILL every process of the member; the pids killed."""
-    pids = _member_pids(member, admin_port)
-    for pid in pids:
-        if procs.alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    member.wait(timeout=10)
-    return pids
-
-
-def _out_of_time(signum: int, frame: object) -> None:
-    raise TimeoutError(f"the two-node test ran past {HARD_TIMEOUT_S} s")
-
-
-def _node(system: Any, membership: Any, name: str) -> tuple[NodeState, int] | None:
-    answer = system.ask(membership, MembersQuery(), 5)
-    assert isinstance(answer, Members)
-    found = {r.name: (r.state, r.incarnation) for r in answer.records}
-    return found.get(name)
-
-
-def _configs(
+def _one_member(
     tmp_path: Path, *, postgres: str | None = None, per_host: int = 10_000
 ) -> tuple[Path, Path, int]:
     """The leader's config, the member's, and the member's admin port."""
-    storage = {
-        "archive": str(tmp_path / "archive.sqlite3"),
-        "journal": str(tmp_path / "journal"),
-        "postgres": postgres,
-    }
-    leader_config = write_config(
-        tmp_path, placement={"hosts": 1, "per_host": per_host}, storage=storage
-    )
-    settings = yaml.safe_load(leader_config.read_text())
-    settings["system"].update({"bind": LEADER_IP, "node": "leader", **DETECTOR})
-    leader_config.write_text(yaml.safe_dump(settings))
-    member_config = _member_config(tmp_path / "member", settings["system"]["admin_port"])
-    member_port = yaml.safe_load(member_config.read_text())["system"]["admin_port"]
-    return leader_config, member_config, member_port
-
-
-def _alive(system: Any, membership: Any, name: str) -> bool:
-    node = _node(system, membership, name)
-    return node is not None and node[0] is NodeState.ALIVE
+    leader_config, (member,) = node_configs(tmp_path, postgres=postgres, per_host=per_host)
+    return leader_config, member.config, member.admin_port
 
 
 def test_a_member_joins_hosts_dies_is_declared_dead_and_rejoins(tmp_path: Path) -> None:
-    leader_config, member_config, member_port = _configs(tmp_path)
+    leader_config, member_config, member_port = _one_member(tmp_path)
     members: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGALRM, _out_of_time)
-    signal.alarm(HARD_TIMEOUT_S)
-    try:
-        with running_system(leader_config) as system:
-            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            members.append(_start_member(member_config))
+    with HardTimeout(HARD_TIMEOUT_S):
+        try:
+            with running_system(leader_config) as system:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                members.append(start_member(member_config))
 
-            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
-            first = _node(system, membership, "m1")
-            assert first is not None
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+                first = node_state(system, membership, "m1")
+                assert first is not None
 
-            host = system.createActor(Host, targetActorRequirements=node_requirements("m1"))
-            answer = system.ask(host, Ping("where"), 10)
-            assert isinstance(answer, Reply)
-            placed_on = answer.value["pid"]
+                host = system.createActor(Host, targetActorRequirements=node_requirements("m1"))
+                answer = system.ask(host, Ping("where"), 10)
+                assert isinstance(answer, Reply)
+                placed_on = answer.value["pid"]
 
-            killed = _kill_member(members[-1], member_port)
-            assert placed_on in killed
+                killed = kill_member(members[-1], member_port)
+                assert placed_on in killed
 
-            def dead() -> bool:
-                return _node(system, membership, "m1") == (NodeState.DEAD, first[1])
+                def dead() -> bool:
+                    return node_state(system, membership, "m1") == (NodeState.DEAD, first[1])
 
-            eventually(dead, timeout=10)
+                eventually(dead, timeout=10)
 
-            members.append(_start_member(member_config))
+                members.append(start_member(member_config))
 
-            def rejoined() -> bool:
-                node = _node(system, membership, "m1")
-                return node is not None and node[0] is NodeState.ALIVE and node[1] > first[1]
+                def rejoined() -> bool:
+                    node = node_state(system, membership, "m1")
+                    return node is not None and node[0] is NodeState.ALIVE and node[1] > first[1]
 
-            eventually(rejoined, timeout=15)
-    finally:
-        signal.alarm(0)
-        for member in members:
-            if member.poll() is None:
-                _kill_member(member, member_port)
+                eventually(rejoined, timeout=15)
+        finally:
+            for member in members:
+                if member.poll() is None:
+                    kill_member(member, member_port)
 
 
-def test_a_restarted_leader_gets_its_recorded_members_back(tmp_path: Path) -> None:
-    """The member runs under ``cx start`` (which returns once its admin answers) and is
-    stopped with ``cx stop``."""
-    leader_config, member_config, member_port = _configs(tmp_path)
+def test_a_stopping_leader_stops_its_members_and_a_restarted_one_gets_them_back(
+    tmp_path: Path,
+) -> None:
+    """The member runs under ``cx start`` (which returns once its admin answers). The leader
+    stops: it fences its member, which stops itself. Started again while the leader is down
+    (as its service manager would), the member is back as soon as the leader restarts (the
+    leader invites the members it recorded), and ``cx stop`` stops it."""
+    leader_config, member_config, member_port = _one_member(tmp_path)
     member_settings = load_config(member_config)
-    started: Record | None = None
-    signal.signal(signal.SIGALRM, _out_of_time)
-    signal.alarm(HARD_TIMEOUT_S)
-    try:
-        with running_system(leader_config) as system:
-            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            started = control.spawn(str(member_config), member_settings)
-            assert started.state == "member"
-            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
-        assert read_members(tmp_path / "members.json") == {"m1": f"{MEMBER_IP}:{member_port}"}
-        with running_system(leader_config) as system:
-            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
-        control.stop(member_settings)
-        assert not {pid for pid in procs.node_pids(started.pid, member_port) if procs.alive(pid)}
-        started = None
-    finally:
-        signal.alarm(0)
-        if started is not None:
-            for pid in procs.node_pids(started.pid, member_port):
-                if procs.alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+    started: list[Record] = []
+
+    def stopped_by_itself() -> bool:
+        return not procs.alive(started[-1].pid)
+
+    with HardTimeout(HARD_TIMEOUT_S):
+        try:
+            with running_system(leader_config) as system:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                started.append(control.spawn(str(member_config), member_settings))
+                assert started[-1].state == "member"
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+            eventually(stopped_by_itself, timeout=15)
+            assert read_members(tmp_path / "members.json") == {
+                "m1": f"{member_ip(0)}:{member_port}"
+            }
+            started.append(control.spawn(str(member_config), member_settings))
+            with running_system(leader_config) as system:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+                control.stop(member_settings)
+            assert not {
+                pid for pid in procs.node_pids(started[-1].pid, member_port) if procs.alive(pid)
+            }
+        finally:
+            for record in started:
+                for pid in procs.node_pids(record.pid, member_port):
+                    if procs.alive(pid):
+                        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
@@ -190,63 +134,53 @@ def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
     """With one journal in PostgreSQL, a conversation host is placed on the member; the member
     is killed with SIGKILL; once it is declared dead, its conversation is rebuilt on the
     leader from the shared journal and answers, its acknowledged message kept."""
-    leader_config, member_config, member_port = _configs(
+    leader_config, member_config, member_port = _one_member(
         tmp_path, postgres=postgres_dsn, per_host=1
     )
     members: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGALRM, _out_of_time)
-    signal.alarm(HARD_TIMEOUT_S)
-    try:
-        with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
-            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            members.append(_start_member(member_config))
-            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
-            placed: list[tuple[str, str, int]] = []
+    with HardTimeout(HARD_TIMEOUT_S):
+        try:
+            with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                members.append(start_member(member_config))
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+                placed: list[tuple[str, str, int]] = []
 
-            def one_more_on_the_member() -> bool:
-                # per_host 1: each conversation starts a host, on the node placement chose
-                n = len(placed)
-                ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
-                placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
-                return bool(where.value["pid"] in _member_pids(members[-1], member_port))
+                def one_more_on_the_member() -> bool:
+                    # per_host 1: each conversation starts a host, on the node placement chose
+                    n = len(placed)
+                    ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
+                    where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
+                    placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
+                    return bool(where.value["pid"] in member_pids(members[-1], member_port))
 
-            eventually(one_more_on_the_member, timeout=15)
-            conversation_id, session_id, pid = placed[-1]
-            gw.customer_message(session_id, "before the member died", message_id="m-1")
+                eventually(one_more_on_the_member, timeout=15)
+                conversation_id, session_id, pid = placed[-1]
+                gw.customer_message(session_id, "before the member died", message_id="m-1")
 
-            killed = _kill_member(members[-1], member_port)
-            assert pid in killed
+                killed = kill_member(members[-1], member_port)
+                assert pid in killed
 
-            def answered() -> bool:
-                try:
-                    gw.customer_message(session_id, "after", message_id="m-2")
-                except UnavailableError:
-                    return False
-                return True
+                def answered() -> bool:
+                    try:
+                        gw.customer_message(session_id, "after", message_id="m-2")
+                    except UnavailableError:
+                        return False
+                    return True
 
-            eventually(answered, timeout=20)
-            texts = [
-                e["data"]["text"]
-                for e in gw.events(conversation_id)
-                if e["name"] == "CUSTOMER_MESSAGE"
-            ]
-            assert texts == ["before the member died", "after"]
-            where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
-            assert where.value["pid"] not in killed
-    finally:
-        signal.alarm(0)
-        for member in members:
-            if member.poll() is None:
-                _kill_member(member, member_port)
-
-
-def _signal_member(member: subprocess.Popen[bytes], admin_port: int, signum: int) -> set[int]:
-    pids = _member_pids(member, admin_port)
-    for pid in pids:
-        if procs.alive(pid):
-            os.kill(pid, signum)
-    return pids
+                eventually(answered, timeout=20)
+                texts = [
+                    e["data"]["text"]
+                    for e in gw.events(conversation_id)
+                    if e["name"] == "CUSTOMER_MESSAGE"
+                ]
+                assert texts == ["before the member died", "after"]
+                where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
+                assert where.value["pid"] not in killed
+        finally:
+            for member in members:
+                if member.poll() is None:
+                    kill_member(member, member_port)
 
 
 def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_leader(
@@ -257,64 +191,61 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
     declares the member dead, rebuilds the member's conversation from the shared journal and
     answers it; when the member runs again (SIGCONT) it is fenced and stops itself, and the
     conversation keeps exactly the messages that were acknowledged, once each."""
-    leader_config, member_config, member_port = _configs(
+    leader_config, member_config, member_port = _one_member(
         tmp_path, postgres=postgres_dsn, per_host=1
     )
     members: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGALRM, _out_of_time)
-    signal.alarm(HARD_TIMEOUT_S)
-    try:
-        with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
-            membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
-            members.append(_start_member(member_config))
-            eventually(lambda: _alive(system, membership, "m1"), timeout=15)
-            first = _node(system, membership, "m1")
-            assert first is not None
-            placed: list[tuple[str, str, int]] = []
+    with HardTimeout(HARD_TIMEOUT_S):
+        try:
+            with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                members.append(start_member(member_config))
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+                first = node_state(system, membership, "m1")
+                assert first is not None
+                placed: list[tuple[str, str, int]] = []
 
-            def one_more() -> bool:
-                n = len(placed)
-                ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
-                placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
-                return bool(where.value["pid"] in _member_pids(members[-1], member_port))
+                def one_more() -> bool:
+                    n = len(placed)
+                    ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
+                    where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
+                    placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
+                    return bool(where.value["pid"] in member_pids(members[-1], member_port))
 
-            eventually(one_more, timeout=15)
-            conversation_id, session_id, pid = placed[-1]
-            on_leader = [p for p in placed if p[2] not in _member_pids(members[-1], member_port)]
-            assert on_leader, "placement put every conversation on the member"
-            gw.customer_message(session_id, "before the cut", message_id="m-1")
+                eventually(one_more, timeout=15)
+                conversation_id, session_id, pid = placed[-1]
+                on_leader = [p for p in placed if p[2] not in member_pids(members[-1], member_port)]
+                assert on_leader, "placement put every conversation on the member"
+                gw.customer_message(session_id, "before the cut", message_id="m-1")
 
-            frozen = _signal_member(members[-1], member_port, signal.SIGSTOP)
-            assert pid in frozen
-            # the leader's own conversation answers during the cut
-            gw.customer_message(on_leader[0][1], "while the member is frozen")
+                frozen = signal_member(members[-1], member_port, signal.SIGSTOP)
+                assert pid in frozen
+                # the leader's own conversation answers during the cut
+                gw.customer_message(on_leader[0][1], "while the member is frozen")
 
-            def answered() -> bool:
-                try:
-                    gw.customer_message(session_id, "after the cut", message_id="m-2")
-                except UnavailableError:
-                    return False
-                return True
+                def answered() -> bool:
+                    try:
+                        gw.customer_message(session_id, "after the cut", message_id="m-2")
+                    except UnavailableError:
+                        return False
+                    return True
 
-            eventually(answered, timeout=25)
-            assert _node(system, membership, "m1") == (NodeState.DEAD, first[1])
+                eventually(answered, timeout=25)
+                assert node_state(system, membership, "m1") == (NodeState.DEAD, first[1])
 
-            _signal_member(members[-1], member_port, signal.SIGCONT)
-            # its next heartbeat is answered Fenced, and the member stops itself
-            assert members[-1].wait(timeout=20) == EXIT_FENCED
-            gw.customer_message(session_id, "after the member ran again", message_id="m-3")
-            texts = [
-                e["data"]["text"]
-                for e in gw.events(conversation_id)
-                if e["name"] == "CUSTOMER_MESSAGE"
-            ]
-            assert texts == ["before the cut", "after the cut", "after the member ran again"]
-            where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
-            assert where.value["pid"] not in frozen
-    finally:
-        signal.alarm(0)
-        for member in members:
-            if member.poll() is None:
-                _signal_member(member, member_port, signal.SIGCONT)
-                _kill_member(member, member_port)
+                signal_member(members[-1], member_port, signal.SIGCONT)
+                # its next heartbeat is answered Fenced, and the member stops itself
+                assert members[-1].wait(timeout=20) == EXIT_REJOIN
+                gw.customer_message(session_id, "after the member ran again", message_id="m-3")
+                texts = [
+                    e["data"]["text"]
+                    for e in gw.events(conversation_id)
+                    if e["name"] == "CUSTOMER_MESSAGE"
+                ]
+                assert texts == ["before the cut", "after the cut", "after the member ran again"]
+                where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
+                assert where.value["pid"] not in frozen
+        finally:
+            for member in members:
+                if member.poll() is None:
+                    kill_member(member, member_port)

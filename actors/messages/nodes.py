@@ -30,13 +30,16 @@ class StartMembership:
 @dataclass(frozen=True, slots=True)
 class StartHeartbeat:
     """To a node's heartbeat actor: send :class:`Heartbeat` to ``leader`` every
-    ``interval_ms``. Sent again (after a leader restart), it replaces the previous one."""
+    ``interval_ms``. Sent again (after a leader restart), it replaces the previous one.
+    ``give_up_after``: after that many heartbeats in a row without a :class:`HeartbeatAck`
+    the leader is taken as lost and the node stops (0: never; the leader's own node)."""
 
     node: str
     incarnation: int
     capacity: Capacity
     leader: Any
     interval_ms: int
+    give_up_after: int = 0
 
 
 @dataclass(frozen=True, slots=True)
