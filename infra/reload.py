@@ -1,0 +1,69 @@
+"""Which settings a running engine may take without a restart, and what a reload changes.
+
+A reload compares the configuration read again with the one the engine runs on, key by key
+(``bot.welcome``, ``routing.queues.vip.priority``...). Only the sections in
+:data:`RELOADABLE` may differ: the bot's texts and keywords, the timers and their thresholds,
+routing and its queues. Every other key (storage, placement, system, gateway, logging, and any
+section added later) is fixed for the life of the engine: a reload in which one differs is
+refused as a whole, naming it, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from infra.config import Settings
+
+__all__ = ["RELOADABLE", "Changes", "changes_of"]
+
+#: The top-level sections a reload may change.
+RELOADABLE: Final = frozenset({"bot", "timers", "routing"})
+#: Not a setting: where the settings were read from.
+_NOT_COMPARED: Final = frozenset({"source"})
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The keys that differ, in order: those a reload may change, and those it may not."""
+
+    reloadable: tuple[str, ...]
+    fixed: tuple[str, ...]
+
+    def refusal(self) -> str | None:
+        """Why the reload is refused (naming every fixed key that differs), or None."""
+        if not self.fixed:
+            return None
+        return (
+            f"cannot be reloaded: {', '.join(self.fixed)} (a restart applies it);"
+            f" only {', '.join(sorted(RELOADABLE))} can change at run time; nothing was changed"
+        )
+
+
+def changes_of(current: Settings, new: Settings) -> Changes:
+    """Every key whose value differs between ``current`` and ``new``, sorted into the two."""
+    reloadable: list[str] = []
+    fixed: list[str] = []
+    for field in dataclasses.fields(current):
+        if field.name in _NOT_COMPARED:
+            continue
+        found = _differences(getattr(current, field.name), getattr(new, field.name), field.name)
+        (reloadable if field.name in RELOADABLE else fixed).extend(found)
+    return Changes(tuple(reloadable), tuple(fixed))
+
+
+def _differences(old: Any, new: Any, key: str) -> Iterator[str]:
+    if old == new:
+        return
+    if dataclasses.is_dataclass(old) and type(old) is type(new):
+        for field in dataclasses.fields(old):
+            yield from _differences(
+                getattr(old, field.name), getattr(new, field.name), f"{key}.{field.name}"
+            )
+    elif isinstance(old, Mapping) and isinstance(new, Mapping):
+        for name in sorted({*old, *new}, key=str):
+            yield from _differences(old.get(name), new.get(name), f"{key}.{name}")
+    else:
+        yield key
