@@ -25,7 +25,7 @@ import structlog
 from actors.messages import DrainEngine, Reload, ReloadConfig, ReplyTo
 from actors.recovery_desk import RecoveryDesk
 from domain.errors import ErrorKind
-from infra.reload import changes_of
+from infra.reload import changes_of, reloaded
 
 log = structlog.get_logger("cx.monitor")
 
@@ -55,8 +55,8 @@ class OperationsDesk(RecoveryDesk):
             log.warning("config_reload_refused", keys=list(changes.fixed))
             self.refuse(reply_to, ErrorKind.BAD_ARGUMENT, refusal)
             return
-        self.wiring = wiring = replace(wiring, settings=request.settings)
-        reload = Reload(request.settings)
+        self.wiring = wiring = replace(wiring, settings=reloaded(wiring.settings, request.settings))
+        reload = Reload(wiring.settings)
         for target in (
             *wiring.every_router(),
             wiring.agents,

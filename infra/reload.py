@@ -5,7 +5,9 @@ A reload compares the configuration read again with the one the engine runs on, 
 :data:`RELOADABLE` may differ: the bot's texts and keywords, the timers and their thresholds,
 routing and its queues. Every other key (storage, placement, system, gateway, logging, and any
 section added later) is fixed for the life of the engine: a reload in which one differs is
-refused as a whole, naming it, and changes nothing.
+refused as a whole, naming it, and changes nothing. The keys that the start of the engine
+decides rather than the file (:data:`SET_AT_START`: where ``cx start`` sends the log, and in
+which format; ``--salvage-journal``) are neither compared nor changed.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any, Final
 
 from infra.config import Settings
 
-__all__ = ["RELOADABLE", "Changes", "changes_of"]
+__all__ = ["RELOADABLE", "SET_AT_START", "Changes", "changes_of", "reloaded"]
 
 #: The top-level sections a reload may change.
 RELOADABLE: Final = frozenset({"bot", "timers", "routing"})
+#: Keys the start of the engine sets (runtime.daemon, cx start --salvage-journal), not the file.
+SET_AT_START: Final = frozenset({"logging.file", "logging.format", "storage.salvage_journal"})
 #: Not a setting: where the settings were read from.
 _NOT_COMPARED: Final = frozenset({"source"})
 
@@ -49,9 +53,18 @@ def changes_of(current: Settings, new: Settings) -> Changes:
     for field in dataclasses.fields(current):
         if field.name in _NOT_COMPARED:
             continue
-        found = _differences(getattr(current, field.name), getattr(new, field.name), field.name)
+        found = [
+            key
+            for key in _differences(getattr(current, field.name), getattr(new, field.name), field.name)
+            if key not in SET_AT_START
+        ]
         (reloadable if field.name in RELOADABLE else fixed).extend(found)
     return Changes(tuple(reloadable), tuple(fixed))
+
+
+def reloaded(current: Settings, new: Settings) -> Settings:
+    """``current`` with the reloadable sections of ``new``: nothing else ever changes."""
+    return dataclasses.replace(current, **{name: getattr(new, name) for name in RELOADABLE})
 
 
 def _differences(old: Any, new: Any, key: str) -> Iterator[str]:

@@ -4,12 +4,15 @@ embedded engine on the virtual clock, its configuration a file that the test rew
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from infra.config import load_config
+from infra.reload import changes_of, reloaded
 from runtime.gateway import BadArgumentError, Gateway, UnavailableError
 from tests.conftest import TEST_TIME_LIMIT_S, deep_merge, storage_config, watchdog
 
@@ -115,6 +118,26 @@ def test_reloading_the_same_configuration_again_changes_nothing(
 
     ref = gw.start_session("cust-1", "WEB", "visitor-1")
     assert bot_texts(gw, ref.conversation_id) == [NEW_WELCOME]
+
+
+def test_the_keys_a_start_sets_are_neither_compared_nor_changed_by_a_reload(
+    config_file: ConfigFile, tmp_path: Path
+) -> None:
+    from_file = load_config(config_file.path)
+    running = replace(  # as cx start --salvage-journal runs it: logs to its log file, as JSON
+        from_file,
+        logging=replace(from_file.logging, file=tmp_path / "cx.log", format="json"),
+        storage=replace(from_file.storage, salvage_journal=True),
+    )
+    config_file.write(bot={"welcome": NEW_WELCOME})
+    new = load_config(config_file.path)
+
+    changes = changes_of(running, new)
+    applied = reloaded(running, new)
+
+    assert (changes.reloadable, changes.fixed) == (("bot.welcome",), ())
+    assert applied.logging == running.logging and applied.storage == running.storage
+    assert applied.bot.welcome == NEW_WELCOME
 
 
 def test_an_engine_configured_from_a_mapping_refuses_a_reload(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.pickling import pickle_by_field_names
+
 
 @dataclass(frozen=True, slots=True)
 class DrainEngine:
@@ -31,3 +33,6 @@ class Reload:
     it on to its children; receiving settings already in use changes nothing."""
 
     settings: Any  # infra.config.Settings
+
+
+pickle_by_field_names(globals())  # after every class above: see domain.pickling
