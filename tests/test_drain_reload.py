@@ -54,6 +54,10 @@ def inactivity_seconds(gw: Gateway, conversation_id: str) -> list[float]:
     return [e["data"]["seconds"] for e in events if e["name"] == "CUSTOMER_SLA_STARTED"]
 
 
+def no_agent_times(gw: Gateway, conversation_id: str) -> int:
+    return [e["name"] for e in gw.events(conversation_id)].count("NO_AGENT_AVAILABLE")
+
+
 def test_a_reload_changes_the_bot_welcome_for_new_conversations_only(
     gw: Gateway, config_file: ConfigFile
 ) -> None:
@@ -81,6 +85,24 @@ def test_a_reload_changes_timers_for_new_conversations_while_live_ones_keep_thei
     assert set(inactivity_seconds(gw, after.conversation_id)) == {100}
     assert gw.conversation(after.conversation_id)["state"] == "CLOSED"
     assert gw.conversation(before.conversation_id)["state"] == "CREATED"
+
+
+def test_a_reload_gives_the_routers_the_new_request_deadline_for_requests_made_after_it(
+    gw: Gateway, config_file: ConfigFile
+) -> None:
+    before = gw.start_session("cust-1", "WEB", "visitor-1")
+    gw.request_agent(before.conversation_id)
+    config_file.write(routing={"request_ttl_seconds": 30})
+
+    assert gw.reload_config() == ["routing.request_ttl_seconds"]
+
+    after = gw.start_session("cust-2", "WEB", "visitor-2")
+    gw.request_agent(after.conversation_id)
+    gw.advance(30)
+    assert no_agent_times(gw, after.conversation_id) == 1
+    assert no_agent_times(gw, before.conversation_id) == 0
+    gw.advance(90)  # the first request's deadline: the 120 s it was queued with
+    assert no_agent_times(gw, before.conversation_id) == 1
 
 
 def test_a_reload_that_changes_a_fixed_key_is_refused_naming_it_and_changes_nothing(
