@@ -14,7 +14,15 @@ import yaml
 from infra.config import load_config
 from infra.reload import changes_of, reloaded
 from runtime.gateway import BadArgumentError, Gateway, UnavailableError
-from tests.conftest import TEST_TIME_LIMIT_S, deep_merge, storage_config, watchdog
+from runtime.netgateway import serve
+from tests.conftest import (
+    TEST_TIME_LIMIT_S,
+    MakeGateway,
+    deep_merge,
+    storage_config,
+    watchdog,
+)
+from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 FIRST_WELCOME = "Welcome to the shop."
 NEW_WELCOME = "Welcome to the new shop."
@@ -204,3 +212,23 @@ def test_an_engine_not_draining_says_so(gw: Gateway) -> None:
     gw.start_session("cust-1", "WEB", "visitor-1")
 
     assert gw.drain_status() == {"draining": False, "live": 1}
+
+
+def test_the_network_gateway_offers_the_drain_and_refuses_new_conversations_unavailable(
+    make_gateway: MakeGateway,
+) -> None:
+    server = serve(lambda: make_gateway(seed=1), "127.0.0.1:0", TOKEN, MAX_FRAME)
+    client = RawClient(server.port)
+    try:
+        client.authenticate()
+        client.call("start_session", customer_id="c1", channel="WEB", identifier="c1-web")
+
+        assert client.call("drain_engine") == {"draining": True, "live": 1}
+        error = client.refused(
+            "start_session", {"customer_id": "c2", "channel": "WEB", "identifier": "c2-web"}
+        )
+        assert error["type"] == "unavailable" and "draining" in error["message"]
+        assert client.call("drain_status") == {"draining": True, "live": 1}
+    finally:
+        client.close()
+        server.close()
