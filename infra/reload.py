@@ -1,7 +1,8 @@
 """Which settings a running engine may take without a restart, and what a reload changes.
 
-A reload compares the configuration read again with the one the engine runs on, key by key
-(``bot.welcome``, ``routing.queues.vip.priority``...). Only the sections in
+A reload compares the configuration read again with the one the engine runs on, key by key,
+each named as config.yaml spells it (``bot.welcome``, ``timers.agent_sla.seconds``,
+``routing.queues.vip.priority``...). Only the sections in
 :data:`RELOADABLE` may differ: the bot's texts and keywords, the timers and their thresholds,
 routing and its queues. Every other key (storage, placement, system, gateway, logging, and any
 section added later) is fixed for the life of the engine: a reload in which one differs is
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from infra.config import Settings
+from infra.config.schema import SCHEMA
 
-__all__ = ["RELOADABLE", "SET_AT_START", "Changes", "changes_of", "reloaded"]
+__all__ = ["RELOADABLE", "SET_AT_START", "Changes", "changes_of", "config_key", "reloaded"]
 
 #: The top-level sections a reload may change.
 RELOADABLE: Final = frozenset({"bot", "timers", "routing"})
@@ -54,12 +56,27 @@ def changes_of(current: Settings, new: Settings) -> Changes:
         if field.name in _NOT_COMPARED:
             continue
         found = [
-            key
+            config_key(key)
             for key in _differences(getattr(current, field.name), getattr(new, field.name), field.name)
             if key not in SET_AT_START
         ]
         (reloadable if field.name in RELOADABLE else fixed).extend(found)
     return Changes(tuple(reloadable), tuple(fixed))
+
+
+def config_key(path: str) -> str:
+    """A settings path as config.yaml spells it: ``timers.agent_sla_seconds`` is the key
+    ``timers.agent_sla.seconds`` (the settings flatten the groups of the timers)."""
+    section, _, rest = path.partition(".")
+    node = SCHEMA.get(section)
+    name, _, tail = rest.partition(".")
+    if not isinstance(node, Mapping) or not name or name in node:
+        return path
+    for group, spec in node.items():
+        key = name.removeprefix(f"{group}_")
+        if isinstance(spec, Mapping) and key != name and key in spec:
+            return ".".join(part for part in (section, group, key, tail) if part)
+    return path
 
 
 def reloaded(current: Settings, new: Settings) -> Settings:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from infra.config import load_config
-from infra.reload import changes_of, reloaded
+from infra.reload import changes_of, config_key, reloaded
 from runtime.gateway import BadArgumentError, Gateway, UnavailableError
 from runtime.netgateway import serve
 from tests.conftest import (
@@ -85,7 +85,7 @@ def test_a_reload_changes_timers_for_new_conversations_while_live_ones_keep_thei
     before = gw.start_session("cust-1", "WEB", "visitor-1")
     config_file.write(timers={"customer_inactivity": {"seconds": 100}})
 
-    assert gw.reload_config() == ["timers.customer_inactivity_seconds"]
+    assert gw.reload_config() == ["timers.customer_inactivity.seconds"]
 
     after = gw.start_session("cust-2", "WEB", "visitor-2")
     gw.advance(100)
@@ -168,6 +168,21 @@ def test_the_keys_a_start_sets_are_neither_compared_nor_changed_by_a_reload(
     assert (changes.reloadable, changes.fixed) == (("bot.welcome",), ())
     assert applied.logging == running.logging and applied.storage == running.storage
     assert applied.bot.welcome == NEW_WELCOME
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("timers.agent_sla_thresholds", "timers.agent_sla.thresholds"),
+        ("timers.customer_inactivity_channels.SMS", "timers.customer_inactivity.channels.SMS"),
+        ("timers.wrap_up_enabled", "timers.wrap_up.enabled"),
+        ("timers.hold_max_seconds", "timers.hold.max_seconds"),
+        ("routing.queues.vip.priority", "routing.queues.vip.priority"),
+        ("storage.fsync", "storage.fsync"),
+    ],
+)
+def test_a_reload_names_each_key_as_the_configuration_file_spells_it(path: str, key: str) -> None:
+    assert config_key(path) == key
 
 
 def test_an_engine_configured_from_a_mapping_refuses_a_reload(tmp_path: Path) -> None:
