@@ -27,6 +27,7 @@ from actors.messages import (
     HostInit,
     Reattach,
     Ref,
+    Reload,
     Reply,
     ReplyTo,
     Rewired,
@@ -163,6 +164,10 @@ class AgentSupervisor(EngineActor):
     def on_rewired(self, reroute: bool) -> None:
         for host in self.hosts:  # the Router moved: every agent host must know
             self.send(host.address, Rewired(self.wired(), reroute))
+
+    def on_reload(self, message: Reload) -> None:
+        for host in self.hosts:
+            self.send(host.address, message)
 
     def on_child_exited(self, address: Any) -> None:
         """An agent host died: its agents are logged out (their desks log in again); the

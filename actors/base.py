@@ -13,6 +13,7 @@ re-delivers the message.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -25,6 +26,7 @@ from actors.messages import (
     Failure,
     Ping,
     Ref,
+    Reload,
     Reply,
     ReplyTo,
     Rewired,
@@ -118,6 +120,8 @@ class EngineActor(Actor):  # type: ignore[misc]
             elif isinstance(message, Rewired):
                 self.wiring = message.wiring
                 self.on_rewired(message.reroute)
+            elif isinstance(message, Reload):
+                self._reload(message)
             elif isinstance(message, Ping):
                 self.send(
                     sender,
@@ -134,6 +138,14 @@ class EngineActor(Actor):  # type: ignore[misc]
             log.exception("handler_failed", actor=type(self).__name__, message=repr(message)[:200])
         finally:
             self.flush()
+
+    def _reload(self, message: Reload) -> None:
+        """New settings (``cx reload``): kept for what is built from them from now on, then
+        :meth:`on_reload`; the settings already in use change nothing (idempotent)."""
+        if self.wiring is None or self.wiring.settings == message.settings:
+            return
+        self.wiring = replace(self.wiring, settings=message.settings)
+        self.on_reload(message)
 
     def _deliver_contained(self, item: Deliver, sender: Any) -> None:
         try:
@@ -163,6 +175,9 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def on_rewired(self, reroute: bool) -> None:
         pass
+
+    def on_reload(self, message: Reload) -> None:
+        """The settings changed: drop what was built from the old ones; pass it on to children."""
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         raise NotImplementedError

@@ -36,6 +36,7 @@ from actors.messages import (
     JoinSession,
     OpenConversation,
     Ref,
+    Reload,
     ReplyTo,
     Reroute,
     RestoreConversation,
@@ -213,6 +214,12 @@ class Host(TimedActor):
             for entity_id in list(self.entities):
                 self._mailbox.append((entity_id, Reroute(), None))
             self._drain()
+
+    def on_reload(self, message: Reload) -> None:
+        # New conversations get the new policy; the bot answers with the new script from its
+        # next answer on. Live conversations keep the policy they were opened (and journaled) with.
+        self._cached_policy = None
+        self._bot = None
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         self._mailbox.append((item.entity, item.payload, item.reply_to))

@@ -58,6 +58,7 @@ class RoomDesk(ArchivistParent):
     def __init__(self) -> None:
         super().__init__()
         self.archive: ArchiveStore | None = None  # read only: writes are the Archivist's
+        self.draining = False  # cx drain: no new conversation is opened (actors.operations_desk)
         self.live: dict[str, Live] = {}
         self.room_live: dict[str, str] = {}
         self.session_conversation: dict[str, str] = {}
@@ -110,6 +111,14 @@ class RoomDesk(ArchivistParent):
                 Ref(live.host.address, conversation_entity_id(live_id)),
                 JoinSession(start, request),
                 reply_to,
+            )
+            return
+        if self.draining:
+            self.refuse(
+                reply_to,
+                ErrorKind.UNAVAILABLE,
+                f"start_session of customer {request.customer_id} refused: the engine is"
+                " draining (cx drain) and opens no new conversation; open it on another engine",
             )
             return
         conversation_id = request.new_conversation_id

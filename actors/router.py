@@ -24,6 +24,7 @@ from actors.messages import (
     Deliver,
     EnqueueRequest,
     Ref,
+    Reload,
     RoutingOutcome,
     Status,
     StatusQuery,
@@ -54,6 +55,11 @@ class Router(TimedActor):
 
     def on_wired(self, sender: Any) -> None:
         self.book = RoutingBook(routing_settings(self.wired().settings))
+
+    def on_reload(self, message: Reload) -> None:
+        # Queues, priorities and routing times apply from the next decision on; what is
+        # waiting and the timers already armed stay as they are.
+        self._book().reconfigure(routing_settings(self.wired().settings))
 
     def _book(self) -> RoutingBook:
         assert self.book is not None, "Router used before it was wired"

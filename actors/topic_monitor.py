@@ -3,8 +3,9 @@
 It is one actor made of parts of one purpose each: the room registry and get-or-create per
 room (:class:`~actors.room_desk.RoomDesk`: two first messages of one customer never open two
 live conversations), placement on conversation hosts (:class:`~actors.placement.Placement`),
-restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), and its
-side of the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
+restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), an
+operator's drain and reload (:class:`~actors.operations_desk.OperationsDesk`), and its side of
+the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
 what is the supervisor's own: its children (hosts, Router, Archivist; a new one if one
 dies, a dead host's conversations rebuilt elsewhere), start-up, and the conversations'
 lifecycle at its level (state reports, close-out, locate, status).
@@ -56,7 +57,7 @@ from actors.messages import (
 )
 from actors.messages.nodes import NodeDown, NodeUp
 from actors.nodes import node_requirements
-from actors.recovery_desk import RecoveryDesk
+from actors.operations_desk import OperationsDesk
 from actors.room_desk import Live
 from actors.router import Router
 from domain.enums import State
@@ -71,7 +72,7 @@ READ_BUSY_TIMEOUT_MS = 50
 _GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
-class TopicMonitor(RecoveryDesk):
+class TopicMonitor(OperationsDesk):
     def __init__(self) -> None:
         super().__init__()
         self.watchers: list[Any] = []  # gateways to tell when a host dies
@@ -257,7 +258,7 @@ class TopicMonitor(RecoveryDesk):
             self._bounced(payload, reply_to)
         elif isinstance(payload, StateReport):
             self._state_report(payload)
-        elif self.archive_work(payload, reply_to):
+        elif self.archive_work(payload, reply_to) or self.operation(payload, reply_to):
             pass
         elif isinstance(payload, Locate):
             self._locate(payload, reply_to)

@@ -2,8 +2,8 @@
 
 The commands that talk to a running engine live beside it: ``cx send`` in
 :mod:`runtime.cli_send`, ``cx status`` and ``cx history`` in :mod:`runtime.cli_status`,
-``cx gateway`` in :mod:`runtime.netgateway.command`, ``cx simulate`` in
-:mod:`runtime.simulation.command`.
+``cx drain`` and ``cx reload`` in :mod:`runtime.cli_operations`, ``cx gateway`` in
+:mod:`runtime.netgateway.command`, ``cx simulate`` in :mod:`runtime.simulation.command`.
 
 Exit codes (docs/OPERATIONS.md): 0 success; 1 the system is not in the state the command needs
 (not running, already running); 2 something to fix: the command line, the configuration
@@ -23,6 +23,7 @@ from domain.transitions import mermaid
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
 from runtime import control, daemon, pidfile
+from runtime.cli_operations import add_commands, drain_command, reload_command
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
 from runtime.demo import run_demo
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " report what each conversation lost, move the damaged journal aside (damaged/)",
     )
     with_config(commands.add_parser("stop", help="stop the system and every one of its processes"))
+    add_commands(commands, with_config)  # drain, reload
     status = with_config(
         commands.add_parser("status", help="live conversations by state, agents, queue lengths")
     )
@@ -127,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _start(args.config, foreground=args.foreground, salvage=args.salvage_journal)
         if args.command == "stop":
             return _stop(args.config)
+        if args.command == "drain":
+            return drain_command(args.config, wait=args.wait, timeout=args.timeout)
+        if args.command == "reload":
+            return reload_command(args.config)
         if args.command == "status":
             return status_command(args.config, as_json=args.json)
         if args.command == "send":

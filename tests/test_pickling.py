@@ -12,6 +12,7 @@ import actors.messages.agents
 import actors.messages.conversations
 import actors.messages.envelope
 import actors.messages.monitor
+import actors.messages.operations
 import actors.messages.system
 import domain.commands
 import domain.records
@@ -25,6 +26,7 @@ MODULES = (
     actors.messages.envelope,
     actors.messages.system,
     actors.messages.monitor,
+    actors.messages.operations,
     actors.messages.conversations,
     actors.messages.agents,
     domain.commands,

@@ -11,7 +11,7 @@ clock a receiver moves its clock forward to it, so that effects caused at time t
 wherever they land.
 
 The messages live in modules by who exchanges them (:mod:`.envelope`, :mod:`.system`,
-:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`); this package names them all.
+:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`, :mod:`.operations`); this package names them all.
 """
 
 from actors.messages.agents import (
@@ -74,6 +74,7 @@ from actors.messages.monitor import (
     StorageHealth,
     StoreIdentity,
 )
+from actors.messages.operations import DrainEngine, Reload, ReloadConfig
 from actors.messages.system import (
     AgentsLost,
     AlarmAt,
@@ -121,6 +122,7 @@ __all__ = [
     "Deliver",
     "Directory",
     "Drain",
+    "DrainEngine",
     "EnqueueRequest",
     "EventDelivery",
     "EventsQuery",
@@ -140,6 +142,8 @@ __all__ = [
     "Reattach",
     "Ref",
     "Released",
+    "Reload",
+    "ReloadConfig",
     "Reply",
     "ReplyTo",
     "Reroute",

@@ -69,6 +69,11 @@ class RoutingBook:
         self._last_epoch = 0
         self._now = 0  # the latest ``now`` seen, for the calls that carry none
 
+    def reconfigure(self, settings: RoutingPolicy) -> None:
+        """New settings from the next decision on: what waits keeps its place, and the
+        timers already armed keep their times."""
+        self._settings = settings
+
     # --- requests ----------------------------------------------------------------------------
 
     def enqueue(
