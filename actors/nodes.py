@@ -46,11 +46,13 @@ from actors.messages.nodes import (
     NodeChoice,
     NodeDown,
     NodeUp,
+    Roots,
     StartHeartbeat,
     StartMembership,
     Tick,
     WhichNode,
 )
+from actors.node_roots import NODE_ROOTS_NAME, NodeRoots
 from domain.membership import (
     Capacity,
     Change,
@@ -131,6 +133,8 @@ class HeartbeatActor(Actor):  # type: ignore[misc]
         if isinstance(message, StartHeartbeat) and not self.fenced:
             self.start, self.unanswered = message, 0
             self.token += 1  # wakeups of a previous start are stale from now on
+            if message.roots is not None:
+                self.send(self.createActor(NodeRoots, globalName=NODE_ROOTS_NAME), message.roots)
             self._beat()
         elif isinstance(message, WakeupMessage):
             if self.start is not None and message.payload == self.token:
@@ -214,7 +218,7 @@ class MembershipActor(Actor):  # type: ignore[misc]
             # The engine was booted again (a new TopicMonitor; the heartbeat actor of this node
             # ended with the engine's processes): report to the new one, watch this node again.
             # The table, the node and its incarnation stay.
-            self.config = replace(self.config, monitor=config.monitor)
+            self.config = replace(self.config, monitor=config.monitor, agents=config.agents)
             self._watch(self.config.node, self.config.incarnation, self.config.capacity)
             return
         self.config = config
@@ -248,10 +252,11 @@ class MembershipActor(Actor):  # type: ignore[misc]
         # A member that hears nothing from here for as long as it would take this leader to
         # declare it dead stops: either it was declared dead, or this leader is gone.
         give_up = 0 if node == self.config.node else detector.dead_after
+        roots = Roots(self.config.monitor, self.config.agents)
         self.send(
             beater,
             StartHeartbeat(
-                node, incarnation, capacity, self.myAddress, detector.interval_ms, give_up
+                node, incarnation, capacity, self.myAddress, detector.interval_ms, give_up, roots
             ),
         )
 

@@ -91,7 +91,7 @@ from runtime.gateway_types import (
     UnknownIdError,
 )
 from runtime.ids import IdSource
-from runtime.system import Addresses, boot, find, join
+from runtime.system import Addresses, boot, find_for, join
 
 __all__ = [
     "BadArgumentError",
@@ -176,7 +176,7 @@ class Gateway(Queries, Subscriptions, Operations):
                 f" {error.strerror or error}; start it with `cx start`"
             ) from None
         system = join(settings)
-        addresses = find(system)
+        addresses = find_for(system, settings)
         return cls(
             ConnectedTransport(system), settings, addresses, virtual=False, ids=IdSource(None)
         )

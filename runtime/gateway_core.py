@@ -66,7 +66,7 @@ from runtime.gateway_types import (
     PushedEvent,
     UnavailableError,
 )
-from runtime.system import Addresses, find
+from runtime.system import Addresses, find_for
 
 log = get_logger("cx.gateway")
 
@@ -161,7 +161,7 @@ class EngineLink(PushedEvents):
     def _rejoin(self) -> None:
         away, self._away = self._away, None
         try:
-            self.addresses = find(self.system)
+            self.addresses = find_for(self.system, self.settings)
             self.locations.clear()
             self.boot = self._handshake(starting=False)
         except (GatewayError, Unreachable, ActorSystemException) as error:

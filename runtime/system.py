@@ -23,7 +23,8 @@ from thespian.actors import ActorSystem
 
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
-from actors.messages.nodes import StartMembership
+from actors.messages.nodes import Roots, RootsQuery, StartMembership
+from actors.node_roots import NODE_ROOTS_NAME, NodeRoots
 from actors.nodes import (
     ADMIN_CAPABILITY,
     CONVENTION_CAPABILITY,
@@ -35,6 +36,7 @@ from actors.nodes import (
     MembershipActor,
 )
 from actors.topic_monitor import TopicMonitor
+from domain.errors import UnavailableError
 from domain.membership import Capacity, Detector
 from infra.archive_errors import StorageError
 from infra.config import Settings
@@ -46,6 +48,8 @@ from runtime.bind import restrict
 
 #: How long :func:`start` waits for the TopicMonitor to say what it restored.
 BOOT_TIMEOUT_S = 60.0
+#: How long a gateway on a member waits for its node's NodeRoots to answer.
+ROOTS_TIMEOUT_S = 5.0
 #: How long the processes of a system whose start failed get to exit before they are killed.
 ENDED_TIMEOUT_S = 10.0
 
@@ -108,6 +112,24 @@ def find(system: Any) -> Addresses:
         monitor=system.createActor(TopicMonitor, globalName=NAMES["monitor"]),
         agents=system.createActor(AgentSupervisor, globalName=NAMES["agents"]),
     )
+
+
+def find_for(system: Any, settings: Settings) -> Addresses:
+    """The engine's actors as a gateway of this node finds them: on the leader (or a single
+    node) by their global names (:func:`find`); on a member, from the node's
+    :class:`~actors.node_roots.NodeRoots`, which the leader fills once the member joined.
+
+    Raises UnavailableError on a member that has not joined its leader (yet)."""
+    if settings.system.convention_address is None:
+        return find(system)
+    holder = system.createActor(NodeRoots, globalName=NODE_ROOTS_NAME)
+    roots = system.ask(holder, RootsQuery(), ROOTS_TIMEOUT_S)
+    if not isinstance(roots, Roots) or roots.monitor is None or roots.agents is None:
+        raise UnavailableError(
+            f"this member node ({settings.system.bind}:{settings.system.admin_port}) has not"
+            f" joined its leader at {settings.system.convention_address} yet"
+        )
+    return Addresses(monitor=roots.monitor, agents=roots.agents)
 
 
 def start(settings: Settings) -> Any:
@@ -176,6 +198,7 @@ def start_membership(
         members_file=members_file(settings),
         virtual=False,
         now_ms=wall_ms(),
+        agents=addresses.agents,
     )
     system.tell(membership, start)
     return membership

@@ -1,10 +1,12 @@
 """Three nodes of one actor system on this machine (a leader and two members, the journal and
-the archive in PostgreSQL), conversations on all three and customer messages flowing while
-every process of one member is killed with SIGKILL. Bounded; every member process is killed at
+the archive in PostgreSQL), conversations on all three and customer messages flowing, through
+a gateway beside the leader and one beside the surviving member, while every process of one
+member is killed with SIGKILL. Bounded; every member process is killed at
 the end, and the leader's processes are checked gone."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,17 +45,20 @@ class Customer:
     name: str
     conversation_id: str
     session_id: str
+    gw: Gateway  # the one it sends through: the leader's or the member's
     acked: list[str] = field(default_factory=list)
     pending: str | None = None
     sent: int = 0
 
-    def send(self, gw: Gateway) -> bool:
+    def send(self) -> bool:
         """Send the pending message, or a new one; whether it was acknowledged."""
         if self.pending is None:
             self.sent += 1
             self.pending = f"{self.name}-m{self.sent}"
         try:
-            gw.customer_message(self.session_id, f"text {self.pending}", message_id=self.pending)
+            self.gw.customer_message(
+                self.session_id, f"text {self.pending}", message_id=self.pending
+            )
         except UnavailableError:
             return False
         self.acked.append(self.pending)
@@ -84,7 +89,11 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
     members: dict[str, subprocess.Popen[bytes]] = {}
     with HardTimeout(HARD_TIMEOUT_S):
         try:
-            with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+            with (
+                running_system(leader_config) as system,
+                Gateway.connect(leader_config) as gw,
+                contextlib.ExitStack() as stack,
+            ):
                 membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
                 for spec in specs:
                     members[spec.name] = start_member(spec.config)
@@ -92,12 +101,19 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                     eventually(lambda s=spec.name: alive(system, membership, s), timeout=20)
                 first = node_state(system, membership, victim.name)
                 assert first is not None
+                # a gateway beside the surviving member, joined to that node's own admin
+                beside = stack.enter_context(Gateway.connect(survivor.config))
 
                 customers = []
                 for n in range(CONVERSATIONS):
                     ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
                     customers.append(
-                        Customer(f"cust-{n}", ref.conversation_id, ref.channel_session_id)
+                        Customer(
+                            f"cust-{n}",
+                            ref.conversation_id,
+                            ref.channel_session_id,
+                            gw if n % 2 else beside,
+                        )
                     )
                 victim_pids = member_pids(members[victim.name], victim.admin_port)
                 survivor_pids = member_pids(members[survivor.name], survivor.admin_port)
@@ -108,19 +124,19 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                 assert any(pid not in victim_pids | survivor_pids for pid in where.values())
 
                 for _ in range(3):  # load before the kill: every message acknowledged
-                    assert all(c.send(gw) for c in customers)
+                    assert all(c.send() for c in customers)
                 killed = kill_member(members[victim.name], victim.admin_port)
                 assert victim_pids <= killed | {members[victim.name].pid}
 
                 # load through the loss: every customer keeps sending; the victim's get
                 # `unavailable` until their conversations are rebuilt, and send again
                 def every_victim_answers() -> bool:
-                    results = [c.send(gw) for c in customers]
+                    results = [c.send() for c in customers]
                     return all(results)
 
                 eventually(every_victim_answers, timeout=40)
                 for _ in range(2):  # load after: every conversation answers at once
-                    assert all(c.send(gw) for c in customers)
+                    assert all(c.send() for c in customers)
 
                 for customer in customers:
                     stored = _stored_ids(gw, customer.conversation_id)
@@ -128,7 +144,7 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                     assert not duplicates, f"{customer.name}: stored twice: {duplicates}"
                     assert stored == customer.acked, customer.name
                     # one live conversation per room: the customer's room still has this one
-                    again = gw.start_session(customer.name, "SMS", f"{customer.name}-sms")
+                    again = customer.gw.start_session(customer.name, "SMS", f"{customer.name}-sms")
                     assert again.conversation_id == customer.conversation_id
                 for customer in on_victim:
                     assert _where(system, gw, customer.conversation_id) not in killed

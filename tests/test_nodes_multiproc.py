@@ -114,6 +114,8 @@ def test_a_stopping_leader_stops_its_members_and_a_restarted_one_gets_them_back(
                 "m1": f"{member_ip(0)}:{member_port}"
             }
             started.append(control.spawn(str(member_config), member_settings))
+            with pytest.raises(UnavailableError, match="has not joined its leader"):
+                Gateway.connect(member_config)  # beside a member that has no leader yet
             with running_system(leader_config) as system:
                 membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
                 eventually(lambda: alive(system, membership, "m1"), timeout=15)

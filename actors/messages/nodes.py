@@ -25,6 +25,22 @@ class StartMembership:
     members_file: Path | None
     virtual: bool
     now_ms: int
+    agents: Any = None  # the AgentSupervisor: with the monitor, the engine's roots
+
+
+@dataclass(frozen=True, slots=True)
+class Roots:
+    """The engine's root actors (the TopicMonitor and the AgentSupervisor, on the leader), as
+    a node's gateways find them: kept on each node by its :class:`~actors.node_roots.NodeRoots`
+    (a :class:`RootsQuery` answers this; ``None`` fields until the node joined a leader)."""
+
+    monitor: Any
+    agents: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RootsQuery:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +56,7 @@ class StartHeartbeat:
     leader: Any
     interval_ms: int
     give_up_after: int = 0
+    roots: Roots | None = None  # kept on the node for its gateways (actors.node_roots)
 
 
 @dataclass(frozen=True, slots=True)
