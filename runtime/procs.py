@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import proctitle
+
 PROC = Path("/proc")
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's "st" column
 
@@ -133,6 +135,13 @@ def listening_on(port: int) -> set[int]:
     """Pids holding a listening socket on ``port`` (any address)."""
     inodes = {inode for inode, listener in listeners().items() if listener.port == port}
     return {pid for pid in _pids() if socket_inodes(pid) & inodes} if inodes else set()
+
+
+def foreign_listeners(port: int) -> dict[int, list[str]]:
+    """The processes listening on ``port`` that are no process of an engine (by their title,
+    :func:`infra.proctitle.is_engine_title`), with their command lines."""
+    found = {pid: cmdline(pid) for pid in listening_on(port)}
+    return {pid: line for pid, line in found.items() if not proctitle.is_engine_title(line)}
 
 
 def node_pids(started: int, admin_port: int) -> set[int]:
