@@ -181,7 +181,7 @@ class _Levels:
     def describe(self) -> dict[str, Any]:
         names = {value: name for name, value in LEVELS.items()}
         return {
-            "level": names[self.base],
+            "default_level": names[self.base],
             "loggers": {name: names[value] for name, value in sorted(self.loggers.items())},
         }
 

@@ -263,6 +263,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 )
                 write_record(files.pid, record, exclusive=False)
 
+            procs.reap_children()
             watcher = Watcher(engine, settings, report)
             report("running", engine, ())
             log.info(
@@ -284,6 +285,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                     stop.reopen_logs()
                     if time.monotonic() - checked >= WATCH_INTERVAL_S:
                         code = watcher.check() or 0
+                        procs.reap_children()  # no zombie for the engine's life
                         checked = time.monotonic()
                 if code:
                     log.error("the engine could not be kept running", exit_code=code)
@@ -311,6 +313,7 @@ def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _St
         while not stop:
             time.sleep(_SIGNAL_POLL_S)
             stop.reopen_logs()
+            procs.reap_children()
     finally:
         _shutdown(system, record)
         log.info("member stopped", admin=record.admin)

@@ -92,7 +92,7 @@ def test_a_process_says_once_that_its_levels_changed(
     log.warning("two")
     lines = _lines(log_file)
     assert [line["event"] for line in lines] == ["log levels changed", "one", "two"]
-    assert lines[0]["level"] == "info" and lines[0]["loggers"] == {}
+    assert (lines[0]["default_level"], lines[0]["loggers"]) == ("warning", {})
 
 
 def test_the_levels_file_holds_from_the_first_line(tmp_path: Path) -> None:
