@@ -202,3 +202,28 @@ def test_cx_version_prints_the_package_version(capsys: pytest.CaptureFixture[str
         cli.main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"cx {version('cx-engine')}\n"
+
+
+def test_sd_notify_sends_to_an_abstract_socket(tmp_path: Path) -> None:
+    from runtime import sdnotify
+
+    name = f"cx-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind("\0" + name)
+        assert sdnotify.notify(sdnotify.READY, {"NOTIFY_SOCKET": "@" + name})
+        assert listener.recv(64) == b"READY=1"
+
+
+def test_sd_notify_without_a_socket_sends_nothing() -> None:
+    from runtime import sdnotify
+
+    assert not sdnotify.notify(sdnotify.READY, {})
+    assert not sdnotify.notify(sdnotify.READY, {"NOTIFY_SOCKET": "/nonexistent/notify"})
+
+
+def test_an_unexpected_failure_of_a_command_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["diagram", "--update", str(tmp_path / "missing.md")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("cx diagram: failed: FileNotFoundError") and err.count("\n") == 1
