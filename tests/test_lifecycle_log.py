@@ -98,3 +98,23 @@ def test_messages_and_timers_are_left_to_debug(log_file: Path) -> None:
     assert {"CUSTOMER_MESSAGE", "BOT_MESSAGE", "AGENT_SLA_STARTED"} <= {
         line["name"] for line in lines if line["event"] == "event"
     }
+
+
+def test_a_restart_logs_each_conversation_it_restores(log_file: Path) -> None:
+    storage = log_file.parent / "restart"
+    config = {
+        "logging": {"file": str(log_file)},
+        "storage": {"archive": str(storage / "archive.sqlite3"), "journal": str(storage / "j")},
+    }
+    with Gateway.embedded(config, seed=4) as gw:
+        ref = gw.start_session("cust-9", "WEB", "visitor-9")
+    with Gateway.embedded(config, seed=4) as gw:
+        assert gw.boot["restored"] == 1
+    lines = _lines(log_file)
+    assert [
+        line["conversations"] for line in lines if line["event"] == "restoring_after_restart"
+    ] == [1]
+    restored = [line for line in lines if line["event"] == "conversation_restored"]
+    assert [(line["conversation_id"], line["state"]) for line in restored] == [
+        (ref.conversation_id, "CREATED")
+    ]
