@@ -24,8 +24,10 @@ import structlog
 
 from domain.events import EventName
 from domain.records import Event
+from infra.logs import enabled
 
-log = structlog.get_logger("cx.conversation")
+LOGGER = "cx.conversation"
+log = structlog.get_logger(LOGGER)
 
 _INFO: Mapping[str, tuple[str, tuple[str, ...]]] = {
     EventName.AGENT_REQUESTED: ("agent_requested", ("queue", "request_id")),
@@ -62,7 +64,12 @@ def log_published(event: Event) -> None:
     """Log ``event``, just published: its lifecycle step at info, anything else at debug."""
     step = _step(event)
     if step is None:
-        log.debug("event", conversation_id=event.conversation_id, seq=event.seq, name=event.name)
+        if enabled(LOGGER, "debug"):
+            log.debug(
+                "event", conversation_id=event.conversation_id, seq=event.seq, name=event.name
+            )
+        return
+    if not enabled(LOGGER, "info"):
         return
     message, fields = step
     log.info(

@@ -199,8 +199,8 @@ def _sink(file: Path | None) -> _LogFile | _Stderr:
     return sink
 
 
-def _context(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
-    """Adds ``logger_name``, ``pid`` and ``conversation_id``; drops what its level hides."""
+def _filter(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """Drops what the level of its logger hides (first: a dropped line costs nothing more)."""
     name = event.get("logger_name") or getattr(logger, "name", "") or "cx"
     if event.pop(_ALWAYS, False):
         pass
@@ -210,6 +210,11 @@ def _context(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
         _levels.changed = False
         _log.info("log levels changed", **{_ALWAYS: True, **_levels.describe()})
     event["logger_name"] = name
+    return event
+
+
+def _context(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """Adds ``pid`` and ``conversation_id`` (null when the line is about none)."""
     event.setdefault("pid", os.getpid())
     event.setdefault("conversation_id", None)
     return event
@@ -217,6 +222,7 @@ def _context(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
 
 def _processors(console: bool) -> list[Processor]:
     processors: list[Processor] = [
+        _filter,
         structlog.contextvars.merge_contextvars,
         _context,
         structlog.processors.add_log_level,
@@ -240,6 +246,12 @@ def configure_logging(settings: LoggingSettings, *, force_console: bool = False)
         logger_factory=lambda *args: _LineLogger(sink, str(args[0]) if args else ""),
         cache_logger_on_first_use=False,
     )
+
+
+def enabled(name: str, level: str) -> bool:
+    """Whether logger ``name`` writes lines of ``level`` now: lets a caller that logs often
+    skip building a line that would be dropped."""
+    return LEVELS[level] >= _levels.level_of(name)
 
 
 def reopen() -> None:
