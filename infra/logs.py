@@ -248,6 +248,23 @@ def configure_logging(settings: LoggingSettings, *, force_console: bool = False)
     )
 
 
+def shape(message: Any, depth: int = 3) -> str:
+    """What a message is, for a log line, without its values (they may hold a customer's words
+    or a token): ``Batch[Deliver[Apply[CustomerMessage]]]``."""
+    name = type(message).__name__
+    if depth <= 0:
+        return name
+    inner = [getattr(message, field, None) for field in ("payload", "command", "items")]
+    parts: list[str] = []
+    for value in inner:
+        if isinstance(value, list | tuple):
+            kinds = sorted({shape(item, depth - 1) for item in value})
+            parts.append(f"{len(value)} x " + "|".join(kinds[:3]) if value else "0")
+        elif value is not None:
+            parts.append(shape(value, depth - 1))
+    return f"{name}[{', '.join(parts)}]" if parts else name
+
+
 def enabled(name: str, level: str) -> bool:
     """Whether logger ``name`` writes lines of ``level`` now: lets a caller that logs often
     skip building a line that would be dropped."""

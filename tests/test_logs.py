@@ -118,3 +118,13 @@ def test_a_levels_file_that_is_not_json_changes_nothing(
     levels.write_text("{half")
     logs.get_logger("test.levels").info("kept")
     assert [line["event"] for line in _lines(log_file)][-1] == "kept"
+
+
+def test_a_message_is_logged_by_its_shape_never_its_values() -> None:
+    from actors.messages import Apply, Batch, Deliver
+    from domain.commands import CustomerMessage
+
+    message = Batch(0, (Deliver("s:cs-1", Apply(CustomerMessage("cs-1", "my pin is 1234", "m-1"))),))
+    shown = logs.shape(message)
+    assert shown == "Batch[1 x Deliver[Apply[CustomerMessage]]]"
+    assert "1234" not in shown
