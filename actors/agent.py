@@ -144,6 +144,7 @@ class AgentEntity:
                 self._log.info("logout_leaves", conversation_id=conversation_id)
             self._tell_routers(AgentGone(self.agent_id), host)
             host.remove(self.id)
+            self._log.info("agent_logged_out")
             host.reply(reply_to, None)
             return
         self.presence = Presence.READY if action == "READY" else Presence.NOT_READY

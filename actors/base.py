@@ -34,7 +34,7 @@ from actors.messages import (
     Wiring,
 )
 from domain.errors import CxError, ErrorKind
-from infra.logs import configure_logging
+from infra.logs import configure_logging, shape
 from infra.proctitle import set_actor_title
 from infra.timefmt import wall_ms
 
@@ -113,7 +113,7 @@ class EngineActor(Actor):  # type: ignore[misc]
                 log.warning(
                     "poison_message",
                     actor=type(self).__name__,
-                    message=repr(message.poisonMessage)[:200],
+                    message=shape(message.poisonMessage),
                 )
             elif isinstance(message, WhoAmI):
                 self.send(sender, Reply(message.call_id, (sender, self.ready)))
@@ -135,7 +135,7 @@ class EngineActor(Actor):  # type: ignore[misc]
             else:
                 self.on_message(message, sender)
         except Exception:
-            log.exception("handler_failed", actor=type(self).__name__, message=repr(message)[:200])
+            log.exception("handler_failed", actor=type(self).__name__, message=shape(message))
         finally:
             self.flush()
 
@@ -183,7 +183,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         raise NotImplementedError
 
     def on_message(self, message: Any, sender: Any) -> None:
-        log.warning("unexpected_message", actor=type(self).__name__, message=repr(message)[:200])
+        log.warning("unexpected_message", actor=type(self).__name__, message=shape(message))
 
     def on_wakeup(self, payload: Any) -> None:
         pass

@@ -294,6 +294,7 @@ class Host(TimedActor):
             return True
         if isinstance(payload, AgentLogin):
             self.spawn(AgentEntity(payload.agent_id, payload.queues, payload.max_conversations))
+            log.info("agent_logged_in", agent_id=payload.agent_id, queues=list(payload.queues))
             self.reply(reply_to, None)
             return True
         return False
@@ -350,6 +351,13 @@ class Host(TimedActor):
         conversation.resume(self)
         for problem in rebuilt.problems:
             log.warning("restore_problem", conversation_id=conversation_id, problem=problem)
+        log.info(
+            "conversation_restored",
+            conversation_id=conversation_id,
+            state=rebuilt.machine.state,
+            seq=rebuilt.machine.seq,
+            host=self.host_id,
+        )
         return rebuilt
 
     def _policy(self) -> Policy:

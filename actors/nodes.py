@@ -65,6 +65,7 @@ from domain.membership import (
     tick,
 )
 from infra.members_file import read_members, write_members
+from infra.proctitle import set_actor_title
 from infra.timefmt import wall_ms
 
 log = structlog.get_logger("cx.nodes")
@@ -131,6 +132,7 @@ class HeartbeatActor(Actor):  # type: ignore[misc]
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         if isinstance(message, StartHeartbeat) and not self.fenced:
+            set_actor_title(self, None)  # cx: heartbeat-actor, in ps and top
             self.start, self.unanswered = message, 0
             self.token += 1  # wakeups of a previous start are stale from now on
             if message.roots is not None:
@@ -222,6 +224,7 @@ class MembershipActor(Actor):  # type: ignore[misc]
             self._watch(self.config.node, self.config.incarnation, self.config.capacity)
             return
         self.config = config
+        set_actor_title(self, None)  # cx: membership-actor, in ps and top
         self.table = empty(config.detector, config.now_ms)
         self.notifyOnSystemRegistrationChanges(True)
         if config.members_file is not None:

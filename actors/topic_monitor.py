@@ -122,6 +122,8 @@ class TopicMonitor(OperationsDesk):
             self.boot.error = f"the archive cannot be opened: {problem}"
         else:
             self.boot.restored = self.recover_deferred()
+            if self.boot.restored:
+                log.info("restoring_after_restart", conversations=self.boot.restored)
         for sender, call_id in self.boot_queries:
             self.send(sender, Reply(call_id, asdict(self.boot)))
         held, self.held, self.boot_queries = self.held, [], []

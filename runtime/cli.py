@@ -14,6 +14,7 @@ status``: the engine is recovering (a supervised process is down) or did not ans
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 from domain.transitions import mermaid
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
-from runtime import control, daemon, pidfile
+from runtime import cli_logs, control, daemon, pidfile
 from runtime.cli_operations import add_commands, drain_command, reload_command
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
@@ -36,10 +37,15 @@ from runtime.system import salvaging
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
 DEFAULT_CONFIG = "config.yaml"
+#: The distribution whose metadata gives ``cx --version``.
+PACKAGE = "cx-engine"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cx", description="Contact-center conversation engine.")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {importlib.metadata.version(PACKAGE)}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -64,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with_config(commands.add_parser("stop", help="stop the system and every one of its processes"))
     add_commands(commands, with_config)  # drain, reload
+    log_level = with_config(
+        commands.add_parser("log-level", help="change the log level of the running engine")
+    )
+    log_level.add_argument(
+        "level", choices=cli_logs.CHOICES, metavar="LEVEL", help="debug, info, warning or error"
+    )
+    log_level.add_argument("--logger", metavar="NAME", help="only this logger (and those under it)")
     status = with_config(
         commands.add_parser("status", help="live conversations by state, agents, queue lengths")
     )
@@ -135,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reload_command(args.config)
         if args.command == "status":
             return status_command(args.config, as_json=args.json)
+        if args.command == "log-level":
+            return cli_logs.log_level_command(args.config, args.level, args.logger)
         if args.command == "send":
             return send_command(args.config, args.op, args.args, args.json_args)
         if args.command == "gateway":
@@ -171,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`cx history ROOM --json | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # never a traceback: one line saying what failed
+        print(f"cx {args.command}: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 3
 
 
 # ------------------------------------------------------------------------------ start, stop

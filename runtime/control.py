@@ -259,6 +259,13 @@ def _unrecorded(settings: Settings, files: RunFiles) -> Record:
             f"{settings.system.bind}:{settings.system.admin_port} "
             f"(system.admin_port in {settings.source})"
         )
+    others = procs.foreign_listeners(settings.system.admin_port)
+    if others:
+        pid, line = min(others.items())
+        raise NotRunningError(
+            f"not running: port {settings.system.admin_port} (system.admin_port in "
+            f"{settings.source}) is held by another program, pid {pid}: {' '.join(line)[:80]}"
+        )
     session, found = admin_processes(settings)
     pid = found.get("admin", -1)
     return Record(

@@ -8,9 +8,13 @@ detached; ``cx start --foreground`` runs the same :func:`serve` in the terminal.
 ``system.bind``), records the session of the actor processes and the pids it watches in the pid
 file, and supervises the engine (``runtime.supervise``: a TopicMonitor, AgentSupervisor, admin
 or logger that dies is started again, with the live conversations restored from the journal)
-until SIGTERM, SIGINT or SIGHUP; then it shuts the system down through its admin, makes sure
-every process of that session is gone (killing what is left after a bounded wait) and removes
-the pid file. When restarts keep failing it gives up, cleans up the same way and exits with 3.
+until SIGTERM or SIGINT; then it shuts the system down through its admin, makes sure every
+process of that session is gone (killing what is left after a bounded wait) and removes the
+pid file. When restarts keep failing it gives up, cleans up the same way and exits with 3.
+SIGHUP or SIGUSR1 opens the log file again (after logrotate renamed it: ``postrotate kill -HUP
+$(jq .pid cx.pid)``); the actor processes open it again by themselves (infra.logs). In the
+foreground under systemd (``NOTIFY_SOCKET``) it says ``READY=1`` once the engine answers and
+``STOPPING=1`` when it begins to stop (runtime.sdnotify).
 
 Files, in the directory that holds ``storage.journal`` (``data/`` with the shipped config):
 
@@ -22,7 +26,8 @@ Files, in the directory that holds ``storage.journal`` (``data/`` with the shipp
   the watched processes found dead, while recovering);
 - ``cx.log``: the engine's JSON log lines when ``logging.file`` is null, and whatever the
   processes write to standard output or error;
-- ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise.
+- ``thespian.log``: Thespian's own internal log (``THESPLOG_FILE``), unless set otherwise;
+- ``cx.levels.json``: the log levels ``cx log-level`` set while it runs (removed at start).
 
 Stopping (``cx stop``) is :func:`runtime.control.stop`.
 """
@@ -43,11 +48,11 @@ from typing import Any
 
 from actors.nodes import FENCE_SIGNAL, FENCE_SIGNAL_ENV
 from domain.errors import CxError, ErrorKind
-from infra import proctitle
+from infra import logs, proctitle
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
-from runtime import procs
+from runtime import procs, sdnotify
 from runtime.bind import restrict
 from runtime.pidfile import (
     Record,
@@ -148,9 +153,11 @@ def _run_settings(settings: Settings, files: RunFiles, *, foreground: bool) -> S
     """The settings the system runs with: logs to the log file (JSON unless configured
     otherwise), or readable lines on the terminal in the foreground."""
     if foreground:
-        logging = dataclasses.replace(settings.logging, format="console", file=None)
+        logging = dataclasses.replace(
+            settings.logging, format="console", file=None, levels=files.levels
+        )
     else:
-        logging = dataclasses.replace(settings.logging, file=files.log)
+        logging = dataclasses.replace(settings.logging, file=files.log, levels=files.levels)
     return dataclasses.replace(settings, logging=logging)
 
 
@@ -168,25 +175,44 @@ def _claim(files: RunFiles, record: Record) -> None:
     raise AlreadyRunningError(f"cannot claim the pid file {files.pid}")
 
 
+#: The signals that stop the daemon, and those that open its log file again.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REOPEN_SIGNALS = (signal.SIGHUP, signal.SIGUSR1)
+
+
 class _StopFlag:
-    """Set by SIGTERM, SIGINT or SIGHUP (a plain flag: a handler must not take locks)."""
+    """Set by SIGTERM or SIGINT; ``reopen`` by SIGHUP or SIGUSR1 (plain flags: a handler must
+    not take locks, and the log's lock may be held by the code it interrupted)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.reopen: int | None = None
 
     def __bool__(self) -> bool:
         return self.signal is not None
 
     def set(self, signum: int, frame: object) -> None:
-        self.signal = signum
+        if signum in REOPEN_SIGNALS:
+            self.reopen = signum
+        else:
+            self.signal = signum
+
+    def reopen_logs(self) -> None:
+        """Open the log file again if a signal asked for it since the last call."""
+        if self.reopen is None:
+            return
+        signum, self.reopen = self.reopen, None
+        logs.reopen()
+        log.info("log file reopened", signal=signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[_StopFlag]:
-    """A flag set by SIGTERM, SIGINT or SIGHUP while the block runs."""
+    """A flag set by the stop and reopen signals while the block runs."""
     flag = _StopFlag()
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, flag.set) for signum in signals}
+    previous = {
+        signum: signal.signal(signum, flag.set) for signum in (*STOP_SIGNALS, *REOPEN_SIGNALS)
+    }
     try:
         yield flag
     finally:
@@ -219,6 +245,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
     )
     with _stop_signals() as stop:
         _claim(files, record)
+        files.levels.unlink(missing_ok=True)  # a start begins at the configured level
         try:
             restrict(settings)
             check_startable(settings)
@@ -243,6 +270,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 )
                 write_record(files.pid, record, exclusive=False)
 
+            procs.reap_children()
             watcher = Watcher(engine, settings, report)
             report("running", engine, ())
             log.info(
@@ -254,19 +282,25 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 config=config,
                 pid_file=str(files.pid),
             )
+            if foreground:
+                sdnotify.notify(sdnotify.READY)
             code = 0
             try:
                 checked = time.monotonic()
                 while not stop and not code:
                     time.sleep(_SIGNAL_POLL_S)
+                    stop.reopen_logs()
                     if time.monotonic() - checked >= WATCH_INTERVAL_S:
                         code = watcher.check() or 0
+                        procs.reap_children()  # no zombie for the engine's life
                         checked = time.monotonic()
                 if code:
                     log.error("the engine could not be kept running", exit_code=code)
                 else:
                     log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
             finally:
+                if foreground:
+                    sdnotify.notify(sdnotify.STOPPING)
                 log.info("engine stopping", admin=record.admin)
                 _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)
@@ -287,6 +321,8 @@ def _serve_member(settings: Settings, record: Record, files: RunFiles, stop: _St
     try:
         while not stop:
             time.sleep(_SIGNAL_POLL_S)
+            stop.reopen_logs()
+            procs.reap_children()
     finally:
         signal.signal(FENCE_SIGNAL, previous)
         if stop.signal == FENCE_SIGNAL:

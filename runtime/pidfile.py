@@ -22,16 +22,19 @@ from runtime.supervise import ROLES
 PID_FILE = "cx.pid"
 LOG_FILE = "cx.log"
 THESPIAN_LOG_FILE = "thespian.log"
+LEVELS_FILE = "cx.levels.json"
 
 
 @dataclass(frozen=True, slots=True)
 class RunFiles:
-    """Where a system's pid file and logs are: beside the journal directory."""
+    """Where a system's pid file and logs are: beside the journal directory; ``levels``: the
+    log levels ``cx log-level`` sets (infra.logs)."""
 
     directory: Path
     pid: Path
     log: Path
     thespian_log: Path
+    levels: Path
 
     @classmethod
     def of(cls, settings: Settings) -> RunFiles:
@@ -41,6 +44,7 @@ class RunFiles:
             pid=directory / PID_FILE,
             log=settings.logging.file or directory / LOG_FILE,
             thespian_log=directory / THESPIAN_LOG_FILE,
+            levels=directory / LEVELS_FILE,
         )
 
 

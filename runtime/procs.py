@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import proctitle
+
 PROC = Path("/proc")
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's "st" column
 
@@ -41,6 +43,14 @@ def session_of(pid: int) -> int | None:
     """The session id of ``pid`` (``None`` if it is gone)."""
     try:
         return int(_stat_fields(pid)[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent's pid of ``pid`` (``None`` if it is gone)."""
+    try:
+        return int(_stat_fields(pid)[1])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -133,6 +143,28 @@ def listening_on(port: int) -> set[int]:
     """Pids holding a listening socket on ``port`` (any address)."""
     inodes = {inode for inode, listener in listeners().items() if listener.port == port}
     return {pid for pid in _pids() if socket_inodes(pid) & inodes} if inodes else set()
+
+
+def reap_children() -> list[int]:
+    """Collect the exit of every child of this process that has ended (none is left a zombie);
+    their pids. Thespian's admin leaves one behind in the process that starts a system: the
+    first of its two forks, which exits at once (the admin is the second)."""
+    reaped: list[int] = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid == 0:
+            return reaped
+        reaped.append(pid)
+
+
+def foreign_listeners(port: int) -> dict[int, list[str]]:
+    """The processes listening on ``port`` that are no process of an engine (by their title,
+    :func:`infra.proctitle.is_engine_title`), with their command lines."""
+    found = {pid: cmdline(pid) for pid in listening_on(port)}
+    return {pid: line for pid, line in found.items() if not proctitle.is_engine_title(line)}
 
 
 def node_pids(started: int, admin_port: int) -> set[int]:

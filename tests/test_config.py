@@ -114,10 +114,11 @@ def test_defaults_are_not_changed_by_loading() -> None:
     assert before == DEFAULTS
 
 
-def test_empty_file_means_defaults(tmp_path: Path) -> None:
+def test_empty_file_means_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "# nothing but a comment\n")
     loaded = load_config(path)
     assert loaded.source == str(path)
+    monkeypatch.chdir(tmp_path)  # the defaults' relative paths, anchored where the file is
     assert dataclasses.replace(loaded, source="<defaults>") == load_config()
 
 

@@ -15,10 +15,13 @@ The package, one purpose a module:
 - :mod:`infra.config.checks`: checks of YAML values and how errors show values and keys;
 - :mod:`infra.config.schema`: every key with its default and its check (``DEFAULTS`` is derived
   from it, and the shipped ``config.yaml`` repeats it for operators; a test keeps the two equal);
-- :mod:`infra.config.loader`: read, merge over the defaults, validate, build.
+- :mod:`infra.config.environment`: the ``CX_SECTION__KEY`` variables, typed by the schema;
+- :mod:`infra.config.loader`: read, merge over the defaults, then the environment, validate,
+  build.
 
-Relative paths (storage, log file) resolve against the current working directory at load time
-and are returned absolute; no directory is created here.
+Precedence: the environment over the file over the defaults. Relative paths (storage, log
+file) resolve against the directory of the configuration file (the current directory for a
+mapping or the defaults alone) and are returned absolute; no directory is created here.
 """
 
 from domain.policy import Threshold

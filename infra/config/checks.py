@@ -186,7 +186,8 @@ def file_path(value: Any, path: str) -> Path:
         location = Path(value).expanduser()
     except RuntimeError as error:  # "~someone" without such a user
         raise InvalidValue(path, f"cannot expand {str(value)!r}: {error}") from None
-    return location if location.is_absolute() else Path.cwd() / location
+    # A relative path is anchored by the loader (against the configuration file's directory).
+    return location
 
 
 def ip_address(value: Any, path: str) -> str:

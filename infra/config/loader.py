@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -12,6 +13,8 @@ from domain.enums import ThresholdAction
 from domain.errors import CxError, ErrorKind
 from domain.policy import Threshold
 from infra.config.checks import InvalidValue, describe_value
+from infra.config.environment import SOURCE as ENVIRONMENT
+from infra.config.environment import EnvironmentProblem, overrides_from
 from infra.config.schema import defaults_of, validate
 from infra.config.settings import (
     BotSettings,
@@ -106,15 +109,39 @@ def _read_file(name: str) -> Mapping[Any, Any]:
     return document
 
 
+def _anchored(tree: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``tree`` with every relative path made absolute against ``base``."""
+    return {
+        key: _anchored(value, base)
+        if isinstance(value, Mapping)
+        else (base / value if isinstance(value, Path) and not value.is_absolute() else value)
+        for key, value in tree.items()
+    }
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return overrides_from(environ)
+    except EnvironmentProblem as problem:
+        raise ConfigError(ENVIRONMENT, problem.variable, problem.problem) from None
+
+
 def load_config(
     source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from ``source`` merged over the built-in defaults.
 
     ``None``: the defaults alone. A path: a YAML file. A mapping: the same shape as
-    ``config.yaml``. Raises ConfigError, naming the source and the key path, on any mistake.
+    ``config.yaml``. A file or the defaults are then overridden by the ``CX_SECTION__KEY``
+    variables of ``environ`` (``os.environ`` when None: :mod:`infra.config.environment`); a
+    mapping is complete in itself (``environ`` applies only when given). Relative paths resolve
+    against the file's directory (the current directory for a mapping or the defaults). Raises
+    ConfigError, naming the source and the key path (or the variable), on any mistake.
     """
     overrides: Mapping[Any, Any]
+    base = Path.cwd()
     if source is None:
         name, overrides = "<defaults>", {}
     elif isinstance(source, Mapping):
@@ -122,10 +149,16 @@ def load_config(
     elif isinstance(source, str | os.PathLike):
         name = os.fspath(source)
         overrides = _read_file(name)
+        base = Path(os.path.abspath(Path(name).expanduser())).parent
     else:
         raise TypeError(f"load_config() takes a path, a mapping or None, not {type(source)!r}")
+    if environ is None and not isinstance(source, Mapping):
+        environ = os.environ
+    merged = _merge(defaults_of(), overrides)
+    if environ is not None:
+        merged = _merge(merged, _from_environment(environ))
     try:
-        clean = validate(_merge(defaults_of(), overrides))
+        clean = validate(merged)
     except InvalidValue as invalid:
         raise ConfigError(name, invalid.key, invalid.problem) from None
-    return _build(clean, name)
+    return _build(_anchored(clean, base), name)

@@ -121,6 +121,8 @@ class LoggingSettings:
     format: str
     level: str
     file: Path | None
+    #: The levels file ``cx log-level`` writes (infra.logs); set by the daemon, not a key.
+    levels: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
