@@ -20,6 +20,7 @@ that a locked archive delays only what must wait for it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -81,6 +82,7 @@ class TopicMonitor(RecoveryDesk):
         self.held: list[tuple[Deliver, Any]] = []
         self.boot_queries: list[tuple[Any, str]] = []
         self.stopping = False
+        self.restarts: Counter[str] = Counter()  # children lost and replaced, by kind
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +160,7 @@ class TopicMonitor(RecoveryDesk):
             # re-arm theirs on their new host); the clock must not wait on a dead address
             self.send(clock, AlarmAt(address, None))
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
+        self.restarts["host"] += 1
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
         for conversation_id in orphans:
@@ -215,7 +218,12 @@ class TopicMonitor(RecoveryDesk):
                 sender,
                 Reply(
                     message.call_id,
-                    {"router": self.wired().router, "routers": self.wired().every_router()},
+                    {
+                        "router": self.wired().router,
+                        "routers": self.wired().every_router(),
+                        "hosts": self.placement.addresses(),
+                        "archivists": list(self.archivists),
+                    },
                 ),
             )
         elif isinstance(message, ArchiveOpened):
@@ -302,6 +310,7 @@ class TopicMonitor(RecoveryDesk):
         self.wiring = replace(wiring, router=routers[0], routers=routers)
         new = self.wired()
         log.error("actor_restarted", actor="Router")
+        self.restarts["router"] += 1
         self.send(started, new)
         for target in (*self.placement.addresses(), new.agents):
             self.send(target, Rewired(new, reroute=True))
@@ -380,6 +389,11 @@ class TopicMonitor(RecoveryDesk):
             self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
         else:
             self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {conversation_id}")
+
+    def figures(self) -> dict[str, Any]:
+        """Conversation hosts now, and the children replaced since this monitor started."""
+        restarts = {"archivist": self.archivists_restarted, **self.restarts}
+        return {"hosts": len(self.placement.hosts), "restarts": restarts}
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}

@@ -17,6 +17,7 @@ from infra.config.settings import (
     BotSettings,
     GatewaySettings,
     LoggingSettings,
+    MetricsSettings,
     PlacementSettings,
     QueueSettings,
     RoutingSettings,
@@ -88,6 +89,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         routing=RoutingSettings(**{**routing, "queues": MappingProxyType(queues)}),
         gateway=GatewaySettings(**clean["gateway"]),
         logging=LoggingSettings(**clean["logging"]),
+        metrics=MetricsSettings(**clean["metrics"]),
         source=source,
     )
 
