@@ -46,7 +46,7 @@ from infra import proctitle
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
-from runtime import procs
+from runtime import metrics_server, procs
 from runtime.bind import restrict
 from runtime.pidfile import (
     Record,
@@ -238,6 +238,9 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
 
             watcher = Watcher(engine, settings, report)
             report("running", engine, ())
+            endpoint = None
+            if config is not None:
+                endpoint = metrics_server.start(settings, config, restarts=lambda: watcher.restarts)
             log.info(
                 "engine started",
                 admin=record.admin,
@@ -260,6 +263,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 else:
                     log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
             finally:
+                if endpoint is not None:
+                    endpoint.stop()
                 log.info("engine stopping", admin=record.admin)
                 _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)

@@ -107,7 +107,9 @@ class Inventory:
         if not 0 <= min_age_seconds < 10**9:
             raise BadArgumentError(f"min_age_seconds must be >= 0, got {min_age_seconds!r:.80}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LISTED:
-            raise BadArgumentError(f"limit must be an int from 1 to {MAX_LISTED}, got {limit!r:.80}")
+            raise BadArgumentError(
+                f"limit must be an int from 1 to {MAX_LISTED}, got {limit!r:.80}"
+            )
         where = ConversationFilter(
             state=None if state is None else state.upper(),
             queue=queue,
@@ -161,7 +163,9 @@ class Inventory:
 
     def _actors(self) -> dict[str, list[Any]]:
         link = self.engine
-        directory: dict[str, Any] = link.ask_direct(link.addresses.monitor, Directory(link.call_id()))
+        directory: dict[str, Any] = link.ask_direct(
+            link.addresses.monitor, Directory(link.call_id())
+        )
         return {kind: list(directory.get(kind, [])) for kind in ("routers", "hosts", "archivists")}
 
     def _survey(self, address: Any) -> dict[str, Any]:

@@ -29,7 +29,10 @@ SERIES: dict[str, tuple[tuple[str, ...], str]] = {
     "cx_agents": (("presence",), "Logged-in agents: READY (free capacity), BUSY, NOT_READY"),
     "cx_queue_waiting": (("queue",), "Requests waiting in the queue for an agent"),
     "cx_queue_oldest_wait_seconds": (("queue",), "How long the oldest waiting request has waited"),
-    "cx_routing_outcomes_total": (("queue", "outcome"), "Routing outcomes: assigned, rona, no_agent"),
+    "cx_routing_outcomes_total": (
+        ("queue", "outcome"),
+        "Routing outcomes: assigned, rona, no_agent",
+    ),
     "cx_queue_answered_total": (("queue",), "Requests answered (an agent subscribed)"),
     "cx_queue_answered_within_sl_total": (
         ("queue",),
@@ -37,7 +40,10 @@ SERIES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "cx_queue_service_level": (("queue",), "Share of answered requests answered within the SL"),
     "cx_sla_breaches_total": ((), "Agent SLAs expired (AGENT_SLA_EXPIRED)"),
-    "cx_inactivity_expiries_total": ((), "Customer inactivity timers expired (CUSTOMER_SLA_EXPIRED)"),
+    "cx_inactivity_expiries_total": (
+        (),
+        "Customer inactivity timers expired (CUSTOMER_SLA_EXPIRED)",
+    ),
     "cx_events_total": (("name",), "Events published by the conversations, by name"),
     "cx_journal_writes_total": ((), "Journal writes (one per handled message that wrote)"),
     "cx_journal_write_failures_total": ((), "Journal writes that failed"),

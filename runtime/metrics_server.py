@@ -27,10 +27,14 @@ from typing import Any, Protocol
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from infra.config import Settings
+from infra.logs import get_logger
 from infra.storage_probe import archive_problem
+from runtime.gateway import Gateway
 from runtime.metrics import render
 
-__all__ = ["EngineProbe", "MetricsServer", "NotAnswering", "readiness", "serve"]
+__all__ = ["EngineProbe", "MetricsServer", "NotAnswering", "readiness", "serve", "start"]
+
+log = get_logger("cx.metrics")
 
 
 class Surveyed(Protocol):
@@ -156,6 +160,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # scrapes every few seconds would flood the engine's log
+
+
+def start(
+    settings: Settings, config: str, *, restarts: Callable[[], Mapping[str, int]]
+) -> MetricsServer | None:
+    """The daemon's endpoint for the engine that ``config`` names (None when
+    ``metrics.port`` is null, or when its address cannot be bound: that is logged, and the
+    engine runs without it). ``restarts``: the daemon's own restarts, by kind."""
+    probe = EngineProbe(
+        lambda: Gateway.connect(config), settings.metrics.ready_timeout_seconds, extra=restarts
+    )
+    try:
+        return serve(settings, probe)
+    except OSError as error:
+        probe.close()
+        log.error(
+            "metrics endpoint not started",
+            bind=settings.metrics.bind,
+            port=settings.metrics.port,
+            error=str(error),
+        )
+        return None
 
 
 def serve(settings: Settings, probe: EngineProbe) -> MetricsServer | None:

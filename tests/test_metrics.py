@@ -106,7 +106,9 @@ def test_live_figures_equal_status_while_the_day_runs(make_gateway: MakeGateway)
     assert status["conversations"] == {"ACTIVE": 1, "CREATED": 1}
     for state, count in status["conversations"].items():
         assert samples[("cx_conversations", (("state", state),))] == count
-    assert samples[("cx_queue_waiting", (("queue", "default"),))] == status["queues"]["default"] == 1
+    assert (
+        samples[("cx_queue_waiting", (("queue", "default"),))] == status["queues"]["default"] == 1
+    )
 
 
 def test_a_busy_agent_is_not_counted_ready(make_gateway: MakeGateway) -> None:

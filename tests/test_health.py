@@ -1,0 +1,134 @@
+"""The daemon's HTTP endpoint: /healthz, /readyz and /metrics (runtime.metrics_server)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import load_config
+from runtime.gateway import Gateway
+from runtime.metrics_server import EngineProbe, MetricsServer, serve
+from tests.conftest import MakeGateway, storage_config
+from tests.multiproc_support import free_port
+
+
+class Borrowed:
+    """The test's gateway lent to the probe: closing is the test's own business."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def metrics(self) -> dict[str, Any]:
+        return self.gateway.metrics()
+
+    def close(self) -> None:
+        pass
+
+
+class Silent:
+    """An engine whose actors never answer (until released)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def metrics(self) -> dict[str, Any]:
+        self.released.wait(10)
+        raise TimeoutError("no answer")
+
+    def close(self) -> None:
+        pass
+
+
+def get(server: MetricsServer, path: str) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status), bytes(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        **storage_config(tmp_path / "engine"),
+        "metrics": {"port": free_port(), "ready_timeout_seconds": 0.5},
+    }
+
+
+@pytest.fixture
+def endpoint(make_gateway: MakeGateway, config: dict[str, Any]) -> Iterator[MetricsServer]:
+    gw = make_gateway(**config)
+    settings = load_config(config)
+    server = serve(settings, EngineProbe(lambda: Borrowed(gw), 5))
+    assert server is not None
+    yield server
+    server.stop()
+
+
+def test_healthz_answers_while_the_process_serves(endpoint: MetricsServer) -> None:
+    assert get(endpoint, "/healthz") == (200, b"ok\n")
+
+
+def test_readyz_is_ready_when_every_actor_answers_and_the_archive_takes_writes(
+    endpoint: MetricsServer,
+) -> None:
+    status, body = get(endpoint, "/readyz")
+    assert (status, json.loads(body)) == (
+        200,
+        {"ready": True, "problems": {"actors": None, "archive": None}},
+    )
+
+
+def test_readyz_fails_with_503_when_the_archive_is_unwritable(
+    endpoint: MetricsServer, config: dict[str, Any]
+) -> None:
+    holder = sqlite3.connect(config["storage"]["archive"], isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the archive
+    try:
+        status, body = get(endpoint, "/readyz")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    answer = json.loads(body)
+    assert (status, answer["ready"], answer["problems"]["actors"]) == (503, False, None)
+    assert "refuses writes: database is locked" in answer["problems"]["archive"]
+
+
+def test_readyz_fails_with_503_when_an_actor_does_not_answer_in_time(
+    config: dict[str, Any],
+) -> None:
+    silent = Silent()
+    settings = load_config(config)
+    server = serve(settings, EngineProbe(lambda: silent, settings.metrics.ready_timeout_seconds))
+    assert server is not None
+    try:
+        status, body = get(server, "/readyz")
+    finally:
+        silent.released.set()
+        server.stop()
+    assert status == 503
+    assert json.loads(body)["problems"]["actors"] == (
+        "the engine's actors did not all answer within 0.5 s"
+    )
+
+
+def test_metrics_serves_the_engines_figures(endpoint: MetricsServer) -> None:
+    status, body = get(endpoint, "/metrics")
+    assert status == 200
+    assert b"cx_up 1.0" in body.splitlines()
+    assert b'cx_agents{presence="READY"} 0.0' in body.splitlines()
+
+
+def test_the_endpoint_is_off_without_a_port(tmp_path: Path) -> None:
+    settings = load_config(storage_config(tmp_path))
+    assert settings.metrics.port is None
+    assert serve(settings, EngineProbe(Silent, 1)) is None
