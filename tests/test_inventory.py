@@ -76,7 +76,7 @@ def test_conversations_filtered_by_customer(floor: tuple[Gateway, dict[str, str]
 
 def test_a_bad_filter_is_refused_naming_it(floor: tuple[Gateway, dict[str, str]]) -> None:
     gw, _ = floor
-    with pytest.raises(BadArgumentError, match="state must be one of .* got 'OPEN'"):
+    with pytest.raises(BadArgumentError, match=r"state must be one of .* got 'OPEN'"):
         gw.conversations(state="OPEN")
     with pytest.raises(BadArgumentError, match="min_age_seconds must be >= 0"):
         gw.conversations(min_age_seconds=-1)
