@@ -10,7 +10,9 @@ import pytest
 
 from runtime import cli, control
 from runtime.gateway import BadArgumentError, Gateway, UnknownIdError
+from runtime.netgateway import serve
 from tests.conftest import MakeGateway
+from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 
 def ids(found: list[dict[str, Any]]) -> list[str]:
@@ -141,3 +143,27 @@ def test_cx_metrics_prints_the_figures_of_the_endpoint(
     lines = capsys.readouterr().out.splitlines()
     assert 'cx_queue_waiting{queue="support"} 1.0' in lines
     assert 'cx_conversations{state="CREATED"} 2.0' in lines
+
+
+def test_the_network_gateway_lists_conversations_by_agent(make_gateway: MakeGateway) -> None:
+    def engine() -> Gateway:
+        gw = make_gateway(bot={"enabled": False})
+        gw.agent_login("bob")
+        gw.agent_ready("bob")
+        for n in range(3):
+            ref = gw.start_session(f"cust-{n}", "WEB", f"v{n}")
+            if n != 1:
+                gw.agent_join("bob", ref.conversation_id)
+        return gw
+
+    server = serve(engine, "127.0.0.1:0", TOKEN, MAX_FRAME)
+    try:
+        client = RawClient(server.port)
+        client.authenticate()
+        listed = client.call("conversations", agent_id="bob", state="ACTIVE")
+        customer = client.call("customer", customer_id="cust-1")
+        client.close()
+    finally:
+        server.close()
+    assert [c["customer_id"] for c in listed] == ["cust-0", "cust-2"]
+    assert (customer["rooms"][0]["conversations"], len(customer["live"])) == ([], 1)
