@@ -107,7 +107,9 @@ class Archivist(TimedActor):
         return self.archive
 
     def figures(self) -> dict[str, Any]:
-        return {"archive": self.tally.as_dict(), "archive_waiting": len(self.closings) + len(self.late)}
+        """Its archive writes, and how many wait (for a retry or their turn)."""
+        waiting = len(self.closings) + len(self.late)
+        return {"archive": self.tally.as_dict(), "archive_waiting": waiting}
 
     # ------------------------------------------------------------------ entry
 

@@ -17,7 +17,8 @@ from infra.config import load_config
 from runtime.gateway import Gateway
 from runtime.metrics_server import EngineProbe, MetricsServer, serve
 from tests.conftest import MakeGateway, storage_config
-from tests.multiproc_support import free_port
+from tests.multiproc_support import free_port, system_pids, write_config
+from tests.test_cli import cx
 
 
 class Borrowed:
@@ -132,3 +133,27 @@ def test_the_endpoint_is_off_without_a_port(tmp_path: Path) -> None:
     settings = load_config(storage_config(tmp_path))
     assert settings.metrics.port is None
     assert serve(settings, EngineProbe(Silent, 1)) is None
+
+
+@pytest.mark.multiproc
+def test_the_daemon_serves_health_and_metrics_until_it_stops(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, metrics={"port": port})
+    started = cx("start", "--config", str(config), cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as answer:
+            assert json.loads(answer.read())["ready"] is True
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:
+            lines = answer.read().decode().splitlines()
+        assert "cx_up 1.0" in lines
+        assert 'cx_restarts_total{kind="engine"} 0.0' in lines
+    finally:
+        stopped = cx("stop", "--config", str(config), cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not system_pids(config)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
