@@ -56,6 +56,7 @@ from actors.messages import (
     WatchHosts,
 )
 from actors.messages.nodes import NodeDown, NodeUp
+from actors.messages.survey import Roster
 from actors.nodes import node_requirements
 from actors.recovery_desk import RecoveryDesk
 from actors.room_desk import Live
@@ -218,14 +219,12 @@ class TopicMonitor(RecoveryDesk):
                 sender,
                 Reply(
                     message.call_id,
-                    {
-                        "router": self.wired().router,
-                        "routers": self.wired().every_router(),
-                        "hosts": self.placement.addresses(),
-                        "archivists": list(self.archivists),
-                    },
+                    {"router": self.wired().router, "routers": self.wired().every_router()},
                 ),
             )
+        elif isinstance(message, Roster):
+            actors = {"routers": self.wired().every_router(), "archivists": list(self.archivists)}
+            self.send(sender, Reply(message.call_id, {**actors, "hosts": self.placement.addresses()}))
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
         elif isinstance(message, NodeUp | NodeDown):

@@ -3,8 +3,8 @@
 customer's rooms: the part of :class:`runtime.gateway.Gateway`'s public API that surveys the
 whole engine rather than one conversation.
 
-The TopicMonitor names the engine's actors (``Directory``: the Routers, the conversation hosts
-and the Archivists); each is asked directly and the answers are added up here.
+The TopicMonitor names the engine's actors (``Roster``: the Routers, the conversation hosts and
+the Archivists); each is asked directly and the answers are added up here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from actors.messages import ArchivedQuery, Directory
-from actors.messages.survey import ConversationFilter, ListAgents, ListConversations, Survey
+from actors.messages import ArchivedQuery
+from actors.messages.survey import (
+    ConversationFilter,
+    ListAgents,
+    ListConversations,
+    Roster,
+    Survey,
+)
 from domain.enums import State
 from domain.events import EventName
 from domain.limits import MAX_ID
@@ -41,10 +47,12 @@ class Inventory:
 
     def metrics(self) -> dict[str, Any]:
         """Every figure of the engine's metrics, from one ``status()`` and one survey of each
-        actor: docs/OPERATIONS.md ("Metrics") says what each means."""
+        actor (the TopicMonitor, the AgentSupervisor, every Router, conversation host and
+        Archivist): docs/OPERATIONS.md ("Metrics") says what each means."""
         status = self.status()
         actors = self._actors()
         monitor = self._survey(self.engine.addresses.monitor)
+        self._survey(self.engine.addresses.agents)  # it counts nothing, but must answer
         routers = [self._survey(a) for a in actors["routers"]]
         hosts = [self._survey(a) for a in actors["hosts"]]
         archivists = [self._survey(a) for a in actors["archivists"]]
@@ -163,10 +171,10 @@ class Inventory:
 
     def _actors(self) -> dict[str, list[Any]]:
         link = self.engine
-        directory: dict[str, Any] = link.ask_direct(
-            link.addresses.monitor, Directory(link.call_id())
+        roster: dict[str, list[Any]] = link.ask_direct(
+            link.addresses.monitor, Roster(link.call_id())
         )
-        return {kind: list(directory.get(kind, [])) for kind in ("routers", "hosts", "archivists")}
+        return roster
 
     def _survey(self, address: Any) -> dict[str, Any]:
         figures: dict[str, Any] = self._ask(address, Survey(self.engine.call_id()))

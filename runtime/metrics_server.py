@@ -1,9 +1,9 @@
 """The daemon's HTTP endpoint: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
 
 It runs in the long-running daemon's process (``metrics.bind``, ``metrics.port``; port null:
-off), on threads of its own. One worker thread owns a gateway to the engine and takes every
-snapshot (:class:`EngineProbe`), so a scrape and a readiness check never use the gateway at
-once and an engine that does not answer holds one thread, never more.
+off), on threads of its own. One survey of the engine runs at a time, on a daemon thread,
+through one gateway (:class:`EngineProbe`): a scrape and a readiness check that come together
+wait for the same survey, and an engine that does not answer holds one thread, never more.
 
 - ``/healthz``: 200 while the process serves HTTP (it is alive);
 - ``/readyz``: 200 when every engine actor answered a survey within
@@ -19,7 +19,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -50,8 +50,8 @@ class NotAnswering(Exception):
 
 class EngineProbe:
     """Snapshots of the engine (``Gateway.metrics()``), each waited for ``timeout_s`` at
-    most, taken by one worker thread through one gateway (connected on first use, and again
-    after a failure). ``extra``: figures of the calling process merged into ``restarts``."""
+    most, taken one at a time through one gateway (connected on first use, and again after a
+    failure). ``extra``: figures of the calling process merged into ``restarts``."""
 
     def __init__(
         self,
@@ -64,8 +64,8 @@ class EngineProbe:
         self._timeout_s = timeout_s
         self._extra = extra
         self._gateway: Surveyed | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-metrics")
         self._pending: Future[dict[str, Any]] | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def snapshot(self) -> dict[str, Any]:
@@ -73,7 +73,10 @@ class EngineProbe:
         still running is waited for instead of starting another)."""
         with self._lock:
             if self._pending is None or self._pending.done():
-                self._pending = self._worker.submit(self._take)
+                self._pending = Future()
+                threading.Thread(
+                    target=self._run, args=(self._pending,), name="cx-metrics", daemon=True
+                ).start()
             pending = self._pending
         try:
             return pending.result(self._timeout_s)
@@ -85,8 +88,23 @@ class EngineProbe:
             raise NotAnswering(f"the engine did not answer: {error}") from None
 
     def close(self) -> None:
-        self._worker.submit(self._drop)
-        self._worker.shutdown(wait=False, cancel_futures=False)
+        """Close the gateway now, or once the survey still running ends."""
+        with self._lock:
+            self._closed = True
+            running = self._pending is not None and not self._pending.done()
+        if not running:
+            self._drop()
+
+    def _run(self, pending: Future[dict[str, Any]]) -> None:
+        """One survey, on a daemon thread of its own (the only one using the gateway)."""
+        try:
+            pending.set_result(self._take())
+        except Exception as error:
+            pending.set_exception(error)
+        with self._lock:
+            closed = self._closed
+        if closed:
+            self._drop()
 
     def _take(self) -> dict[str, Any]:
         if self._gateway is None:
@@ -101,7 +119,8 @@ class EngineProbe:
         return figures
 
     def _drop(self) -> None:
-        gateway, self._gateway = self._gateway, None
+        with self._lock:
+            gateway, self._gateway = self._gateway, None
         if gateway is not None:  # one to a gone engine may fail to close: it is dropped anyway
             with contextlib.suppress(Exception):
                 gateway.close()

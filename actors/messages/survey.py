@@ -21,6 +21,14 @@ class Survey:
 
 
 @dataclass(frozen=True, slots=True)
+class Roster:
+    """Answered by the TopicMonitor with the addresses of the actors a survey asks:
+    ``{"routers": [...], "hosts": [...], "archivists": [...]}`` (conversation hosts)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationFilter:
     """Which live conversations an inventory lists; None matches any. ``min_age_ms``: opened
     at least this long ago; ``limit``: at most this many from each host, the oldest first."""
