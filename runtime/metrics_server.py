@@ -29,10 +29,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from infra.config import Settings
 from infra.logs import get_logger
 from infra.storage_probe import archive_problem
-from runtime.gateway import Gateway
+from runtime.gateway import Gateway, UnavailableError
 from runtime.metrics import render
 
-__all__ = ["EngineProbe", "MetricsServer", "NotAnswering", "readiness", "serve", "start"]
+__all__ = ["EngineProbe", "MetricsServer", "readiness", "serve", "start"]
 
 log = get_logger("cx.metrics")
 
@@ -42,10 +42,6 @@ class Surveyed(Protocol):
 
     def metrics(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
-
-
-class NotAnswering(Exception):
-    """The engine did not answer the survey in time, or refused it."""
 
 
 class EngineProbe:
@@ -69,7 +65,7 @@ class EngineProbe:
         self._lock = threading.Lock()
 
     def snapshot(self) -> dict[str, Any]:
-        """The engine's figures; NotAnswering if they do not come within the bound (a survey
+        """The engine's figures; UnavailableError if they do not come within the bound (a survey
         still running is waited for instead of starting another)."""
         with self._lock:
             if self._pending is None or self._pending.done():
@@ -81,11 +77,11 @@ class EngineProbe:
         try:
             return pending.result(self._timeout_s)
         except FutureTimeout:
-            raise NotAnswering(
+            raise UnavailableError(
                 f"the engine's actors did not all answer within {self._timeout_s:g} s"
             ) from None
         except Exception as error:
-            raise NotAnswering(f"the engine did not answer: {error}") from None
+            raise UnavailableError(f"the engine did not answer: {error}") from None
 
     def close(self) -> None:
         """Close the gateway now, or once the survey still running ends."""
@@ -131,7 +127,7 @@ def readiness(probe: EngineProbe, settings: Settings) -> dict[str, str | None]:
     try:
         probe.snapshot()
         actors = None
-    except NotAnswering as error:
+    except UnavailableError as error:
         actors = str(error)
     timeout_s = settings.metrics.ready_timeout_seconds
     return {"actors": actors, "archive": archive_problem(settings.storage, timeout_s=timeout_s)}
