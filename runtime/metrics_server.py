@@ -7,7 +7,7 @@ wait for the same survey, and an engine that does not answer holds one thread, n
 
 - ``/healthz``: 200 while the process serves HTTP (it is alive);
 - ``/readyz``: 200 when every engine actor answered a survey within
-  ``metrics.ready_timeout_seconds`` and the archive takes writes
+  ``metrics.ready_timeout_seconds``, no journal refuses writes and the archive takes writes
   (:func:`infra.storage_probe.archive_problem`), else 503; the body (JSON) says which check
   failed and why;
 - ``/metrics``: the figures of :mod:`runtime.metrics`.
@@ -123,14 +123,19 @@ class EngineProbe:
 
 
 def readiness(probe: EngineProbe, settings: Settings) -> dict[str, str | None]:
-    """Each check's problem, None where it passed: ``actors`` and ``archive``."""
+    """Each check's problem, None where it passed: ``actors`` (every actor answered),
+    ``journal`` (no conversation host's journal refuses writes) and ``archive``."""
+    actors = journal = None
     try:
-        probe.snapshot()
-        actors = None
+        failing = probe.snapshot()["journal"]["failing_hosts"]
     except UnavailableError as error:
         actors = str(error)
+    else:
+        if failing:
+            journal = f"the journal of {failing} conversation host(s) refuses writes (see the log)"
     timeout_s = settings.metrics.ready_timeout_seconds
-    return {"actors": actors, "archive": archive_problem(settings.storage, timeout_s=timeout_s)}
+    archive = archive_problem(settings.storage, timeout_s=timeout_s)
+    return {"actors": actors, "journal": journal, "archive": archive}
 
 
 class MetricsServer(ThreadingHTTPServer):

@@ -85,7 +85,7 @@ def test_readyz_is_ready_when_every_actor_answers_and_the_archive_takes_writes(
     status, body = get(endpoint, "/readyz")
     assert (status, json.loads(body)) == (
         200,
-        {"ready": True, "problems": {"actors": None, "archive": None}},
+        {"ready": True, "problems": {"actors": None, "journal": None, "archive": None}},
     )
 
 
@@ -119,6 +119,24 @@ def test_readyz_fails_with_503_when_an_actor_does_not_answer_in_time(
     assert status == 503
     assert json.loads(body)["problems"]["actors"] == (
         "the engine's actors did not all answer within 0.5 s"
+    )
+
+
+def test_readyz_fails_with_503_while_a_journal_refuses_writes(config: dict[str, Any]) -> None:
+    class FailingJournal(Silent):
+        def metrics(self) -> dict[str, Any]:
+            return {"journal": {"failing_hosts": 1}}
+
+    settings = load_config(config)
+    server = serve(settings, EngineProbe(FailingJournal, 5))
+    assert server is not None
+    try:
+        status, body = get(server, "/readyz")
+    finally:
+        server.stop()
+    assert (status, json.loads(body)["problems"]["journal"]) == (
+        503,
+        "the journal of 1 conversation host(s) refuses writes (see the log)",
     )
 
 
