@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from infra.config import load_config
+from infra.storage_probe import archive_problem
 from runtime.gateway import Gateway
 from runtime.metrics_server import EngineProbe, MetricsServer, serve
 from tests.conftest import MakeGateway, storage_config
@@ -175,3 +176,17 @@ def test_the_daemon_serves_health_and_metrics_until_it_stops(tmp_path: Path) -> 
     assert not system_pids(config)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_a_postgres_archive_is_writable_until_it_turns_read_only(postgres_dsn: str) -> None:
+    import psycopg
+
+    storage = load_config({"storage": {"postgres": postgres_dsn}}).storage
+    assert archive_problem(storage, timeout_s=1) is None
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        name = db.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        db.execute(f'ALTER DATABASE "{name[0]}" SET default_transaction_read_only = on')
+    assert archive_problem(storage, timeout_s=1) == (
+        "the PostgreSQL archive is read-only (a standby, or default_transaction_read_only)"
+    )
