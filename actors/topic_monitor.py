@@ -20,7 +20,6 @@ that a locked archive delays only what must wait for it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -83,7 +82,7 @@ class TopicMonitor(RecoveryDesk):
         self.held: list[tuple[Deliver, Any]] = []
         self.boot_queries: list[tuple[Any, str]] = []
         self.stopping = False
-        self.restarts: Counter[str] = Counter()  # children lost and replaced, by kind
+        self.restarts = {"host": 0, "router": 0}  # children lost and replaced, by kind
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -6,7 +6,9 @@ from collections import Counter
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from thespian.actors import ActorExitRequest
 
+from runtime import testing
 from runtime.gateway import Gateway
 from runtime.metrics import SERIES, render
 from tests.conftest import MakeGateway
@@ -151,6 +153,17 @@ def test_the_service_level_is_the_share_answered_within_the_threshold(
         default = gw.metrics()["queues"]["default"]
     assert (default["answered"], default["answered_within"]) == (4, 2)
     assert default["service_level"] == 0.5
+
+
+def test_a_replaced_router_and_a_lost_host_count_as_restarts(make_gateway: MakeGateway) -> None:
+    with make_gateway(bot={"enabled": False}) as gw:
+        assert gw.metrics()["restarts"] == {"archivist": 0, "host": 0, "router": 0}
+        ref = gw.start_session("cust-1", "WEB", "v1")
+        testing.system(gw).tell(testing.directory(gw)["router"], ActorExitRequest())
+        testing.system(gw).tell(testing.host_of(gw, ref.conversation_id), ActorExitRequest())
+        figures = gw.metrics()
+    assert figures["restarts"] == {"archivist": 0, "host": 1, "router": 1}
+    assert figures["hosts"] == 1
 
 
 def test_a_scrape_when_the_engine_does_not_answer_reports_it_down() -> None:
