@@ -80,6 +80,7 @@ class Host(TimedActor):
         # scanning every live alarm of the host (100,000 conversations make that slow)
         self._armed: dict[str, set[Hashable]] = {}
         self._events: Counter[str] = Counter()  # events published here, by name (the metrics)
+        self._unsent: Counter[str] = Counter()  # those of the message being handled
 
     # HostContext ------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ class Host(TimedActor):
             self.local(entity_id, Apply(command))
 
     def count_events(self, events: list[Event]) -> None:
-        self._events.update(event.name for event in events)
+        self._unsent.update(event.name for event in events)  # counted once journaled
 
     def figures(self) -> dict[str, Any]:
         """Events published by this host's conversations (by name) and its journal writes."""
@@ -162,6 +163,10 @@ class Host(TimedActor):
         # Records reach the file before any reply or message leaves this host.
         if self._durability is not None:
             self._durability.flush()
+            if self._durability.failing:  # this message was undone: its events never left
+                self._unsent.clear()
+        self._events.update(self._unsent)
+        self._unsent.clear()
 
     def on_tick(self) -> None:
         if self._durability is not None:

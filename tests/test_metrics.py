@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from thespian.actors import ActorExitRequest
 
+from infra import journal
 from runtime import testing
-from runtime.gateway import Gateway
+from runtime.gateway import Gateway, UnavailableError
 from runtime.metrics import SERIES, render
 from tests.conftest import MakeGateway
+from tests.test_storage_faults import FaultyDisk
 
 #: Offers (not auto-accepted) time out after 10 s, requests after 60 s; an agent must answer a
 #: customer within 30 s; a silent customer expires after 120 s; the service level is 15 s.
@@ -180,3 +183,20 @@ def test_every_series_scraped_is_listed(make_gateway: MakeGateway) -> None:
         names = {name for name, _ in scraped(gw)}
     assert names <= set(SERIES)
     assert set(SERIES) - names <= {"cx_queue_service_level"}  # only once a request is answered
+
+
+def test_a_failed_journal_write_counts_as_a_failure_and_its_events_as_never_published(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FaultyDisk()
+    monkeypatch.setattr(journal, "DISK", disk)
+    with make_gateway() as gw:
+        ref = gw.start_session("cust-1", "WEB", "v1")
+        before = gw.metrics()
+        disk.full = True
+        with pytest.raises(UnavailableError):
+            gw.customer_message(ref.channel_session_id, "lost")
+        after = gw.metrics()
+    assert after["journal"]["failures"] - before["journal"]["failures"] == 1
+    assert after["journal"]["failing_hosts"] == 1
+    assert after["events"] == before["events"]
