@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from infra import journal
 from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 from runtime.metrics import SERIES, render
-from tests.conftest import MakeGateway
+from tests.conftest import MakeGateway, storage_config
+from tests.test_archivist import locked
 from tests.test_storage_faults import FaultyDisk
 
 #: Offers (not auto-accepted) time out after 10 s, requests after 60 s; an agent must answer a
@@ -200,3 +202,18 @@ def test_a_failed_journal_write_counts_as_a_failure_and_its_events_as_never_publ
     assert after["journal"]["failures"] - before["journal"]["failures"] == 1
     assert after["journal"]["failing_hosts"] == 1
     assert after["events"] == before["events"]
+
+
+def test_an_archive_write_refused_by_a_lock_counts_as_a_failure_and_waits(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    archive = tmp_path / "locked" / "archive.sqlite3"
+    with make_gateway(**storage_config(tmp_path / "locked")) as gw:
+        ref = gw.start_session("cust-1", "WEB", "v1")
+        with locked(archive):
+            gw.end_conversation(ref.conversation_id)
+            refused = gw.metrics()["archive"]
+        gw.advance(1)  # the retry finds the archive free
+        written = gw.metrics()["archive"]
+    assert (refused["writes"], refused["failures"], refused["waiting"]) == (1, 1, 1)
+    assert (written["writes"], written["failures"], written["waiting"]) == (2, 1, 0)
