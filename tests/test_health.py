@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import threading
 import urllib.error
@@ -16,7 +17,7 @@ import pytest
 from infra.config import load_config
 from infra.storage_probe import archive_problem
 from runtime.gateway import Gateway
-from runtime.metrics_server import EngineProbe, MetricsServer, serve
+from runtime.metrics_server import EngineProbe, MetricsServer, serve, start
 from tests.conftest import MakeGateway, storage_config
 from tests.multiproc_support import free_port, system_pids, write_config
 from tests.test_cli import cx
@@ -190,3 +191,11 @@ def test_a_postgres_archive_is_writable_until_it_turns_read_only(postgres_dsn: s
     assert archive_problem(storage, timeout_s=1) == (
         "the PostgreSQL archive is read-only (a standby, or default_transaction_read_only)"
     )
+
+
+def test_a_taken_port_leaves_the_engine_without_an_endpoint(config: dict[str, Any]) -> None:
+    settings = load_config(config)
+    with socket.socket() as taken:
+        taken.bind((settings.metrics.bind, settings.metrics.port or 0))
+        taken.listen()
+        assert start(settings, "config.yaml", restarts=dict) is None
