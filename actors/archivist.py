@@ -32,6 +32,8 @@ from typing import Any
 
 import structlog
 
+from actors.figures import WriteTally
+from actors.inventory import customer_rooms
 from actors.messages import (
     ArchivedActivity,
     ArchivedQuery,
@@ -80,6 +82,7 @@ class Archivist(TimedActor):
         self.waiting = False  # a retry is armed: nothing is tried before it fires
         self._retry_token = 0
         self._next_sent = False  # an ArchiveNext is on its way
+        self.tally = WriteTally()  # the archive writes of closings and late events
 
     def on_wired(self, sender: Any) -> None:
         """Open the archive (creating it on new storage) and tell the TopicMonitor, which reads
@@ -102,6 +105,11 @@ class Archivist(TimedActor):
             storage = self.wired().settings.storage
             self.archive = open_archive(storage, busy_timeout_ms=BUSY_TIMEOUT_MS)
         return self.archive
+
+    def figures(self) -> dict[str, Any]:
+        """Its archive writes, and how many wait (for a retry or their turn)."""
+        waiting = len(self.closings) + len(self.late)
+        return {"archive": self.tally.as_dict(), "archive_waiting": waiting}
 
     # ------------------------------------------------------------------ entry
 
@@ -168,7 +176,8 @@ class Archivist(TimedActor):
             conversation_id, closing = next(iter(self.closings.items()))
             request = closing.request
             try:
-                self._storage().store_conversation(request.record, request.events)
+                with self.tally.timed():
+                    self._storage().store_conversation(request.record, request.events)
             except StorageError as error:
                 self._back_off(conversation_id, error)
                 return False
@@ -185,7 +194,8 @@ class Archivist(TimedActor):
             return True
         late, caller = self.late[0]
         try:
-            self._storage().append_events(late.conversation_id, late.events)
+            with self.tally.timed():
+                self._storage().append_events(late.conversation_id, late.events)
         except StorageError as error:
             self._back_off(late.conversation_id, error)
             return False
@@ -290,6 +300,13 @@ class Archivist(TimedActor):
 
     def _query(self, query: ArchivedQuery, reply_to: ReplyTo | None) -> None:
         archive = self._storage()
+        if query.kind == "customer":
+            rooms = customer_rooms(archive, query.id)
+            if rooms is None:
+                self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no customer {query.id} in the archive")
+            else:
+                self.reply(reply_to, rooms)
+            return
         if query.kind == "history":
             if archive.room(query.id) is None:
                 self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"room {query.id} does not exist")

@@ -98,6 +98,7 @@ class ArchivistParent(EngineActor):
         # sent to an Archivist, by job id, not answered yet: the job and its archivist's index
         self.jobs: dict[str, tuple[_Job, int]] = {}
         self._job_ids = itertools.count(1)
+        self.archivists_restarted = 0  # Archivists that exited and were replaced
 
     def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """The Archivist stored the customer's first contact (``Reply``) or refused it."""
@@ -151,6 +152,7 @@ class ArchivistParent(EngineActor):
         index = next(i for i, a in enumerate(self.archivists) if a == address)
         lost = {call_id: job for call_id, (job, at) in self.jobs.items() if at == index}
         log.error("actor_restarted", actor="Archivist", partition=index, jobs=len(lost))
+        self.archivists_restarted += 1
         clock = self.wired().clock
         if clock is not None:  # virtual clock: its retry alarm died with it
             self.send(clock, AlarmAt(address, None))

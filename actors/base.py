@@ -33,6 +33,7 @@ from actors.messages import (
     WhoAmI,
     Wiring,
 )
+from actors.messages.survey import Survey
 from domain.errors import CxError, ErrorKind
 from infra.logs import configure_logging, shape
 from infra.proctitle import set_actor_title
@@ -129,6 +130,8 @@ class EngineActor(Actor):  # type: ignore[misc]
                 )
             elif isinstance(message, Drain):
                 pass
+            elif isinstance(message, Survey):
+                self.send(sender, Reply(message.call_id, self.figures()))
             elif isinstance(message, ActorExitRequest):
                 self.exiting = True
                 self.on_exit()
@@ -193,6 +196,10 @@ class EngineActor(Actor):  # type: ignore[misc]
 
     def on_exit(self) -> None:
         pass
+
+    def figures(self) -> dict[str, Any]:
+        """What this actor counts, for the engine's metrics (a Survey's answer)."""
+        return {}
 
     # sending ------------------------------------------------------------------
 

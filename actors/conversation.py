@@ -238,6 +238,8 @@ class ConversationEntity:
                 self._request_archive(host)
             elif isinstance(effect, ArchiveLate):
                 host.post(Ref(wiring.monitor, ""), ArchiveLateRequest(machine.id, effect.events))
+        if published:
+            host.count_events(published)
 
     def resume(self, host: HostContext) -> None:
         """After a rebuild from the journal: re-arm the timers with the time they had left

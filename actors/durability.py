@@ -35,6 +35,7 @@ import structlog
 
 from actors.alarms import AlarmHeap
 from actors.context import Entity, HostContext
+from actors.figures import WriteTally
 from actors.messages import (
     Alarm,
     Apply,
@@ -106,6 +107,7 @@ class Durability:
     # (conversation id -> the entities taken off); their entities' ids, refused meanwhile
     unrebuilt: dict[str, tuple[Entity | None, list[Entity]]] = field(default_factory=dict)
     _waiting: set[str] = field(default_factory=set)
+    tally: WriteTally = field(default_factory=WriteTally)  # the journal writes, for the metrics
 
     def __post_init__(self) -> None:
         if self.failing:  # a journal that could not start (its server unreachable)
@@ -136,7 +138,11 @@ class Durability:
         self.handled.clear()
         was_failing = self.failing
         try:
-            self.journal.flush()
+            if self.journal.pending:
+                with self.tally.timed():
+                    self.journal.flush()
+            else:
+                self.journal.flush()
         except JournalWriteFailed as error:
             self._undo(handled, str(error))
             if not was_failing:

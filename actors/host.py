@@ -11,7 +11,7 @@ Each host keeps one heap of alarms for all its entities (see :mod:`actors.timed`
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Hashable
 from typing import Any
 
@@ -24,6 +24,7 @@ from actors.channel_session import ChannelSessionEntity
 from actors.context import Entity
 from actors.conversation import ConversationEntity
 from actors.durability import PROBE_KEY, Durability, Item
+from actors.inventory import live_conversations
 from actors.messages import (
     AgentLogin,
     AgentsLost,
@@ -37,11 +38,13 @@ from actors.messages import (
     OpenConversation,
     Ref,
     Reload,
+    Reply,
     ReplyTo,
     Reroute,
     RestoreConversation,
     Restored,
 )
+from actors.messages.survey import ListConversations
 from actors.nodes import fits
 from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
@@ -50,6 +53,7 @@ from domain.effects import TellBot
 from domain.errors import ErrorKind, Refused
 from domain.ids import EntityKind, conversation_entity_id, conversation_id_of, entity_kind
 from domain.policy import Policy
+from domain.records import Event
 from infra.codec import CodecError
 from infra.journal_records import Record, conversation_of, open_record
 from infra.journal_store import Journal, open_journal
@@ -76,6 +80,8 @@ class Host(TimedActor):
         # the alarm keys each entity armed: removing an entity disarms its own keys instead of
         # scanning every live alarm of the host (100,000 conversations make that slow)
         self._armed: dict[str, set[Hashable]] = {}
+        self._events: Counter[str] = Counter()  # events published here, by name (the metrics)
+        self._unsent: Counter[str] = Counter()  # those of the message being handled
 
     # HostContext ------------------------------------------------------------------
 
@@ -141,12 +147,27 @@ class Host(TimedActor):
         for command in self._bot.answer(told):
             self.local(entity_id, Apply(command))
 
+    def count_events(self, events: list[Event]) -> None:
+        self._unsent.update(event.name for event in events)  # counted once journaled
+
+    def figures(self) -> dict[str, Any]:
+        """Events published by this host's conversations (by name) and its journal writes."""
+        durability = self._durability
+        return {
+            "events": dict(self._events),
+            "journal": None if durability is None else durability.tally.as_dict(),
+        }
+
     # journal durability ----------------------------------------------------------------
 
     def before_send(self) -> None:
         # Records reach the file before any reply or message leaves this host.
         if self._durability is not None:
             self._durability.flush()
+            if self._durability.failing:  # this message was undone: its events never left
+                self._unsent.clear()
+        self._events.update(self._unsent)
+        self._unsent.clear()
 
     def on_tick(self) -> None:
         if self._durability is not None:
@@ -201,6 +222,10 @@ class Host(TimedActor):
                 self._journal = open_journal(message.wiring.settings.storage, message.host_id)
                 self._durability = Durability(self, self._journal)
             self.replay_early()
+        elif isinstance(message, ListConversations):
+            now = max(self.now(), message.now)
+            found = live_conversations(self.entities.values(), message.where, now)
+            self.send(sender, Reply(message.call_id, found))
         elif isinstance(message, AgentsLost):
             for entity_id in list(self.entities):
                 self._mailbox.append((entity_id, message, None))

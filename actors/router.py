@@ -29,6 +29,7 @@ from actors.messages import (
     Status,
     StatusQuery,
 )
+from actors.messages.survey import ListAgents
 from actors.timed import TimedActor
 from domain.commands import RoutingUpdate
 from domain.errors import ErrorKind
@@ -106,6 +107,8 @@ class Router(TimedActor):
                 )
         elif isinstance(payload, StatusQuery):
             self.reply(item.reply_to, Status(agents=self._agents(), queues=book.waiting()))
+        elif isinstance(payload, ListAgents):
+            self.reply(item.reply_to, book.agent_list())
         else:
             self.refuse(
                 item.reply_to,
@@ -113,14 +116,20 @@ class Router(TimedActor):
                 f"Router cannot handle {type(payload).__name__}",
             )
 
+    def figures(self) -> dict[str, Any]:
+        """Per queue this Router owns: its routing outcomes, service level counts, waiting
+        requests and how long the oldest has waited."""
+        return {"queues": self._book().queue_figures(self.now())}
+
     def _agents(self) -> dict[str, int]:
-        """Agents by presence. An agent whose queues several Routers own reports to each: only
-        the Router of its first queue counts it, so that the Routers' counts add up."""
+        """Agents READY (with free capacity), BUSY and NOT_READY. An agent whose queues
+        several Routers own reports to each: only the Router of its first queue counts it, so
+        that the Routers' counts add up."""
         routers = self.wired().every_router()
         if len(routers) == 1:
-            return self._book().agents()
+            return self._book().availability()
         mine = self.myAddress
-        return self._book().agents(lambda queues: self.wired().router_of(queues[0]) == mine)
+        return self._book().availability(lambda queues: self.wired().router_of(queues[0]) == mine)
 
     def on_alarm(self, key: Hashable, payload: Any) -> None:
         self._perform(self._book().alarm(payload[0], payload[1], self.now()))

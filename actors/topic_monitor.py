@@ -56,6 +56,7 @@ from actors.messages import (
     WatchHosts,
 )
 from actors.messages.nodes import NodeDown, NodeUp
+from actors.messages.survey import Roster
 from actors.nodes import node_requirements
 from actors.operations_desk import OperationsDesk
 from actors.room_desk import Live
@@ -82,6 +83,7 @@ class TopicMonitor(OperationsDesk):
         self.held: list[tuple[Deliver, Any]] = []
         self.boot_queries: list[tuple[Any, str]] = []
         self.stopping = False
+        self.restarts = {"host": 0, "router": 0}  # children lost and replaced, by kind
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,6 +163,7 @@ class TopicMonitor(OperationsDesk):
             # re-arm theirs on their new host); the clock must not wait on a dead address
             self.send(clock, AlarmAt(address, None))
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
+        self.restarts["host"] += 1
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
         opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
         for conversation_id in orphans:
@@ -221,6 +224,9 @@ class TopicMonitor(OperationsDesk):
                     {"router": self.wired().router, "routers": self.wired().every_router()},
                 ),
             )
+        elif isinstance(message, Roster):
+            actors = {"routers": self.wired().every_router(), "archivists": list(self.archivists)}
+            self.send(sender, Reply(message.call_id, {**actors, "hosts": self.placement.addresses()}))
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
         elif isinstance(message, NodeUp | NodeDown):
@@ -305,6 +311,7 @@ class TopicMonitor(OperationsDesk):
         self.wiring = replace(wiring, router=routers[0], routers=routers)
         new = self.wired()
         log.error("actor_restarted", actor="Router")
+        self.restarts["router"] += 1
         self.send(started, new)
         for target in (*self.placement.addresses(), new.agents):
             self.send(target, Rewired(new, reroute=True))
@@ -383,6 +390,11 @@ class TopicMonitor(OperationsDesk):
             self.reply(reply_to, Location(conversation_id, None, State.CLOSED.value))
         else:
             self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {conversation_id}")
+
+    def figures(self) -> dict[str, Any]:
+        """Conversation hosts now, and the children replaced since this monitor started."""
+        restarts = {"archivist": self.archivists_restarted, **self.restarts}
+        return {"hosts": len(self.placement.hosts), "restarts": restarts}
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}

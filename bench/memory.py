@@ -72,6 +72,9 @@ class _Discarding:
     def disarm(self, entity_id: str, key: Hashable) -> None:
         pass
 
+    def count_events(self, events: list[Any]) -> None:
+        pass
+
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
         pass
 

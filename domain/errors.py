@@ -37,6 +37,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     ├── ConfigError [bad_argument] (infra.config.loader)
     │   └── ScenarioError [bad_argument] (runtime.simulation.scenario)
     ├── InvalidValue [bad_argument] (infra.config.checks)
+    ├── EnvironmentProblem [bad_argument] (infra.config.environment)
     ├── YamlProblem [bad_argument] (infra.yamlfile)
     ├── PayloadError [internal] (infra.archive_rows; also a ValueError)
     ├── StorageError [unavailable] (infra.archive_errors)

@@ -51,6 +51,7 @@ def routing_settings(settings: config.Settings) -> routing.RoutingPolicy:
         accept_timeout_ms=seconds_to_ms(configured.accept_timeout_seconds),
         request_ttl_ms=seconds_to_ms(configured.request_ttl_seconds),
         priorities={name: queue.priority for name, queue in configured.queues.items()},
+        service_level_ms=seconds_to_ms(settings.metrics.service_level_seconds),
     )
 
 

@@ -24,6 +24,7 @@ from domain.transitions import mermaid
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
 from runtime import cli_logs, control, daemon, pidfile
+from runtime.cli_inventory import add_commands as add_inventory_commands
 from runtime.cli_operations import add_commands, drain_command, reload_command
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
@@ -136,8 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--update", metavar="README", help="rewrite the diagram block of this Markdown file"
     )
 
+    add_inventory_commands(commands, with_config)
+
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "run", None) is not None:  # commands that name their own function
+            return int(args.run(args))
         if args.command == "start":
             return _start(args.config, foreground=args.foreground, salvage=args.salvage_journal)
         if args.command == "stop":

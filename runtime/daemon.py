@@ -52,7 +52,7 @@ from infra import logs, proctitle
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
-from runtime import procs, sdnotify
+from runtime import metrics_server, procs, sdnotify
 from runtime.bind import restrict
 from runtime.pidfile import (
     Record,
@@ -273,6 +273,9 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
             procs.reap_children()
             watcher = Watcher(engine, settings, report)
             report("running", engine, ())
+            endpoint = None
+            if config is not None:
+                endpoint = metrics_server.start(settings, config, restarts=lambda: watcher.restarts)
             log.info(
                 "engine started",
                 admin=record.admin,
@@ -301,6 +304,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
             finally:
                 if foreground:
                     sdnotify.notify(sdnotify.STOPPING)
+                if endpoint is not None:
+                    endpoint.stop()
                 log.info("engine stopping", admin=record.admin)
                 _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)

@@ -303,6 +303,7 @@ class Watcher:
         )
         self.clock = clock
         self.recovering: tuple[str, ...] = ()
+        self.restarts = {"engine": 0, "system": 0}  # completed restarts, by kind (the metrics)
 
     def check(self) -> int | None:
         """One look; an exit code when the daemon must give up, else None."""
@@ -351,6 +352,7 @@ class Watcher:
             self.policy.restarted(self.clock(), ok=False)
             return
         self.policy.restarted(self.clock(), ok=True)
+        self.restarts[kind] += 1
         log.warning(
             f"{kind} restarted",
             session=self.engine.session,

@@ -57,3 +57,6 @@ class RecordingHost:
 
     def tell_bot(self, entity_id: str, told: Any) -> None:
         self.posted.append(told)
+
+    def count_events(self, events: list[Any]) -> None:
+        pass

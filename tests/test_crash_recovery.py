@@ -164,7 +164,7 @@ def test_killed_router_is_replaced_and_loses_nothing(tmp_path: Path) -> None:
                 gw.status()
                 == {
                     "conversations": {"ACTIVE": 1, "CREATED": 1},
-                    "agents": {"NOT_READY": 0, "READY": 1},
+                    "agents": {"NOT_READY": 0, "READY": 0, "BUSY": 1},  # her one slot taken
                     "queues": {"default": 1},
                     "storage": {"failing_journals": 0},
                 }

@@ -135,7 +135,7 @@ def test_a_login_in_flight_when_its_host_dies_is_answered_unavailable(
         gw.agent_login("alice")
     gw.agent_login("alice")
     gw.agent_ready("alice")
-    assert gw.status()["agents"] == {"NOT_READY": 0, "READY": 1}
+    assert gw.status()["agents"] == {"NOT_READY": 0, "READY": 1, "BUSY": 0}
     assert supervisor(gw).forwarded == {}
 
 

@@ -83,7 +83,7 @@ def test_an_agent_of_queues_of_two_routers_is_counted_once(make_gateway: MakeGat
         queues = queues_of_router(0, 2, 1) + queues_of_router(1, 2, 1)
         gw.agent_login("alice", queues=queues)
         gw.agent_ready("alice")
-        assert gw.status()["agents"] == {"READY": 1, "NOT_READY": 0}
+        assert gw.status()["agents"] == {"READY": 1, "BUSY": 0, "NOT_READY": 0}
 
 
 def test_a_dead_router_is_replaced_and_learns_its_queues_requests(
@@ -112,7 +112,7 @@ def test_two_routers_in_their_own_processes_route_and_count(tmp_path: Path) -> N
         conversations = [requested(gw, f"cust-{n}", q) for n, q in enumerate(queues)]
         eventually(lambda: all(agents_in(gw, c, ["alice"]) for c in conversations))
         status = gw.status()
-        assert status["agents"] == {"READY": 1, "NOT_READY": 0}
+        assert status["agents"] == {"READY": 0, "BUSY": 1, "NOT_READY": 0}  # both slots taken
         assert sum(status["queues"].values()) == 0
 
 

@@ -18,8 +18,12 @@ from domain.routing.effects import (
     RoutingTimerKind,
     SetNotReady,
 )
+from domain.routing.tally import QueueTally
 
-__all__ = ["RoutingBook"]
+__all__ = ["BUSY", "RoutingBook"]
+
+#: An agent READY with no free capacity (every conversation it may take, it has).
+BUSY = "BUSY"
 
 
 # --- book state ------------------------------------------------------------------------------
@@ -68,6 +72,7 @@ class RoutingBook:
         self._last_order = 0
         self._last_epoch = 0
         self._now = 0  # the latest ``now`` seen, for the calls that carry none
+        self._tallies: dict[str, QueueTally] = {}  # queue -> its counts (domain.routing.tally)
 
     def reconfigure(self, settings: RoutingPolicy) -> None:
         """New settings from the next decision on: what waits keeps its place, and the
@@ -117,6 +122,9 @@ class RoutingBook:
         request = self._requests.get(request_id)
         if request is None:
             return []
+        self._tally(request.queue).answer(
+            now - request.enqueued_at, self._settings.service_level_ms
+        )
         self._end(request, taken=request.agent_id == agent_id)
         effects: list[RoutingEffect] = []
         self._match(now, effects)
@@ -166,6 +174,7 @@ class RoutingBook:
                 )
             )
             effects.append(SetNotReady(agent_id))
+            self._tally(request.queue).rona += 1
             self._release(request)
             self._requeue(request)
             agent = self._agents.get(agent_id)
@@ -181,6 +190,7 @@ class RoutingBook:
                     None,
                 )
             )
+            self._tally(request.queue).no_agent += 1
             self._end(request)
         self._match(now, effects)
         return effects
@@ -227,13 +237,57 @@ class RoutingBook:
         """Agents by presence; only those whose queues ``counted`` accepts, if given."""
         counts = {Presence.READY.value: 0, Presence.NOT_READY.value: 0}
         for agent in self._agents.values():
-            if counted is not None and not counted(agent.queues):
-                continue
-            presence = Presence.READY if agent.ready else Presence.NOT_READY
-            counts[presence.value] += 1
+            if counted is None or counted(agent.queues):
+                presence = Presence.READY if agent.ready else Presence.NOT_READY
+                counts[presence.value] += 1
         return counts
 
+    def availability(
+        self, counted: Callable[[tuple[str, ...]], bool] | None = None
+    ) -> dict[str, int]:
+        """Agents READY with free capacity, BUSY (ready, with none free) and NOT_READY; only
+        those whose queues ``counted`` accepts, if given."""
+        counts = {Presence.READY.value: 0, BUSY: 0, Presence.NOT_READY.value: 0}
+        for agent in self._agents.values():
+            if counted is None or counted(agent.queues):
+                counts[_availability_of(agent)] += 1
+        return counts
+
+    def agent_list(self) -> list[dict[str, object]]:
+        """Every agent the book knows: id, presence (READY, NOT_READY or BUSY), free capacity
+        and queues, in registration order."""
+        return [
+            {
+                "agent_id": agent.id,
+                "presence": _availability_of(agent),
+                "free": agent.free,
+                "queues": list(agent.queues),
+            }
+            for agent in self._agents.values()
+        ]
+
+    def queue_figures(self, now: int) -> dict[str, dict[str, int]]:
+        """Queue -> its counts (:class:`QueueTally`), ``waiting`` and ``oldest_wait_ms`` (how
+        long the oldest waiting request has waited at ``now``; 0 when none waits); every queue
+        ever used."""
+        figures: dict[str, dict[str, int]] = {}
+        for queue in {**self._queues, **self._tallies}:
+            places = self._queues.get(queue, [])
+            oldest = max(now - places[0][0], 0) if places else 0
+            figures[queue] = {
+                **self._tallies.get(queue, QueueTally()).as_dict(),
+                "waiting": len(places),
+                "oldest_wait_ms": oldest,
+            }
+        return figures
+
     # --- internals ---------------------------------------------------------------------------
+
+    def _tally(self, queue: str) -> QueueTally:
+        tally = self._tallies.get(queue)
+        if tally is None:
+            tally = self._tallies[queue] = QueueTally()
+        return tally
 
     def _see(self, now: int) -> None:
         self._now = max(self._now, now)
@@ -327,6 +381,7 @@ class RoutingBook:
         request.agent_id = agent.id
         request.offered = offer
         request.epoch = agent.epoch
+        self._tally(request.queue).assigned += 1
         effects.append(Assign(request.id, request.conversation_id, agent.id, request.queue, offer))
         if offer:
             effects.append(
@@ -340,3 +395,9 @@ class RoutingBook:
             )
             accept = RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id)
             effects.append(self._arm(accept, now + self._settings.accept_timeout_ms))
+
+
+def _availability_of(agent: _Agent) -> str:
+    if not agent.ready:
+        return Presence.NOT_READY.value
+    return Presence.READY.value if agent.free > 0 else BUSY

@@ -36,6 +36,7 @@ class RoutingPolicy:
     request_ttl_ms: int = 120_000
     priorities: Mapping[str, int] = field(default_factory=dict)  # queue -> priority, default 0
     remember_ended: int = 10_000  # ended request ids kept so that a late duplicate is ignored
+    service_level_ms: int = 20_000  # a request answered within this waited "within service level"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from domain.errors import CxError, ErrorKind
 from infra.config.checks import InvalidValue
 from infra.config.schema import SCHEMA
 
@@ -30,8 +31,11 @@ SEPARATOR = "__"
 SOURCE = "environment"
 
 
-class EnvironmentProblem(Exception):
-    """A variable that names no key, or whose value the key refuses."""
+class EnvironmentProblem(CxError):
+    """A variable that names no key, or whose value the key refuses (``load_config`` turns it
+    into a ConfigError naming the variable)."""
+
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__(f"{variable}: {problem}")

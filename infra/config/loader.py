@@ -20,6 +20,7 @@ from infra.config.settings import (
     BotSettings,
     GatewaySettings,
     LoggingSettings,
+    MetricsSettings,
     PlacementSettings,
     QueueSettings,
     RoutingSettings,
@@ -91,6 +92,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         routing=RoutingSettings(**{**routing, "queues": MappingProxyType(queues)}),
         gateway=GatewaySettings(**clean["gateway"]),
         logging=LoggingSettings(**clean["logging"]),
+        metrics=MetricsSettings(**clean["metrics"]),
         source=source,
     )
 

@@ -240,6 +240,12 @@ SCHEMA: Mapping[str, _Spec] = {
         "outbound_bytes": _Key(16777216, integer(1024)),
         "total_outbound_bytes": _Key(268435456, integer(1024)),
     },
+    "metrics": {
+        "bind": _Key("127.0.0.1", ip_address),
+        "port": _Key(None, optional(integer(1, 65535))),
+        "service_level_seconds": _Key(20, duration),
+        "ready_timeout_seconds": _Key(2, duration),
+    },
     "logging": {
         "format": _Key("json", choice(LOG_FORMATS)),
         "level": _Key("info", choice(LOG_LEVELS, fold_case=True)),

@@ -117,6 +117,16 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The daemon's HTTP endpoint (Prometheus metrics, health): ``port`` None is off."""
+
+    bind: str
+    port: int | None
+    service_level_seconds: float
+    ready_timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     format: str
     level: str
@@ -137,6 +147,7 @@ class Settings:
     routing: RoutingSettings
     gateway: GatewaySettings
     logging: LoggingSettings
+    metrics: MetricsSettings
     source: str
 
     def queue_sla_seconds(self, queue: str) -> float:
