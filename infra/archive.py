@@ -26,8 +26,10 @@ from typing import Any
 
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
+from infra.archive_migrate import migrate_sqlite
 from infra.archive_reads import ArchiveReads
 from infra.archive_rows import (
+    PayloadError,
     RoomRecord,
     check_events,
     rows_of_conversation,
@@ -108,11 +110,21 @@ class Archive(ArchiveReads):
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                         version = SCHEMA_VERSION
+            if version == 1 and create:
+                with self._write():
+                    if self._version() == 1:  # not migrated by another process meanwhile
+                        try:
+                            migrate_sqlite(self._db)
+                        except PayloadError as exc:
+                            raise StorageError(f"{self._name}: cannot migrate: {exc}") from exc
+                        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    version = self._version()
         except sqlite3.Error as exc:
             raise StorageError(f"{self._name}: cannot read the archive: {exc}") from exc
         if version != SCHEMA_VERSION:
             raise StorageError(
                 f"{self._name}: archive schema version {version}, expected {SCHEMA_VERSION}"
+                + (" (a writer opening it migrates it)" if version == 1 else "")
             )
 
     def _version(self) -> int:
