@@ -78,6 +78,21 @@ class ArchiveReads:
         )
         return [self._conversation(row) for row in rows]
 
+    def conversations_between(
+        self, start_ms: int, end_ms: int, *, after: tuple[int, str] | None = None, limit: int = 500
+    ) -> list[ConversationRecord]:
+        """Up to ``limit`` archived conversations created in ``[start_ms, end_ms)``, oldest
+        first (created_at, then id); ``after``: only those after this (created_at, id), the
+        last of the previous page."""
+        since, last_id = after if after is not None else (start_ms, "")
+        rows = self._rows(
+            "SELECT * FROM conversations WHERE created_at >= ? AND created_at < ?"
+            " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            " ORDER BY created_at, id LIMIT ?",
+            (start_ms, end_ms, since, since, last_id, limit),
+        )
+        return [self._conversation(row) for row in rows]
+
     def events(self, conversation_id: str, after_seq: int = 0) -> list[Event]:
         """The conversation's events with seq > ``after_seq``, in seq order."""
         rows = self._rows(

@@ -202,8 +202,9 @@ def _emitter_type(value: str) -> ParticipantType | str:
 BYTES_KEY = "$bytes"
 
 
-def _plain(value: object) -> object:
-    # Payloads are typed as Mapping (possibly read-only views); JSON encodes dicts only.
+def json_default(value: object) -> object:
+    """``json.dumps``'s ``default`` for payloads: read-only maps as dicts, bytes as
+    ``{"$bytes": base64}``; anything else is not a payload value (``TypeError``)."""
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, bytes):
@@ -233,7 +234,7 @@ def pack(payload: Payload) -> str:
     _check_reserved(payload)
     try:
         return json.dumps(
-            dict(payload), default=_plain, allow_nan=False, ensure_ascii=False,
+            dict(payload), default=json_default, allow_nan=False, ensure_ascii=False,
             separators=(",", ":"),
         )  # fmt: skip
     except (TypeError, ValueError) as exc:

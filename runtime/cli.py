@@ -22,7 +22,7 @@ from pathlib import Path
 from domain.transitions import mermaid
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
-from runtime import control, daemon, pidfile
+from runtime import control, daemon, export, pidfile
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
 from runtime.demo import run_demo
@@ -92,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     history.add_argument("room", metavar="ROOM", help="the room id")
     history.add_argument("--json", action="store_true", help="print JSON")
+    export.add_arguments(
+        with_config(
+            commands.add_parser("export", help="archived conversations created in a time range")
+        )
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -135,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gateway(args.config, connect=control.connect)
         if args.command == "history":
             return history_command(args.config, args.room, as_json=args.json)
+        if args.command == "export":
+            return export.export_command(
+                args.config, args.start, args.end, fmt=args.format, out=args.out
+            )
         if args.command == "demo":
             if args.embedded:
                 return run_demo(args.config)
@@ -150,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except control.NotRunningError as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 1
-    except (ConfigError, GatewayError, UsageError) as error:
+    except (ConfigError, GatewayError, UsageError, export.ExportError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 2
     except (control.StartError, control.StopError, StorageError) as error:
