@@ -27,7 +27,6 @@ from typing import Any
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_migrate import migrate_sqlite
-from infra.archive_reads import ArchiveReads
 from infra.archive_rows import (
     PayloadError,
     RoomRecord,
@@ -36,9 +35,10 @@ from infra.archive_rows import (
     rows_of_events,
 )
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
+from infra.archive_upkeep import ArchiveUpkeep
 
 
-class Archive(ArchiveReads):
+class Archive(ArchiveUpkeep):
     """One SQLite archive file (or ``":memory:"``). Not shared between threads."""
 
     def __init__(
@@ -172,6 +172,10 @@ class Archive(ArchiveReads):
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{self._name}: read failed: {exc}") from exc
+
+    def _run_writes(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        with self._write():
+            return [self._db.execute(sql, params).rowcount for sql, params in statements]
 
     # -- rooms and customers ------------------------------------------------------------------
 

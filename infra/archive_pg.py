@@ -29,13 +29,13 @@ import psycopg
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg_schema import connect
-from infra.archive_reads import ArchiveReads
 from infra.archive_rows import (
     RoomRecord,
     check_events,
     rows_of_conversation,
     rows_of_events,
 )
+from infra.archive_upkeep import ArchiveUpkeep
 from infra.pg import SYNCHRONOUS_COMMIT, describe
 
 APPLICATION = "cx-archive"
@@ -72,7 +72,7 @@ _EVENT = (
 )
 
 
-class PgArchive(ArchiveReads):
+class PgArchive(ArchiveUpkeep):
     """The archive in the PostgreSQL database ``dsn``. Not shared between threads."""
 
     def __init__(
@@ -149,6 +149,12 @@ class PgArchive(ArchiveReads):
             raise ArchiveUnavailable(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
+
+    def _run_writes(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        with self._write() as db:
+            return [
+                db.execute(sql.replace("?", "%s"), params).rowcount for sql, params in statements
+            ]
 
     # -- rooms and customers ------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ from runtime.supervise import (
     start_engine,
 )
 from runtime.system import salvaging, start_member
+from runtime.upkeep import Upkeep
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -248,6 +249,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 pid_file=str(files.pid),
             )
             code = 0
+            upkeep = Upkeep(settings)  # webhooks and retention, when configured
+            upkeep.start()
             try:
                 checked = time.monotonic()
                 while not stop and not code:
@@ -260,6 +263,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                 else:
                     log.info("stop requested", signal=signal.Signals(stop.signal or 15).name)
             finally:
+                upkeep.stop()
                 log.info("engine stopping", admin=record.admin)
                 _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)

@@ -25,11 +25,13 @@ from infra.config.settings import (
     SystemSettings,
     TimerSettings,
 )
+from infra.config.webhooks import webhook_settings
 from infra.yamlfile import YamlProblem, read_yaml
 
 
 class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
+
     kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, source: str, key: str, problem: str) -> None:
@@ -89,6 +91,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         gateway=GatewaySettings(**clean["gateway"]),
         logging=LoggingSettings(**clean["logging"]),
         source=source,
+        webhooks=webhook_settings(clean["webhooks"]),
     )
 
 

@@ -1,0 +1,203 @@
+"""Webhooks: a receiver that is down gets every event afterwards, in order, once each by
+sequence number; signatures verify with the secret and fail otherwise; a restart resumes
+from the durable cursor; a backlog over its bound is passed over and reported. Time is the
+test's: each step is given its ``now``, nothing sleeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from infra.archive import Archive
+from infra.config import load_config
+from infra.config.webhooks import WebhookSettings
+from runtime.upkeep import Upkeep
+from runtime.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify
+from tests.multiproc_support import free_port
+from tests.test_archive import late_activity, make_conversation
+
+SECRET = "a-secret-of-some-length"
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1: records what it acknowledges; ``status`` is its answer."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.status = 200
+        self.received: list[tuple[str, int]] = []
+        self.bodies: list[tuple[bytes, str]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.status == 200:
+                    receiver.received.append(
+                        (self.headers["X-Cx-Conversation"], int(self.headers["X-Cx-Seq"]))
+                    )
+                    receiver.bodies.append((body, self.headers[SIGNATURE_HEADER]))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver(free_port())
+    yield receiver
+    receiver.down()
+
+
+def webhook(receiver: Receiver, **overrides: Any) -> WebhookSettings:
+    settings = WebhookSettings(
+        name="crm", url=f"http://127.0.0.1:{receiver.port}/hook", secret=SECRET,
+        events=frozenset(), timeout_seconds=5, backoff_seconds=1, max_backoff_seconds=16,
+        max_backlog=100,
+    )  # fmt: skip
+    return dataclasses.replace(settings, **overrides)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    with Archive(tmp_path / "archive.db") as opened:
+        for index in range(3):
+            record, events = make_conversation(f"conv-{index}", created_at=1_000 + index)
+            opened.store_conversation(record, events)
+        yield opened
+
+
+def everything(archive: Archive) -> list[tuple[str, int]]:
+    return [(f"conv-{i}", e.seq) for i in range(3) for e in archive.events(f"conv-{i}")]
+
+
+def test_a_receiver_down_for_a_minute_gets_every_event_afterwards_in_order_once_each(
+    archive: Archive, receiver: Receiver
+) -> None:
+    dispatcher = WebhookDispatcher(archive, webhook(receiver))
+    now = 0
+    while now < 60_000:  # down for a minute: retried with backoff 1, 2, 4, 8, 16, 16... s
+        now += dispatcher.step(now)
+    assert receiver.received == []
+    assert dispatcher.attempts == 7  # at 0, 1, 3, 7, 15, 31, 47 s
+
+    receiver.up()
+    dispatcher.step(now)  # the next retry, due at 63 s
+    assert dispatcher.failures == 0
+    dispatcher.step(now + 60_000)  # nothing is delivered twice
+    assert receiver.received == everything(archive)
+
+
+def test_late_events_of_a_delivered_conversation_follow_it(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    dispatcher = WebhookDispatcher(archive, webhook(receiver))
+    dispatcher.step(0)
+    before = everything(archive)
+    archive.append_events("conv-1", [late_activity(4)])
+    dispatcher.step(1_000)
+    assert receiver.received == [*before, ("conv-1", 4)]
+
+
+def test_each_body_is_signed_with_the_secret_and_a_tampered_one_fails(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver)).step(5_000)
+    body, signature = receiver.bodies[1]
+    assert verify(SECRET, signature, body)
+    assert signature == sign(SECRET, 5_000, body)
+    assert not verify("another-secret-entirely", signature, body)
+    assert not verify(SECRET, signature, body.replace(b"conv-0", b"conv-9"))
+    assert not verify(SECRET, "t=5000", body)
+    document = json.loads(body)
+    assert (document["conversation_id"], document["seq"], document["event"]["name"]) == (
+        "conv-0", 2, "CUSTOMER_MESSAGE",
+    )  # fmt: skip
+
+
+def test_only_the_events_named_by_the_filter_are_delivered(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver, events=frozenset({"CUSTOMER_MESSAGE"}))).step(0)
+    assert receiver.received == [("conv-0", 2), ("conv-1", 2), ("conv-2", 2)]
+
+
+def test_a_restarted_dispatcher_resumes_after_the_last_acknowledged_event(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver)).step(0)
+    before = everything(archive)
+    archive.append_events("conv-1", [late_activity(4), late_activity(5)])
+    receiver.status = 503  # refuses what follows: not acknowledged
+    WebhookDispatcher(archive, webhook(receiver)).step(1_000)
+    receiver.status = 200
+    again = WebhookDispatcher(archive, webhook(receiver))  # a new process: state from the archive
+    again.step(2_000)
+    assert receiver.received == [*before, ("conv-1", 4), ("conv-1", 5)]
+
+
+def test_a_backlog_over_its_bound_passes_over_the_oldest_and_reports_it(
+    archive: Archive, receiver: Receiver
+) -> None:
+    dispatcher = WebhookDispatcher(archive, webhook(receiver, max_backlog=1))
+    with capture_logs() as logs:
+        dispatcher.step(0)
+    assert dispatcher.skipped == 2
+    (over,) = [line for line in logs if line["event"] == "webhook_backlog_over_bound"]
+    assert (over["skipped"], over["log_level"]) == (2, "warning")
+
+    receiver.up()
+    dispatcher.step(10_000)
+    assert receiver.received == [("conv-2", 1), ("conv-2", 2), ("conv-2", 3)]
+
+
+def test_the_upkeep_delivers_every_configured_webhook(tmp_path: Path, receiver: Receiver) -> None:
+    settings = load_config(
+        {
+            "storage": {"archive": str(tmp_path / "archive.db")},
+            "webhooks": [
+                {"name": "a", "url": f"http://127.0.0.1:{receiver.port}/a", "secret": SECRET},
+                {"name": "b", "url": f"http://127.0.0.1:{receiver.port}/b", "secret": SECRET,
+                 "events": ["TOPIC_STATE_CHANGED"]},
+            ],
+        }
+    )  # fmt: skip
+    with Archive(tmp_path / "archive.db") as archive:
+        record, events = make_conversation()
+        archive.store_conversation(record, events)
+    receiver.up()
+    upkeep = Upkeep(settings, clock=lambda: 0)
+    try:
+        assert upkeep.tick(0) == 1_000
+    finally:
+        upkeep.stop()
+    assert sorted(receiver.received) == sorted(
+        [("conv-1", 1), ("conv-1", 2), ("conv-1", 3), ("conv-1", 3)]
+    )
