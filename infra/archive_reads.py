@@ -40,13 +40,16 @@ class ArchiveReads:
         # By customer_id alone (the plain index; a customer has a few rooms at most), then
         # the kind here: in SQLite the same query with type and mode bound took three times
         # as long.
-        for row in self._rows("SELECT * FROM rooms WHERE customer_id = ?", (customer_id,)):
-            if (
-                row["type"] == RoomType.CUSTOMER.value
-                and row["mode"] == RoomMode.CONTACT_CENTER.value
-            ):
-                return room_record(row)
+        for room in self.rooms_of_customer(customer_id):
+            if room.type is RoomType.CUSTOMER and room.mode is RoomMode.CONTACT_CENTER:
+                return room
         return None
+
+    def rooms_of_customer(self, customer_id: str) -> list[RoomRecord]:
+        return [
+            room_record(row)
+            for row in self._rows("SELECT * FROM rooms WHERE customer_id = ?", (customer_id,))
+        ]
 
     def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool:
         """Whether ``record_customer_identity`` already stored this identity (a read: a

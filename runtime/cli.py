@@ -26,6 +26,7 @@ from runtime import control, daemon, export, pidfile
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
 from runtime.demo import run_demo
+from runtime.export import forget_command
 from runtime.gateway import GatewayError
 from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
@@ -92,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     history.add_argument("room", metavar="ROOM", help="the room id")
     history.add_argument("--json", action="store_true", help="print JSON")
+    forget = with_config(
+        commands.add_parser(
+            "forget", help="delete everything the archive holds of a customer (none live)"
+        )
+    )
+    forget.add_argument("customer", metavar="CUSTOMER_ID", help="the customer id")
     export.add_arguments(
         with_config(
             commands.add_parser("export", help="archived conversations created in a time range")
@@ -140,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gateway(args.config, connect=control.connect)
         if args.command == "history":
             return history_command(args.config, args.room, as_json=args.json)
+        if args.command == "forget":
+            return forget_command(args.config, args.customer)
         if args.command == "export":
             return export.export_command(
                 args.config, args.start, args.end, fmt=args.format, out=args.out
@@ -159,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except control.NotRunningError as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 1
-    except (ConfigError, GatewayError, UsageError, export.ExportError) as error:
+    except (ConfigError, GatewayError, UsageError) as error:
         print(f"cx {args.command}: {error}", file=sys.stderr)
         return 2
     except (control.StartError, control.StopError, StorageError) as error:

@@ -1,4 +1,5 @@
-"""``cx export``: archived conversations created in a time range, as JSON lines or CSV.
+"""``cx export``: archived conversations created in a time range, as JSON lines or CSV; and
+``cx forget``, a customer's data deleted on request.
 
 The archive is read directly (read-only, as ``storage`` names it), page by page in creation
 order, so an export needs no running engine and holds one page in memory whatever the range.
@@ -21,12 +22,13 @@ from typing import Any, TextIO
 
 from actors.snapshots import event_dict, record_dict
 from domain.enums import ParticipantType
-from domain.errors import CxError, ErrorKind
 from domain.records import ConversationRecord
 from infra.archive_rows import json_default
 from infra.archive_store import ArchiveStore, open_archive
 from infra.config import load_config
 from infra.timefmt import iso
+from runtime import control
+from runtime.cli_send import UsageError
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = (
@@ -37,19 +39,13 @@ CSV_COLUMNS = (
 PAGE = 500
 
 
-class ExportError(CxError):
-    """An export that cannot be made as asked (a bad time or range); nothing is written."""
-
-    kind = ErrorKind.BAD_ARGUMENT
-
-
 def parse_time(value: str, option: str) -> int:
     """An ISO-8601 date or time (``2026-12-01``, ``2026-12-01T08:00:00Z``; without a zone:
     UTC) as milliseconds since the epoch."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ExportError(
+        raise UsageError(
             f"{option}: {value!r} is not an ISO-8601 date or time (e.g. 2026-12-01T08:00:00Z)"
         ) from None
     if moment.tzinfo is None:
@@ -70,9 +66,9 @@ def conversations(
 def export(archive: ArchiveStore, start_ms: int, end_ms: int, fmt: str, out: TextIO) -> int:
     """Write the range's conversations to ``out`` in ``fmt``; how many were written."""
     if fmt not in FORMATS:
-        raise ExportError(f"--format: {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format: {fmt!r}: expected one of {', '.join(FORMATS)}")
     if end_ms <= start_ms:
-        raise ExportError("--to must be later than --from")
+        raise UsageError("--to must be later than --from")
     count = 0
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
@@ -96,6 +92,16 @@ def _csv_row(record: ConversationRecord, events: int) -> list[Any]:
         " ".join(p.id for p in record.participants if p.type is ParticipantType.AGENT),
         json.dumps(dict(record.data), ensure_ascii=False, default=json_default),
     ]  # fmt: skip
+
+
+def forget_command(config: str, customer_id: str) -> int:
+    """``cx forget``: through the running engine, which refuses while the customer has a
+    live conversation (exit code 2) and deletes nothing then."""
+    with control.connect(config) as gw:
+        forgotten = gw.forget_customer(customer_id)
+    counts = ", ".join(f"{count} {what}" for what, count in forgotten.items())
+    print(f"cx forget: customer {customer_id}: deleted {counts}")
+    return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +136,7 @@ def export_command(
     count to stderr."""
     start_ms, end_ms = parse_time(start, "--from"), parse_time(end, "--to")
     if end_ms <= start_ms:
-        raise ExportError("--to must be later than --from")
+        raise UsageError("--to must be later than --from")
     settings = load_config(config)
     with open_archive(settings.storage, read_only=True, create=False) as archive:
         if out is None:
