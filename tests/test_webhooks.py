@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,56 +18,17 @@ from infra.archive import Archive
 from infra.config import load_config
 from infra.config.webhooks import WebhookSettings
 from runtime.upkeep import Upkeep
-from runtime.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify
-from tests.multiproc_support import free_port
+from runtime.webhooks import WebhookDispatcher, sign, verify
 from tests.test_archive import late_activity, make_conversation
+from tests.webhook_support import Receiver
 
 SECRET = "a-secret-of-some-length"
 
 
-class Receiver:
-    """An HTTP receiver on 127.0.0.1: records what it acknowledges; ``status`` is its answer."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.status = 200
-        self.received: list[tuple[str, int]] = []
-        self.bodies: list[tuple[bytes, str]] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.status == 200:
-                    receiver.received.append(
-                        (self.headers["X-Cx-Conversation"], int(self.headers["X-Cx-Seq"]))
-                    )
-                    receiver.bodies.append((body, self.headers[SIGNATURE_HEADER]))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver(free_port())
-    yield receiver
-    receiver.down()
+    with Receiver.on_free_port() as receiving:
+        yield receiving
 
 
 def webhook(receiver: Receiver, **overrides: Any) -> WebhookSettings:
