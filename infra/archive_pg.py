@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
@@ -92,6 +93,9 @@ class PgArchive(ArchiveUpkeep):
             return self._db
         try:
             db = connect(self._dsn, application_name=APPLICATION, create=self._create)
+            # jsonb payloads come as their JSON text, decoded by archive_rows.unpack as
+            # SQLite's are (bytes restored), not as the driver's dicts.
+            db.adapters.register_loader("jsonb", TextLoader)
             db.execute(
                 "SELECT set_config('synchronous_commit', %s, false),"
                 " set_config('default_transaction_read_only', %s, false)",

@@ -242,9 +242,7 @@ def pack(payload: Payload) -> str:
 
 
 def unpack(stored: object, conversation_id: str) -> dict[str, Any]:
-    """A stored payload: JSON text (SQLite) or the object the driver decoded (``jsonb``)."""
-    if isinstance(stored, dict):  # jsonb, decoded by the driver
-        stored = json.dumps(stored)
+    """A stored payload: JSON text (both backends give ``data`` as text)."""
     if not isinstance(stored, str):
         raise PayloadError(f"conversation {conversation_id}: payload is not JSON text")
     if len(stored) > MAX_PAYLOAD_BYTES:
