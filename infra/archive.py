@@ -36,6 +36,7 @@ from infra.archive_rows import (
 )
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
 from infra.archive_upkeep import ArchiveUpkeep
+from infra.timefmt import wall_ms
 
 
 class Archive(ArchiveUpkeep):
@@ -235,10 +236,11 @@ class Archive(ArchiveUpkeep):
             # stored again after late events were appended.
             self._db.execute(
                 "INSERT INTO conversations (id, room_id, customer_id, state, direction,"
-                " created_at, ended_at, data, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " created_at, ended_at, data, seq, touched)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
                 " ended_at = excluded.ended_at, data = excluded.data,"
-                " seq = MAX(conversations.seq, excluded.seq)",
+                " seq = MAX(conversations.seq, excluded.seq), touched = excluded.touched",
                 rows.conversation,
             )
             for row in rows.sessions:
@@ -278,8 +280,9 @@ class Archive(ArchiveUpkeep):
         event_rows = rows_of_events(events)
         with self._write():
             cursor = self._db.execute(
-                "UPDATE conversations SET seq = MAX(seq, ?) WHERE id = ? AND room_id = ?",
-                (max(e.seq for e in events), conversation_id, room_id),
+                "UPDATE conversations SET seq = MAX(seq, ?), touched = ?"
+                " WHERE id = ? AND room_id = ?",
+                (max(e.seq for e in events), wall_ms(), conversation_id, room_id),
             )
             if cursor.rowcount == 0:
                 raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")

@@ -38,6 +38,7 @@ from infra.archive_rows import (
 )
 from infra.archive_upkeep import ArchiveUpkeep
 from infra.pg import SYNCHRONOUS_COMMIT, describe
+from infra.timefmt import wall_ms
 
 APPLICATION = "cx-archive"
 PgRow = dict[str, Any]
@@ -48,9 +49,10 @@ _ROOM = (
 )
 _CONVERSATION = (
     "INSERT INTO conversations (id, room_id, customer_id, state, direction, created_at,"
-    " ended_at, data, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ended_at, data, seq, touched) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at = excluded.ended_at,"
-    " data = excluded.data, seq = GREATEST(conversations.seq, excluded.seq)"
+    " data = excluded.data, seq = GREATEST(conversations.seq, excluded.seq),"
+    " touched = excluded.touched"
 )
 _SESSION = (
     "INSERT INTO channel_sessions (id, conversation_id, position, channel, identifier, state,"
@@ -228,8 +230,9 @@ class PgArchive(ArchiveUpkeep):
         event_rows = rows_of_events(events)
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE conversations SET seq = GREATEST(seq, %s) WHERE id = %s AND room_id = %s",
-                (max(e.seq for e in events), conversation_id, room_id),
+                "UPDATE conversations SET seq = GREATEST(seq, %s), touched = %s"
+                " WHERE id = %s AND room_id = %s",
+                (max(e.seq for e in events), wall_ms(), conversation_id, room_id),
             )
             if cursor.rowcount == 0:
                 raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")

@@ -32,6 +32,8 @@ SCHEMA_LOCK = 0x63786172  # "cxar"
 
 #: What version 2 added to version 1's tables (a migration creates them as they are).
 _NEW_IN_2 = (
+    "ALTER TABLE conversations ADD COLUMN touched bigint NOT NULL DEFAULT 0",
+    "CREATE INDEX conversations_touched ON conversations (touched)",
     "CREATE INDEX conversations_created ON conversations (created_at)",
     "CREATE INDEX conversations_ended ON conversations (ended_at)",
     "CREATE INDEX conversations_customer ON conversations (customer_id)",

@@ -39,6 +39,7 @@ from domain.records import (
     Payload,
     SessionRecord,
 )
+from infra.timefmt import wall_ms
 
 #: Largest payload we agree to decode; a bigger one is a corrupt or hostile row, not data.
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -165,7 +166,7 @@ def rows_of_conversation(record: ConversationRecord, events: Sequence[Event]) ->
         conversation=(
             record.id, record.room_id, record.customer_id, record.state.value,
             record.direction.value, record.created_at, record.ended_at, pack(record.data),
-            record.seq,
+            record.seq, wall_ms(),
         ),
         sessions=[
             (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,

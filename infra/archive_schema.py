@@ -8,8 +8,9 @@ it, :mod:`infra.archive_migrate`; a file with another non-zero version is refuse
     customers(id PK, name NULL)
     identities(customer_id, channel, identifier)              PK: all three
     conversations(id PK, room_id, customer_id, state, direction, created_at, ended_at,
-                  data JSON, seq)                             indexed by (room_id, created_at, id),
-                                                              created_at, ended_at, customer_id
+                  data JSON, seq, touched)                    indexed by (room_id, created_at, id),
+                                                              created_at, ended_at, customer_id,
+                                                              touched
     channel_sessions(id PK, conversation_id, position, channel, identifier, state, end_reason,
                      started_at, ended_at, data JSON)        indexed by conversation_id
     participants(conversation_id, id, position, type, role, state, joined_at, left_at)
@@ -23,8 +24,9 @@ Times are int milliseconds since the epoch; enums are stored as their string val
 (``data``) are JSON objects as text, so ``json_extract(data, '$.text')`` reads them.
 ``position`` keeps the order of a record's sessions and participants so that a record read
 back equals the record written. An event's ``room_id`` is not repeated per event: it is its
-conversation's. ``webhooks`` and ``webhook_cursors`` are the webhook dispatcher's durable
-state (:mod:`infra.webhook_store`).
+conversation's. ``touched`` is the wall-clock time of the conversation's last write (stored or
+events appended), which bounds what the webhook dispatcher looks at. ``webhooks`` and
+``webhook_cursors`` are the webhook dispatcher's durable state (:mod:`infra.archive_upkeep`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ TABLES = {
     "conversations": """CREATE TABLE conversations (
         id TEXT PRIMARY KEY, room_id TEXT NOT NULL, customer_id TEXT NOT NULL,
         state TEXT NOT NULL, direction TEXT NOT NULL, created_at INTEGER NOT NULL,
-        ended_at INTEGER, data TEXT NOT NULL, seq INTEGER NOT NULL)""",
+        ended_at INTEGER, data TEXT NOT NULL, seq INTEGER NOT NULL,
+        touched INTEGER NOT NULL DEFAULT 0)""",
     "channel_sessions": """CREATE TABLE channel_sessions (
         id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, position INTEGER NOT NULL,
         channel TEXT NOT NULL, identifier TEXT NOT NULL, state TEXT NOT NULL, end_reason TEXT,
@@ -80,6 +83,7 @@ INDEXES = {
         "CREATE INDEX conversations_created ON conversations(created_at)",
         "CREATE INDEX conversations_ended ON conversations(ended_at)",
         "CREATE INDEX conversations_customer ON conversations(customer_id)",
+        "CREATE INDEX conversations_touched ON conversations(touched)",
     ),
     "channel_sessions": (
         "CREATE INDEX channel_sessions_conversation ON channel_sessions(conversation_id, position)",

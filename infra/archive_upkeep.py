@@ -33,7 +33,7 @@ _CONVERSATION_ROWS = (
 _PENDING = (
     " FROM conversations c LEFT JOIN webhook_cursors w"
     " ON w.webhook = ? AND w.conversation_id = c.id"
-    " WHERE c.seq > COALESCE(w.seq, 0)"
+    " WHERE c.touched >= ? AND c.seq > COALESCE(w.seq, 0)"
     " AND (w.seq IS NOT NULL OR COALESCE(c.ended_at, c.created_at) >= ?)"
 )
 
@@ -71,19 +71,28 @@ class ArchiveUpkeep(ArchiveReads):
         )
         return int(self._rows("SELECT since FROM webhooks WHERE name = ?", (webhook,))[0]["since"])
 
-    def webhook_pending(self, webhook: str, since: int, limit: int) -> list[WebhookPending]:
-        """Up to ``limit`` conversations with undelivered events, the longest closed first."""
+    def webhook_pending(
+        self, webhook: str, since: int, limit: int, *, touched_from: int = 0
+    ) -> list[WebhookPending]:
+        """Up to ``limit`` conversations with undelivered events, the longest closed first;
+        ``touched_from``: only among those written since then (what is older was delivered)."""
         rows = self._rows(
             "SELECT c.id AS id, c.seq AS seq, COALESCE(w.seq, 0) AS delivered"
             + _PENDING
             + " ORDER BY COALESCE(c.ended_at, c.created_at), c.id LIMIT ?",
-            (webhook, since, limit),
+            (webhook, touched_from, since, limit),
         )
         return [WebhookPending(row["id"], int(row["seq"]), int(row["delivered"])) for row in rows]
 
-    def webhook_backlog(self, webhook: str, since: int) -> int:
+    def webhook_backlog(self, webhook: str, since: int, *, touched_from: int = 0) -> int:
         """How many conversations have events ``webhook`` has not delivered."""
-        return int(self._rows("SELECT COUNT(*) AS n" + _PENDING, (webhook, since))[0]["n"])
+        rows = self._rows("SELECT COUNT(*) AS n" + _PENDING, (webhook, touched_from, since))
+        return int(rows[0]["n"])
+
+    def last_touched(self) -> int:
+        """The latest ``touched`` of any conversation (0 if none)."""
+        rows = self._rows("SELECT MAX(touched) AS touched FROM conversations")
+        return int(rows[0]["touched"] or 0)
 
     def webhook_advance(self, webhook: str, conversation_id: str, seq: int) -> None:
         """Record that ``webhook`` delivered ``conversation_id`` up to ``seq`` (never back)."""

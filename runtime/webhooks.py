@@ -22,6 +22,10 @@ doubled at each consecutive failure up to ``max_backoff_seconds``, then retries 
 Events of one conversation therefore arrive in order; a receiver may see an event twice (a
 crash between its answer and the cursor's write), never a gap.
 
+Each look reads only the conversations written (``conversations.touched``) since a few minutes
+before the last look that found nothing left, so its cost follows the rate of closings, not
+the size of the archive (the first look after a start reads them all once).
+
 Bound: when more than ``max_backlog`` conversations wait for one webhook, the oldest are passed
 over (their cursors moved to their end, ``webhooks.skipped`` counting them) and a
 ``webhook_backlog_over_bound`` warning names how many: the archive still holds them, for
@@ -50,6 +54,9 @@ log = get_logger("cx.webhooks")
 BATCH = 100
 #: Milliseconds between two looks at the archive when nothing is waiting.
 POLL_MS = 1000
+#: How far before the latest write a look goes back (a transaction stamped earlier may commit
+#: later); the cursors make looking at a conversation again harmless.
+RESCAN_MS = 300_000
 SIGNATURE_HEADER = "X-Cx-Signature"
 
 #: ``post(url, body, headers, timeout_seconds)`` -> the HTTP status; raises OSError when no
@@ -107,6 +114,8 @@ class WebhookDispatcher:
     def __init__(self, archive: ArchiveStore, webhook: WebhookSettings, *, post: Post = post_http):
         self._archive, self.webhook, self._post = archive, webhook, post
         self._since: int | None = None
+        # Conversations written before this were all delivered: only later ones are looked at.
+        self._touched_from = 0
         self._retry_at = 0
         #: Consecutive failed POSTs (0 while the receiver answers).
         self.failures = 0
@@ -127,8 +136,11 @@ class WebhookDispatcher:
         name = self.webhook.name
         if self._since is None:
             self._since = self._archive.webhook_since(name, now_ms)
+        top = self._archive.last_touched()
         self._bound(self._since)
-        pending = self._archive.webhook_pending(name, self._since, BATCH)
+        pending = self._archive.webhook_pending(
+            name, self._since, BATCH, touched_from=self._touched_from
+        )
         for conversation in pending:
             for event in self._archive.events(conversation.conversation_id, conversation.delivered):
                 if not self.webhook.wants(event.name):
@@ -137,7 +149,12 @@ class WebhookDispatcher:
                     return self._retry_at - now_ms
                 self._archive.webhook_advance(name, event.conversation_id, event.seq)
             self._archive.webhook_advance(name, conversation.conversation_id, conversation.seq)
-        return 0 if len(pending) == BATCH else POLL_MS
+        if len(pending) == BATCH:
+            return 0
+        # Everything written up to ``top`` is delivered, but a write stamped before ``top``
+        # may commit after this look: the next looks go back RESCAN_MS before it.
+        self._touched_from = max(self._touched_from, top - RESCAN_MS)
+        return POLL_MS
 
     def _send(self, event: Event, now_ms: int) -> bool:
         body = body_of(self.webhook.name, event)
@@ -172,10 +189,12 @@ class WebhookDispatcher:
 
     def _bound(self, since: int) -> None:
         name = self.webhook.name
-        over = self._archive.webhook_backlog(name, since) - self.webhook.max_backlog
+        touched_from = self._touched_from
+        over = self._archive.webhook_backlog(name, since, touched_from=touched_from)
+        over -= self.webhook.max_backlog
         if over <= 0:
             return
-        passed = self._archive.webhook_pending(name, since, over)
+        passed = self._archive.webhook_pending(name, since, over, touched_from=touched_from)
         self._archive.webhook_skip(name, passed)
         log.warning(
             "webhook_backlog_over_bound", webhook=name, max_backlog=self.webhook.max_backlog,

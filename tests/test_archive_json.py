@@ -109,6 +109,9 @@ def _sqlite_v1(path: Path) -> None:
             )
     db.execute("DROP TABLE webhooks")
     db.execute("DROP TABLE webhook_cursors")
+    for index in ("created", "ended", "customer", "touched"):
+        db.execute(f"DROP INDEX conversations_{index}")
+    db.execute("ALTER TABLE conversations DROP COLUMN touched")
     db.execute("PRAGMA user_version = 1")
     db.close()
 
@@ -184,7 +187,11 @@ def test_a_version_1_postgres_archive_is_migrated_and_reads_the_same(postgres_ds
                     f"UPDATE {table} SET data = %s WHERE {match}", (_msgpack_of_json(data), *ids)
                 )
         db.execute("DROP TABLE webhooks, webhook_cursors")
-        db.execute("DROP INDEX conversations_created, conversations_ended, conversations_customer")
+        db.execute(
+            "DROP INDEX conversations_created, conversations_ended, conversations_customer,"
+            " conversations_touched"
+        )
+        db.execute("ALTER TABLE conversations DROP COLUMN touched")
         db.execute("UPDATE archive_schema_version SET version = 1")
 
     with PgArchive(postgres_dsn) as migrated:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,17 @@ def test_the_upkeep_delivers_every_configured_webhook(tmp_path: Path, receiver: 
     assert sorted(receiver.received) == sorted(
         [("conv-1", 1), ("conv-1", 2), ("conv-1", 3), ("conv-1", 3)]
     )
+
+
+def test_a_look_from_a_write_time_skips_conversations_written_before_it(
+    archive: Archive, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "archive.db") as db:
+        db.execute("UPDATE conversations SET touched = 1000")  # written long ago
+    db.close()
+    assert archive.last_touched() == 1000
+    assert len(archive.webhook_pending("crm", 0, 10)) == 3
+    assert archive.webhook_pending("crm", 0, 10, touched_from=1001) == []
+    archive.append_events("conv-1", [late_activity(4)])  # a write: touched again
+    (again,) = archive.webhook_pending("crm", 0, 10, touched_from=1001)
+    assert (again.conversation_id, again.seq) == ("conv-1", 4)
