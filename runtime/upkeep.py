@@ -67,8 +67,11 @@ class Upkeep:
         while not self._stop.wait(wait_ms / 1000):
             try:
                 wait_ms = self.tick(self._clock())
-            except StorageError as error:
-                log.warning("upkeep_archive_failed", problem=str(error), retry_in_ms=RETRY_MS)
+            except Exception as error:  # the thread outlives any one fault
+                log.warning(
+                    "upkeep_failed", problem=str(error), error=type(error).__name__,
+                    retry_in_ms=RETRY_MS, exc_info=not isinstance(error, StorageError),
+                )  # fmt: skip
                 if self._archive is not None:
                     self._archive.close()
                     self._archive = None
