@@ -57,6 +57,7 @@ def test_two_webhooks_of_one_name_are_refused() -> None:
 def test_a_refused_secret_is_not_shown() -> None:
     with pytest.raises(ConfigError) as refused:
         load_config({"webhooks": [_hook(secret="hunter2-short")]})
+    assert refused.value.key == "webhooks[0].secret"
     assert "hunter2" not in str(refused.value)
 
 
