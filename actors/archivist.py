@@ -42,6 +42,7 @@ from actors.messages import (
     ArchiveOpened,
     ArchiveRequest,
     Deliver,
+    ForgetCustomer,
     ReplyTo,
     StoreIdentity,
 )
@@ -56,6 +57,9 @@ from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore, open_archive
 
 log = structlog.get_logger("cx.archivist")
+
+#: What is done in one attempt, because a caller waits.
+_AtOnce = StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer
 
 #: SQLite's busy timeout of one attempt: how long a locked archive can hold this actor.
 BUSY_TIMEOUT_MS = 50
@@ -135,7 +139,7 @@ class Archivist(TimedActor):
         elif isinstance(payload, ArchiveLateRequest):
             self.late.append((payload, reply_to))
             self._write_waiting()
-        elif isinstance(payload, StoreIdentity | ArchivedActivity | ArchivedQuery):
+        elif isinstance(payload, _AtOnce):
             try:
                 self._at_once(payload, reply_to)
             except StorageError as error:
@@ -232,11 +236,13 @@ class Archivist(TimedActor):
 
     # ------------------------------------------------------------------ one attempt each
 
-    def _at_once(
-        self, payload: StoreIdentity | ArchivedActivity | ArchivedQuery, reply_to: ReplyTo | None
-    ) -> None:
+    def _at_once(self, payload: _AtOnce, reply_to: ReplyTo | None) -> None:
         if isinstance(payload, StoreIdentity):
             self._store_identity(payload, reply_to)
+        elif isinstance(payload, ForgetCustomer):
+            forgotten = self._storage().forget_customer(payload.customer_id)
+            log.info("customer_forgotten", customer_id=payload.customer_id, **forgotten)
+            self.reply(reply_to, forgotten)
         elif isinstance(payload, ArchivedActivity):
             self._activity(payload, reply_to)
         else:
@@ -333,7 +339,12 @@ class Archivist(TimedActor):
             self.reply(reply_to, record_dict(record))
 
 
-def _refused(payload: StoreIdentity | ArchivedActivity | ArchivedQuery, error: Exception) -> str:
+def _refused(payload: _AtOnce, error: Exception) -> str:
+    if isinstance(payload, ForgetCustomer):
+        return (
+            f"forget_customer of {payload.customer_id} refused: the archive is unavailable"
+            f" ({error}); nothing was deleted: retry"
+        )
     if isinstance(payload, StoreIdentity):
         return (
             f"start_session of customer {payload.customer_id} refused: the archive is"

@@ -46,6 +46,7 @@ from actors.messages import (
     ArchiveLateRequest,
     ArchiveRequest,
     Failure,
+    ForgetCustomer,
     Ref,
     Reply,
     ReplyTo,
@@ -79,7 +80,16 @@ class _Late:
     request: ArchiveLateRequest
 
 
-_Job = _CallerJob | _ClosingJob | _FirstContact | _Late
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    """A customer's data being deleted: the caller gets the answer, and the customer's
+    sessions held meanwhile are opened."""
+
+    customer_id: str
+    caller: ReplyTo | None
+
+
+_Job = _CallerJob | _ClosingJob | _FirstContact | _Late | _Forget
 
 
 def partition(key: str, count: int) -> int:
@@ -102,6 +112,10 @@ class ArchivistParent(EngineActor):
 
     def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """The Archivist stored the customer's first contact (``Reply``) or refused it."""
+        raise NotImplementedError
+
+    def customer_forgotten(self, customer_id: str) -> None:
+        """The Archivist answered a ``ForgetCustomer`` (done or refused)."""
         raise NotImplementedError
 
     def first_archivist(self) -> None:
@@ -136,6 +150,11 @@ class ArchivistParent(EngineActor):
         else:
             return False
         return True
+
+    def forget_in_archive(self, request: ForgetCustomer, reply_to: ReplyTo | None) -> None:
+        """To the archivist of the customer, as their first contact: in order with it."""
+        job = _Forget(request.customer_id, reply_to)
+        self._to_archivist(request, job, request.customer_id)
 
     def store_first_contact(self, request: StoreIdentity) -> None:
         self._to_archivist(request, _FirstContact(request.customer_id), request.customer_id)
@@ -175,6 +194,9 @@ class ArchivistParent(EngineActor):
         self.post(Ref(self.archivists[index], ""), payload, ReplyTo(self.myAddress, call_id))
 
     def _settle(self, job: _Job, answer: Reply | Failure) -> None:
+        if isinstance(job, _Forget):
+            self.customer_forgotten(job.customer_id)
+            job = _CallerJob(job.caller)
         if isinstance(job, _CallerJob):
             if isinstance(answer, Reply):
                 self.reply(job.caller, answer.value)

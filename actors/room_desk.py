@@ -22,6 +22,7 @@ from actors.base import failure_of
 from actors.messages import (
     Bounced,
     Failure,
+    ForgetCustomer,
     JoinSession,
     OpenConversation,
     OpenSession,
@@ -228,6 +229,36 @@ class RoomDesk(ArchivistParent):
                 continue
             try:
                 self._open_session(request, reply_to, stored=index == 0)
+            except StorageError as error:
+                self._unreadable(request, reply_to, error)
+
+    def forget_customer(self, request: ForgetCustomer, reply_to: ReplyTo | None) -> None:
+        """Delete the customer's data unless one of their conversations is live (refused
+        ``illegal_transition``, naming it); their new sessions wait until it is done."""
+        customer = request.customer_id
+        rooms = {room.id for room in self._archive_or_fail().rooms_of_customer(customer)}
+        busy = sorted(
+            f"{conversation_id} ({live.state})"
+            for conversation_id, live in self.live.items()
+            if live.room_id in rooms
+        )
+        if busy or customer in self.first_contacts:
+            what = ", ".join(busy) or "a first contact being stored"
+            self.refuse(
+                reply_to,
+                ErrorKind.ILLEGAL_TRANSITION,
+                f"forget_customer refused for customer {customer}: live conversation {what};"
+                " nothing was deleted: retry once it is closed",
+            )
+            return
+        self.first_contacts[customer] = []  # their sessions wait for the deletion
+        self.forget_in_archive(request, reply_to)
+
+    def customer_forgotten(self, customer_id: str) -> None:
+        """Open the sessions that waited for the deletion, as first contacts again."""
+        for request, reply_to in self.first_contacts.pop(customer_id, []):
+            try:
+                self._open_session(request, reply_to)
             except StorageError as error:
                 self._unreadable(request, reply_to, error)
 

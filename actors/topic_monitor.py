@@ -38,6 +38,7 @@ from actors.messages import (
     Deliver,
     Directory,
     Failure,
+    ForgetCustomer,
     HostInit,
     HostLost,
     ListTimerOwners,
@@ -272,6 +273,8 @@ class TopicMonitor(OperationsDesk):
             self._locate(payload, reply_to)
         elif isinstance(payload, StatusQuery):
             self._status(reply_to)
+        elif isinstance(payload, ForgetCustomer):
+            self.forget_customer(payload, reply_to)
         elif isinstance(payload, Restored):
             self.restored(payload)
         elif isinstance(payload, NotApplied):

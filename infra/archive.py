@@ -26,17 +26,20 @@ from typing import Any
 
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
-from infra.archive_reads import ArchiveReads
+from infra.archive_migrate import migrate_sqlite
 from infra.archive_rows import (
+    PayloadError,
     RoomRecord,
     check_events,
     rows_of_conversation,
     rows_of_events,
 )
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
+from infra.archive_upkeep import ArchiveUpkeep
+from infra.timefmt import wall_ms
 
 
-class Archive(ArchiveReads):
+class Archive(ArchiveUpkeep):
     """One SQLite archive file (or ``":memory:"``). Not shared between threads."""
 
     def __init__(
@@ -108,11 +111,21 @@ class Archive(ArchiveReads):
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                         version = SCHEMA_VERSION
+            if version == 1 and create:
+                with self._write():
+                    if self._version() == 1:  # not migrated by another process meanwhile
+                        try:
+                            migrate_sqlite(self._db)
+                        except PayloadError as exc:
+                            raise StorageError(f"{self._name}: cannot migrate: {exc}") from exc
+                        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    version = self._version()
         except sqlite3.Error as exc:
             raise StorageError(f"{self._name}: cannot read the archive: {exc}") from exc
         if version != SCHEMA_VERSION:
             raise StorageError(
                 f"{self._name}: archive schema version {version}, expected {SCHEMA_VERSION}"
+                + (" (a writer opening it migrates it)" if version == 1 else "")
             )
 
     def _version(self) -> int:
@@ -160,6 +173,10 @@ class Archive(ArchiveReads):
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{self._name}: read failed: {exc}") from exc
+
+    def _run_writes(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        with self._write():
+            return [self._db.execute(sql, params).rowcount for sql, params in statements]
 
     # -- rooms and customers ------------------------------------------------------------------
 
@@ -219,10 +236,11 @@ class Archive(ArchiveReads):
             # stored again after late events were appended.
             self._db.execute(
                 "INSERT INTO conversations (id, room_id, customer_id, state, direction,"
-                " created_at, ended_at, data, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " created_at, ended_at, data, seq, touched)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
                 " ended_at = excluded.ended_at, data = excluded.data,"
-                " seq = MAX(conversations.seq, excluded.seq)",
+                " seq = MAX(conversations.seq, excluded.seq), touched = excluded.touched",
                 rows.conversation,
             )
             for row in rows.sessions:
@@ -262,8 +280,9 @@ class Archive(ArchiveReads):
         event_rows = rows_of_events(events)
         with self._write():
             cursor = self._db.execute(
-                "UPDATE conversations SET seq = MAX(seq, ?) WHERE id = ? AND room_id = ?",
-                (max(e.seq for e in events), conversation_id, room_id),
+                "UPDATE conversations SET seq = MAX(seq, ?), touched = ?"
+                " WHERE id = ? AND room_id = ?",
+                (max(e.seq for e in events), wall_ms(), conversation_id, room_id),
             )
             if cursor.rowcount == 0:
                 raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")

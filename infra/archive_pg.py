@@ -25,18 +25,20 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg_schema import connect
-from infra.archive_reads import ArchiveReads
 from infra.archive_rows import (
     RoomRecord,
     check_events,
     rows_of_conversation,
     rows_of_events,
 )
+from infra.archive_upkeep import ArchiveUpkeep
 from infra.pg import SYNCHRONOUS_COMMIT, describe
+from infra.timefmt import wall_ms
 
 APPLICATION = "cx-archive"
 PgRow = dict[str, Any]
@@ -47,9 +49,10 @@ _ROOM = (
 )
 _CONVERSATION = (
     "INSERT INTO conversations (id, room_id, customer_id, state, direction, created_at,"
-    " ended_at, data, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ended_at, data, seq, touched) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at = excluded.ended_at,"
-    " data = excluded.data, seq = GREATEST(conversations.seq, excluded.seq)"
+    " data = excluded.data, seq = GREATEST(conversations.seq, excluded.seq),"
+    " touched = excluded.touched"
 )
 _SESSION = (
     "INSERT INTO channel_sessions (id, conversation_id, position, channel, identifier, state,"
@@ -72,7 +75,7 @@ _EVENT = (
 )
 
 
-class PgArchive(ArchiveReads):
+class PgArchive(ArchiveUpkeep):
     """The archive in the PostgreSQL database ``dsn``. Not shared between threads."""
 
     def __init__(
@@ -92,6 +95,9 @@ class PgArchive(ArchiveReads):
             return self._db
         try:
             db = connect(self._dsn, application_name=APPLICATION, create=self._create)
+            # jsonb payloads come as their JSON text, decoded by archive_rows.unpack as
+            # SQLite's are (bytes restored), not as the driver's dicts.
+            db.adapters.register_loader("jsonb", TextLoader)
             db.execute(
                 "SELECT set_config('synchronous_commit', %s, false),"
                 " set_config('default_transaction_read_only', %s, false)",
@@ -149,6 +155,12 @@ class PgArchive(ArchiveReads):
             raise ArchiveUnavailable(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL archive: read failed: {describe(exc)}") from exc
+
+    def _run_writes(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        with self._write() as db:
+            return [
+                db.execute(sql.replace("?", "%s"), params).rowcount for sql, params in statements
+            ]
 
     # -- rooms and customers ------------------------------------------------------------------
 
@@ -218,8 +230,9 @@ class PgArchive(ArchiveReads):
         event_rows = rows_of_events(events)
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE conversations SET seq = GREATEST(seq, %s) WHERE id = %s AND room_id = %s",
-                (max(e.seq for e in events), conversation_id, room_id),
+                "UPDATE conversations SET seq = GREATEST(seq, %s), touched = %s"
+                " WHERE id = %s AND room_id = %s",
+                (max(e.seq for e in events), wall_ms(), conversation_id, room_id),
             )
             if cursor.rowcount == 0:
                 raise KeyError(f"conversation {conversation_id} of room {room_id} is not archived")

@@ -1,11 +1,13 @@
 """The archive's tables in PostgreSQL, their version, and connecting to them.
 
 The tables are those of the SQLite archive (:mod:`infra.archive_schema`), with PostgreSQL's
-types (``bigint`` times in milliseconds, ``bytea`` msgpack payloads).
+types (``bigint`` times in milliseconds, ``jsonb`` payloads: ``data->>'text'`` reads them).
 ``archive_schema_version`` holds their version (:data:`SCHEMA_VERSION`): a database without
-it gets the tables, one of another version is refused with :class:`ArchiveSchemaError` before
-anything is read or written. Creation runs under a transaction-scoped advisory lock, so
-processes opening the archive together create the tables once.
+it gets the tables, one of version 1 (``bytea`` msgpack payloads) is migrated by a writer
+that opens it (:mod:`infra.archive_migrate`), one of another version is refused with
+:class:`ArchiveSchemaError` before anything is read or written. Creation and migration run
+under a transaction-scoped advisory lock, so processes opening the archive together create
+or migrate the tables once.
 
 One contact-center room per customer is a partial unique index, so two nodes racing to create
 a customer's room cannot both succeed: the second write fails and that node reads the
@@ -20,11 +22,28 @@ import psycopg
 from psycopg.rows import dict_row
 
 from infra.archive_errors import StorageError
+from infra.archive_migrate import migrate_pg
+from infra.archive_rows import PayloadError
 from infra.pg import open_connection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The advisory lock taken while the tables are checked or created (any fixed number).
 SCHEMA_LOCK = 0x63786172  # "cxar"
+
+#: What version 2 added to version 1's tables (a migration creates them as they are).
+_NEW_IN_2 = (
+    "ALTER TABLE conversations ADD COLUMN touched bigint NOT NULL DEFAULT 0",
+    "CREATE INDEX conversations_touched ON conversations (touched)",
+    "CREATE INDEX conversations_created ON conversations (created_at)",
+    "CREATE INDEX conversations_ended ON conversations (ended_at)",
+    "CREATE INDEX conversations_customer ON conversations (customer_id)",
+    """CREATE TABLE webhooks (
+        name text PRIMARY KEY, since bigint NOT NULL, skipped bigint NOT NULL DEFAULT 0)""",
+    """CREATE TABLE webhook_cursors (
+        webhook text NOT NULL, conversation_id text NOT NULL, seq bigint NOT NULL,
+        PRIMARY KEY (webhook, conversation_id))""",
+    "CREATE INDEX webhook_cursors_conversation ON webhook_cursors (conversation_id)",
+)
 
 _TABLES = (
     """CREATE TABLE rooms (
@@ -40,12 +59,12 @@ _TABLES = (
     """CREATE TABLE conversations (
         id text PRIMARY KEY, room_id text NOT NULL, customer_id text NOT NULL,
         state text NOT NULL, direction text NOT NULL, created_at bigint NOT NULL,
-        ended_at bigint, data bytea NOT NULL, seq bigint NOT NULL)""",
+        ended_at bigint, data jsonb NOT NULL, seq bigint NOT NULL)""",
     "CREATE INDEX conversations_room ON conversations (room_id, created_at, id)",
     """CREATE TABLE channel_sessions (
         id text PRIMARY KEY, conversation_id text NOT NULL, position integer NOT NULL,
         channel text NOT NULL, identifier text NOT NULL, state text NOT NULL, end_reason text,
-        started_at bigint NOT NULL, ended_at bigint, data bytea NOT NULL)""",
+        started_at bigint NOT NULL, ended_at bigint, data jsonb NOT NULL)""",
     "CREATE INDEX channel_sessions_conversation ON channel_sessions (conversation_id, position)",
     """CREATE TABLE participants (
         conversation_id text NOT NULL, id text NOT NULL, position integer NOT NULL,
@@ -55,8 +74,9 @@ _TABLES = (
     """CREATE TABLE events (
         conversation_id text NOT NULL, seq bigint NOT NULL, name text NOT NULL,
         type text NOT NULL, timestamp bigint NOT NULL, emitter_id text NOT NULL,
-        emitter_type text NOT NULL, channel_session_id text, data bytea NOT NULL,
+        emitter_type text NOT NULL, channel_session_id text, data jsonb NOT NULL,
         PRIMARY KEY (conversation_id, seq))""",
+    *_NEW_IN_2,
 )
 
 
@@ -95,6 +115,14 @@ def check_schema(connection: psycopg.Connection[Any], *, create: bool) -> None:
         if found is None and create:
             for statement in _TABLES:
                 connection.execute(statement)
+            connection.execute(
+                "INSERT INTO archive_schema_version (version) VALUES (%s)", [SCHEMA_VERSION]
+            )
+        elif found == 1 and create:
+            try:
+                migrate_pg(connection, _NEW_IN_2)
+            except PayloadError as exc:
+                raise ArchiveSchemaError(f"PostgreSQL archive: cannot migrate: {exc}") from exc
             connection.execute(
                 "INSERT INTO archive_schema_version (version) VALUES (%s)", [SCHEMA_VERSION]
             )

@@ -40,13 +40,16 @@ class ArchiveReads:
         # By customer_id alone (the plain index; a customer has a few rooms at most), then
         # the kind here: in SQLite the same query with type and mode bound took three times
         # as long.
-        for row in self._rows("SELECT * FROM rooms WHERE customer_id = ?", (customer_id,)):
-            if (
-                row["type"] == RoomType.CUSTOMER.value
-                and row["mode"] == RoomMode.CONTACT_CENTER.value
-            ):
-                return room_record(row)
+        for room in self.rooms_of_customer(customer_id):
+            if room.type is RoomType.CUSTOMER and room.mode is RoomMode.CONTACT_CENTER:
+                return room
         return None
+
+    def rooms_of_customer(self, customer_id: str) -> list[RoomRecord]:
+        return [
+            room_record(row)
+            for row in self._rows("SELECT * FROM rooms WHERE customer_id = ?", (customer_id,))
+        ]
 
     def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool:
         """Whether ``record_customer_identity`` already stored this identity (a read: a
@@ -75,6 +78,21 @@ class ArchiveReads:
         """The room's archived conversations, oldest first (created_at, then id)."""
         rows = self._rows(
             "SELECT * FROM conversations WHERE room_id = ? ORDER BY created_at, id", (room_id,)
+        )
+        return [self._conversation(row) for row in rows]
+
+    def conversations_between(
+        self, start_ms: int, end_ms: int, *, after: tuple[int, str] | None = None, limit: int = 500
+    ) -> list[ConversationRecord]:
+        """Up to ``limit`` archived conversations created in ``[start_ms, end_ms)``, oldest
+        first (created_at, then id); ``after``: only those after this (created_at, id), the
+        last of the previous page."""
+        since, last_id = after if after is not None else (start_ms, "")
+        rows = self._rows(
+            "SELECT * FROM conversations WHERE created_at >= ? AND created_at < ?"
+            " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            " ORDER BY created_at, id LIMIT ?",
+            (start_ms, end_ms, since, since, last_id, limit),
         )
         return [self._conversation(row) for row in rows]
 

@@ -1,17 +1,21 @@
-"""Archive rows to domain records and back: conversations, events and msgpack payloads.
+"""Archive rows to domain records and back: conversations, events and JSON payloads.
 
-Payloads (``data`` columns) are msgpack maps, decoded strictly: a payload that is not a map,
-too big, or undecodable raises :class:`PayloadError` (the archive reports it as a fault of
-the storage).
+Payloads (``data`` columns) are JSON objects, so that plain SQL reads them (SQLite's
+``json_extract``, PostgreSQL's ``->>``): written as JSON text (SQLite stores it as text,
+PostgreSQL as ``jsonb``), read back strictly. A payload that is not a JSON object, too big, or
+undecodable raises :class:`PayloadError` (the archive reports it as a fault of the storage); a
+payload that JSON cannot hold (a non-finite float, a value that is not JSON) is refused with
+:class:`PayloadError` before anything is written.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import msgpack
 
 from domain.enums import (
     Channel,
@@ -35,6 +39,7 @@ from domain.records import (
     Payload,
     SessionRecord,
 )
+from infra.timefmt import wall_ms
 
 #: Largest payload we agree to decode; a bigger one is a corrupt or hostile row, not data.
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -161,7 +166,7 @@ def rows_of_conversation(record: ConversationRecord, events: Sequence[Event]) ->
         conversation=(
             record.id, record.room_id, record.customer_id, record.state.value,
             record.direction.value, record.created_at, record.ended_at, pack(record.data),
-            record.seq,
+            record.seq, wall_ms(),
         ),
         sessions=[
             (s.id, s.conversation_id, position, s.channel.value, s.identifier, s.state.value,
@@ -193,34 +198,60 @@ def _emitter_type(value: str) -> ParticipantType | str:
         return value  # "SYSTEM": the engine itself
 
 
-def _plain(value: object) -> object:
-    # msgpack packs dicts only; payloads are typed as Mapping (possibly read-only views).
+#: The one key of the JSON object that stands for a byte string (base64), e.g. an attachment's
+#: raw content: JSON has no bytes. A payload holding a map of exactly this key is refused.
+BYTES_KEY = "$bytes"
+
+
+def json_default(value: object) -> object:
+    """``json.dumps``'s ``default`` for payloads: read-only maps as dicts, bytes as
+    ``{"$bytes": base64}``; anything else is not a payload value (``TypeError``)."""
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, bytes):
+        return {BYTES_KEY: base64.b64encode(value).decode("ascii")}
     raise TypeError(f"cannot archive a value of type {type(value).__name__}")
 
 
-def pack(payload: Payload) -> bytes:
-    packed: bytes = msgpack.packb(dict(payload), use_bin_type=True, default=_plain)
-    return packed
+def _check_reserved(value: object) -> None:
+    if isinstance(value, Mapping):
+        if list(value) == [BYTES_KEY]:
+            raise PayloadError(f"a map of the one key {BYTES_KEY!r} is reserved for bytes")
+        for item in value.values():
+            _check_reserved(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_reserved(item)
 
 
-def unpack(blob: object, conversation_id: str) -> dict[str, Any]:
-    if not isinstance(blob, bytes):
-        raise PayloadError(f"conversation {conversation_id}: payload is not a blob")
-    if len(blob) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"conversation {conversation_id}: payload of {len(blob)} bytes")
-    try:
-        # unpackb bounds every string, array and map by len(blob); keys must be str; ext
-        # types are refused as we never write any.
-        value = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext)
-    except ValueError as exc:
-        # Also msgpack's ExtraData, FormatError and StackError, truncated input, bad UTF-8.
-        raise PayloadError(f"conversation {conversation_id}: corrupt payload: {exc}") from exc
-    if not isinstance(value, dict):
-        raise PayloadError(f"conversation {conversation_id}: payload is not a map")
+def _bytes_of(value: dict[str, Any]) -> object:
+    if len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
+        return base64.b64decode(value[BYTES_KEY], validate=True)
     return value
 
 
-def _no_ext(code: int, data: bytes) -> object:
-    raise ValueError(f"unexpected msgpack ext type {code}")
+def pack(payload: Payload) -> str:
+    """A payload as JSON text (``PayloadError`` for what JSON cannot hold)."""
+    _check_reserved(payload)
+    try:
+        return json.dumps(
+            dict(payload), default=json_default, allow_nan=False, ensure_ascii=False,
+            separators=(",", ":"),
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"payload cannot be archived as JSON: {exc}") from exc
+
+
+def unpack(stored: object, conversation_id: str) -> dict[str, Any]:
+    """A stored payload: JSON text (both backends give ``data`` as text)."""
+    if not isinstance(stored, str):
+        raise PayloadError(f"conversation {conversation_id}: payload is not JSON text")
+    if len(stored) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"conversation {conversation_id}: payload of {len(stored)} characters")
+    try:
+        value = json.loads(stored, object_hook=_bytes_of)
+    except (ValueError, binascii.Error) as exc:
+        raise PayloadError(f"conversation {conversation_id}: corrupt payload: {exc}") from exc
+    if not isinstance(value, dict):
+        raise PayloadError(f"conversation {conversation_id}: payload is not an object")
+    return value

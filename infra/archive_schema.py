@@ -1,66 +1,102 @@
 """The archive's SQLite schema, its version and the sync level per fsync policy.
 
-Schema (``PRAGMA user_version = 1``; a file with another non-zero version is refused)::
+Schema (``PRAGMA user_version = 2``; a version-1 file is migrated by the writer that opens
+it, :mod:`infra.archive_migrate`; a file with another non-zero version is refused)::
 
     rooms(id PK, type, mode, customer_id, created_at)
         at most one CUSTOMER/CONTACT_CENTER room per customer (a partial unique index)
     customers(id PK, name NULL)
     identities(customer_id, channel, identifier)              PK: all three
     conversations(id PK, room_id, customer_id, state, direction, created_at, ended_at,
-                  data BLOB, seq)                             indexed by (room_id, created_at, id)
+                  data JSON, seq, touched)                    indexed by (room_id, created_at, id),
+                                                              created_at, ended_at, customer_id,
+                                                              touched
     channel_sessions(id PK, conversation_id, position, channel, identifier, state, end_reason,
-                     started_at, ended_at, data BLOB)        indexed by conversation_id
+                     started_at, ended_at, data JSON)        indexed by conversation_id
     participants(conversation_id, id, position, type, role, state, joined_at, left_at)
                                                               PK: (conversation_id, id)
     events(conversation_id, seq, name, type, timestamp, emitter_id, emitter_type,
-           channel_session_id, data BLOB)                     PK: (conversation_id, seq)
+           channel_session_id, data JSON)                     PK: (conversation_id, seq)
+    webhooks(name PK, since, skipped)                         one row per configured webhook
+    webhook_cursors(webhook, conversation_id, seq)            PK: (webhook, conversation_id)
 
 Times are int milliseconds since the epoch; enums are stored as their string values; payloads
-(``data``) are msgpack maps, decoded strictly. ``position`` keeps the order of a record's
-sessions and participants so that a record read back equals the record written. An event's
-``room_id`` is not repeated per event: it is its conversation's.
+(``data``) are JSON objects as text, so ``json_extract(data, '$.text')`` reads them.
+``position`` keeps the order of a record's sessions and participants so that a record read
+back equals the record written. An event's ``room_id`` is not repeated per event: it is its
+conversation's. ``touched`` is the wall-clock time of the conversation's last write (stored or
+events appended), which bounds what the webhook dispatcher looks at. ``webhooks`` and
+``webhook_cursors`` are the webhook dispatcher's durable state (:mod:`infra.archive_upkeep`).
 """
 
 from __future__ import annotations
 
-#: ``PRAGMA user_version`` of an archive of this schema; a file with another non-zero version
-#: is refused.
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of an archive of this schema.
+SCHEMA_VERSION = 2
 
-SCHEMA = (
-    """CREATE TABLE rooms (
+#: Each table's definition, by name (the migration rebuilds some of them from these).
+TABLES = {
+    "rooms": """CREATE TABLE rooms (
         id TEXT PRIMARY KEY, type TEXT NOT NULL, mode TEXT NOT NULL,
         customer_id TEXT NOT NULL, created_at INTEGER NOT NULL)""",
-    # One contact-center room per customer, enforced by the file itself so that two racing
-    # creators cannot both succeed.
-    """CREATE UNIQUE INDEX rooms_contact_center ON rooms(customer_id)
-        WHERE type = 'CUSTOMER' AND mode = 'CONTACT_CENTER'""",
-    "CREATE INDEX rooms_customer ON rooms(customer_id)",
-    "CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT)",
-    """CREATE TABLE identities (
+    "customers": "CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT)",
+    "identities": """CREATE TABLE identities (
         customer_id TEXT NOT NULL, channel TEXT NOT NULL, identifier TEXT NOT NULL,
         PRIMARY KEY (customer_id, channel, identifier))""",
-    """CREATE TABLE conversations (
+    "conversations": """CREATE TABLE conversations (
         id TEXT PRIMARY KEY, room_id TEXT NOT NULL, customer_id TEXT NOT NULL,
         state TEXT NOT NULL, direction TEXT NOT NULL, created_at INTEGER NOT NULL,
-        ended_at INTEGER, data BLOB NOT NULL, seq INTEGER NOT NULL)""",
-    "CREATE INDEX conversations_room ON conversations(room_id, created_at, id)",
-    """CREATE TABLE channel_sessions (
+        ended_at INTEGER, data TEXT NOT NULL, seq INTEGER NOT NULL,
+        touched INTEGER NOT NULL DEFAULT 0)""",
+    "channel_sessions": """CREATE TABLE channel_sessions (
         id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, position INTEGER NOT NULL,
         channel TEXT NOT NULL, identifier TEXT NOT NULL, state TEXT NOT NULL, end_reason TEXT,
-        started_at INTEGER NOT NULL, ended_at INTEGER, data BLOB NOT NULL)""",
-    "CREATE INDEX channel_sessions_conversation ON channel_sessions(conversation_id, position)",
-    """CREATE TABLE participants (
+        started_at INTEGER NOT NULL, ended_at INTEGER, data TEXT NOT NULL)""",
+    "participants": """CREATE TABLE participants (
         conversation_id TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL,
         type TEXT NOT NULL, role TEXT NOT NULL, state TEXT NOT NULL,
         joined_at INTEGER NOT NULL, left_at INTEGER,
         PRIMARY KEY (conversation_id, id))""",
-    """CREATE TABLE events (
+    "events": """CREATE TABLE events (
         conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,
         type TEXT NOT NULL, timestamp INTEGER NOT NULL, emitter_id TEXT NOT NULL,
-        emitter_type TEXT NOT NULL, channel_session_id TEXT, data BLOB NOT NULL,
+        emitter_type TEXT NOT NULL, channel_session_id TEXT, data TEXT NOT NULL,
         PRIMARY KEY (conversation_id, seq))""",
-)
+    "webhooks": """CREATE TABLE webhooks (
+        name TEXT PRIMARY KEY, since INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)""",
+    "webhook_cursors": """CREATE TABLE webhook_cursors (
+        webhook TEXT NOT NULL, conversation_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (webhook, conversation_id))""",
+}
+
+#: Each table's indexes, by table.
+INDEXES = {
+    # One contact-center room per customer, enforced by the file itself so that two racing
+    # creators cannot both succeed.
+    "rooms": (
+        """CREATE UNIQUE INDEX rooms_contact_center ON rooms(customer_id)
+        WHERE type = 'CUSTOMER' AND mode = 'CONTACT_CENTER'""",
+        "CREATE INDEX rooms_customer ON rooms(customer_id)",
+    ),
+    "conversations": (
+        "CREATE INDEX conversations_room ON conversations(room_id, created_at, id)",
+        "CREATE INDEX conversations_created ON conversations(created_at)",
+        "CREATE INDEX conversations_ended ON conversations(ended_at)",
+        "CREATE INDEX conversations_customer ON conversations(customer_id)",
+        "CREATE INDEX conversations_touched ON conversations(touched)",
+    ),
+    "channel_sessions": (
+        "CREATE INDEX channel_sessions_conversation ON channel_sessions(conversation_id, position)",
+    ),
+    "webhook_cursors": (
+        "CREATE INDEX webhook_cursors_conversation ON webhook_cursors(conversation_id)",
+    ),
+}
+
+#: Tables that version 2 added (the migration creates them as they are).
+NEW_IN_2 = ("webhooks", "webhook_cursors")
+
+SCHEMA = tuple(TABLES.values()) + tuple(i for group in INDEXES.values() for i in group)
 
 
 #: ``PRAGMA synchronous`` per ``storage.fsync`` policy.

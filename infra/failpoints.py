@@ -22,7 +22,6 @@ ENV = "CX_FAILPOINTS"
 REREAD_S = 0.1
 
 
-
 class _Switches:
     """What the file said when it was last read."""
 

@@ -203,7 +203,9 @@ class JournalWriter:
             path = self._path(segment)
             if path.exists():
                 records += [
-                    r for r in read_segment(path) if isinstance(r, dict) and r["c"] == conversation_id
+                    r
+                    for r in read_segment(path)
+                    if isinstance(r, dict) and r["c"] == conversation_id
                 ]
         for frame in self._pending:
             record, _ = frame_at(frame, 0)

@@ -67,4 +67,3 @@ def bot_script(settings: config.Settings) -> BotScript:
         no_agent_notice=bot.no_agent_notice,
         queue=settings.routing.default_queue,
     )
-

@@ -23,12 +23,13 @@ from pathlib import Path
 from domain.transitions import mermaid
 from infra.archive_errors import StorageError
 from infra.config import ConfigError, load_config
-from runtime import cli_logs, control, daemon, pidfile
+from runtime import cli_logs, control, daemon, export, pidfile
 from runtime.cli_inventory import add_commands as add_inventory_commands
 from runtime.cli_operations import add_commands, drain_command, reload_command
 from runtime.cli_send import OPS, UsageError, ops_help, send_command
 from runtime.cli_status import EXIT_DEGRADED, DegradedError, history_command, status_command
 from runtime.demo import run_demo
+from runtime.export import forget_command
 from runtime.gateway import GatewayError
 from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
@@ -108,6 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     history.add_argument("room", metavar="ROOM", help="the room id")
     history.add_argument("--json", action="store_true", help="print JSON")
+    forget = with_config(
+        commands.add_parser(
+            "forget", help="delete everything the archive holds of a customer (none live)"
+        )
+    )
+    forget.add_argument("customer", metavar="CUSTOMER_ID", help="the customer id")
+    export.add_arguments(
+        with_config(
+            commands.add_parser("export", help="archived conversations created in a time range")
+        )
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -161,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gateway(args.config, connect=control.connect)
         if args.command == "history":
             return history_command(args.config, args.room, as_json=args.json)
+        if args.command == "forget":
+            return forget_command(args.config, args.customer)
+        if args.command == "export":
+            return export.export_command(
+                args.config, args.start, args.end, fmt=args.format, out=args.out
+            )
         if args.command == "demo":
             if args.embedded:
                 return run_demo(args.config)

@@ -70,6 +70,7 @@ from runtime.supervise import (
     start_engine,
 )
 from runtime.system import salvaging, start_member
+from runtime.upkeep import Upkeep
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -288,6 +289,8 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
             if foreground:
                 sdnotify.notify(sdnotify.READY)
             code = 0
+            upkeep = Upkeep(settings)  # webhooks and retention, when configured
+            upkeep.start()
             try:
                 checked = time.monotonic()
                 while not stop and not code:
@@ -306,6 +309,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
                     sdnotify.notify(sdnotify.STOPPING)
                 if endpoint is not None:
                     endpoint.stop()
+                upkeep.stop()
                 log.info("engine stopping", admin=record.admin)
                 _shutdown(watcher.engine.system, record)
                 log.info("engine stopped", admin=record.admin)

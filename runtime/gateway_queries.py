@@ -14,6 +14,7 @@ from actors.messages import (
     ArchivedQuery,
     Directory,
     EventsQuery,
+    ForgetCustomer,
     SnapshotQuery,
     Status,
     StatusQuery,
@@ -56,6 +57,13 @@ class Queries:
             EventsQuery(after_seq),
             ArchivedQuery("events", conversation_id, after_seq),
         )
+
+    def forget_customer(self, customer_id: str) -> dict[str, int]:
+        """Delete everything the archive holds of the customer (conversations with their
+        events, rooms, identities); how many of each went. Refused (IllegalTransitionError)
+        while one of their conversations is live, and then nothing is deleted."""
+        _text("customer_id", customer_id, limit=MAX_ID)
+        return self.engine.engine("monitor", ForgetCustomer(customer_id))  # type: ignore[no-any-return]
 
     def history(self, room_id: str) -> list[dict[str, Any]]:
         _text("room_id", room_id, limit=MAX_ID)

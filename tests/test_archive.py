@@ -37,7 +37,8 @@ from domain.records import (
 from infra.archive import Archive
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg import PgArchive
-from infra.archive_rows import RoomRecord
+from infra.archive_rows import BYTES_KEY, RoomRecord
+from infra.archive_schema import SCHEMA_VERSION
 from infra.archive_store import ArchiveStore
 
 ROOM = RoomRecord("room-1", RoomType.CUSTOMER, RoomMode.CONTACT_CENTER, "cust-1", 1_000)
@@ -375,11 +376,11 @@ def test_missing_parent_directories_are_created_and_file_reopens(tmp_path: Path)
         archive.store_conversation(record, events)
     assert path.is_file()
 
-    with Archive(str(path)) as reopened:  # existing version-1 file: accepted as is
+    with Archive(str(path)) as reopened:  # an existing file of this version: accepted as is
         assert reopened.conversation("conv-1") == record
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     db.close()
 
 
@@ -409,9 +410,11 @@ json_like = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text().filter(lambda key: key != BYTES_KEY), inner, max_size=4),
     max_leaves=20,
 )
 

@@ -56,6 +56,14 @@ class ArchivedQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetCustomer:
+    """Delete everything the archive holds of a customer (refused while one of their
+    conversations is live); answered with how many rows of each kind went."""
+
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ArchivedActivity:
     conversation_id: str
     name: str

@@ -22,6 +22,7 @@ from domain.errors import CxError, ErrorKind
 
 class InvalidValue(CxError):
     """A check failed; ``load_config`` turns it into a ConfigError that names the source."""
+
     kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, key: str, problem: str) -> None:

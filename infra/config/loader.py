@@ -29,11 +29,13 @@ from infra.config.settings import (
     SystemSettings,
     TimerSettings,
 )
+from infra.config.webhooks import webhook_settings
 from infra.yamlfile import YamlProblem, read_yaml
 
 
 class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
+
     kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, source: str, key: str, problem: str) -> None:
@@ -94,6 +96,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         logging=LoggingSettings(**clean["logging"]),
         metrics=MetricsSettings(**clean["metrics"]),
         source=source,
+        webhooks=webhook_settings(clean["webhooks"]),
     )
 
 

@@ -39,6 +39,7 @@ from infra.config.checks import (
     suggest_key,
     text,
 )
+from infra.config.webhooks import webhooks
 
 SYSTEM_BASES = ("simpleSystemBase", "multiprocTCPBase", "multiprocQueueBase", "multiprocUDPBase")
 FSYNC_POLICIES = ("always", "interval", "never")
@@ -188,6 +189,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "fsync_interval_ms": _Key(50, integer(1)),
         "salvage_journal": _Key(False, boolean),
         "postgres": _Key(None, optional(conninfo)),
+        "retention_days": _Key(None, optional(integer(1))),
     },
     "bot": {
         "enabled": _Key(True, boolean),
@@ -251,6 +253,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "level": _Key("info", choice(LOG_LEVELS, fold_case=True)),
         "file": _Key(None, optional(file_path)),
     },
+    "webhooks": _Key([], webhooks),
 }
 
 

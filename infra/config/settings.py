@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from domain.policy import Threshold
+from infra.config.webhooks import WebhookSettings
 
 
 def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -59,6 +60,8 @@ class StorageSettings:
     fsync_interval_ms: int
     salvage_journal: bool
     postgres: str | None
+    #: Closed conversations older than this many days are swept from the archive; None: kept.
+    retention_days: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,7 @@ class Settings:
     logging: LoggingSettings
     metrics: MetricsSettings
     source: str
+    webhooks: tuple[WebhookSettings, ...] = ()
 
     def queue_sla_seconds(self, queue: str) -> float:
         """Agent SLA duration for agents routed from ``queue`` (queue override, else default)."""

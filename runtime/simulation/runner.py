@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from infra.archive import Archive
+from infra.archive_rows import unpack
 from infra.config.checks import InvalidValue
 from infra.timefmt import iso
 from runtime.gateway import Gateway
@@ -243,7 +242,7 @@ class ArchivedEvents:
                     "timestamp": stamp,
                     "emitter": {"id": emitter_id, "type": emitter_type},
                     "channel_session_id": session,
-                    "data": msgpack.unpackb(data, raw=False, strict_map_key=True),
+                    "data": unpack(data, conversation_id),
                 }
             )
         return found

@@ -1,0 +1,106 @@
+"""The archive's upkeep beside a running engine: webhook delivery and the retention sweep.
+
+A thread of the daemon (of the leader node with several nodes, so one process delivers each
+webhook) holding its own archive connection; it does nothing when no webhook is configured
+and ``storage.retention_days`` is null. :meth:`Upkeep.tick` does what is due at a given time
+and says when to come back; tests drive it with their own clock, the thread with the wall
+clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from infra.archive_errors import StorageError
+from infra.archive_store import ArchiveStore, open_archive
+from infra.config import Settings
+from infra.logs import get_logger
+from infra.timefmt import wall_ms
+from runtime.webhooks import Post, WebhookDispatcher, post_http
+
+log = get_logger("cx.upkeep")
+
+DAY_MS = 86_400_000
+#: Milliseconds between two retention sweeps.
+SWEEP_EVERY_MS = 3_600_000
+#: Milliseconds before trying again after the archive failed.
+RETRY_MS = 5_000
+
+
+class Upkeep:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], int] = wall_ms,
+        post: Post = post_http,
+    ) -> None:
+        self._settings, self._clock, self._post = settings, clock, post
+        self._archive: ArchiveStore | None = None
+        self.dispatchers: list[WebhookDispatcher] = []
+        self._sweep_at = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def needed(self) -> bool:
+        """Whether there is anything to do: a webhook, or a retention period."""
+        return bool(self._settings.webhooks) or self._settings.storage.retention_days is not None
+
+    def start(self) -> None:
+        """Run in a daemon thread until :meth:`stop` (nothing is started when not needed)."""
+        if self.needed and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cx-upkeep", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+
+    def _run(self) -> None:
+        wait_ms = 0
+        while not self._stop.wait(wait_ms / 1000):
+            try:
+                wait_ms = self.tick(self._clock())
+            except Exception as error:  # the thread outlives any one fault
+                log.warning(
+                    "upkeep_failed", problem=str(error), error=type(error).__name__,
+                    retry_in_ms=RETRY_MS, exc_info=not isinstance(error, StorageError),
+                )  # fmt: skip
+                if self._archive is not None:
+                    self._archive.close()
+                    self._archive = None
+                    self.dispatchers = []
+                wait_ms = RETRY_MS
+
+    def tick(self, now_ms: int) -> int:
+        """Deliver and sweep what is due at ``now_ms``; milliseconds until the next tick."""
+        if self._archive is None:
+            self._archive = open_archive(self._settings.storage, busy_timeout_ms=1000)
+            self.dispatchers = [
+                WebhookDispatcher(self._archive, webhook, post=self._post)
+                for webhook in self._settings.webhooks
+            ]
+        waits = [dispatcher.step(now_ms) for dispatcher in self.dispatchers]
+        days = self._settings.storage.retention_days
+        if days is not None:
+            if now_ms >= self._sweep_at:
+                self.sweep(now_ms)
+                self._sweep_at = now_ms + SWEEP_EVERY_MS
+            waits.append(self._sweep_at - now_ms)
+        return min(waits, default=SWEEP_EVERY_MS)
+
+    def sweep(self, now_ms: int) -> int:
+        """Delete the closed conversations older than ``storage.retention_days``; how many."""
+        days = self._settings.storage.retention_days
+        if days is None or self._archive is None:
+            return 0
+        deleted = self._archive.sweep_closed_before(now_ms - days * DAY_MS)
+        if deleted:
+            log.info("archive_retention_swept", deleted=deleted, retention_days=days)
+        return deleted

@@ -1,0 +1,177 @@
+"""Webhooks: a receiver that is down gets every event afterwards, in order, once each by
+sequence number; signatures verify with the secret and fail otherwise; a restart resumes
+from the durable cursor; a backlog over its bound is passed over and reported. Time is the
+test's: each step is given its ``now``, nothing sleeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from infra.archive import Archive
+from infra.config import load_config
+from infra.config.webhooks import WebhookSettings
+from runtime.upkeep import Upkeep
+from runtime.webhooks import WebhookDispatcher, sign, verify
+from tests.test_archive import late_activity, make_conversation
+from tests.webhook_support import Receiver
+
+SECRET = "a-secret-of-some-length"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver.on_free_port() as receiving:
+        yield receiving
+
+
+def webhook(receiver: Receiver, **overrides: Any) -> WebhookSettings:
+    settings = WebhookSettings(
+        name="crm", url=f"http://127.0.0.1:{receiver.port}/hook", secret=SECRET,
+        events=frozenset(), timeout_seconds=5, backoff_seconds=1, max_backoff_seconds=16,
+        max_backlog=100,
+    )  # fmt: skip
+    return dataclasses.replace(settings, **overrides)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    with Archive(tmp_path / "archive.db") as opened:
+        for index in range(3):
+            record, events = make_conversation(f"conv-{index}", created_at=1_000 + index)
+            opened.store_conversation(record, events)
+        yield opened
+
+
+def everything(archive: Archive) -> list[tuple[str, int]]:
+    return [(f"conv-{i}", e.seq) for i in range(3) for e in archive.events(f"conv-{i}")]
+
+
+def test_a_receiver_down_for_a_minute_gets_every_event_afterwards_in_order_once_each(
+    archive: Archive, receiver: Receiver
+) -> None:
+    dispatcher = WebhookDispatcher(archive, webhook(receiver))
+    now = 0
+    while now < 60_000:  # down for a minute: retried with backoff 1, 2, 4, 8, 16, 16... s
+        now += dispatcher.step(now)
+    assert receiver.received == []
+    assert dispatcher.attempts == 7  # at 0, 1, 3, 7, 15, 31, 47 s
+
+    receiver.up()
+    dispatcher.step(now)  # the next retry, due at 63 s
+    assert dispatcher.failures == 0
+    dispatcher.step(now + 60_000)  # nothing is delivered twice
+    assert receiver.received == everything(archive)
+
+
+def test_late_events_of_a_delivered_conversation_follow_it(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    dispatcher = WebhookDispatcher(archive, webhook(receiver))
+    dispatcher.step(0)
+    before = everything(archive)
+    archive.append_events("conv-1", [late_activity(4)])
+    dispatcher.step(1_000)
+    assert receiver.received == [*before, ("conv-1", 4)]
+
+
+def test_each_body_is_signed_with_the_secret_and_a_tampered_one_fails(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver)).step(5_000)
+    body, signature = receiver.bodies[1]
+    assert verify(SECRET, signature, body)
+    assert signature == sign(SECRET, 5_000, body)
+    assert not verify("another-secret-entirely", signature, body)
+    assert not verify(SECRET, signature, body.replace(b"conv-0", b"conv-9"))
+    assert not verify(SECRET, "t=5000", body)
+    document = json.loads(body)
+    assert (document["conversation_id"], document["seq"], document["event"]["name"]) == (
+        "conv-0", 2, "CUSTOMER_MESSAGE",
+    )  # fmt: skip
+
+
+def test_only_the_events_named_by_the_filter_are_delivered(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver, events=frozenset({"CUSTOMER_MESSAGE"}))).step(0)
+    assert receiver.received == [("conv-0", 2), ("conv-1", 2), ("conv-2", 2)]
+
+
+def test_a_restarted_dispatcher_resumes_after_the_last_acknowledged_event(
+    archive: Archive, receiver: Receiver
+) -> None:
+    receiver.up()
+    WebhookDispatcher(archive, webhook(receiver)).step(0)
+    before = everything(archive)
+    archive.append_events("conv-1", [late_activity(4), late_activity(5)])
+    receiver.status = 503  # refuses what follows: not acknowledged
+    WebhookDispatcher(archive, webhook(receiver)).step(1_000)
+    receiver.status = 200
+    again = WebhookDispatcher(archive, webhook(receiver))  # a new process: state from the archive
+    again.step(2_000)
+    assert receiver.received == [*before, ("conv-1", 4), ("conv-1", 5)]
+
+
+def test_a_backlog_over_its_bound_passes_over_the_oldest_and_reports_it(
+    archive: Archive, receiver: Receiver
+) -> None:
+    dispatcher = WebhookDispatcher(archive, webhook(receiver, max_backlog=1))
+    with capture_logs() as logs:
+        dispatcher.step(0)
+    assert dispatcher.skipped == 2
+    (over,) = [line for line in logs if line["event"] == "webhook_backlog_over_bound"]
+    assert (over["skipped"], over["log_level"]) == (2, "warning")
+
+    receiver.up()
+    dispatcher.step(10_000)
+    assert receiver.received == [("conv-2", 1), ("conv-2", 2), ("conv-2", 3)]
+
+
+def test_the_upkeep_delivers_every_configured_webhook(tmp_path: Path, receiver: Receiver) -> None:
+    settings = load_config(
+        {
+            "storage": {"archive": str(tmp_path / "archive.db")},
+            "webhooks": [
+                {"name": "a", "url": f"http://127.0.0.1:{receiver.port}/a", "secret": SECRET},
+                {"name": "b", "url": f"http://127.0.0.1:{receiver.port}/b", "secret": SECRET,
+                 "events": ["TOPIC_STATE_CHANGED"]},
+            ],
+        }
+    )  # fmt: skip
+    with Archive(tmp_path / "archive.db") as archive:
+        record, events = make_conversation()
+        archive.store_conversation(record, events)
+    receiver.up()
+    upkeep = Upkeep(settings, clock=lambda: 0)
+    try:
+        assert upkeep.tick(0) == 1_000
+    finally:
+        upkeep.stop()
+    assert sorted(receiver.received) == sorted(
+        [("conv-1", 1), ("conv-1", 2), ("conv-1", 3), ("conv-1", 3)]
+    )
+
+
+def test_a_look_from_a_write_time_skips_conversations_written_before_it(
+    archive: Archive, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "archive.db") as db:
+        db.execute("UPDATE conversations SET touched = 1000")  # written long ago
+    db.close()
+    assert archive.last_touched() == 1000
+    assert len(archive.webhook_pending("crm", 0, 10)) == 3
+    assert archive.webhook_pending("crm", 0, 10, touched_from=1001) == []
+    archive.append_events("conv-1", [late_activity(4)])  # a write: touched again
+    (again,) = archive.webhook_pending("crm", 0, 10, touched_from=1001)
+    assert (again.conversation_id, again.seq) == ("conv-1", 4)
