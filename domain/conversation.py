@@ -249,6 +249,7 @@ class ConversationMachine(MachineReports):
         if supervisor:
             return self._finish()
         if self.pending_request is not None:
+            self._withdraw_offer(taken_by=cmd.agent_id)
             if cmd.request_id is None:  # a direct join answers the need: withdraw the request
                 t.effects.append(CancelRoute(self.pending_request, self.queue))
             self.pending_request = None

@@ -66,6 +66,7 @@ class MachineBase:
         self.data: dict[str, str | int | float | bool | None] = {}
         self.queue: str = policy.default_queue
         self.pending_request: str | None = None
+        self.offered_to: str | None = None  # the agent holding an offer of pending_request
         self._sessions: dict[str, Session] = {}
         self._participants: dict[str, Participant] = {}
         self._timers: dict[TimerKey, RunningTimer] = {}

@@ -126,7 +126,11 @@ class MachineReports(MachineSteps):
         if cmd.agent_id is not None:
             data["agent_id"] = cmd.agent_id
         self._emit(Bucket.OWN, cmd.name, SYSTEM, None, data)
+        if cmd.agent_id is not None:  # an offer made to this agent, or taken back (RONA)
+            self._notify(cmd.agent_id, EventName(cmd.name))
+            self.offered_to = cmd.agent_id if cmd.name == EventName.AGENT_OFFERED else None
         if cmd.name == EventName.NO_AGENT_AVAILABLE:
+            self._withdraw_offer()
             self.pending_request = None
             latest = self._latest_text_session()
             if latest is not None:
@@ -147,7 +151,7 @@ class MachineReports(MachineSteps):
         self.state = row.target
         self._act(LIFECYCLE[row.target].on_entry + row.actions, row.trigger)
         self._closing_events = []
-        effects = self._announce(closing, [], [row.target])
+        effects = self._announce(closing, [], [row.target], final=True)
         late = tuple(e for e in closing if e.seq > cmd.through_seq)
         if late:
             effects.append(ArchiveLate(late))

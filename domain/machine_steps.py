@@ -21,6 +21,7 @@ from domain.effects import (
     ReleaseAgent,
     ReportState,
     RouteRequest,
+    TellAgent,
     TellBot,
 )
 from domain.enums import (
@@ -68,22 +69,41 @@ class MachineSteps(MachineTimers):
                 )
             )
         effects = self._announce(events, t.ended_sessions, t.entered)
+        subscribed = set(self.subscribed_agents())
+        for agent_id, name in t.notify:
+            told = tuple(e for e in events if e.name == name)
+            if agent_id not in subscribed and told:
+                effects.append(TellAgent(agent_id, told, self.offered_to == agent_id))
         if self.state is State.CLOSING and not self._closing_events:
             effects.append(self._prepare_archive(t.now))
         self._plan = None
         return effects + t.effects
 
     def _announce(
-        self, events: list[Event], ended_sessions: list[str], entered: list[State]
+        self,
+        events: list[Event],
+        ended_sessions: list[str],
+        entered: list[State],
+        *,
+        final: bool = False,
     ) -> list[Effect]:
         """Publish ``events`` and say where they go: the live sessions and those that ended
         in this command (they get the events of the command that ended them), every agent,
-        the bot what it reacts to, and the TopicMonitor each state entered."""
+        the bot what it reacts to, and the TopicMonitor each state entered. ``final``: the
+        conversation's last events, for every session and every agent that took part."""
         effects: list[Effect] = [Publish(e) for e in events]
         if not events:
             return effects
-        live = self.live_session_ids()
-        effects.append(DeliverEvents(tuple(live + [s for s in ended_sessions if s not in live])))
+        if final:
+            agents = tuple(
+                p.id for p in self._participants.values() if p.type is ParticipantType.AGENT
+            )
+            effects.append(DeliverEvents(tuple(self._sessions), agents, final=True))
+        else:
+            live = self.live_session_ids()
+            effects.append(
+                DeliverEvents(tuple(live + [s for s in ended_sessions if s not in live]))
+            )
         bot_role = self.bot_role()
         if bot_role is not None:
             interesting = tuple(e for e in events if e.name in BOT_INTERESTS)
@@ -340,5 +360,25 @@ class MachineSteps(MachineTimers):
 
     def _cancel_request(self) -> None:
         if self.pending_request is not None:
+            self._withdraw_offer()
             self._t.effects.append(CancelRoute(self.pending_request, self.queue))
             self.pending_request = None
+
+    def _notify(self, agent_id: str, name: EventName) -> None:
+        """The command's ``name`` event also goes to ``agent_id`` if it is not subscribed."""
+        self._t.notify.append((agent_id, str(name)))
+
+    def _withdraw_offer(self, taken_by: str | None = None) -> None:
+        """The pending request is over: an agent holding an offer of it (other than
+        ``taken_by``, who took it) is told that the offer is withdrawn."""
+        agent_id, self.offered_to = self.offered_to, None
+        if agent_id is None or agent_id == taken_by:
+            return
+        self._emit(
+            Bucket.FOLLOW,
+            EventName.AGENT_OFFER_WITHDRAWN,
+            SYSTEM,
+            None,
+            {"agent_id": agent_id, "request_id": self.pending_request, "queue": self.queue},
+        )
+        self._notify(agent_id, EventName.AGENT_OFFER_WITHDRAWN)

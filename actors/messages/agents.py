@@ -32,6 +32,13 @@ class AgentJoin:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentQuery:
+    """agent_conversations from a gateway: the agent's conversations and offers."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Released:
     """The conversation unsubscribed the agent."""
 
