@@ -237,7 +237,9 @@ class ConversationEntity:
             elif isinstance(effect, RouteRequest):
                 host.post(
                     Ref(wiring.router_of(effect.queue), ""),
-                    EnqueueRequest(effect.request_id, me, effect.queue, effect.excluded),
+                    EnqueueRequest(
+                        effect.request_id, me, effect.queue, effect.excluded, effect.agent_id
+                    ),
                 )
             elif isinstance(effect, CancelRoute):
                 host.post(Ref(wiring.router_of(effect.queue), ""), CancelRequest(effect.request_id))
@@ -279,7 +281,12 @@ class ConversationEntity:
         if request is not None:
             host.post(
                 Ref(host.wired().router_of(self.machine.queue), ""),
-                EnqueueRequest(request, host.ref(self.id), self.machine.queue),
+                EnqueueRequest(
+                    request,
+                    host.ref(self.id),
+                    self.machine.queue,
+                    agent_id=self.machine.request_target,
+                ),
             )
 
     def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:

@@ -72,6 +72,7 @@ class Router(TimedActor):
                     payload.queue,
                     now,
                     excluded=payload.excluded,
+                    target=payload.agent_id,
                 )
             )
         elif isinstance(payload, CancelRequest):

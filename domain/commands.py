@@ -106,6 +106,17 @@ class AgentLeave:
 
 
 @dataclass(frozen=True, slots=True)
+class Transfer:
+    """The PRIMARY agent hands the conversation on: to the agent ``to_agent_id`` or to
+    ``queue`` (exactly one of them), with a note for whoever takes it."""
+
+    agent_id: str
+    queue: str | None = None
+    to_agent_id: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyWrapUp:
     agent_id: str
     codes: tuple[str, ...]
@@ -166,6 +177,7 @@ Command = (
     | Hold
     | Resume
     | AgentLeave
+    | Transfer
     | ApplyWrapUp
     | SetData
     | EndConversation

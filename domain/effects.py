@@ -80,6 +80,7 @@ class RouteRequest:
     request_id: str
     queue: str
     excluded: tuple[str, ...] = ()  # agents the request must not go to
+    agent_id: str | None = None  # the one agent it may go to (a transfer to a named agent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,8 @@ class MachineBase:
         self.queue: str = policy.default_queue
         self.pending_request: str | None = None
         self.offered_to: str | None = None  # the agent holding an offer of pending_request
+        self.request_target: str | None = None  # pending_request goes to this agent only
+        self.request_note = ""  # pending_request's note for whoever takes it
         self._sessions: dict[str, Session] = {}
         self._participants: dict[str, Participant] = {}
         self._timers: dict[TimerKey, RunningTimer] = {}

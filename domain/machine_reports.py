@@ -125,6 +125,8 @@ class MachineReports(MachineSteps):
         data: dict[str, Any] = {"queue": cmd.queue}
         if cmd.agent_id is not None:
             data["agent_id"] = cmd.agent_id
+        if cmd.name == EventName.AGENT_OFFERED and self.request_note:
+            data["note"] = self.request_note
         self._emit(Bucket.OWN, cmd.name, SYSTEM, None, data)
         if cmd.agent_id is not None:  # an offer made to this agent, or taken back (RONA)
             self._notify(cmd.agent_id, EventName(cmd.name))

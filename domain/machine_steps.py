@@ -342,20 +342,29 @@ class MachineSteps(MachineTimers):
             self._set_role(bot, role, Bucket.PARTICIPANT)
 
     def _request_agent(
-        self, queue: str, by: Emitter, bucket: Bucket, excluded: tuple[str, ...] = ()
+        self,
+        queue: str,
+        by: Emitter,
+        bucket: Bucket,
+        excluded: tuple[str, ...] = (),
+        *,
+        target: str | None = None,
+        note: str = "",
     ) -> None:
+        """Ask the Router for an agent of ``queue`` (or for ``target`` alone), with a note
+        for whoever takes the request."""
         self._requests += 1
         request_id = agent_request_id(self.id, self._requests)
         self.pending_request = request_id
         self.queue = queue
-        self._emit(
-            bucket,
-            EventName.AGENT_REQUESTED,
-            by,
-            None,
-            {"queue": queue, "request_id": request_id},
-        )
-        self._t.effects.append(RouteRequest(request_id, queue, excluded))
+        self.request_target, self.request_note = target, note
+        data: dict[str, str] = {"queue": queue, "request_id": request_id}
+        if target is not None:
+            data["to_agent_id"] = target
+        if note:
+            data["note"] = note
+        self._emit(bucket, EventName.AGENT_REQUESTED, by, None, data)
+        self._t.effects.append(RouteRequest(request_id, queue, excluded, target))
         self._stop_all(TimerKind.CUSTOMER_SLA)
 
     def _cancel_request(self) -> None:

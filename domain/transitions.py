@@ -45,6 +45,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.enums import OPEN_STATES, State
 from domain.errors import CxError
@@ -198,10 +199,10 @@ LIFECYCLE: Mapping[State, StateRules] = {
         _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent}, supervisors_join=True
     ),
     State.ACTIVE: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold}, supervisors_join=True
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold, Transfer}, supervisors_join=True
     ),
     State.ON_HOLD: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume},
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume, Transfer},
         supervisors_join=True,
         on_exit=(Action.STOP_HOLD,),
     ),

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from actors.messages import AgentQuery
-from domain.commands import Command
+from domain.commands import Command, Transfer
+from runtime.gateway_args import message_text as _message_text
 from runtime.gateway_args import text as _text
 from runtime.gateway_core import EngineLink
+from runtime.gateway_types import BadArgumentError
 
 
 class Desk:
@@ -44,6 +46,24 @@ class Desk:
             )
         return listed
 
+    def transfer(
+        self,
+        agent_id: str,
+        conversation_id: str,
+        *,
+        queue: str | None = None,
+        to_agent_id: str | None = None,
+        note: str = "",
+    ) -> None:
+        """The conversation's PRIMARY agent hands it on to ``queue`` or to the agent
+        ``to_agent_id`` (exactly one), with ``note`` for whoever takes it: the agent leaves
+        (DIRECT_TRANSFER; WRAP_UP when wrap-up is enabled) and the conversation asks for an
+        agent, the bot PRIMARY meanwhile."""
+        _text("agent_id", agent_id)
+        _target("transfer", conversation_id, queue, to_agent_id)
+        _message_text(note)
+        self._apply(conversation_id, Transfer(agent_id, queue, to_agent_id, note))
+
     # provided by Gateway and its Queries
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
@@ -51,3 +71,16 @@ class Desk:
 
     def _apply(self, conversation_id: str, command: Command) -> None:
         raise NotImplementedError
+
+
+def _target(what: str, conversation_id: str, queue: str | None, to_agent_id: str | None) -> None:
+    """Exactly one of ``queue`` and ``to_agent_id``, each a name."""
+    if (queue is None) == (to_agent_id is None):
+        raise BadArgumentError(
+            f"{what} refused on conversation {conversation_id}: give exactly one of queue and"
+            " to_agent_id"
+        )
+    if queue is not None:
+        _text("queue", queue)
+    if to_agent_id is not None:
+        _text("to_agent_id", to_agent_id)

@@ -33,6 +33,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.conversation import COMMAND_TYPES
 from domain.effects import (
@@ -974,6 +975,7 @@ def _every_command(driver: Driver) -> list[Command]:
         Hold(AGENT, 10),
         Resume(AGENT),
         AgentLeave(AGENT),
+        Transfer(AGENT, "billing"),
         ApplyWrapUp(AGENT, ("X",)),
         SetData("k", "v"),
         EndConversation(),

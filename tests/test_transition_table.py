@@ -33,6 +33,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.conversation import COMMAND_TYPES, ConversationMachine
 from domain.effects import ArchiveConversation, Effect, Publish
@@ -178,6 +179,10 @@ def representative(kind: type[Any], machine: ConversationMachine) -> tuple[Comma
         return RoutingUpdate("NO_AGENT_AVAILABLE", "stale", "default"), True
     if kind is ArchiveCommitted:
         return ArchiveCommitted(machine.seq), True
+    if kind is Transfer:
+        primary = [a for a in v.present if machine.participant_role(a) is Role.PRIMARY]
+        valid = bool(primary) and machine.pending_request is None
+        return Transfer(primary[0] if primary else AGENT, "billing"), valid
     raise AssertionError(f"no representative for {kind}")
 
 
@@ -203,7 +208,7 @@ MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
 
 def test_every_command_type_has_an_accepted_in_row() -> None:
     assert set(ACCEPTED_IN) == set(COMMAND_TYPES)
-    assert len(COMMAND_TYPES) == 18
+    assert len(COMMAND_TYPES) == 19
 
 
 @pytest.mark.parametrize("wrap", [False, True], ids=["wrap-up-off", "wrap-up-on"])

@@ -93,6 +93,7 @@ class EnqueueRequest:
     conversation: Ref
     queue: str
     excluded: tuple[str, ...] = ()
+    agent_id: str | None = None  # the one agent the request may go to
 
 
 @dataclass(frozen=True, slots=True)
