@@ -280,11 +280,11 @@ class ConversationEntity:
         request = self.machine.pending_request
         if request is not None:
             host.post(
-                Ref(host.wired().router_of(self.machine.queue), ""),
+                Ref(host.wired().router_of(self.machine.request_queue), ""),
                 EnqueueRequest(
                     request,
                     host.ref(self.id),
-                    self.machine.queue,
+                    self.machine.request_queue,
                     agent_id=self.machine.request_target,
                 ),
             )

@@ -37,6 +37,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -69,9 +71,9 @@ from domain.errors import IllegalTransition, InvalidArgument
 from domain.events import EventName
 from domain.limits import MAX_NAME, MAX_TEXT
 from domain.machine_base import BOT, BOT_ID
+from domain.machine_consult import MachineConsult
 from domain.machine_parts import Bucket, Participant
 from domain.machine_timers import AGENT_SLA_KEY, HOLD_KEY
-from domain.machine_transfer import MachineTransfer
 from domain.policy import Policy
 from domain.records import SYSTEM
 from domain.timers import TimerKey, TimerKind
@@ -80,7 +82,7 @@ from domain.transitions import LIFECYCLE, SUPERVISOR_ACCEPTED_IN, Trigger
 __all__ = ["BOT", "BOT_ID", "COMMAND_TYPES", "MAX_NAME", "MAX_TEXT", "ConversationMachine"]
 
 
-class ConversationMachine(MachineTransfer):
+class ConversationMachine(MachineConsult):
     """One conversation's lifecycle. Create it with :meth:`open`; feed it with :meth:`handle`."""
 
     HANDLERS: ClassVar[dict[type[Any], Callable[[ConversationMachine, Any, int], list[Effect]]]]
@@ -249,8 +251,12 @@ class ConversationMachine(MachineTransfer):
         if self.pending_request is not None:
             self._withdraw_offer(taken_by=cmd.agent_id)
             if cmd.request_id is None:  # a direct join answers the need: withdraw the request
-                t.effects.append(CancelRoute(self.pending_request, self.queue))
-            self.pending_request = None
+                t.effects.append(CancelRoute(self.pending_request, self.request_queue))
+                self._request_over()
+            else:
+                if self.request_consult:
+                    self.consulted = cmd.agent_id
+                self.pending_request = None
         if arriving:
             self._transition(Trigger.AGENT_ARRIVED, EventName.AGENT_SUBSCRIBED)
         self._start_agent_sla()
@@ -427,6 +433,8 @@ ConversationMachine.HANDLERS = {
     Resume: ConversationMachine._on_resume,
     AgentLeave: ConversationMachine._on_agent_leave,
     Transfer: ConversationMachine._on_transfer,
+    Consult: ConversationMachine._on_consult,
+    ConcludeConsult: ConversationMachine._on_conclude_consult,
     ApplyWrapUp: ConversationMachine._on_apply_wrap_up,
     SetData: ConversationMachine._on_set_data,
     EndConversation: ConversationMachine._on_end_conversation,

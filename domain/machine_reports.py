@@ -122,9 +122,12 @@ class MachineReports(MachineSteps):
         if cmd.name not in _ROUTING_REPORTS:
             raise self._refuse(InvalidArgument, cmd, f"unknown routing report {cmd.name}")
         self._begin(now)
+        consult = self.request_consult
         data: dict[str, Any] = {"queue": cmd.queue}
         if cmd.agent_id is not None:
             data["agent_id"] = cmd.agent_id
+        if consult:
+            data["consult"] = True
         if cmd.name == EventName.AGENT_OFFERED and self.request_note:
             data["note"] = self.request_note
         self._emit(Bucket.OWN, cmd.name, SYSTEM, None, data)
@@ -133,7 +136,9 @@ class MachineReports(MachineSteps):
             self.offered_to = cmd.agent_id if cmd.name == EventName.AGENT_OFFERED else None
         if cmd.name == EventName.NO_AGENT_AVAILABLE:
             self._withdraw_offer()
-            self.pending_request = None
+            self._request_over()
+            if consult:  # the customer is still served: its timers are as they were
+                return self._finish()
             latest = self._latest_text_session()
             if latest is not None:
                 self._start_inactivity(latest)

@@ -106,7 +106,10 @@ class MachineSteps(MachineTimers):
             )
         bot_role = self.bot_role()
         if bot_role is not None:
-            interesting = tuple(e for e in events if e.name in BOT_INTERESTS)
+            # a consult's routing concerns the agents, not the bot's customer
+            interesting = tuple(
+                e for e in events if e.name in BOT_INTERESTS and not e.data.get("consult")
+            )
             if interesting:
                 effects.append(TellBot(interesting, bot_role, self.pending_request is not None))
         effects += [ReportState(state) for state in entered]
@@ -293,6 +296,7 @@ class MachineSteps(MachineTimers):
             {"agent_id": agent.id, "reason": reason.value},
         )
         self._t.effects.append(ReleaseAgent(agent.id, reason))
+        self._consult_left(agent.id)
         if was_primary and promote:
             self._promote_assistant()
 
@@ -300,6 +304,7 @@ class MachineSteps(MachineTimers):
         was_primary = agent.role is Role.PRIMARY
         self._set_role(agent, Role.WRAP_UP, bucket)
         self._start(TimerKey(TimerKind.WRAP_UP, agent.id), self.policy.wrap_up_ms)
+        self._consult_left(agent.id)
         if was_primary and promote:
             self._promote_assistant()
 
@@ -350,14 +355,19 @@ class MachineSteps(MachineTimers):
         *,
         target: str | None = None,
         note: str = "",
+        consult: bool = False,
     ) -> None:
         """Ask the Router for an agent of ``queue`` (or for ``target`` alone), with a note
-        for whoever takes the request."""
+        for whoever takes the request. A ``consult`` leaves the conversation's queue and
+        the customer's timers as they are."""
         self._requests += 1
         request_id = agent_request_id(self.id, self._requests)
         self.pending_request = request_id
-        self.queue = queue
+        self.request_queue = queue
+        if not consult:
+            self.queue = queue
         self.request_target, self.request_note = target, note
+        self.request_consult = consult
         data: dict[str, str] = {"queue": queue, "request_id": request_id}
         if target is not None:
             data["to_agent_id"] = target
@@ -365,13 +375,28 @@ class MachineSteps(MachineTimers):
             data["note"] = note
         self._emit(bucket, EventName.AGENT_REQUESTED, by, None, data)
         self._t.effects.append(RouteRequest(request_id, queue, excluded, target))
-        self._stop_all(TimerKind.CUSTOMER_SLA)
+        if not consult:
+            self._stop_all(TimerKind.CUSTOMER_SLA)
 
     def _cancel_request(self) -> None:
         if self.pending_request is not None:
             self._withdraw_offer()
-            self._t.effects.append(CancelRoute(self.pending_request, self.queue))
-            self.pending_request = None
+            self._t.effects.append(CancelRoute(self.pending_request, self.request_queue))
+            self._request_over()
+
+    def _consult_left(self, agent_id: str) -> None:
+        """An agent left: the consult it asked for or joined is over (a request for it that is
+        still pending is withdrawn)."""
+        if agent_id == self.consulted or (agent_id == self.consulting and self.consulted):
+            self.consulting = self.consulted = None
+        elif agent_id == self.consulting:
+            self._cancel_request()
+
+    def _request_over(self) -> None:
+        """The pending request ended untaken: a consult it was for is over too."""
+        self.pending_request = None
+        if self.request_consult and self.consulted is None:
+            self.consulting = None
 
     def _notify(self, agent_id: str, name: EventName) -> None:
         """The command's ``name`` event also goes to ``agent_id`` if it is not subscribed."""
@@ -388,6 +413,10 @@ class MachineSteps(MachineTimers):
             EventName.AGENT_OFFER_WITHDRAWN,
             SYSTEM,
             None,
-            {"agent_id": agent_id, "request_id": self.pending_request, "queue": self.queue},
+            {
+                "agent_id": agent_id,
+                "request_id": self.pending_request,
+                "queue": self.request_queue,
+            },
         )
         self._notify(agent_id, EventName.AGENT_OFFER_WITHDRAWN)

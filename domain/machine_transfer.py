@@ -58,19 +58,26 @@ class MachineTransfer(MachineReports):
             raise self._refuse(
                 IllegalTransition, cmd, f"agent {agent.id} in role {agent.role} cannot transfer"
             )
-        if (cmd.queue is None) == (cmd.to_agent_id is None):
+        self._check_target(cmd, agent.id, cmd.queue, cmd.to_agent_id, cmd.note)
+        return agent
+
+    def _check_target(
+        self, cmd: object, agent_id: str, queue: str | None, to_agent_id: str | None, note: str
+    ) -> None:
+        """A transfer's or consult's target: exactly one of a queue and another agent that is
+        not subscribed, a note, and no request pending."""
+        if (queue is None) == (to_agent_id is None):
             raise self._refuse(InvalidArgument, cmd, "give exactly one of queue and to_agent_id")
-        if cmd.queue is not None:
-            self._check_name(cmd, "queue", cmd.queue)
-        if cmd.to_agent_id is not None:
-            self._check_name(cmd, "to_agent_id", cmd.to_agent_id)
-            if cmd.to_agent_id == agent.id:
-                raise self._refuse(InvalidArgument, cmd, "an agent cannot transfer to itself")
-            if self.participant_role(cmd.to_agent_id) is not None:
+        if queue is not None:
+            self._check_name(cmd, "queue", queue)
+        if to_agent_id is not None:
+            self._check_name(cmd, "to_agent_id", to_agent_id)
+            if to_agent_id == agent_id:
+                raise self._refuse(InvalidArgument, cmd, f"agent {agent_id} names itself")
+            if self.participant_role(to_agent_id) is not None:
                 raise self._refuse(
-                    IllegalTransition, cmd, f"agent {cmd.to_agent_id} is already subscribed"
+                    IllegalTransition, cmd, f"agent {to_agent_id} is already subscribed"
                 )
-        self._check_text(cmd, cmd.note)
+        self._check_text(cmd, note)
         if self.pending_request is not None:
             raise self._refuse(IllegalTransition, cmd, "an agent request is already pending")
-        return agent

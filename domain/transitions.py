@@ -34,6 +34,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -199,10 +201,11 @@ LIFECYCLE: Mapping[State, StateRules] = {
         _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent}, supervisors_join=True
     ),
     State.ACTIVE: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold, Transfer}, supervisors_join=True
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold, Transfer, Consult, ConcludeConsult},
+        supervisors_join=True,
     ),
     State.ON_HOLD: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume, Transfer},
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume, Transfer, Consult, ConcludeConsult},
         supervisors_join=True,
         on_exit=(Action.STOP_HOLD,),
     ),

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from actors.messages import AgentQuery
-from domain.commands import Command, Transfer
+from domain.commands import Command, ConcludeConsult, Consult, Transfer
+from domain.enums import ConsultOutcome
 from runtime.gateway_args import message_text as _message_text
 from runtime.gateway_args import text as _text
 from runtime.gateway_core import EngineLink
@@ -63,6 +64,40 @@ class Desk:
         _target("transfer", conversation_id, queue, to_agent_id)
         _message_text(note)
         self._apply(conversation_id, Transfer(agent_id, queue, to_agent_id, note))
+
+    def consult(
+        self,
+        agent_id: str,
+        conversation_id: str,
+        *,
+        queue: str | None = None,
+        to_agent_id: str | None = None,
+        note: str = "",
+    ) -> None:
+        """A present agent asks ``queue`` or the agent ``to_agent_id`` (exactly one) for help,
+        with ``note``: the agent that takes the request joins as ASSISTANT. End it with
+        :meth:`consult_transfer`, :meth:`conference` or :meth:`end_consult`."""
+        _text("agent_id", agent_id)
+        _target("consult", conversation_id, queue, to_agent_id)
+        _message_text(note)
+        self._apply(conversation_id, Consult(agent_id, queue, to_agent_id, note))
+
+    def consult_transfer(self, agent_id: str, conversation_id: str) -> None:
+        """The consulted agent becomes PRIMARY; ``agent_id``, who consulted, leaves
+        (CONSULT_TRANSFER; WRAP_UP when wrap-up is enabled)."""
+        self._conclude(agent_id, conversation_id, ConsultOutcome.TRANSFER)
+
+    def conference(self, agent_id: str, conversation_id: str) -> None:
+        """The consult ends with both agents staying (the consulted one ASSISTANT)."""
+        self._conclude(agent_id, conversation_id, ConsultOutcome.CONFERENCE)
+
+    def end_consult(self, agent_id: str, conversation_id: str) -> None:
+        """The consult ends: the consulted agent leaves (CONSULT_ENDED)."""
+        self._conclude(agent_id, conversation_id, ConsultOutcome.END)
+
+    def _conclude(self, agent_id: str, conversation_id: str, outcome: ConsultOutcome) -> None:
+        _text("agent_id", agent_id)
+        self._apply(conversation_id, ConcludeConsult(agent_id, outcome))
 
     # provided by Gateway and its Queries
 

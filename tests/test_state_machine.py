@@ -22,6 +22,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -49,6 +51,7 @@ from domain.effects import (
 )
 from domain.enums import (
     Channel,
+    ConsultOutcome,
     EndedBy,
     EventType,
     ParticipantState,
@@ -976,6 +979,8 @@ def _every_command(driver: Driver) -> list[Command]:
         Resume(AGENT),
         AgentLeave(AGENT),
         Transfer(AGENT, "billing"),
+        Consult(AGENT, "billing"),
+        ConcludeConsult(AGENT, ConsultOutcome.END),
         ApplyWrapUp(AGENT, ("X",)),
         SetData("k", "v"),
         EndConversation(),

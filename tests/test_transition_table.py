@@ -22,6 +22,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -41,6 +43,7 @@ from domain.enums import (
     OPEN_STATES,
     PRESENT_ROLES,
     Channel,
+    ConsultOutcome,
     EndedBy,
     EventType,
     ParticipantType,
@@ -183,6 +186,11 @@ def representative(kind: type[Any], machine: ConversationMachine) -> tuple[Comma
         primary = [a for a in v.present if machine.participant_role(a) is Role.PRIMARY]
         valid = bool(primary) and machine.pending_request is None
         return Transfer(primary[0] if primary else AGENT, "billing"), valid
+    if kind is Consult:
+        valid = bool(v.present) and machine.pending_request is None
+        return Consult(v.present[0] if v.present else AGENT, "billing"), valid
+    if kind is ConcludeConsult:  # no consult is ever running in the matrix's states
+        return ConcludeConsult(v.present[0] if v.present else AGENT, ConsultOutcome.END), False
     raise AssertionError(f"no representative for {kind}")
 
 
@@ -201,6 +209,8 @@ NO_VALID_INSTANCE = {
     ("INACTIVE", AgentMessage),
     ("INACTIVE", AgentLeave),
     ("INACTIVE", ApplyWrapUp),
+    ("ACTIVE", ConcludeConsult),  # no consult runs in the states built here
+    ("ON_HOLD", ConcludeConsult),
 }
 
 MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
@@ -208,7 +218,7 @@ MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
 
 def test_every_command_type_has_an_accepted_in_row() -> None:
     assert set(ACCEPTED_IN) == set(COMMAND_TYPES)
-    assert len(COMMAND_TYPES) == 19
+    assert len(COMMAND_TYPES) == 21
 
 
 @pytest.mark.parametrize("wrap", [False, True], ids=["wrap-up-off", "wrap-up-on"])
