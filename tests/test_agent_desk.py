@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from runtime.gateway import BadArgumentError, Gateway, PushedEvent, UnknownIdError
+from runtime.netgateway import serve
 from tests.conftest import MakeGateway
+from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 OFFERS = {"routing": {"auto_accept": False, "accept_timeout_seconds": 20}}
 
@@ -176,3 +178,24 @@ def test_an_agent_subscription_gets_a_final_event_for_each_closed_conversation(
         assert len(finals) == 1 and finals[0] is pushed[-1]
         assert finals[0].conversation_id == ref.conversation_id
         assert gw.agent_conversations("bob") == []
+
+
+def test_the_final_push_frame_says_final_over_the_network_gateway(
+    make_gateway: MakeGateway,
+) -> None:
+    server = serve(lambda: make_gateway(seed=1), "127.0.0.1:0", TOKEN, MAX_FRAME)
+    client = RawClient(server.port)
+    try:
+        client.authenticate()
+        ref = client.call("start_session", customer_id="c", channel="WEB", identifier="v")
+        session = ref["channel_session_id"]
+        client.call("subscribe_session", channel_session_id=session)
+        client.call("end_session", channel_session_id=session)
+        last = client.call("events", conversation_id=ref["conversation_id"])[-1]["seq"]
+        pushed = client.pushes_until(last)
+        assert [p.get("final", False) for p in pushed].count(True) == 1
+        assert pushed[-1]["final"] is True and pushed[-1]["event"]["seq"] == last
+        assert client.call("unsubscribe", subscription=f"session:{session}") is None
+    finally:
+        client.close()
+        server.close()

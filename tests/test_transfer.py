@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from domain.routing import Assign, RoutingBook, RoutingPolicy
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -214,3 +215,16 @@ def test_a_transfer_through_the_network_gateway(make_gateway: MakeGateway) -> No
     finally:
         client.close()
         server.close()
+
+
+def test_the_routing_book_gives_a_request_for_a_named_agent_to_that_agent_only() -> None:
+    book = RoutingBook(RoutingPolicy())
+    book.agent_available("dave", ready=True, free=1, queues=("default",), now=0)
+    effects = book.enqueue("r1", "c1", "default", 1, target="carol")
+    assert not [e for e in effects if isinstance(e, Assign)]  # dave serves the queue: not his
+    assert book.waiting() == {"default": 1}
+    effects = book.agent_available("carol", ready=True, free=1, queues=("billing",), now=2)
+    assert [(e.request_id, e.agent_id) for e in effects if isinstance(e, Assign)] == [
+        ("r1", "carol")
+    ]
+    assert book.waiting() == {"default": 0}
