@@ -47,6 +47,7 @@ class PushedEvents:
             if each.final and _is_session(each.subscription):
                 self.subscriptions.discard(each.subscription)  # it ends here: not restored
                 self.resubscribe.discard(each.subscription)
+                self.order.stop(each.subscription)
             if each.event.get("name") == EventName.TOPIC_STATE_CHANGED and each.event.get(
                 "data", {}
             ).get("to") in ("CLOSING", "CLOSED"):

@@ -4,6 +4,7 @@ each subscription of a conversation when it closes (docs/PROTOCOL.md, "Subscript
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from runtime.gateway import BadArgumentError, Gateway, PushedEvent, UnknownIdError
 from runtime.netgateway import serve
 from tests.conftest import MakeGateway
+from tests.multiproc_support import eventually, running_system, write_config
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 OFFERS = {"routing": {"auto_accept": False, "accept_timeout_seconds": 20}}
@@ -199,3 +201,20 @@ def test_the_final_push_frame_says_final_over_the_network_gateway(
     finally:
         client.close()
         server.close()
+
+
+@pytest.mark.multiproc
+def test_a_desk_accepts_a_pushed_offer_on_a_running_system(tmp_path: Path) -> None:
+    config = write_config(tmp_path, routing={"auto_accept": False})
+    with running_system(config), Gateway.connect(config) as gw:
+        desk(gw, "bob")
+        ref = gw.start_session("cust-1", "WEB", "v")
+        gw.request_agent(ref.conversation_id)
+        received: list[PushedEvent] = []
+        eventually(
+            lambda: received.extend(gw.pushed(0.05))
+            or "AGENT_OFFERED" in names(of(received, "agent:bob"))
+        )
+        (offer,) = [p for p in received if p.event["name"] == "AGENT_OFFERED"]
+        gw.agent_join("bob", offer.conversation_id)
+        eventually(lambda: gw.conversation(ref.conversation_id)["state"] == "ACTIVE")

@@ -6,6 +6,7 @@ keeps both (conference) or lets the consulted agent go (end_consult) (docs/STATE
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from runtime.gateway import (
 )
 from runtime.netgateway import serve
 from tests.conftest import MakeGateway
+from tests.multiproc_support import eventually, running_system, write_config
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 OFFERS = {"routing": {"auto_accept": False, "accept_timeout_seconds": 20, "request_ttl_seconds": 50}}
@@ -234,3 +236,22 @@ def test_a_concluded_consult_reads_back_from_its_journal_record() -> None:
     parsed = parse_command(command_record("conv-1", command, 9, []))
     assert parsed.command == command
     assert parsed.command.outcome is ConsultOutcome.TRANSFER
+
+
+@pytest.mark.multiproc
+def test_a_consult_then_a_transfer_on_a_running_system(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with running_system(config), Gateway.connect(config) as gw:
+        for agent_id in ("bob", "carol"):
+            gw.agent_login(agent_id)
+        gw.agent_ready("bob")
+        cid = gw.start_session("cust-1", "WEB", "v").conversation_id
+        gw.request_agent(cid)
+        eventually(lambda: roles(gw, cid) == {"bob": "PRIMARY"})
+        gw.agent_ready("carol")
+        gw.consult("bob", cid, to_agent_id="carol")
+        eventually(lambda: roles(gw, cid) == {"bob": "PRIMARY", "carol": "ASSISTANT"})
+        gw.consult_transfer("bob", cid)
+        assert roles(gw, cid) == {"carol": "PRIMARY"}
+        gw.transfer("carol", cid, queue="billing")
+        assert roles(gw, cid) == {} and gw.conversation(cid)["state"] == "INACTIVE"
