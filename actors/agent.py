@@ -20,6 +20,7 @@ from actors.messages import (
     AgentGone,
     AgentJoin,
     AgentPresence,
+    AgentQuery,
     AgentRef,
     Alarm,
     Apply,
@@ -83,17 +84,7 @@ class AgentEntity:
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
-            self.delivered += len(payload.events)
-            if self.subscriber is not None:
-                for event in payload.events:
-                    previous = self.pushed_seq.get(event.conversation_id, BEFORE_FIRST)
-                    self.pushed_seq[event.conversation_id] = event.seq
-                    host.post(
-                        self.subscriber,
-                        Pushed(
-                            self.subscription, event.conversation_id, event_dict(event), previous
-                        ),
-                    )
+            self._deliver(payload, host)
         elif isinstance(payload, Alarm):
             self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):
@@ -107,6 +98,15 @@ class AgentEntity:
             host.reply(reply_to, None)
         elif isinstance(payload, AgentPresence):
             self._presence(payload.action, reply_to, host)
+        elif isinstance(payload, AgentQuery):
+            host.reply(
+                reply_to,
+                {
+                    "conversations": sorted(self.conversations),
+                    "monitoring": sorted(self.monitoring),
+                    "offers": {cid: offer[0] for cid, offer in sorted(self.offers.items())},
+                },
+            )
         elif isinstance(payload, AgentJoin):
             self._join(payload, reply_to, host)
         elif isinstance(payload, Assignment):
@@ -136,6 +136,31 @@ class AgentEntity:
             host.refuse(
                 reply_to, ErrorKind.BAD_ARGUMENT, f"agent cannot handle {type(payload).__name__}"
             )
+
+    def _deliver(self, delivery: EventDelivery, host: HostContext) -> None:
+        """Push a conversation's events to the desk; its final ones end its stream there."""
+        self.delivered += len(delivery.events)
+        if self.subscriber is not None:
+            for event in delivery.events:
+                previous = self.pushed_seq.get(event.conversation_id, BEFORE_FIRST)
+                self.pushed_seq[event.conversation_id] = event.seq
+                final = delivery.final and event is delivery.events[-1]
+                host.post(
+                    self.subscriber,
+                    Pushed(
+                        self.subscription,
+                        event.conversation_id,
+                        event_dict(event),
+                        previous,
+                        final,
+                    ),
+                )
+        if delivery.events and (delivery.final or delivery.offer_open is False):
+            conversation_id = delivery.events[0].conversation_id
+            if delivery.final:
+                self.pushed_seq.pop(conversation_id, None)
+            else:  # its offer was taken back (RONA, withdrawn)
+                self.offers.pop(conversation_id, None)
 
     def _presence(self, action: str, reply_to: ReplyTo | None, host: HostContext) -> None:
         if action == "LOGOUT":

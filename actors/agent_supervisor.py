@@ -21,6 +21,7 @@ from actors.messages import (
     AgentJoin,
     AgentLogin,
     AgentPresence,
+    AgentQuery,
     AgentsLost,
     Deliver,
     Failure,
@@ -131,7 +132,7 @@ class AgentSupervisor(EngineActor):
         if isinstance(payload, Subscribe | Unsubscribe):
             _, agent_id = parse_subscription(payload.subscription)
         if (
-            not isinstance(payload, AgentPresence | AgentJoin | Subscribe | Unsubscribe)
+            not isinstance(payload, AgentPresence | AgentJoin | AgentQuery | Subscribe | Unsubscribe)
             or agent_id is None
         ):
             self.refuse(
@@ -261,6 +262,8 @@ def _operation(payload: Any) -> str:
         return "agent_join"
     if isinstance(payload, Subscribe):
         return "subscribe_agent"
+    if isinstance(payload, AgentQuery):
+        return "agent_conversations"
     return "unsubscribe"
 
 

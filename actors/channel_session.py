@@ -40,6 +40,9 @@ class ChannelSessionEntity:
 
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
+            if payload.final:
+                self._final(payload.events, host)
+                return
             for event in payload.events:
                 self._delivered(event)
                 if self.subscriber is not None:
@@ -69,6 +72,27 @@ class ChannelSessionEntity:
         """Rebuilt from the journal: know the message ids already seen."""
         for event in log:
             self._delivered(event)
+
+    def _final(self, events: tuple[Event, ...], host: HostContext) -> None:
+        """The conversation is CLOSED: push its last events (a session that ended earlier has
+        not had the ones between, so each names the one pushed before it), the last one marked
+        final, and go."""
+        if self.subscriber is not None:
+            for event in events:
+                previous = self.delivered_seq
+                self.delivered_seq = event.seq
+                final = event is events[-1]
+                host.post(
+                    self.subscriber,
+                    Pushed(
+                        self.subscription,
+                        event.conversation_id,
+                        event_dict(event),
+                        previous,
+                        final,
+                    ),
+                )
+        host.remove(self.id)
 
     def _push(self, event: Event, host: HostContext) -> None:
         assert self.subscriber is not None

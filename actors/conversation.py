@@ -67,6 +67,7 @@ from domain.effects import (
     ReleaseAgent,
     ReportState,
     RouteRequest,
+    TellAgent,
     TellBot,
 )
 from domain.enums import SUPERVISOR_ROLES, State
@@ -93,7 +94,9 @@ class ConversationEntity:
         self.id = conversation_entity_id(machine.id)
         self.machine = machine
         self.events = EventWindow(events)
-        self.agents: dict[str, Ref] = {}
+        self.agents: dict[str, Ref] = {}  # the subscribed agents
+        # agents known but not subscribed: offered this conversation, or gone from it
+        self.known: dict[str, Ref] = {}
         self._archive_failures = 0
         self._retry_token = 0
         self._closing: ArchiveConversation | None = None
@@ -129,6 +132,8 @@ class ConversationEntity:
         elif isinstance(payload, AgentRef):
             if payload.agent_id in self.machine.subscribed_agents():
                 self.agents[payload.agent_id] = payload.agent
+            else:  # an agent the Router offers this conversation to
+                self.known[payload.agent_id] = payload.agent
         elif isinstance(payload, ArchiveDone):
             self._archived(payload.through_seq, host)
         elif isinstance(payload, ArchiveFailed):
@@ -206,11 +211,20 @@ class ConversationEntity:
                 published.append(effect.event)
                 log_published(effect.event)
             elif isinstance(effect, DeliverEvents):
-                delivery = EventDelivery(tuple(published), me)
+                delivery = EventDelivery(tuple(published), me, effect.final)
                 for session_id in effect.session_ids:
                     host.local(session_entity_id(session_id), delivery)
                 for agent in self.agents.values():
                     host.post(agent, delivery)
+                for agent_id in effect.agent_ids:
+                    former = self.known.get(agent_id)
+                    if former is not None and agent_id not in self.agents:
+                        host.post(former, delivery)
+            elif isinstance(effect, TellAgent):
+                offered = self.known.get(effect.agent_id)
+                if offered is not None:
+                    delivery = EventDelivery(effect.events, me, offer_open=effect.offer_open)
+                    host.post(offered, delivery)
             elif isinstance(effect, TellBot):
                 host.tell_bot(self.id, effect)
             elif isinstance(effect, ReportState):
@@ -225,13 +239,16 @@ class ConversationEntity:
             elif isinstance(effect, RouteRequest):
                 host.post(
                     Ref(wiring.router_of(effect.queue), ""),
-                    EnqueueRequest(effect.request_id, me, effect.queue, effect.excluded),
+                    EnqueueRequest(
+                        effect.request_id, me, effect.queue, effect.excluded, effect.agent_id
+                    ),
                 )
             elif isinstance(effect, CancelRoute):
                 host.post(Ref(wiring.router_of(effect.queue), ""), CancelRequest(effect.request_id))
             elif isinstance(effect, ReleaseAgent):
                 released = self.agents.pop(effect.agent_id, None)
                 if released is not None:
+                    self.known[effect.agent_id] = released
                     host.post(released, Released(machine.id, effect.reason))
             elif isinstance(effect, ArchiveConversation):
                 self._closing = effect
@@ -267,8 +284,13 @@ class ConversationEntity:
         request = self.machine.pending_request
         if request is not None:
             host.post(
-                Ref(host.wired().router_of(self.machine.queue), ""),
-                EnqueueRequest(request, host.ref(self.id), self.machine.queue),
+                Ref(host.wired().router_of(self.machine.request_queue), ""),
+                EnqueueRequest(
+                    request,
+                    host.ref(self.id),
+                    self.machine.request_queue,
+                    agent_id=self.machine.request_target,
+                ),
             )
 
     def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:
@@ -341,6 +363,7 @@ class ConversationEntity:
             return
         host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.agents[request.agent_id] = request.agent
+        self.known.pop(request.agent_id, None)
         self._answer(request, host, request.request_id, request.role not in SUPERVISOR_ROLES)
         self.perform(effects, host)
 
@@ -378,8 +401,7 @@ class ConversationEntity:
         self.apply(ArchiveCommitted(through_seq), None, host)
         host.journal(self.machine.id, closed_record(self.machine.id))
         host.forget_journal(self.machine.id)
-        for session_id in self.machine.session_ids():
-            host.remove(session_entity_id(session_id))
+        # each channel session goes once it has pushed its final events (DeliverEvents.final)
         host.remove(self.id)
         self._log.debug("closed", events=self.machine.seq)
 

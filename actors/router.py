@@ -18,6 +18,7 @@ import structlog
 from actors.messages import (
     AgentAvailable,
     AgentGone,
+    AgentRef,
     Apply,
     Assignment,
     CancelRequest,
@@ -78,6 +79,7 @@ class Router(TimedActor):
                     payload.queue,
                     now,
                     excluded=payload.excluded,
+                    target=payload.agent_id,
                 )
             )
         elif isinstance(payload, CancelRequest):
@@ -152,6 +154,10 @@ class Router(TimedActor):
             elif isinstance(effect, Report):
                 conversation = self.conversations.get(effect.conversation_id)
                 if conversation is not None:
+                    offered = self.agents.get(effect.agent_id or "")
+                    if effect.agent_id is not None and offered is not None:
+                        # where the conversation tells the agent of its offer (or RONA)
+                        self.post(conversation, AgentRef(effect.agent_id, offered))
                     update = RoutingUpdate(
                         effect.name.value, effect.request_id, effect.queue, effect.agent_id
                     )

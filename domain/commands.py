@@ -17,6 +17,7 @@ from typing import Final, get_args
 
 from domain.enums import (
     Channel,
+    ConsultOutcome,
     EndedBy,
     ResumeReason,
     Role,
@@ -106,6 +107,36 @@ class AgentLeave:
 
 
 @dataclass(frozen=True, slots=True)
+class Transfer:
+    """The PRIMARY agent hands the conversation on: to the agent ``to_agent_id`` or to
+    ``queue`` (exactly one of them), with a note for whoever takes it."""
+
+    agent_id: str
+    queue: str | None = None
+    to_agent_id: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Consult:
+    """A present agent asks ``to_agent_id`` or an agent of ``queue`` (exactly one) to join
+    as ASSISTANT, with a note for whoever takes it."""
+
+    agent_id: str
+    queue: str | None = None
+    to_agent_id: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConcludeConsult:
+    """The consulting agent ends its consult: TRANSFER, CONFERENCE or END."""
+
+    agent_id: str
+    outcome: ConsultOutcome
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyWrapUp:
     agent_id: str
     codes: tuple[str, ...]
@@ -166,6 +197,9 @@ Command = (
     | Hold
     | Resume
     | AgentLeave
+    | Transfer
+    | Consult
+    | ConcludeConsult
     | ApplyWrapUp
     | SetData
     | EndConversation

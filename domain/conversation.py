@@ -37,6 +37,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -48,6 +50,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.effects import CancelRoute, Effect
 from domain.enums import (
@@ -68,8 +71,8 @@ from domain.errors import IllegalTransition, InvalidArgument
 from domain.events import EventName
 from domain.limits import MAX_NAME, MAX_TEXT
 from domain.machine_base import BOT, BOT_ID
+from domain.machine_consult import MachineConsult
 from domain.machine_parts import Bucket, Participant
-from domain.machine_reports import MachineReports
 from domain.machine_timers import AGENT_SLA_KEY, HOLD_KEY
 from domain.policy import Policy
 from domain.records import SYSTEM
@@ -79,7 +82,7 @@ from domain.transitions import LIFECYCLE, SUPERVISOR_ACCEPTED_IN, Trigger
 __all__ = ["BOT", "BOT_ID", "COMMAND_TYPES", "MAX_NAME", "MAX_TEXT", "ConversationMachine"]
 
 
-class ConversationMachine(MachineReports):
+class ConversationMachine(MachineConsult):
     """One conversation's lifecycle. Create it with :meth:`open`; feed it with :meth:`handle`."""
 
     HANDLERS: ClassVar[dict[type[Any], Callable[[ConversationMachine, Any, int], list[Effect]]]]
@@ -239,19 +242,21 @@ class ConversationMachine(MachineReports):
         self._participants[cmd.agent_id] = Participant(
             cmd.agent_id, ParticipantType.AGENT, role, now
         )
-        self._emit(
-            Bucket.OWN,
-            EventName.AGENT_SUBSCRIBED,
-            self._agent(cmd.agent_id),
-            None,
-            {"agent_id": cmd.agent_id, "role": role.value},
-        )
+        joined: dict[str, str] = {"agent_id": cmd.agent_id, "role": role.value}
+        if cmd.request_id is not None and self.request_note:
+            joined["note"] = self.request_note  # the note of the request it answers
+        self._emit(Bucket.OWN, EventName.AGENT_SUBSCRIBED, self._agent(cmd.agent_id), None, joined)
         if supervisor:
             return self._finish()
         if self.pending_request is not None:
+            self._withdraw_offer(taken_by=cmd.agent_id)
             if cmd.request_id is None:  # a direct join answers the need: withdraw the request
-                t.effects.append(CancelRoute(self.pending_request, self.queue))
-            self.pending_request = None
+                t.effects.append(CancelRoute(self.pending_request, self.request_queue))
+                self._request_over()
+            else:
+                if self.request_consult:
+                    self.consulted = cmd.agent_id
+                self.pending_request = None
         if arriving:
             self._transition(Trigger.AGENT_ARRIVED, EventName.AGENT_SUBSCRIBED)
         self._start_agent_sla()
@@ -427,6 +432,9 @@ ConversationMachine.HANDLERS = {
     Hold: ConversationMachine._on_hold,
     Resume: ConversationMachine._on_resume,
     AgentLeave: ConversationMachine._on_agent_leave,
+    Transfer: ConversationMachine._on_transfer,
+    Consult: ConversationMachine._on_consult,
+    ConcludeConsult: ConversationMachine._on_conclude_consult,
     ApplyWrapUp: ConversationMachine._on_apply_wrap_up,
     SetData: ConversationMachine._on_set_data,
     EndConversation: ConversationMachine._on_end_conversation,

@@ -23,9 +23,23 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class DeliverEvents:
-    """Send the command's published events to these channel sessions and every agent."""
+    """Send the command's published events to these channel sessions and every subscribed
+    agent. ``final``: they are the conversation's last events (it is CLOSED); they also go to
+    ``agent_ids``, every agent that took part, and end each subscription's stream."""
 
     session_ids: tuple[str, ...]
+    agent_ids: tuple[str, ...] = ()
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TellAgent:
+    """Send ``events`` to an agent that is not subscribed: an offer made to it, or taken
+    back (RONA, withdrawal). A subscribed agent gets every event through ``DeliverEvents``."""
+
+    agent_id: str
+    events: tuple[Event, ...]
+    offer_open: bool  # whether the agent holds an offer of the conversation after these
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,7 @@ class RouteRequest:
     request_id: str
     queue: str
     excluded: tuple[str, ...] = ()  # agents the request must not go to
+    agent_id: str | None = None  # the one agent it may go to (a transfer to a named agent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,7 @@ class ArchiveLate:
 Effect = (
     Publish
     | DeliverEvents
+    | TellAgent
     | TellBot
     | ReportState
     | ArmAlarm

@@ -105,12 +105,22 @@ class UnsubscribeReason(StrEnum):
     WRAP_UP_APPLIED = "WRAP_UP_APPLIED"
     WRAP_UP_EXPIRED = "WRAP_UP_EXPIRED"
     CONVERSATION_CLOSED = "CONVERSATION_CLOSED"
+    CONSULT_TRANSFER = "CONSULT_TRANSFER"
+    CONSULT_ENDED = "CONSULT_ENDED"
 
 
 #: Reasons an agent may give when it leaves by its own action (``agent_leave``).
 VOLUNTARY_LEAVE_REASONS: frozenset[UnsubscribeReason] = frozenset(
     {UnsubscribeReason.LEFT, UnsubscribeReason.DIRECT_TRANSFER}
 )
+
+
+class ConsultOutcome(StrEnum):
+    """How a consult ends: the consulted agent takes over, both stay, or the consulted goes."""
+
+    TRANSFER = "TRANSFER"
+    CONFERENCE = "CONFERENCE"
+    END = "END"
 
 
 class ResumeReason(StrEnum):

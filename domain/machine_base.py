@@ -66,6 +66,13 @@ class MachineBase:
         self.data: dict[str, str | int | float | bool | None] = {}
         self.queue: str = policy.default_queue
         self.pending_request: str | None = None
+        self.offered_to: str | None = None  # the agent holding an offer of pending_request
+        self.request_target: str | None = None  # pending_request goes to this agent only
+        self.request_note = ""  # pending_request's note for whoever takes it
+        self.request_queue: str = policy.default_queue  # pending_request's queue (its Router)
+        self.request_consult = False  # pending_request asks for a consulted agent
+        self.consulting: str | None = None  # the agent whose consult is pending or joined
+        self.consulted: str | None = None  # the agent that joined that consult
         self._sessions: dict[str, Session] = {}
         self._participants: dict[str, Participant] = {}
         self._timers: dict[TimerKey, RunningTimer] = {}

@@ -105,3 +105,4 @@ class CommandPlan:
     effects: list[Effect] = field(default_factory=list)
     entered: list[State] = field(default_factory=list)
     ended_sessions: list[str] = field(default_factory=list)
+    notify: list[tuple[str, str]] = field(default_factory=list)  # (agent id, event name)

@@ -122,12 +122,23 @@ class MachineReports(MachineSteps):
         if cmd.name not in _ROUTING_REPORTS:
             raise self._refuse(InvalidArgument, cmd, f"unknown routing report {cmd.name}")
         self._begin(now)
+        consult = self.request_consult
         data: dict[str, Any] = {"queue": cmd.queue}
         if cmd.agent_id is not None:
             data["agent_id"] = cmd.agent_id
+        if consult:
+            data["consult"] = True
+        if cmd.name == EventName.AGENT_OFFERED and self.request_note:
+            data["note"] = self.request_note
         self._emit(Bucket.OWN, cmd.name, SYSTEM, None, data)
+        if cmd.agent_id is not None:  # an offer made to this agent, or taken back (RONA)
+            self._notify(cmd.agent_id, EventName(cmd.name))
+            self.offered_to = cmd.agent_id if cmd.name == EventName.AGENT_OFFERED else None
         if cmd.name == EventName.NO_AGENT_AVAILABLE:
-            self.pending_request = None
+            self._withdraw_offer()
+            self._request_over()
+            if consult:  # the customer is still served: its timers are as they were
+                return self._finish()
             latest = self._latest_text_session()
             if latest is not None:
                 self._start_inactivity(latest)
@@ -147,7 +158,7 @@ class MachineReports(MachineSteps):
         self.state = row.target
         self._act(LIFECYCLE[row.target].on_entry + row.actions, row.trigger)
         self._closing_events = []
-        effects = self._announce(closing, [], [row.target])
+        effects = self._announce(closing, [], [row.target], final=True)
         late = tuple(e for e in closing if e.seq > cmd.through_seq)
         if late:
             effects.append(ArchiveLate(late))

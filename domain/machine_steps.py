@@ -14,13 +14,12 @@ from domain.bot import BOT_INTERESTS
 from domain.commands import StartSession
 from domain.effects import (
     ArchiveConversation,
-    CancelRoute,
     DeliverEvents,
     Effect,
     Publish,
     ReleaseAgent,
     ReportState,
-    RouteRequest,
+    TellAgent,
     TellBot,
 )
 from domain.enums import (
@@ -35,17 +34,17 @@ from domain.enums import (
     UnsubscribeReason,
 )
 from domain.events import EVENT_TYPES, EventName
-from domain.ids import agent_request_id
 from domain.machine_base import BOT, BOT_ID
 from domain.machine_parts import Bucket, Participant, Session, bucket_of
-from domain.machine_timers import HOLD_KEY, MachineTimers
+from domain.machine_requests import MachineRequests
+from domain.machine_timers import HOLD_KEY
 from domain.records import SYSTEM, ConversationRecord, Emitter, Event, Payload
 from domain.sequence import next_seq
 from domain.timers import TimerKey, TimerKind
 from domain.transitions import LIFECYCLE, Action, Trigger, transition_for
 
 
-class MachineSteps(MachineTimers):
+class MachineSteps(MachineRequests):
     def _finish(self) -> list[Effect]:
         t = self._t
         self._settle_timers(t)
@@ -68,25 +67,47 @@ class MachineSteps(MachineTimers):
                 )
             )
         effects = self._announce(events, t.ended_sessions, t.entered)
+        subscribed = set(self.subscribed_agents())
+        for agent_id, name in t.notify:
+            told = tuple(e for e in events if e.name == name)
+            if agent_id not in subscribed and told:
+                effects.append(TellAgent(agent_id, told, self.offered_to == agent_id))
         if self.state is State.CLOSING and not self._closing_events:
             effects.append(self._prepare_archive(t.now))
         self._plan = None
         return effects + t.effects
 
     def _announce(
-        self, events: list[Event], ended_sessions: list[str], entered: list[State]
+        self,
+        events: list[Event],
+        ended_sessions: list[str],
+        entered: list[State],
+        *,
+        final: bool = False,
     ) -> list[Effect]:
         """Publish ``events`` and say where they go: the live sessions and those that ended
         in this command (they get the events of the command that ended them), every agent,
-        the bot what it reacts to, and the TopicMonitor each state entered."""
+        the bot what it reacts to, and the TopicMonitor each state entered. ``final``: the
+        conversation's last events, for every session and every agent that took part."""
         effects: list[Effect] = [Publish(e) for e in events]
         if not events:
             return effects
-        live = self.live_session_ids()
-        effects.append(DeliverEvents(tuple(live + [s for s in ended_sessions if s not in live])))
+        if final:
+            agents = tuple(
+                p.id for p in self._participants.values() if p.type is ParticipantType.AGENT
+            )
+            effects.append(DeliverEvents(tuple(self._sessions), agents, final=True))
+        else:
+            live = self.live_session_ids()
+            effects.append(
+                DeliverEvents(tuple(live + [s for s in ended_sessions if s not in live]))
+            )
         bot_role = self.bot_role()
         if bot_role is not None:
-            interesting = tuple(e for e in events if e.name in BOT_INTERESTS)
+            # a consult's routing concerns the agents, not the bot's customer
+            interesting = tuple(
+                e for e in events if e.name in BOT_INTERESTS and not e.data.get("consult")
+            )
             if interesting:
                 effects.append(TellBot(interesting, bot_role, self.pending_request is not None))
         effects += [ReportState(state) for state in entered]
@@ -273,6 +294,7 @@ class MachineSteps(MachineTimers):
             {"agent_id": agent.id, "reason": reason.value},
         )
         self._t.effects.append(ReleaseAgent(agent.id, reason))
+        self._consult_left(agent.id)
         if was_primary and promote:
             self._promote_assistant()
 
@@ -280,6 +302,7 @@ class MachineSteps(MachineTimers):
         was_primary = agent.role is Role.PRIMARY
         self._set_role(agent, Role.WRAP_UP, bucket)
         self._start(TimerKey(TimerKind.WRAP_UP, agent.id), self.policy.wrap_up_ms)
+        self._consult_left(agent.id)
         if was_primary and promote:
             self._promote_assistant()
 
@@ -320,25 +343,3 @@ class MachineSteps(MachineTimers):
         bot = self._participants.get(BOT_ID)
         if bot is not None and bot.subscribed:
             self._set_role(bot, role, Bucket.PARTICIPANT)
-
-    def _request_agent(
-        self, queue: str, by: Emitter, bucket: Bucket, excluded: tuple[str, ...] = ()
-    ) -> None:
-        self._requests += 1
-        request_id = agent_request_id(self.id, self._requests)
-        self.pending_request = request_id
-        self.queue = queue
-        self._emit(
-            bucket,
-            EventName.AGENT_REQUESTED,
-            by,
-            None,
-            {"queue": queue, "request_id": request_id},
-        )
-        self._t.effects.append(RouteRequest(request_id, queue, excluded))
-        self._stop_all(TimerKind.CUSTOMER_SLA)
-
-    def _cancel_request(self) -> None:
-        if self.pending_request is not None:
-            self._t.effects.append(CancelRoute(self.pending_request, self.queue))
-            self.pending_request = None

@@ -34,6 +34,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -45,6 +47,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.enums import OPEN_STATES, State
 from domain.errors import CxError
@@ -198,10 +201,11 @@ LIFECYCLE: Mapping[State, StateRules] = {
         _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent}, supervisors_join=True
     ),
     State.ACTIVE: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold}, supervisors_join=True
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold, Transfer, Consult, ConcludeConsult},
+        supervisors_join=True,
     ),
     State.ON_HOLD: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume},
+        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume, Transfer, Consult, ConcludeConsult},
         supervisors_join=True,
         on_exit=(Action.STOP_HOLD,),
     ),

@@ -16,6 +16,7 @@ from typing import Any
 from domain import commands
 from domain.enums import (
     Channel,
+    ConsultOutcome,
     EndedBy,
     EventType,
     ParticipantType,
@@ -93,6 +94,8 @@ def _typed(command: str, field: str, value: Any) -> Any:
         return Channel(value)
     if field == "role":
         return Role(value)
+    if field == "outcome":
+        return ConsultOutcome(value)
     return value
 
 

@@ -76,6 +76,7 @@ from runtime.gateway_args import snake as _snake
 from runtime.gateway_args import text as _text
 from runtime.gateway_clock import VirtualClock
 from runtime.gateway_core import EngineLink
+from runtime.gateway_desk import Desk
 from runtime.gateway_inventory import Inventory
 from runtime.gateway_operations import Operations
 from runtime.gateway_pipeline import Acks, Pending, Pipeline
@@ -113,7 +114,7 @@ _GATEWAY_ENDS = frozenset(
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class Gateway(Queries, Inventory, Subscriptions, Operations):
+class Gateway(Queries, Inventory, Subscriptions, Operations, Desk):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(

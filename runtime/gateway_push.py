@@ -18,6 +18,10 @@ from runtime.gateway_types import GatewayError, PushedEvent, UnavailableError
 log = get_logger("cx.gateway")
 
 
+def _is_session(subscription: str) -> bool:
+    return parse_subscription(subscription)[0] is SubscriptionKind.SESSION
+
+
 class PushedEvents:
     me: Any
     locations: LocationCache
@@ -34,10 +38,16 @@ class PushedEvents:
                 self.resubscribe.add(subscription)
 
     def _take_pushed(self, pushed: Pushed) -> None:
-        event = PushedEvent(pushed.subscription, pushed.conversation_id, pushed.event)
+        event = PushedEvent(
+            pushed.subscription, pushed.conversation_id, pushed.event, pushed.final
+        )
         ready = self.order.add(event, pushed.previous, time.monotonic())
         self.pushed.extend(ready)
         for each in ready:
+            if each.final and _is_session(each.subscription):
+                self.subscriptions.discard(each.subscription)  # it ends here: not restored
+                self.resubscribe.discard(each.subscription)
+                self.order.stop(each.subscription)
             if each.event.get("name") == EventName.TOPIC_STATE_CHANGED and each.event.get(
                 "data", {}
             ).get("to") in ("CLOSING", "CLOSED"):

@@ -41,8 +41,11 @@ class PushedEvent:
     """An outbound event pushed to this gateway for one of its subscriptions.
 
     ``event`` is an event dict as :meth:`Gateway.events` returns them; its ``seq`` is what a
-    reconnecting gateway passes as ``after_seq`` to resume without a gap."""
+    reconnecting gateway passes as ``after_seq`` to resume without a gap. ``final``: the
+    conversation is CLOSED and this is the last event the subscription gets of it (a session
+    subscription ends with it)."""
 
     subscription: str
     conversation_id: str
     event: dict[str, Any]
+    final: bool = False

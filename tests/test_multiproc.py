@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.gateway import Gateway, GatewayError
+from runtime.gateway import Gateway, GatewayError, PushedEvent
 from tests.multiproc_support import eventually, free_port, running_system, write_config
 
 pytestmark = pytest.mark.multiproc
@@ -38,17 +38,16 @@ def test_one_conversation_end_to_end(tmp_path: Path, per_host: int) -> None:
         ]
         assert [c["id"] for c in gw.history(ref.room_id)] == [ref.conversation_id]
 
-        # The subscribed session got its events pushed in order, once each, up to the end of
-        # the trigger that ended it (END_CONVERSATION): the rest is not the channel's business.
+        # The subscribed session got its events pushed in order, once each, through the end of
+        # the trigger that ended it (END_CONVERSATION) and the closing events, the last final.
         events = gw.events(ref.conversation_id)
         (ended,) = [e for e in events if e["name"] == "CHANNEL_SESSION_ENDED"]
-        (closed,) = [e for e in events if e["data"].get("to") == "CLOSED"]
-        pushed: list[int] = []
-        eventually(
-            lambda: pushed.extend(p.event["seq"] for p in gw.pushed(0.05)) or ended["seq"] in pushed
-        )
+        received: list[PushedEvent] = []
+        eventually(lambda: received.extend(gw.pushed(0.05)) or any(p.final for p in received))
+        pushed = [p.event["seq"] for p in received]
         assert pushed == list(range(1, len(pushed) + 1))
-        assert ended["seq"] <= pushed[-1] < closed["seq"]
+        assert ended["seq"] < pushed[-1] == events[-1]["seq"]
+        assert [p.final for p in received].count(True) == 1 and received[-1].final
 
 
 def test_connect_without_a_running_system_fails_clearly(tmp_path: Path) -> None:

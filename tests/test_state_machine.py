@@ -22,6 +22,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -33,6 +35,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.conversation import COMMAND_TYPES
 from domain.effects import (
@@ -48,6 +51,7 @@ from domain.effects import (
 )
 from domain.enums import (
     Channel,
+    ConsultOutcome,
     EndedBy,
     EventType,
     ParticipantState,
@@ -974,6 +978,9 @@ def _every_command(driver: Driver) -> list[Command]:
         Hold(AGENT, 10),
         Resume(AGENT),
         AgentLeave(AGENT),
+        Transfer(AGENT, "billing"),
+        Consult(AGENT, "billing"),
+        ConcludeConsult(AGENT, ConsultOutcome.END),
         ApplyWrapUp(AGENT, ("X",)),
         SetData("k", "v"),
         EndConversation(),

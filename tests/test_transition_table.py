@@ -22,6 +22,8 @@ from domain.commands import (
     BotMessage,
     BotNotification,
     Command,
+    ConcludeConsult,
+    Consult,
     CustomerMessage,
     EndConversation,
     EndSession,
@@ -33,6 +35,7 @@ from domain.commands import (
     StartSession,
     SubscribeAgent,
     TimerFired,
+    Transfer,
 )
 from domain.conversation import COMMAND_TYPES, ConversationMachine
 from domain.effects import ArchiveConversation, Effect, Publish
@@ -40,6 +43,7 @@ from domain.enums import (
     OPEN_STATES,
     PRESENT_ROLES,
     Channel,
+    ConsultOutcome,
     EndedBy,
     EventType,
     ParticipantType,
@@ -178,6 +182,15 @@ def representative(kind: type[Any], machine: ConversationMachine) -> tuple[Comma
         return RoutingUpdate("NO_AGENT_AVAILABLE", "stale", "default"), True
     if kind is ArchiveCommitted:
         return ArchiveCommitted(machine.seq), True
+    if kind is Transfer:
+        primary = [a for a in v.present if machine.participant_role(a) is Role.PRIMARY]
+        valid = bool(primary) and machine.pending_request is None
+        return Transfer(primary[0] if primary else AGENT, "billing"), valid
+    if kind is Consult:
+        valid = bool(v.present) and machine.pending_request is None
+        return Consult(v.present[0] if v.present else AGENT, "billing"), valid
+    if kind is ConcludeConsult:  # no consult is ever running in the matrix's states
+        return ConcludeConsult(v.present[0] if v.present else AGENT, ConsultOutcome.END), False
     raise AssertionError(f"no representative for {kind}")
 
 
@@ -196,6 +209,8 @@ NO_VALID_INSTANCE = {
     ("INACTIVE", AgentMessage),
     ("INACTIVE", AgentLeave),
     ("INACTIVE", ApplyWrapUp),
+    ("ACTIVE", ConcludeConsult),  # no consult runs in the states built here
+    ("ON_HOLD", ConcludeConsult),
 }
 
 MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
@@ -203,7 +218,7 @@ MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
 
 def test_every_command_type_has_an_accepted_in_row() -> None:
     assert set(ACCEPTED_IN) == set(COMMAND_TYPES)
-    assert len(COMMAND_TYPES) == 18
+    assert len(COMMAND_TYPES) == 21
 
 
 @pytest.mark.parametrize("wrap", [False, True], ids=["wrap-up-off", "wrap-up-on"])

@@ -32,6 +32,13 @@ class AgentJoin:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentQuery:
+    """agent_conversations from a gateway: the agent's conversations and offers."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Released:
     """The conversation unsubscribed the agent."""
 
@@ -86,6 +93,7 @@ class EnqueueRequest:
     conversation: Ref
     queue: str
     excluded: tuple[str, ...] = ()
+    agent_id: str | None = None  # the one agent the request may go to
 
 
 @dataclass(frozen=True, slots=True)

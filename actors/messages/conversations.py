@@ -54,10 +54,13 @@ class SubscribeOutcome:
 @dataclass(frozen=True, slots=True)
 class EventDelivery:
     """Fan-out to a subscriber: the events one command published, in seq order (one message
-    per trigger and subscriber, not one per event)."""
+    per trigger and subscriber, not one per event). ``final``: the conversation's last
+    events (it is CLOSED): the last of them ends the subscriber's stream of it."""
 
     events: tuple[Event, ...]
     conversation: Ref
+    final: bool = False
+    offer_open: bool | None = None  # to an agent offered it: whether the offer still stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +95,14 @@ class Pushed:
 
     ``previous``: the seq of the event pushed before it on this subscription for this
     conversation (0: none), so that the gateway can put them in order and see a gap; None where
-    the events follow each other (a channel session's: seq - 1)."""
+    the events follow each other (a channel session's: seq - 1). ``final``: the last event
+    this subscription is pushed of this conversation (it is CLOSED)."""
 
     subscription: str
     conversation_id: str
     event: dict[str, Any]
     previous: int | None = None
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ Matching runs after every change that could enable it: the oldest request (enque
 enqueue order) of the highest priority (``priorities[queue]``, default 0) goes to the READY
 agent with free capacity serving its queue that has waited longest since its last assignment
 (ties: registration order). A request with no eligible agent is skipped for the next one
-(another queue may have agents). ``cancel`` and ``agent_gone`` carry no time: they match at the
+(another queue may have agents). A request
+enqueued with a ``target`` (a transfer to a named agent) goes to that agent alone, when it is
+READY with free capacity, whatever its queues. ``cancel`` and ``agent_gone`` carry no time: they match at the
 latest ``now`` the book has seen.
 
 Timers. Every arm draws a new token from one counter; an alarm counts only if its token is the

@@ -40,10 +40,19 @@ class _Request:
     offered: bool = False
     epoch: int = 0  # the holder's report epoch the held unit was taken from
     excluded: frozenset[str] = frozenset()  # agents this request must not go to
+    target: str | None = None  # the one agent it may go to (None: any agent of its queue)
 
     @property
     def place(self) -> tuple[int, int, str]:
         return (self.enqueued_at, self.seq, self.id)
+
+    @property
+    def lane(self) -> Lane:
+        return (self.queue, self.target)
+
+
+#: Where a request waits: its queue, and the one agent it is for (None: any of the queue's).
+Lane = tuple[str, str | None]
 
 
 @dataclass(slots=True)
@@ -63,7 +72,7 @@ class RoutingBook:
     def __init__(self, settings: RoutingPolicy) -> None:
         self._settings = settings
         self._requests: dict[str, _Request] = {}
-        self._queues: dict[str, list[tuple[int, int, str]]] = {}  # queue -> waiting, in place
+        self._queues: dict[Lane, list[tuple[int, int, str]]] = {}  # lane -> waiting, in place
         self._agents: dict[str, _Agent] = {}
         self._tokens: dict[RoutingTimerKey, int] = {}
         self._ended: dict[str, None] = {}  # ordered: the oldest is forgotten first
@@ -89,17 +98,26 @@ class RoutingBook:
         now: int,
         *,
         excluded: tuple[str, ...] = (),
+        target: str | None = None,
     ) -> list[RoutingEffect]:
-        """Queue a request; ``excluded`` agents never get it (e.g. those whose SLA expired)."""
+        """Queue a request; ``excluded`` agents never get it (e.g. those whose SLA expired);
+        with a ``target`` only that agent may get it (READY, with a free slot), whatever its
+        queues."""
         self._see(now)
         if request_id in self._requests or request_id in self._ended:
             return []
         self._last_seq += 1
         request = _Request(
-            request_id, conversation_id, queue, now, self._last_seq, excluded=frozenset(excluded)
+            request_id,
+            conversation_id,
+            queue,
+            now,
+            self._last_seq,
+            excluded=frozenset(excluded),
+            target=target,
         )
         self._requests[request_id] = request
-        self._queues.setdefault(queue, [])
+        self._queues.setdefault(request.lane, [])
         self._to_waiting(request)
         ttl = RoutingTimerKey(RoutingTimerKind.TTL, request_id)
         effects: list[RoutingEffect] = [self._arm(ttl, now + self._settings.request_ttl_ms)]
@@ -231,7 +249,10 @@ class RoutingBook:
 
     def waiting(self) -> dict[str, int]:
         """Queue -> requests waiting (neither offered nor assigned); every queue ever used."""
-        return {queue: len(places) for queue, places in self._queues.items()}
+        waiting: dict[str, int] = {}
+        for (queue, _), places in self._queues.items():
+            waiting[queue] = waiting.get(queue, 0) + len(places)
+        return waiting
 
     def agents(self, counted: Callable[[tuple[str, ...]], bool] | None = None) -> dict[str, int]:
         """Agents by presence; only those whose queues ``counted`` accepts, if given."""
@@ -270,14 +291,18 @@ class RoutingBook:
         """Queue -> its counts (:class:`QueueTally`), ``waiting`` and ``oldest_wait_ms`` (how
         long the oldest waiting request has waited at ``now``; 0 when none waits); every queue
         ever used."""
+        waiting: dict[str, int] = {}
+        first: dict[str, int] = {}  # queue -> when its oldest waiting request was queued
+        for (queue, _), places in self._queues.items():
+            waiting[queue] = waiting.get(queue, 0) + len(places)
+            if places:
+                first[queue] = min(first.get(queue, places[0][0]), places[0][0])
         figures: dict[str, dict[str, int]] = {}
-        for queue in {**self._queues, **self._tallies}:
-            places = self._queues.get(queue, [])
-            oldest = max(now - places[0][0], 0) if places else 0
+        for queue in {**waiting, **self._tallies}:
             figures[queue] = {
                 **self._tallies.get(queue, QueueTally()).as_dict(),
-                "waiting": len(places),
-                "oldest_wait_ms": oldest,
+                "waiting": waiting.get(queue, 0),
+                "oldest_wait_ms": max(now - first[queue], 0) if queue in first else 0,
             }
         return figures
 
@@ -298,7 +323,7 @@ class RoutingBook:
         return ArmRoutingAlarm(key, self._last_token, at)
 
     def _to_waiting(self, request: _Request) -> None:
-        insort(self._queues[request.queue], request.place)
+        insort(self._queues[request.lane], request.place)
 
     def _requeue(self, request: _Request) -> None:
         """Back to the waiting at its old place; its offer (if any) is over."""
@@ -318,7 +343,7 @@ class RoutingBook:
     def _end(self, request: _Request, *, taken: bool = False) -> None:
         """The request is over; ``taken``: by its holder, whose unit stays used."""
         if request.agent_id is None:
-            self._queues[request.queue].remove(request.place)
+            self._queues[request.lane].remove(request.place)
         elif not taken:
             self._release(request)
         for kind in RoutingTimerKind:
@@ -328,7 +353,13 @@ class RoutingBook:
         while len(self._ended) > max(self._settings.remember_ended, 0):
             del self._ended[next(iter(self._ended))]
 
-    def _eligible(self, queue: str, excluded: frozenset[str] = frozenset()) -> _Agent | None:
+    def _eligible(self, lane: Lane, excluded: frozenset[str] = frozenset()) -> _Agent | None:
+        queue, target = lane
+        if target is not None:
+            agent = self._agents.get(target)
+            if agent is None or not agent.ready or agent.free <= 0 or target in excluded:
+                return None
+            return agent
         best: _Agent | None = None
         for agent in self._agents.values():
             if not agent.ready or agent.free <= 0 or queue not in agent.queues:
@@ -350,19 +381,20 @@ class RoutingBook:
         priorities = self._settings.priorities
         while True:
             best: tuple[tuple[int, int, int], str, _Agent] | None = None
-            for queue, places in self._queues.items():
+            for lane, places in self._queues.items():
                 if not places:
                     continue
+                priority = -priorities.get(lane[0], 0)
                 enqueued_at, seq, _ = places[0]
-                if best is not None and (-priorities.get(queue, 0), enqueued_at, seq) >= best[0]:
+                if best is not None and (priority, enqueued_at, seq) >= best[0]:
                     continue
-                if self._eligible(queue) is None:
+                if self._eligible(lane) is None:
                     continue
                 for enqueued_at, seq, request_id in places:
-                    rank = (-priorities.get(queue, 0), enqueued_at, seq)
+                    rank = (priority, enqueued_at, seq)
                     if best is not None and rank >= best[0]:
                         break
-                    agent = self._eligible(queue, self._requests[request_id].excluded)
+                    agent = self._eligible(lane, self._requests[request_id].excluded)
                     if agent is not None:
                         best = (rank, request_id, agent)
                         break
@@ -374,7 +406,7 @@ class RoutingBook:
     def _assign(
         self, request: _Request, agent: _Agent, now: int, effects: list[RoutingEffect]
     ) -> None:
-        self._queues[request.queue].remove(request.place)
+        self._queues[request.lane].remove(request.place)
         agent.free -= 1
         agent.last_assigned = now
         offer = not self._settings.auto_accept

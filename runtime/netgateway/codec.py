@@ -137,10 +137,11 @@ class PushFrame(bytes):
     seq: int | None
 
 
-def push(subscription: str, conversation_id: str, event: Any) -> PushFrame:
-    frame = PushFrame(
-        encode({"push": subscription, "conversation_id": conversation_id, "event": event})
-    )
+def push(subscription: str, conversation_id: str, event: Any, final: bool = False) -> PushFrame:
+    body = {"push": subscription, "conversation_id": conversation_id, "event": event}
+    if final:  # the subscription's last event of this conversation (it is CLOSED)
+        body["final"] = True
+    frame = PushFrame(encode(body))
     frame.subscription = subscription
     frame.conversation_id = conversation_id
     seq = event.get("seq") if isinstance(event, dict) else None

@@ -131,7 +131,9 @@ class SubscriptionTable:
                 if holding.session and isinstance(seq, int):
                     if seq <= holding.position:
                         continue  # a replay it has had already
-                    if seq > holding.position + 1 and not self._catch_up(peer, holding, pushed):
+                    # a final event skips what a session missed after it ended, by design
+                    gap = seq > holding.position + 1 and not pushed.final
+                    if gap and not self._catch_up(peer, holding, pushed):
                         continue
                     holding.position = seq
                 if frame is None:
@@ -174,7 +176,7 @@ class SubscriptionTable:
 
 def _encode(pushed: PushedEvent) -> bytes | None:
     try:
-        return push(pushed.subscription, pushed.conversation_id, pushed.event)
+        return push(pushed.subscription, pushed.conversation_id, pushed.event, pushed.final)
     except (TypeError, ValueError, OverflowError) as error:
         log.error("pushed event not encodable", error=str(error))
         return None
