@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from runtime.simulation.kpi_table import format_kpis
 from runtime.simulation.report import ProgressBar, format_summary
 from runtime.simulation.runner import run
 from runtime.simulation.scenario import load_scenario
@@ -93,6 +94,7 @@ def simulate(args: argparse.Namespace) -> int:
                 out.write(text)
     if args.json != "-":
         sys.stdout.write(format_summary(summary))
+        sys.stdout.write("\n" + format_kpis(summary["kpis"]))
         if result.archive_path is not None:
             sys.stdout.write(f"archive kept at {result.archive_path}\n")
         if result.events_path is not None:

@@ -13,7 +13,15 @@ from typing import Any
 
 from infra.config import Settings
 
-__all__ = ["AgentGroup", "Arrivals", "Customers", "Distribution", "IntRange", "Scenario"]
+__all__ = [
+    "AgentGroup",
+    "Arrivals",
+    "Customers",
+    "Distribution",
+    "IntRange",
+    "ReportWindow",
+    "Scenario",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,28 @@ class AgentGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportWindow:
+    """What the planner's figures cover (seconds since the start of the run).
+
+    Requests made from ``warm_up`` (or ``window_start`` if later) until ``window_end`` (the end
+    of the arrivals if None) are counted, in intervals of ``interval`` aligned on the start of
+    the run; ``service_levels`` are the answer-time thresholds of the service level.
+    """
+
+    interval: float = 1800.0
+    service_levels: tuple[float, ...] = (20.0,)
+    warm_up: float = 0.0
+    window_start: float = 0.0
+    window_end: float | None = None
+
+    def window(self, duration: float, total: float) -> tuple[float, float]:
+        """The measured stretch of a run of ``duration`` seconds of arrivals, ``total`` in all."""
+        start = max(self.warm_up, self.window_start)
+        end = duration if self.window_end is None else min(self.window_end, total)
+        return min(start, end), end
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -125,6 +155,7 @@ class Scenario:
     agents: tuple[AgentGroup, ...]
     config: Mapping[str, Any] = field(default_factory=dict)
     settings: Settings | None = None  # the engine settings the config gives (storage aside)
+    report: ReportWindow = field(default_factory=ReportWindow)
 
     @property
     def total_seconds(self) -> float:

@@ -20,6 +20,7 @@ from infra.timefmt import iso
 from runtime.gateway import Gateway
 from runtime.simulation.driver import Driver
 from runtime.simulation.driver_base import Progress
+from runtime.simulation.kpis import kpis
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
 from runtime.simulation.model import Scenario
 from runtime.simulation.scenario import ScenarioError, load_scenario
@@ -154,6 +155,15 @@ def run(
         },
         "agents_configured": loaded.agent_count,
         **figures,
+        "kpis": kpis(
+            outcomes,
+            report=loaded.report,
+            base_ms=driver.base,
+            duration=loaded.duration,
+            total=loaded.total_seconds,
+            logged_in=driver.logged_in_ms(),
+            end_ms=driver.end_ms,
+        ),
         "event_log_sha256": log.sha256,
         "driver": {
             "actions": stats.actions,

@@ -26,6 +26,7 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
               ends_chat, hold: {probability, seconds, duration}, wrap_up: {time, forget},
               recover, shift: {start, end}, breaks: {every, length}}]
     config: {timers: ..., routing: ..., bot: ..., ...}
+    report: {interval, service_level, warm_up, window: {start, end}}
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from runtime.simulation.model import (
     IntRange,
     Scenario,
 )
+from runtime.simulation.scenario_knobs import report_of
 from runtime.simulation.scenario_values import (
     distribution,
     int_range,
@@ -86,6 +88,7 @@ _TOP = (
     "bot",
     "agents",
     "config",
+    "report",
 )
 _CUSTOMER_KEYS = (
     "bot_resolves",
@@ -149,7 +152,9 @@ def _arrivals(value: Any, path: str) -> Arrivals:
         if not is_number(rate) or rate < 0:
             raise expected(key_path(step_path, "per_hour"), "a number >= 0", rate)
         if profile and at <= profile[-1][0]:
-            raise InvalidValue(key_path(step_path, "at"), "steps must be in increasing order of `at`")
+            raise InvalidValue(
+                key_path(step_path, "at"), "steps must be in increasing order of `at`"
+            )
         if not profile and at != 0:
             raise InvalidValue(key_path(step_path, "at"), "the first step must be at 0")
         profile.append((at, float(rate)))
@@ -298,6 +303,8 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
     description = top.get("description", "")
     if not isinstance(description, str):
         raise expected("description", "a string", description)
+    duration = positive_duration(top["duration"], "duration")
+    drain = parse_duration(top.get("drain", 0), "drain")
     channels = (
         weighted(top["channels"], "channels", CHANNEL_TYPES, "channel")
         if "channels" in top
@@ -308,21 +315,20 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         description=description,
         source=source,
         seed=seed,
-        duration=positive_duration(top["duration"], "duration"),
-        drain=parse_duration(top.get("drain", 0), "drain"),
+        duration=duration,
+        drain=drain,
         resolution=_resolution(top.get("resolution", 0.001)),
         arrivals=_arrivals(top["arrivals"], "arrivals"),
         channels=channels,
         second_channel=(
-            probability(top["second_channel"], "second_channel")
-            if "second_channel" in top
-            else 0.0
+            probability(top["second_channel"], "second_channel") if "second_channel" in top else 0.0
         ),
         customers=_customers(top.get("customers"), "customers", default_queue),
         bot_closes=probability(bot["closes"], "bot.closes") if "closes" in bot else 0.0,
         agents=groups,
         config=config,
         settings=settings,
+        report=report_of(top.get("report"), "report", duration, duration + drain),
     )
 
 
@@ -357,4 +363,3 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any] | Scenario)
         return _build(document, name, default_name)
     except InvalidValue as invalid:
         raise ScenarioError(name, invalid.key, invalid.problem) from None
-

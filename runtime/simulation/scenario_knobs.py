@@ -1,0 +1,58 @@
+"""The scenario's ``report`` section: what the planner's figures cover, read and checked.
+
+``report: {interval, service_level, warm_up, window: {start, end}}``; each mistake is an
+:class:`~infra.config.checks.InvalidValue` naming its dotted key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config.checks import InvalidValue, expected, key_path
+from runtime.simulation.model import ReportWindow
+from runtime.simulation.scenario_values import mapping_of, parse_duration, positive_duration
+
+__all__ = ["report_of"]
+
+_REPORT_KEYS = ("interval", "service_level", "warm_up", "window")
+
+
+def _thresholds(value: Any, path: str) -> tuple[float, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise expected(path, "a duration or a non-empty list of durations", value)
+    seconds = [parse_duration(item, f"{path}[{i}]") for i, item in enumerate(items)]
+    return tuple(sorted(set(seconds)))
+
+
+def report_of(value: Any, path: str, duration: float, total: float) -> ReportWindow:
+    """The ``report`` section of a run of ``duration`` seconds of arrivals, ``total`` in all."""
+    mapping = mapping_of(value, path, _REPORT_KEYS)
+    interval = (
+        positive_duration(mapping["interval"], key_path(path, "interval"))
+        if "interval" in mapping
+        else ReportWindow().interval
+    )
+    levels = (
+        _thresholds(mapping["service_level"], key_path(path, "service_level"))
+        if "service_level" in mapping
+        else ReportWindow().service_levels
+    )
+    warm_up = parse_duration(mapping.get("warm_up", 0), key_path(path, "warm_up"))
+    window_path = key_path(path, "window")
+    window = mapping_of(mapping.get("window"), window_path, ("start", "end"))
+    start = parse_duration(window.get("start", 0), key_path(window_path, "start"))
+    end = (
+        None
+        if window.get("end") is None
+        else parse_duration(window["end"], key_path(window_path, "end"))
+    )
+    first = max(start, warm_up)
+    if end is not None and end > total:
+        raise InvalidValue(
+            key_path(window_path, "end"), f"must be within the run (duration + drain = {total:g}s)"
+        )
+    if first >= (duration if end is None else end):
+        where = key_path(path, "warm_up") if warm_up >= start else key_path(window_path, "start")
+        raise InvalidValue(where, "leaves nothing to measure: must end before the window does")
+    return ReportWindow(interval, levels, warm_up, start, end)
