@@ -88,7 +88,7 @@ class Customers:
     messages_to_bot: IntRange
     exchanges: IntRange
     think_time: Distribution
-    patience: Distribution
+    patience: Distribution | None  # None: never gives up
     retry_after_no_agent: float
     silent_leave: float
     queues: tuple[tuple[str, float], ...]  # (queue, weight), in the file's order
@@ -114,6 +114,10 @@ class AgentGroup:
     shift_end: float | None
     break_every: float | None
     break_length: float
+    #: the time from the answer to the agent's leaving, drawn once per answer; the chat's
+    #: delays (replies, the customer's answers, leaving, wrap-up) share it evenly. None: each
+    #: delay is drawn from its own distribution.
+    handling_time: Distribution | None = None
 
 
 @dataclass(frozen=True, slots=True)

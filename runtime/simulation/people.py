@@ -109,6 +109,7 @@ class SimConversation:
         "offers",
         "on_hold",
         "ordinal",
+        "pace_ms",
         "phase",
         "queue",
         "request",
@@ -157,6 +158,7 @@ class SimConversation:
         self.second_channel = False
         self.retried = False
         self.hold_planned = False
+        self.pace_ms: int | None = None  # each delay with the agent, from a handling time
 
     def live_sessions(self) -> list[str]:
         return [sid for sid, live in self.sessions.items() if live]

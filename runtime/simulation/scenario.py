@@ -48,7 +48,7 @@ from runtime.simulation.model import (
     IntRange,
     Scenario,
 )
-from runtime.simulation.scenario_knobs import report_of
+from runtime.simulation.scenario_knobs import patience_of, report_of, timers_off
 from runtime.simulation.scenario_values import (
     distribution,
     int_range,
@@ -114,6 +114,7 @@ _AGENT_KEYS = (
     "recover",
     "shift",
     "breaks",
+    "handling_time",
 )
 
 
@@ -172,7 +173,7 @@ def _customers(value: Any, path: str, default_queue: str) -> Customers:
         messages_to_bot=get("messages_to_bot", IntRange(1, 2), lambda v, p: int_range(v, p, 0)),
         exchanges=get("exchanges", IntRange(2, 5), lambda v, p: int_range(v, p, 1)),
         think_time=get("think_time", Distribution("exponential", 20.0), distribution),
-        patience=get("patience", Distribution("exponential", 180.0), distribution),
+        patience=get("patience", Distribution("exponential", 180.0), patience_of),
         retry_after_no_agent=get("retry_after_no_agent", 0.3, probability),
         silent_leave=get("silent_leave", 0.1, probability),
         queues=get("queues", ((default_queue, 1.0),), lambda v, p: weighted(v, p, None, "queue")),
@@ -257,6 +258,7 @@ def _agent_group(value: Any, path: str, index: int, default_queue: str) -> Agent
         break_length=(
             positive_duration(breaks["length"], key_path(breaks_path, "length")) if breaks else 0.0
         ),
+        handling_time=get("handling_time", None, distribution),
     )
 
 
@@ -283,6 +285,7 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         if key not in top:
             raise InvalidValue(key, "missing")
     config = mapping_of(top.get("config"), "config", None) if top.get("config") is not None else {}
+    config = timers_off(config)
     settings = _engine_settings(config, source)
     default_queue = settings.routing.default_queue
     agents_value = top.get("agents", [])

@@ -1,4 +1,5 @@
-"""The scenario's ``report`` section: what the planner's figures cover, read and checked.
+"""Scenario knobs beyond the people's behaviour, read and checked: the ``report`` section (what
+the planner's figures cover), a patience of ``never``, and engine timers switched off.
 
 ``report: {interval, service_level, warm_up, window: {start, end}}``; each mistake is an
 :class:`~infra.config.checks.InvalidValue` naming its dotted key.
@@ -6,13 +7,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from infra.config.checks import MAX_SECONDS as CONFIG_MAX_SECONDS
 from infra.config.checks import InvalidValue, expected, key_path
-from runtime.simulation.model import ReportWindow
-from runtime.simulation.scenario_values import mapping_of, parse_duration, positive_duration
+from runtime.simulation.model import Distribution, ReportWindow
+from runtime.simulation.scenario_values import (
+    distribution,
+    mapping_of,
+    parse_duration,
+    positive_duration,
+)
 
-__all__ = ["report_of"]
+__all__ = ["TIMERS_OFF", "patience_of", "report_of", "timers_off"]
 
 _REPORT_KEYS = ("interval", "service_level", "warm_up", "window")
 
@@ -56,3 +64,41 @@ def report_of(value: Any, path: str, duration: float, total: float) -> ReportWin
         where = key_path(path, "warm_up") if warm_up >= start else key_path(window_path, "start")
         raise InvalidValue(where, "leaves nothing to measure: must end before the window does")
     return ReportWindow(interval, levels, warm_up, start, end)
+
+
+def patience_of(value: Any, path: str) -> Distribution | None:
+    """``customers.patience``: a distribution, or ``never`` (the customer waits for ever)."""
+    if value == "never":
+        return None
+    try:
+        return distribution(value, path)
+    except InvalidValue as invalid:
+        raise InvalidValue(invalid.key, f"{invalid.problem}; or never") from None
+
+
+#: The engine timers a scenario may switch off with null: the agent request's time to live,
+#: the agent SLA and the customer's inactivity.
+TIMERS_OFF = (
+    ("routing", "request_ttl_seconds"),
+    ("timers", "agent_sla", "seconds"),
+    ("timers", "customer_inactivity", "seconds"),
+)
+
+
+def timers_off(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine configuration with each timer of :data:`TIMERS_OFF` given as null set to the
+    longest the configuration allows: it outlasts any run (runs last at most
+    ``MAX_SECONDS`` of the scenario), so the timer starts but never expires."""
+    result = dict(config)
+    for *sections, key in TIMERS_OFF:
+        parent: Any = result
+        for section in sections:
+            child = parent.get(section) if isinstance(parent, Mapping) else None
+            if not isinstance(child, Mapping):
+                break
+            parent[section] = child = dict(child)
+            parent = child
+        else:
+            if key in parent and parent[key] is None:
+                parent[key] = CONFIG_MAX_SECONDS
+    return result
