@@ -88,4 +88,17 @@ def format_kpis(kpis: Mapping[str, Any]) -> str:
         f"planner's figures from {format_duration(window['start'] * 1000)} to"
         f" {format_duration(window['end'] * 1000)} (warm-up {kpis['warm_up']:g}s excluded)"
     )
-    return "\n".join([title, *lines]) + "\n"
+    return "\n".join([title, *lines, _reference(kpis.get("reference"))]) + "\n"
+
+
+def _reference(model: Mapping[str, Any] | None) -> str:
+    if model is None:
+        return ""
+    if model["model"] is None:
+        return f"no analytic reference: {model['why']}"
+    patience = model["patience_seconds"]
+    return (
+        f"analytic reference {model['model']}: {model['agents']} agents, mean handling"
+        f" {model['handling_seconds']:g}s"
+        + ("" if patience is None else f", mean patience {patience:g}s")
+    )
