@@ -61,7 +61,7 @@ from runtime.simulation.scenario_values import (
     weighted,
 )
 
-__all__ = ["ScenarioError", "load_scenario"]
+__all__ = ["ScenarioError", "load_scenario", "read_document"]
 
 #: Sections of the engine configuration a scenario may not set: the simulator owns them.
 SIMULATOR_OWNED = ("storage",)
@@ -338,7 +338,8 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
 # ------------------------------------------------------------------------------ loading
 
 
-def _read(path: str) -> Any:
+def read_document(path: str) -> Mapping[Any, Any]:
+    """The YAML document of a scenario file, unchecked; a ScenarioError if it is not a mapping."""
     try:
         document = read_yaml(path)
     except YamlProblem as problem:
@@ -358,7 +359,7 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any] | Scenario)
         name, document, default_name = "<dict>", source, "scenario"
     elif isinstance(source, str | os.PathLike):
         name = os.fspath(source)
-        document = _read(name)
+        document = read_document(name)
         default_name = Path(name).stem
     else:
         raise TypeError(f"load_scenario() takes a path, a mapping or a Scenario, not {source!r}")
