@@ -116,6 +116,18 @@ def test_timers_switched_off_never_expire() -> None:
     assert untimed["no_agent_available"] == 0
 
 
+def arrivals_with(agents: int, common: bool) -> list[int]:
+    scenario = copy.deepcopy(SHORT)
+    scenario["agents"][0]["count"] = agents
+    scenario["common_random_numbers"] = common
+    return [o.created_ms for o in run(scenario).conversations]
+
+
+def test_with_common_random_numbers_other_staffing_meets_the_same_customers() -> None:
+    assert arrivals_with(2, common=True) == arrivals_with(4, common=True)
+    assert arrivals_with(2, common=False) != arrivals_with(4, common=False)
+
+
 BASE = "seed: 1\nduration: 1h\narrivals: {per_hour: 10}\n"
 
 
@@ -133,6 +145,7 @@ BASE = "seed: 1\nduration: 1h\narrivals: {per_hour: 10}\n"
             "duration",
         ),
         (BASE + "customers: {patience: nevr}\n", "customers.patience", "or never"),
+        (BASE + "common_random_numbers: yes please\n", "common_random_numbers", "true or false"),
         (
             BASE + "config: {timers: {hold: {max_seconds: null}}}\n",
             "config.timers.hold.max_seconds",

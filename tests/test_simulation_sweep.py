@@ -35,6 +35,7 @@ SMALL: dict[str, Any] = {
     "agents": [{"count": 2, "handling_time": {"mean": "4m"}}],
     "config": {"timers": {"agent_sla": {"seconds": None}}},
     "report": {"interval": "20m"},
+    "common_random_numbers": True,
 }
 
 
@@ -54,7 +55,7 @@ def test_a_sweep_of_three_variants_gives_the_same_figures_as_the_three_runs_alon
 
 def test_the_smallest_staffing_that_meets_the_target_is_found_per_interval() -> None:
     target = parse_target("sl(30s)>=0.5")
-    swept = run_sweep(SMALL, "agents", [1, 2, 3, 4, 5], target=target, workers=1)
+    swept = run_sweep(SMALL, "agents", [1, 2, 3, 4, 5, 6], target=target, workers=2)
     found = smallest(swept, target)
     assert len(found["intervals"]) == 2
     for number, interval in enumerate(found["intervals"]):

@@ -72,6 +72,11 @@ class DriverBase:
         self.gw = gw
         self.settings: Settings = gw.settings
         self.rng = Random(scenario.seed)
+        #: with common random numbers, the arrival times' own stream: the same customers
+        #: arrive whatever the agents do
+        self.arrival_rng = (
+            Random(f"{scenario.seed}:arrivals") if scenario.common_random_numbers else self.rng
+        )
         self.progress = progress
         self.stats = DriverStats()
         self.base = self.now = gw.now_ms  # 0 on empty storage; scenario times count from it

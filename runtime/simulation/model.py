@@ -160,6 +160,9 @@ class Scenario:
     config: Mapping[str, Any] = field(default_factory=dict)
     settings: Settings | None = None  # the engine settings the config gives (storage aside)
     report: ReportWindow = field(default_factory=ReportWindow)
+    #: arrivals, and each customer's plan, patience and handling time, from streams of their
+    #: own: variants that differ in their agents meet the same customers
+    common_random_numbers: bool = False
 
     @property
     def total_seconds(self) -> float:

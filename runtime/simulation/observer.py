@@ -117,7 +117,7 @@ class EngineObserver(AgentActions):
             c.abandon_token += 1
             patience = self.scenario.customers.patience
             if patience is not None:
-                give_up = at + patience.draw_ms(self.rng)
+                give_up = at + patience.draw_ms(c.rng or self.rng)
                 self.at(max(give_up, self.now), self._abandon, c, c.abandon_token)
 
     def _on_agent_offered(self, c: SimConversation, event: dict[str, Any]) -> None:
@@ -182,7 +182,8 @@ class EngineObserver(AgentActions):
                 self.stats.late_ms = max(self.stats.late_ms, self.now - at)
             handling = agent.group.handling_time
             if handling is not None:  # first reply, n x (answer, reply), the end, leaving
-                c.pace_ms = round(handling.draw_ms(self.rng) / (2 * c.exchanges_left + 3))
+                work = handling.draw_ms(c.rng or self.rng)  # the customer's: same in any variant
+                c.pace_ms = round(work / (2 * c.exchanges_left + 3))
             delay = self._paced(c, agent.group.reply_time)
             self.at(max(at + delay, self.now), self._agent_reply, c, c.turn_token)
 

@@ -6,6 +6,8 @@ by the scenario's draws), the customers' phases, and the lines they and the agen
 
 from __future__ import annotations
 
+from random import Random
+
 from runtime.simulation.model import AgentGroup
 
 #: Roles of an agent present in a conversation (as opposed to wrapping up or invited).
@@ -114,6 +116,7 @@ class SimConversation:
         "queue",
         "request",
         "retried",
+        "rng",
         "second_channel",
         "seq",
         "sessions",
@@ -159,6 +162,7 @@ class SimConversation:
         self.retried = False
         self.hold_planned = False
         self.pace_ms: int | None = None  # each delay with the agent, from a handling time
+        self.rng: Random | None = None  # the customer's own stream (plan, patience)
 
     def live_sessions(self) -> list[str]:
         return [sid for sid, live in self.sessions.items() if live]

@@ -27,6 +27,7 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
               recover, shift: {start, end}, breaks: {every, length}}]
     config: {timers: ..., routing: ..., bot: ..., ...}
     report: {interval, service_level, warm_up, window: {start, end}}
+    common_random_numbers
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from runtime.simulation.model import (
     IntRange,
     Scenario,
 )
-from runtime.simulation.scenario_knobs import patience_of, report_of, timers_off
+from runtime.simulation.scenario_knobs import flag, patience_of, report_of, timers_off
 from runtime.simulation.scenario_values import (
     distribution,
     int_range,
@@ -89,6 +90,7 @@ _TOP = (
     "agents",
     "config",
     "report",
+    "common_random_numbers",
 )
 _CUSTOMER_KEYS = (
     "bot_resolves",
@@ -332,6 +334,9 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         config=config,
         settings=settings,
         report=report_of(top.get("report"), "report", duration, duration + drain),
+        common_random_numbers=flag(
+            top.get("common_random_numbers", False), "common_random_numbers"
+        ),
     )
 
 

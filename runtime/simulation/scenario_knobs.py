@@ -20,7 +20,7 @@ from runtime.simulation.scenario_values import (
     positive_duration,
 )
 
-__all__ = ["TIMERS_OFF", "patience_of", "report_of", "timers_off"]
+__all__ = ["TIMERS_OFF", "flag", "patience_of", "report_of", "timers_off"]
 
 _REPORT_KEYS = ("interval", "service_level", "warm_up", "window")
 
@@ -102,3 +102,9 @@ def timers_off(config: Mapping[str, Any]) -> dict[str, Any]:
             if key in parent and parent[key] is None:
                 parent[key] = CONFIG_MAX_SECONDS
     return result
+
+
+def flag(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise expected(path, "true or false", value)
+    return value
