@@ -169,3 +169,5 @@ def test_cx_simulate_sweeps_and_finds(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (
         "cx simulate: arrivals: --find arrivals needs --sweep arrivals=" in capsys.readouterr().err
     )
+    assert main([*argv, "--events", str(tmp_path / "log.jsonl")]) == 2
+    assert "cx simulate: --events: keeps one run's data" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``cx simulate SCENARIO``: run a scenario file and print its summary."""
+"""``cx simulate SCENARIO``: run a scenario file and print its summary; with ``--sweep``, run
+one variant per value in parallel and write the sweep's report."""
 
 from __future__ import annotations
 
@@ -137,6 +138,9 @@ def _sweep(args: argparse.Namespace) -> int:
             raise SweepError(args.find, f"--find {args.find} needs --sweep {args.find}=...")
         if args.find is not None and target is None:
             raise SweepError("--target", "--find needs a --target such as sl(20s)>=0.8")
+        for option, given in (("--events", args.events), ("--archive", args.archive)):
+            if given is not None:
+                raise SweepError(option, "keeps one run's data: not with --sweep")
         if args.workers is not None and args.workers < 1:
             raise SweepError("--workers", f"expected a number >= 1, got {args.workers}")
         result = run_sweep(

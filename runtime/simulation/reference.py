@@ -42,7 +42,9 @@ def model_of(scenario: Scenario) -> dict[str, Any]:
     means = {group.handling_time.mean for group in scenario.agents if group.handling_time}
     for index, group in enumerate(scenario.agents):
         where = f"agents[{index}]"
-        if not _exponential(group.handling_time):
+        if group.handling_time is None:
+            problems.append(f"{where} has no handling_time")
+        elif not _exponential(group.handling_time):
             problems.append(f"{where}.handling_time is not exponential")
         if group.max_conversations != 1:
             problems.append(f"{where} takes more than one chat at a time")
