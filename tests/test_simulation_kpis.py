@@ -163,3 +163,35 @@ def test_a_bad_report_section_names_its_key(
         load_scenario(path)
     assert caught.value.key == key
     assert problem in caught.value.problem
+
+
+def busy_ms(result: Any, prefix: str, low: int, high: int) -> int:
+    """Time each agent of a group had at least one conversation within [low, high), summed."""
+    per_agent: dict[str, list[tuple[int, int]]] = {}
+    for outcome in result.conversations:
+        for agent, start, end in outcome.stints:
+            if agent.startswith(prefix):
+                per_agent.setdefault(agent, []).append((start, high if end is None else end))
+    total = 0
+    for spans in per_agent.values():
+        covered = set()
+        for start, end in spans:
+            covered.update(range(max(start, low) // 10, min(end, high) // 10))
+        total += len(covered) * 10
+    return total
+
+
+def test_occupancy_counts_only_the_time_agents_were_logged_in() -> None:
+    scenario = center(interval="10m")
+    scenario["agents"] = [
+        {"name": "early", "count": 2, "reply_time": {"mean": 25}},
+        {"name": "late", "count": 2, "reply_time": {"mean": 25}, "shift": {"start": "10m"}},
+    ]
+    scenario["customers"]["queues"] = {"default": 1}
+    result = run(scenario)
+    first = result.summary["kpis"]["intervals"][0]
+    base = 0  # a run starts the virtual clock at the epoch
+    busy = busy_ms(result, "early-", base, base + 600_000)
+    assert busy_ms(result, "late-", base, base + 600_000) == 0
+    # the late group is not logged in yet: the first ten minutes are the early group's alone
+    assert first["occupancy"] == pytest.approx(busy / (2 * 600_000), abs=0.002)
