@@ -53,6 +53,11 @@ def test_two_hundred_agents_do_not_overflow() -> None:
     assert 0 < patient["abandonment_rate"] < 1 and patient["occupancy"] <= 1
 
 
+def test_erlang_a_refuses_a_queue_of_customers_who_wait_for_days() -> None:
+    with pytest.raises(ValueError, match="beyond 20000 customers waiting"):
+        erlang_a(2 * 10 / 60, 60.0, 10, 30 * 86400.0, [20.0])
+
+
 def test_erlang_c_is_unstable_at_full_load() -> None:
     figures = erlang_c(10 / 60, 60.0, 10, [20.0])
     assert figures["p_wait"] == 1.0 and figures["asa_seconds"] is None

@@ -19,10 +19,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["erlang_a", "erlang_b", "erlang_c", "erlang_c_probability"]
+__all__ = ["MAX_WAITING", "erlang_a", "erlang_b", "erlang_c", "erlang_c_probability"]
 
 #: The M/M/c+M queue is cut where the remaining states weigh less than this.
 _TAIL = 1e-13
+#: Longer queues than this (overload with patience of days) are refused: ValueError.
+MAX_WAITING = 20_000
 
 
 def erlang_b(servers: int, load: float) -> float:
@@ -87,6 +89,8 @@ def _queue_weights(rate: float, service: float, patience_rate: float) -> list[fl
         weight *= rate / (service + waiting * patience_rate)
         weights.append(weight)
         total += weight
+        if waiting > MAX_WAITING:
+            raise ValueError(f"the queue grows beyond {MAX_WAITING} customers waiting")
         if rate < service + waiting * patience_rate and weight < _TAIL * total:
             return weights
 

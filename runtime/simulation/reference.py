@@ -100,7 +100,10 @@ def _annotate(
     figures["offered_per_hour"] = round(rate * 3600, 3)
     figures["erlang_c"] = _rounded(erlang_c(*args, thresholds))
     if model["patience_seconds"] is not None:
-        figures["erlang_a"] = _rounded(erlang_a(*args, model["patience_seconds"], thresholds))
+        try:
+            figures["erlang_a"] = _rounded(erlang_a(*args, model["patience_seconds"], thresholds))
+        except ValueError:  # overloaded with customers who wait for days: no Erlang A
+            figures["erlang_a"] = None
 
 
 def add_reference(kpis: MutableMapping[str, Any], scenario: Scenario) -> None:

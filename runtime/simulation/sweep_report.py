@@ -104,7 +104,7 @@ def _series(result: SweepResult, figure: str) -> dict[str, list[float | None]]:
     series: dict[str, list[float | None]] = {}
     for summary in result.summaries:
         total = summary["kpis"]["total"]
-        reference = next((key for key in ("erlang_a", "erlang_c") if key in total), None)
+        reference = next((k for k in ("erlang_a", "erlang_c") if total.get(k) is not None), None)
         sources = [("", total)]
         if reference is not None:
             sources.append((f" ({reference.replace('_', ' ').title()})", total[reference]))
