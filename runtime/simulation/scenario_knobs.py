@@ -23,6 +23,7 @@ from runtime.simulation.scenario_values import (
 __all__ = ["TIMERS_OFF", "flag", "patience_of", "report_of", "timers_off"]
 
 _REPORT_KEYS = ("interval", "service_level", "warm_up", "window")
+MAX_INTERVALS = 10_000
 
 
 def _thresholds(value: Any, path: str) -> tuple[float, ...]:
@@ -63,6 +64,12 @@ def report_of(value: Any, path: str, duration: float, total: float) -> ReportWin
     if first >= (duration if end is None else end):
         where = key_path(path, "warm_up") if warm_up >= start else key_path(window_path, "start")
         raise InvalidValue(where, "leaves nothing to measure: must end before the window does")
+    stretch = (duration if end is None else end) - first
+    if stretch / interval > MAX_INTERVALS:
+        raise InvalidValue(
+            key_path(path, "interval"),
+            f"gives {stretch / interval:.0f} intervals; at most {MAX_INTERVALS}: choose a longer one",
+        )
     return ReportWindow(interval, levels, warm_up, start, end)
 
 
