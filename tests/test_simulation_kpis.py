@@ -148,7 +148,7 @@ BASE = "seed: 1\nduration: 1h\ndrain: 30m\narrivals: {per_hour: 10}\n"
     [
         (BASE + "report: {intervall: 15m}\n", "report.intervall", "did you mean report.interval"),
         (BASE + "report: {interval: 0}\n", "report.interval", "a duration > 0"),
-        (BASE + "report: {interval: 1ms}\n", "report.interval", "at most 10000"),
+        (BASE + "report: {interval: 1ms}\n", "report.interval", "at most 2000"),
         (BASE + "report: {service_level: [20s, soon]}\n", "report.service_level[1]", "duration"),
         (BASE + "report: {warm_up: 2h}\n", "report.warm_up", "nothing to measure"),
         (BASE + "report: {window: {end: 2h}}\n", "report.window.end", "within the run"),

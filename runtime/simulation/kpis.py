@@ -23,6 +23,7 @@ is followed to its end, even past the window. Definitions:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -139,11 +140,7 @@ def kpis(
     def index(at_ms: int) -> int | None:
         if not low_ms <= at_ms < high_ms:
             return None
-        second = (at_ms - base_ms) / 1000
-        for number, (_, stop) in enumerate(stretches):
-            if second < stop:
-                return number
-        return len(stretches) - 1
+        return min(bisect.bisect_right(edges, (at_ms - base_ms) / 1000) - 1, len(stretches) - 1)
 
     queues: dict[str, list[list[AgentRequest]]] = {}
     breaches: dict[str, list[int]] = {}

@@ -23,7 +23,7 @@ from runtime.simulation.scenario_values import (
 __all__ = ["TIMERS_OFF", "flag", "patience_of", "report_of", "timers_off"]
 
 _REPORT_KEYS = ("interval", "service_level", "warm_up", "window")
-MAX_INTERVALS = 10_000
+MAX_INTERVALS = 2_000  # a minute each over a day and more
 
 
 def _thresholds(value: Any, path: str) -> tuple[float, ...]:
