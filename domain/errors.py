@@ -36,6 +36,7 @@ The tree (kind in brackets; the module that defines a class where it is not this
     │   └── RecordError [internal] (infra.journal_records)
     ├── ConfigError [bad_argument] (infra.config.loader)
     │   └── ScenarioError [bad_argument] (runtime.simulation.scenario)
+    ├── SweepError [bad_argument] (runtime.simulation.sweep_spec; also a ValueError)
     ├── InvalidValue [bad_argument] (infra.config.checks)
     ├── EnvironmentProblem [bad_argument] (infra.config.environment)
     ├── YamlProblem [bad_argument] (infra.yamlfile)

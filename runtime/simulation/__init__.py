@@ -16,18 +16,24 @@ outcome and, if asked, the archive and the canonical event log::
 
 The same scenario and seed give the same ``result.results`` and the same event log, byte for
 byte (``result.event_log_sha256``); only ``summary["performance"]`` depends on the machine.
+``summary["kpis"]`` holds the planner's figures per queue and interval (with Erlang C and A
+beside them where the scenario fits the model); :func:`run_sweep` runs one variant per value
+of a key in parallel processes.
 """
 
 from runtime.simulation.metrics import ConversationOutcome
 from runtime.simulation.model import Scenario
 from runtime.simulation.runner import SimulationResult, run
 from runtime.simulation.scenario import ScenarioError, load_scenario
+from runtime.simulation.sweep import SweepResult, run_sweep
 
 __all__ = [
     "ConversationOutcome",
     "Scenario",
     "ScenarioError",
     "SimulationResult",
+    "SweepResult",
     "load_scenario",
     "run",
+    "run_sweep",
 ]

@@ -100,7 +100,7 @@ class AgentActions(CustomerActions):
         c.turn_token += 1
         if agent is None:
             return
-        self.after(agent.group.reply_time.draw_ms(self.rng), self._agent_reply, c, c.turn_token)
+        self.after(self._paced(c, agent.group.reply_time), self._agent_reply, c, c.turn_token)
 
     def _agent_reply(self, c: SimConversation, token: int) -> None:
         if c.done or token != c.turn_token or c.phase != WITH_AGENT:
@@ -130,13 +130,13 @@ class AgentActions(CustomerActions):
         else:  # a PRIMARY agent's message stops the agent SLA (and restarts inactivity, later)
             c.timers.pop(("AGENT_SLA", ""), None)
         c.turn_token += 1
+        think = self.scenario.customers.think_time
         if c.exchanges_left > 0:
-            delay = self.scenario.customers.think_time.draw_ms(rng)
-            self.after(delay, self._customer_turn, c, c.turn_token)
+            self.after(self._paced(c, think), self._customer_turn, c, c.turn_token)
         elif rng.random() < group.ends_chat:
-            self.after(group.reply_time.draw_ms(rng), self._agent_end_chat, agent, c)
+            self.after(self._paced(c, group.reply_time), self._agent_end_chat, agent, c)
         else:
-            self.after(self.scenario.customers.think_time.draw_ms(rng), self._leave, c)
+            self.after(self._paced(c, think), self._leave, c)
 
     def _agent_end_chat(self, agent: SimAgent, c: SimConversation) -> None:
         if c.done or c.agents.get(agent.id) not in PRESENT:

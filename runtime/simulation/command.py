@@ -1,4 +1,5 @@
-"""``cx simulate SCENARIO``: run a scenario file and print its summary."""
+"""``cx simulate SCENARIO``: run a scenario file and print its summary; with ``--sweep``, run
+one variant per value in parallel and write the sweep's report."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import json
 import sys
 from typing import Any
 
+from runtime.simulation.kpi_table import format_kpis
 from runtime.simulation.report import ProgressBar, format_summary
 from runtime.simulation.runner import run
 from runtime.simulation.scenario import load_scenario
+from runtime.simulation.sweep import run_sweep, smallest
+from runtime.simulation.sweep_report import format_sweep, write_sweep
+from runtime.simulation.sweep_spec import SweepError, parse_sweep, parse_target
 
 __all__ = ["add_arguments", "simulate"]
 
@@ -45,6 +50,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="keep the SQLite archive (default path: <scenario name>-seed<seed>.sqlite3)",
     )
+    parser.add_argument(
+        "--sweep",
+        metavar="KEY=FROM:TO:STEP",
+        help="run a variant for each value of KEY (agents, arrivals, handling_time or a dotted"
+        " scenario key; values FROM:TO:STEP or A,B,C) in parallel, and write a report",
+    )
+    parser.add_argument(
+        "--find",
+        metavar="KEY",
+        help="with --sweep KEY=...: the smallest value meeting --target, per interval",
+    )
+    parser.add_argument(
+        "--target", metavar="SPEC", help='e.g. "sl(20s)>=0.8", "abandonment<0.05", "asa<=30"'
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="where a sweep writes its report (default <name>-sweep)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="processes for a sweep (default: one per core)"
+    )
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress", action="store_true", default=None, help="show the progress bar on stderr"
@@ -59,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulate(args: argparse.Namespace) -> int:
     """The ``simulate`` command; ScenarioError (a ConfigError) is left to the caller."""
+    if args.sweep is not None or args.find is not None or args.target is not None:
+        return _sweep(args)
     scenario = load_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     archive: str | None = args.archive
@@ -93,8 +120,45 @@ def simulate(args: argparse.Namespace) -> int:
                 out.write(text)
     if args.json != "-":
         sys.stdout.write(format_summary(summary))
+        sys.stdout.write("\n" + format_kpis(summary["kpis"]))
         if result.archive_path is not None:
             sys.stdout.write(f"archive kept at {result.archive_path}\n")
         if result.events_path is not None:
             sys.stdout.write(f"event log written to {result.events_path}\n")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    try:
+        if args.sweep is None:
+            raise SweepError("--sweep", "--find and --target go with --sweep KEY=FROM:TO:STEP")
+        key, values = parse_sweep(args.sweep)
+        target = None if args.target is None else parse_target(args.target)
+        if args.find is not None and args.find != key:
+            raise SweepError(args.find, f"--find {args.find} needs --sweep {args.find}=...")
+        if args.find is not None and target is None:
+            raise SweepError("--target", "--find needs a --target such as sl(20s)>=0.8")
+        for option, given in (("--events", args.events), ("--archive", args.archive)):
+            if given is not None:
+                raise SweepError(option, "keeps one run's data: not with --sweep")
+        if args.workers is not None and args.workers < 1:
+            raise SweepError("--workers", f"expected a number >= 1, got {args.workers}")
+        result = run_sweep(
+            args.scenario,
+            key,
+            values,
+            seed=args.seed,
+            duration=args.duration,
+            drain=args.drain,
+            target=target,
+            workers=args.workers,
+        )
+    except SweepError as error:
+        print(f"cx simulate: {error}", file=sys.stderr)
+        return 2
+    found = None if args.find is None or target is None else smallest(result, target)
+    out = args.out or f"{result.scenario}-sweep"
+    written = write_sweep(result, out, found)
+    sys.stdout.write(format_sweep(result, found))
+    sys.stdout.write("written: " + ", ".join(str(path) for path in written) + "\n")
     return 0

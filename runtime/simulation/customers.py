@@ -9,6 +9,7 @@ asks for an agent, waits (abandoning after its patience), talks with the agent, 
 from __future__ import annotations
 
 import itertools
+from random import Random
 from typing import Any
 
 from infra.timefmt import seconds_to_ms
@@ -42,14 +43,14 @@ class CustomerActions(DriverBase):
             boundary = next((start for start, _ in profile if start > second), end)
             boundary = min(boundary, end)
             if rate > 0:
-                candidate = second + self.rng.expovariate(rate / 3600.0)
+                candidate = second + self.arrival_rng.expovariate(rate / 3600.0)
                 if candidate < boundary:
                     self.at(self.base + round(candidate * 1000), self._arrive)
                     return
             second = boundary
 
-    def _pick(self, names: list[str], cumulative: list[float]) -> str:
-        point = self.rng.random() * cumulative[-1]
+    def _pick(self, names: list[str], cumulative: list[float], rng: Random | None = None) -> str:
+        point = (rng or self.rng).random() * cumulative[-1]
         for name, edge in zip(names, cumulative, strict=True):
             if point < edge:
                 return name
@@ -59,16 +60,22 @@ class CustomerActions(DriverBase):
         self._arrivals += 1
         self._schedule_next_arrival(self.now - self.base)
         customers = self.scenario.customers
-        rng = self.rng
         self._customers += 1
         number = self._customers
+        # with common random numbers each customer's plan, patience and handling time come
+        # from its own stream: a variant with other agents meets the same customers
+        rng = (
+            Random(f"{self.scenario.seed}:customer:{number}")
+            if self.scenario.common_random_numbers
+            else self.rng
+        )
         customer_id = f"cust-{number:06d}"
-        channel = self._pick(self._channel_names, self._channel_weights)
+        channel = self._pick(self._channel_names, self._channel_weights, rng)
         needs_agent = rng.random() >= customers.bot_resolves
         bot_left = customers.messages_to_bot.draw(rng)
         exchanges = customers.exchanges.draw(rng)
         silent = rng.random() < customers.silent_leave and channel != "VOICE"
-        queue = self._pick(self._queue_names, self._queue_weights)
+        queue = self._pick(self._queue_names, self._queue_weights, rng)
         second = rng.random() < self.scenario.second_channel
         self.stats.actions += 1
         try:
@@ -78,7 +85,7 @@ class CustomerActions(DriverBase):
             return
         c = self._register(ref.conversation_id, customer_id)
         c.needs_agent, c.bot_left, c.exchanges_left = needs_agent, bot_left, exchanges
-        c.silent, c.queue, c.second_channel = silent, queue, second
+        c.silent, c.queue, c.second_channel, c.rng = silent, queue, second, rng
         self._poll(c)
         c.turn_token += 1
         self.after(customers.think_time.draw_ms(rng) // 2, self._customer_turn, c, c.turn_token)

@@ -23,7 +23,7 @@ from typing import Any
 from infra.config import Settings
 from infra.timefmt import seconds_to_ms
 from runtime.gateway import Gateway, GatewayError
-from runtime.simulation.model import Scenario
+from runtime.simulation.model import Distribution, Scenario
 from runtime.simulation.people import BOT_QUESTIONS, SimAgent, SimConversation
 
 #: progress(now_ms, end_ms, conversations started, conversations open)
@@ -72,6 +72,11 @@ class DriverBase:
         self.gw = gw
         self.settings: Settings = gw.settings
         self.rng = Random(scenario.seed)
+        #: with common random numbers, the arrival times' own stream: the same customers
+        #: arrive whatever the agents do
+        self.arrival_rng = (
+            Random(f"{scenario.seed}:arrivals") if scenario.common_random_numbers else self.rng
+        )
         self.progress = progress
         self.stats = DriverStats()
         self.base = self.now = gw.now_ms  # 0 on empty storage; scenario times count from it
@@ -118,6 +123,11 @@ class DriverBase:
         self, delay_ms: int, action: Callable[[Any, Any], None], a: Any = None, b: Any = None
     ) -> None:
         self.at(self.now + max(delay_ms, 0), action, a, b)
+
+    def _paced(self, c: SimConversation, delay: Distribution) -> int:
+        """A delay of a chat with an agent: its even share of the handling time drawn at the
+        answer (``agents[].handling_time``), else a draw of ``delay``."""
+        return c.pace_ms if c.pace_ms is not None else delay.draw_ms(self.rng)
 
     def _show(self, progress: Progress) -> None:
         elapsed, total = self.now - self.base, self.end_ms - self.base

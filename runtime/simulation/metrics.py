@@ -37,7 +37,14 @@ import msgpack
 
 from runtime.simulation.driver_base import timestamp_ms
 
-__all__ = ["ConversationOutcome", "EventLog", "analyse", "percentile", "summarise"]
+__all__ = [
+    "AgentRequest",
+    "ConversationOutcome",
+    "EventLog",
+    "analyse",
+    "percentile",
+    "summarise",
+]
 
 _PRESENT = ("PRIMARY", "ASSISTANT")
 _CLOSED_BY = {
@@ -46,6 +53,24 @@ _CLOSED_BY = {
     "AGENT": "agent",
     "NETWORK": "network",
 }
+
+
+@dataclass(slots=True)
+class AgentRequest:
+    """One AGENT_REQUESTED and how it ended (times in ms since the epoch).
+
+    ``outcome``: ``answered`` (an agent subscribed), ``abandoned`` (the customer left while it
+    was pending), ``no_agent`` (NO_AGENT_AVAILABLE) or None (still pending at the end, or the
+    conversation ended otherwise). ``handled_ms``: from the answer to the answering agent's
+    AGENT_UNSUBSCRIBED (wrap-up included), None while it is subscribed.
+    """
+
+    queue: str
+    at_ms: int
+    rerouted: bool
+    outcome: str | None = None
+    answered_ms: int | None = None
+    handled_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +95,8 @@ class ConversationOutcome:
     waits_ms: list[int] = field(default_factory=list)
     handling_ms: int | None = None
     stints: list[tuple[str, int, int | None]] = field(default_factory=list)
+    requests: list[AgentRequest] = field(default_factory=list)
+    sla_breaches: list[tuple[str, int]] = field(default_factory=list)  # (queue, at ms)
 
 
 def analyse(
@@ -89,6 +116,9 @@ def analyse(
     open_stints: dict[str, int] = {}
     first_agent: int | None = None
     last_agent_left: int | None = None
+    pending: AgentRequest | None = None
+    answering: dict[str, AgentRequest] = {}
+    queue = ""
     for event in events:
         out.events += 1
         name = event["name"]
@@ -116,12 +146,17 @@ def analyse(
                 ):
                     out.abandoned = True
                     pending_since = None
+                    if pending is not None:
+                        pending.outcome, pending = "abandoned", None
         elif name == "AGENT_REQUESTED":
             at = timestamp_ms(event["timestamp"])
             out.agent_requests += 1
             if last_sla_expiry == at:
                 out.rerouted += 1
             pending_since = at
+            queue = str(event["data"].get("queue", ""))
+            pending = AgentRequest(queue, at, last_sla_expiry == at)
+            out.requests.append(pending)
         elif name == "AGENT_SUBSCRIBED":
             role = event["data"].get("role")
             if role in _PRESENT:
@@ -130,6 +165,10 @@ def analyse(
                 if pending_since is not None:
                     out.waits_ms.append(at - pending_since)
                     pending_since = None
+                if pending is not None:
+                    pending.outcome, pending.answered_ms = "answered", at
+                    answering[str(event["data"]["agent_id"])] = pending
+                    pending = None
                 if first_agent is None:
                     first_agent = at
                 open_stints[str(event["data"]["agent_id"])] = at
@@ -140,12 +179,18 @@ def analyse(
             if started is not None:
                 out.stints.append((agent_id, started, at))
                 last_agent_left = at
+            answered = answering.pop(agent_id, None)
+            if answered is not None and answered.answered_ms is not None:
+                answered.handled_ms = at - answered.answered_ms
         elif name == "NO_AGENT_AVAILABLE":
             out.no_agent_available += 1
             pending_since = None
+            if pending is not None:
+                pending.outcome, pending = "no_agent", None
         elif name == "AGENT_SLA_EXPIRED":
             out.agent_sla_expired += 1
             last_sla_expiry = timestamp_ms(event["timestamp"])
+            out.sla_breaches.append((queue, last_sla_expiry))
         elif name == "CUSTOMER_SLA_EXPIRED":
             out.customer_sla_expired += 1
         elif name == "RONA":

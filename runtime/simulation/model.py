@@ -13,7 +13,15 @@ from typing import Any
 
 from infra.config import Settings
 
-__all__ = ["AgentGroup", "Arrivals", "Customers", "Distribution", "IntRange", "Scenario"]
+__all__ = [
+    "AgentGroup",
+    "Arrivals",
+    "Customers",
+    "Distribution",
+    "IntRange",
+    "ReportWindow",
+    "Scenario",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,7 @@ class Customers:
     messages_to_bot: IntRange
     exchanges: IntRange
     think_time: Distribution
-    patience: Distribution
+    patience: Distribution | None  # None: never gives up
     retry_after_no_agent: float
     silent_leave: float
     queues: tuple[tuple[str, float], ...]  # (queue, weight), in the file's order
@@ -106,6 +114,32 @@ class AgentGroup:
     shift_end: float | None
     break_every: float | None
     break_length: float
+    #: the time from the answer to the agent's leaving, drawn once per answer; the chat's
+    #: delays (replies, the customer's answers, leaving, wrap-up) share it evenly. None: each
+    #: delay is drawn from its own distribution.
+    handling_time: Distribution | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWindow:
+    """What the planner's figures cover (seconds since the start of the run).
+
+    Requests made from ``warm_up`` (or ``window_start`` if later) until ``window_end`` (the end
+    of the arrivals if None) are counted, in intervals of ``interval`` aligned on the start of
+    the run; ``service_levels`` are the answer-time thresholds of the service level.
+    """
+
+    interval: float = 1800.0
+    service_levels: tuple[float, ...] = (20.0,)
+    warm_up: float = 0.0
+    window_start: float = 0.0
+    window_end: float | None = None
+
+    def window(self, duration: float, total: float) -> tuple[float, float]:
+        """The measured stretch of a run of ``duration`` seconds of arrivals, ``total`` in all."""
+        start = max(self.warm_up, self.window_start)
+        end = duration if self.window_end is None else min(self.window_end, total)
+        return min(start, end), end
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +159,10 @@ class Scenario:
     agents: tuple[AgentGroup, ...]
     config: Mapping[str, Any] = field(default_factory=dict)
     settings: Settings | None = None  # the engine settings the config gives (storage aside)
+    report: ReportWindow = field(default_factory=ReportWindow)
+    #: arrivals, and each customer's plan, patience and handling time, from streams of their
+    #: own: variants that differ in their agents meet the same customers
+    common_random_numbers: bool = False
 
     @property
     def total_seconds(self) -> float:

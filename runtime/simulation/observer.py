@@ -96,7 +96,7 @@ class EngineObserver(AgentActions):
                     agent = self.agents.get(agent_id)
                     if agent is not None:
                         self.after(
-                            agent.group.leave_after.draw_ms(self.rng), self._agent_leave, agent, c
+                            self._paced(c, agent.group.leave_after), self._agent_leave, agent, c
                         )
 
     def _on_agent_requested(self, c: SimConversation, event: dict[str, Any]) -> None:
@@ -115,8 +115,10 @@ class EngineObserver(AgentActions):
                 c.turn_token += 1
             c.phase = WAITING
             c.abandon_token += 1
-            patience = self.scenario.customers.patience.draw_ms(self.rng)
-            self.at(max(at + patience, self.now), self._abandon, c, c.abandon_token)
+            patience = self.scenario.customers.patience
+            if patience is not None:
+                give_up = at + patience.draw_ms(c.rng or self.rng)
+                self.at(max(give_up, self.now), self._abandon, c, c.abandon_token)
 
     def _on_agent_offered(self, c: SimConversation, event: dict[str, Any]) -> None:
         agent_id = event["data"].get("agent_id")
@@ -178,7 +180,11 @@ class EngineObserver(AgentActions):
             if at < self.now:  # learned late (a measure of the driver's fidelity)
                 self.stats.late_assignments += 1
                 self.stats.late_ms = max(self.stats.late_ms, self.now - at)
-            delay = agent.group.reply_time.draw_ms(self.rng)
+            handling = agent.group.handling_time
+            if handling is not None:  # first reply, n x (answer, reply), the end, leaving
+                work = handling.draw_ms(c.rng or self.rng)  # the customer's: same in any variant
+                c.pace_ms = round(work / (2 * c.exchanges_left + 3))
+            delay = self._paced(c, agent.group.reply_time)
             self.at(max(at + delay, self.now), self._agent_reply, c, c.turn_token)
 
     def _on_agent_unsubscribed(self, c: SimConversation, event: dict[str, Any]) -> None:
@@ -208,7 +214,7 @@ class EngineObserver(AgentActions):
         agent = self.agents.get(participant)
         if agent is None or self.rng.random() < agent.group.wrap_up_forget:
             return  # lets the wrap-up timer expire
-        delay = agent.group.wrap_up_time.draw_ms(self.rng)
+        delay = self._paced(c, agent.group.wrap_up_time)
         self.at(max(at + delay, self.now), self._apply_wrap_up, agent, c)
 
     def _on_paused(self, c: SimConversation, event: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ by the scenario's draws), the customers' phases, and the lines they and the agen
 
 from __future__ import annotations
 
+from random import Random
+
 from runtime.simulation.model import AgentGroup
 
 #: Roles of an agent present in a conversation (as opposed to wrapping up or invited).
@@ -109,10 +111,12 @@ class SimConversation:
         "offers",
         "on_hold",
         "ordinal",
+        "pace_ms",
         "phase",
         "queue",
         "request",
         "retried",
+        "rng",
         "second_channel",
         "seq",
         "sessions",
@@ -157,6 +161,8 @@ class SimConversation:
         self.second_channel = False
         self.retried = False
         self.hold_planned = False
+        self.pace_ms: int | None = None  # each delay with the agent, from a handling time
+        self.rng: Random | None = None  # the customer's own stream (plan, patience)
 
     def live_sessions(self) -> list[str]:
         return [sid for sid, live in self.sessions.items() if live]

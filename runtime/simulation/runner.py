@@ -19,8 +19,10 @@ from infra.timefmt import iso
 from runtime.gateway import Gateway
 from runtime.simulation.driver import Driver
 from runtime.simulation.driver_base import Progress
+from runtime.simulation.kpis import kpis
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
 from runtime.simulation.model import Scenario
+from runtime.simulation.reference import add_reference
 from runtime.simulation.scenario import ScenarioError, load_scenario
 from runtime.simulation.scenario_values import parse_duration
 
@@ -141,6 +143,16 @@ def run(
         max_conversations={a.id: a.group.max_conversations for a in driver.agents.values()},
         end_ms=driver.end_ms,
     )
+    planner = kpis(
+        outcomes,
+        report=loaded.report,
+        base_ms=driver.base,
+        duration=loaded.duration,
+        total=loaded.total_seconds,
+        logged_in=driver.logged_in_ms(),
+        end_ms=driver.end_ms,
+    )
+    add_reference(planner, loaded)
     stats = driver.stats
     wall = finished - started
     summary: dict[str, Any] = {
@@ -153,6 +165,7 @@ def run(
         },
         "agents_configured": loaded.agent_count,
         **figures,
+        "kpis": planner,
         "event_log_sha256": log.sha256,
         "driver": {
             "actions": stats.actions,

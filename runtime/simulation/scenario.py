@@ -26,6 +26,8 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
               ends_chat, hold: {probability, seconds, duration}, wrap_up: {time, forget},
               recover, shift: {start, end}, breaks: {every, length}}]
     config: {timers: ..., routing: ..., bot: ..., ...}
+    report: {interval, service_level, warm_up, window: {start, end}}
+    common_random_numbers
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from runtime.simulation.model import (
     IntRange,
     Scenario,
 )
+from runtime.simulation.scenario_knobs import flag, patience_of, report_of, timers_off
 from runtime.simulation.scenario_values import (
     distribution,
     int_range,
@@ -59,7 +62,7 @@ from runtime.simulation.scenario_values import (
     weighted,
 )
 
-__all__ = ["ScenarioError", "load_scenario"]
+__all__ = ["ScenarioError", "load_scenario", "read_document"]
 
 #: Sections of the engine configuration a scenario may not set: the simulator owns them.
 SIMULATOR_OWNED = ("storage",)
@@ -86,6 +89,8 @@ _TOP = (
     "bot",
     "agents",
     "config",
+    "report",
+    "common_random_numbers",
 )
 _CUSTOMER_KEYS = (
     "bot_resolves",
@@ -111,6 +116,7 @@ _AGENT_KEYS = (
     "recover",
     "shift",
     "breaks",
+    "handling_time",
 )
 
 
@@ -149,7 +155,9 @@ def _arrivals(value: Any, path: str) -> Arrivals:
         if not is_number(rate) or rate < 0:
             raise expected(key_path(step_path, "per_hour"), "a number >= 0", rate)
         if profile and at <= profile[-1][0]:
-            raise InvalidValue(key_path(step_path, "at"), "steps must be in increasing order of `at`")
+            raise InvalidValue(
+                key_path(step_path, "at"), "steps must be in increasing order of `at`"
+            )
         if not profile and at != 0:
             raise InvalidValue(key_path(step_path, "at"), "the first step must be at 0")
         profile.append((at, float(rate)))
@@ -167,7 +175,7 @@ def _customers(value: Any, path: str, default_queue: str) -> Customers:
         messages_to_bot=get("messages_to_bot", IntRange(1, 2), lambda v, p: int_range(v, p, 0)),
         exchanges=get("exchanges", IntRange(2, 5), lambda v, p: int_range(v, p, 1)),
         think_time=get("think_time", Distribution("exponential", 20.0), distribution),
-        patience=get("patience", Distribution("exponential", 180.0), distribution),
+        patience=get("patience", Distribution("exponential", 180.0), patience_of),
         retry_after_no_agent=get("retry_after_no_agent", 0.3, probability),
         silent_leave=get("silent_leave", 0.1, probability),
         queues=get("queues", ((default_queue, 1.0),), lambda v, p: weighted(v, p, None, "queue")),
@@ -252,6 +260,7 @@ def _agent_group(value: Any, path: str, index: int, default_queue: str) -> Agent
         break_length=(
             positive_duration(breaks["length"], key_path(breaks_path, "length")) if breaks else 0.0
         ),
+        handling_time=get("handling_time", None, distribution),
     )
 
 
@@ -278,6 +287,7 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         if key not in top:
             raise InvalidValue(key, "missing")
     config = mapping_of(top.get("config"), "config", None) if top.get("config") is not None else {}
+    config = timers_off(config)
     settings = _engine_settings(config, source)
     default_queue = settings.routing.default_queue
     agents_value = top.get("agents", [])
@@ -298,6 +308,8 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
     description = top.get("description", "")
     if not isinstance(description, str):
         raise expected("description", "a string", description)
+    duration = positive_duration(top["duration"], "duration")
+    drain = parse_duration(top.get("drain", 0), "drain")
     channels = (
         weighted(top["channels"], "channels", CHANNEL_TYPES, "channel")
         if "channels" in top
@@ -308,28 +320,31 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         description=description,
         source=source,
         seed=seed,
-        duration=positive_duration(top["duration"], "duration"),
-        drain=parse_duration(top.get("drain", 0), "drain"),
+        duration=duration,
+        drain=drain,
         resolution=_resolution(top.get("resolution", 0.001)),
         arrivals=_arrivals(top["arrivals"], "arrivals"),
         channels=channels,
         second_channel=(
-            probability(top["second_channel"], "second_channel")
-            if "second_channel" in top
-            else 0.0
+            probability(top["second_channel"], "second_channel") if "second_channel" in top else 0.0
         ),
         customers=_customers(top.get("customers"), "customers", default_queue),
         bot_closes=probability(bot["closes"], "bot.closes") if "closes" in bot else 0.0,
         agents=groups,
         config=config,
         settings=settings,
+        report=report_of(top.get("report"), "report", duration, duration + drain),
+        common_random_numbers=flag(
+            top.get("common_random_numbers", False), "common_random_numbers"
+        ),
     )
 
 
 # ------------------------------------------------------------------------------ loading
 
 
-def _read(path: str) -> Any:
+def read_document(path: str) -> Mapping[Any, Any]:
+    """The YAML document of a scenario file, unchecked; a ScenarioError if it is not a mapping."""
     try:
         document = read_yaml(path)
     except YamlProblem as problem:
@@ -349,7 +364,7 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any] | Scenario)
         name, document, default_name = "<dict>", source, "scenario"
     elif isinstance(source, str | os.PathLike):
         name = os.fspath(source)
-        document = _read(name)
+        document = read_document(name)
         default_name = Path(name).stem
     else:
         raise TypeError(f"load_scenario() takes a path, a mapping or a Scenario, not {source!r}")
@@ -357,4 +372,3 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any] | Scenario)
         return _build(document, name, default_name)
     except InvalidValue as invalid:
         raise ScenarioError(name, invalid.key, invalid.problem) from None
-
