@@ -9,11 +9,16 @@ in one *window* (everything queued, and what arrives within ``window_s`` of the 
 the whole window. Other operations are called one by one, in the order they were asked.
 Answers go back to the event loop in one ``call_soon_threadsafe`` per window; pushed events
 likewise, polled after every window and while idle.
+
+While one window is being answered the next fills up. When the engine falls behind (at least
+``overlap_at`` calls queued) the next window is sent before the earlier ones are answered, up
+to ``depth`` windows in flight, so that the engine's processes and this one work at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import threading
@@ -26,7 +31,14 @@ from thespian.actors import ActorSystemException
 
 from domain.errors import IdTaken
 from infra.logs import get_logger
-from runtime.gateway import Gateway, GatewayError, Pending, PushedEvent, UnavailableError
+from runtime.gateway import (
+    Gateway,
+    GatewayError,
+    Pending,
+    Pipeline,
+    PushedEvent,
+    UnavailableError,
+)
 
 __all__ = ["PIPELINED", "AioLimits", "Call", "Pump"]
 
@@ -48,6 +60,11 @@ class AioLimits:
     max_batch: int = 1024
     #: how long one window's answers may take
     call_timeout_s: float = 30.0
+    #: windows sent and not yet answered at most (the next is sent while earlier ones are
+    #: being answered)
+    depth: int = 4
+    #: calls queued from which a window is sent before the previous ones are answered
+    overlap_at: int = 256
     #: polling for pushed events while idle: from ``min_poll_s`` after activity, doubling
     #: up to ``poll_s`` (a connected gateway's poll blocks that long)
     min_poll_s: float = 0.001
@@ -65,6 +82,14 @@ class Call:
 
 #: (future, value, error) for one call; the event loop settles it.
 Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+@dataclass(slots=True)
+class _Window:
+    """The pipelined calls of one window, sent and not yet answered."""
+
+    queued: list[tuple[Call, Pending | BaseException]]
+    deadline: float
 
 _STOP: Final = object()
 
@@ -96,6 +121,8 @@ class Pump(threading.Thread):
         self._on_pushed = on_pushed
         self._calls: queue.SimpleQueue[Call | object] = queue.SimpleQueue()
         self._gateway: Gateway | None = None
+        self._pipeline: Pipeline | None = None
+        self._sent: collections.deque[_Window] = collections.deque()  # in flight, oldest first
         self._window = limits.min_poll_s
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -120,38 +147,59 @@ class Pump(threading.Thread):
             self.startup_error = error
             self.ready.set()
             return
+        self._pipeline = self._gateway.pipeline()
         self.ready.set()
         try:
-            while self._step():
+            while self._steps():
                 pass
         finally:
             self._refuse_queued()
             with contextlib.suppress(Exception):
                 self._gateway.close()
 
+    def _steps(self) -> bool:
+        try:
+            return self._step()
+        except Exception:  # a bug here must not leave every caller without answers
+            log.exception("AsyncGateway pump step failed")
+            return True
+
     def _step(self) -> bool:
-        """One window, or one idle poll; False when told to stop."""
-        calls = self._collect()
+        """Finish the oldest window in flight, or send the next, or poll while idle; False
+        when told to stop (after finishing every window in flight). A window is sent while
+        others are in flight only when ``overlap_at`` calls are queued (the engine is falling
+        behind): else waiting for the oldest's answers lets the next window fill up."""
+        limits = self.limits
+        if self._sent and (
+            len(self._sent) >= limits.depth or self._calls.qsize() < limits.overlap_at
+        ):
+            self._finish(self._sent.popleft())
+            self._route(self._poll(0.0))
+            return True
+        calls = self._collect(wait=not self._sent)
         if calls is None:
+            while self._sent:
+                self._finish(self._sent.popleft())
             return False
         if calls:
             self._carry_out(calls)
-            self._route(self._poll(0.0))
         return True
 
-    def _collect(self) -> list[Call] | None:
-        """The calls of the next window ([] when none came while polling; None: stop)."""
+    def _collect(self, *, wait: bool) -> list[Call] | None:
+        """The calls of the next window ([] when none came; None: stop). With ``wait``
+        (nothing in flight), an empty queue is polled for pushed events first, and the window
+        stays open ``window_s`` after its first call; else it is what is queued now."""
         try:
             first = self._calls.get_nowait()
         except queue.Empty:
-            first = self._idle()
+            first = self._idle() if wait else None
             if first is None:
                 return []
         if first is _STOP:
             return None
         assert isinstance(first, Call)
         calls = [first]
-        deadline = time.monotonic() + self.limits.window_s
+        deadline = time.monotonic() + (self.limits.window_s if wait else 0.0)
         while len(calls) < self.limits.max_batch:
             try:
                 more = self._calls.get_nowait()
@@ -203,22 +251,26 @@ class Pump(threading.Thread):
     # ------------------------------------------------------------------ carrying calls out
 
     def _carry_out(self, calls: list[Call]) -> None:
-        """The window's calls in the order asked: each run of pipelined operations as one
-        pipeline send, the others one by one."""
-        outcomes: list[Outcome] = []
+        """The window's calls in the order asked: each run of pipelined operations sent as one
+        window (answered later, by :meth:`_finish`), each other operation in turn once every
+        window before it is finished."""
         run: list[Call] = []
         for call in calls:
             if call.op in PIPELINED:
                 run.append(call)
                 continue
             if run:
-                outcomes += self._pipelined(run)
+                self._send(run)
                 run = []
-            outcomes.append(self._direct(call))
+            while self._sent:
+                self._finish(self._sent.popleft())
+            self._settle([self._direct(call)])
         if run:
-            outcomes += self._pipelined(run)
+            self._send(run)
         self.windows += 1
         self.executed += len(calls)
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
         self._loop.call_soon_threadsafe(settle, outcomes)
 
     def _direct(self, call: Call) -> Outcome:
@@ -228,35 +280,42 @@ class Pump(threading.Thread):
         except Exception as error:
             return call.future, None, failure_of(call.op, error)
 
-    def _pipelined(self, calls: Sequence[Call]) -> list[Outcome]:
-        assert self._gateway is not None
-        pipeline = self._gateway.pipeline()
+    def _send(self, calls: Sequence[Call]) -> None:
+        """Queue ``calls`` on the pipeline and send them, one message per destination."""
+        assert self._pipeline is not None
         queued: list[tuple[Call, Pending | BaseException]] = []
         for call in calls:
             try:
-                queued.append((call, getattr(pipeline, call.op)(**call.args)))
+                queued.append((call, getattr(self._pipeline, call.op)(**call.args)))
             except Exception as error:  # its arguments, refused before anything is sent
                 queued.append((call, failure_of(call.op, error)))
         try:
-            pipeline.send()
+            self._pipeline.send()
         except Exception as error:
             failed = failure_of("send", error)
-            return [(c.future, None, p if isinstance(p, BaseException) else failed) for c, p in queued]
-        deadline = time.monotonic() + self.limits.call_timeout_s
+            self._settle([
+                (c.future, None, p if isinstance(p, BaseException) else failed) for c, p in queued
+            ])  # fmt: skip
+            return
+        self._sent.append(_Window(queued, time.monotonic() + self.limits.call_timeout_s))
+
+    def _finish(self, window: _Window) -> None:
+        """Wait for a window's answers and hand them to the event loop."""
+        assert self._pipeline is not None
         outcomes: list[Outcome] = []
-        for call, pending in queued:
+        for call, pending in window.queued:
             if isinstance(pending, BaseException):
                 outcomes.append((call.future, None, pending))
                 continue
             try:
-                timeout = max(0.0, deadline - time.monotonic())
-                (value,) = pipeline.wait([pending], timeout=timeout)
+                timeout = max(0.0, window.deadline - time.monotonic())
+                (value,) = self._pipeline.wait([pending], timeout=timeout)
                 outcomes.append((call.future, value, None))
             except IdTaken:  # the drawn ids were in use: the blocking call draws again
                 outcomes.append(self._direct(call))
             except Exception as error:
                 outcomes.append((call.future, None, failure_of(call.op, error)))
-        return outcomes
+        self._settle(outcomes)
 
     def _refuse_queued(self) -> None:
         """Stopping: every call still queued is answered ``UnavailableError``."""
