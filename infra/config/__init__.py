@@ -35,6 +35,7 @@ from infra.config.settings import (
     StorageSettings,
     SystemSettings,
     TimerSettings,
+    WebSettings,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "SystemSettings",
     "Threshold",
     "TimerSettings",
+    "WebSettings",
     "load_config",
     "token_problem",
 ]

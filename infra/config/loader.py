@@ -16,6 +16,7 @@ from infra.config.schema import defaults_of, validate
 from infra.config.settings import (
     BotSettings,
     GatewaySettings,
+    WebSettings,
     LoggingSettings,
     PlacementSettings,
     QueueSettings,
@@ -87,6 +88,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         ),
         routing=RoutingSettings(**{**routing, "queues": MappingProxyType(queues)}),
         gateway=GatewaySettings(**clean["gateway"]),
+        web=WebSettings(**clean["web"]),
         logging=LoggingSettings(**clean["logging"]),
         source=source,
     )

@@ -117,6 +117,16 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    listen: str
+    token_key: str | None
+    token_ttl_seconds: int
+    max_body_bytes: int
+    tls_certfile: Path | None
+    tls_keyfile: Path | None
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     format: str
     level: str
@@ -134,6 +144,7 @@ class Settings:
     timers: TimerSettings
     routing: RoutingSettings
     gateway: GatewaySettings
+    web: WebSettings
     logging: LoggingSettings
     source: str
 

@@ -28,7 +28,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from runtime.aio.pump import AioLimits, Call, Pump
 from runtime.gateway import BadArgumentError, Gateway, PushedEvent, SessionRef, UnavailableError
@@ -39,6 +39,7 @@ __all__ = ["OPERATIONS", "AioLimits", "AsyncGateway"]
 #: What :meth:`AsyncGateway.call` accepts: the network gateway's operations (the Gateway's
 #: public methods) without the server's own, and ``advance`` for an embedded engine's clock.
 OPERATIONS: Final = frozenset(set(OPS) - SERVER_OPS | {"advance"})
+_T = TypeVar("_T")
 #: Pushed events kept for :meth:`AsyncGateway.pushed` at most; beyond, the oldest are dropped
 #: (a subscriber resumes from the last seq it processed).
 MAX_PUSHED: Final = 100_000
@@ -105,13 +106,22 @@ class AsyncGateway:
         """The operation ``op`` with ``args``, as the Gateway's method of that name."""
         if op not in OPERATIONS:
             raise BadArgumentError(f"unknown operation {op[:64]!r}")
+        return await self._ask(op, args, None)
+
+    async def run(self, what: str, function: Callable[[Gateway], _T]) -> _T:
+        """``function(gateway)`` on the thread that holds the blocking Gateway, in turn with
+        the calls (``what`` names it in errors and logs)."""
+        found: _T = await self._ask(what, {}, function)
+        return found
+
+    async def _ask(self, op: str, args: dict[str, Any], run: Callable[[Gateway], Any] | None) -> Any:
         if self._closed:
             raise UnavailableError(f"{op} not carried out: the gateway is closed")
         async with self._slots:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._in_flight += 1
             try:
-                self._pump.submit(Call(op, args, future))
+                self._pump.submit(Call(op, args, future, run))
                 return await future
             finally:
                 self._in_flight -= 1
