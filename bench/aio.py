@@ -6,7 +6,7 @@ customer message is answered, journaled, and delivered to the bot, the agent's d
 the channel session. Measured in one run, on the same engine:
 
 - **reference, blocking Gateway**: one ``customer_message`` at a time (the public API as it
-  was), messages/s;
+  was), messages/s, and each call's latency (the engine's own round trip and its tail);
 - **reference, raw Thespian**: ``tell`` into one actor of a bare system, messages/s (the
   transport's own ceiling on this machine);
 - **AsyncGateway, throughput**: ``senders`` coroutines, each sending to its own sessions as
@@ -34,12 +34,19 @@ from runtime.aio import AioLimits, AsyncGateway
 from runtime.gateway import Gateway
 
 
-def blocking_rate(gw: Gateway, sessions: Sequence[str], messages: int) -> float:
-    """The blocking Gateway, one call at a time: messages/s."""
+def blocking_rate(gw: Gateway, sessions: Sequence[str], messages: int) -> dict[str, float]:
+    """The blocking Gateway, one call at a time: messages/s, and each call's latency."""
+    latencies = []
     started = time.perf_counter()
     for n in range(messages):
+        sent = time.perf_counter()
         gw.customer_message(sessions[n % len(sessions)], f"blocking {n}")
-    return messages / (time.perf_counter() - started)
+        latencies.append((time.perf_counter() - sent) * 1000)
+    return {
+        "per_s": messages / (time.perf_counter() - started),
+        "p50_ms": support.percentile(latencies, 50),
+        "p99_ms": support.percentile(latencies, 99),
+    }
 
 
 async def async_rate(
@@ -105,7 +112,7 @@ def measure(
             join_agents(gw, population, prefix="a")
             settle(running)
             sessions = population.session_ids
-            results["blocking_per_s"] = blocking_rate(gw, sessions, min(messages, 2000))
+            results["blocking"] = blocking_rate(gw, sessions, min(messages, 2000))
             settle(running)
 
             async def run_async() -> None:
@@ -143,7 +150,11 @@ def main() -> None:
     latency = results["latency"]
     print(f"conversations                    {results['conversations']}")
     print(f"raw Thespian tell (reference)    {results['raw_tell_per_s']:9.0f} messages/s")
-    print(f"blocking Gateway (reference)     {results['blocking_per_s']:9.0f} messages/s")
+    blocking = results["blocking"]
+    print(
+        f"blocking Gateway (reference)     {blocking['per_s']:9.0f} messages/s"
+        f" (one call at a time: p50 {blocking['p50_ms']:.1f} ms, p99 {blocking['p99_ms']:.1f} ms)"
+    )
     print(
         f"AsyncGateway                     {results['async_per_s']:9.0f} messages/s"
         f" ({results['async_windows']} windows)"

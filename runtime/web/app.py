@@ -25,7 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from domain.enums import Channel
-from domain.errors import AuthError, ErrorKind, UnknownOpError
+from domain.errors import AuthError, BadArgumentError, ErrorKind, UnknownOpError
 from domain.ids import agent_subscription, session_subscription
 from infra.logs import get_logger
 from runtime.aio import AioLimits, AsyncGateway
@@ -232,7 +232,7 @@ class _Behind(Exception):
 
 def _after_seq(value: str) -> int:
     if not value.isdigit() or len(value) > 18:
-        raise WebError("bad_json", f"after_seq must be an integer >= 0, got {value[:32]!r}")
+        raise BadArgumentError(f"after_seq must be an integer >= 0, got {value[:32]!r}")
     return int(value)
 
 

@@ -18,7 +18,9 @@ import uvicorn
 from infra import proctitle
 from infra.config import ConfigError, Settings, load_config
 from infra.logs import configure_logging, get_logger
+from runtime.control import NotRunningError
 from runtime.gateway import Gateway
+from runtime.netgateway.command import admin_probe
 from runtime.netgateway.server import split_listen
 from runtime.web.app import WebOptions, create_app
 from runtime.web.tokens import issue, resolve_key
@@ -60,6 +62,9 @@ def run_web(
             " set web.tls_certfile and web.tls_keyfile or put a TLS terminator in front",
             listen=settings.web.listen,
         )
+    problem = admin_probe(settings)()
+    if problem is not None:  # before serving: uvicorn would only log a failed start-up
+        raise NotRunningError(f"{problem}; start the engine with `cx start`")
     builder = connect if connect is not None else Gateway.connect
     proctitle.set_title(proctitle.with_config(f"web {settings.web.listen}", path))
     options = WebOptions(key, max_body_bytes=settings.web.max_body_bytes)
