@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +135,12 @@ class WebGateway:
             await self.hub.hold(subscriber, subscription, lambda: start(session_id, after_seq=after))
             last = after
             yield {"subscribed": subscription, "conversation_id": conversation_id}
+
+            def stored(seq: int) -> Awaitable[list[dict[str, Any]]]:
+                return self.gateway.events(conversation_id, after_seq=seq)
+
             try:
-                async for event in in_order(self.gateway, subscriber, conversation_id, after):
+                async for event in in_order(stored, subscriber, conversation_id, after):
                     last = event["seq"]
                     yield {"subscription": subscription, "conversation_id": conversation_id,
                            "event": event}  # fmt: skip

@@ -119,16 +119,19 @@ class Hub:
 
 
 async def in_order(
-    gateway: AsyncGateway, subscriber: Subscriber, conversation_id: str, after_seq: int
+    stored: Callable[[int], Awaitable[list[dict[str, Any]]]],
+    subscriber: Subscriber,
+    conversation_id: str,
+    after_seq: int,
 ) -> AsyncIterator[dict[str, Any]]:
     """The conversation's events after ``after_seq``, each once, in seq order with no gap:
-    what the conversation already has first (read back), then each pushed event; one that
-    comes after a gap is preceded by what is missing, read back from the conversation."""
+    what the conversation already has first (``stored(seq)``: its events after ``seq``), then
+    each pushed event; one that comes after a gap is preceded by what is missing, read back."""
     last = after_seq
 
     async def read_back() -> AsyncIterator[dict[str, Any]]:
         nonlocal last
-        for event in await gateway.events(conversation_id, after_seq=last):
+        for event in await stored(last):
             if event["seq"] > last:
                 last = event["seq"]
                 yield event
