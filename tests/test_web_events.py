@@ -119,3 +119,17 @@ def test_an_agent_socket_gets_the_events_of_its_conversations(web: Web) -> None:
         while frame["event"]["name"] != "AGENT_SUBSCRIBED":  # the agent's own events come first
             frame = ws.receive_json()
     assert (frame["subscription"], frame["conversation_id"]) == ("agent:alice", ref["conversation_id"])
+
+
+def test_a_socket_is_closed_when_its_token_expires(web: Web) -> None:
+    brief = token("connector", "webchat", "WEB", ttl_s=1)
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    path = f"/v1/sessions/{ref['channel_session_id']}/events"
+    with web.client.websocket_connect(path, headers=brief) as ws:
+        frame = ws.receive_json()
+        while "error" not in frame:
+            frame = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert frame["error"]["type"] == "auth" and "expired" in frame["error"]["message"]
+    assert closed.value.code == 1008

@@ -40,9 +40,6 @@ __all__ = ["OPERATIONS", "AioLimits", "AsyncGateway"]
 #: public methods) without the server's own, and ``advance`` for an embedded engine's clock.
 OPERATIONS: Final = frozenset(set(OPS) - SERVER_OPS | {"advance"})
 _T = TypeVar("_T")
-#: Pushed events kept for :meth:`AsyncGateway.pushed` at most; beyond, the oldest are dropped
-#: (a subscriber resumes from the last seq it processed).
-MAX_PUSHED: Final = 100_000
 
 
 class AsyncGateway:
@@ -54,7 +51,7 @@ class AsyncGateway:
         self.limits = limits
         self._slots = asyncio.Semaphore(limits.max_in_flight)
         self._in_flight = 0
-        self._pushed: collections.deque[PushedEvent] = collections.deque(maxlen=MAX_PUSHED)
+        self._pushed: collections.deque[PushedEvent] = collections.deque(maxlen=limits.keep_pushed)
         self._arrived = asyncio.Event()
         self._listeners: list[Callable[[list[PushedEvent]], None]] = []
         self._closed = False

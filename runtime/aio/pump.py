@@ -69,6 +69,9 @@ class AioLimits:
     #: up to ``poll_s`` (a connected gateway's poll blocks that long)
     min_poll_s: float = 0.001
     poll_s: float = 0.02
+    #: pushed events kept for ``AsyncGateway.pushed`` at most (the oldest dropped first;
+    #: 0: none, for a caller that only listens)
+    keep_pushed: int = 100_000
 
 
 @dataclass(slots=True)

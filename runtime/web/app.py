@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,8 @@ class WebOptions:
     #: a WebSocket without an Authorization header must send its token within this time
     auth_timeout_s: float = 10.0
     subscriber_queue: int = SUBSCRIBER_QUEUE
-    limits: AioLimits = field(default_factory=AioLimits)
+    #: (pushed events go to the sockets' queues only: none are kept for ``pushed()``)
+    limits: AioLimits = field(default_factory=lambda: AioLimits(keep_pushed=0))
 
 
 class WebGateway:
@@ -191,10 +193,15 @@ class WebGateway:
                 claims = await self._first_frame_token(websocket)
             sending = asyncio.ensure_future(self._send_all(websocket, events(claims)))
             listening = asyncio.ensure_future(_until_closed(websocket))
-            done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+            left = max(0.0, claims.expires - time.time())
+            done, _ = await asyncio.wait(
+                {sending, listening}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
             await stop(listening)
             if sending not in done:
                 await stop(sending)
+                if not done:  # the token expired while the socket was open
+                    raise AuthError("the token has expired: connect again with a new one")
                 return
             sending.result()
         except _Behind as behind:
