@@ -104,3 +104,14 @@ def test_openapi_describes_every_http_operation_with_its_arguments(tmp_path: Pat
 
 def test_every_operation_has_an_access_rule_or_a_websocket_route() -> None:
     assert set(OPS) - {"auth"} == set(RULES) | SUBSCRIPTION_OPS
+
+
+def test_the_web_chat_and_the_agent_desk_are_served(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        chat = web.client.get("/pages/chat.html")
+        desk = web.client.get("/pages/desk.html")
+        script = web.client.get("/pages/cx.js")
+        home = web.client.get("/", follow_redirects=False)
+    assert (chat.status_code, desk.status_code, script.status_code) == (200, 200, 200)
+    assert "start_session" in chat.text and "agent_login" in desk.text
+    assert home.headers["location"] == "/pages/chat.html"

@@ -17,12 +17,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from domain.enums import Channel
@@ -43,6 +45,9 @@ from runtime.web.tokens import Claims, verify
 __all__ = ["WebOptions", "create_app"]
 
 log = get_logger("cx.web")
+
+#: The web chat and the agent desk (plain HTML and JavaScript), served at /pages/.
+PAGES: Final = Path(__file__).resolve().parent / "static"
 
 #: WebSocket close codes: a policy refusal (auth, access, arguments), an engine that cannot
 #: serve now or a socket that fell behind (try again later), a failure inside.
@@ -289,6 +294,8 @@ def create_app(source: Callable[[], Gateway], options: WebOptions) -> Starlette:
 
     routes = [
         Route("/openapi.json", describe, methods=["GET"]),
+        Route("/", lambda request: RedirectResponse("/pages/chat.html"), methods=["GET"]),
+        Mount("/pages", StaticFiles(directory=PAGES), name="pages"),
         Route("/v1/{op}", operation, methods=["POST"]),
         WebSocketRoute("/v1/sessions/{channel_session_id}/events", session_events),
         WebSocketRoute("/v1/agents/{agent_id}/events", agent_events),
