@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from domain.enums import Role
+from domain.errors import ErrorKind
 from runtime.web.errors import WebError
 from runtime.web.tokens import AccessRole, Claims
 
@@ -21,6 +22,8 @@ __all__ = ["RULES", "Forbidden", "Need", "authorize", "may_watch_agent", "may_wa
 
 class Forbidden(WebError):
     """The token does not allow this (HTTP 403)."""
+
+    kind = ErrorKind.AUTH
 
     def __init__(self, message: str) -> None:
         super().__init__("forbidden", message)

@@ -152,7 +152,7 @@ class WebGateway:
                     yield {"subscription": subscription, "conversation_id": conversation_id,
                            "event": event}  # fmt: skip
             except Overflow:
-                raise _Behind({"conversation_id": conversation_id, "seq": last}) from None
+                raise Overflow({"conversation_id": conversation_id, "seq": last}) from None
             finally:
                 await self.hub.release(subscriber, subscription)
 
@@ -173,8 +173,6 @@ class WebGateway:
                     for pushed in await subscriber.take():
                         yield {"subscription": subscription,
                                "conversation_id": pushed.conversation_id, "event": pushed.event}  # fmt: skip
-            except Overflow:
-                raise _Behind(None) from None
             finally:
                 await self.hub.release(subscriber, subscription)
 
@@ -209,7 +207,7 @@ class WebGateway:
                     raise AuthError("the token has expired: connect again with a new one")
                 return
             sending.result()
-        except _Behind as behind:
+        except Overflow as behind:
             frame = {"disconnect": "slow_reader", "resume": behind.resume}
             await _close(websocket, frame, CLOSE_AGAIN)
         except Exception as error:
@@ -238,12 +236,6 @@ class WebGateway:
     async def _send_all(websocket: WebSocket, frames: AsyncIterator[dict[str, Any]]) -> None:
         async for frame in frames:
             await websocket.send_json(frame)
-
-
-class _Behind(Exception):
-    def __init__(self, resume: dict[str, Any] | None) -> None:
-        super().__init__("the socket did not read its events fast enough")
-        self.resume = resume
 
 
 def _after_seq(value: str) -> int:

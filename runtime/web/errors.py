@@ -16,8 +16,11 @@ from domain.errors import CxError, ErrorKind
 __all__ = ["STATUS", "WebError", "error_body", "status_of", "type_of"]
 
 
-class WebError(Exception):
-    """A request the web gateway itself refuses; ``type`` is a key of :data:`STATUS`."""
+class WebError(CxError):
+    """A request the web gateway itself refuses; ``type`` is a key of :data:`STATUS` (the
+    kind, for the engine's error tree, is ``bad_argument``: what the caller sent)."""
+
+    kind = ErrorKind.BAD_ARGUMENT
 
     def __init__(self, type_: str, message: str) -> None:
         super().__init__(message)

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
+from domain.errors import CxError, ErrorKind
 from infra.logs import get_logger
 from runtime.aio import AsyncGateway
 from runtime.gateway import GatewayError, PushedEvent
@@ -30,8 +31,15 @@ log = get_logger("cx.web")
 SUBSCRIBER_QUEUE: Final = 1024
 
 
-class Overflow(Exception):
-    """The socket did not read its events fast enough."""
+class Overflow(CxError):
+    """The socket did not read its events fast enough; ``resume`` says where to resume from
+    (the last seq written to it), when known."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+    def __init__(self, resume: dict[str, Any] | None = None) -> None:
+        super().__init__("the socket did not read its events fast enough")
+        self.resume = resume
 
 
 class Subscriber:
