@@ -33,6 +33,7 @@ from runtime.netgateway import run_gateway
 from runtime.simulation import command as simulation
 from runtime.system import salvaging
 from runtime.web import run_web, token_command
+from runtime.web.demo import run_web_demo
 
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
@@ -119,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="walk conversations through their lifecycle on the embedded engine with a "
         "virtual clock and print every event",
     )
+    demo.add_argument(
+        "--web", action="store_true",
+        help="serve the customer web chat and the agent desk on an engine of their own (docs/WEB.md)",
+    )  # fmt: skip
 
     simulation.add_arguments(
         commands.add_parser(
@@ -155,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             return history_command(args.config, args.room, as_json=args.json)
         if args.command == "demo":
+            if args.web:
+                return run_web_demo()
             if args.embedded:
                 return run_demo(args.config)
             return run_live_demo(args.config)
