@@ -133,3 +133,19 @@ def test_a_socket_is_closed_when_its_token_expires(web: Web) -> None:
             ws.receive_json()
     assert frame["error"]["type"] == "auth" and "expired" in frame["error"]["message"]
     assert closed.value.code == 1008
+
+
+def test_the_last_socket_of_a_session_lets_go_of_its_engine_subscription(web: Web) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    subscription = f"session:{ref['channel_session_id']}"
+    hub = web.client.app.state.web.hub  # type: ignore[attr-defined]
+    path = f"/v1/sessions/{ref['channel_session_id']}/events"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as first:
+        subscribed(first)
+        with web.client.websocket_connect(path, headers=CONNECTOR) as second:
+            subscribed(second)
+            assert hub.holders(subscription) == 2
+        while hub.holders(subscription) != 1:  # the server notices the close (the watchdog bounds it)
+            web.call("ping", CONNECTOR)
+    while hub.holders(subscription) != 0:
+        web.call("ping", CONNECTOR)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -132,7 +132,7 @@ class WebGateway:
     async def session_events(self, websocket: WebSocket) -> None:
         session_id = websocket.path_params["channel_session_id"]
 
-        async def events(claims: Claims) -> AsyncIterator[dict[str, Any]]:
+        async def events(claims: Claims) -> AsyncGenerator[dict[str, Any]]:
             after = _after_seq(websocket.query_params.get("after_seq", "0"))
             await self.owners.confirm(claims, may_watch_session(claims, session_id))
             conversation_id, _ = await self.owners.session(session_id)
@@ -141,12 +141,12 @@ class WebGateway:
             start = self.gateway.subscribe_session
             await self.hub.hold(subscriber, subscription, lambda: start(session_id, after_seq=after))
             last = after
-            yield {"subscribed": subscription, "conversation_id": conversation_id}
 
             def stored(seq: int) -> Awaitable[list[dict[str, Any]]]:
                 return self.gateway.events(conversation_id, after_seq=seq)
 
             try:
+                yield {"subscribed": subscription, "conversation_id": conversation_id}
                 async for event in in_order(stored, subscriber, conversation_id, after):
                     last = event["seq"]
                     yield {"subscription": subscription, "conversation_id": conversation_id,
@@ -161,14 +161,14 @@ class WebGateway:
     async def agent_events(self, websocket: WebSocket) -> None:
         agent_id = websocket.path_params["agent_id"]
 
-        async def events(claims: Claims) -> AsyncIterator[dict[str, Any]]:
+        async def events(claims: Claims) -> AsyncGenerator[dict[str, Any]]:
             may_watch_agent(claims, agent_id)
             subscription = agent_subscription(agent_id)
             subscriber = Subscriber(self.options.subscriber_queue)
             start = self.gateway.subscribe_agent
             await self.hub.hold(subscriber, subscription, lambda: start(agent_id))
-            yield {"subscribed": subscription}
             try:
+                yield {"subscribed": subscription}
                 while True:
                     for pushed in await subscriber.take():
                         yield {"subscription": subscription,
@@ -179,7 +179,7 @@ class WebGateway:
         await self._stream(websocket, events)
 
     async def _stream(
-        self, websocket: WebSocket, events: Callable[[Claims], AsyncIterator[dict[str, Any]]]
+        self, websocket: WebSocket, events: Callable[[Claims], AsyncGenerator[dict[str, Any]]]
     ) -> None:
         """Authenticate, then send ``events`` until the client goes or an error ends it."""
         header = websocket.headers.get("authorization")
@@ -233,9 +233,12 @@ class WebGateway:
         return verify(self.options.key, token)
 
     @staticmethod
-    async def _send_all(websocket: WebSocket, frames: AsyncIterator[dict[str, Any]]) -> None:
-        async for frame in frames:
-            await websocket.send_json(frame)
+    async def _send_all(websocket: WebSocket, frames: AsyncGenerator[dict[str, Any]]) -> None:
+        """Send each frame; closing ``frames`` however this ends (its subscription is let go
+        at once, also when the socket closed while a frame was being sent)."""
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                await websocket.send_json(frame)
 
 
 def _after_seq(value: str) -> int:
@@ -263,26 +266,30 @@ _OPENAPI = openapi()
 
 
 def create_app(source: Callable[[], Gateway], options: WebOptions) -> Starlette:
-    """The application; its lifespan opens and closes the AsyncGateway over ``source()``."""
-    holder: dict[str, WebGateway] = {}
+    """The application; its lifespan opens and closes the AsyncGateway over ``source()``, and
+    while it runs ``app.state.web`` is its :class:`WebGateway`."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with await AsyncGateway.open(source, options.limits) as gateway:
-            holder["web"] = WebGateway(gateway, options)
+            app.state.web = WebGateway(gateway, options)
             yield
 
+    def web(connection: Request | WebSocket) -> WebGateway:
+        found: WebGateway = connection.app.state.web
+        return found
+
     async def operation(request: Request) -> JSONResponse:
-        return await holder["web"].operation(request)
+        return await web(request).operation(request)
 
     async def describe(request: Request) -> JSONResponse:
         return JSONResponse(_OPENAPI)
 
     async def session_events(websocket: WebSocket) -> None:
-        await holder["web"].session_events(websocket)
+        await web(websocket).session_events(websocket)
 
     async def agent_events(websocket: WebSocket) -> None:
-        await holder["web"].agent_events(websocket)
+        await web(websocket).agent_events(websocket)
 
     routes = [
         Route("/openapi.json", describe, methods=["GET"]),
