@@ -250,7 +250,7 @@ class Pump(threading.Thread):
             return []
 
     def _route(self, events: list[PushedEvent]) -> None:
-        if events:
+        if events and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._on_pushed, events)
 
     # ------------------------------------------------------------------ carrying calls out
@@ -276,7 +276,8 @@ class Pump(threading.Thread):
         self.executed += len(calls)
 
     def _settle(self, outcomes: list[Outcome]) -> None:
-        self._loop.call_soon_threadsafe(settle, outcomes)
+        if not self._loop.is_closed():  # else nobody waits for them any more
+            self._loop.call_soon_threadsafe(settle, outcomes)
 
     def _direct(self, call: Call) -> Outcome:
         assert self._gateway is not None
@@ -335,8 +336,8 @@ class Pump(threading.Thread):
             if isinstance(call, Call):
                 closed = UnavailableError(f"{call.op} not carried out: the gateway is closed")
                 outcomes.append((call.future, None, closed))
-        if outcomes and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(settle, outcomes)
+        if outcomes:
+            self._settle(outcomes)
 
 
 def settle(outcomes: list[Outcome]) -> None:
