@@ -68,7 +68,12 @@ def run_web(
     builder = connect if connect is not None else Gateway.connect
     proctitle.set_title(proctitle.with_config(f"web {settings.web.listen}", path))
     options = WebOptions(key, max_body_bytes=settings.web.max_body_bytes)
-    app = create_app(lambda: builder(path), options)
+
+    def build() -> Gateway:  # on the pump thread: name it for ps -T and top -H
+        proctitle.set_thread_title("cx-aio-pump")
+        return builder(path)
+
+    app = create_app(build, options)
     scheme = "https" if tls else "http"
     print(f"cx web: serving on {scheme}://{settings.web.listen}; Ctrl-C to stop", file=sys.stderr)
     uvicorn.run(
