@@ -149,3 +149,14 @@ def test_the_last_socket_of_a_session_lets_go_of_its_engine_subscription(web: We
             web.call("ping", CONNECTOR)
     while hub.holders(subscription) != 0:
         web.call("ping", CONNECTOR)
+
+
+def test_sockets_waiting_for_their_token_are_bounded(tmp_path: Path) -> None:
+    with watchdog(TEST_TIME_LIMIT_S, "the test"), web_gateway(tmp_path, max_awaiting_token=0) as gateway:
+        gateway.call("agent_login", ALICE, agent_id="alice")
+        path = "/v1/agents/alice/events"
+        with pytest.raises(WebSocketDisconnect) as refused, gateway.client.websocket_connect(path):
+            pass
+        with gateway.client.websocket_connect(path, headers=ALICE) as ws:
+            assert subscribed(ws)["subscribed"] == "agent:alice"
+    assert refused.value.code == 1013

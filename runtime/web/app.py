@@ -60,6 +60,9 @@ class WebOptions:
     max_body_bytes: int = 65536
     #: a WebSocket without an Authorization header must send its token within this time
     auth_timeout_s: float = 10.0
+    #: WebSockets waiting for their token at once at most; one more is closed (1013) before
+    #: it opens, so that sockets without a token cannot pile up
+    max_awaiting_token: int = 64
     subscriber_queue: int = SUBSCRIBER_QUEUE
     #: (pushed events go to the sockets' queues only: none are kept for ``pushed()``)
     limits: AioLimits = field(default_factory=lambda: AioLimits(keep_pushed=0))
@@ -73,6 +76,7 @@ class WebGateway:
         self.options = options
         self.owners = Owners(gateway)
         self.hub = Hub(gateway)
+        self.awaiting_token = 0
 
     def claims(self, authorization: str | None) -> Claims:
         scheme, _, token = (authorization or "").partition(" ")
@@ -190,10 +194,18 @@ class WebGateway:
             except AuthError:
                 await websocket.close(code=CLOSE_POLICY)  # before accepting: HTTP 403
                 return
+        elif self.awaiting_token >= self.options.max_awaiting_token:
+            log.warning("socket refused: too many waiting for their token", limit=self.awaiting_token)
+            await websocket.close(code=CLOSE_AGAIN)
+            return
         await websocket.accept()
         try:
             if claims is None:
-                claims = await self._first_frame_token(websocket)
+                self.awaiting_token += 1
+                try:
+                    claims = await self._first_frame_token(websocket)
+                finally:
+                    self.awaiting_token -= 1
             sending = asyncio.ensure_future(self._send_all(websocket, events(claims)))
             listening = asyncio.ensure_future(_until_closed(websocket))
             left = max(0.0, claims.expires - time.time())
