@@ -16,7 +16,6 @@ from infra.config.schema import defaults_of, validate
 from infra.config.settings import (
     BotSettings,
     GatewaySettings,
-    WebSettings,
     LoggingSettings,
     PlacementSettings,
     QueueSettings,
@@ -25,6 +24,7 @@ from infra.config.settings import (
     StorageSettings,
     SystemSettings,
     TimerSettings,
+    WebSettings,
 )
 from infra.yamlfile import YamlProblem, read_yaml
 
