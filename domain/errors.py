@@ -60,6 +60,9 @@ The tree (kind in brackets; the module that defines a class where it is not this
     ├── NotRunningError [unavailable] (runtime.control)
     ├── AlreadyRunningError [illegal_transition] (runtime.daemon)
     ├── StartError [unavailable] (runtime.control)
+    ├── WebError [bad_argument] (runtime.web.errors)
+    │   └── Forbidden [auth] (runtime.web.access)
+    ├── Overflow [unavailable] (runtime.web.hub)
     └── StopError [internal] (runtime.control)
 
 ``ProtocolError`` is the network gateway's own refusal of a frame or request: its checks

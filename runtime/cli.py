@@ -3,7 +3,8 @@
 The commands that talk to a running engine live beside it: ``cx send`` in
 :mod:`runtime.cli_send`, ``cx status`` and ``cx history`` in :mod:`runtime.cli_status`,
 ``cx drain`` and ``cx reload`` in :mod:`runtime.cli_operations`, ``cx gateway`` in
-:mod:`runtime.netgateway.command`, ``cx simulate`` in :mod:`runtime.simulation.command`.
+:mod:`runtime.netgateway.command`, ``cx web`` and ``cx token`` in :mod:`runtime.web.command`,
+``cx simulate`` in :mod:`runtime.simulation.command`.
 
 Exit codes (docs/OPERATIONS.md): 0 success; 1 the system is not in the state the command needs
 (not running, already running); 2 something to fix: the command line, the configuration
@@ -35,6 +36,8 @@ from runtime.live_demo import run_live_demo
 from runtime.netgateway import run_gateway
 from runtime.simulation import command as simulation
 from runtime.system import salvaging
+from runtime.web import run_web, token_command
+from runtime.web.demo import run_web_demo
 
 DIAGRAM_START = "```mermaid\n"
 DIAGRAM_END = "```\n"
@@ -104,6 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="serve the gateway operations over TCP (gateway.listen; docs/PROTOCOL.md)",
         )
     )
+    with_config(
+        commands.add_parser(
+            "web", help="serve the gateway operations over HTTP and WebSockets (web.listen; docs/WEB.md)"
+        )
+    )
+    token = with_config(commands.add_parser("token", help="print a signed access token for cx web"))
+    token.add_argument("--role", required=True, help="connector, agent, supervisor or operator")
+    token.add_argument("--subject", required=True, help="agent id, connector or operator name")
+    token.add_argument("--channels", default="", help="a connector's channels, e.g. WEB,SMS")
+    token.add_argument("--ttl", type=int, help="seconds it is valid (default web.token_ttl_seconds)")
     history = with_config(
         commands.add_parser("history", help="a room's archived conversations with their events")
     )
@@ -135,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="walk conversations through their lifecycle on the embedded engine with a "
         "virtual clock and print every event",
     )
+    demo.add_argument(
+        "--web", action="store_true",
+        help="serve the customer web chat and the agent desk on an engine of their own (docs/WEB.md)",
+    )  # fmt: skip
 
     simulation.add_arguments(
         commands.add_parser(
@@ -171,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return send_command(args.config, args.op, args.args, args.json_args)
         if args.command == "gateway":
             return run_gateway(args.config, connect=control.connect)
+        if args.command == "web":
+            return run_web(args.config, connect=control.connect)
+        if args.command == "token":
+            channels = [c for c in args.channels.split(",") if c]
+            return token_command(
+                args.config, args.role, args.subject, channels=channels, ttl_s=args.ttl
+            )
         if args.command == "history":
             return history_command(args.config, args.room, as_json=args.json)
         if args.command == "forget":
@@ -180,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.config, args.start, args.end, fmt=args.format, out=args.out
             )
         if args.command == "demo":
+            if args.web:
+                return run_web_demo()
             if args.embedded:
                 return run_demo(args.config)
             return run_live_demo(args.config)

@@ -39,6 +39,7 @@ from infra.config.settings import (
     StorageSettings,
     SystemSettings,
     TimerSettings,
+    WebSettings,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "SystemSettings",
     "Threshold",
     "TimerSettings",
+    "WebSettings",
     "load_config",
     "token_problem",
 ]

@@ -28,6 +28,7 @@ from infra.config.settings import (
     StorageSettings,
     SystemSettings,
     TimerSettings,
+    WebSettings,
 )
 from infra.config.webhooks import webhook_settings
 from infra.yamlfile import YamlProblem, read_yaml
@@ -93,6 +94,7 @@ def _build(clean: Mapping[str, Any], source: str) -> Settings:
         ),
         routing=RoutingSettings(**{**routing, "queues": MappingProxyType(queues)}),
         gateway=GatewaySettings(**clean["gateway"]),
+        web=WebSettings(**clean["web"]),
         logging=LoggingSettings(**clean["logging"]),
         metrics=MetricsSettings(**clean["metrics"]),
         source=source,

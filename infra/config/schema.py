@@ -63,6 +63,21 @@ def token_problem(token: str) -> str | None:
     return None
 
 
+#: The shortest key the web gateway signs its tokens with (HS256 wants 32 bytes or more).
+MIN_TOKEN_KEY_CHARS = 32
+
+
+def _token_key(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(path, f"expected a string, got {type(value).__name__}")
+    if len(value) < MIN_TOKEN_KEY_CHARS:
+        raise InvalidValue(
+            path, f"a key of {len(value)} characters is too short: use at least"
+            f" {MIN_TOKEN_KEY_CHARS} random characters (e.g. openssl rand -hex 32)",
+        )  # fmt: skip
+    return value
+
+
 def _token(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue(path, f"expected a string, got {type(value).__name__}")
@@ -247,6 +262,14 @@ SCHEMA: Mapping[str, _Spec] = {
         "port": _Key(None, optional(integer(1, 65535))),
         "service_level_seconds": _Key(20, duration),
         "ready_timeout_seconds": _Key(2, duration),
+    },
+    "web": {
+        "listen": _Key("127.0.0.1:7800", host_port),
+        "token_key": _Key(None, optional(_token_key)),
+        "token_ttl_seconds": _Key(3600, integer(1)),
+        "max_body_bytes": _Key(65536, integer(64)),
+        "tls_certfile": _Key(None, optional(file_path)),
+        "tls_keyfile": _Key(None, optional(file_path)),
     },
     "logging": {
         "format": _Key("json", choice(LOG_FORMATS)),

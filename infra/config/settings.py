@@ -130,6 +130,16 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    listen: str
+    token_key: str | None
+    token_ttl_seconds: int
+    max_body_bytes: int
+    tls_certfile: Path | None
+    tls_keyfile: Path | None
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     format: str
     level: str
@@ -149,6 +159,7 @@ class Settings:
     timers: TimerSettings
     routing: RoutingSettings
     gateway: GatewaySettings
+    web: WebSettings
     logging: LoggingSettings
     metrics: MetricsSettings
     source: str

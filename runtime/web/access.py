@@ -1,0 +1,150 @@
+"""Who may do what: each operation's rule for each role, checked before the engine is asked.
+
+:func:`authorize` decides from the token's claims and the request's arguments alone, and
+returns what remains to be checked against the engine (:class:`Need`): that a channel session
+is on one of a connector's channels, or that a conversation has a session on them, or that an
+agent takes part in it. Anything not allowed here is :class:`Forbidden` (HTTP 403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from domain.enums import Role
+from domain.errors import ErrorKind
+from runtime.web.errors import WebError
+from runtime.web.tokens import AccessRole, Claims
+
+__all__ = ["RULES", "Forbidden", "Need", "authorize", "may_watch_agent", "may_watch_session"]
+
+
+class Forbidden(WebError):
+    """The token does not allow this (HTTP 403)."""
+
+    kind = ErrorKind.AUTH
+
+    def __init__(self, message: str) -> None:
+        super().__init__("forbidden", message)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What the engine must confirm before the operation is carried out (all None: nothing)."""
+
+    #: this channel session is on one of the connector's channels
+    session_on_channels: str | None = None
+    #: this conversation has a channel session on one of the connector's channels
+    conversation_on_channels: str | None = None
+    #: the token's subject takes part (or took part) in this conversation
+    participant_in: str | None = None
+
+
+NOTHING: Final = Need()
+Rule = Callable[[Claims, Mapping[str, Any]], Need]
+
+#: The roles an agent may join a conversation in; a supervisor may use any join role.
+_AGENT_JOIN_ROLES: Final = frozenset({Role.PRIMARY.value, Role.ASSISTANT.value})
+
+
+def _refuse(claims: Claims, op: str, why: str) -> Forbidden:
+    return Forbidden(f"{op} is not allowed to {claims.role.value} {claims.subject!r}: {why}")
+
+
+def _anyone(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return NOTHING
+
+
+def _as_itself(op: str) -> Rule:
+    """The ``agent_id`` argument is the token's subject."""
+
+    def rule(claims: Claims, args: Mapping[str, Any]) -> Need:
+        if args.get("agent_id") != claims.subject:
+            raise _refuse(claims, op, f"it acts only as agent {claims.subject!r}")
+        return NOTHING
+
+    return rule
+
+
+def _agent_join(claims: Claims, args: Mapping[str, Any]) -> Need:
+    _as_itself("agent_join")(claims, args)
+    role = str(args.get("role", Role.PRIMARY.value)).upper()
+    if claims.role is AccessRole.AGENT and role not in _AGENT_JOIN_ROLES:
+        raise _refuse(claims, "agent_join", f"an agent joins as PRIMARY or ASSISTANT, not {role}")
+    return NOTHING
+
+
+def _own_session(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(session_on_channels=args["channel_session_id"])
+
+
+def _own_conversation(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(conversation_on_channels=args["conversation_id"])
+
+
+def _taking_part(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(participant_in=args["conversation_id"])
+
+
+def _start_session(claims: Claims, args: Mapping[str, Any]) -> Need:
+    channel = str(args.get("channel", "")).upper()
+    if channel not in {c.value for c in claims.channels}:
+        mine = ", ".join(sorted(c.value for c in claims.channels))
+        raise _refuse(claims, "start_session", f"its channels are {mine}, not {channel[:32]}")
+    return NOTHING
+
+
+def _rules() -> dict[str, dict[AccessRole, Rule]]:
+    connector, agent = AccessRole.CONNECTOR, AccessRole.AGENT
+    supervisor, operator = AccessRole.SUPERVISOR, AccessRole.OPERATOR
+    reading: dict[AccessRole, Rule] = {
+        connector: _own_conversation, agent: _taking_part, supervisor: _anyone, operator: _anyone
+    }
+    rules: dict[str, dict[AccessRole, Rule]] = {
+        "ping": dict.fromkeys(AccessRole, _anyone),
+        "start_session": {connector: _start_session},
+        "customer_message": {connector: _own_session},
+        "end_session": {connector: _own_session},
+        "request_agent": {connector: _own_conversation},
+        "set_data": {connector: _own_conversation, agent: _taking_part, supervisor: _anyone},
+        "add_activity": {connector: _own_conversation},
+        "agent_join": {agent: _agent_join, supervisor: _agent_join},
+        "end_conversation": {operator: _anyone},
+        "conversation": reading,
+        "events": reading,
+        "history": {operator: _anyone},
+        "status": {supervisor: _anyone, operator: _anyone},
+    }
+    for op in ("agent_login", "agent_ready", "agent_not_ready", "agent_logout", "agent_message",
+               "hold", "resume", "agent_leave", "apply_wrap_up"):  # fmt: skip
+        rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
+    return rules
+
+
+#: Each operation of the HTTP API: the roles that may call it, with the rule for each.
+RULES: Final[Mapping[str, Mapping[AccessRole, Rule]]] = _rules()
+
+
+def authorize(claims: Claims, op: str, args: Mapping[str, Any]) -> Need:
+    """What the engine must still confirm for ``claims`` to call ``op`` with ``args``;
+    Forbidden when the role may not call it, or not with these arguments."""
+    rule = RULES.get(op, {}).get(claims.role)
+    if rule is None:
+        raise _refuse(claims, op, "not offered to this role")
+    return rule(claims, args)
+
+
+def may_watch_session(claims: Claims, channel_session_id: str) -> Need:
+    """A channel session's pushed events: its connector, or any supervisor or operator."""
+    if claims.role is AccessRole.CONNECTOR:
+        return Need(session_on_channels=channel_session_id)
+    if claims.role in (AccessRole.SUPERVISOR, AccessRole.OPERATOR):
+        return NOTHING
+    raise _refuse(claims, "watching a channel session", "only connectors, supervisors, operators")
+
+
+def may_watch_agent(claims: Claims, agent_id: str) -> None:
+    """An agent's pushed events: that agent (or supervisor) only."""
+    if claims.role not in (AccessRole.AGENT, AccessRole.SUPERVISOR) or agent_id != claims.subject:
+        raise _refuse(claims, "watching an agent", f"it watches only agent {claims.subject!r}")

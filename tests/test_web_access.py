@@ -1,0 +1,127 @@
+"""Per-user access to the web gateway: tokens checked first, each role only what it may."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from domain.errors import AuthError, BadArgumentError
+from runtime.web.tokens import AccessRole, issue, verify
+from tests.web_support import KEY, token, web_gateway
+
+WEB_CONNECTOR = token("connector", "webchat", "WEB")
+SMS_CONNECTOR = token("connector", "sms-provider", "SMS")
+ALICE = token("agent", "alice")
+OPERATOR = token("operator", "ops")
+
+
+def test_a_token_carries_its_role_subject_and_channels() -> None:
+    claims = verify(KEY, issue(KEY, "connector", "webchat", ttl_s=60, channels=["web", "SMS"]))
+    assert (claims.role, claims.subject) == (AccessRole.CONNECTOR, "webchat")
+    assert {c.value for c in claims.channels} == {"WEB", "SMS"}
+
+
+def test_an_expired_token_is_refused_naming_the_expiry() -> None:
+    old = issue(KEY, "agent", "alice", ttl_s=60, now=1_000_000)
+    with pytest.raises(AuthError, match="expired"):
+        verify(KEY, old)
+
+
+def test_a_token_signed_with_another_key_is_refused() -> None:
+    forged = issue("another-key-" + "x" * 40, "operator", "mallory", ttl_s=60)
+    with pytest.raises(AuthError, match="signature"):
+        verify(KEY, forged)
+
+
+def test_a_connector_token_must_name_channels() -> None:
+    with pytest.raises(BadArgumentError, match="channels"):
+        issue(KEY, "connector", "webchat", ttl_s=60)
+
+
+def test_a_request_without_a_token_is_401_before_its_body_is_read(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        response = web.client.post("/v1/start_session", content=b"{not json",
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+        assert (response.status_code, response.json()["error"]["type"]) == (401, "auth")
+        assert web.call("status", OPERATOR)["conversations"] == {}
+
+
+def test_an_agent_token_cannot_act_as_another_agent(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        response = web.client.post("/v1/agent_login", json={"agent_id": "bob"}, headers=ALICE)
+        assert (response.status_code, response.json()["error"]["type"]) == (403, "forbidden")
+        assert "only as agent 'alice'" in response.json()["error"]["message"]
+        assert sum(web.call("status", OPERATOR)["agents"].values()) == 0
+
+
+def test_a_connector_token_cannot_read_another_channels_conversation(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        read = web.client.post("/v1/events", json={"conversation_id": ref["conversation_id"]},
+                               headers=SMS_CONNECTOR)  # fmt: skip
+        write = web.client.post("/v1/customer_message", headers=SMS_CONNECTOR,
+                                json={"channel_session_id": ref["channel_session_id"], "text": "hi"})  # fmt: skip
+        own = web.call("events", WEB_CONNECTOR, conversation_id=ref["conversation_id"])
+    assert read.status_code == 403 and write.status_code == 403
+    assert "CUSTOMER_MESSAGE" not in [e["name"] for e in own]
+
+
+def test_a_connector_cannot_start_a_session_on_another_channel(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        response = web.client.post("/v1/start_session", headers=SMS_CONNECTOR,
+                                   json={"customer_id": "c1", "channel": "WEB", "identifier": "b1"})  # fmt: skip
+        assert response.status_code == 403
+        assert web.call("status", OPERATOR)["conversations"] == {}
+
+
+def test_an_agent_cannot_read_a_conversation_it_takes_no_part_in(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        response = web.client.post("/v1/conversation", headers=ALICE,
+                                   json={"conversation_id": ref["conversation_id"]})  # fmt: skip
+    assert response.status_code == 403
+
+
+def test_only_a_supervisor_may_join_as_a_silent_monitor(tmp_path: Path) -> None:
+    supervisor = token("supervisor", "sam")
+    with web_gateway(tmp_path) as web:
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        join = {"conversation_id": ref["conversation_id"], "role": "SILENT_MONITOR"}
+        web.call("agent_login", ALICE, agent_id="alice")
+        web.call("agent_login", supervisor, agent_id="sam")
+        as_agent = web.client.post("/v1/agent_join", json={**join, "agent_id": "alice"}, headers=ALICE)
+        web.call("agent_join", supervisor, agent_id="sam", **join)
+        participants = web.call("conversation", supervisor, conversation_id=ref["conversation_id"])
+    assert as_agent.status_code == 403
+    assert [(p["id"], p["role"]) for p in participants["participants"] if p["id"] in ("alice", "sam")] == [
+        ("sam", "SILENT_MONITOR")
+    ]
+
+
+def test_an_operator_cannot_write_as_a_customer(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        response = web.client.post("/v1/customer_message", headers=OPERATOR,
+                                   json={"channel_session_id": ref["channel_session_id"], "text": "x"})  # fmt: skip
+    assert response.status_code == 403
+
+
+def test_no_token_or_message_text_reaches_the_logs(tmp_path: Path) -> None:
+    secret_text = "my card number is 4111"
+    with web_gateway(tmp_path) as web, structlog.testing.capture_logs() as logs:
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        web.client.post("/v1/customer_message", headers=SMS_CONNECTOR,
+                        json={"channel_session_id": ref["channel_session_id"], "text": secret_text})  # fmt: skip
+        web.call("customer_message", WEB_CONNECTOR, channel_session_id=ref["channel_session_id"],
+                 text=secret_text)  # fmt: skip
+    assert any(entry.get("event") == "request refused" for entry in logs)
+    written = repr(logs)
+    for secret in (secret_text, SMS_CONNECTOR["Authorization"][7:], WEB_CONNECTOR["Authorization"][7:]):
+        assert secret not in written

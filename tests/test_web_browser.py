@@ -1,0 +1,140 @@
+"""The web chat and the agent desk in a real browser (headless Chromium through Selenium),
+talking to each other through a running web gateway over an embedded engine.
+
+Skipped where Chromium or its driver is not installed (Debian: ``apt-get install chromium
+chromium-driver``); ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from runtime.gateway import Gateway
+from runtime.web import WebOptions, create_app
+from tests.conftest import storage_config, watchdog
+from tests.web_support import KEY, token
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None, reason="headless Chromium and chromedriver not installed"
+)
+#: The whole test: two pages, an engine and a browser on a shared 2-core machine.
+LIMIT_S = 90.0
+WAIT_S = 20.0
+
+CONNECTOR = token("connector", "webchat", "WEB")["Authorization"][7:]
+ALICE = token("agent", "alice")["Authorization"][7:]
+SMS_CONNECTOR = token("connector", "sms", "SMS")["Authorization"][7:]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    """The web gateway on a free loopback port, over an embedded engine; its base URL."""
+    app = create_app(lambda: Gateway.embedded(storage_config(tmp_path)), WebOptions(KEY))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            thread.join(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def text_of(driver: Any, element_id: str) -> str:
+    return str(driver.find_element(By.ID, element_id).text)
+
+
+def wait_for(driver: Any, element_id: str, words: str) -> None:
+    WebDriverWait(driver, WAIT_S).until(lambda d: words in text_of(d, element_id))
+
+
+def call(driver: Any, bearer: str, op: str, args: dict[str, Any]) -> Any:
+    """An operation from the page (its ``cx.call``): the result, or the error it was refused with."""
+    script = (
+        "const done = arguments[arguments.length - 1];"
+        "cx.call(arguments[0], arguments[1], arguments[2]).then("
+        "(result) => done({result}), (error) => done({error}));"
+    )
+    return driver.execute_async_script(script, bearer, op, args)
+
+
+def test_a_customer_page_and_an_agent_page_talk_and_a_reload_resumes_without_a_gap(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        browser.get(f"{site}/pages/desk.html#token={ALICE}")
+        desk = browser.current_window_handle
+        browser.find_element(By.ID, "login").click()
+        wait_for(browser, "status", "connected")
+        browser.find_element(By.ID, "ready").click()
+
+        browser.switch_to.new_window("tab")
+        chat = browser.current_window_handle
+        browser.get(f"{site}/pages/chat.html#token={CONNECTOR}")
+        browser.find_element(By.ID, "start").click()
+        wait_for(browser, "transcript", "Assistant: Hello!")
+        browser.find_element(By.ID, "text").send_keys("I want an agent\n")
+        wait_for(browser, "transcript", "alice joined")
+
+        browser.switch_to.window(desk)
+        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#list li"))
+        browser.find_element(By.CSS_SELECTOR, "#list li").click()
+        wait_for(browser, "transcript", "I want an agent")
+        browser.find_element(By.ID, "text").send_keys("Hi, Alice here\n")
+
+        browser.switch_to.window(chat)
+        wait_for(browser, "transcript", "alice: Hi, Alice here")
+        browser.refresh()
+        wait_for(browser, "status", "connected")
+        browser.switch_to.window(desk)
+        browser.find_element(By.ID, "text").send_keys("After your reload\n")
+        browser.switch_to.window(chat)
+        wait_for(browser, "transcript", "alice: After your reload")
+        lines = text_of(browser, "transcript").splitlines()
+
+    assert lines.count("alice: Hi, Alice here") == 1
+    assert lines.count("You: I want an agent") == 1
+    assert lines.index("alice: Hi, Alice here") < lines.index("alice: After your reload")
+
+
+def test_from_the_pages_an_agent_cannot_act_as_another_and_a_connector_cannot_read_another_channel(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        browser.get(f"{site}/pages/chat.html")
+        opened = call(browser, CONNECTOR, "start_session",
+                      {"customer_id": "c1", "channel": "WEB", "identifier": "b1"})  # fmt: skip
+        as_bob = call(browser, ALICE, "agent_login", {"agent_id": "bob"})
+        read = call(browser, SMS_CONNECTOR, "events",
+                    {"conversation_id": opened["result"]["conversation_id"]})  # fmt: skip
+    assert as_bob["error"]["type"] == "forbidden"
+    assert read["error"]["type"] == "forbidden"
