@@ -16,6 +16,7 @@ from typing import Any
 from thespian.actors import Actor
 
 from actors.messages.nodes import Roots, RootsQuery
+from infra.proctitle import set_actor_title
 
 #: The global name of a node's :class:`NodeRoots` on that node's admin.
 NODE_ROOTS_NAME = "cx-node-roots"
@@ -33,6 +34,7 @@ class NodeRoots(Actor):  # type: ignore[misc]
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         if isinstance(message, Roots):
+            set_actor_title(self, None)  # cx: node-roots, in ps and top
             self.roots = message
         elif isinstance(message, RootsQuery):
             self.send(sender, self.roots)

@@ -254,8 +254,10 @@ class MembershipActor(Actor):  # type: ignore[misc]
         detector = self.config.detector
         # A member that hears nothing from here for as long as it would take this leader to
         # declare it dead stops: either it was declared dead, or this leader is gone.
-        give_up = 0 if node == self.config.node else detector.dead_after
-        roots = Roots(self.config.monitor, self.config.agents)
+        leader = node == self.config.node
+        give_up = 0 if leader else detector.dead_after
+        # a member's gateways find the engine through its NodeRoots (the leader's by name)
+        roots = None if leader else Roots(self.config.monitor, self.config.agents)
         self.send(
             beater,
             StartHeartbeat(

@@ -264,7 +264,7 @@ def _unrecorded(settings: Settings, files: RunFiles) -> Record:
         pid, line = min(others.items())
         raise NotRunningError(
             f"not running: port {settings.system.admin_port} (system.admin_port in "
-            f"{settings.source}) is held by another program, pid {pid}: {' '.join(line)[:80]}"
+            f"{settings.source}) is held by another program, pid {pid}: {' '.join(' '.join(line).split())[:80]}"
         )
     session, found = admin_processes(settings)
     pid = found.get("admin", -1)

@@ -183,16 +183,33 @@ def test_the_foreground_engine_tells_systemd_ready_then_stopping(tmp_path: Path)
 def test_cx_stop_against_a_port_held_by_another_program_says_so_in_one_line(
     tmp_path: Path,
 ) -> None:
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", 0))
-        other.listen()
+    # Another program: a child of its own (this process may carry an engine's title, left by
+    # a test that ran a cx command in it), holding a port until its standard input closes.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_PORT], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
         config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({"system": {"admin_port": other.getsockname()[1]}}))
+        config.write_text(yaml.safe_dump({"system": {"admin_port": port}}))
         stopped = _cx("stop", "--config", "config.yaml", cwd=tmp_path)
+    finally:
+        holder.communicate(timeout=10)
     assert stopped.returncode == 1
     assert stopped.stderr.count("\n") == 1
     assert "held by another program" in stopped.stderr
-    assert f"pid {os.getpid()}" in stopped.stderr
+    assert f"pid {holder.pid}" in stopped.stderr
+
+
+_HOLD_A_PORT = """
+import socket, sys
+with socket.socket() as held:
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    print(held.getsockname()[1], flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_cx_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:

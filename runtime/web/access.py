@@ -116,8 +116,13 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
         "history": {operator: _anyone},
         "status": {supervisor: _anyone, operator: _anyone},
     }
+    for op in ("metrics", "conversations", "agents", "queues"):  # watching the floor
+        rules[op] = {supervisor: _anyone, operator: _anyone}
+    for op in ("customer", "forget_customer", "drain_engine", "drain_status", "reload_config"):
+        rules[op] = {operator: _anyone}  # a customer's history, and running the engine
     for op in ("agent_login", "agent_ready", "agent_not_ready", "agent_logout", "agent_message",
-               "hold", "resume", "agent_leave", "apply_wrap_up"):  # fmt: skip
+               "hold", "resume", "agent_leave", "apply_wrap_up", "agent_conversations",
+               "transfer", "consult", "consult_transfer", "conference", "end_consult"):  # fmt: skip
         rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
     return rules
 
