@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -144,7 +145,9 @@ def export_command(
         else:
             target = Path(out)
             partial = target.with_name(target.name + ".partial")
-            with partial.open("w", encoding="utf-8", newline="") as stream:
+            # customer messages: readable by the file's owner only
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(descriptor, "w", encoding="utf-8", newline="") as stream:
                 count = export(archive, start_ms, end_ms, fmt, stream)
             partial.replace(target)
     print(f"cx export: {count} conversation(s)", file=sys.stderr)

@@ -164,3 +164,24 @@ def test_an_engine_that_cannot_start_raises_from_open() -> None:
             await AsyncGateway.open(source)
 
     asyncio.run(asyncio.wait_for(main(), LIMIT_S))
+
+
+def test_calls_waiting_for_a_slot_when_it_closes_are_refused_not_left_waiting(
+    tmp_path: Path,
+) -> None:
+    async def body(gw: AsyncGateway) -> None:
+        ref = await gw.start_session("cust-1", "WEB", "browser-1")
+        calls = [
+            asyncio.ensure_future(gw.customer_message(ref.channel_session_id, f"m{n}"))
+            for n in range(3)
+        ]
+        await asyncio.sleep(0)  # the first takes the one slot; the others wait for it
+        await gw.close()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*calls, return_exceptions=True), timeout=LIMIT_S / 2
+        )
+        refused = [o for o in outcomes if isinstance(o, UnavailableError)]
+        assert len(refused) >= 2  # every call that had no slot yet when it closed
+        assert all(o is None or isinstance(o, UnavailableError) for o in outcomes)
+
+    run(tmp_path, body, AioLimits(max_in_flight=1))

@@ -228,3 +228,12 @@ def test_the_routing_book_gives_a_request_for_a_named_agent_to_that_agent_only()
         ("r1", "carol")
     ]
     assert book.waiting() == {"default": 0}
+
+
+def test_a_named_agents_lane_goes_once_its_requests_are_over() -> None:
+    book = RoutingBook(RoutingPolicy())
+    for n in range(50):  # agent ids come from callers: each would leave a lane behind
+        book.enqueue(f"r{n}", f"c{n}", "default", n, target=f"nobody-{n}")
+        book.cancel(f"r{n}")
+    assert book.lanes() == 1  # the queue's own
+    assert book.waiting() == {"default": 0}

@@ -117,7 +117,7 @@ class RoutingBook:
             target=target,
         )
         self._requests[request_id] = request
-        self._queues.setdefault(request.lane, [])
+        self._queues.setdefault((queue, None), [])  # every queue ever used is listed
         self._to_waiting(request)
         ttl = RoutingTimerKey(RoutingTimerKind.TTL, request_id)
         effects: list[RoutingEffect] = [self._arm(ttl, now + self._settings.request_ttl_ms)]
@@ -254,6 +254,11 @@ class RoutingBook:
             waiting[queue] = waiting.get(queue, 0) + len(places)
         return waiting
 
+    def lanes(self) -> int:
+        """How many lanes requests wait in: one per queue ever used, and one per named agent
+        that has a request waiting for it now."""
+        return len(self._queues)
+
     def agents(self, counted: Callable[[tuple[str, ...]], bool] | None = None) -> dict[str, int]:
         """Agents by presence; only those whose queues ``counted`` accepts, if given."""
         counts = {Presence.READY.value: 0, Presence.NOT_READY.value: 0}
@@ -323,7 +328,15 @@ class RoutingBook:
         return ArmRoutingAlarm(key, self._last_token, at)
 
     def _to_waiting(self, request: _Request) -> None:
-        insort(self._queues[request.lane], request.place)
+        insort(self._queues.setdefault(request.lane, []), request.place)
+
+    def _off_waiting(self, request: _Request) -> None:
+        """Out of its lane; a named agent's lane goes once empty (an agent id is the caller's:
+        lanes must not pile up), a queue's stays (every queue ever used is listed)."""
+        places = self._queues[request.lane]
+        places.remove(request.place)
+        if not places and request.target is not None:
+            del self._queues[request.lane]
 
     def _requeue(self, request: _Request) -> None:
         """Back to the waiting at its old place; its offer (if any) is over."""
@@ -343,7 +356,7 @@ class RoutingBook:
     def _end(self, request: _Request, *, taken: bool = False) -> None:
         """The request is over; ``taken``: by its holder, whose unit stays used."""
         if request.agent_id is None:
-            self._queues[request.lane].remove(request.place)
+            self._off_waiting(request)
         elif not taken:
             self._release(request)
         for kind in RoutingTimerKind:
@@ -406,7 +419,7 @@ class RoutingBook:
     def _assign(
         self, request: _Request, agent: _Agent, now: int, effects: list[RoutingEffect]
     ) -> None:
-        self._queues[request.lane].remove(request.place)
+        self._off_waiting(request)
         agent.free -= 1
         agent.last_assigned = now
         offer = not self._settings.auto_accept

@@ -115,6 +115,8 @@ class AsyncGateway:
         if self._closed:
             raise UnavailableError(f"{op} not carried out: the gateway is closed")
         async with self._slots:
+            if self._closed:  # closed while this call waited for a slot
+                raise UnavailableError(f"{op} not carried out: the gateway is closed")
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._in_flight += 1
             try:

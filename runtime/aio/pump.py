@@ -130,6 +130,8 @@ class Pump(threading.Thread):
         self._sent: collections.deque[_Window] = collections.deque()  # in flight, oldest first
         self._window = limits.min_poll_s
         self.ready = threading.Event()
+        self._closing = threading.Lock()  # a call is queued, or refused, never lost between
+        self.stopped = False
         self.startup_error: BaseException | None = None
         #: windows sent and calls carried out (for tests and benchmarks)
         self.windows = 0
@@ -138,7 +140,11 @@ class Pump(threading.Thread):
     # ------------------------------------------------------------------ other threads
 
     def submit(self, call: Call) -> None:
-        self._calls.put(call)
+        """Queue ``call``; UnavailableError once the pump has stopped (nobody would answer)."""
+        with self._closing:
+            if self.stopped:
+                raise UnavailableError(f"{call.op} not carried out: the gateway is closed")
+            self._calls.put(call)
 
     def stop(self) -> None:
         self._calls.put(_STOP)
@@ -158,7 +164,10 @@ class Pump(threading.Thread):
             while self._steps():
                 pass
         finally:
-            self._refuse_queued()
+            with self._closing:
+                self.stopped = True
+            with contextlib.suppress(Exception):
+                self._refuse_queued()
             with contextlib.suppress(Exception):
                 self._gateway.close()
 
@@ -250,8 +259,15 @@ class Pump(threading.Thread):
             return []
 
     def _route(self, events: list[PushedEvent]) -> None:
-        if events and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._on_pushed, events)
+        if events:
+            self._to_loop(self._on_pushed, events)
+
+    def _to_loop(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` on the event loop, unless it is closed (then nobody waits
+        for it any more; it may close between the check and the call)."""
+        if not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(function, *args)
 
     # ------------------------------------------------------------------ carrying calls out
 
@@ -276,8 +292,7 @@ class Pump(threading.Thread):
         self.executed += len(calls)
 
     def _settle(self, outcomes: list[Outcome]) -> None:
-        if not self._loop.is_closed():  # else nobody waits for them any more
-            self._loop.call_soon_threadsafe(settle, outcomes)
+        self._to_loop(settle, outcomes)
 
     def _direct(self, call: Call) -> Outcome:
         assert self._gateway is not None

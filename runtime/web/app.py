@@ -198,13 +198,16 @@ class WebGateway:
             log.warning("socket refused: too many waiting for their token", limit=self.awaiting_token)
             await websocket.close(code=CLOSE_AGAIN)
             return
-        await websocket.accept()
+        waiting = claims is None
+        if waiting:
+            self.awaiting_token += 1  # counted before the accept yields: the bound holds
         try:
-            if claims is None:
-                self.awaiting_token += 1
-                try:
+            try:
+                await websocket.accept()
+                if claims is None:
                     claims = await self._first_frame_token(websocket)
-                finally:
+            finally:
+                if waiting:
                     self.awaiting_token -= 1
             sending = asyncio.ensure_future(self._send_all(websocket, events(claims)))
             listening = asyncio.ensure_future(_until_closed(websocket))

@@ -22,6 +22,7 @@ import jwt
 from domain.enums import Channel
 from domain.errors import AuthError, BadArgumentError
 from infra.config import ConfigError, Settings
+from infra.config.schema import MIN_TOKEN_KEY_CHARS
 from runtime.gateway_args import enum as enum_arg
 from runtime.gateway_args import text
 
@@ -42,7 +43,7 @@ _ALGORITHM: Final = "HS256"
 #: A token is accepted up to this long after its ``exp`` (clocks of two machines differ).
 _LEEWAY_S: Final = 5
 #: The shortest key accepted from the environment (the configuration checks its own).
-MIN_KEY_CHARS: Final = 32
+MIN_KEY_CHARS: Final = MIN_TOKEN_KEY_CHARS
 
 
 class AccessRole(enum.StrEnum):
