@@ -5,6 +5,7 @@ embedded under virtual time; the upkeep is given each tick's ``now``: nothing sl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 
 from runtime.gateway import Gateway, UnavailableError
 from runtime.upkeep import Upkeep
+from runtime.webhooks import verify
 from tests.conftest import MakeGateway
 from tests.webhook_support import Receiver
 
@@ -158,3 +160,20 @@ def test_while_the_engine_does_not_answer_the_archive_is_delivered_and_it_is_sai
     assert receiver.received == [
         *every_event(gw, closed.conversation_id), *every_event(gw, live.conversation_id)
     ]
+
+
+def test_a_live_events_body_names_its_conversation_room_and_seq_and_is_signed(
+    gw: Gateway, receiver: Receiver
+) -> None:
+    receiver.up()
+    ref = gw.start_session("cust-1", "WEB", "visitor-1")
+    gw.customer_message(ref.channel_session_id, "hello")
+
+    upkeep_of(gw).tick(7_000)
+
+    body, signature = receiver.bodies[-1]
+    document = json.loads(body)
+    assert verify(SECRET, signature, body) and signature.startswith("t=7000,")
+    assert (document["conversation_id"], document["room_id"]) == (ref.conversation_id, ref.room_id)
+    assert document["event"] == gw.events(ref.conversation_id)[-1]
+    assert document["seq"] == document["event"]["seq"]
