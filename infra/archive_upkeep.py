@@ -22,6 +22,8 @@ from infra.archive_reads import ArchiveReads
 
 #: Conversations deleted per transaction by the retention sweep.
 SWEEP_BATCH = 500
+#: Conversation ids per statement when cursors are read.
+READ_BATCH = 500
 #: The tables holding rows of a conversation, by the column naming it.
 _CONVERSATION_ROWS = (
     ("events", "conversation_id"),
@@ -97,6 +99,21 @@ class ArchiveUpkeep(ArchiveReads):
     def webhook_advance(self, webhook: str, conversation_id: str, seq: int) -> None:
         """Record that ``webhook`` delivered ``conversation_id`` up to ``seq`` (never back)."""
         self._run_writes([_advance(webhook, conversation_id, seq)])
+
+    def webhook_delivered(self, webhook: str, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """The last sequence number ``webhook`` delivered of each conversation (0: none yet)."""
+        delivered = dict.fromkeys(conversation_ids, 0)
+        ids = list(delivered)
+        for start in range(0, len(ids), READ_BATCH):
+            chunk = ids[start : start + READ_BATCH]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._rows(
+                "SELECT conversation_id, seq FROM webhook_cursors"
+                f" WHERE webhook = ? AND conversation_id IN ({marks})",
+                (webhook, *chunk),
+            ):
+                delivered[row["conversation_id"]] = int(row["seq"])
+        return delivered
 
     def webhook_skip(self, webhook: str, passed: Sequence[WebhookPending]) -> None:
         """Pass over these conversations (the backlog is over its bound), counting them."""

@@ -42,10 +42,11 @@ def status_command(config: str, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"engine": engine, **status}, indent=2))
         return 0
+    state = "draining (cx drain: no new conversation)" if status.get("draining") else "running"
     if record is None:
-        print(f"engine         running, admin {admin} (no pid file: not started by cx start)")
+        print(f"engine         {state}, admin {admin} (no pid file: not started by cx start)")
     else:
-        print(f"engine         running, pid {record.pid}, admin {admin}, since {record.started_at}")
+        print(f"engine         {state}, pid {record.pid}, admin {admin}, since {record.started_at}")
     failing = status.get("storage", {}).get("failing_journals", 0)
     if failing:
         print(f"storage        FAILING: {failing} conversation host journal(s) refuse writes (see the log)")
@@ -88,14 +89,15 @@ def _status_degraded(record: pidfile.Record, down: list[str], admin: str, *, as_
 
 
 def _engine_status(config: str) -> dict[str, Any]:
-    """The gateway's ``status()``, or DegradedError if it takes over STATUS_TIMEOUT_S (the
-    call is left to a daemon thread: nothing waits for it once this process exits)."""
+    """The gateway's ``status()`` with ``draining``, or DegradedError if it takes over
+    STATUS_TIMEOUT_S (the call is left to a daemon thread: nothing waits for it once this
+    process exits)."""
     outcome: dict[str, Any] = {}
 
     def ask() -> None:
         try:
             with control.connect(config) as gw:
-                outcome["status"] = gw.status()
+                outcome["status"] = {**gw.status(), "draining": gw.drain_status()["draining"]}
         except BaseException as error:
             outcome["error"] = error
 

@@ -70,7 +70,7 @@ from runtime.supervise import (
     start_engine,
 )
 from runtime.system import salvaging, start_member
-from runtime.upkeep import Upkeep
+from runtime.upkeep import Upkeep, gateway_to
 
 log = get_logger("runtime.daemon")  # (not __name__: it runs as __main__ too)
 
@@ -289,7 +289,7 @@ def serve(settings: Settings, *, config: str | None, foreground: bool) -> int:
             if foreground:
                 sdnotify.notify(sdnotify.READY)
             code = 0
-            upkeep = Upkeep(settings)  # webhooks and retention, when configured
+            upkeep = Upkeep(settings, connect=gateway_to(config))  # webhooks, retention
             upkeep.start()
             try:
                 checked = time.monotonic()

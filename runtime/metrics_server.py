@@ -7,10 +7,14 @@ wait for the same survey, and an engine that does not answer holds one thread, n
 
 - ``/healthz``: 200 while the process serves HTTP (it is alive);
 - ``/readyz``: 200 when every engine actor answered a survey within
-  ``metrics.ready_timeout_seconds``, no journal refuses writes and the archive takes writes
-  (:func:`infra.storage_probe.archive_problem`), else 503; the body (JSON) says which check
-  failed and why;
+  ``metrics.ready_timeout_seconds``, no journal refuses writes, the archive takes writes
+  (:func:`infra.storage_probe.archive_problem`) and the engine is not draining, else 503; the
+  body (JSON) says which check failed and why;
 - ``/metrics``: the figures of :mod:`runtime.metrics`.
+
+The probe keeps a drain: once a survey found the engine draining, a later one that finds it
+not draining (the daemon restarted its actors, which ends their drain) drains it again, so a
+drain lasts until the daemon stops.
 """
 
 from __future__ import annotations
@@ -36,18 +40,25 @@ __all__ = ["EngineProbe", "MetricsServer", "readiness", "serve", "start"]
 
 log = get_logger("cx.metrics")
 
+#: ``/readyz``'s problem while the engine drains.
+DRAINING = "draining: the engine opens no new conversation (cx drain); send new work elsewhere"
+
 
 class Surveyed(Protocol):
     """What the probe needs of a gateway."""
 
     def metrics(self) -> dict[str, Any]: ...
+    def drain_status(self) -> dict[str, Any]: ...
+    def drain_engine(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
 class EngineProbe:
-    """Snapshots of the engine (``Gateway.metrics()``), each waited for ``timeout_s`` at
-    most, taken one at a time through one gateway (connected on first use, and again after a
-    failure). ``extra``: figures of the calling process merged into ``restarts``."""
+    """Snapshots of the engine (``Gateway.metrics()``, and ``draining``), each waited for
+    ``timeout_s`` at most, taken one at a time through one gateway (connected on first use,
+    and again after a failure). ``extra``: figures of the calling process merged into
+    ``restarts``. Once it has seen the engine draining, it drains an engine found not
+    draining again (see the module's text)."""
 
     def __init__(
         self,
@@ -62,6 +73,8 @@ class EngineProbe:
         self._gateway: Surveyed | None = None
         self._pending: Future[dict[str, Any]] | None = None
         self._closed = False
+        #: Whether a survey found the engine draining (kept across restarts of the engine).
+        self.drained = False
         self._lock = threading.Lock()
 
     def snapshot(self) -> dict[str, Any]:
@@ -107,12 +120,22 @@ class EngineProbe:
             self._gateway = self._connect()
         try:
             figures = self._gateway.metrics()
+            figures["draining"] = self._draining(self._gateway)
         except Exception:
             self._drop()
             raise
         if self._extra is not None:
             figures["restarts"] = {**figures["restarts"], **self._extra()}
         return figures
+
+    def _draining(self, gateway: Surveyed) -> bool:
+        """Whether the engine drains; drained again if it was once and is not now."""
+        draining = bool(gateway.drain_status()["draining"])
+        if self.drained and not draining:
+            draining = bool(gateway.drain_engine()["draining"])
+            log.warning("engine_drain_restored", reason="the engine restarted while draining")
+        self.drained = self.drained or draining
+        return draining
 
     def _drop(self) -> None:
         with self._lock:
@@ -124,18 +147,22 @@ class EngineProbe:
 
 def readiness(probe: EngineProbe, settings: Settings) -> dict[str, str | None]:
     """Each check's problem, None where it passed: ``actors`` (every actor answered),
-    ``journal`` (no conversation host's journal refuses writes) and ``archive``."""
-    actors = journal = None
+    ``journal`` (no conversation host's journal refuses writes), ``archive`` and
+    ``draining`` (the engine opens new conversations)."""
+    actors = journal = draining = None
     try:
-        failing = probe.snapshot()["journal"]["failing_hosts"]
+        figures = probe.snapshot()
     except UnavailableError as error:
         actors = str(error)
     else:
+        failing = figures["journal"]["failing_hosts"]
         if failing:
             journal = f"the journal of {failing} conversation host(s) refuses writes (see the log)"
+        if figures.get("draining"):
+            draining = DRAINING
     timeout_s = settings.metrics.ready_timeout_seconds
     archive = archive_problem(settings.storage, timeout_s=timeout_s)
-    return {"actors": actors, "journal": journal, "archive": archive}
+    return {"actors": actors, "journal": journal, "archive": archive, "draining": draining}
 
 
 class MetricsServer(ThreadingHTTPServer):

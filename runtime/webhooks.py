@@ -1,11 +1,22 @@
-"""Webhooks: archived conversation events POSTed to the URLs of ``webhooks:``, signed, at
-least once, in sequence order per conversation.
+"""Webhooks: conversation events POSTed to the URLs of ``webhooks:``, signed, at least once,
+in sequence order per conversation, while the conversation is live and after it closes.
 
-Where the events come from. Every acknowledged event is in the journal and, once its
-conversation closes, in the archive, durably. A :class:`WebhookDispatcher` delivers from the
-archive, keeping per webhook and conversation the last sequence number delivered
-(``webhook_cursors``, :mod:`infra.archive_upkeep`), so a restart resumes where delivery
-stopped and a receiver that is down loses nothing: its events wait in the archive.
+Where the events come from. An event leaves only once it is durable: a conversation host
+journals what a command did before anything of it leaves the host, so the events a live
+conversation answers with (``Gateway.events``) are journaled, and once the conversation
+closes they are in the archive. A :class:`WebhookDispatcher` follows both:
+
+- **live**: each look (:class:`LiveLook`) lists the engine's live conversations with their
+  latest sequence number (``Gateway.conversations``); of each one with events after the
+  webhook's cursor, it reads those (``Gateway.events(after_seq=...)``) and delivers them;
+- **archived**: then it reads the archive for what closed meanwhile, late activities, and
+  everything while the engine does not answer.
+
+Both move one durable cursor per webhook and conversation, the last sequence number delivered
+(``webhook_cursors``, :mod:`infra.archive_upkeep`), so each event is sent by whichever path
+sees it first and never again by the other, a restart resumes where delivery stopped, and a
+receiver that is down loses nothing: its events wait in the engine's journal and then in the
+archive.
 
 One POST per event; the body is JSON::
 
@@ -22,14 +33,14 @@ doubled at each consecutive failure up to ``max_backoff_seconds``, then retries 
 Events of one conversation therefore arrive in order; a receiver may see an event twice (a
 crash between its answer and the cursor's write), never a gap.
 
-Each look reads only the conversations written (``conversations.touched``) since a few minutes
-before the last look that found nothing left, so its cost follows the rate of closings, not
-the size of the archive (the first look after a start reads them all once).
+Each look at the archive reads only the conversations written (``conversations.touched``)
+since a few minutes before the last look that found nothing left, so its cost follows the rate
+of closings, not the size of the archive (the first look after a start reads them all once).
 
-Bound: when more than ``max_backlog`` conversations wait for one webhook, the oldest are passed
-over (their cursors moved to their end, ``webhooks.skipped`` counting them) and a
+Bound: when more than ``max_backlog`` archived conversations wait for one webhook, the oldest
+are passed over (their cursors moved to their end, ``webhooks.skipped`` counting them) and a
 ``webhook_backlog_over_bound`` warning names how many: the archive still holds them, for
-``cx export``.
+``cx export``. Live conversations are not counted: the engine keeps their events anyway.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ import hmac
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from actors.snapshots import event_dict
 from domain.records import Event
@@ -47,6 +60,7 @@ from infra.archive_rows import json_default
 from infra.archive_store import ArchiveStore
 from infra.config.webhooks import WebhookSettings
 from infra.logs import get_logger
+from runtime.gateway_types import UnknownIdError
 
 log = get_logger("cx.webhooks")
 
@@ -96,20 +110,60 @@ def post_http(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
         raise OSError(str(error.reason)) from error
 
 
-def body_of(webhook: str, event: Event) -> bytes:
+class LiveSource(Protocol):
+    """What delivery needs of the engine (a :class:`~runtime.gateway.Gateway`)."""
+
+    def conversations(self, *, limit: int = ...) -> list[dict[str, Any]]: ...
+    def events(self, conversation_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLook:
+    """One look at the engine: its live conversations (``Gateway.conversations()``: ``id``,
+    ``room_id``, ``events``, the latest sequence number) and where to read their events."""
+
+    conversations: Sequence[Mapping[str, Any]]
+    source: LiveSource
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event to deliver: its conversation, room and the event as ``cx send events`` shows
+    it."""
+
+    conversation_id: str
+    room_id: str
+    event: Mapping[str, Any]
+
+    @classmethod
+    def archived(cls, event: Event) -> Outgoing:
+        return cls(event.conversation_id, event.room_id, event_dict(event))
+
+    @property
+    def seq(self) -> int:
+        return int(self.event["seq"])
+
+    @property
+    def name(self) -> str:
+        return str(self.event["name"])
+
+
+def body_of(webhook: str, outgoing: Outgoing) -> bytes:
     document = {
         "webhook": webhook,
-        "conversation_id": event.conversation_id,
-        "room_id": event.room_id,
-        "seq": event.seq,
-        "event": event_dict(event),
+        "conversation_id": outgoing.conversation_id,
+        "room_id": outgoing.room_id,
+        "seq": outgoing.seq,
+        "event": outgoing.event,
     }
     return json.dumps(document, ensure_ascii=False, default=json_default).encode()
 
 
 class WebhookDispatcher:
-    """Delivers one webhook's events from ``archive``; :meth:`step` does what is due at
-    ``now_ms`` and says when to call it again (the caller owns the clock)."""
+    """Delivers one webhook's events, of live conversations and from ``archive``; :meth:`step`
+    does what is due at ``now_ms`` and says when to call it again (the caller owns the
+    clock)."""
 
     def __init__(self, archive: ArchiveStore, webhook: WebhookSettings, *, post: Post = post_http):
         self._archive, self.webhook, self._post = archive, webhook, post
@@ -117,6 +171,8 @@ class WebhookDispatcher:
         # Conversations written before this were all delivered: only later ones are looked at.
         self._touched_from = 0
         self._retry_at = 0
+        # The cursors of the live conversations of the last look (read once from the archive).
+        self._live: dict[str, int] = {}
         #: Consecutive failed POSTs (0 while the receiver answers).
         self.failures = 0
         #: POSTs tried and events acknowledged by this dispatcher since it started.
@@ -128,10 +184,14 @@ class WebhookDispatcher:
         """Conversations passed over because the backlog was over its bound (durable)."""
         return self._archive.webhook_skipped(self.webhook.name)
 
-    def step(self, now_ms: int) -> int:
-        """Deliver what waits, unless a retry is not due yet; milliseconds until the next
-        step is due."""
+    def step(self, now_ms: int, live: LiveLook | None = None) -> int:
+        """Deliver what waits, unless a retry is not due yet: the events of ``live``
+        conversations first, then the archive's; milliseconds until the next step is due.
+        UnavailableError when the engine stops answering (the caller looks at it again
+        later)."""
         if now_ms < self._retry_at:
+            return self._retry_at - now_ms
+        if live is not None and not self._follow(live, now_ms):
             return self._retry_at - now_ms
         name = self.webhook.name
         if self._since is None:
@@ -143,12 +203,9 @@ class WebhookDispatcher:
         )
         for conversation in pending:
             for event in self._archive.events(conversation.conversation_id, conversation.delivered):
-                if not self.webhook.wants(event.name):
-                    continue
-                if not self._send(event, now_ms):
+                if not self._deliver(Outgoing.archived(event), now_ms):
                     return self._retry_at - now_ms
-                self._archive.webhook_advance(name, event.conversation_id, event.seq)
-            self._archive.webhook_advance(name, conversation.conversation_id, conversation.seq)
+            self._advance(conversation.conversation_id, conversation.seq)
         if len(pending) == BATCH:
             return 0
         # Everything written up to ``top`` is delivered, but a write stamped before ``top``
@@ -156,7 +213,45 @@ class WebhookDispatcher:
         self._touched_from = max(self._touched_from, top - RESCAN_MS)
         return POLL_MS
 
-    def _send(self, event: Event, now_ms: int) -> bool:
+    def _follow(self, live: LiveLook, now_ms: int) -> bool:
+        """Deliver the events of the live conversations after their cursors; False when a
+        POST failed (the same event is retried first)."""
+        name = self.webhook.name
+        listed = {str(c["id"]): c for c in live.conversations}
+        unknown = [c for c in listed if c not in self._live]
+        known = self._archive.webhook_delivered(name, unknown) if unknown else {}
+        self._live = {c: self._live[c] if c in self._live else known[c] for c in listed}
+        for conversation_id, conversation in listed.items():
+            delivered = self._live[conversation_id]
+            if int(conversation["events"]) <= delivered:
+                continue
+            try:
+                events = live.source.events(conversation_id, after_seq=delivered)
+            except UnknownIdError:  # gone meanwhile (forgotten): nothing left to deliver
+                continue
+            room_id = str(conversation["room_id"])
+            for event in events:
+                if not self._deliver(Outgoing(conversation_id, room_id, event), now_ms):
+                    return False
+            if events and not self.webhook.wants(str(events[-1]["name"])):
+                self._advance(conversation_id, int(events[-1]["seq"]))  # passed over: done
+        return True
+
+    def _deliver(self, outgoing: Outgoing, now_ms: int) -> bool:
+        """Send one event (unless the filter passes it over) and move the cursor past it."""
+        if self.webhook.wants(outgoing.name):
+            if not self._send(outgoing, now_ms):
+                return False
+            self._advance(outgoing.conversation_id, outgoing.seq)
+        return True
+
+    def _advance(self, conversation_id: str, seq: int) -> None:
+        """Move the durable cursor (never back), and the live one with it."""
+        self._archive.webhook_advance(self.webhook.name, conversation_id, seq)
+        if self._live.get(conversation_id, seq) < seq:
+            self._live[conversation_id] = seq
+
+    def _send(self, event: Outgoing, now_ms: int) -> bool:
         body = body_of(self.webhook.name, event)
         headers = {
             "Content-Type": "application/json",

@@ -1,6 +1,7 @@
-"""Events out on a real engine started by ``cx start``: the daemon's upkeep POSTs a closed
-conversation's events to a webhook in order, signed; ``cx forget`` is refused while the
-customer's conversation is live and deletes their data once it is closed."""
+"""Events out on a real engine started by ``cx start``: the daemon's upkeep POSTs a
+conversation's events to a webhook in order, signed, while it is live and after it closes;
+``cx forget`` is refused while the customer's conversation is live and deletes their data
+once it is closed."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.mark.multiproc
-def test_a_closed_conversation_reaches_the_webhook_and_cx_forget_deletes_it(
+def test_a_conversation_reaches_the_webhook_while_live_and_cx_forget_deletes_it_closed(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.up()
@@ -39,6 +40,8 @@ def test_a_closed_conversation_reaches_the_webhook_and_cx_forget_deletes_it(
         with Gateway.connect(config) as gw:
             ref = gw.start_session("cust-1", "WEB", "browser-1")
             gw.customer_message(ref.channel_session_id, "hello")
+            live = [(ref.conversation_id, e["seq"]) for e in gw.events(ref.conversation_id)]
+            eventually(lambda: receiver.received == live)  # before it closes
             refused = cx("forget", "cust-1", "--config", str(config), cwd=tmp_path)
             assert refused.returncode == 2 and ref.conversation_id in refused.stderr
             gw.end_conversation(ref.conversation_id)

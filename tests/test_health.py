@@ -16,8 +16,8 @@ import pytest
 
 from infra.config import load_config
 from infra.storage_probe import archive_problem
-from runtime.gateway import Gateway
-from runtime.metrics_server import EngineProbe, MetricsServer, serve, start
+from runtime.gateway import Gateway, UnavailableError
+from runtime.metrics_server import DRAINING, EngineProbe, MetricsServer, serve, start
 from tests.conftest import MakeGateway, storage_config
 from tests.multiproc_support import free_port, system_pids, write_config
 from tests.test_cli import cx
@@ -32,6 +32,12 @@ class Borrowed:
     def metrics(self) -> dict[str, Any]:
         return self.gateway.metrics()
 
+    def drain_status(self) -> dict[str, Any]:
+        return self.gateway.drain_status()
+
+    def drain_engine(self) -> dict[str, Any]:
+        return self.gateway.drain_engine()
+
     def close(self) -> None:
         pass
 
@@ -45,6 +51,12 @@ class Silent:
     def metrics(self) -> dict[str, Any]:
         self.released.wait(10)
         raise TimeoutError("no answer")
+
+    def drain_status(self) -> dict[str, Any]:
+        return {"draining": False, "live": 0}
+
+    def drain_engine(self) -> dict[str, Any]:
+        return {"draining": True, "live": 0}
 
     def close(self) -> None:
         pass
@@ -87,7 +99,10 @@ def test_readyz_is_ready_when_every_actor_answers_and_the_archive_takes_writes(
     status, body = get(endpoint, "/readyz")
     assert (status, json.loads(body)) == (
         200,
-        {"ready": True, "problems": {"actors": None, "journal": None, "archive": None}},
+        {
+            "ready": True,
+            "problems": {"actors": None, "journal": None, "archive": None, "draining": None},
+        },
     )
 
 
@@ -140,6 +155,56 @@ def test_readyz_fails_with_503_while_a_journal_refuses_writes(config: dict[str, 
         503,
         "the journal of 1 conversation host(s) refuses writes (see the log)",
     )
+
+
+class Restarting(Borrowed):
+    """Engines the daemon restarts: each restart is the next one, not draining."""
+
+    def __init__(self, *gateways: Gateway) -> None:
+        super().__init__(gateways[0])
+        self.later = list(gateways[1:])
+
+    def restart(self) -> None:
+        self.gateway = self.later.pop(0)
+
+
+def test_readyz_fails_with_503_draining_while_the_engine_drains(
+    make_gateway: MakeGateway, config: dict[str, Any]
+) -> None:
+    gw = make_gateway(**config)
+    server = serve(load_config(config), EngineProbe(lambda: Borrowed(gw), 5))
+    assert server is not None
+    try:
+        before, _ = get(server, "/readyz")
+        gw.drain_engine()
+        status, body = get(server, "/readyz")
+    finally:
+        server.stop()
+    answer = json.loads(body)
+    assert (before, status, answer["ready"]) == (200, 503, False)
+    assert answer["problems"] == {
+        "actors": None, "journal": None, "archive": None, "draining": DRAINING
+    }  # fmt: skip
+
+
+def test_a_drain_outlives_a_restart_of_the_engine_by_the_daemon(
+    make_gateway: MakeGateway, config: dict[str, Any]
+) -> None:
+    engines = Restarting(make_gateway(), make_gateway())
+    server = serve(load_config(config), EngineProbe(lambda: engines, 5))
+    assert server is not None
+    try:
+        engines.gateway.drain_engine()
+        get(server, "/readyz")
+        engines.restart()
+        assert engines.gateway.drain_status()["draining"] is False
+        status, body = get(server, "/readyz")
+    finally:
+        server.stop()
+    assert (status, json.loads(body)["problems"]["draining"]) == (503, DRAINING)
+    assert engines.gateway.drain_status()["draining"] is True
+    with pytest.raises(UnavailableError, match="draining"):
+        engines.gateway.start_session("cust-1", "WEB", "visitor-1")
 
 
 def test_metrics_serves_the_engines_figures(endpoint: MetricsServer) -> None:

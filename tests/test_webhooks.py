@@ -16,6 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from infra.archive import Archive
+from infra.archive_pg import PgArchive
+from infra.archive_store import ArchiveStore
 from infra.config import load_config
 from infra.config.webhooks import WebhookSettings
 from runtime.upkeep import Upkeep
@@ -175,3 +177,27 @@ def test_a_look_from_a_write_time_skips_conversations_written_before_it(
     archive.append_events("conv-1", [late_activity(4)])  # a write: touched again
     (again,) = archive.webhook_pending("crm", 0, 10, touched_from=1001)
     assert (again.conversation_id, again.seq) == ("conv-1", 4)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArchiveStore]:
+    opened: ArchiveStore
+    if request.param == "sqlite":
+        opened = Archive(tmp_path / "backend.db")
+    else:
+        opened = PgArchive(request.getfixturevalue("postgres_dsn"))
+    with opened:
+        yield opened
+
+
+def test_the_cursors_of_live_conversations_read_back_with_zero_where_none_was_kept(
+    backend: ArchiveStore,
+) -> None:
+    backend.webhook_advance("crm", "live-1", 4)
+    backend.webhook_advance("crm", "live-1", 2)  # never back
+    backend.webhook_advance("other", "live-2", 9)
+    ids = [f"live-{n}" for n in range(1, 1202)]  # more than one statement's worth
+
+    delivered = backend.webhook_delivered("crm", ids)
+
+    assert delivered == {**dict.fromkeys(ids, 0), "live-1": 4}
