@@ -34,6 +34,8 @@ DAY_MS = 86_400_000
 SWEEP_EVERY_MS = 3_600_000
 #: Milliseconds before trying again after the archive failed.
 RETRY_MS = 5_000
+#: How much longer than the slowest webhook's POST timeout stop() waits for the thread.
+STOP_GRACE_S = 2.0
 
 #: Opens a gateway to the engine (``Gateway.connect``); what it raises is logged and tried
 #: again at the next tick.
@@ -78,16 +80,37 @@ class Upkeep:
             self._thread = threading.Thread(target=self._run, name="cx-upkeep", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    @property
+    def running(self) -> bool:
+        """Whether its thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop the thread, waiting for a POST in progress to end (its timeout); the thread
+        closes what it opened (an SQLite connection belongs to its thread). Without a thread
+        (:meth:`tick` called directly), close them here."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            timeouts = [webhook.timeout_seconds for webhook in self._settings.webhooks]
+            self._thread.join(max(timeouts, default=0.0) + STOP_GRACE_S)
+            if self._thread.is_alive():
+                log.warning("upkeep_still_running", waited_s=max(timeouts, default=0.0))
+            return
+        self._close()
+
+    def _close(self) -> None:
         if self._archive is not None:
             self._archive.close()
             self._archive = None
         self._drop_engine()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
         wait_ms = 0
         while not self._stop.wait(wait_ms / 1000):
             try:

@@ -53,6 +53,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from actors.snapshots import event_dict
 from domain.records import Event
@@ -97,12 +98,24 @@ def verify(secret: str, header: str, body: bytes) -> bool:
     )
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: following it would turn the POST into a GET
+    without the body, and its 200 would count the event as delivered."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def post_http(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST with the standard library; the status, also of an error answer."""
+    """POST with the standard library; the status, also of an error answer (a redirect's
+    too: it is not followed, and fails the delivery)."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
         # The URL's scheme is http or https: infra.config.webhooks checked it.
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with _OPENER.open(request, timeout=timeout) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -167,6 +180,9 @@ class WebhookDispatcher:
 
     def __init__(self, archive: ArchiveStore, webhook: WebhookSettings, *, post: Post = post_http):
         self._archive, self.webhook, self._post = archive, webhook, post
+        #: Where it posts, as the logs name it: the URL's host (its path, query and user
+        #: information may hold credentials).
+        self.host = urlsplit(webhook.url).hostname or "?"
         self._since: int | None = None
         # Conversations written before this were all delivered: only later ones are looked at.
         self._touched_from = 0
@@ -276,7 +292,7 @@ class WebhookDispatcher:
         )
         self._retry_at = now_ms + round(wait * 1000)
         log.warning(
-            "webhook_delivery_failed", webhook=self.webhook.name, url=self.webhook.url,
+            "webhook_delivery_failed", webhook=self.webhook.name, host=self.host,
             conversation_id=event.conversation_id, seq=event.seq, problem=problem,
             failures=self.failures, retry_in_s=wait,
         )  # fmt: skip

@@ -17,6 +17,7 @@ from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore
 from infra.config import load_config
 from runtime.upkeep import DAY_MS, Upkeep
+from tests.multiproc_support import eventually
 from tests.test_archive import make_conversation
 
 #: Conversation ids by when they were created (each ends 10 s later).
@@ -107,3 +108,28 @@ def test_forgetting_a_customer_removes_everything_of_theirs_and_nothing_else(
     assert archive.counts() == {"conversations": 1, "events": 3, "rooms": 1}
     assert archive.has_identity("cust-2", str(Channel.WEB), "web-cust-2")
     assert archive.forget_customer("cust-1") == dict.fromkeys(forgotten, 0)
+
+
+def test_the_upkeep_thread_sweeps_then_stops_closing_its_archive_on_its_own_thread(
+    tmp_path: Path,
+) -> None:
+    """The thread opens the SQLite archive, so it must close it too: closing it from the
+    thread that calls stop() would raise (an SQLite connection belongs to its thread)."""
+    settings = load_config(
+        {"storage": {"archive": str(tmp_path / "archive.db"), "retention_days": 3}}
+    )
+    with Archive(tmp_path / "archive.db") as archive:
+        for conversation_id, created_at in CREATED.items():
+            _store(archive, conversation_id, created_at, "cust-1")
+
+    def kept() -> list[str]:
+        with Archive(tmp_path / "archive.db") as archive:
+            return [c.id for c in archive.room_conversations("room-cust-1")]
+
+    upkeep = Upkeep(settings, clock=lambda: 4 * DAY_MS)
+    upkeep.start()
+    try:
+        eventually(lambda: kept() == ["recent"], timeout=30)  # the thread's first sweep
+    finally:
+        upkeep.stop()
+    assert not upkeep.running

@@ -6,8 +6,10 @@ test's: each step is given its ``now``, nothing sleeps."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from infra.archive_store import ArchiveStore
 from infra.config import load_config
 from infra.config.webhooks import WebhookSettings
 from runtime.upkeep import Upkeep
-from runtime.webhooks import WebhookDispatcher, sign, verify
+from runtime.webhooks import WebhookDispatcher, post_http, sign, verify
 from tests.test_archive import late_activity, make_conversation
 from tests.webhook_support import Receiver
 
@@ -201,3 +203,36 @@ def test_the_cursors_of_live_conversations_read_back_with_zero_where_none_was_ke
     delivered = backend.webhook_delivered("crm", ids)
 
     assert delivered == {**dict.fromkeys(ids, 0), "live-1": 4}
+
+
+def test_a_redirect_is_not_followed_and_fails_the_delivery() -> None:
+    """Following a 302 would send a GET without the body, whose 200 would count as
+    delivered."""
+    gets: list[str] = []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            gets.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        assert post_http(url, b"{}", {"Content-Type": "application/json"}, 5.0) == 302
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert gets == []
