@@ -71,6 +71,7 @@ from domain.errors import IllegalTransition, InvalidArgument
 from domain.events import EventName
 from domain.limits import MAX_NAME, MAX_TEXT
 from domain.machine_base import BOT, BOT_ID
+from domain.machine_channels import reply_session
 from domain.machine_consult import MachineConsult
 from domain.machine_parts import Bucket, Participant
 from domain.machine_timers import AGENT_SLA_KEY, HOLD_KEY
@@ -210,7 +211,7 @@ class ConversationMachine(MachineConsult):
             raise self._refuse(IllegalTransition, cmd, "an agent request is already pending")
         self._check_name(cmd, "queue", cmd.queue)
         self._begin(now)
-        self._request_agent(cmd.queue, cmd.by, Bucket.OWN)
+        self._request_agent(cmd.queue, cmd.by, Bucket.OWN, target=self.policy.advisor)
         return self._finish()
 
     def _on_subscribe_agent(self, cmd: SubscribeAgent, now: int) -> list[Effect]:
@@ -272,6 +273,7 @@ class ConversationMachine(MachineConsult):
                 f"agent {agent.id} in role {agent.role} cannot send messages",
             )
         self._check_text(cmd, cmd.text)
+        answer_on = reply_session(self, cmd)
         self._begin(now)
         bucket = Bucket.OWN
         if self.state is State.ON_HOLD:
@@ -282,7 +284,7 @@ class ConversationMachine(MachineConsult):
             bucket,
             EventName.AGENT_MESSAGE,
             self._agent(agent.id),
-            None,
+            answer_on,
             {"text": cmd.text, "message_id": cmd.message_id},
         )
         if agent.role is Role.PRIMARY:
