@@ -46,6 +46,8 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
+from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery, RoomWork
+from actors.room_archive import RoomRefused, room_answer
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
@@ -59,7 +61,7 @@ from infra.archive_store import ArchiveStore, open_archive
 log = structlog.get_logger("cx.archivist")
 
 #: What is done in one attempt, because a caller waits.
-_AtOnce = StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer
+_AtOnce = StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer | RoomWork
 
 #: SQLite's busy timeout of one attempt: how long a locked archive can hold this actor.
 BUSY_TIMEOUT_MS = 50
@@ -245,6 +247,13 @@ class Archivist(TimedActor):
             self.reply(reply_to, forgotten)
         elif isinstance(payload, ArchivedActivity):
             self._activity(payload, reply_to)
+        elif isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+            try:
+                answer = room_answer(self._storage(), payload, self.now())
+            except RoomRefused as refusal:
+                self.refuse(reply_to, refusal.kind, refusal.message)
+                return
+            self.reply(reply_to, answer)
         else:
             self._query(payload, reply_to)
 
@@ -352,4 +361,6 @@ def _refused(payload: _AtOnce, error: Exception) -> str:
         )
     if isinstance(payload, ArchivedActivity):
         return f"archive unavailable, activity not stored: {error}"
+    if isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+        return f"{type(payload).__name__} not done: the archive is unavailable ({error}); retry"
     return f"archive unavailable, {payload.kind} of {payload.id} not read: {error}"

@@ -52,6 +52,7 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
+from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery
 from domain.errors import ErrorKind
 
 log = structlog.get_logger("cx.monitor")
@@ -147,6 +148,8 @@ class ArchivistParent(EngineActor):
             self._to_archivist(payload, _CallerJob(reply_to), payload.conversation_id)
         elif isinstance(payload, ArchivedQuery):
             self._to_archivist(payload, _CallerJob(reply_to), payload.id)
+        elif isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+            self._to_archivist(payload, _CallerJob(reply_to), payload.key)
         else:
             return False
         return True
