@@ -123,7 +123,7 @@ class ConversationMachine(MachineConsult):
         machine._begin(now)
         machine._add_session(first)
         machine._transition(Trigger.FIRST_SESSION, EventName.CHANNEL_SESSION_STARTED)
-        if policy.bot_enabled:
+        if policy.bot_enabled and direction is Direction.INBOUND:  # outbound: no bot
             machine._participants[BOT_ID] = Participant(
                 BOT_ID, ParticipantType.BOT, Role.PRIMARY, now
             )

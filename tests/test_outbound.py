@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from domain.commands import StartSession
+from domain.conversation import ConversationMachine
+from domain.enums import Channel, Direction
+from domain.policy import Policy
+from infra.journal_records import open_record, parse_open
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -37,7 +42,7 @@ def test_an_outbound_contact_opens_a_conversation_with_the_agent_primary_and_out
         assert snapshot["state"] == "ACTIVE"
         assert agents(gw, ref.conversation_id) == {"ann": "PRIMARY"}
         names = [e["name"] for e in gw.events(ref.conversation_id)]
-        assert "AGENT_REQUESTED" not in names
+        assert not {"AGENT_REQUESTED", "BOT_SUBSCRIBED", "BOT_MESSAGE"} & set(names)
         assert gw.agent_conversations("ann")[0]["conversation_id"] == ref.conversation_id
 
 
@@ -139,3 +144,18 @@ def test_an_outbound_contact_through_the_network_gateway(make_gateway: MakeGatew
     finally:
         client.close()
         server.close()
+
+
+def test_an_outbound_private_rooms_conversation_reads_back_from_its_journal_record() -> None:
+    first = StartSession("cs-1", Channel.SMS, "+1555")
+    machine, _ = ConversationMachine.open(
+        conversation_id="conv-1",
+        room_id="room-p",
+        customer_id="cust-1",
+        first=first,
+        policy=Policy(advisor="ann"),
+        now=1_000,
+        direction=Direction.OUTBOUND,
+    )
+    opened = parse_open(open_record(machine, first, 1_000))
+    assert (opened.direction, opened.policy.advisor) == (Direction.OUTBOUND, "ann")

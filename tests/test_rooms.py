@@ -152,3 +152,10 @@ def test_writing_in_a_room_one_is_not_a_member_of_or_a_customer_room_is_refused(
             gw.start_session("cust-1", "WEB", "v", room_id=team)
         assert gw.room_history(team) == []
         assert gw.rooms(customer_id="cust-1")[0]["room_id"] == private
+
+
+def test_cx_send_offers_outbound_contacts_and_the_room_operations() -> None:
+    from runtime.cli_send import OPS
+
+    rooms_ops = {"start_outbound", "create_room", "rooms", "room_members", "room_message"}
+    assert rooms_ops | {"room_history"} <= set(OPS)
