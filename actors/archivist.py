@@ -47,11 +47,11 @@ from actors.messages import (
     StoreIdentity,
 )
 from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery, RoomWork
-from actors.room_archive import RoomRefused, room_answer
+from actors.room_archive import room_answer
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
-from domain.errors import ErrorKind
+from domain.errors import CxError, ErrorKind
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
 from infra.archive_errors import StorageError
@@ -250,8 +250,10 @@ class Archivist(TimedActor):
         elif isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
             try:
                 answer = room_answer(self._storage(), payload, self.now())
-            except RoomRefused as refusal:
-                self.refuse(reply_to, refusal.kind, refusal.message)
+            except StorageError:
+                raise
+            except CxError as refusal:
+                self.refuse(reply_to, refusal.kind, str(refusal))
                 return
             self.reply(reply_to, answer)
         else:

@@ -16,18 +16,9 @@ from typing import Any
 
 from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery, RoomWork
 from domain.enums import RoomType
-from domain.errors import ErrorKind
+from domain.errors import ErrorKind, error_for
 from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore
-
-
-class RoomRefused(Exception):
-    """A room request refused before anything was written."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 def room_dict(room: RoomRecord, members: list[str]) -> dict[str, Any]:
@@ -42,7 +33,7 @@ def room_dict(room: RoomRecord, members: list[str]) -> dict[str, Any]:
 
 
 def room_answer(archive: ArchiveStore, work: RoomWork, now: int) -> Any:
-    """Carry out ``work``; its answer. Raises RoomRefused (nothing written) or StorageError."""
+    """Carry out ``work``; its answer. Raises the CxError of the refusal (nothing written) or StorageError."""
     if isinstance(work, CreateRoom):
         return _create(archive, work, now)
     if isinstance(work, PostToRoom):
@@ -61,7 +52,7 @@ def _create(archive: ArchiveStore, work: CreateRoom, now: int) -> dict[str, Any]
         members = archive.room_members(work.room_id)
         if same and members == list(work.members):
             return room_dict(existing, members)
-        raise RoomRefused(ErrorKind.ID_TAKEN, f"room id {work.room_id} is taken")
+        raise error_for(ErrorKind.ID_TAKEN, f"room id {work.room_id} is taken")
     room = RoomRecord(work.room_id, work.type, work.mode, work.customer_id, now)
     archive.store_room(room, work.members)
     return room_dict(room, list(work.members))
@@ -70,13 +61,13 @@ def _create(archive: ArchiveStore, work: CreateRoom, now: int) -> dict[str, Any]
 def _post(archive: ArchiveStore, work: PostToRoom, now: int) -> dict[str, Any]:
     room = _existing(archive, work.room_id)
     if room.type is not RoomType.TEAM:
-        raise RoomRefused(
+        raise error_for(
             ErrorKind.BAD_ARGUMENT,
             f"room_message refused in room {room.id}: it is a {room.type.value} room;"
             " only TEAM rooms take messages from their members",
         )
     if work.agent_id not in archive.room_members(room.id):
-        raise RoomRefused(
+        raise error_for(
             ErrorKind.BAD_ARGUMENT,
             f"room_message refused in room {room.id}: agent {work.agent_id} is not a member",
         )
@@ -119,7 +110,7 @@ def _query(archive: ArchiveStore, work: RoomQuery) -> Any:
 def _existing(archive: ArchiveStore, room_id: str) -> RoomRecord:
     room = archive.room(room_id)
     if room is None:
-        raise RoomRefused(ErrorKind.UNKNOWN_ID, f"room {room_id} does not exist")
+        raise error_for(ErrorKind.UNKNOWN_ID, f"room {room_id} does not exist")
     return room
 
 
