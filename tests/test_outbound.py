@@ -5,6 +5,8 @@ session it names."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from domain.commands import StartSession
@@ -20,6 +22,7 @@ from runtime.gateway import (
 )
 from runtime.netgateway import serve
 from tests.conftest import MakeGateway
+from tests.multiproc_support import eventually, running_system, write_config
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 
 
@@ -159,3 +162,16 @@ def test_an_outbound_private_rooms_conversation_reads_back_from_its_journal_reco
     )
     opened = parse_open(open_record(machine, first, 1_000))
     assert (opened.direction, opened.policy.advisor) == (Direction.OUTBOUND, "ann")
+
+
+@pytest.mark.multiproc
+def test_an_outbound_contact_and_a_team_room_on_a_running_system(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with running_system(config), Gateway.connect(config) as gw:
+        gw.agent_login("ann")
+        ref = gw.start_outbound("ann", "cust-1", "SMS", "+15550100")
+        eventually(lambda: agents(gw, ref.conversation_id) == {"ann": "PRIMARY"})
+        assert gw.conversation(ref.conversation_id)["direction"] == "OUTBOUND"
+        team = gw.create_room("TEAM", ["ann", "sue"])["room_id"]
+        gw.room_message("sue", team, "shift swap?")
+        assert [m["text"] for m in gw.room_history(team)] == ["shift swap?"]
