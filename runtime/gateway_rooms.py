@@ -74,9 +74,7 @@ class Rooms:
         subscribed = {p["id"]: p["role"] for p in participants if p["state"] == "SUBSCRIBED"}
         if agent_id not in subscribed:
             primary = any(
-                role == "PRIMARY" and p["type"] == "AGENT"
-                for p in participants
-                for role in [subscribed.get(p["id"])]
+                p["type"] == "AGENT" and subscribed.get(p["id"]) == "PRIMARY" for p in participants
             )
             self.agent_join(
                 agent_id, ref.conversation_id, role="ASSISTANT" if primary else "PRIMARY"
