@@ -71,7 +71,6 @@ from domain.errors import IllegalTransition, InvalidArgument
 from domain.events import EventName
 from domain.limits import MAX_NAME, MAX_TEXT
 from domain.machine_base import BOT, BOT_ID
-from domain.machine_channels import reply_session
 from domain.machine_consult import MachineConsult
 from domain.machine_parts import Bucket, Participant
 from domain.machine_timers import AGENT_SLA_KEY, HOLD_KEY
@@ -273,7 +272,7 @@ class ConversationMachine(MachineConsult):
                 f"agent {agent.id} in role {agent.role} cannot send messages",
             )
         self._check_text(cmd, cmd.text)
-        answer_on = reply_session(self, cmd)
+        answer_on = self._session_or_all(cmd, cmd.channel_session_id)
         self._begin(now)
         bucket = Bucket.OWN
         if self.state is State.ON_HOLD:
