@@ -116,11 +116,15 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
         "history": {operator: _anyone},
         "status": {supervisor: _anyone, operator: _anyone},
         "create_room": {supervisor: _anyone, operator: _anyone},
+        **{  # outbound contacts and team messages: as that agent
+            op: {agent: _as_itself(op), supervisor: _as_itself(op)}
+            for op in ("start_outbound", "room_message")
+        },
+        **{  # rooms and their members and history
+            op: {agent: _anyone, supervisor: _anyone, operator: _anyone}
+            for op in ("rooms", "room_members", "room_history")
+        },
     }
-    for op in ("start_outbound", "room_message"):
-        rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
-    for op in ("rooms", "room_members", "room_history"):
-        rules[op] = {agent: _anyone, supervisor: _anyone, operator: _anyone}
     for op in ("agent_login", "agent_ready", "agent_not_ready", "agent_logout", "agent_message",
                "hold", "resume", "agent_leave", "apply_wrap_up"):  # fmt: skip
         rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
