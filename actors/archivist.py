@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from actors.archivist_rooms import room_answer
 from actors.figures import WriteTally
 from actors.inventory import customer_rooms
 from actors.messages import (
@@ -41,13 +42,14 @@ from actors.messages import (
     ArchiveNext,
     ArchiveOpened,
     ArchiveRequest,
+    CreateRoom,
     Deliver,
     ForgetCustomer,
+    PostToRoom,
     ReplyTo,
+    RoomQuery,
     StoreIdentity,
 )
-from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery, RoomWork
-from actors.room_archive import room_answer
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
@@ -61,7 +63,10 @@ from infra.archive_store import ArchiveStore, open_archive
 log = structlog.get_logger("cx.archivist")
 
 #: What is done in one attempt, because a caller waits.
-_AtOnce = StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer | RoomWork
+_AtOnce = (
+    StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer
+    | CreateRoom | PostToRoom | RoomQuery
+)  # fmt: skip
 
 #: SQLite's busy timeout of one attempt: how long a locked archive can hold this actor.
 BUSY_TIMEOUT_MS = 50

@@ -45,14 +45,16 @@ from actors.messages import (
     ArchiveFailed,
     ArchiveLateRequest,
     ArchiveRequest,
+    CreateRoom,
     Failure,
     ForgetCustomer,
+    PostToRoom,
     Ref,
     Reply,
     ReplyTo,
+    RoomQuery,
     StoreIdentity,
 )
-from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery
 from domain.errors import ErrorKind
 
 log = structlog.get_logger("cx.monitor")
