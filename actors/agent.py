@@ -105,6 +105,7 @@ class AgentEntity:
                     "conversations": sorted(self.conversations),
                     "monitoring": sorted(self.monitoring),
                     "offers": {cid: offer[0] for cid, offer in sorted(self.offers.items())},
+                    "free": self.free,
                 },
             )
         elif isinstance(payload, AgentJoin):

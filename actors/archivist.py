@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from actors.archivist_rooms import room_answer
 from actors.figures import WriteTally
 from actors.inventory import customer_rooms
 from actors.messages import (
@@ -41,15 +42,18 @@ from actors.messages import (
     ArchiveNext,
     ArchiveOpened,
     ArchiveRequest,
+    CreateRoom,
     Deliver,
     ForgetCustomer,
+    PostToRoom,
     ReplyTo,
+    RoomQuery,
     StoreIdentity,
 )
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
-from domain.errors import ErrorKind
+from domain.errors import CxError, ErrorKind
 from domain.events import RESERVED_NAMES
 from domain.records import SYSTEM, Event
 from infra.archive_errors import StorageError
@@ -59,7 +63,10 @@ from infra.archive_store import ArchiveStore, open_archive
 log = structlog.get_logger("cx.archivist")
 
 #: What is done in one attempt, because a caller waits.
-_AtOnce = StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer
+_AtOnce = (
+    StoreIdentity | ArchivedActivity | ArchivedQuery | ForgetCustomer
+    | CreateRoom | PostToRoom | RoomQuery
+)  # fmt: skip
 
 #: SQLite's busy timeout of one attempt: how long a locked archive can hold this actor.
 BUSY_TIMEOUT_MS = 50
@@ -245,6 +252,15 @@ class Archivist(TimedActor):
             self.reply(reply_to, forgotten)
         elif isinstance(payload, ArchivedActivity):
             self._activity(payload, reply_to)
+        elif isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+            try:
+                answer = room_answer(self._storage(), payload, self.now())
+            except StorageError:
+                raise
+            except CxError as refusal:
+                self.refuse(reply_to, refusal.kind, str(refusal))
+                return
+            self.reply(reply_to, answer)
         else:
             self._query(payload, reply_to)
 
@@ -352,4 +368,6 @@ def _refused(payload: _AtOnce, error: Exception) -> str:
         )
     if isinstance(payload, ArchivedActivity):
         return f"archive unavailable, activity not stored: {error}"
+    if isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+        return f"{type(payload).__name__} not done: the archive is unavailable ({error}); retry"
     return f"archive unavailable, {payload.kind} of {payload.id} not read: {error}"

@@ -45,11 +45,14 @@ from actors.messages import (
     ArchiveFailed,
     ArchiveLateRequest,
     ArchiveRequest,
+    CreateRoom,
     Failure,
     ForgetCustomer,
+    PostToRoom,
     Ref,
     Reply,
     ReplyTo,
+    RoomQuery,
     StoreIdentity,
 )
 from domain.errors import ErrorKind
@@ -147,6 +150,8 @@ class ArchivistParent(EngineActor):
             self._to_archivist(payload, _CallerJob(reply_to), payload.conversation_id)
         elif isinstance(payload, ArchivedQuery):
             self._to_archivist(payload, _CallerJob(reply_to), payload.id)
+        elif isinstance(payload, CreateRoom | PostToRoom | RoomQuery):
+            self._to_archivist(payload, _CallerJob(reply_to), payload.key)
         else:
             return False
         return True

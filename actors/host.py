@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Hashable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -300,8 +301,9 @@ class Host(TimedActor):
                     room_id=payload.room_id,
                     customer_id=payload.customer_id,
                     first=first,
-                    policy=self._policy(),
+                    policy=replace(self._policy(), advisor=payload.advisor),
                     now=now,
+                    direction=payload.direction,
                 )
             except Refused as refusal:
                 if reply_to is not None:

@@ -150,6 +150,7 @@ class RoomDesk(ArchivistParent):
                 )
             )
             return
+        advisor = self._advisor_of(room)  # read before anything changes
         host = self.placement.place(self.wired().settings.placement.per_host)
         self.live[conversation_id] = Live(
             host, room.id, State.CREATED.value, [request.session_id], reply_to
@@ -164,7 +165,14 @@ class RoomDesk(ArchivistParent):
         )
         self.post(
             Ref(host.address, conversation_entity_id(conversation_id)),
-            OpenConversation(conversation_id, room.id, request.customer_id, start),
+            OpenConversation(
+                conversation_id,
+                room.id,
+                request.customer_id,
+                start,
+                request.direction,
+                advisor,
+            ),
             reply_to,
         )
 
@@ -178,6 +186,13 @@ class RoomDesk(ArchivistParent):
             if room is None:
                 self.refuse(
                     reply_to, ErrorKind.UNKNOWN_ID, f"room {request.room_id} does not exist"
+                )
+                return None
+            if room.type is RoomType.TEAM:
+                self.refuse(
+                    reply_to,
+                    ErrorKind.BAD_ARGUMENT,
+                    f"room {request.room_id} is a TEAM room: it has no customer conversations",
                 )
                 return None
             if room.customer_id != request.customer_id:
@@ -202,6 +217,13 @@ class RoomDesk(ArchivistParent):
             self.now(),
         )
         return new_room, True
+
+    def _advisor_of(self, room: RoomRecord) -> str | None:
+        """A private room's first advisor, whom its agent requests go to (None: the queue)."""
+        if room.mode is not RoomMode.PRIVATE:
+            return None
+        members = self._archive_or_fail().room_members(room.id)
+        return members[0] if members else None
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
         origin = bounced.origin

@@ -70,9 +70,13 @@ class SubscribeAgent:
 
 @dataclass(frozen=True, slots=True)
 class AgentMessage:
+    """``channel_session_id``: the customer's live channel session the answer goes out on
+    (None: every channel session of the conversation, as before)."""
+
     agent_id: str
     text: str
     message_id: str
+    channel_session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

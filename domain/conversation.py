@@ -122,7 +122,7 @@ class ConversationMachine(MachineConsult):
         machine._begin(now)
         machine._add_session(first)
         machine._transition(Trigger.FIRST_SESSION, EventName.CHANNEL_SESSION_STARTED)
-        if policy.bot_enabled:
+        if policy.bot_enabled and direction is Direction.INBOUND:  # outbound: no bot
             machine._participants[BOT_ID] = Participant(
                 BOT_ID, ParticipantType.BOT, Role.PRIMARY, now
             )
@@ -210,7 +210,7 @@ class ConversationMachine(MachineConsult):
             raise self._refuse(IllegalTransition, cmd, "an agent request is already pending")
         self._check_name(cmd, "queue", cmd.queue)
         self._begin(now)
-        self._request_agent(cmd.queue, cmd.by, Bucket.OWN)
+        self._request_agent(cmd.queue, cmd.by, Bucket.OWN, target=self.policy.advisor)
         return self._finish()
 
     def _on_subscribe_agent(self, cmd: SubscribeAgent, now: int) -> list[Effect]:
@@ -272,6 +272,7 @@ class ConversationMachine(MachineConsult):
                 f"agent {agent.id} in role {agent.role} cannot send messages",
             )
         self._check_text(cmd, cmd.text)
+        answer_on = self._session_or_all(cmd, cmd.channel_session_id)
         self._begin(now)
         bucket = Bucket.OWN
         if self.state is State.ON_HOLD:
@@ -282,7 +283,7 @@ class ConversationMachine(MachineConsult):
             bucket,
             EventName.AGENT_MESSAGE,
             self._agent(agent.id),
-            None,
+            answer_on,
             {"text": cmd.text, "message_id": cmd.message_id},
         )
         if agent.role is Role.PRIMARY:

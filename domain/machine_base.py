@@ -281,6 +281,10 @@ class MachineBase:
             raise self._refuse(IllegalTransition, cmd, f"channel session {session_id} has ENDED")
         return session
 
+    def _session_or_all(self, cmd: object, session_id: str | None) -> str | None:
+        """The live channel session an answer goes out on (None: every session)."""
+        return None if session_id is None else self._live_session(cmd, session_id).id
+
     def _agent_participant(self, cmd: object, agent_id: str) -> Participant:
         agent = self._participants.get(agent_id)
         if agent is None or agent.type is not ParticipantType.AGENT or not agent.subscribed:

@@ -27,6 +27,7 @@ from typing import Any
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_migrate import migrate_sqlite
+from infra.archive_rooms import ArchiveRooms
 from infra.archive_rows import (
     PayloadError,
     RoomRecord,
@@ -35,11 +36,10 @@ from infra.archive_rows import (
     rows_of_events,
 )
 from infra.archive_schema import SCHEMA, SCHEMA_VERSION, SYNCHRONOUS
-from infra.archive_upkeep import ArchiveUpkeep
 from infra.timefmt import wall_ms
 
 
-class Archive(ArchiveUpkeep):
+class Archive(ArchiveRooms):
     """One SQLite archive file (or ``":memory:"``). Not shared between threads."""
 
     def __init__(
@@ -111,11 +111,11 @@ class Archive(ArchiveUpkeep):
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                         version = SCHEMA_VERSION
-            if version == 1 and create:
+            if version in (1, 2) and create:
                 with self._write():
-                    if self._version() == 1:  # not migrated by another process meanwhile
+                    if self._version() in (1, 2):  # not migrated by another process meanwhile
                         try:
-                            migrate_sqlite(self._db)
+                            migrate_sqlite(self._db, self._version())
                         except PayloadError as exc:
                             raise StorageError(f"{self._name}: cannot migrate: {exc}") from exc
                         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -125,7 +125,7 @@ class Archive(ArchiveUpkeep):
         if version != SCHEMA_VERSION:
             raise StorageError(
                 f"{self._name}: archive schema version {version}, expected {SCHEMA_VERSION}"
-                + (" (a writer opening it migrates it)" if version == 1 else "")
+                + (" (a writer opening it migrates it)" if version in (1, 2) else "")
             )
 
     def _version(self) -> int:

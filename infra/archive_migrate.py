@@ -1,4 +1,7 @@
-"""Archives of schema version 1 brought to version 2, on either backend.
+"""Archives of older schema versions brought to version 3, on either backend.
+
+Version 3 adds the members and messages of rooms (``room_members``, ``room_messages``); a
+version-2 archive gets those tables, a version-1 archive is first brought to version 2:
 
 Version 1 stored payloads (``data`` of conversations, channel sessions and events) as msgpack
 maps; version 2 stores them as JSON (text in SQLite, ``jsonb`` in PostgreSQL) and adds the
@@ -18,7 +21,7 @@ import msgpack
 import psycopg
 
 from infra.archive_rows import MAX_PAYLOAD_BYTES, PayloadError, pack
-from infra.archive_schema import INDEXES, NEW_IN_2, TABLES
+from infra.archive_schema import INDEXES, NEW_IN_2, NEW_IN_3, TABLES
 
 #: Rows converted per batch (bounds the memory a migration holds).
 BATCH = 1000
@@ -48,9 +51,17 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"unexpected msgpack ext type {code}")
 
 
-def migrate_sqlite(db: sqlite3.Connection) -> None:
-    """Version 1 to 2 inside the caller's write transaction: each payload table rebuilt with
-    JSON text payloads (read and written in batches), then the new tables and indexes."""
+def migrate_sqlite(db: sqlite3.Connection, version: int = 1) -> None:
+    """Version ``version`` (1 or 2) to 3 inside the caller's write transaction: from 1, each
+    payload table rebuilt with JSON text payloads (read and written in batches) and version
+    2's new tables and indexes; then version 3's tables (rooms' members and messages)."""
+    if version == 1:
+        _sqlite_1_to_2(db)
+    for table in NEW_IN_3:
+        db.execute(TABLES[table])
+
+
+def _sqlite_1_to_2(db: sqlite3.Connection) -> None:
     for table, key in PAYLOAD_TABLES.items():
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
         data = columns.index("data")

@@ -30,13 +30,13 @@ from psycopg.types.string import TextLoader
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
 from infra.archive_pg_schema import connect
+from infra.archive_rooms import ArchiveRooms
 from infra.archive_rows import (
     RoomRecord,
     check_events,
     rows_of_conversation,
     rows_of_events,
 )
-from infra.archive_upkeep import ArchiveUpkeep
 from infra.pg import SYNCHRONOUS_COMMIT, describe
 from infra.timefmt import wall_ms
 
@@ -75,7 +75,7 @@ _EVENT = (
 )
 
 
-class PgArchive(ArchiveUpkeep):
+class PgArchive(ArchiveRooms):
     """The archive in the PostgreSQL database ``dsn``. Not shared between threads."""
 
     def __init__(

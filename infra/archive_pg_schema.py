@@ -26,7 +26,7 @@ from infra.archive_migrate import migrate_pg
 from infra.archive_rows import PayloadError
 from infra.pg import open_connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The advisory lock taken while the tables are checked or created (any fixed number).
 SCHEMA_LOCK = 0x63786172  # "cxar"
 
@@ -43,6 +43,17 @@ _NEW_IN_2 = (
         webhook text NOT NULL, conversation_id text NOT NULL, seq bigint NOT NULL,
         PRIMARY KEY (webhook, conversation_id))""",
     "CREATE INDEX webhook_cursors_conversation ON webhook_cursors (conversation_id)",
+)
+
+#: Tables that version 3 added: members and messages of rooms.
+_NEW_IN_3 = (
+    """CREATE TABLE room_members (
+        room_id text NOT NULL, agent_id text NOT NULL, position integer NOT NULL,
+        PRIMARY KEY (room_id, agent_id))""",
+    """CREATE TABLE room_messages (
+        room_id text NOT NULL, seq bigint NOT NULL, message_id text NOT NULL,
+        author_id text NOT NULL, text text NOT NULL, timestamp bigint NOT NULL,
+        PRIMARY KEY (room_id, seq), UNIQUE (room_id, message_id))""",
 )
 
 _TABLES = (
@@ -77,6 +88,7 @@ _TABLES = (
         emitter_type text NOT NULL, channel_session_id text, data jsonb NOT NULL,
         PRIMARY KEY (conversation_id, seq))""",
     *_NEW_IN_2,
+    *_NEW_IN_3,
 )
 
 
@@ -118,9 +130,12 @@ def check_schema(connection: psycopg.Connection[Any], *, create: bool) -> None:
             connection.execute(
                 "INSERT INTO archive_schema_version (version) VALUES (%s)", [SCHEMA_VERSION]
             )
-        elif found == 1 and create:
+        elif found in (1, 2) and create:
             try:
-                migrate_pg(connection, _NEW_IN_2)
+                if found == 1:
+                    migrate_pg(connection, _NEW_IN_2)
+                for statement in _NEW_IN_3:
+                    connection.execute(statement)
             except PayloadError as exc:
                 raise ArchiveSchemaError(f"PostgreSQL archive: cannot migrate: {exc}") from exc
             connection.execute(

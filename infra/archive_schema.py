@@ -1,10 +1,16 @@
 """The archive's SQLite schema, its version and the sync level per fsync policy.
 
-Schema (``PRAGMA user_version = 2``; a version-1 file is migrated by the writer that opens
-it, :mod:`infra.archive_migrate`; a file with another non-zero version is refused)::
+Schema (``PRAGMA user_version = 3``; a version-1 or version-2 file is migrated by the writer
+that opens it, :mod:`infra.archive_migrate`; a file with another non-zero version is
+refused)::
 
     rooms(id PK, type, mode, customer_id, created_at)
-        at most one CUSTOMER/CONTACT_CENTER room per customer (a partial unique index)
+        at most one CUSTOMER/CONTACT_CENTER room per customer (a partial unique index);
+        a TEAM room's customer_id is '' (it has no customer)
+    room_members(room_id, agent_id, position)                 PK: (room_id, agent_id)
+    room_messages(room_id, seq, message_id, author_id, text, timestamp)
+                                                              PK: (room_id, seq), unique
+                                                              (room_id, message_id)
     customers(id PK, name NULL)
     identities(customer_id, channel, identifier)              PK: all three
     conversations(id PK, room_id, customer_id, state, direction, created_at, ended_at,
@@ -32,13 +38,20 @@ events appended), which bounds what the webhook dispatcher looks at. ``webhooks`
 from __future__ import annotations
 
 #: ``PRAGMA user_version`` of an archive of this schema.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Each table's definition, by name (the migration rebuilds some of them from these).
 TABLES = {
     "rooms": """CREATE TABLE rooms (
         id TEXT PRIMARY KEY, type TEXT NOT NULL, mode TEXT NOT NULL,
         customer_id TEXT NOT NULL, created_at INTEGER NOT NULL)""",
+    "room_members": """CREATE TABLE room_members (
+        room_id TEXT NOT NULL, agent_id TEXT NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (room_id, agent_id))""",
+    "room_messages": """CREATE TABLE room_messages (
+        room_id TEXT NOT NULL, seq INTEGER NOT NULL, message_id TEXT NOT NULL,
+        author_id TEXT NOT NULL, text TEXT NOT NULL, timestamp INTEGER NOT NULL,
+        PRIMARY KEY (room_id, seq), UNIQUE (room_id, message_id))""",
     "customers": "CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT)",
     "identities": """CREATE TABLE identities (
         customer_id TEXT NOT NULL, channel TEXT NOT NULL, identifier TEXT NOT NULL,
@@ -95,6 +108,8 @@ INDEXES = {
 
 #: Tables that version 2 added (the migration creates them as they are).
 NEW_IN_2 = ("webhooks", "webhook_cursors")
+#: Tables that version 3 added: members and messages of rooms.
+NEW_IN_3 = ("room_members", "room_messages")
 
 SCHEMA = tuple(TABLES.values()) + tuple(i for group in INDEXES.values() for i in group)
 

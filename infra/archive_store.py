@@ -22,6 +22,7 @@ from typing import Protocol
 from domain.records import ConversationRecord, Event
 from infra.archive import Archive
 from infra.archive_pg import PgArchive
+from infra.archive_rooms import RoomMessage
 from infra.archive_rows import RoomRecord
 from infra.archive_upkeep import WebhookPending
 from infra.config.settings import StorageSettings
@@ -112,6 +113,20 @@ class ArchiveStore(Protocol):
     def sweep_closed_before(self, before_ms: int) -> int: ...
 
     def forget_customer(self, customer_id: str) -> dict[str, int]: ...
+
+    # rooms (infra.archive_rooms.ArchiveRooms)
+
+    def store_room(self, room: RoomRecord, members: Sequence[str]) -> None: ...
+
+    def room_members(self, room_id: str) -> list[str]: ...
+
+    def rooms_of_member(self, agent_id: str) -> list[RoomRecord]: ...
+
+    def post_to_room(
+        self, room_id: str, message_id: str, author_id: str, text: str, timestamp: int
+    ) -> int: ...
+
+    def room_messages(self, room_id: str) -> list[RoomMessage]: ...
 
 
 def open_archive(

@@ -159,6 +159,11 @@ class ArchiveUpkeep(ArchiveReads):
         counts = self._delete_conversations(
             ids,
             also=(
+                (
+                    "DELETE FROM room_members WHERE room_id IN"
+                    " (SELECT id FROM rooms WHERE customer_id = ?)",
+                    (customer_id,),
+                ),
                 ("DELETE FROM identities WHERE customer_id = ?", (customer_id,)),
                 ("DELETE FROM rooms WHERE customer_id = ?", (customer_id,)),
                 ("DELETE FROM customers WHERE id = ?", (customer_id,)),

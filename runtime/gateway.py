@@ -35,7 +35,6 @@ from actors.messages import (
     Apply,
     Drain,
     FireAlarms,
-    OpenSession,
     Ref,
     Unsubscribe,
 )
@@ -54,14 +53,14 @@ from domain.commands import (
 )
 from domain.enums import (
     VOLUNTARY_LEAVE_REASONS,
-    Channel,
+    Direction,
     EndedBy,
     ParticipantType,
     Role,
     SessionEndReason,
     UnsubscribeReason,
 )
-from domain.errors import IdTaken, NotHere
+from domain.errors import NotHere
 from domain.ids import conversation_entity_id, session_entity_id
 from domain.limits import MAX_EXTERNAL_ID, MAX_ID
 from domain.records import SYSTEM, Emitter
@@ -71,7 +70,6 @@ from infra.timefmt import seconds_to_ms, wall_ms
 from runtime.gateway_args import JOIN_ROLES
 from runtime.gateway_args import enum as _enum
 from runtime.gateway_args import message_text as _message_text
-from runtime.gateway_args import payload as _payload
 from runtime.gateway_args import snake as _snake
 from runtime.gateway_args import text as _text
 from runtime.gateway_clock import VirtualClock
@@ -81,6 +79,7 @@ from runtime.gateway_inventory import Inventory
 from runtime.gateway_operations import Operations
 from runtime.gateway_pipeline import Acks, Pending, Pipeline
 from runtime.gateway_queries import Queries
+from runtime.gateway_rooms import Rooms
 from runtime.gateway_subscriptions import Subscriptions
 from runtime.gateway_transport import ConnectedTransport, EmbeddedTransport, Transport
 from runtime.gateway_types import (
@@ -114,7 +113,7 @@ _GATEWAY_ENDS = frozenset(
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class Gateway(Queries, Inventory, Subscriptions, Operations, Desk):
+class Gateway(Queries, Inventory, Subscriptions, Operations, Desk, Rooms):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(
@@ -205,31 +204,7 @@ class Gateway(Queries, Inventory, Subscriptions, Operations, Desk):
         room_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> SessionRef:
-        _text("customer_id", customer_id, limit=MAX_ID)
-        _text("identifier", identifier, limit=MAX_EXTERNAL_ID)
-        if room_id is not None:
-            _text("room_id", room_id, limit=MAX_ID)
-        kind = _enum(Channel, "channel", channel)
-        payload = _payload("data", data)
-        for _ in range(16):
-            request = OpenSession(
-                customer_id,
-                kind,
-                identifier,
-                room_id,
-                payload,
-                self._ids.new("cs"),
-                self._ids.new("conv"),
-                self._ids.new("room"),
-            )
-            try:
-                value = self.engine.engine("monitor", request)
-            except IdTaken:
-                continue
-            ref = SessionRef(**value)
-            self.engine.locations.put_session(ref.channel_session_id, ref.conversation_id)
-            return ref
-        raise GatewayError("could not draw an unused id in 16 attempts")
+        return self._open_session(customer_id, channel, identifier, room_id, data, Direction.INBOUND)
 
     def customer_message(
         self, channel_session_id: str, text: str, *, message_id: str | None = None
@@ -288,10 +263,17 @@ class Gateway(Queries, Inventory, Subscriptions, Operations, Desk):
                         f"agent_join refused on conversation {conversation_id}: it is closing"
                     ) from None
 
-    def agent_message(self, agent_id: str, conversation_id: str, text: str) -> None:
+    def agent_message(
+        self, agent_id: str, conversation_id: str, text: str, *,
+        channel_session_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """``channel_session_id``: the customer's live channel session to answer on."""
         _text("agent_id", agent_id)
         _message_text(text)
-        self._apply(conversation_id, AgentMessage(agent_id, text, self._ids.new("msg")))
+        if channel_session_id is not None:
+            _text("channel_session_id", channel_session_id, limit=MAX_ID)
+        mid = self._ids.new("msg")
+        self._apply(conversation_id, AgentMessage(agent_id, text, mid, channel_session_id))
 
     def hold(self, agent_id: str, conversation_id: str, seconds: float) -> None:
         _text("agent_id", agent_id)

@@ -109,6 +109,8 @@ def _sqlite_v1(path: Path) -> None:
             )
     db.execute("DROP TABLE webhooks")
     db.execute("DROP TABLE webhook_cursors")
+    db.execute("DROP TABLE room_members")
+    db.execute("DROP TABLE room_messages")
     for index in ("created", "ended", "customer", "touched"):
         db.execute(f"DROP INDEX conversations_{index}")
     db.execute("ALTER TABLE conversations DROP COLUMN touched")
@@ -186,7 +188,7 @@ def test_a_version_1_postgres_archive_is_migrated_and_reads_the_same(postgres_ds
                 db.execute(
                     f"UPDATE {table} SET data = %s WHERE {match}", (_msgpack_of_json(data), *ids)
                 )
-        db.execute("DROP TABLE webhooks, webhook_cursors")
+        db.execute("DROP TABLE webhooks, webhook_cursors, room_members, room_messages")
         db.execute(
             "DROP INDEX conversations_created, conversations_ended, conversations_customer,"
             " conversations_touched"

@@ -11,7 +11,8 @@ clock a receiver moves its clock forward to it, so that effects caused at time t
 wherever they land.
 
 The messages live in modules by who exchanges them (:mod:`.envelope`, :mod:`.system`,
-:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`, :mod:`.operations`); this package names them all.
+:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`, :mod:`.operations`, :mod:`.rooms`);
+this package names them all.
 """
 
 from actors.messages.agents import (
@@ -77,6 +78,7 @@ from actors.messages.monitor import (
     StoreIdentity,
 )
 from actors.messages.operations import DrainEngine, Reload, ReloadConfig
+from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery
 from actors.messages.system import (
     AgentsLost,
     AlarmAt,
@@ -122,6 +124,7 @@ __all__ = [
     "Bounced",
     "CancelRequest",
     "ClockDriver",
+    "CreateRoom",
     "Deliver",
     "Directory",
     "Drain",
@@ -142,6 +145,7 @@ __all__ = [
     "OpenConversation",
     "OpenSession",
     "Ping",
+    "PostToRoom",
     "Pushed",
     "Reattach",
     "Ref",
@@ -154,6 +158,7 @@ __all__ = [
     "RestoreConversation",
     "Restored",
     "Rewired",
+    "RoomQuery",
     "RoutingOutcome",
     "SnapshotQuery",
     "StateReport",

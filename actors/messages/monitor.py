@@ -8,7 +8,7 @@ from typing import Any
 
 from actors.messages.envelope import Ref
 from domain.commands import StartSession
-from domain.enums import Channel
+from domain.enums import Channel, Direction
 from domain.pickling import pickle_by_field_names
 from domain.records import ConversationRecord, Event, Payload
 
@@ -29,6 +29,8 @@ class OpenSession:
     session_id: str
     new_conversation_id: str
     new_room_id: str
+    #: OUTBOUND: an agent contacts the customer (a new conversation is opened OUTBOUND).
+    direction: Direction = Direction.INBOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class OpenConversation:
     room_id: str
     customer_id: str
     first: StartSession
+    direction: Direction = Direction.INBOUND
+    advisor: str | None = None  # a private room's first advisor: its requests go to them
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,15 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
         "events": reading,
         "history": {operator: _anyone},
         "status": {supervisor: _anyone, operator: _anyone},
+        "create_room": {supervisor: _anyone, operator: _anyone},
+        **{  # outbound contacts and team messages: as that agent
+            op: {agent: _as_itself(op), supervisor: _as_itself(op)}
+            for op in ("start_outbound", "room_message")
+        },
+        **{  # rooms and their members and history
+            op: {agent: _anyone, supervisor: _anyone, operator: _anyone}
+            for op in ("rooms", "room_members", "room_history")
+        },
     }
     for op in ("metrics", "conversations", "agents", "queues"):  # watching the floor
         rules[op] = {supervisor: _anyone, operator: _anyone}
