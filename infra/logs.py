@@ -248,6 +248,27 @@ def configure_logging(settings: LoggingSettings, *, force_console: bool = False)
     )
 
 
+class _ToStructlog(logging.Handler):
+    """Hands a standard-library record (a library's own logging) to structlog: same format,
+    same file, with the library's logger name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = logging.getLevelName(record.levelno).lower()
+            get_logger(record.name).log(LEVELS.get(level, logging.ERROR), record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def route_stdlib(name: str, level: str = "warning") -> None:
+    """Lines of the standard-library logger ``name`` (and those under it) from ``level`` go
+    through structlog, like the engine's own, instead of the library's own format."""
+    library = logging.getLogger(name)
+    library.handlers = [_ToStructlog()]
+    library.setLevel(LEVELS[level])
+    library.propagate = False
+
+
 def shape(message: Any, depth: int = 3) -> str:
     """What a message is, for a log line, without its values (they may hold a customer's words
     or a token): ``Batch[Deliver[Apply[CustomerMessage]]]``."""

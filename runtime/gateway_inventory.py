@@ -10,8 +10,10 @@ the Archivists); each is asked directly and the answers are added up here.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import fields
 from typing import Any
 
+from actors.figures import WriteTally
 from actors.messages import ArchivedQuery
 from actors.messages.survey import (
     ConversationFilter,
@@ -23,6 +25,7 @@ from actors.messages.survey import (
 from domain.enums import State
 from domain.events import EventName
 from domain.limits import MAX_ID
+from domain.routing.tally import OUTCOMES
 from runtime.gateway_args import text as _text
 from runtime.gateway_core import EngineLink
 from runtime.gateway_transport import Unreachable
@@ -32,8 +35,8 @@ __all__ = ["MAX_LISTED", "WRITE_FIELDS", "Inventory"]
 
 #: The most conversations one ``conversations()`` call lists (from each conversation host).
 MAX_LISTED = 10_000
-#: What is counted of each kind of storage write (``actors.figures.WriteTally``).
-WRITE_FIELDS = ("writes", "failures", "seconds")
+#: What is counted of each kind of storage write.
+WRITE_FIELDS = tuple(field.name for field in fields(WriteTally))
 _STATES = frozenset(state.value for state in State)
 
 
@@ -71,7 +74,7 @@ class Inventory:
             "queues": dict(sorted(queues.items())),
             "routing": {
                 outcome: sum(q[outcome] for q in queues.values())
-                for outcome in ("assigned", "rona", "no_agent")
+                for outcome in OUTCOMES
             },
             "events": {"total": sum(events.values()), "by_name": dict(sorted(events.items()))},
             "sla_breaches": events[EventName.AGENT_SLA_EXPIRED],

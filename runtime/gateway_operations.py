@@ -9,11 +9,12 @@ from typing import Any
 
 from actors.messages import DrainEngine, ReloadConfig
 from infra.config import ConfigError, Settings, load_config
+from infra.config.loader import DEFAULTS_SOURCE, MAPPING_SOURCE
 from runtime.gateway_core import EngineLink
 from runtime.gateway_types import BadArgumentError
 
 #: ``Settings.source`` of a configuration that was not read from a file (a mapping, defaults).
-_NOT_A_FILE = ("<dict>", "<defaults>")
+_NOT_A_FILE = (MAPPING_SOURCE, DEFAULTS_SOURCE)
 
 
 class Operations:

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.enums import State
+from domain.routing.tally import OUTCOMES
 
 __all__ = ["SERIES", "EngineCollector", "families", "render"]
 
@@ -72,7 +73,7 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     )
     outcomes = _family("cx_routing_outcomes_total")
     for queue, figures in queues.items():
-        for outcome in ("assigned", "rona", "no_agent"):
+        for outcome in OUTCOMES:
             outcomes.add_metric([queue, outcome], figures[outcome])
     yield outcomes
     yield _series("cx_queue_answered_total", {q: f["answered"] for q, f in queues.items()})

@@ -4,6 +4,7 @@ logrotate, and levels changed at run time through the levels file."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,18 @@ def test_a_message_is_logged_by_its_shape_never_its_values() -> None:
     shown = logs.shape(message)
     assert shown == "Batch[1 x Deliver[Apply[CustomerMessage]]]"
     assert "1234" not in shown
+
+
+def test_a_librarys_standard_logging_goes_through_structlog_from_its_level(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "cx.log"
+    logs.configure_logging(LoggingSettings(format="json", level="info", file=log_file))
+    logs.route_stdlib("somelib", level="warning")
+    library = logging.getLogger("somelib.server")
+    library.info("started")  # below the routed level: dropped
+    library.warning("port %d busy", 7800)
+    lines = _lines(log_file)
+    assert [(line["logger_name"], line["event"], line["level"]) for line in lines] == [
+        ("somelib.server", "port 7800 busy", "warning")
+    ]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["QueueTally"]
+__all__ = ["OUTCOMES", "QueueTally"]
+
+#: The routing outcomes a queue counts (fields of :class:`QueueTally`).
+OUTCOMES = ("assigned", "rona", "no_agent")
 
 
 @dataclass(slots=True)
@@ -30,3 +33,4 @@ class QueueTally:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+

@@ -33,6 +33,10 @@ from infra.config.settings import (
 from infra.config.webhooks import webhook_settings
 from infra.yamlfile import YamlProblem, read_yaml
 
+#: ``Settings.source`` of settings not read from a file: the defaults alone, or a mapping.
+DEFAULTS_SOURCE = "<defaults>"
+MAPPING_SOURCE = "<dict>"
+
 
 class ConfigError(CxError):
     """A configuration the operator must fix: names the source, the key path and the problem."""
@@ -150,9 +154,9 @@ def load_config(
     overrides: Mapping[Any, Any]
     base = Path.cwd()
     if source is None:
-        name, overrides = "<defaults>", {}
+        name, overrides = DEFAULTS_SOURCE, {}
     elif isinstance(source, Mapping):
-        name, overrides = "<dict>", source
+        name, overrides = MAPPING_SOURCE, source
     elif isinstance(source, str | os.PathLike):
         name = os.fspath(source)
         overrides = _read_file(name)

@@ -17,7 +17,7 @@ import uvicorn
 
 from infra import proctitle
 from infra.config import ConfigError, Settings, load_config
-from infra.logs import configure_logging, get_logger
+from infra.logs import configure_logging, get_logger, route_stdlib
 from runtime.control import NotRunningError
 from runtime.gateway import Gateway
 from runtime.netgateway.command import admin_probe
@@ -76,8 +76,9 @@ def run_web(
     app = create_app(build, options)
     scheme = "https" if tls else "http"
     print(f"cx web: serving on {scheme}://{settings.web.listen}; Ctrl-C to stop", file=sys.stderr)
+    route_stdlib("uvicorn")  # its start-up and error lines in the engine's format
     uvicorn.run(
-        app, host=host, port=port, access_log=False, log_level="warning", lifespan="on",
+        app, host=host, port=port, access_log=False, log_config=None, lifespan="on",
         ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
     )  # fmt: skip
     return 0
