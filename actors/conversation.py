@@ -16,7 +16,6 @@ import structlog
 from actors.base import failure_of
 from actors.channel_session import ChannelSessionEntity
 from actors.event_window import EventsUnavailable, EventWindow
-from actors.lifecycle_log import log_published
 from actors.messages import (
     AgentRef,
     AgentsLost,
@@ -209,7 +208,6 @@ class ConversationEntity:
             if isinstance(effect, Publish):
                 self.events.append(effect.event)
                 published.append(effect.event)
-                log_published(effect.event)
             elif isinstance(effect, DeliverEvents):
                 delivery = EventDelivery(tuple(published), me, effect.final)
                 for session_id in effect.session_ids:

@@ -26,6 +26,7 @@ from actors.context import Entity
 from actors.conversation import ConversationEntity
 from actors.durability import PROBE_KEY, Durability, Item
 from actors.inventory import live_conversations
+from actors.lifecycle_log import log_published
 from actors.messages import (
     AgentLogin,
     AgentsLost,
@@ -82,7 +83,7 @@ class Host(TimedActor):
         # scanning every live alarm of the host (100,000 conversations make that slow)
         self._armed: dict[str, set[Hashable]] = {}
         self._events: Counter[str] = Counter()  # events published here, by name (the metrics)
-        self._unsent: Counter[str] = Counter()  # those of the message being handled
+        self._unsent: list[Event] = []  # those of the message being handled
 
     # HostContext ------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class Host(TimedActor):
             self.local(entity_id, Apply(command))
 
     def count_events(self, events: list[Event]) -> None:
-        self._unsent.update(event.name for event in events)  # counted once journaled
+        self._unsent.extend(events)  # counted and logged once journaled (before_send)
 
     def figures(self) -> dict[str, Any]:
         """Events published by this host's conversations (by name) and its journal writes."""
@@ -167,7 +168,9 @@ class Host(TimedActor):
             self._durability.flush()
             if self._durability.failing:  # this message was undone: its events never left
                 self._unsent.clear()
-        self._events.update(self._unsent)
+        for event in self._unsent:
+            self._events[event.name] += 1
+            log_published(event)
         self._unsent.clear()
 
     def on_tick(self) -> None:

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from infra import journal
 from infra.config import LoggingSettings
 from infra.logs import configure_logging
-from runtime.gateway import Gateway
+from runtime.gateway import Gateway, UnavailableError
+from tests.test_storage_faults import FaultyDisk
 
 SECRET_TEXT = "my card number is 4111 1111"
 
@@ -118,3 +120,27 @@ def test_a_restart_logs_each_conversation_it_restores(log_file: Path) -> None:
     assert [(line["conversation_id"], line["state"]) for line in restored] == [
         (ref.conversation_id, "CREATED")
     ]
+
+
+def test_a_step_undone_by_a_failed_journal_write_is_not_logged(
+    log_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FaultyDisk()
+    monkeypatch.setattr(journal, "DISK", disk)
+    storage = log_file.parent / "storage"
+    config = {
+        "logging": {"file": str(log_file), "level": "info"},
+        "storage": {"archive": str(storage / "archive.sqlite3"), "journal": str(storage / "j")},
+    }
+    with Gateway.embedded(config, seed=3) as gw:
+        ref = gw.start_session("cust-1", "WEB", "visitor-1")
+        disk.full = True
+        with pytest.raises(UnavailableError):
+            gw.end_conversation(ref.conversation_id)
+    steps = [
+        line["event"]
+        for line in _lines(log_file)
+        if line.get("conversation_id") == ref.conversation_id
+    ]
+    assert "conversation_ended" not in steps and "conversation_closing" not in steps
+    assert steps[0] == "conversation_opened"
