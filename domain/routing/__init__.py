@@ -51,6 +51,7 @@ from domain.routing.book import RoutingBook
 from domain.routing.effects import (
     ArmRoutingAlarm,
     Assign,
+    QueuePosition,
     Report,
     ReportName,
     RoutingEffect,
@@ -65,6 +66,7 @@ __all__ = [
     "ArmRoutingAlarm",
     "Assign",
     "Presence",
+    "QueuePosition",
     "Report",
     "ReportName",
     "RoutingBook",
