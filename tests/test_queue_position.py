@@ -146,3 +146,24 @@ def test_an_agents_consult_tells_the_customer_no_position(make_gateway: MakeGate
         gw.request_agent(ref.conversation_id)
         gw.consult("alice", ref.conversation_id, queue="experts")
         assert positions(gw, ref.conversation_id) == []
+
+
+def test_the_estimate_follows_the_queues_answers_through_the_gateway(
+    make_gateway: MakeGateway,
+) -> None:
+    config = {
+        "routing": {"position_interval_seconds": 10, "request_ttl_seconds": 600},
+        "timers": {"agent_sla": {"seconds": 600}},
+    }
+    with make_gateway(**config) as gw:
+        gw.agent_login("alice", max_conversations=3)
+        gw.agent_ready("alice")
+        for n, gap in enumerate((0, 40, 20)):  # answered at 0 s, 40 s and 60 s
+            gw.advance(gap)
+            ref = gw.start_session(f"cust-{n}", "WEB", f"v{n}")
+            gw.request_agent(ref.conversation_id)
+        waiting = gw.start_session("cust-9", "WEB", "v9")  # alice is full
+        gw.request_agent(waiting.conversation_id)
+        assert positions(gw, waiting.conversation_id) == [
+            {"queue": "default", "position": 1, "estimated_wait_seconds": 30}
+        ]

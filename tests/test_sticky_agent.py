@@ -143,3 +143,49 @@ def test_without_a_sticky_agent_the_returning_customer_gets_the_longest_waiting_
 ) -> None:
     with make_gateway() as gw:
         assert primary_agent(gw, returning_customer(gw)) == "bob"
+
+
+def test_a_sticky_offer_left_unaccepted_goes_to_the_queue_and_the_agent_stays_ready(
+    make_gateway: MakeGateway,
+) -> None:
+    config = {"auto_accept": False, "sticky_agent_seconds": 10, "accept_timeout_seconds": 60}
+    with make_gateway(routing=config) as gw:
+        gw.agent_login("alice", max_conversations=1)
+        gw.agent_ready("alice")
+        first = gw.start_session("cust-1", "WEB", "v1")
+        gw.request_agent(first.conversation_id)
+        gw.agent_join("alice", first.conversation_id)  # accepts the offer
+        gw.end_conversation(first.conversation_id)
+        gw.agent_login("bob", max_conversations=1)
+        gw.agent_ready("bob")
+        gw.advance(5)
+        again = gw.start_session("cust-1", "WEB", "v1")
+        gw.request_agent(again.conversation_id)
+        offers = [e for e in gw.events(again.conversation_id) if e["name"] == "AGENT_OFFERED"]
+        assert [e["data"]["agent_id"] for e in offers] == ["alice"]
+        gw.advance(10)
+        reports = [
+            (e["name"], e["data"]["agent_id"])
+            for e in gw.events(again.conversation_id)
+            if e["name"] in ("AGENT_OFFERED", "RONA")
+        ]
+        assert reports == [("AGENT_OFFERED", "alice"), ("RONA", "alice"), ("AGENT_OFFERED", "bob")]
+        (alice,) = [a for a in gw.agents() if a["agent_id"] == "alice"]
+        assert alice["presence"] == "READY"
+
+
+def test_a_last_agent_not_ready_leaves_the_returning_customer_to_the_queue(
+    make_gateway: MakeGateway,
+) -> None:
+    with make_gateway(routing={"sticky_agent_seconds": 30}) as gw:
+        gw.agent_login("bob", max_conversations=1)
+        gw.agent_login("alice", max_conversations=1)
+        gw.agent_ready("alice")
+        first = gw.start_session("cust-1", "WEB", "v1")
+        gw.request_agent(first.conversation_id)
+        gw.end_conversation(first.conversation_id)
+        gw.agent_not_ready("alice")
+        gw.agent_ready("bob")
+        again = gw.start_session("cust-1", "WEB", "v1")
+        gw.request_agent(again.conversation_id)
+        assert primary_agent(gw, again.conversation_id) == "bob"
