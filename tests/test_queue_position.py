@@ -167,3 +167,13 @@ def test_the_estimate_follows_the_queues_answers_through_the_gateway(
         assert positions(gw, waiting.conversation_id) == [
             {"queue": "default", "position": 1, "estimated_wait_seconds": 30}
         ]
+
+
+def test_the_position_is_pushed_to_the_customers_session(make_gateway: MakeGateway) -> None:
+    with make_gateway(routing={"position_interval_seconds": 10}) as gw:
+        ref = gw.start_session("cust-1", "WEB", "v1")
+        gw.subscribe_session(ref.channel_session_id)
+        gw.pushed()
+        gw.request_agent(ref.conversation_id)
+        pushed = [p.event for p in gw.pushed() if p.event["name"] == "QUEUE_POSITION"]
+        assert [e["data"]["position"] for e in pushed] == [1]
