@@ -238,7 +238,12 @@ class ConversationEntity:
                 host.post(
                     Ref(wiring.router_of(effect.queue), ""),
                     EnqueueRequest(
-                        effect.request_id, me, effect.queue, effect.excluded, effect.agent_id
+                        effect.request_id,
+                        me,
+                        effect.queue,
+                        effect.excluded,
+                        effect.agent_id,
+                        self._room_of_request(effect.agent_id),
                     ),
                 )
             elif isinstance(effect, CancelRoute):
@@ -288,8 +293,16 @@ class ConversationEntity:
                     host.ref(self.id),
                     self.machine.request_queue,
                     agent_id=self.machine.request_target,
+                    room_id=self._room_of_request(self.machine.request_target),
                 ),
             )
+
+    def _room_of_request(self, target: str | None) -> str:
+        """The room a request names for its sticky agent: a customer's request for a queue
+        (not a consult, nor for a named agent) names the conversation's room."""
+        if target is not None or self.machine.request_consult:
+            return ""
+        return self.machine.room_id
 
     def _ask_for_agents(self, host: HostContext, only: set[str] | None) -> None:
         """Ask the AgentSupervisor for our agents (all, or ``only`` those) at their new place."""

@@ -34,10 +34,12 @@ from actors.messages.survey import ListAgents
 from actors.timed import TimedActor
 from domain.commands import RoutingUpdate
 from domain.errors import ErrorKind
+from domain.events import EventName
 from domain.ids import conversation_id_of
 from domain.routing import (
     ArmRoutingAlarm,
     Assign,
+    QueuePosition,
     Report,
     RoutingBook,
     RoutingEffect,
@@ -80,6 +82,7 @@ class Router(TimedActor):
                     now,
                     excluded=payload.excluded,
                     target=payload.agent_id,
+                    room=payload.room_id,
                 )
             )
         elif isinstance(payload, CancelRequest):
@@ -162,6 +165,17 @@ class Router(TimedActor):
                         effect.name.value, effect.request_id, effect.queue, effect.agent_id
                     )
                     self.post(conversation, Apply(update))
+            elif isinstance(effect, QueuePosition):
+                conversation = self.conversations.get(effect.conversation_id)
+                if conversation is not None:
+                    told = RoutingUpdate(
+                        EventName.QUEUE_POSITION.value,
+                        effect.request_id,
+                        effect.queue,
+                        position=effect.position,
+                        estimated_wait_seconds=effect.estimated_wait_seconds,
+                    )
+                    self.post(conversation, Apply(told))
             elif isinstance(effect, SetNotReady):
                 agent = self.agents.get(effect.agent_id)
                 if agent is not None:

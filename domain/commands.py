@@ -174,12 +174,15 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class RoutingUpdate:
-    """What the Router reports about a request: AGENT_OFFERED, RONA or NO_AGENT_AVAILABLE."""
+    """What the Router reports about a request: AGENT_OFFERED, RONA, NO_AGENT_AVAILABLE, or
+    QUEUE_POSITION with its ``position`` and ``estimated_wait_seconds``."""
 
     name: str
     request_id: str
     queue: str
     agent_id: str | None = None
+    position: int | None = None
+    estimated_wait_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,8 @@ class MachineReports(MachineSteps):
     def _on_routing_update(self, cmd: RoutingUpdate, now: int) -> list[Effect]:
         if cmd.request_id != self.pending_request or not self.is_open:
             return []  # about a request that was fulfilled or withdrawn meanwhile
+        if cmd.name == EventName.QUEUE_POSITION:
+            return self._queue_position(cmd, now)
         if cmd.name not in _ROUTING_REPORTS:
             raise self._refuse(InvalidArgument, cmd, f"unknown routing report {cmd.name}")
         self._begin(now)
@@ -148,6 +150,21 @@ class MachineReports(MachineSteps):
                 key = TimerKey(TimerKind.CUSTOMER_SLA, session.id)
                 if session.live and session is not latest and key not in self._timers:
                     self._start_inactivity(session)
+        return self._finish()
+
+    def _queue_position(self, cmd: RoutingUpdate, now: int) -> list[Effect]:
+        """The customer is told where its request stands; an agent's consult is not theirs."""
+        if self.request_consult:
+            return []
+        if cmd.position is None or cmd.position < 1:
+            raise self._refuse(InvalidArgument, cmd, f"queue position {cmd.position} is not >= 1")
+        self._begin(now)
+        data = {
+            "queue": cmd.queue,
+            "position": cmd.position,
+            "estimated_wait_seconds": cmd.estimated_wait_seconds,
+        }
+        self._emit(Bucket.OWN, EventName.QUEUE_POSITION, SYSTEM, None, data)
         return self._finish()
 
     def _on_archive_committed(self, cmd: ArchiveCommitted, now: int) -> list[Effect]:

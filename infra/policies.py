@@ -52,7 +52,13 @@ def routing_settings(settings: config.Settings) -> routing.RoutingPolicy:
         request_ttl_ms=seconds_to_ms(configured.request_ttl_seconds),
         priorities={name: queue.priority for name, queue in configured.queues.items()},
         service_level_ms=seconds_to_ms(settings.metrics.service_level_seconds),
+        position_interval_ms=_ms_or_none(configured.position_interval_seconds),
+        sticky_agent_ms=_ms_or_none(configured.sticky_agent_seconds),
     )
+
+
+def _ms_or_none(seconds: float | None) -> int | None:
+    return None if seconds is None else seconds_to_ms(seconds)
 
 
 def bot_script(settings: config.Settings) -> BotScript:

@@ -94,6 +94,7 @@ class EnqueueRequest:
     queue: str
     excluded: tuple[str, ...] = ()
     agent_id: str | None = None  # the one agent the request may go to
+    room_id: str = ""  # a customer's request (not a consult): its room, for the sticky agent
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,19 @@ enqueued with a ``target`` (a transfer to a named agent) goes to that agent alon
 READY with free capacity, whatever its queues. ``cancel`` and ``agent_gone`` carry no time: they match at the
 latest ``now`` the book has seen.
 
+Positions (``position_interval_ms`` set). Each request waiting in a queue's common lane is
+told its place there and an estimate (``QueuePosition``; :mod:`domain.routing.position`) when
+it first waits and whenever either changes, at most once per interval: a change inside the
+interval arms a POSITION alarm at its end, which tells what stands then.
+
+Sticky agent (``sticky_agent_ms`` set). A request naming a ``room`` (a customer's, not a
+consult) records, when accepted, its conversation and agent for that room
+(:mod:`domain.routing.sticky`). A later request of the room from another conversation goes to
+that agent alone if it is READY with a free slot (else to the queue at once), with a STICKY
+alarm: then, if it still waits for the agent it goes to the queue, and if the agent holds
+an open offer of it the offer ends in a RONA that leaves the agent READY. Any return to the
+waiting (a decline, a RONA) sends it to the queue. It keeps its age throughout.
+
 Timers. Every arm draws a new token from one counter; an alarm counts only if its token is the
 current one for its key, so stopping a timer is forgetting its token (Thespian's wakeups
 cannot be cancelled).
@@ -51,6 +64,7 @@ from domain.routing.book import RoutingBook
 from domain.routing.effects import (
     ArmRoutingAlarm,
     Assign,
+    QueuePosition,
     Report,
     ReportName,
     RoutingEffect,
@@ -65,6 +79,7 @@ __all__ = [
     "ArmRoutingAlarm",
     "Assign",
     "Presence",
+    "QueuePosition",
     "Report",
     "ReportName",
     "RoutingBook",

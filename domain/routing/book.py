@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from domain.enums import Presence
+from domain.routing.agent_figures import (
+    Counted,
+    agent_rows,
+    availability_counts,
+    presence_counts,
+)
 from domain.routing.effects import (
     ArmRoutingAlarm,
     Assign,
+    QueuePosition,
     Report,
     ReportName,
     RoutingEffect,
@@ -18,52 +22,12 @@ from domain.routing.effects import (
     RoutingTimerKind,
     SetNotReady,
 )
-from domain.routing.tally import QueueTally
+from domain.routing.entries import BookAgent, BookRequest, Lane
+from domain.routing.position import PositionNotices
+from domain.routing.sticky import RoomAgents
+from domain.routing.tally import QueueTally, queue_figures
 
-__all__ = ["BUSY", "RoutingBook"]
-
-#: An agent READY with no free capacity (every conversation it may take, it has).
-BUSY = "BUSY"
-
-
-# --- book state ------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Request:
-    id: str
-    conversation_id: str
-    queue: str
-    enqueued_at: int
-    seq: int  # enqueue order, the tie-break after enqueue time
-    agent_id: str | None = None  # the holder; None while waiting
-    offered: bool = False
-    epoch: int = 0  # the holder's report epoch the held unit was taken from
-    excluded: frozenset[str] = frozenset()  # agents this request must not go to
-    target: str | None = None  # the one agent it may go to (None: any agent of its queue)
-
-    @property
-    def place(self) -> tuple[int, int, str]:
-        return (self.enqueued_at, self.seq, self.id)
-
-    @property
-    def lane(self) -> Lane:
-        return (self.queue, self.target)
-
-
-#: Where a request waits: its queue, and the one agent it is for (None: any of the queue's).
-Lane = tuple[str, str | None]
-
-
-@dataclass(slots=True)
-class _Agent:
-    id: str
-    order: int  # registration order, the tie-break after the last assignment
-    ready: bool
-    free: int
-    queues: tuple[str, ...]
-    last_assigned: int
-    epoch: int  # bumped (from one book-wide counter) by every report
+__all__ = ["RoutingBook"]
 
 
 class RoutingBook:
@@ -71,9 +35,9 @@ class RoutingBook:
 
     def __init__(self, settings: RoutingPolicy) -> None:
         self._settings = settings
-        self._requests: dict[str, _Request] = {}
+        self._requests: dict[str, BookRequest] = {}
         self._queues: dict[Lane, list[tuple[int, int, str]]] = {}  # lane -> waiting, in place
-        self._agents: dict[str, _Agent] = {}
+        self._agents: dict[str, BookAgent] = {}
         self._tokens: dict[RoutingTimerKey, int] = {}
         self._ended: dict[str, None] = {}  # ordered: the oldest is forgotten first
         self._last_token = 0
@@ -82,6 +46,8 @@ class RoutingBook:
         self._last_epoch = 0
         self._now = 0  # the latest ``now`` seen, for the calls that carry none
         self._tallies: dict[str, QueueTally] = {}  # queue -> its counts (domain.routing.tally)
+        self._notices = PositionNotices()
+        self._rooms = RoomAgents()
 
     def reconfigure(self, settings: RoutingPolicy) -> None:
         """New settings from the next decision on: what waits keeps its place, and the
@@ -99,15 +65,16 @@ class RoutingBook:
         *,
         excluded: tuple[str, ...] = (),
         target: str | None = None,
+        room: str = "",
     ) -> list[RoutingEffect]:
         """Queue a request; ``excluded`` agents never get it (e.g. those whose SLA expired);
         with a ``target`` only that agent may get it (READY, with a free slot), whatever its
-        queues."""
+        queues. A customer's request names its ``room``: the sticky agent."""
         self._see(now)
         if request_id in self._requests or request_id in self._ended:
             return []
         self._last_seq += 1
-        request = _Request(
+        request = BookRequest(
             request_id,
             conversation_id,
             queue,
@@ -115,13 +82,21 @@ class RoutingBook:
             self._last_seq,
             excluded=frozenset(excluded),
             target=target,
+            room=room,
         )
         self._requests[request_id] = request
         self._queues.setdefault((queue, None), [])  # every queue ever used is listed
-        self._to_waiting(request)
         ttl = RoutingTimerKey(RoutingTimerKind.TTL, request_id)
         effects: list[RoutingEffect] = [self._arm(ttl, now + self._settings.request_ttl_ms)]
+        sticky = self._sticky_agent(request)
+        if sticky is not None and self._settings.sticky_agent_ms is not None:
+            request.target, request.sticky = sticky, True
+            key = RoutingTimerKey(RoutingTimerKind.STICKY, request_id)
+            effects.append(self._arm(key, now + self._settings.sticky_agent_ms))
+        self._queues.setdefault(request.lane, [])
+        self._to_waiting(request)
         self._match(now, effects)
+        self._tell_positions(now, effects)
         return effects
 
     def cancel(self, request_id: str) -> list[RoutingEffect]:
@@ -131,6 +106,7 @@ class RoutingBook:
         self._end(request)
         effects: list[RoutingEffect] = []
         self._match(self._now, effects)
+        self._tell_positions(self._now, effects)
         return effects
 
     def accepted(self, request_id: str, agent_id: str, now: int) -> list[RoutingEffect]:
@@ -143,9 +119,14 @@ class RoutingBook:
         self._tally(request.queue).answer(
             now - request.enqueued_at, self._settings.service_level_ms
         )
+        self._notices.answered(request.queue, now)
+        if request.room:
+            limit = self._settings.remember_ended
+            self._rooms.remember(request.room, request.conversation_id, agent_id, limit)
         self._end(request, taken=request.agent_id == agent_id)
         effects: list[RoutingEffect] = []
         self._match(now, effects)
+        self._tell_positions(now, effects)
         return effects
 
     def declined(
@@ -174,6 +155,7 @@ class RoutingBook:
         self._requeue(request)
         effects: list[RoutingEffect] = []
         self._match(now, effects)
+        self._tell_positions(now, effects)
         return effects
 
     def alarm(self, key: RoutingTimerKey, token: int, now: int) -> list[RoutingEffect]:
@@ -198,7 +180,7 @@ class RoutingBook:
             agent = self._agents.get(agent_id)
             if agent is not None:
                 agent.ready = False
-        else:
+        elif key.kind is RoutingTimerKind.TTL:
             effects.append(
                 Report(
                     request.conversation_id,
@@ -210,7 +192,19 @@ class RoutingBook:
             )
             self._tally(request.queue).no_agent += 1
             self._end(request)
+        elif key.kind is RoutingTimerKind.STICKY and request.sticky:
+            if request.offered:  # the room's agent did not accept in time: RONA, still READY
+                rona, agent_id = ReportName.RONA, request.agent_id
+                conversation_id, queue = request.conversation_id, request.queue
+                effects.append(Report(conversation_id, request.id, rona, queue, agent_id))
+                self._release(request)
+                self._requeue(request)
+            elif request.agent_id is None:  # it waited for the room's agent in vain
+                self._off_waiting(request)
+                self._requeue(request)
+        # a POSITION alarm: the interval has passed, what changed meanwhile is told now
         self._match(now, effects)
+        self._tell_positions(now, effects)
         return effects
 
     # --- agents ------------------------------------------------------------------------------
@@ -224,7 +218,7 @@ class RoutingBook:
         agent = self._agents.get(agent_id)
         if agent is None:
             self._last_order += 1
-            agent = _Agent(agent_id, self._last_order, ready, 0, (), now, 0)
+            agent = BookAgent(agent_id, self._last_order, ready, 0, (), now, 0)
             self._agents[agent_id] = agent
         agent.ready = ready
         agent.free = max(free, 0)
@@ -232,6 +226,7 @@ class RoutingBook:
         agent.epoch = self._last_epoch
         effects: list[RoutingEffect] = []
         self._match(now, effects)
+        self._tell_positions(now, effects)
         return effects
 
     def agent_gone(self, agent_id: str) -> list[RoutingEffect]:
@@ -243,6 +238,7 @@ class RoutingBook:
                 self._requeue(request)
         effects: list[RoutingEffect] = []
         self._match(self._now, effects)
+        self._tell_positions(self._now, effects)
         return effects
 
     # --- status ------------------------------------------------------------------------------
@@ -259,57 +255,24 @@ class RoutingBook:
         that has a request waiting for it now."""
         return len(self._queues)
 
-    def agents(self, counted: Callable[[tuple[str, ...]], bool] | None = None) -> dict[str, int]:
+    def agents(self, counted: Counted = None) -> dict[str, int]:
         """Agents by presence; only those whose queues ``counted`` accepts, if given."""
-        counts = {Presence.READY.value: 0, Presence.NOT_READY.value: 0}
-        for agent in self._agents.values():
-            if counted is None or counted(agent.queues):
-                presence = Presence.READY if agent.ready else Presence.NOT_READY
-                counts[presence.value] += 1
-        return counts
+        return presence_counts(self._agents.values(), counted)
 
-    def availability(
-        self, counted: Callable[[tuple[str, ...]], bool] | None = None
-    ) -> dict[str, int]:
+    def availability(self, counted: Counted = None) -> dict[str, int]:
         """Agents READY with free capacity, BUSY (ready, with none free) and NOT_READY; only
         those whose queues ``counted`` accepts, if given."""
-        counts = {Presence.READY.value: 0, BUSY: 0, Presence.NOT_READY.value: 0}
-        for agent in self._agents.values():
-            if counted is None or counted(agent.queues):
-                counts[_availability_of(agent)] += 1
-        return counts
+        return availability_counts(self._agents.values(), counted)
 
     def agent_list(self) -> list[dict[str, object]]:
-        """Every agent the book knows: id, presence (READY, NOT_READY or BUSY), free capacity
-        and queues, in registration order."""
-        return [
-            {
-                "agent_id": agent.id,
-                "presence": _availability_of(agent),
-                "free": agent.free,
-                "queues": list(agent.queues),
-            }
-            for agent in self._agents.values()
-        ]
+        """Every agent the book knows, in registration order (``agent_figures.agent_rows``)."""
+        return agent_rows(self._agents.values())
 
     def queue_figures(self, now: int) -> dict[str, dict[str, int]]:
         """Queue -> its counts (:class:`QueueTally`), ``waiting`` and ``oldest_wait_ms`` (how
         long the oldest waiting request has waited at ``now``; 0 when none waits); every queue
         ever used."""
-        waiting: dict[str, int] = {}
-        first: dict[str, int] = {}  # queue -> when its oldest waiting request was queued
-        for (queue, _), places in self._queues.items():
-            waiting[queue] = waiting.get(queue, 0) + len(places)
-            if places:
-                first[queue] = min(first.get(queue, places[0][0]), places[0][0])
-        figures: dict[str, dict[str, int]] = {}
-        for queue in {**waiting, **self._tallies}:
-            figures[queue] = {
-                **self._tallies.get(queue, QueueTally()).as_dict(),
-                "waiting": waiting.get(queue, 0),
-                "oldest_wait_ms": max(now - first[queue], 0) if queue in first else 0,
-            }
-        return figures
+        return queue_figures(self._queues, self._tallies, now)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -327,24 +290,55 @@ class RoutingBook:
         self._tokens[key] = self._last_token
         return ArmRoutingAlarm(key, self._last_token, at)
 
-    def _to_waiting(self, request: _Request) -> None:
+    def _to_waiting(self, request: BookRequest) -> None:
         insort(self._queues.setdefault(request.lane, []), request.place)
 
-    def _off_waiting(self, request: _Request) -> None:
-        """Out of its lane; a named agent's lane goes once empty (an agent id is the caller's:
+    def _off_waiting(self, request: BookRequest) -> None:
+        """Out of its lane; a named agent's lane goes once empty (agent ids are the callers':
         lanes must not pile up), a queue's stays (every queue ever used is listed)."""
         places = self._queues[request.lane]
         places.remove(request.place)
         if not places and request.target is not None:
             del self._queues[request.lane]
 
-    def _requeue(self, request: _Request) -> None:
+    def _requeue(self, request: BookRequest) -> None:
         """Back to the waiting at its old place; its offer (if any) is over."""
         self._tokens.pop(RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id), None)
         request.offered = False
+        if request.sticky:  # its agent did not take it: it is the queue's from now on
+            self._unstick(request)
         self._to_waiting(request)
 
-    def _release(self, request: _Request) -> None:
+    def _unstick(self, request: BookRequest) -> None:
+        request.target, request.sticky = None, False
+        self._queues.setdefault(request.lane, [])
+
+    def _sticky_agent(self, request: BookRequest) -> str | None:
+        """The agent of the last conversation of the request's room, if it is another
+        conversation's and that agent is READY with a free slot (and not excluded)."""
+        if self._settings.sticky_agent_ms is None or request.target is not None:
+            return None
+        last = self._rooms.last_agent(request.room, request.conversation_id)
+        agent = None if last is None else self._eligible((request.queue, last), request.excluded)
+        return None if agent is None else agent.id
+
+    def _tell_positions(self, now: int, effects: list[RoutingEffect]) -> None:
+        """Tell each request waiting in a queue (for any of its agents) its position and
+        estimate, if they changed, at most once per ``position_interval_ms``."""
+        interval = self._settings.position_interval_ms
+        if interval is None:
+            return
+        for request_id, queue, at, estimate, due in self._notices.changes(
+            self._queues, now, interval
+        ):
+            conversation_id = self._requests[request_id].conversation_id
+            key = RoutingTimerKey(RoutingTimerKind.POSITION, request_id)
+            if due == now:
+                effects.append(QueuePosition(conversation_id, request_id, queue, at, estimate))
+            elif key not in self._tokens:
+                effects.append(self._arm(key, due))
+
+    def _release(self, request: BookRequest) -> None:
         """The holder did not take the request: give its unit back, if still counted."""
         if request.agent_id is None:
             return
@@ -353,7 +347,7 @@ class RoutingBook:
             agent.free += 1
         request.agent_id = None
 
-    def _end(self, request: _Request, *, taken: bool = False) -> None:
+    def _end(self, request: BookRequest, *, taken: bool = False) -> None:
         """The request is over; ``taken``: by its holder, whose unit stays used."""
         if request.agent_id is None:
             self._off_waiting(request)
@@ -362,18 +356,19 @@ class RoutingBook:
         for kind in RoutingTimerKind:
             self._tokens.pop(RoutingTimerKey(kind, request.id), None)
         del self._requests[request.id]
+        self._notices.forget(request.id)
         self._ended[request.id] = None
         while len(self._ended) > max(self._settings.remember_ended, 0):
             del self._ended[next(iter(self._ended))]
 
-    def _eligible(self, lane: Lane, excluded: frozenset[str] = frozenset()) -> _Agent | None:
+    def _eligible(self, lane: Lane, excluded: frozenset[str] = frozenset()) -> BookAgent | None:
         queue, target = lane
         if target is not None:
             agent = self._agents.get(target)
             if agent is None or not agent.ready or agent.free <= 0 or target in excluded:
                 return None
             return agent
-        best: _Agent | None = None
+        best: BookAgent | None = None
         for agent in self._agents.values():
             if not agent.ready or agent.free <= 0 or queue not in agent.queues:
                 continue
@@ -393,7 +388,7 @@ class RoutingBook:
         that excludes nobody eligible is its candidate."""
         priorities = self._settings.priorities
         while True:
-            best: tuple[tuple[int, int, int], str, _Agent] | None = None
+            best: tuple[tuple[int, int, int], str, BookAgent] | None = None
             for lane, places in self._queues.items():
                 if not places:
                     continue
@@ -417,7 +412,7 @@ class RoutingBook:
             self._assign(self._requests[request_id], agent, now, effects)
 
     def _assign(
-        self, request: _Request, agent: _Agent, now: int, effects: list[RoutingEffect]
+        self, request: BookRequest, agent: BookAgent, now: int, effects: list[RoutingEffect]
     ) -> None:
         self._off_waiting(request)
         agent.free -= 1
@@ -441,8 +436,3 @@ class RoutingBook:
             accept = RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id)
             effects.append(self._arm(accept, now + self._settings.accept_timeout_ms))
 
-
-def _availability_of(agent: _Agent) -> str:
-    if not agent.ready:
-        return Presence.NOT_READY.value
-    return Presence.READY.value if agent.free > 0 else BUSY

@@ -1,7 +1,8 @@
 """The routing book's vocabulary: its settings, timer keys, and the effects it returns.
 
 Effects are what the Router shell carries out: :class:`Assign` (subscribe or offer),
-:class:`Report` (publish an event on the conversation), :class:`SetNotReady` (after a RONA)
+:class:`Report` (publish an event on the conversation), :class:`QueuePosition` (tell the
+conversation its place and estimated wait), :class:`SetNotReady` (after a RONA)
 and :class:`ArmRoutingAlarm` (call back the book's ``alarm`` at a time, with a token).
 """
 
@@ -15,6 +16,8 @@ from enum import StrEnum
 class RoutingTimerKind(StrEnum):
     ACCEPT = "ACCEPT"  # an offer not accepted in time: RONA
     TTL = "TTL"  # a request not accepted in time: NO_AGENT_AVAILABLE
+    POSITION = "POSITION"  # the next moment a changed queue position may be told
+    STICKY = "STICKY"  # a request kept for its room's last agent goes to the queue
 
 
 class ReportName(StrEnum):
@@ -37,6 +40,8 @@ class RoutingPolicy:
     priorities: Mapping[str, int] = field(default_factory=dict)  # queue -> priority, default 0
     remember_ended: int = 10_000  # ended request ids kept so that a late duplicate is ignored
     service_level_ms: int = 20_000  # a request answered within this waited "within service level"
+    position_interval_ms: int | None = None  # QUEUE_POSITION at most this often; None: never
+    sticky_agent_ms: int | None = None  # how long a room's last agent is waited for; None: not
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,18 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """Tell the conversation where its waiting request stands: its ``position`` (1: next) in
+    its queue and the estimated wait in seconds (None: no estimate yet)."""
+
+    conversation_id: str
+    request_id: str
+    queue: str
+    position: int
+    estimated_wait_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SetNotReady:
     """After a RONA: tell the agent's Agent actor to make it NOT_READY (the Router posts this
     effect to the Agent as it is)."""
@@ -79,4 +96,4 @@ class ArmRoutingAlarm:
     at: int
 
 
-RoutingEffect = Assign | Report | SetNotReady | ArmRoutingAlarm
+RoutingEffect = Assign | Report | QueuePosition | SetNotReady | ArmRoutingAlarm

@@ -8,9 +8,10 @@ queued (a request back in the queue after a RONA keeps its first enqueue time).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-__all__ = ["OUTCOMES", "QueueTally"]
+__all__ = ["OUTCOMES", "QueueTally", "queue_figures"]
 
 #: The routing outcomes a queue counts (fields of :class:`QueueTally`).
 OUTCOMES = ("assigned", "rona", "no_agent")
@@ -34,3 +35,26 @@ class QueueTally:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+
+def queue_figures(
+    lanes: Mapping[tuple[str, str | None], list[tuple[int, int, str]]],
+    tallies: Mapping[str, QueueTally],
+    now: int,
+) -> dict[str, dict[str, int]]:
+    """Queue -> its counts, ``waiting`` (over its lanes: the requests waiting, each a place
+    ``(enqueued_at, seq, id)``) and ``oldest_wait_ms`` (how long the oldest has waited at
+    ``now``; 0 when none waits); every queue ever used."""
+    waiting: dict[str, int] = {}
+    first: dict[str, int] = {}  # queue -> when its oldest waiting request was queued
+    for (queue, _), places in lanes.items():
+        waiting[queue] = waiting.get(queue, 0) + len(places)
+        if places:
+            first[queue] = min(first.get(queue, places[0][0]), places[0][0])
+    figures: dict[str, dict[str, int]] = {}
+    for queue in {**waiting, **tallies}:
+        figures[queue] = {
+            **tallies.get(queue, QueueTally()).as_dict(),
+            "waiting": waiting.get(queue, 0),
+            "oldest_wait_ms": max(now - first[queue], 0) if queue in first else 0,
+        }
+    return figures

@@ -242,6 +242,8 @@ SCHEMA: Mapping[str, _Spec] = {
         "request_ttl_seconds": _Key(120, duration),
         "queues": _Key({}, _queues),
         "default_queue": _Key("default", non_empty),
+        "position_interval_seconds": _Key(None, optional(duration)),
+        "sticky_agent_seconds": _Key(None, optional(duration)),
     },
     "gateway": {
         "listen": _Key("127.0.0.1:7700", host_port),

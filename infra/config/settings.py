@@ -101,6 +101,8 @@ class RoutingSettings:
     request_ttl_seconds: float
     queues: Mapping[str, QueueSettings]
     default_queue: str
+    position_interval_seconds: float | None = None  # None: customers are not told
+    sticky_agent_seconds: float | None = None  # None: no sticky agent
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from infra.timefmt import seconds_to_ms
-from runtime.simulation.customers import CustomerActions
+from runtime.simulation.handovers import HandoverActions
 from runtime.simulation.people import AGENT_LINES, PRESENT, WITH_AGENT, SimAgent, SimConversation
 
 
-class AgentActions(CustomerActions):
+class AgentActions(HandoverActions):
     """What the simulated agents do."""
 
     def _schedule_agents(self) -> None:
@@ -121,6 +121,8 @@ class AgentActions(CustomerActions):
             self._poll(c)
             if c.done or token != c.turn_token:
                 return
+        if self._hand_on(agent, c) or c.done or token != c.turn_token or c.phase != WITH_AGENT:
+            return
         if not self._call(c, self.gw.agent_message, agent.id, c.cid, rng.choice(AGENT_LINES)):
             return
         if c.on_hold:  # the message resumed it: read what changed

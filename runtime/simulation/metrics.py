@@ -13,6 +13,9 @@ archive. Definitions:
 * **abandoned**: the customer's last session ended (CUSTOMER or NETWORK) while an agent request
   was pending;
 * **re-routed**: an AGENT_REQUESTED caused by an AGENT_SLA_EXPIRED (same trigger, same time);
+* **transfers** and **consults**: CONVERSATION_TRANSFERRED and CONSULT_REQUESTED events; a
+  transfer's AGENT_REQUESTED is an agent request of the queue transferred to, a consult's (it
+  follows CONSULT_REQUESTED in the same trigger) is no agent request of the customer's;
 * **occupancy**: time agents were subscribed to at least one conversation / time logged in;
   **utilisation**: agent-subscribed time (each conversation counted) / (time logged in x
   max_conversations).
@@ -92,6 +95,8 @@ class ConversationOutcome:
     rona: int = 0
     agent_requests: int = 0
     rerouted: int = 0
+    transfers: int = 0
+    consults: int = 0
     waits_ms: list[int] = field(default_factory=list)
     handling_ms: int | None = None
     stints: list[tuple[str, int, int | None]] = field(default_factory=list)
@@ -119,6 +124,7 @@ def analyse(
     pending: AgentRequest | None = None
     answering: dict[str, AgentRequest] = {}
     queue = ""
+    consult_at: int | None = None  # the time of a CONSULT_REQUESTED not yet followed
     for event in events:
         out.events += 1
         name = event["name"]
@@ -148,6 +154,13 @@ def analyse(
                     pending_since = None
                     if pending is not None:
                         pending.outcome, pending = "abandoned", None
+        elif name == "CONVERSATION_TRANSFERRED":
+            out.transfers += 1
+        elif name == "CONSULT_REQUESTED":
+            out.consults += 1
+            consult_at = timestamp_ms(event["timestamp"])
+        elif name == "AGENT_REQUESTED" and consult_at == timestamp_ms(event["timestamp"]):
+            consult_at = None  # an agent's consult: the customer is not waiting
         elif name == "AGENT_REQUESTED":
             at = timestamp_ms(event["timestamp"])
             out.agent_requests += 1
@@ -345,6 +358,8 @@ def summarise(
         "abandoned": sum(1 for o in outcomes if o.abandoned),
         "no_agent_available": sum(o.no_agent_available for o in outcomes),
         "rona": sum(o.rona for o in outcomes),
+        "transfers": sum(o.transfers for o in outcomes),
+        "consults": sum(o.consults for o in outcomes),
         "waiting_seconds": _distribution(waits),
         "handling_seconds": _distribution(handling),
         "agents": {

@@ -118,6 +118,15 @@ class AgentGroup:
     #: delays (replies, the customer's answers, leaving, wrap-up) share it evenly. None: each
     #: delay is drawn from its own distribution.
     handling_time: Distribution | None = None
+    #: the share of its chats an agent transfers to ``transfer_queue`` at its first reply
+    transfer_share: float = 0.0
+    transfer_queue: str = "default"
+    #: the share of its chats an agent asks ``consult_queue`` for help in at its first reply
+    #: (if it does not transfer them); once the consulted agent has joined, the consult ends
+    #: at the agent's next reply in a consult-transfer (share ``consult_transfer``) or not
+    consult_share: float = 0.0
+    consult_queue: str = "default"
+    consult_transfer: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,9 +99,28 @@ class EngineObserver(AgentActions):
                             self._paced(c, agent.group.leave_after), self._agent_leave, agent, c
                         )
 
+    def _on_consult_requested(self, c: SimConversation, event: dict[str, Any]) -> None:
+        c.consulting = str(event["data"]["agent_id"])
+        c.consult_pending = True
+
+    def _on_consult_concluded(self, c: SimConversation, event: dict[str, Any]) -> None:
+        c.consulting = None
+
+    def _consult_requested(self, c: SimConversation, queue: str, at: int) -> None:
+        """A consult's request: routed like any other, but the customer does not wait."""
+        c.consult_pending = False
+        self._not_waiting(c)
+        c.excluded = (c.consulting,) if c.consulting is not None else ()
+        c.request = (queue, at, next(self._request_order))
+        insort(self._waiting.setdefault(queue, []), (at, c.request[2], c.cid))
+        c.timers[("TTL", "")] = at + self._timer_ms["TTL"]
+
     def _on_agent_requested(self, c: SimConversation, event: dict[str, Any]) -> None:
         queue = event["data"]["queue"]
         at = timestamp_ms(event["timestamp"])
+        if c.consult_pending:
+            self._consult_requested(c, queue, at)
+            return
         c.sla_queue = queue
         removed = c.sla_removed
         c.excluded = removed[1] if removed is not None and removed[0] == at else ()
@@ -148,6 +167,9 @@ class EngineObserver(AgentActions):
     def _on_no_agent(self, c: SimConversation, event: dict[str, Any]) -> None:
         self._not_waiting(c)
         c.request = None
+        if event["data"].get("consult"):
+            c.consulting = None
+            return
         if c.phase == WAITING:
             c.phase = NO_AGENT
             c.abandon_token += 1
@@ -190,6 +212,8 @@ class EngineObserver(AgentActions):
     def _on_agent_unsubscribed(self, c: SimConversation, event: dict[str, Any]) -> None:
         data = event["data"]
         agent_id, reason = data["agent_id"], data["reason"]
+        if agent_id == c.consulting or c.agents.get(agent_id) == "ASSISTANT":
+            c.consulting = None  # the consult is over with either agent gone
         c.agents.pop(agent_id, None)
         c.timers.pop(("WRAP_UP", agent_id), None)
         agent = self.agents.get(agent_id)
@@ -327,6 +351,8 @@ _HANDLERS: dict[str, Callable[[EngineObserver, SimConversation, dict[str, Any]],
     EventName.AGENT_SUBSCRIBED: EngineObserver._on_agent_subscribed,
     EventName.AGENT_UNSUBSCRIBED: EngineObserver._on_agent_unsubscribed,
     EventName.PARTICIPANT_ROLE_CHANGED: EngineObserver._on_role_changed,
+    EventName.CONSULT_REQUESTED: EngineObserver._on_consult_requested,
+    EventName.CONSULT_CONCLUDED: EngineObserver._on_consult_concluded,
     EventName.CONVERSATION_PAUSED: EngineObserver._on_paused,
     EventName.CONVERSATION_RESUMED: EngineObserver._on_resumed,
 }

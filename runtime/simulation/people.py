@@ -102,10 +102,13 @@ class SimConversation:
         "bot_left",
         "channel",
         "cid",
+        "consult_pending",
+        "consulting",
         "customer_id",
         "done",
         "exchanges_left",
         "excluded",
+        "handover_drawn",
         "hold_planned",
         "needs_agent",
         "offers",
@@ -161,6 +164,9 @@ class SimConversation:
         self.second_channel = False
         self.retried = False
         self.hold_planned = False
+        self.handover_drawn = False  # whether its agent drew a transfer or consult yet
+        self.consulting: str | None = None  # the agent whose consult is pending or running
+        self.consult_pending = False  # CONSULT_REQUESTED read, its AGENT_REQUESTED not yet
         self.pace_ms: int | None = None  # each delay with the agent, from a handling time
         self.rng: Random | None = None  # the customer's own stream (plan, patience)
 

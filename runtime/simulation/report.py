@@ -84,6 +84,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         ("abandoned while waiting", str(summary["abandoned"])),
         ("NO_AGENT_AVAILABLE", str(summary["no_agent_available"])),
         ("RONA", str(summary["rona"])),
+        ("transfers", str(summary["transfers"])),
+        ("consults", str(summary["consults"])),
         ("waiting time (s)", _times(summary["waiting_seconds"])),
         ("handling time (s)", _times(summary["handling_seconds"])),
         (

@@ -24,7 +24,8 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
     bot: {closes}
     agents: [{name, count, queues, max_conversations, reply_time, accept_time, leave_after,
               ends_chat, hold: {probability, seconds, duration}, wrap_up: {time, forget},
-              recover, shift: {start, end}, breaks: {every, length}}]
+              recover, shift: {start, end}, breaks: {every, length},
+              transfer: {share, queue}, consult: {share, queue, transfer}}]
     config: {timers: ..., routing: ..., bot: ..., ...}
     report: {interval, service_level, warm_up, window: {start, end}}
     common_random_numbers
@@ -117,6 +118,8 @@ _AGENT_KEYS = (
     "shift",
     "breaks",
     "handling_time",
+    "transfer",
+    "consult",
 )
 
 
@@ -261,7 +264,27 @@ def _agent_group(value: Any, path: str, index: int, default_queue: str) -> Agent
             positive_duration(breaks["length"], key_path(breaks_path, "length")) if breaks else 0.0
         ),
         handling_time=get("handling_time", None, distribution),
+        **_handovers(mapping, path, default_queue),
     )
+
+
+def _handovers(mapping: Mapping[str, Any], path: str, default_queue: str) -> dict[str, Any]:
+    """``transfer: {share, queue}`` and ``consult: {share, queue, transfer}`` of a group."""
+    found: dict[str, Any] = {}
+    for key, extra in (("transfer", ()), ("consult", ("transfer",))):
+        section_path = key_path(path, key)
+        section = mapping_of(mapping.get(key), section_path, ("share", "queue", *extra))
+        if not section:
+            continue
+        if "share" not in section:
+            raise InvalidValue(key_path(section_path, "share"), "missing")
+        found[f"{key}_share"] = probability(section["share"], key_path(section_path, "share"))
+        queue = section.get("queue", default_queue)
+        found[f"{key}_queue"] = short_name(queue, key_path(section_path, "queue"))
+        if "transfer" in section:
+            share = probability(section["transfer"], key_path(section_path, "transfer"))
+            found["consult_transfer"] = share
+    return found
 
 
 def _engine_settings(config: Mapping[str, Any], source: str) -> Settings:
