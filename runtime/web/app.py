@@ -66,6 +66,8 @@ class WebOptions:
     subscriber_queue: int = SUBSCRIBER_QUEUE
     #: (pushed events go to the sockets' queues only: none are kept for ``pushed()``)
     limits: AioLimits = field(default_factory=lambda: AioLimits(keep_pushed=0))
+    #: seconds since the epoch: when an open socket's token runs out is measured with it
+    clock: Callable[[], float] = time.time
 
 
 class WebGateway:
@@ -211,7 +213,7 @@ class WebGateway:
                     self.awaiting_token -= 1
             sending = asyncio.ensure_future(self._send_all(websocket, events(claims)))
             listening = asyncio.ensure_future(_until_closed(websocket))
-            left = max(0.0, claims.expires - time.time())
+            left = max(0.0, claims.expires - self.options.clock())
             done, _ = await asyncio.wait(
                 {sending, listening}, timeout=left, return_when=asyncio.FIRST_COMPLETED
             )
