@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 
 from runtime.gateway import PushedEvent
-from runtime.web.hub import Overflow, Subscriber, in_order
+from runtime.web.hub import Hub, Overflow, Subscriber, in_order
 
 CONVERSATION = "conv-1"
 
@@ -68,3 +69,38 @@ def test_a_subscriber_that_falls_behind_overflows_and_gets_nothing_more() -> Non
             await subscriber.take()
 
     asyncio.run(main())
+
+
+class _Engine:
+    """What the hub uses of an AsyncGateway: pushes it listens to, and unsubscribe."""
+
+    def __init__(self) -> None:
+        self.unsubscribed: list[str] = []
+
+    def listen(self, route: Any) -> Any:
+        return lambda: None
+
+    async def unsubscribe(self, subscription: str) -> None:
+        self.unsubscribed.append(subscription)
+
+
+def test_a_socket_gone_while_its_subscription_is_made_lets_go_of_it_once_made() -> None:
+    async def main() -> tuple[list[str], int]:
+        engine = _Engine()
+        hub = Hub(engine)  # type: ignore[arg-type]
+        made = asyncio.Event()
+
+        async def start() -> None:
+            await made.wait()
+
+        holding = asyncio.ensure_future(hub.hold(Subscriber(), "session:s1", start))
+        await asyncio.sleep(0)  # the engine's subscription is being made
+        holding.cancel()  # the socket closed meanwhile
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        made.set()
+        for _ in range(5):  # the subscription is made, then ended
+            await asyncio.sleep(0)
+        return engine.unsubscribed, hub.holders("session:s1")
+
+    assert asyncio.run(main()) == (["session:s1"], 0)

@@ -78,6 +78,7 @@ class Hub:
         self._gateway = gateway
         self._holders: dict[str, set[Subscriber]] = {}
         self._started: dict[str, asyncio.Future[Any]] = {}
+        self._ending: set[asyncio.Future[None]] = set()  # unsubscribes under way
         self.stop_listening = gateway.listen(self._route)
 
     def holders(self, subscription: str) -> int:
@@ -97,9 +98,13 @@ class Hub:
         try:
             await asyncio.shield(started)
         except BaseException:
-            if self._started.get(subscription) is started:
-                del self._started[subscription]
-            await self.release(subscriber, subscription, engine=False)
+            if started.done() and (started.cancelled() or started.exception() is not None):
+                # the engine's subscription was not made: nothing to end
+                if self._started.get(subscription) is started:
+                    del self._started[subscription]
+                await self.release(subscriber, subscription, engine=False)
+            else:  # this holder went away (its socket closed) while it was being made
+                await self.release(subscriber, subscription)
             raise
 
     async def release(
@@ -114,11 +119,26 @@ class Hub:
             return
         del self._holders[subscription]
         started = self._started.pop(subscription, None)
-        if engine and started is not None:
-            try:
-                await self._gateway.unsubscribe(subscription)
-            except GatewayError as error:  # e.g. its conversation closed: nothing is pushed
-                log.debug("engine unsubscribe failed", subscription=subscription, error=error.kind)
+        if not engine or started is None:
+            return
+        if started.done():
+            await self._unsubscribe(subscription)
+            return
+
+        def made(future: asyncio.Future[Any]) -> None:  # still being made: end it once it is
+            ok = not future.cancelled() and future.exception() is None
+            if ok and subscription not in self._holders:
+                ending = asyncio.ensure_future(self._unsubscribe(subscription))
+                self._ending.add(ending)
+                ending.add_done_callback(self._ending.discard)
+
+        started.add_done_callback(made)
+
+    async def _unsubscribe(self, subscription: str) -> None:
+        try:
+            await self._gateway.unsubscribe(subscription)
+        except GatewayError as error:  # e.g. its conversation closed: nothing is pushed
+            log.debug("engine unsubscribe failed", subscription=subscription, error=error.kind)
 
     def _route(self, events: list[PushedEvent]) -> None:
         for pushed in events:
