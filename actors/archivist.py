@@ -46,6 +46,7 @@ from actors.messages import (
     ReplyTo,
     StoreIdentity,
 )
+from actors.nodes import fits
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
@@ -77,6 +78,9 @@ class _Closing:
 
 
 class Archivist(TimedActor):
+    # Placed on a named node by requirements (actors.nodes.node_requirements).
+    actorSystemCapabilityCheck = staticmethod(fits)  # noqa: N815 (Thespian's name)
+
     def __init__(self) -> None:
         super().__init__()
         self.archive: ArchiveStore | None = None
