@@ -15,7 +15,8 @@ AgentSupervisor, which place actors on the live nodes and rebuild what a dead on
   suspected or dead node is sent nothing, and a fenced incarnation that speaks gets one
   :class:`Fenced`, to which its heartbeat actor answers by stopping.
 - Engine restart on a running admin (``runtime.supervise``): :class:`StartMembership` is sent
-  again, with the new TopicMonitor.
+  again, with the new TopicMonitor and AgentSupervisor, which are told every live node
+  (:class:`NodeUp`).
 - Leader restart: every member's admin address ("host:port", its ``cx.admin`` capability) is
   recorded in ``members_file``; on start the actor calls ``preRegisterRemoteSystem`` for each,
   so that members come back at once instead of at their next registration.
@@ -62,6 +63,7 @@ from domain.membership import (
     choose_host_node,
     empty,
     heard,
+    live,
     reachable,
     tick,
 )
@@ -251,6 +253,9 @@ class MembershipActor(Actor):  # type: ignore[misc]
             # The table, the node and its incarnation stay.
             self.config = replace(self.config, monitor=config.monitor, agents=config.agents)
             self._watch(self.config.node, self.config.incarnation, self.config.capacity)
+            assert self.table is not None
+            for member in live(self.table):  # the new ones place on the nodes alive now
+                self._report(NodeUp(member.name, member.incarnation, member.capacity))
             return
         self.config = config
         set_actor_title(self, None)  # cx: membership-actor, in ps and top
@@ -337,10 +342,13 @@ class MembershipActor(Actor):  # type: ignore[misc]
                 report = NodeUp(change.node, change.incarnation, capacity)
             elif change.change is Change.DOWN:
                 report = NodeDown(change.node, change.incarnation)
-            if report is None:
-                continue
-            # The TopicMonitor places conversation hosts and archivists, the AgentSupervisor
-            # agent hosts.
-            for target in (self.config.monitor, self.config.agents):
-                if target is not None:
-                    self.send(target, report)
+            if report is not None:
+                self._report(report)
+
+    def _report(self, report: NodeUp | NodeDown) -> None:
+        """To the TopicMonitor (it places conversation hosts and archivists) and the
+        AgentSupervisor (agent hosts)."""
+        assert self.config is not None
+        for target in (self.config.monitor, self.config.agents):
+            if target is not None:
+                self.send(target, report)

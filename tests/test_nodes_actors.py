@@ -239,6 +239,18 @@ def test_a_repeated_start_reports_to_the_new_monitor_and_keeps_the_table(system:
     assert NodeDown("n2", 5) not in _reports(system, old_monitor)
 
 
+def test_a_repeated_start_tells_the_new_monitor_every_live_node(system: Any) -> None:
+    membership, _ = _leader(system)
+    offer = Capacity(weight=2, archivists=False)
+    system.ask(membership, Heartbeat("n2", 5, offer), ASK_S)
+    new_monitor = system.createActor(Recorder)
+    again = StartMembership(
+        DETECTOR, "leader", 1, Capacity(), new_monitor, None, virtual=True, now_ms=0
+    )
+    system.tell(membership, again)
+    assert NodeUp("n2", 5, offer) in _reports(system, new_monitor)
+
+
 def test_a_member_heartbeat_actor_stops_its_node_after_beats_without_answer(
     system: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
