@@ -4,7 +4,9 @@ Each lifecycle is a new customer: ``start_session`` (a new room and conversation
 subscribed and its welcome), three customer messages (the bot answers each), then
 ``end_conversation``; it is done when the conversation is in the archive (SQLite) as CLOSED.
 The rate is lifecycles / (time from the first call until the last one is archived), read from
-the archive file itself.
+the archive file itself. Beside it, each process of the engine's share of the engine's CPU over
+that time (utime + stime from ``/proc``, by process title), busiest first: the process that
+bounds the rate on more cores.
 
 - ``mode="api"``: sender processes run lifecycles one after the other with the public API.
 - ``mode="batched"``: sender processes do ``batch`` lifecycles at a time with
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import support
-from bench.common import customer_messages, end_conversations, open_conversations
+from bench.common import customer_messages, end_conversations, open_conversations, ticks_of
+from runtime import procs
 from runtime.gateway import Gateway
 
 MESSAGES = 3
@@ -65,6 +68,24 @@ def _archived(archive: Path) -> int:
     return int(row[0])
 
 
+def cpu_ticks(pids: set[int]) -> dict[int, int]:
+    """The CPU time (clock ticks) each of ``pids`` has used so far (those still running)."""
+    found = {pid: ticks_of(pid) for pid in pids}
+    return {pid: ticks for pid, ticks in found.items() if ticks is not None}
+
+
+def cpu_shares(before: dict[int, int], after: dict[int, int]) -> dict[str, float]:
+    """Each process's share of the CPU all of them used between ``before`` and ``after``
+    (processes of one title added up), busiest first; the total in ticks under ``"ticks"``."""
+    by_title: dict[str, int] = {}
+    for pid, ticks in after.items():
+        title = " ".join(procs.cmdline(pid)).split(" --config")[0].strip() or f"pid {pid}"
+        by_title[title] = by_title.get(title, 0) + ticks - before.get(pid, 0)
+    total = sum(by_title.values()) or 1
+    ranked = sorted(by_title.items(), key=lambda item: -item[1])
+    return {"ticks": float(total), **{title: used / total for title, used in ranked}}
+
+
 def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict[str, Any]:
     per_sender = math.ceil(count / senders)
     total = per_sender * senders
@@ -83,6 +104,7 @@ def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict
                     (batch_worker, (str(config), per_sender, batch, f"s{i}"))
                     for i in range(senders)
                 ]
+            before = cpu_ticks(running.pids())
             with support.profiled(running, f"lifecycle-{mode}"):
                 done = support.run_workers(
                     jobs, timeout=600, started=lambda: clock.setdefault("start", time.monotonic())
@@ -91,10 +113,12 @@ def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict
                 while (archived := _archived(archive)) < total and time.monotonic() < deadline:
                     time.sleep(0.02)
                 end = time.monotonic()
+            shares = cpu_shares(before, cpu_ticks(running.pids()))
     return {
         "mode": mode,
         "lifecycles": total,
         "archived": archived,
         "per_s": archived / (end - clock["start"]),
         "calls_done_per_s": total / (max(done) - clock["start"]),
+        "cpu_shares": shares,
     }
