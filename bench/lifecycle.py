@@ -6,7 +6,8 @@ subscribed and its welcome), three customer messages (the bot answers each), the
 The rate is lifecycles / (time from the first call until the last one is archived), read from
 the archive file itself. Beside it, each process of the engine's share of the engine's CPU over
 that time (utime + stime from ``/proc``, by process title), busiest first: the process that
-bounds the rate on more cores.
+bounds the rate on more cores; and the CPU time per lifecycle of the engine and of the senders
+(a figure the load of a shared machine changes much less than the rate).
 
 - ``mode="api"``: sender processes run lifecycles one after the other with the public API.
 - ``mode="batched"``: sender processes do ``batch`` lifecycles at a time with
@@ -17,6 +18,7 @@ bounds the rate on more cores.
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -28,12 +30,14 @@ from runtime import procs
 from runtime.gateway import Gateway
 
 MESSAGES = 3
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def api_worker(gate: support.Gate, config: str, count: int, tag: str) -> float:
+def api_worker(gate: support.Gate, config: str, count: int, tag: str) -> tuple[float, float]:
     gw = Gateway.connect(config)
     gate.ready()
     gate.wait()
+    cpu = time.process_time()
     for n in range(count):
         ref = gw.start_session(f"cust-{tag}-{n}", "WEB", f"visitor-{tag}-{n}")
         for k in range(MESSAGES):
@@ -42,13 +46,16 @@ def api_worker(gate: support.Gate, config: str, count: int, tag: str) -> float:
             )
         gw.end_conversation(ref.conversation_id)
     gw.close()
-    return time.monotonic()
+    return time.monotonic(), time.process_time() - cpu
 
 
-def batch_worker(gate: support.Gate, config: str, count: int, batch: int, tag: str) -> float:
+def batch_worker(
+    gate: support.Gate, config: str, count: int, batch: int, tag: str
+) -> tuple[float, float]:
     gw = Gateway.connect(config)
     gate.ready()
     gate.wait()
+    cpu = time.process_time()
     for first in range(0, count, batch):
         size = min(batch, count - first)
         population = open_conversations(gw, size, prefix=f"{tag}-{first}", batch=size)
@@ -56,7 +63,7 @@ def batch_worker(gate: support.Gate, config: str, count: int, batch: int, tag: s
         customer_messages(gw, population.session_ids, questions)
         end_conversations(gw, population.conversation_ids)
     gw.close()
-    return time.monotonic()
+    return time.monotonic(), time.process_time() - cpu
 
 
 def _archived(archive: Path) -> int:
@@ -86,11 +93,14 @@ def cpu_shares(before: dict[int, int], after: dict[int, int]) -> dict[str, float
     return {"ticks": float(total), **{title: used / total for title, used in ranked}}
 
 
-def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict[str, Any]:
+def lifecycles(
+    *, mode: str, count: int, senders: int, batch: int = 100, hosts: int = 1
+) -> dict[str, Any]:
+    """``hosts``: conversation hosts (``placement.hosts``) the lifecycles are spread over."""
     per_sender = math.ceil(count / senders)
     total = per_sender * senders
     with support.scratch("life") as directory:
-        sections = {"placement": {"per_host": max(100_000, 10 * total)}}
+        sections = {"placement": {"hosts": hosts, "per_host": max(100_000, 10 * total)}}
         config = support.write_config(directory, sections)
         archive = directory / "archive.sqlite3"
         with support.engine(config) as running:
@@ -114,11 +124,16 @@ def lifecycles(*, mode: str, count: int, senders: int, batch: int = 100) -> dict
                     time.sleep(0.02)
                 end = time.monotonic()
             shares = cpu_shares(before, cpu_ticks(running.pids()))
+    ends = [end for end, _ in done]
     return {
         "mode": mode,
+        "hosts": hosts,
         "lifecycles": total,
         "archived": archived,
         "per_s": archived / (end - clock["start"]),
-        "calls_done_per_s": total / (max(done) - clock["start"]),
+        "calls_done_per_s": total / (max(ends) - clock["start"]),
+        # CPU per lifecycle: a figure a shared machine's load does not change much
+        "engine_cpu_ms": shares["ticks"] * 1000 / TICKS_PER_S / total,
+        "senders_cpu_ms": sum(cpu for _, cpu in done) * 1000 / total,
         "cpu_shares": shares,
     }
