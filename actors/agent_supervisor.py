@@ -9,8 +9,8 @@ as conversation hosts), the least loaded by weight. When a node is declared dead
 (``NodeDown``) each agent host it held is rebuilt on a live node: its agents stay logged in,
 registered again on the new host from what this actor knows of them (their login and the
 presence they last asked for), and their conversations attach them again (docs/DECISIONS.md,
-"An agent host lost with its node"). An agent host that exits on a live node logs its agents
-out (their desks log in again).
+"Agent hosts and archivists on the nodes"). An agent host that exits on a live node logs its
+agents out (their desks log in again).
 """
 
 from __future__ import annotations
