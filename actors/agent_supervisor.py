@@ -3,6 +3,14 @@
 Every request it forwards to an agent host is answered through it (F8 in docs/RELIABILITY.md):
 it keeps the caller's address until the answer passes, so that when the host dies first it can
 tell the caller ``unavailable`` at once instead of leaving it to wait for its timeout.
+
+Agent hosts go to the live nodes that offer them (``NodeUp``; only with ``storage.postgres``,
+as conversation hosts), the least loaded by weight. When a node is declared dead
+(``NodeDown``) each agent host it held is rebuilt on a live node: its agents stay logged in,
+registered again on the new host from what this actor knows of them (their login and the
+presence they last asked for), and their conversations attach them again (docs/DECISIONS.md,
+"Agent hosts and archivists on the nodes"). An agent host that exits on a live node logs its
+agents out (their desks log in again).
 """
 
 from __future__ import annotations
@@ -35,9 +43,13 @@ from actors.messages import (
     Subscribe,
     Unsubscribe,
 )
+from actors.messages.nodes import NodeDown, NodeUp
+from actors.nodes import create_on_node
+from actors.placement import Nodes
 from domain.errors import ErrorKind
 from domain.ids import agent_entity_id, parse_subscription
 from domain.limits import MAX_AGENT_CONVERSATIONS
+from domain.membership import Work
 
 log = structlog.get_logger("cx.agents")
 #: Forwarded requests kept waiting for their answer: beyond this the oldest is answered
@@ -56,6 +68,8 @@ class _AgentHost:
     agents: int = 0
     #: Which of ``placement.agent_hosts`` hosts this is (None: filled up to ``per_host``).
     slot: int | None = None
+    #: The node it was placed on by name; None: this node, before any node was known.
+    node: str | None = None
 
 
 def agent_host_slot(agent_id: str, agent_hosts: int) -> int:
@@ -96,6 +110,12 @@ class AgentSupervisor(EngineActor):
         # reporting what it answered would cost as many messages and a new message type.
         self.forwarded: dict[str, ForwardedRequest] = {}
         self._forward_ids = itertools.count(1)
+        # What an agent host lost with its node is rebuilt from: each logged-in agent's login
+        # and the presence (READY / NOT_READY) it last asked for.
+        self.logins: dict[str, AgentLogin] = {}
+        self.presence: dict[str, str] = {}
+        self.nodes = Nodes(Work.AGENT_HOSTS)  # live nodes offering agent hosts
+        self._host_seq = 0  # agent hosts started: names them
 
     def on_deliver(self, item: Deliver, sender: Any) -> None:
         payload, reply_to = item.payload, item.reply_to
@@ -118,6 +138,8 @@ class AgentSupervisor(EngineActor):
             host = self._place(payload.agent_id)
             host.agents += 1
             self.placement[payload.agent_id] = host
+            self.logins[payload.agent_id] = payload
+            self.presence[payload.agent_id] = "NOT_READY"
             target = Ref(host.address, agent_entity_id(payload.agent_id))
             self._forward(host, payload.agent_id, payload, reply_to)
             for reattach in self.awaiting.pop(payload.agent_id, []):
@@ -146,8 +168,10 @@ class AgentSupervisor(EngineActor):
             self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"agent {agent_id} is not logged in")
             return
         if isinstance(payload, AgentPresence) and payload.action == "LOGOUT":
-            del self.placement[agent_id]
+            self._forget(agent_id)
             placed.agents -= 1
+        elif isinstance(payload, AgentPresence):
+            self.presence[agent_id] = payload.action
         self._forward(placed, agent_id, payload, reply_to)
 
     def on_message(self, message: Any, sender: Any) -> None:
@@ -160,7 +184,19 @@ class AgentSupervisor(EngineActor):
             else:
                 self.fail(forwarded.caller, replace(message, call_id=forwarded.caller.call_id))
             return
-        super().on_message(message, sender)
+        if isinstance(message, NodeUp):
+            self.nodes.up(message.node, message.capacity)
+        elif isinstance(message, NodeDown):
+            self.nodes.down(message.node)
+            for lost in [h for h in self.hosts if h.node == message.node]:
+                self._rebuild(lost)
+        else:
+            super().on_message(message, sender)
+
+    def _forget(self, agent_id: str) -> None:
+        del self.placement[agent_id]
+        self.logins.pop(agent_id, None)
+        self.presence.pop(agent_id, None)
 
     def on_rewired(self, reroute: bool) -> None:
         for host in self.hosts:  # the Router moved: every agent host must know
@@ -180,7 +216,7 @@ class AgentSupervisor(EngineActor):
         self.hosts.remove(lost)
         agents = tuple(a for a, h in self.placement.items() if h is lost)
         for agent_id in agents:
-            del self.placement[agent_id]
+            self._forget(agent_id)
             for router in self.wired().every_router():  # it knows not which hold the agent
                 self.post(Ref(router, ""), AgentGone(agent_id))
         unanswered = [(k, f) for k, f in self.forwarded.items() if f.host is lost]
@@ -188,6 +224,44 @@ class AgentSupervisor(EngineActor):
             del self.forwarded[call_id]
             self.refuse(forwarded.caller, ErrorKind.UNAVAILABLE, _lost_message(forwarded))
         log.error("agent_host_exited", agents=len(agents), unanswered=len(unanswered))
+        if agents:
+            self.send(self.wired().monitor, AgentsLost(agents))
+
+    def _rebuild(self, lost: _AgentHost) -> None:
+        """``lost``'s node was declared dead: a new agent host (the same slot) on a live node
+        takes its agents, registered again as logged in with the presence they last asked
+        for; requests it had not answered are answered ``unavailable``; the conversations the
+        agents were in attach them again (AgentsLost, then Reattach through here)."""
+        if self.wiring is None or self.exiting:
+            return
+        self.hosts.remove(lost)
+        host = self._new_host(lost.slot)
+        agents = tuple(a for a, h in self.placement.items() if h is lost)
+        for agent_id in agents:
+            self.placement[agent_id] = host
+            host.agents += 1
+            target = Ref(host.address, agent_entity_id(agent_id))
+            self.post(target, self.logins[agent_id])
+            self.post(target, AgentPresence(agent_id, "NOT_READY"))  # introduced to the Router
+            if self.presence.get(agent_id) == "READY":
+                self.post(target, AgentPresence(agent_id, "READY"))
+        unanswered = [(k, f) for k, f in self.forwarded.items() if f.host is lost]
+        for call_id, forwarded in unanswered:
+            del self.forwarded[call_id]
+            self.refuse(
+                forwarded.caller,
+                ErrorKind.UNAVAILABLE,
+                f"{_operation(forwarded.payload)} for agent {forwarded.agent_id}: its agent host"
+                " was lost with its node before it answered; the agent is still logged in, and"
+                " the request may or may not have been applied: check, or retry",
+            )
+        log.error(
+            "agent_host_rebuilt",
+            lost_on=lost.node,
+            node=host.node,
+            agents=len(agents),
+            unanswered=len(unanswered),
+        )
         if agents:
             self.send(self.wired().monitor, AgentsLost(agents))
 
@@ -243,12 +317,20 @@ class AgentSupervisor(EngineActor):
             for host in self.hosts:
                 if host.agents < placement.per_host:
                     return host
-        address = self.createActor(Host)
-        self.send(
-            address, HostInit(f"agents-{len(self.hosts) + 1}", "agents", self.wired(), self.now())
-        )
-        host = _AgentHost(address, slot=slot)
+        return self._new_host(slot)
+
+    def _new_host(self, slot: int | None) -> _AgentHost:
+        """Start an agent host on the live node offering agent hosts that has the fewest per
+        unit of weight (with ``storage.postgres``; else, or with no node known, here)."""
+        node = None
+        if self.wired().settings.storage.postgres is not None:
+            node = self.nodes.choose(h.node for h in self.hosts)
+        address, node = create_on_node(self, Host, node, "agent host")
+        self._host_seq += 1
+        self.send(address, HostInit(f"agents-{self._host_seq}", "agents", self.wired(), self.now()))
+        host = _AgentHost(address, slot=slot, node=node)
         self.hosts.append(host)
+        log.info("agent_host_placed", node=node, slot=slot)
         return host
 
 

@@ -50,6 +50,7 @@ from actors.messages import (
     RoomQuery,
     StoreIdentity,
 )
+from actors.nodes import fits
 from actors.snapshots import event_dict, record_dict
 from actors.timed import TimedActor
 from domain.enums import EventType, RoomMode, RoomType
@@ -84,6 +85,9 @@ class _Closing:
 
 
 class Archivist(TimedActor):
+    # Placed on a named node by requirements (actors.nodes.node_requirements).
+    actorSystemCapabilityCheck = staticmethod(fits)  # noqa: N815 (Thespian's name)
+
     def __init__(self) -> None:
         super().__init__()
         self.archive: ArchiveStore | None = None

@@ -24,6 +24,12 @@ what to do with the answer:
 When an Archivist dies, a new one takes its place (the same partition) and every job still
 open with it is answered ``unavailable`` (late events: sent again), so that nothing waits for
 an answer that will not come.
+
+With ``storage.postgres`` an Archivist is started on the live node offering archivists that
+has the fewest of them per unit of weight (before any node reported: here). When a node is
+declared dead its Archivists are replaced as if they had exited: a closing conversation whose
+archive transaction was in flight asks again, which stores nothing twice (the archive's
+writes are keyed by conversation and event sequence: ``infra.archive_pg``).
 """
 
 from __future__ import annotations
@@ -55,7 +61,10 @@ from actors.messages import (
     RoomQuery,
     StoreIdentity,
 )
+from actors.nodes import create_on_node
+from actors.placement import Nodes
 from domain.errors import ErrorKind
+from domain.membership import Capacity, Work
 
 log = structlog.get_logger("cx.monitor")
 
@@ -108,6 +117,8 @@ class ArchivistParent(EngineActor):
     def __init__(self) -> None:
         super().__init__()
         self.archivists: list[Any] = []  # by partition; only archivist 0 until the archive opens
+        self.archivist_nodes: list[str | None] = []  # by partition: the node it runs on
+        self.archivist_places = Nodes(Work.ARCHIVISTS)  # live nodes offering archivists
         # sent to an Archivist, by job id, not answered yet: the job and its archivist's index
         self.jobs: dict[str, tuple[_Job, int]] = {}
         self._job_ids = itertools.count(1)
@@ -123,21 +134,43 @@ class ArchivistParent(EngineActor):
 
     def first_archivist(self) -> None:
         """Start archivist 0, which opens (on new storage: creates) the archive."""
-        self.archivists = [self._new_archivist()]
+        self.archivists, self.archivist_nodes = [], []
+        self._add_archivist()
 
     def more_archivists(self) -> None:
         """The archive is open: start the rest of the pool (``placement.archivists``)."""
         wanted = self.wired().settings.placement.archivists
         while len(self.archivists) < wanted:
-            self.archivists.append(self._new_archivist())
+            self._add_archivist()
+
+    def archivists_node_up(self, node: str, capacity: Capacity) -> None:
+        self.archivist_places.up(node, capacity)
+
+    def archivists_node_down(self, node: str) -> int:
+        """``node`` takes no new Archivist; each one it held is replaced. How many were."""
+        self.archivist_places.down(node)
+        lost = [a for a, on in zip(self.archivists, self.archivist_nodes, strict=True) if on == node]
+        for address in lost:
+            self.archivist_exited(address)
+        return len(lost)
+
+    def _add_archivist(self) -> None:
+        address, node = self._new_archivist()
+        self.archivists.append(address)
+        self.archivist_nodes.append(node)
 
     def is_archivist(self, address: Any) -> bool:
         return any(address == a for a in self.archivists)
 
-    def _new_archivist(self) -> Any:
-        address = self.createActor(Archivist)
+    def _new_archivist(self) -> tuple[Any, str | None]:
+        node = None
+        if self.wired().settings.storage.postgres is not None:
+            node = self.archivist_places.choose(self.archivist_nodes)
+        address, node = create_on_node(self, Archivist, node, "archivist")
         self.send(address, self.wired())
-        return address
+        if node is not None:
+            log.info("archivist_placed", node=node)
+        return address, node
 
     def archive_work(self, payload: Any, reply_to: ReplyTo | None) -> bool:
         """Send ``payload`` to its Archivist if it is archive work; False if it is not."""
@@ -182,7 +215,8 @@ class ArchivistParent(EngineActor):
             self.send(clock, AlarmAt(address, None))
         for call_id in lost:
             del self.jobs[call_id]
-        self.archivists[index] = self._new_archivist()
+        self.archivist_nodes[index] = None  # not counted where it was when choosing
+        self.archivists[index], self.archivist_nodes[index] = self._new_archivist()
         for job in lost.values():
             if isinstance(job, _Late):
                 self._to_archivist(job.request, job, job.request.conversation_id)

@@ -5,7 +5,8 @@ for every node that registers (and for the leader's own node) it creates a
 :class:`HeartbeatActor` *on that node* (requirements naming the node and its incarnation,
 :func:`fits`), which sends it a :class:`Heartbeat` every ``system.heartbeat_ms``. The failure
 detector itself is pure (``domain.membership``); this shell feeds it heartbeats and time, and
-turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMonitor.
+turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMonitor and the
+AgentSupervisor, which place actors on the live nodes and rebuild what a dead one held.
 
 - Time: one pending wakeup at a time, each carrying a token; a wakeup whose token is not the
   current one changes nothing (Thespian cannot cancel a wakeup, and may deliver a message
@@ -14,7 +15,8 @@ turns what it reports into :class:`NodeUp` / :class:`NodeDown` for the TopicMoni
   suspected or dead node is sent nothing, and a fenced incarnation that speaks gets one
   :class:`Fenced`, to which its heartbeat actor answers by stopping.
 - Engine restart on a running admin (``runtime.supervise``): :class:`StartMembership` is sent
-  again, with the new TopicMonitor.
+  again, with the new TopicMonitor and AgentSupervisor, which are told every live node
+  (:class:`NodeUp`).
 - Leader restart: every member's admin address ("host:port", its ``cx.admin`` capability) is
   recorded in ``members_file``; on start the actor calls ``preRegisterRemoteSystem`` for each,
   so that members come back at once instead of at their next registration.
@@ -61,6 +63,7 @@ from domain.membership import (
     choose_host_node,
     empty,
     heard,
+    live,
     reachable,
     tick,
 )
@@ -73,12 +76,15 @@ log = structlog.get_logger("cx.nodes")
 #: Thespian's capability naming the convention leader's admin ("host:port") to join.
 CONVENTION_CAPABILITY = "Convention Address.IPv4"
 #: The capabilities every node advertises: its name, the start that made it (incarnation),
-#: its admin address, whether it takes conversation hosts, its weight.
+#: its admin address, whether it takes conversation hosts, its weight, whether it takes agent
+#: hosts and archivists.
 NODE_CAPABILITY = "cx.node"
 INCARNATION_CAPABILITY = "cx.incarnation"
 ADMIN_CAPABILITY = "cx.admin"
 HOSTS_CAPABILITY = "cx.hosts"
 WEIGHT_CAPABILITY = "cx.weight"
+AGENT_HOSTS_CAPABILITY = "cx.agent_hosts"
+ARCHIVISTS_CAPABILITY = "cx.archivists"
 #: The global name of the leader's membership actor.
 MEMBERSHIP_NAME = "cx-nodes"
 
@@ -96,6 +102,31 @@ def node_requirements(node: str, incarnation: int | None = None) -> dict[str, An
     if incarnation is not None:
         requirements[INCARNATION_CAPABILITY] = incarnation
     return requirements
+
+
+def capacity_of(capabilities: Mapping[str, Any]) -> Capacity:
+    """What a node offers, as its capabilities say (a capability it lacks: offered)."""
+    return Capacity(
+        hosts=bool(capabilities.get(HOSTS_CAPABILITY, True)),
+        weight=int(capabilities.get(WEIGHT_CAPABILITY, 1)),
+        agent_hosts=bool(capabilities.get(AGENT_HOSTS_CAPABILITY, True)),
+        archivists=bool(capabilities.get(ARCHIVISTS_CAPABILITY, True)),
+    )
+
+
+def create_on_node(
+    parent: Actor, actor_class: type, node: str | None, what: str
+) -> tuple[Any, str | None]:
+    """``parent.createActor(actor_class)`` on ``node`` (requirements naming it), and the node
+    it went to: this node (None) when ``node`` is None or cannot take it (it left meanwhile).
+    ``actor_class`` must check requirements with :func:`fits`."""
+    if node is not None:
+        try:
+            requirements = node_requirements(node)
+            return parent.createActor(actor_class, targetActorRequirements=requirements), node
+        except Exception as error:  # no such node any more: this one takes the actor
+            log.warning("actor_not_placed", actor=what, node=node, error=str(error))
+    return parent.createActor(actor_class), None
 
 
 #: A member daemon names itself in this environment variable before it starts its actor
@@ -222,6 +253,9 @@ class MembershipActor(Actor):  # type: ignore[misc]
             # The table, the node and its incarnation stay.
             self.config = replace(self.config, monitor=config.monitor, agents=config.agents)
             self._watch(self.config.node, self.config.incarnation, self.config.capacity)
+            assert self.table is not None
+            for member in live(self.table):  # the new ones place on the nodes alive now
+                self._report(NodeUp(member.name, member.incarnation, member.capacity))
             return
         self.config = config
         set_actor_title(self, None)  # cx: membership-actor, in ps and top
@@ -280,10 +314,7 @@ class MembershipActor(Actor):  # type: ignore[misc]
             self.admins[node] = admin
             if self.config is not None and self.config.members_file is not None:
                 write_members(self.config.members_file, self.admins)
-        capacity = Capacity(
-            hosts=bool(capabilities.get(HOSTS_CAPABILITY, True)),
-            weight=int(capabilities.get(WEIGHT_CAPABILITY, 1)),
-        )
+        capacity = capacity_of(capabilities)
         log.info("convention_member_joined", node=node, incarnation=incarnation)
         self._watch(node, incarnation, capacity)
 
@@ -313,5 +344,13 @@ class MembershipActor(Actor):  # type: ignore[misc]
                 report = NodeUp(change.node, change.incarnation, capacity)
             elif change.change is Change.DOWN:
                 report = NodeDown(change.node, change.incarnation)
-            if report is not None and self.config.monitor is not None:
-                self.send(self.config.monitor, report)
+            if report is not None:
+                self._report(report)
+
+    def _report(self, report: NodeUp | NodeDown) -> None:
+        """To the TopicMonitor (it places conversation hosts and archivists) and the
+        AgentSupervisor (agent hosts)."""
+        assert self.config is not None
+        for target in (self.config.monitor, self.config.agents):
+            if target is not None:
+                self.send(target, report)

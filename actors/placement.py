@@ -6,17 +6,48 @@ host (every core it runs on) takes a share from the start; when every host has
 ``placement.per_host`` conversations a new one is started, and a host left empty beyond the
 minimum is stopped. :class:`Placement` keeps the hosts and their counts; starting and stopping
 an actor is the monitor's (the callables it is given).
+
+:class:`Nodes` keeps the live nodes that offer one kind of work (conversation hosts, agent
+hosts, archivists) and picks the one a new actor of that kind goes to.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from domain.membership import Capacity
+from domain.membership import Capacity, Work, least_loaded
 from infra.timefmt import wall_ms
+
+
+class Nodes:
+    """The live nodes offering one kind of :class:`~domain.membership.Work`, with their
+    weights (from ``NodeUp``/``NodeDown``). Empty: every actor of that kind starts on this
+    node."""
+
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.weights: dict[str, int] = {}
+
+    def up(self, node: str, capacity: Capacity) -> None:
+        if capacity.offers(self.work):
+            self.weights[node] = capacity.weight
+        else:
+            self.weights.pop(node, None)
+
+    def down(self, node: str) -> None:
+        self.weights.pop(node, None)
+
+    def choose(self, placed: Iterable[str | None]) -> str | None:
+        """The node a new actor goes to, given the nodes of those placed already: fewest per
+        unit of weight, ties by name; None (this node) when no live node offers the work."""
+        counts: dict[str, int] = {}
+        for node in placed:
+            if node is not None:
+                counts[node] = counts.get(node, 0) + 1
+        return least_loaded(self.weights, counts)
 
 
 @dataclass(slots=True)
@@ -40,29 +71,20 @@ class Placement:
         self._seq = itertools.count(1)
         #: The live nodes new hosts may go to (``node_up``): a new host goes to the one with
         #: the fewest hosts per unit of weight. Empty: every host starts on this node.
-        self.nodes: dict[str, Capacity] = {}
+        self.nodes = Nodes(Work.HOSTS)
 
     def node_up(self, node: str, capacity: Capacity) -> None:
-        if capacity.hosts:
-            self.nodes[node] = capacity
-        else:
-            self.nodes.pop(node, None)
+        self.nodes.up(node, capacity)
 
     def node_down(self, node: str) -> list[HostInfo]:
         """``node`` takes no new host; the hosts that were on it (still listed: each is
         handled as a lost host by its address)."""
-        self.nodes.pop(node, None)
+        self.nodes.down(node)
         return [h for h in self.hosts.values() if h.node == node]
 
     def choose_node(self) -> str | None:
         """The live node a new host goes to: fewest hosts per unit of weight, ties by name."""
-        if not self.nodes:
-            return None
-        on: dict[str, int] = {}
-        for host in self.hosts.values():
-            if host.node is not None:
-                on[host.node] = on.get(host.node, 0) + 1
-        return min(self.nodes, key=lambda n: (on.get(n, 0) / self.nodes[n].weight, n))
+        return self.nodes.choose(h.node for h in self.hosts.values())
 
     def __iter__(self) -> Iterator[HostInfo]:
         return iter(list(self.hosts.values()))

@@ -333,9 +333,11 @@ class TopicMonitor(OperationsDesk):
             log.info("node_up", node=change.node, takes_hosts=shared and change.capacity.hosts)
             if shared:
                 self.placement.node_up(change.node, change.capacity)
+            self.archivists_node_up(change.node, change.capacity)
             return
         lost = self.placement.node_down(change.node)
-        log.warning("node_down", node=change.node, hosts=len(lost))
+        archivists = self.archivists_node_down(change.node)
+        log.warning("node_down", node=change.node, hosts=len(lost), archivists=archivists)
         for host in lost:
             self._host_lost(host.address)
 

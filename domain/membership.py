@@ -16,8 +16,8 @@ nothing is sent to it). The same node started again brings a larger incarnation 
 a new member; a heartbeat of an incarnation older than the one known is fenced too.
 
 Only ``ALIVE`` members are reachable (:func:`reachable`): sends to a suspected or dead node
-are dropped, never queued. :func:`choose_host_node` picks the least loaded live node that
-offers conversation hosts (weighted by what it offers).
+are dropped, never queued. :func:`least_loaded` picks, of the nodes offering a kind of
+:class:`Work`, the one with the fewest actors of that kind per unit of weight.
 """
 
 from __future__ import annotations
@@ -84,13 +84,29 @@ TRANSITIONS: Mapping[tuple[NodeState, Observation], tuple[NodeState, tuple[Chang
 )
 
 
+class Work(StrEnum):
+    """The kinds of actor the engine places on nodes itself."""
+
+    HOSTS = "conversation hosts"
+    AGENT_HOSTS = "agent hosts"
+    ARCHIVISTS = "archivists"
+
+
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """What a node offers: whether conversation hosts may run on it, and its weight (a node
-    of weight 2 is given twice the conversations of a node of weight 1)."""
+    """What a node offers: whether conversation hosts, agent hosts and archivists may run on
+    it, and its weight (a node of weight 2 is given twice the actors of each kind of a node
+    of weight 1)."""
 
     hosts: bool = True
     weight: int = 1
+    agent_hosts: bool = True
+    archivists: bool = True
+
+    def offers(self, work: Work) -> bool:
+        if work is Work.HOSTS:
+            return self.hosts
+        return self.agent_hosts if work is Work.AGENT_HOSTS else self.archivists
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +225,16 @@ def live(table: Membership) -> tuple[NodeRecord, ...]:
     return tuple(m for m in table.members.values() if m.state is NodeState.ALIVE)
 
 
+def least_loaded(weights: Mapping[str, int], placed: Mapping[str, int]) -> str | None:
+    """Of the nodes in ``weights`` (name -> weight), the one with the fewest actors placed
+    (``placed``: name -> count) per unit of weight; ties go to the first name in order. None
+    when ``weights`` is empty."""
+    return min(weights, key=lambda n: (placed.get(n, 0) / weights[n], n), default=None)
+
+
 def choose_host_node(table: Membership, hosts_on: Mapping[str, int]) -> str | None:
     """The live node offering conversation hosts with the fewest hosts per unit of weight
     (``hosts_on``: node name -> hosts placed there; ties go to the first name in order), or
     None when no live node offers hosts."""
-    offering = sorted(
-        (m for m in live(table) if m.capacity.hosts),
-        key=lambda m: (hosts_on.get(m.name, 0) / m.capacity.weight, m.name),
-    )
-    return offering[0].name if offering else None
+    weights = {m.name: m.capacity.weight for m in live(table) if m.capacity.hosts}
+    return least_loaded(weights, hosts_on)

@@ -27,6 +27,8 @@ from actors.messages.nodes import Roots, RootsQuery, StartMembership
 from actors.node_roots import NODE_ROOTS_NAME, NodeRoots
 from actors.nodes import (
     ADMIN_CAPABILITY,
+    AGENT_HOSTS_CAPABILITY,
+    ARCHIVISTS_CAPABILITY,
     CONVENTION_CAPABILITY,
     HOSTS_CAPABILITY,
     INCARNATION_CAPABILITY,
@@ -34,10 +36,11 @@ from actors.nodes import (
     NODE_CAPABILITY,
     WEIGHT_CAPABILITY,
     MembershipActor,
+    capacity_of,
 )
 from actors.topic_monitor import TopicMonitor
 from domain.errors import UnavailableError
-from domain.membership import Capacity, Detector
+from domain.membership import Detector
 from infra.archive_errors import StorageError
 from infra.config import Settings
 from infra.journal_read import JournalDamagedError
@@ -87,6 +90,8 @@ def node_capabilities(settings: Settings, incarnation: int) -> dict[str, Any]:
         INCARNATION_CAPABILITY: incarnation,
         HOSTS_CAPABILITY: settings.system.offers_hosts,
         WEIGHT_CAPABILITY: settings.system.weight,
+        AGENT_HOSTS_CAPABILITY: settings.system.offers_agent_hosts,
+        ARCHIVISTS_CAPABILITY: settings.system.offers_archivists,
     }
     if settings.system.convention_address is not None:
         capabilities[CONVENTION_CAPABILITY] = settings.system.convention_address
@@ -193,7 +198,7 @@ def start_membership(
         detector=Detector(config.heartbeat_ms, config.suspect_after, config.dead_after),
         node=node_name(settings),
         incarnation=incarnation,
-        capacity=Capacity(hosts=config.offers_hosts, weight=config.weight),
+        capacity=capacity_of(node_capabilities(settings, incarnation)),
         monitor=addresses.monitor,
         members_file=members_file(settings),
         virtual=False,

@@ -98,6 +98,22 @@ def test_a_node_is_reported_up_with_what_it_offers(system: Any) -> None:
     assert NodeUp("n3", 2, offer) in _reports(system, monitor)
 
 
+def test_node_changes_are_reported_to_the_agent_supervisor_too(system: Any) -> None:
+    monitor, agents = system.createActor(Recorder), system.createActor(Recorder)
+    membership = system.createActor(MembershipActor)
+    start = StartMembership(
+        DETECTOR, "leader", 1, Capacity(), monitor, None, virtual=True, now_ms=0, agents=agents
+    )
+    system.tell(membership, start)
+    offer = Capacity(agent_hosts=True, archivists=False)
+    system.ask(membership, Heartbeat("n2", 5, offer), ASK_S)
+    system.tell(membership, Tick(400))
+    reports = _reports(system, agents)
+    assert NodeUp("n2", 5, offer) in reports
+    assert NodeDown("n2", 5) in reports
+    assert reports == _reports(system, monitor)
+
+
 def test_the_leader_watches_its_own_node(system: Any) -> None:
     _, monitor = _leader(system)
     assert NodeUp("leader", 1, Capacity()) in _reports(system, monitor)
@@ -221,6 +237,18 @@ def test_a_repeated_start_reports_to_the_new_monitor_and_keeps_the_table(system:
     system.tell(membership, Tick(400))
     assert NodeDown("n2", 5) in _reports(system, new_monitor)
     assert NodeDown("n2", 5) not in _reports(system, old_monitor)
+
+
+def test_a_repeated_start_tells_the_new_monitor_every_live_node(system: Any) -> None:
+    membership, _ = _leader(system)
+    offer = Capacity(weight=2, archivists=False)
+    system.ask(membership, Heartbeat("n2", 5, offer), ASK_S)
+    new_monitor = system.createActor(Recorder)
+    again = StartMembership(
+        DETECTOR, "leader", 1, Capacity(), new_monitor, None, virtual=True, now_ms=0
+    )
+    system.tell(membership, again)
+    assert NodeUp("n2", 5, offer) in _reports(system, new_monitor)
 
 
 def test_a_member_heartbeat_actor_stops_its_node_after_beats_without_answer(

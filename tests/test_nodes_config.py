@@ -1,5 +1,6 @@
 """The keys of a node in a multi-node system (``system.convention_address``, ``system.node``,
-``system.offers_hosts``, ``system.weight``, the heartbeat keys) and what the node advertises."""
+``system.offers_hosts``, ``system.weight``, ``system.offers_agent_hosts``,
+``system.offers_archivists``, the heartbeat keys) and what the node advertises."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import socket
 import pytest
 
 from actors.nodes import (
+    AGENT_HOSTS_CAPABILITY,
+    ARCHIVISTS_CAPABILITY,
     CONVENTION_CAPABILITY,
     HOSTS_CAPABILITY,
     NODE_CAPABILITY,
@@ -36,6 +39,13 @@ def test_a_node_advertises_its_name_and_what_it_offers() -> None:
     assert capabilities[NODE_CAPABILITY] == "n2"
     assert capabilities[HOSTS_CAPABILITY] is False
     assert capabilities[WEIGHT_CAPABILITY] == 3
+
+
+def test_a_node_advertises_whether_it_takes_agent_hosts_and_archivists() -> None:
+    settings = load_config({"system": {"offers_agent_hosts": False, "offers_archivists": True}})
+    capabilities = node_capabilities(settings, 1)
+    assert capabilities[AGENT_HOSTS_CAPABILITY] is False
+    assert capabilities[ARCHIVISTS_CAPABILITY] is True
 
 
 def test_a_node_without_a_name_is_named_after_the_host() -> None:

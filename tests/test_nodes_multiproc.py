@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from actors.host import Host
 from actors.messages import Ping, Reply
@@ -247,6 +248,64 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
                 assert texts == ["before the cut", "after the cut", "after the member ran again"]
                 where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
                 assert where.value["pid"] not in frozen
+        finally:
+            for member in members:
+                if member.poll() is None:
+                    kill_member(member, member_port)
+
+
+def _agent_host_pids(pids: set[int]) -> set[int]:
+    """Of ``pids``, the processes of agent hosts (by their title)."""
+    return {pid for pid in pids if "cx: host agents" in " ".join(procs.cmdline(pid))}
+
+
+def _has_joined(gw: Gateway, agent_id: str, conversation_id: str) -> bool:
+    participants = gw.conversation(conversation_id)["participants"]
+    return any(p["id"] == agent_id and p["state"] == "SUBSCRIBED" for p in participants)
+
+
+def test_an_agent_host_on_a_dead_member_is_rebuilt_and_its_agent_keeps_working(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """With PostgreSQL storage and a leader that offers no agent hosts, the agent host goes to
+    the member. The member is killed with SIGKILL; once it is declared dead the agent host is
+    rebuilt on the leader: the agent, still logged in and READY, answers its presence calls,
+    is routed a new conversation and still holds the one it had."""
+    leader_config, member_config, member_port = _one_member(tmp_path, postgres=postgres_dsn)
+    settings = yaml.safe_load(leader_config.read_text())
+    settings["system"]["offers_agent_hosts"] = False
+    leader_config.write_text(yaml.safe_dump(settings))
+    members: list[subprocess.Popen[bytes]] = []
+    with HardTimeout(HARD_TIMEOUT_S):
+        try:
+            with running_system(leader_config) as system, Gateway.connect(leader_config) as gw:
+                membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
+                members.append(start_member(member_config))
+                eventually(lambda: alive(system, membership, "m1"), timeout=15)
+                gw.agent_login("alice")
+                gw.agent_ready("alice")
+                on_member = _agent_host_pids(member_pids(members[-1], member_port))
+                assert len(on_member) == 1
+                first = gw.start_session("cust-1", "WEB", "visitor-1")
+                gw.request_agent(first.conversation_id)
+                eventually(lambda: _has_joined(gw, "alice", first.conversation_id), timeout=10)
+
+                killed = kill_member(members[-1], member_port)
+                assert on_member <= killed
+
+                def ready_again() -> bool:
+                    try:
+                        gw.agent_ready("alice")  # unavailable until the host is rebuilt
+                    except UnavailableError:
+                        return False
+                    return True
+
+                eventually(ready_again, timeout=20)
+                second = gw.start_session("cust-2", "WEB", "visitor-2")
+                gw.request_agent(second.conversation_id)
+                eventually(lambda: _has_joined(gw, "alice", second.conversation_id), timeout=10)
+                held = [c["conversation_id"] for c in gw.agent_conversations("alice")]
+                assert held == sorted([first.conversation_id, second.conversation_id])
         finally:
             for member in members:
                 if member.poll() is None:

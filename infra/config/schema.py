@@ -184,6 +184,8 @@ SCHEMA: Mapping[str, _Spec] = {
         "node": _Key(None, optional(_node_name)),
         "offers_hosts": _Key(True, boolean),
         "weight": _Key(1, integer(1, 1000)),
+        "offers_agent_hosts": _Key(True, boolean),
+        "offers_archivists": _Key(True, boolean),
         "heartbeat_ms": _Key(500, integer(10, 60000)),
         "suspect_after": _Key(3, integer(1, 1000)),
         "dead_after": _Key(6, integer(2, 1000)),

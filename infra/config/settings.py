@@ -36,6 +36,8 @@ class SystemSettings:
     node: str | None
     offers_hosts: bool
     weight: int
+    offers_agent_hosts: bool
+    offers_archivists: bool
     heartbeat_ms: int
     suspect_after: int
     dead_after: int
