@@ -33,6 +33,7 @@ from actors.messages import (
     ReplyTo,
     Reroute,
     RoutingOutcome,
+    SignalDelivery,
     Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
@@ -85,6 +86,12 @@ class AgentEntity:
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
             self._deliver(payload, host)
+        elif isinstance(payload, SignalDelivery):  # transient (typing): pushed as it comes
+            if self.subscriber is not None:
+                host.post(
+                    self.subscriber,
+                    Pushed(self.subscription, payload.conversation_id, payload.event),
+                )
         elif isinstance(payload, Alarm):
             self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):

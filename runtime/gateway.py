@@ -80,6 +80,7 @@ from runtime.gateway_desk import Desk
 from runtime.gateway_inventory import Inventory
 from runtime.gateway_operations import Operations
 from runtime.gateway_pipeline import Acks, Pending, Pipeline
+from runtime.gateway_presence import Participation
 from runtime.gateway_queries import Queries
 from runtime.gateway_subscriptions import Subscriptions
 from runtime.gateway_transport import ConnectedTransport, EmbeddedTransport, Transport
@@ -114,7 +115,7 @@ _GATEWAY_ENDS = frozenset(
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class Gateway(Queries, Inventory, Subscriptions, Operations, Desk):
+class Gateway(Queries, Inventory, Subscriptions, Operations, Desk, Participation):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(

@@ -64,6 +64,15 @@ class EventDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalDelivery:
+    """A transient notice (TYPING) for a channel session or an agent to push to its
+    subscriber at once: ``event`` as the gateway returns it, its ``seq`` None."""
+
+    conversation_id: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     """A gateway wants the outbound events of a channel session or an agent pushed to it.
 

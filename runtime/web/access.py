@@ -115,9 +115,13 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
         "events": reading,
         "history": {operator: _anyone},
         "status": {supervisor: _anyone, operator: _anyone},
+        "customer_typing": {connector: _own_session},
+        "customer_read": {connector: _own_session},
+        "barge_in": {supervisor: _as_itself("barge_in")},
     }
     for op in ("agent_login", "agent_ready", "agent_not_ready", "agent_logout", "agent_message",
-               "hold", "resume", "agent_leave", "apply_wrap_up"):  # fmt: skip
+               "hold", "resume", "agent_leave", "apply_wrap_up", "whisper", "agent_typing",
+               "agent_read"):  # fmt: skip
         rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
     return rules
 

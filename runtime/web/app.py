@@ -152,7 +152,7 @@ class WebGateway:
             try:
                 yield {"subscribed": subscription, "conversation_id": conversation_id}
                 async for event in in_order(stored, subscriber, conversation_id, after):
-                    last = event["seq"]
+                    last = event["seq"] if event["seq"] is not None else last
                     yield {"subscription": subscription, "conversation_id": conversation_id,
                            "event": event}  # fmt: skip
             except Overflow:
