@@ -32,6 +32,15 @@ def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in events if e["name"] == name]
 
 
+def push_named(client: RawClient, name: str) -> dict[str, Any]:
+    """Read frames until a pushed event called ``name`` has arrived; that push."""
+    while not any(p["event"]["name"] == name for p in client.pushed):
+        value = client.frame()
+        assert "push" in value, value
+        client.pushed.append(value)
+    return next(p for p in client.pushed if p["event"]["name"] == name)
+
+
 def supervised(gw: Gateway, role: str) -> tuple[str, str]:
     """bob PRIMARY, carol ASSISTANT, the supervisor sue in ``role``; every desk and the
     customer's session subscribed, nothing pushed yet."""
@@ -221,8 +230,15 @@ def test_whisper_and_barge_in_through_the_network_gateway(make_gateway: MakeGate
         cid = ref["conversation_id"]
         client.call("request_agent", conversation_id=cid)
         client.call("agent_join", agent_id="sue", conversation_id=cid, role="WHISPER")
+        seq = client.call("conversation", conversation_id=cid)["seq"]
+        session = ref["channel_session_id"]
+        client.call("subscribe_session", channel_session_id=session, after_seq=seq)
         whisper = {"agent_id": "sue", "conversation_id": cid, "text": "refund it"}
         assert client.call("whisper", **whisper) is None
+        client.call("agent_message", agent_id="bob", conversation_id=cid, text="refunded")
+        answer = push_named(client, "AGENT_MESSAGE")
+        assert answer["event"]["seq"] == seq + 2
+        assert client.pushed[0]["event"]["name"] == "AGENT_MESSAGE"  # the whisper never came
         error = client.refused("whisper", {**whisper, "agent_id": "nobody"})
         assert error["type"] == "unknown_id"
         assert client.call("barge_in", agent_id="sue", conversation_id=cid) is None
