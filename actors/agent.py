@@ -25,6 +25,7 @@ from actors.messages import (
     Alarm,
     Apply,
     Assignment,
+    Counted,
     EventDelivery,
     Pushed,
     Reattach,
@@ -128,6 +129,11 @@ class AgentEntity:
                 # It did not answer in time: like a RONA, stop routing to it until it is ready.
                 self.presence = Presence.NOT_READY
             self._report(host)
+        elif isinstance(payload, Counted):  # a supervisor no more: it barged in
+            conversation = self.monitoring.pop(payload.conversation_id, None)
+            if conversation is not None:
+                self.conversations[payload.conversation_id] = conversation
+                self._report(host)
         elif isinstance(payload, Reattach):
             conversation_id = conversation_id_of(payload.conversation.entity)
             joined = self.conversations if self.agent_id in payload.counted else self.monitoring

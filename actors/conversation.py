@@ -29,6 +29,7 @@ from actors.messages import (
     AttachSubscriber,
     Bounced,
     CancelRequest,
+    Counted,
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
@@ -61,6 +62,7 @@ from domain.effects import (
     ArchiveLate,
     ArmAlarm,
     CancelRoute,
+    CountAgent,
     DeliverEvents,
     DisarmTimer,
     Effect,
@@ -260,6 +262,8 @@ class ConversationEntity:
                 if released is not None:
                     self.known[effect.agent_id] = released
                     host.post(released, Released(machine.id, effect.reason))
+            elif isinstance(effect, CountAgent) and effect.agent_id in self.agents:
+                host.post(self.agents[effect.agent_id], Counted(machine.id))
             elif isinstance(effect, ArchiveConversation):
                 self._closing = effect
                 self._request_archive(host)

@@ -111,6 +111,13 @@ class ReleaseAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class CountAgent:
+    """A supervisor barged in: the conversation now takes one of the agent's slots."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveConversation:
     """At CLOSING: write the conversation as it will be when CLOSED, with every event.
 
@@ -142,6 +149,7 @@ Effect = (
     | RouteRequest
     | CancelRoute
     | ReleaseAgent
+    | CountAgent
     | ArchiveConversation
     | ArchiveLate
 )

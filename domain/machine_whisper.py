@@ -9,13 +9,15 @@ session gets it, the bot is not told of it and no timer moves. A SILENT_MONITOR 
 :class:`~domain.commands.BargeIn` by a supervisor (SILENT_MONITOR or WHISPER) makes it an agent
 of the conversation: PRIMARY when no agent is PRIMARY, else ASSISTANT. When no agent was
 present it arrives as a direct join does (ACTIVE, the bot ASSISTANT, a pending request
-withdrawn, the agent SLA started).
+withdrawn, the agent SLA started). From then on the conversation takes one of the agent's
+slots (:class:`~domain.effects.CountAgent`), even beyond its ``max_conversations``: a
+supervisor barges in when it must.
 """
 
 from __future__ import annotations
 
 from domain.commands import BargeIn, Whisper
-from domain.effects import CancelRoute, Effect
+from domain.effects import CancelRoute, CountAgent, Effect
 from domain.enums import PRESENT_ROLES, SUPERVISOR_ROLES, Role
 from domain.errors import IllegalTransition
 from domain.events import AGENTS_AUDIENCE, AUDIENCE_KEY, EventName
@@ -65,6 +67,7 @@ class MachineWhisper(MachineConsult):
             {"agent_id": supervisor.id, "from": supervisor.role.value, "role": role.value},
         )
         self._set_role(supervisor, role, Bucket.PARTICIPANT)
+        t.effects.append(CountAgent(supervisor.id))
         if arriving:
             if self.pending_request is not None:  # it answers the need: withdraw the request
                 self._withdraw_offer(taken_by=supervisor.id)

@@ -177,6 +177,22 @@ def test_a_barge_in_with_no_agent_present_makes_the_supervisor_primary(
         assert role_of(gw, cid, "bot") == "ASSISTANT"
 
 
+def test_a_barge_in_takes_one_of_the_supervisors_slots(make_gateway: MakeGateway) -> None:
+    with make_gateway() as gw:
+        ready(gw, "bob")
+        cid, _ = routed_to(gw, "bob")
+        ready(gw, "sue", max_conversations=2)
+        gw.agent_join("sue", cid, role="SILENT_MONITOR")
+        assert free_of(gw, "sue") == 2
+        gw.barge_in("sue", cid)
+        assert free_of(gw, "sue") == 1
+
+
+def free_of(gw: Gateway, agent_id: str) -> int:
+    (agent,) = [a for a in gw.agents() if a["agent_id"] == agent_id]
+    return int(agent["free"])
+
+
 def test_a_barge_in_answers_a_pending_request(make_gateway: MakeGateway) -> None:
     with make_gateway(routing={"request_ttl_seconds": 50}) as gw:
         gw.agent_login("sue")
