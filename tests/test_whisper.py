@@ -6,6 +6,7 @@ WHISPER_MESSAGE and SUPERVISOR_BARGED_IN)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from runtime.netgateway import serve
 from tests.conftest import MakeGateway
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 from tests.test_transfer import ready, role_of, routed_to
+from tests.web_support import token, web_gateway
 
 
 def pushed_to(pushed: list[PushedEvent], subscription: str) -> list[dict[str, Any]]:
@@ -267,3 +269,25 @@ def test_whisper_and_barge_in_through_the_network_gateway(make_gateway: MakeGate
     finally:
         client.close()
         server.close()
+
+
+def test_a_channel_connector_reading_the_events_over_http_gets_no_whisper(
+    tmp_path: Path,
+) -> None:
+    connector, alice = token("connector", "webchat", "WEB"), token("agent", "alice")
+    sue = token("supervisor", "sue")
+    with web_gateway(tmp_path) as web:
+        ref = web.call("start_session", connector, customer_id="c1", channel="WEB", identifier="b1")
+        cid = ref["conversation_id"]
+        web.call("agent_login", alice, agent_id="alice")
+        web.call("agent_join", alice, agent_id="alice", conversation_id=cid)
+        web.call("agent_login", sue, agent_id="sue")
+        web.call("agent_join", sue, agent_id="sue", conversation_id=cid, role="WHISPER")
+        web.call("whisper", sue, agent_id="sue", conversation_id=cid, text="be kind")
+        seen = {
+            who: [e["name"] for e in web.call("events", headers, conversation_id=cid)]
+            for who, headers in (("connector", connector), ("agent", alice))
+        }
+        assert "WHISPER_MESSAGE" not in seen["connector"]
+        assert "WHISPER_MESSAGE" in seen["agent"]
+        assert "AGENT_SUBSCRIBED" in seen["connector"]
