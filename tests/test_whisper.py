@@ -20,7 +20,7 @@ from runtime.gateway import (
     UnknownIdError,
 )
 from runtime.netgateway import serve
-from tests.conftest import MakeGateway
+from tests.conftest import MakeGateway, storage_config
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 from tests.test_transfer import ready, role_of, routed_to
 from tests.web_support import token, web_gateway
@@ -291,3 +291,21 @@ def test_a_channel_connector_reading_the_events_over_http_gets_no_whisper(
         assert "WHISPER_MESSAGE" not in seen["connector"]
         assert "WHISPER_MESSAGE" in seen["agent"]
         assert "AGENT_SUBSCRIBED" in seen["connector"]
+
+
+def test_a_conversation_rebuilt_from_its_journal_still_keeps_whispers_from_the_customer(
+    tmp_path: Path,
+) -> None:
+    config = storage_config(tmp_path)
+    with Gateway.embedded(config, seed=0) as gw:
+        cid, session = supervised(gw, "WHISPER")
+        seq = gw.conversation(cid)["seq"]
+        gw.whisper("sue", cid, "before the restart")
+    with Gateway.embedded(config, seed=0) as gw:
+        assert gw.boot["restored"] == 1
+        assert len(named(gw.events(cid), "WHISPER_MESSAGE")) == 1
+        gw.agent_login("bob")
+        gw.agent_message("bob", cid, "still here")
+        gw.subscribe_session(session, after_seq=seq)
+        told = [e["name"] for e in pushed_to(gw.pushed(), f"session:{session}")]
+        assert told[0] == "AGENT_MESSAGE" and "WHISPER_MESSAGE" not in told
