@@ -313,6 +313,26 @@ def test_supervisor_join_matrix(name: str, role: Role) -> None:
     assert driver.machine.running_timers() == timers
 
 
+@pytest.mark.parametrize("name", [n for n in BUILDERS if n not in ("CLOSING", "CLOSED")])
+def test_barge_in_matrix(name: str) -> None:
+    """A supervisor that barges in becomes PRIMARY (no agent is) or ASSISTANT, and the
+    conversation is ACTIVE (ON_HOLD stays so) where the table accepts it; elsewhere it is
+    refused and changes nothing."""
+    driver = BUILDERS[name]()
+    driver.handle(SubscribeAgent("sup", role=Role.WHISPER))
+    state, machine = driver.state, driver.machine
+    before = fingerprint(machine)
+    if state not in ACCEPTED_IN[BargeIn]:
+        with pytest.raises(IllegalTransition):
+            driver.handle(BargeIn("sup"))
+        assert fingerprint(machine) == before
+        return
+    had_primary = any(machine.participant_role(a) is Role.PRIMARY for a in machine.subscribed_agents())
+    driver.handle(BargeIn("sup"))
+    assert machine.participant_role("sup") is (Role.ASSISTANT if had_primary else Role.PRIMARY)
+    assert driver.state is (State.ON_HOLD if state is State.ON_HOLD else State.ACTIVE)
+
+
 # ---------------------------------------------------------------------- look up, then mutate
 
 
