@@ -128,6 +128,16 @@ def test_a_silent_monitor_receives_the_customers_messages(make_gateway: MakeGate
         assert heard["data"]["text"] == "where is my parcel?"
 
 
+def test_a_supervisor_who_leaves_hears_no_more(make_gateway: MakeGateway) -> None:
+    with make_gateway() as gw:
+        cid, session = supervised(gw, "SILENT_MONITOR")
+        gw.agent_leave("sue", cid)
+        gw.customer_message(session, "anyone there?")
+        heard = [e["name"] for e in pushed_to(gw.pushed(), "agent:sue")]
+        assert heard == ["AGENT_UNSUBSCRIBED"]
+        assert gw.agent_conversations("sue") == []
+
+
 def _unchanged(gw: Gateway, cid: str, error: type[GatewayError], call: Callable[[], None]) -> None:
     before, events = gw.conversation(cid), gw.events(cid)
     with pytest.raises(error):
