@@ -21,6 +21,7 @@ from runtime.gateway import (
 )
 from runtime.netgateway import serve
 from tests.conftest import MakeGateway, storage_config
+from tests.multiproc_support import eventually, running_system, write_config
 from tests.test_netgateway import MAX_FRAME, TOKEN, RawClient
 from tests.test_transfer import ready, role_of, routed_to
 from tests.web_support import token, web_gateway
@@ -319,3 +320,38 @@ def test_a_conversation_rebuilt_from_its_journal_still_keeps_whispers_from_the_c
         gw.subscribe_session(session, after_seq=seq)
         told = [e["name"] for e in pushed_to(gw.pushed(), f"session:{session}")]
         assert told[0] == "AGENT_MESSAGE" and "WHISPER_MESSAGE" not in told
+
+
+@pytest.mark.multiproc
+def test_whispers_typing_and_a_barge_in_on_a_running_system(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with running_system(config), Gateway.connect(config) as gw:
+        for agent_id in ("bob", "sue"):
+            gw.agent_login(agent_id)
+        ref = gw.start_session("cust-1", "WEB", "v")
+        cid, session = ref.conversation_id, ref.channel_session_id
+        gw.agent_join("bob", cid)
+        gw.agent_join("sue", cid, role="WHISPER")
+        gw.subscribe_session(session, after_seq=gw.conversation(cid)["seq"])
+        gw.subscribe_agent("sue")
+        gw.whisper("sue", cid, "psst")
+        gw.agent_typing("bob", cid)
+        gw.agent_message("bob", cid, "hello")
+        gw.barge_in("sue", cid)
+        received: list[PushedEvent] = []
+
+        def names(subscription: str) -> set[str]:
+            return {p.event["name"] for p in received if p.subscription == subscription}
+
+        def arrived() -> bool:
+            received.extend(gw.pushed(0.05))
+            told, heard = names(f"session:{session}"), names("agent:sue")
+            return {"TYPING", "AGENT_MESSAGE", "SUPERVISOR_BARGED_IN"} <= told and {
+                "WHISPER_MESSAGE",
+                "TYPING",
+                "SUPERVISOR_BARGED_IN",
+            } <= heard
+
+        eventually(arrived)
+        assert "WHISPER_MESSAGE" not in names(f"session:{session}")
+        assert role_of(gw, cid, "sue") == "ASSISTANT"
