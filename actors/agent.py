@@ -25,6 +25,7 @@ from actors.messages import (
     Alarm,
     Apply,
     Assignment,
+    Counted,
     EventDelivery,
     Pushed,
     Reattach,
@@ -33,6 +34,7 @@ from actors.messages import (
     ReplyTo,
     Reroute,
     RoutingOutcome,
+    SignalDelivery,
     Subscribe,
     SubscribeOutcome,
     SubscribeRequest,
@@ -85,6 +87,12 @@ class AgentEntity:
     def receive(self, payload: Any, reply_to: ReplyTo | None, host: HostContext) -> None:
         if isinstance(payload, EventDelivery):
             self._deliver(payload, host)
+        elif isinstance(payload, SignalDelivery):  # transient (typing): pushed as it comes
+            if self.subscriber is not None:
+                host.post(
+                    self.subscriber,
+                    Pushed(self.subscription, payload.conversation_id, payload.event),
+                )
         elif isinstance(payload, Alarm):
             self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):
@@ -122,6 +130,11 @@ class AgentEntity:
                 # It did not answer in time: like a RONA, stop routing to it until it is ready.
                 self.presence = Presence.NOT_READY
             self._report(host)
+        elif isinstance(payload, Counted):  # a supervisor no more: it barged in
+            conversation = self.monitoring.pop(payload.conversation_id, None)
+            if conversation is not None:
+                self.conversations[payload.conversation_id] = conversation
+                self._report(host)
         elif isinstance(payload, Reattach):
             conversation_id = conversation_id_of(payload.conversation.entity)
             joined = self.conversations if self.agent_id in payload.counted else self.monitoring

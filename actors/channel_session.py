@@ -1,7 +1,10 @@
 """The ChannelSession entity: the customer's presence on one channel.
 
 It de-duplicates inbound provider message ids (a repeated id is acknowledged and ignored) and
-receives every event of its conversation for delivery to the channel's gateway. It lives on the
+receives every event of its conversation for delivery to the channel's gateway: all but those
+marked for the agents alone (whispers, see :func:`domain.events.for_customer`), each pushed
+naming the seq of the one pushed before it, so that the gateway sees no gap where one was
+left out. Transient notices (typing) are pushed as they come. It lives on the
 same host as its conversation, so forwarding to it costs no message between processes.
 """
 
@@ -16,13 +19,16 @@ from actors.messages import (
     Pushed,
     Ref,
     ReplyTo,
+    SignalDelivery,
     Unsubscribe,
 )
 from actors.snapshots import event_dict
 from domain.commands import CustomerMessage
 from domain.errors import ErrorKind
+from domain.events import for_customer
 from domain.ids import conversation_entity_id, session_entity_id
 from domain.records import Event
+from domain.sequence import previous_seq
 
 if TYPE_CHECKING:
     from actors.context import HostContext
@@ -35,6 +41,7 @@ class ChannelSessionEntity:
         self.conversation_entity = conversation_entity_id(conversation_id)
         self.seen_message_ids: set[str] = set()
         self.delivered_seq = 0
+        self.visible_seq = 0  # the last event delivered that the customer may see
         self.subscriber: Ref | None = None  # the channel gateway, while one is subscribed
         self.subscription = ""
 
@@ -44,14 +51,25 @@ class ChannelSessionEntity:
                 self._final(payload.events, host)
                 return
             for event in payload.events:
+                previous = self.visible_seq
                 self._delivered(event)
-                if self.subscriber is not None:
-                    self._push(event, host)
+                if self.subscriber is not None and for_customer(event.data):
+                    self._push(event, previous, host)
+        elif isinstance(payload, SignalDelivery):
+            if self.subscriber is not None:
+                host.post(
+                    self.subscriber,
+                    Pushed(self.subscription, payload.conversation_id, payload.event),
+                )
         elif isinstance(payload, AttachSubscriber):
             self.subscriber = Ref(payload.subscriber, "")
             self.subscription = payload.subscription
+            # the replay follows the seq the subscriber asked to start after
+            previous = previous_seq(payload.replay[0].seq) if payload.replay else 0
             for event in payload.replay:
-                self._push(event, host)
+                if for_customer(event.data):
+                    self._push(event, previous, host)
+                    previous = event.seq
         elif isinstance(payload, Unsubscribe):
             self.subscriber = None
             host.reply(reply_to, None)
@@ -77,11 +95,12 @@ class ChannelSessionEntity:
         """The conversation is CLOSED: push its last events (a session that ended earlier has
         not had the ones between, so each names the one pushed before it), the last one marked
         final, and go."""
+        visible = [e for e in events if for_customer(e.data)]
         if self.subscriber is not None:
-            for event in events:
-                previous = self.delivered_seq
-                self.delivered_seq = event.seq
-                final = event is events[-1]
+            for event in visible:
+                previous = self.visible_seq
+                self.delivered_seq = self.visible_seq = event.seq
+                final = event is visible[-1]
                 host.post(
                     self.subscriber,
                     Pushed(
@@ -94,14 +113,20 @@ class ChannelSessionEntity:
                 )
         host.remove(self.id)
 
-    def _push(self, event: Event, host: HostContext) -> None:
+    def _push(self, event: Event, previous: int, host: HostContext) -> None:
+        """Push ``event``; ``previous`` is named only where events were left out before it
+        (else the gateway takes it to follow seq - 1)."""
         assert self.subscriber is not None
+        named = previous if previous != previous_seq(event.seq) else None
         host.post(
-            self.subscriber, Pushed(self.subscription, event.conversation_id, event_dict(event))
+            self.subscriber,
+            Pushed(self.subscription, event.conversation_id, event_dict(event), named),
         )
 
     def _delivered(self, event: Event) -> None:
         self.delivered_seq = event.seq
+        if for_customer(event.data):
+            self.visible_seq = event.seq
         message_id = event.message_id_from(self.session_id)
         if message_id is not None:
             self.seen_message_ids.add(message_id)

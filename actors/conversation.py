@@ -28,6 +28,7 @@ from actors.messages import (
     AttachSubscriber,
     Bounced,
     CancelRequest,
+    Counted,
     EnqueueRequest,
     EventDelivery,
     EventsQuery,
@@ -38,6 +39,7 @@ from actors.messages import (
     Released,
     ReplyTo,
     Reroute,
+    SignalDelivery,
     SnapshotQuery,
     StateReport,
     Subscribe,
@@ -45,7 +47,7 @@ from actors.messages import (
     SubscribeRequest,
 )
 from actors.restore import published_events
-from actors.snapshots import event_dict, record_dict
+from actors.snapshots import event_dict, record_dict, signal_dict
 from domain.commands import (
     ArchiveCommitted,
     Command,
@@ -59,6 +61,7 @@ from domain.effects import (
     ArchiveLate,
     ArmAlarm,
     CancelRoute,
+    CountAgent,
     DeliverEvents,
     DisarmTimer,
     Effect,
@@ -66,8 +69,10 @@ from domain.effects import (
     ReleaseAgent,
     ReportState,
     RouteRequest,
+    Signal,
     TellAgent,
     TellBot,
+    journaled,
 )
 from domain.enums import SUPERVISOR_ROLES, State
 from domain.errors import CxError, ErrorKind, Refused
@@ -157,7 +162,7 @@ class ConversationEntity:
             if reply_to is not None:
                 host.fail(reply_to, failure_of(reply_to.call_id, poisoned))
             return False
-        if effects:
+        if journaled(effects):
             host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
         self.perform(effects, host)
         host.reply(reply_to, result)
@@ -223,6 +228,13 @@ class ConversationEntity:
                 if offered is not None:
                     delivery = EventDelivery(effect.events, me, offer_open=effect.offer_open)
                     host.post(offered, delivery)
+            elif isinstance(effect, Signal):
+                notice = SignalDelivery(machine.id, signal_dict(effect))
+                for session_id in effect.session_ids:
+                    host.local(session_entity_id(session_id), notice)
+                for agent_id, agent in self.agents.items():
+                    if agent_id != effect.emitter.id:
+                        host.post(agent, notice)
             elif isinstance(effect, TellBot):
                 host.tell_bot(self.id, effect)
             elif isinstance(effect, ReportState):
@@ -253,6 +265,8 @@ class ConversationEntity:
                 if released is not None:
                     self.known[effect.agent_id] = released
                     host.post(released, Released(machine.id, effect.reason))
+            elif isinstance(effect, CountAgent) and effect.agent_id in self.agents:
+                host.post(self.agents[effect.agent_id], Counted(machine.id))
             elif isinstance(effect, ArchiveConversation):
                 self._closing = effect
                 self._request_archive(host)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.effects import Signal
+from domain.enums import EventType
 from domain.records import ConversationRecord, Event
 from infra.timefmt import iso
 
@@ -18,6 +20,19 @@ def event_dict(event: Event) -> dict[str, Any]:
         "emitter": {"id": emitter.id, "type": str(emitter.type)},
         "channel_session_id": event.channel_session_id,
         "data": dict(event.data),
+    }
+
+
+def signal_dict(signal: Signal) -> dict[str, Any]:
+    """A transient notice as the gateway returns it: an event's shape with ``seq`` None."""
+    return {
+        "seq": None,
+        "name": signal.name,
+        "type": str(EventType.NOTIFICATION),
+        "timestamp": iso(signal.at),
+        "emitter": {"id": signal.emitter.id, "type": str(signal.emitter.type)},
+        "channel_session_id": signal.channel_session_id,
+        "data": {},
     }
 
 

@@ -141,6 +141,43 @@ class ConcludeConsult:
 
 
 @dataclass(frozen=True, slots=True)
+class Whisper:
+    """An agent or a WHISPER supervisor writes to the other agents and supervisors of the
+    conversation; the customer never receives it."""
+
+    agent_id: str
+    text: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """A supervisor (SILENT_MONITOR or WHISPER) takes part as an agent: ASSISTANT, or
+    PRIMARY when no agent is PRIMARY."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """The customer on channel session ``session_id`` or the agent ``agent_id`` (exactly one)
+    is typing: pushed to the others at once, never journaled or archived."""
+
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    """The customer on ``session_id`` or the agent ``agent_id`` (exactly one) has read the
+    conversation's events up to ``seq``."""
+
+    seq: int
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyWrapUp:
     agent_id: str
     codes: tuple[str, ...]
@@ -207,6 +244,10 @@ Command = (
     | Transfer
     | Consult
     | ConcludeConsult
+    | Whisper
+    | BargeIn
+    | Typing
+    | ReadReceipt
     | ApplyWrapUp
     | SetData
     | EndConversation

@@ -71,8 +71,8 @@ from domain.errors import IllegalTransition, InvalidArgument
 from domain.events import EventName
 from domain.limits import MAX_NAME, MAX_TEXT
 from domain.machine_base import BOT, BOT_ID
-from domain.machine_consult import MachineConsult
 from domain.machine_parts import Bucket, Participant
+from domain.machine_presence import PRESENCE_HANDLERS, MachinePresence
 from domain.machine_timers import AGENT_SLA_KEY, HOLD_KEY
 from domain.policy import Policy
 from domain.records import SYSTEM
@@ -82,7 +82,7 @@ from domain.transitions import LIFECYCLE, SUPERVISOR_ACCEPTED_IN, Trigger
 __all__ = ["BOT", "BOT_ID", "COMMAND_TYPES", "MAX_NAME", "MAX_TEXT", "ConversationMachine"]
 
 
-class ConversationMachine(MachineConsult):
+class ConversationMachine(MachinePresence):
     """One conversation's lifecycle. Create it with :meth:`open`; feed it with :meth:`handle`."""
 
     HANDLERS: ClassVar[dict[type[Any], Callable[[ConversationMachine, Any, int], list[Effect]]]]
@@ -443,6 +443,7 @@ ConversationMachine.HANDLERS = {
     TimerFired: ConversationMachine._on_timer_fired,
     RoutingUpdate: ConversationMachine._on_routing_update,
     ArchiveCommitted: ConversationMachine._on_archive_committed,
+    **PRESENCE_HANDLERS,
 }
 
 #: Every command type the machine handles.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.enums import Role, State, UnsubscribeReason
-from domain.records import ConversationRecord, Event
+from domain.records import ConversationRecord, Emitter, Event
 from domain.timers import TimerKey
 
 
@@ -40,6 +40,19 @@ class TellAgent:
     agent_id: str
     events: tuple[Event, ...]
     offer_open: bool  # whether the agent holds an offer of the conversation after these
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A transient notice (TYPING): pushed at once to these channel sessions and to every
+    subscribed agent but its emitter; it has no seq and is never journaled or archived, so a
+    command whose effects are only signals is not journaled."""
+
+    name: str
+    emitter: Emitter
+    channel_session_id: str | None
+    at: int
+    session_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,13 @@ class ReleaseAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class CountAgent:
+    """A supervisor barged in: the conversation now takes one of the agent's slots."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveConversation:
     """At CLOSING: write the conversation as it will be when CLOSED, with every event.
 
@@ -121,6 +141,7 @@ Effect = (
     Publish
     | DeliverEvents
     | TellAgent
+    | Signal
     | TellBot
     | ReportState
     | ArmAlarm
@@ -128,6 +149,14 @@ Effect = (
     | RouteRequest
     | CancelRoute
     | ReleaseAgent
+    | CountAgent
     | ArchiveConversation
     | ArchiveLate
 )
+
+
+def journaled(effects: list[Effect]) -> bool:
+    """Whether the command that returned ``effects`` is journaled: it did something beyond
+    transient signals (a command with no effects, or only signals, changed nothing that a
+    rebuilt conversation must have)."""
+    return any(not isinstance(effect, Signal) for effect in effects)

@@ -35,6 +35,10 @@ class EventName(StrEnum):
     CONVERSATION_TRANSFERRED = "CONVERSATION_TRANSFERRED"
     CONSULT_REQUESTED = "CONSULT_REQUESTED"
     CONSULT_CONCLUDED = "CONSULT_CONCLUDED"
+    WHISPER_MESSAGE = "WHISPER_MESSAGE"
+    SUPERVISOR_BARGED_IN = "SUPERVISOR_BARGED_IN"
+    READ_RECEIPT = "READ_RECEIPT"
+    TYPING = "TYPING"  # pushed only: never journaled, archived or numbered
     CONVERSATION_PAUSED = "CONVERSATION_PAUSED"
     CONVERSATION_RESUMED = "CONVERSATION_RESUMED"
     WRAPUP_APPLIED = "WRAPUP_APPLIED"
@@ -57,8 +61,19 @@ EVENT_TYPES: Mapping[str, EventType] = {
     EventName.CUSTOMER_MESSAGE: EventType.MESSAGE,
     EventName.AGENT_MESSAGE: EventType.MESSAGE,
     EventName.BOT_MESSAGE: EventType.MESSAGE,
+    EventName.WHISPER_MESSAGE: EventType.MESSAGE,
     EventName.WRAPUP_APPLIED: EventType.ACTIVITY,
 }
 
 #: Names an ``add_activity`` may not use: they would be mistaken for the engine's own events.
 RESERVED_NAMES: frozenset[str] = frozenset(EventName)
+
+#: The mark (``data["audience"]``) of an event for the agents and supervisors of a
+#: conversation only: a whisper, a supervisor's read receipt. No channel session is pushed it.
+AUDIENCE_KEY = "audience"
+AGENTS_AUDIENCE = "AGENTS"
+
+
+def for_customer(data: Mapping[str, object]) -> bool:
+    """Whether an event with this ``data`` may reach the customer's channel sessions."""
+    return data.get(AUDIENCE_KEY) != AGENTS_AUDIENCE

@@ -23,3 +23,6 @@ MAX_ID: Final = 128
 MAX_EXTERNAL_ID: Final = 256
 #: Conversations one agent may take at once (``agent_login``'s ``max_conversations``).
 MAX_AGENT_CONVERSATIONS: Final = 100
+#: Milliseconds between two typing indicators of one sender that are pushed: one sooner is
+#: accepted and not pushed.
+TYPING_INTERVAL_MS: Final = 3000

@@ -12,8 +12,8 @@ has published nothing, a subscription that wants everything. So:
   ``is_after(seq, after_seq)``: ``events_after`` over a list, the archive's
   ``WHERE seq > after_seq`` over its table.
 
-A stream that shows only some of a conversation's events (an agent's desk) names the seq of the
-previous one it was shown instead, ``BEFORE_FIRST`` for the first.
+A stream that shows only some of a conversation's events (an agent's desk; a channel session,
+which is never shown a whisper) names the seq of the previous one it was shown instead, ``BEFORE_FIRST`` for the first.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from domain.commands import (
     AgentMessage,
     ApplyWrapUp,
     ArchiveCommitted,
+    BargeIn,
     BotMessage,
     BotNotification,
     Command,
@@ -40,6 +41,7 @@ from domain.commands import (
     EndConversation,
     EndSession,
     Hold,
+    ReadReceipt,
     RequestAgent,
     Resume,
     RoutingUpdate,
@@ -48,6 +50,8 @@ from domain.commands import (
     SubscribeAgent,
     TimerFired,
     Transfer,
+    Typing,
+    Whisper,
 )
 from domain.enums import OPEN_STATES, State
 from domain.errors import CxError
@@ -192,25 +196,30 @@ _OPEN_ACCEPTED: frozenset[type[Command]] = _ALWAYS_ACCEPTED | {
     SetData,
     EndConversation,
     AddActivity,
+    Whisper,
+    Typing,
+    ReadReceipt,
 }
 
 #: Every state's rules. A command a state does not accept is refused with IllegalTransition
 #: and changes nothing.
 LIFECYCLE: Mapping[State, StateRules] = {
     State.CREATED: StateRules(
-        _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent}, supervisors_join=True
+        _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent, BargeIn}, supervisors_join=True
     ),
     State.ACTIVE: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Hold, Transfer, Consult, ConcludeConsult},
+        _OPEN_ACCEPTED
+        | {SubscribeAgent, AgentMessage, Hold, Transfer, Consult, ConcludeConsult, BargeIn},
         supervisors_join=True,
     ),
     State.ON_HOLD: StateRules(
-        _OPEN_ACCEPTED | {SubscribeAgent, AgentMessage, Resume, Transfer, Consult, ConcludeConsult},
+        _OPEN_ACCEPTED
+        | {SubscribeAgent, AgentMessage, Resume, Transfer, Consult, ConcludeConsult, BargeIn},
         supervisors_join=True,
         on_exit=(Action.STOP_HOLD,),
     ),
     State.INACTIVE: StateRules(
-        _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent, AgentMessage},
+        _OPEN_ACCEPTED | {RequestAgent, SubscribeAgent, AgentMessage, BargeIn},
         supervisors_join=True,
         on_entry=(Action.BOT_PRIMARY,),
     ),

@@ -78,6 +78,7 @@ from runtime.gateway_desk import Desk
 from runtime.gateway_inventory import Inventory
 from runtime.gateway_operations import Operations
 from runtime.gateway_pipeline import Acks, Pending, Pipeline
+from runtime.gateway_presence import Participation
 from runtime.gateway_queries import Queries
 from runtime.gateway_rooms import Rooms
 from runtime.gateway_subscriptions import Subscriptions
@@ -113,7 +114,7 @@ _GATEWAY_ENDS = frozenset(
 _APP = Emitter("gateway", ParticipantType.APP)
 
 
-class Gateway(Queries, Inventory, Subscriptions, Operations, Desk, Rooms):
+class Gateway(Queries, Inventory, Subscriptions, Operations, Desk, Rooms, Participation):
     """One connection to the engine. Use :meth:`embedded` or :meth:`connect` to make one."""
 
     def __init__(

@@ -6,9 +6,11 @@ system's transport does not keep the order of two messages between the same pair
 one up. So the gateway puts them back in order here before anyone sees them:
 
 - A channel session's events follow each other (seq n+1 after n) from the ``after_seq`` it was
-  subscribed with. An agent's desk gets only the events of conversations the agent is in, so
-  each event it is pushed names the seq of the previous one pushed to it for that conversation
-  (``previous``; 0 when it is the first, or the agent's entity forgot the conversation).
+  subscribed with, but where the session left out an event for the agents alone (a whisper):
+  the next one names the seq pushed before it as ``previous``. An agent's desk gets only the
+  events of conversations the agent is in, so each event it is pushed names the seq of the
+  previous one pushed to it for that conversation (``previous``; 0 when it is the first, or the
+  agent's entity forgot the conversation).
 - An event that follows the last one handed over is handed over, with any held ones that follow
   it; one already handed over (at or below the last) is dropped; any other is held.
 - Held events older than ``gap_wait_s`` are a gap: :meth:`PushOrder.gaps` names it, the gateway

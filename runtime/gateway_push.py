@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from actors.messages import Pushed, Subscribe
-from domain.events import EventName
+from domain.events import EventName, for_customer
 from domain.ids import SubscriptionKind, parse_subscription
 from infra.logs import get_logger
 from runtime.gateway_cache import LocationCache
@@ -60,6 +60,8 @@ class PushedEvents:
             if gap.missing:
                 try:
                     events = self.events(gap.conversation_id, gap.after_seq)
+                    if _is_session(gap.subscription):  # a session is never given a whisper
+                        events = [e for e in events if for_customer(e.get("data", {}))]
                 except GatewayError as error:  # tried again after GAP_WAIT_S
                     log.warning(
                         "pushed events missing, not read yet",

@@ -19,6 +19,7 @@ from domain.commands import (
     AgentMessage,
     ApplyWrapUp,
     ArchiveCommitted,
+    BargeIn,
     BotMessage,
     BotNotification,
     Command,
@@ -28,6 +29,7 @@ from domain.commands import (
     EndConversation,
     EndSession,
     Hold,
+    ReadReceipt,
     RequestAgent,
     Resume,
     RoutingUpdate,
@@ -36,6 +38,8 @@ from domain.commands import (
     SubscribeAgent,
     TimerFired,
     Transfer,
+    Typing,
+    Whisper,
 )
 from domain.conversation import COMMAND_TYPES
 from domain.effects import (
@@ -981,6 +985,10 @@ def _every_command(driver: Driver) -> list[Command]:
         Transfer(AGENT, "billing"),
         Consult(AGENT, "billing"),
         ConcludeConsult(AGENT, ConsultOutcome.END),
+        Whisper(AGENT, "psst", "w9"),
+        BargeIn(AGENT),
+        Typing(session_id=FIRST_SESSION),
+        ReadReceipt(1, session_id=FIRST_SESSION),
         ApplyWrapUp(AGENT, ("X",)),
         SetData("k", "v"),
         EndConversation(),

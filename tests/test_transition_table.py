@@ -19,6 +19,7 @@ from domain.commands import (
     AgentMessage,
     ApplyWrapUp,
     ArchiveCommitted,
+    BargeIn,
     BotMessage,
     BotNotification,
     Command,
@@ -28,6 +29,7 @@ from domain.commands import (
     EndConversation,
     EndSession,
     Hold,
+    ReadReceipt,
     RequestAgent,
     Resume,
     RoutingUpdate,
@@ -36,6 +38,8 @@ from domain.commands import (
     SubscribeAgent,
     TimerFired,
     Transfer,
+    Typing,
+    Whisper,
 )
 from domain.conversation import COMMAND_TYPES, ConversationMachine
 from domain.effects import ArchiveConversation, Effect, Publish
@@ -191,6 +195,14 @@ def representative(kind: type[Any], machine: ConversationMachine) -> tuple[Comma
         return Consult(v.present[0] if v.present else AGENT, "billing"), valid
     if kind is ConcludeConsult:  # no consult is ever running in the matrix's states
         return ConcludeConsult(v.present[0] if v.present else AGENT, ConsultOutcome.END), False
+    if kind is Whisper:
+        return Whisper(v.present[0] if v.present else AGENT, "psst", "w-1"), bool(v.present)
+    if kind is BargeIn:  # no supervisor is subscribed in the matrix's states
+        return BargeIn(v.agents[0] if v.agents else AGENT), False
+    if kind is Typing:
+        return Typing(session_id=session), bool(v.live)
+    if kind is ReadReceipt:
+        return ReadReceipt(machine.seq, session_id=session), bool(v.live)
     raise AssertionError(f"no representative for {kind}")
 
 
@@ -211,6 +223,19 @@ NO_VALID_INSTANCE = {
     ("INACTIVE", ApplyWrapUp),
     ("ACTIVE", ConcludeConsult),  # no consult runs in the states built here
     ("ON_HOLD", ConcludeConsult),
+    ("CREATED", Whisper),
+    ("INACTIVE", Whisper),
+    ("WRAP_UP", Whisper),
+    ("CREATED", BargeIn),  # no supervisor in the states built here
+    ("ACTIVE", BargeIn),
+    ("ON_HOLD", BargeIn),
+    ("INACTIVE", BargeIn),
+    ("INACTIVE_WRAPPING_UP", Whisper),
+    ("INACTIVE_WRAPPING_UP", BargeIn),
+    ("CUSTOMER_LEFT", Typing),
+    ("WRAP_UP", Typing),
+    ("CUSTOMER_LEFT", ReadReceipt),
+    ("WRAP_UP", ReadReceipt),
 }
 
 MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
@@ -218,7 +243,7 @@ MATRIX = [(name, kind) for name in BUILDERS for kind in COMMAND_TYPES]
 
 def test_every_command_type_has_an_accepted_in_row() -> None:
     assert set(ACCEPTED_IN) == set(COMMAND_TYPES)
-    assert len(COMMAND_TYPES) == 21
+    assert len(COMMAND_TYPES) == 25
 
 
 @pytest.mark.parametrize("wrap", [False, True], ids=["wrap-up-off", "wrap-up-on"])
@@ -286,6 +311,26 @@ def test_supervisor_join_matrix(name: str, role: Role) -> None:
     assert [e.name for e in published(effects)] == ["AGENT_SUBSCRIBED"]
     assert driver.state is state
     assert driver.machine.running_timers() == timers
+
+
+@pytest.mark.parametrize("name", [n for n in BUILDERS if n not in ("CLOSING", "CLOSED")])
+def test_barge_in_matrix(name: str) -> None:
+    """A supervisor that barges in becomes PRIMARY (no agent is) or ASSISTANT, and the
+    conversation is ACTIVE (ON_HOLD stays so) where the table accepts it; elsewhere it is
+    refused and changes nothing."""
+    driver = BUILDERS[name]()
+    driver.handle(SubscribeAgent("sup", role=Role.WHISPER))
+    state, machine = driver.state, driver.machine
+    before = fingerprint(machine)
+    if state not in ACCEPTED_IN[BargeIn]:
+        with pytest.raises(IllegalTransition):
+            driver.handle(BargeIn("sup"))
+        assert fingerprint(machine) == before
+        return
+    had_primary = any(machine.participant_role(a) is Role.PRIMARY for a in machine.subscribed_agents())
+    driver.handle(BargeIn("sup"))
+    assert machine.participant_role("sup") is (Role.ASSISTANT if had_primary else Role.PRIMARY)
+    assert driver.state is (State.ON_HOLD if state is State.ON_HOLD else State.ACTIVE)
 
 
 # ---------------------------------------------------------------------- look up, then mutate

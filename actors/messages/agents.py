@@ -47,6 +47,14 @@ class Released:
 
 
 @dataclass(frozen=True, slots=True)
+class Counted:
+    """The agent, a supervisor there, barged into the conversation: it now counts against
+    the agent's capacity."""
+
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentAvailable:
     agent_id: str
     ready: bool

@@ -64,6 +64,15 @@ class EventDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalDelivery:
+    """A transient notice (TYPING) for a channel session or an agent to push to its
+    subscriber at once: ``event`` as the gateway returns it, its ``seq`` None."""
+
+    conversation_id: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     """A gateway wants the outbound events of a channel session or an agent pushed to it.
 
@@ -95,7 +104,8 @@ class Pushed:
 
     ``previous``: the seq of the event pushed before it on this subscription for this
     conversation (0: none), so that the gateway can put them in order and see a gap; None where
-    the events follow each other (a channel session's: seq - 1). ``final``: the last event
+    the events follow each other (a channel session's: seq - 1, but after a whisper it left
+    out). ``final``: the last event
     this subscription is pushed of this conversation (it is CLOSED)."""
 
     subscription: str

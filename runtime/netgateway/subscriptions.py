@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from domain.events import for_customer
 from domain.ids import MalformedIdError, parse_subscription
 from infra.logs import get_logger
 from runtime.gateway import BadArgumentError, PushedEvent, UnknownIdError
@@ -151,6 +152,7 @@ class SubscriptionTable:
                 e
                 for e in self._engine.read_events(pushed.conversation_id, holding.position)
                 if isinstance(e.get("seq"), int) and holding.position < e["seq"] < seq
+                and for_customer(e.get("data", {}))  # a session is never given a whisper
             ]
         except Exception as error:
             log.warning(

@@ -124,6 +124,9 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
             op: {agent: _anyone, supervisor: _anyone, operator: _anyone}
             for op in ("rooms", "room_members", "room_history")
         },
+        "customer_typing": {connector: _own_session},
+        "customer_read": {connector: _own_session},
+        "barge_in": {supervisor: _as_itself("barge_in")},
     }
     for op in ("metrics", "conversations", "agents", "queues"):  # watching the floor
         rules[op] = {supervisor: _anyone, operator: _anyone}
@@ -131,7 +134,8 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
         rules[op] = {operator: _anyone}  # a customer's history, and running the engine
     for op in ("agent_login", "agent_ready", "agent_not_ready", "agent_logout", "agent_message",
                "hold", "resume", "agent_leave", "apply_wrap_up", "agent_conversations",
-               "transfer", "consult", "consult_transfer", "conference", "end_consult"):  # fmt: skip
+               "transfer", "consult", "consult_transfer", "conference", "end_consult",
+               "whisper", "agent_typing", "agent_read"):  # fmt: skip
         rules[op] = {agent: _as_itself(op), supervisor: _as_itself(op)}
     return rules
 

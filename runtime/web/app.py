@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from domain.enums import Channel
 from domain.errors import AuthError, BadArgumentError, ErrorKind, UnknownOpError
+from domain.events import for_customer
 from domain.ids import agent_subscription, session_subscription
 from infra.logs import get_logger
 from runtime.aio import AioLimits, AsyncGateway
@@ -40,7 +41,7 @@ from runtime.web.errors import WebError, error_body, status_of, type_of
 from runtime.web.hub import SUBSCRIBER_QUEUE, Hub, Overflow, Subscriber, in_order, stop
 from runtime.web.openapi import openapi
 from runtime.web.owners import Owners
-from runtime.web.tokens import Claims, verify
+from runtime.web.tokens import AccessRole, Claims, verify
 
 __all__ = ["WebOptions", "create_app"]
 
@@ -106,6 +107,8 @@ class WebGateway:
             args = check_args(OPS[op], decode_json(body), None)
             await self.owners.confirm(claims, authorize(claims, op, args))
             result = await self._carry_out(op, args)
+            if op == "events" and claims.role is AccessRole.CONNECTOR:  # a channel: no whisper
+                result = [e for e in result if for_customer(e["data"])]
             return JSONResponse({"result": plain_result(result)})
         except Exception as error:
             return self._refused(error, op, claims, args)
@@ -154,7 +157,7 @@ class WebGateway:
             try:
                 yield {"subscribed": subscription, "conversation_id": conversation_id}
                 async for event in in_order(stored, subscriber, conversation_id, after):
-                    last = event["seq"]
+                    last = event["seq"] if event["seq"] is not None else last
                     yield {"subscription": subscription, "conversation_id": conversation_id,
                            "event": event}  # fmt: skip
             except Overflow:

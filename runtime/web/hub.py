@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from domain.errors import CxError, ErrorKind
+from domain.events import for_customer
 from infra.logs import get_logger
 from runtime.aio import AsyncGateway
 from runtime.gateway import GatewayError, PushedEvent
@@ -154,7 +155,9 @@ async def in_order(
 ) -> AsyncIterator[dict[str, Any]]:
     """The conversation's events after ``after_seq``, each once, in seq order with no gap:
     what the conversation already has first (``stored(seq)``: its events after ``seq``), then
-    each pushed event; one that comes after a gap is preceded by what is missing, read back."""
+    each pushed event; one that comes after a gap is preceded by what is missing, read back
+    (but for what only agents see: whispers). A transient notice (typing: no seq) is passed
+    on as it comes."""
     last = after_seq
 
     async def read_back() -> AsyncIterator[dict[str, Any]]:
@@ -162,14 +165,18 @@ async def in_order(
         for event in await stored(last):
             if event["seq"] > last:
                 last = event["seq"]
-                yield event
+                if for_customer(event.get("data", {})):
+                    yield event
 
     async for event in read_back():
         yield event
     while True:
         for pushed in await subscriber.take():
             seq = pushed.event["seq"]
-            if pushed.conversation_id != conversation_id or seq <= last:
+            if seq is None and pushed.conversation_id == conversation_id:
+                yield pushed.event
+                continue
+            if pushed.conversation_id != conversation_id or seq is None or seq <= last:
                 continue
             if seq > last + 1:
                 async for event in read_back():
