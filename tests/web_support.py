@@ -18,7 +18,8 @@ from tests.conftest import storage_config
 KEY = "test-signing-key-" + "0123456789abcdef" * 2
 
 
-def token(role: str, subject: str, *channels: str, ttl_s: int = 600) -> dict[str, str]:
+#: Tokens live a day: module-level headers are made once, at import, and must outlive the suite.
+def token(role: str, subject: str, *channels: str, ttl_s: int = 86_400) -> dict[str, str]:
     """Headers carrying a token for ``subject`` in ``role``."""
     return {"Authorization": f"Bearer {issue(KEY, role, subject, ttl_s=ttl_s, channels=channels)}"}
 
