@@ -203,6 +203,7 @@ def test_a_receiver_that_answers_slowly_does_not_delay_another_webhooks_deliveri
         upkeep = Upkeep(settings, clock=lambda: 0)
         upkeep.start()
         try:
+            eventually(lambda: slow.arrived == 1, timeout=10)  # its first POST is held
             eventually(lambda: receiver.received == everything(archive), timeout=10)
             assert (slow.arrived, slow.received) == (1, [])  # still held
             slow.gate.set()
