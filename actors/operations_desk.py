@@ -4,7 +4,10 @@
 would open one is refused ``unavailable`` (by :class:`~actors.room_desk.RoomDesk`, naming the
 drain); a session that joins its room's live conversation still joins, and everything a live
 conversation does (messages, agents, timers, wrap-up, the archive) goes on until it is CLOSED
-and archived. A drain lasts until the engine stops (or the daemon restarts it).
+and archived. The drain is held here, so the actors of an engine the daemon restarts are not
+draining; the daemon's health endpoint (:mod:`runtime.metrics_server`) drains them again once a
+survey finds them not draining after one had found the engine draining, so a drain lasts until
+the daemon stops (without the endpoint, ``cx drain`` again after a restart).
 
 **Reload** (``cx reload``): the configuration read again is compared with the engine's
 (:func:`infra.reload.changes_of`). A differing key that cannot change at run time refuses the

@@ -397,9 +397,10 @@ class TopicMonitor(OperationsDesk):
             self.refuse(reply_to, ErrorKind.UNKNOWN_ID, f"no conversation {conversation_id}")
 
     def figures(self) -> dict[str, Any]:
-        """Conversation hosts now, and the children replaced since this monitor started."""
+        """Conversation hosts now, the children replaced since this monitor started, and
+        whether the engine drains."""
         restarts = {"archivist": self.archivists_restarted, **self.restarts}
-        return {"hosts": len(self.placement.hosts), "restarts": restarts}
+        return {"hosts": len(self.placement.hosts), "restarts": restarts, "draining": self.draining}
 
     def _status(self, reply_to: ReplyTo | None) -> None:
         counts: dict[str, int] = {}

@@ -8,7 +8,8 @@ routing and its queues. Every other key (storage, placement, system, gateway, lo
 section added later) is fixed for the life of the engine: a reload in which one differs is
 refused as a whole, naming it, and changes nothing. The keys that the start of the engine
 decides rather than the file (:data:`SET_AT_START`: where ``cx start`` sends the log, and in
-which format; ``--salvage-journal``) are neither compared nor changed.
+which format; the levels file of ``cx log-level``; ``--salvage-journal``) are neither compared
+nor changed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ __all__ = ["RELOADABLE", "SET_AT_START", "Changes", "changes_of", "config_key", 
 
 #: The top-level sections a reload may change.
 RELOADABLE: Final = frozenset({"bot", "timers", "routing"})
-#: Keys the start of the engine sets (runtime.daemon, cx start --salvage-journal), not the file.
-SET_AT_START: Final = frozenset({"logging.file", "logging.format", "storage.salvage_journal"})
+#: Keys the start of the engine sets (runtime.daemon, cx start --salvage-journal), not the file
+#: (``logging.levels``: where ``cx log-level`` writes the levels, beside the pid file).
+SET_AT_START: Final = frozenset(
+    {"logging.file", "logging.format", "logging.levels", "storage.salvage_journal"}
+)
 #: Not a setting: where the settings were read from.
 _NOT_COMPARED: Final = frozenset({"source"})
 

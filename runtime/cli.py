@@ -201,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return forget_command(args.config, args.customer)
         if args.command == "export":
             return export.export_command(
-                args.config, args.start, args.end, fmt=args.format, out=args.out
+                args.config, args.start, args.end, fmt=args.format, out=args.out,
+                include_agent_only=args.include_agent_only,
             )
         if args.command == "demo":
             if args.web:

@@ -7,6 +7,10 @@ order, so an export needs no running engine and holds one page in memory whateve
 - ``jsonl``: one conversation per line, as ``cx history --json`` shows it (ISO-8601 UTC
   times), with its events;
 - ``csv``: one row per conversation (:data:`CSV_COLUMNS`); its payload (``data``) as JSON.
+
+The events marked for the agents and supervisors alone (``data.audience`` ``AGENTS``: whispers,
+a supervisor's read receipts; :func:`domain.events.for_customer`) are left out, and not
+counted in ``events``, unless ``include_agent_only``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, TextIO
 
 from actors.snapshots import event_dict, record_dict
 from domain.enums import ParticipantType
+from domain.events import for_customer
 from domain.records import ConversationRecord
 from infra.archive_rows import json_default
 from infra.archive_store import ArchiveStore, open_archive
@@ -64,7 +69,15 @@ def conversations(
         after = (page[-1].created_at, page[-1].id)
 
 
-def export(archive: ArchiveStore, start_ms: int, end_ms: int, fmt: str, out: TextIO) -> int:
+def export(
+    archive: ArchiveStore,
+    start_ms: int,
+    end_ms: int,
+    fmt: str,
+    out: TextIO,
+    *,
+    include_agent_only: bool = False,
+) -> int:
     """Write the range's conversations to ``out`` in ``fmt``; how many were written."""
     if fmt not in FORMATS:
         raise UsageError(f"--format: {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -76,6 +89,8 @@ def export(archive: ArchiveStore, start_ms: int, end_ms: int, fmt: str, out: Tex
         writer.writerow(CSV_COLUMNS)
     for record in conversations(archive, start_ms, end_ms):
         events = archive.events(record.id)
+        if not include_agent_only:
+            events = [event for event in events if for_customer(event.data)]
         if writer is None:
             line = {**record_dict(record), "events": [event_dict(e) for e in events]}
             out.write(json.dumps(line, ensure_ascii=False, default=json_default) + "\n")
@@ -128,10 +143,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " csv: a row per conversation",
     )
     parser.add_argument("--out", metavar="FILE", help="write there (default: stdout)")
+    parser.add_argument(
+        "--include-agent-only",
+        action="store_true",
+        help="also the events for the agents alone (whispers; left out by default)",
+    )
 
 
 def export_command(
-    config: str, start: str, end: str, *, fmt: str = "jsonl", out: str | None = None
+    config: str,
+    start: str,
+    end: str,
+    *,
+    fmt: str = "jsonl",
+    out: str | None = None,
+    include_agent_only: bool = False,
 ) -> int:
     """``cx export``: the conversations to ``out`` (a file, replaced whole) or stdout; the
     count to stderr."""
@@ -139,16 +165,17 @@ def export_command(
     if end_ms <= start_ms:
         raise UsageError("--to must be later than --from")
     settings = load_config(config)
+    agents = include_agent_only
     with open_archive(settings.storage, read_only=True, create=False) as archive:
         if out is None:
-            count = export(archive, start_ms, end_ms, fmt, sys.stdout)
+            count = export(archive, start_ms, end_ms, fmt, sys.stdout, include_agent_only=agents)
         else:
             target = Path(out)
             partial = target.with_name(target.name + ".partial")
             # customer messages: readable by the file's owner only
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(descriptor, "w", encoding="utf-8", newline="") as stream:
-                count = export(archive, start_ms, end_ms, fmt, stream)
+                count = export(archive, start_ms, end_ms, fmt, stream, include_agent_only=agents)
             partial.replace(target)
     print(f"cx export: {count} conversation(s)", file=sys.stderr)
     return 0

@@ -89,6 +89,7 @@ class Inventory:
             },
             "hosts": monitor.get("hosts", len(actors["hosts"])),
             "restarts": dict(sorted(monitor.get("restarts", {}).items())),
+            "draining": bool(monitor.get("draining", False)),
         }
 
     # ------------------------------------------------------------------ inventory

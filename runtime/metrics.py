@@ -26,6 +26,7 @@ Snapshot = Mapping[str, Any]
 #: Every series (counters with their ``_total``), its labels and what it measures.
 SERIES: dict[str, tuple[tuple[str, ...], str]] = {
     "cx_up": ((), "1 when the engine answered this scrape's survey, else 0"),
+    "cx_draining": ((), "1 while the engine drains (cx drain: no new conversation), else 0"),
     "cx_conversations": (("state",), "Live conversations by state (each state, 0 too)"),
     "cx_agents": (("presence",), "Logged-in agents: READY (free capacity), BUSY, NOT_READY"),
     "cx_queue_waiting": (("queue",), "Requests waiting in the queue for an agent"),
@@ -63,6 +64,7 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     """The metric families of one ``Gateway.metrics()`` snapshot (with ``restarts`` of the
     daemon merged in by the caller, if any)."""
     yield _series("cx_up", value=1)
+    yield _series("cx_draining", value=1 if snapshot["draining"] else 0)
     states = {state.value: 0 for state in State if state is not State.CLOSED}  # every one, 0 too
     yield _series("cx_conversations", {**states, **snapshot["conversations"]})
     yield _series("cx_agents", snapshot["agents"])

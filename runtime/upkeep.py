@@ -1,25 +1,34 @@
 """The archive's upkeep beside a running engine: webhook delivery and the retention sweep.
 
-A thread of the daemon (of the leader node with several nodes, so one process delivers each
-webhook) holding its own archive connection and, with a webhook configured, its own gateway
-to the engine (``connect``), through which it follows the live conversations
-(:class:`~runtime.webhooks.LiveLook`, one look per tick shared by every webhook). It does
-nothing when no webhook is configured and ``storage.retention_days`` is null.
-:meth:`Upkeep.tick` does what is due at a given time and says when to come back; tests drive
-it with their own clock, the thread with the wall clock.
+Work of the daemon (of the leader node with several nodes, so one process delivers each
+webhook) in **lanes**, one thread each, so that one slow receiver never delays another:
 
-While the engine does not answer (it is restarting, or stopped), delivery goes on from the
-archive alone, and the engine is looked at again at the next tick (a new gateway).
+- one :class:`WebhookLane` per webhook, holding its own archive connection and, with
+  ``connect``, its own gateway to the engine, through which it follows the live conversations
+  (:class:`~runtime.webhooks.LiveLook`); its POSTs block only its own thread;
+- one :class:`SweepLane` when ``storage.retention_days`` is set, with its own archive
+  connection.
+
+Nothing runs when no webhook is configured and ``storage.retention_days`` is null. Each lane
+opens what it needs on its own thread and closes it there (an SQLite connection belongs to its
+thread). :meth:`Upkeep.tick` does what every lane has due at a given time, on the caller's
+thread, and says when to come back; tests drive it with their own clock, the threads with the
+wall clock.
+
+While the engine does not answer (it is restarting, or stopped), a webhook's delivery goes on
+from the archive alone, and the engine is looked at again at its next tick (a new gateway).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 from infra.archive_errors import StorageError
 from infra.archive_store import ArchiveStore, open_archive
 from infra.config import Settings
+from infra.config.webhooks import WebhookSettings
 from infra.logs import get_logger
 from infra.timefmt import wall_ms
 from runtime.gateway import Gateway
@@ -34,8 +43,10 @@ DAY_MS = 86_400_000
 SWEEP_EVERY_MS = 3_600_000
 #: Milliseconds before trying again after the archive failed.
 RETRY_MS = 5_000
-#: How much longer than the slowest webhook's POST timeout stop() waits for the thread.
+#: How much longer than the slowest webhook's POST timeout stop() waits for the threads.
 STOP_GRACE_S = 2.0
+#: Connections to the archive wait this long for another writer's lock.
+BUSY_TIMEOUT_MS = 1000
 
 #: Opens a gateway to the engine (``Gateway.connect``); what it raises is logged and tried
 #: again at the next tick.
@@ -50,111 +61,49 @@ def gateway_to(config: str | None) -> Connect | None:
     return lambda: Gateway.connect(config)
 
 
-class Upkeep:
+class WebhookLane:
+    """One webhook's delivery: its archive connection, its gateway and its dispatcher, all
+    used by one thread at a time."""
+
     def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Callable[[], int] = wall_ms,
-        post: Post = post_http,
-        connect: Connect | None = None,
+        self, settings: Settings, webhook: WebhookSettings, post: Post, connect: Connect | None
     ) -> None:
-        self._settings, self._clock, self._post = settings, clock, post
+        self._settings, self.webhook, self._post = settings, webhook, post
         self._connect = connect
+        self.name = f"cx-webhook-{webhook.name}"
+        #: How long one step may block: its POST's timeout.
+        self.step_s = webhook.timeout_seconds
+        self._archive: ArchiveStore | None = None
+        self.dispatcher: WebhookDispatcher | None = None
         self._engine: LiveSource | None = None
         self._engine_lost = False
-        self._archive: ArchiveStore | None = None
-        self.dispatchers: list[WebhookDispatcher] = []
-        self._sweep_at = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def needed(self) -> bool:
-        """Whether there is anything to do: a webhook, or a retention period."""
-        return bool(self._settings.webhooks) or self._settings.storage.retention_days is not None
-
-    def start(self) -> None:
-        """Run in a daemon thread until :meth:`stop` (nothing is started when not needed)."""
-        if self.needed and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="cx-upkeep", daemon=True)
-            self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        """Whether its thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Stop the thread, waiting for a POST in progress to end (its timeout); the thread
-        closes what it opened (an SQLite connection belongs to its thread). Without a thread
-        (:meth:`tick` called directly), close them here."""
-        self._stop.set()
-        if self._thread is not None:
-            timeouts = [webhook.timeout_seconds for webhook in self._settings.webhooks]
-            self._thread.join(max(timeouts, default=0.0) + STOP_GRACE_S)
-            if self._thread.is_alive():
-                log.warning("upkeep_still_running", waited_s=max(timeouts, default=0.0))
-            return
-        self._close()
-
-    def _close(self) -> None:
-        if self._archive is not None:
-            self._archive.close()
-            self._archive = None
-        self._drop_engine()
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            self._close()
-
-    def _loop(self) -> None:
-        wait_ms = 0
-        while not self._stop.wait(wait_ms / 1000):
-            try:
-                wait_ms = self.tick(self._clock())
-            except Exception as error:  # the thread outlives any one fault
-                log.warning(
-                    "upkeep_failed", problem=str(error), error=type(error).__name__,
-                    retry_in_ms=RETRY_MS, exc_info=not isinstance(error, StorageError),
-                )  # fmt: skip
-                if self._archive is not None:
-                    self._archive.close()
-                    self._archive = None
-                    self.dispatchers = []
-                wait_ms = RETRY_MS
 
     def tick(self, now_ms: int) -> int:
-        """Deliver and sweep what is due at ``now_ms``; milliseconds until the next tick."""
-        if self._archive is None:
-            self._archive = open_archive(self._settings.storage, busy_timeout_ms=1000)
-            self.dispatchers = [
-                WebhookDispatcher(self._archive, webhook, post=self._post)
-                for webhook in self._settings.webhooks
-            ]
+        """Deliver what is due at ``now_ms``; milliseconds until the next tick."""
+        if self._archive is None or self.dispatcher is None:
+            self._archive = open_archive(self._settings.storage, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            self.dispatcher = WebhookDispatcher(self._archive, self.webhook, post=self._post)
         live = self._look()
-        waits = []
-        for dispatcher in self.dispatchers:
-            try:
-                waits.append(dispatcher.step(now_ms, live))
-            except UnavailableError as error:  # the engine stopped answering meanwhile
-                self._lost(error)
-                live = None
-                waits.append(dispatcher.step(now_ms))
-        days = self._settings.storage.retention_days
-        if days is not None:
-            if now_ms >= self._sweep_at:
-                self.sweep(now_ms)
-                self._sweep_at = now_ms + SWEEP_EVERY_MS
-            waits.append(self._sweep_at - now_ms)
-        return min(waits, default=SWEEP_EVERY_MS)
+        try:
+            return self.dispatcher.step(now_ms, live)
+        except UnavailableError as error:  # the engine stopped answering meanwhile
+            self._lost(error)
+            return self.dispatcher.step(now_ms)
+
+    def reset(self) -> None:
+        """Close the archive connection after a fault (opened again at the next tick)."""
+        archive, self._archive, self.dispatcher = self._archive, None, None
+        if archive is not None:
+            archive.close()
+
+    def close(self) -> None:
+        self.reset()
+        self._drop_engine()
 
     def _look(self) -> LiveLook | None:
-        """The engine's live conversations now; None without a webhook, without ``connect``
-        or while the engine does not answer."""
-        if self._connect is None or not self.dispatchers:
+        """The engine's live conversations now; None without ``connect`` or while the engine
+        does not answer."""
+        if self._connect is None:
             return None
         try:
             if self._engine is None:
@@ -165,7 +114,8 @@ class Upkeep:
             return None
         if self._engine_lost:
             self._engine_lost = False
-            log.info("webhook_engine_answers", live=len(look.conversations))
+            log.info("webhook_engine_answers", webhook=self.webhook.name,
+                     live=len(look.conversations))  # fmt: skip
         return look
 
     def _lost(self, error: Exception) -> None:
@@ -173,7 +123,8 @@ class Upkeep:
         if not self._engine_lost:
             self._engine_lost = True
             log.warning(
-                "webhook_engine_unavailable", problem=str(error), error=type(error).__name__,
+                "webhook_engine_unavailable", webhook=self.webhook.name, problem=str(error),
+                error=type(error).__name__,
                 delivering="from the archive alone until the engine answers",
             )  # fmt: skip
         self._drop_engine()
@@ -186,6 +137,27 @@ class Upkeep:
             except Exception as error:  # a gateway to a gone engine may fail to close
                 log.debug("webhook_gateway_close_failed", problem=str(error))
 
+
+class SweepLane:
+    """The retention sweep: every ``SWEEP_EVERY_MS``, the closed conversations that ended more
+    than ``storage.retention_days`` ago are deleted."""
+
+    name = "cx-retention"
+    step_s = 0.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._archive: ArchiveStore | None = None
+        self._sweep_at = 0
+
+    def tick(self, now_ms: int) -> int:
+        if self._archive is None:
+            self._archive = open_archive(self._settings.storage, busy_timeout_ms=BUSY_TIMEOUT_MS)
+        if now_ms >= self._sweep_at:
+            self.sweep(now_ms)
+            self._sweep_at = now_ms + SWEEP_EVERY_MS
+        return self._sweep_at - now_ms
+
     def sweep(self, now_ms: int) -> int:
         """Delete the closed conversations older than ``storage.retention_days``; how many."""
         days = self._settings.storage.retention_days
@@ -195,3 +167,99 @@ class Upkeep:
         if deleted:
             log.info("archive_retention_swept", deleted=deleted, retention_days=days)
         return deleted
+
+    def reset(self) -> None:
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            archive.close()
+
+    def close(self) -> None:
+        self.reset()
+
+
+Lane = WebhookLane | SweepLane
+
+
+class Upkeep:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], int] = wall_ms,
+        post: Post = post_http,
+        connect: Connect | None = None,
+    ) -> None:
+        self._clock = clock
+        self.lanes: Sequence[Lane] = (
+            *(WebhookLane(settings, hook, post, connect) for hook in settings.webhooks),
+            *((SweepLane(settings),) if settings.storage.retention_days is not None else ()),
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def needed(self) -> bool:
+        """Whether there is anything to do: a webhook, or a retention period."""
+        return bool(self.lanes)
+
+    @property
+    def dispatchers(self) -> list[WebhookDispatcher]:
+        """The webhooks' dispatchers opened so far."""
+        return [
+            lane.dispatcher
+            for lane in self.lanes
+            if isinstance(lane, WebhookLane) and lane.dispatcher is not None
+        ]
+
+    def start(self) -> None:
+        """Run each lane in a daemon thread of its own until :meth:`stop`."""
+        if self._threads:
+            return
+        for lane in self.lanes:
+            thread = threading.Thread(target=self._run, args=(lane,), name=lane.name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether any of its threads runs."""
+        return any(thread.is_alive() for thread in self._threads)
+
+    def stop(self) -> None:
+        """Stop every thread, waiting for the POSTs in progress to end (their timeouts); each
+        thread closes what it opened. Without threads (:meth:`tick` called directly), close
+        them here."""
+        self._stop.set()
+        if not self._threads:
+            for lane in self.lanes:
+                lane.close()
+            return
+        waited = max((lane.step_s for lane in self.lanes), default=0.0) + STOP_GRACE_S
+        deadline = time.monotonic() + waited
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        left = [thread.name for thread in self._threads if thread.is_alive()]
+        if left:
+            log.warning("upkeep_still_running", threads=left, waited_s=waited)
+
+    def tick(self, now_ms: int) -> int:
+        """Do what every lane has due at ``now_ms``, on this thread; milliseconds until the
+        next tick."""
+        return min((lane.tick(now_ms) for lane in self.lanes), default=SWEEP_EVERY_MS)
+
+    def _run(self, lane: Lane) -> None:
+        try:
+            wait_ms = 0
+            while not self._stop.wait(wait_ms / 1000):
+                try:
+                    wait_ms = lane.tick(self._clock())
+                except Exception as error:  # the thread outlives any one fault
+                    log.warning(
+                        "upkeep_failed", lane=lane.name, problem=str(error),
+                        error=type(error).__name__, retry_in_ms=RETRY_MS,
+                        exc_info=not isinstance(error, StorageError),
+                    )  # fmt: skip
+                    lane.reset()
+                    wait_ms = RETRY_MS
+        finally:
+            lane.close()

@@ -37,6 +37,11 @@ Each look at the archive reads only the conversations written (``conversations.t
 since a few minutes before the last look that found nothing left, so its cost follows the rate
 of closings, not the size of the archive (the first look after a start reads them all once).
 
+Filters: ``events`` names the events delivered (none: every one), and the events marked for
+the agents and supervisors alone (``data.audience`` ``AGENTS``: whispers, a supervisor's read
+receipts, :func:`domain.events.for_customer`) are left out unless ``include_agent_only``. An
+event passed over moves the cursor as if it had been delivered.
+
 Bound: when more than ``max_backlog`` archived conversations wait for one webhook, the oldest
 are passed over (their cursors moved to their end, ``webhooks.skipped`` counting them) and a
 ``webhook_backlog_over_bound`` warning names how many: the archive still holds them, for
@@ -249,13 +254,16 @@ class WebhookDispatcher:
             for event in events:
                 if not self._deliver(Outgoing(conversation_id, room_id, event), now_ms):
                     return False
-            if events and not self.webhook.wants(str(events[-1]["name"])):
+            if events and not self._wanted(Outgoing(conversation_id, room_id, events[-1])):
                 self._advance(conversation_id, int(events[-1]["seq"]))  # passed over: done
         return True
 
+    def _wanted(self, outgoing: Outgoing) -> bool:
+        return self.webhook.delivers(outgoing.name, outgoing.event.get("data") or {})
+
     def _deliver(self, outgoing: Outgoing, now_ms: int) -> bool:
-        """Send one event (unless the filter passes it over) and move the cursor past it."""
-        if self.webhook.wants(outgoing.name):
+        """Send one event (unless the filters pass it over) and move the cursor past it."""
+        if self._wanted(outgoing):
             if not self._send(outgoing, now_ms):
                 return False
             self._advance(outgoing.conversation_id, outgoing.seq)

@@ -170,6 +170,20 @@ def test_the_keys_a_start_sets_are_neither_compared_nor_changed_by_a_reload(
     assert applied.bot.welcome == NEW_WELCOME
 
 
+def test_the_levels_file_a_start_sets_does_not_refuse_a_reload(
+    config_file: ConfigFile, tmp_path: Path
+) -> None:
+    from_file = load_config(config_file.path)
+    running = replace(  # as the daemon runs it: cx log-level writes its levels file
+        from_file, logging=replace(from_file.logging, levels=tmp_path / "cx.levels.json")
+    )
+    config_file.write(bot={"welcome": NEW_WELCOME})
+
+    changes = changes_of(running, load_config(config_file.path))
+
+    assert (changes.reloadable, changes.fixed) == (("bot.welcome",), ())
+
+
 @pytest.mark.parametrize(
     ("path", "key"),
     [

@@ -18,6 +18,7 @@ from infra.archive_store import ArchiveStore
 from runtime import export
 from runtime.cli import main
 from tests.test_archive import make_conversation
+from tests.webhook_support import whispered
 
 DAY_MS = 86_400_000
 #: 2026-12-01T00:00:00Z
@@ -131,3 +132,38 @@ def test_cx_export_refuses_an_empty_range(
     )
     assert code == 2
     assert "--to must be later than --from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("include", "seqs"), [(False, [1, 2, 4]), (True, [1, 2, 3, 4])])
+def test_a_whisper_is_exported_only_when_agent_only_events_are_included(
+    tmp_path: Path, include: bool, seqs: list[int]
+) -> None:
+    lines, rows = io.StringIO(), io.StringIO()
+    with Archive(tmp_path / "archive.db") as archive:
+        archive.store_conversation(*whispered("whispered", DEC_1))
+        for fmt, out in (("jsonl", lines), ("csv", rows)):
+            export.export(archive, DEC_1, DEC_1 + DAY_MS, fmt, out, include_agent_only=include)
+    (line,) = [json.loads(text) for text in lines.getvalue().splitlines()]
+    (row,) = csv.DictReader(io.StringIO(rows.getvalue()))
+    assert [event["seq"] for event in line["events"]] == seqs
+    assert row["events"] == str(len(seqs))
+
+
+def test_cx_export_writes_whispers_with_include_agent_only_and_not_without(
+    tmp_path: Path,
+) -> None:
+    with Archive(tmp_path / "archive.db") as archive:
+        archive.store_conversation(*whispered("whispered", DEC_1))
+
+    def names(*flags: str) -> list[str]:
+        out = tmp_path / "out.jsonl"
+        code = main(
+            ["export", "--config", _config(tmp_path), "--from", "2026-12-01", "--to",
+             "2026-12-02", "--out", str(out), *flags]
+        )  # fmt: skip
+        assert code == 0
+        (line,) = out.read_text().splitlines()
+        return [event["name"] for event in json.loads(line)["events"]]
+
+    assert "WHISPER_MESSAGE" not in names()
+    assert "WHISPER_MESSAGE" in names("--include-agent-only")

@@ -217,3 +217,11 @@ def test_an_archive_write_refused_by_a_lock_counts_as_a_failure_and_waits(
         written = gw.metrics()["archive"]
     assert (refused["writes"], refused["failures"], refused["waiting"]) == (1, 1, 1)
     assert (written["writes"], written["failures"], written["waiting"]) == (2, 1, 0)
+
+
+def test_the_draining_gauge_is_1_once_the_engine_drains(make_gateway: MakeGateway) -> None:
+    with make_gateway() as gw:
+        before = scraped(gw)[("cx_draining", ())]
+        gw.drain_engine()
+        after = scraped(gw)[("cx_draining", ())]
+    assert (before, after) == (0, 1)

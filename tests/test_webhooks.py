@@ -24,8 +24,9 @@ from infra.config import load_config
 from infra.config.webhooks import WebhookSettings
 from runtime.upkeep import Upkeep
 from runtime.webhooks import WebhookDispatcher, post_http, sign, verify
+from tests.multiproc_support import eventually
 from tests.test_archive import late_activity, make_conversation
-from tests.webhook_support import Receiver
+from tests.webhook_support import Receiver, whispered
 
 SECRET = "a-secret-of-some-length"
 
@@ -40,7 +41,7 @@ def webhook(receiver: Receiver, **overrides: Any) -> WebhookSettings:
     settings = WebhookSettings(
         name="crm", url=f"http://127.0.0.1:{receiver.port}/hook", secret=SECRET,
         events=frozenset(), timeout_seconds=5, backoff_seconds=1, max_backoff_seconds=16,
-        max_backlog=100,
+        max_backlog=100, include_agent_only=False,
     )  # fmt: skip
     return dataclasses.replace(settings, **overrides)
 
@@ -112,6 +113,20 @@ def test_only_the_events_named_by_the_filter_are_delivered(
     assert receiver.received == [("conv-0", 2), ("conv-1", 2), ("conv-2", 2)]
 
 
+@pytest.mark.parametrize(("include_agent_only", "seqs"), [(False, [1, 2, 4]), (True, [1, 2, 3, 4])])
+def test_a_whisper_is_delivered_only_to_a_webhook_that_includes_agent_only_events(
+    tmp_path: Path, receiver: Receiver, include_agent_only: bool, seqs: list[int]
+) -> None:
+    receiver.up()
+    with Archive(tmp_path / "whispers.db") as archive:
+        archive.store_conversation(*whispered("conv-w", 1_000))
+        hook = webhook(receiver, include_agent_only=include_agent_only)
+        dispatcher = WebhookDispatcher(archive, hook)
+        dispatcher.step(0)
+        dispatcher.step(10_000)  # nothing is left: the whisper passed over is done
+    assert receiver.received == [("conv-w", seq) for seq in seqs]
+
+
 def test_a_restarted_dispatcher_resumes_after_the_last_acknowledged_event(
     archive: Archive, receiver: Receiver
 ) -> None:
@@ -165,6 +180,38 @@ def test_the_upkeep_delivers_every_configured_webhook(tmp_path: Path, receiver: 
     assert sorted(receiver.received) == sorted(
         [("conv-1", 1), ("conv-1", 2), ("conv-1", 3), ("conv-1", 3)]
     )
+
+
+def test_a_receiver_that_answers_slowly_does_not_delay_another_webhooks_deliveries(
+    tmp_path: Path, receiver: Receiver, archive: Archive
+) -> None:
+    """Each webhook has a thread of its own: while the first receiver holds its first POST
+    (until the test releases it), the second gets every event; then the first gets them all,
+    in order."""
+    with Receiver.on_free_port() as slow:
+        slow.gate.clear()
+        slow.up()
+        receiver.up()
+        hooks = [
+            {"name": "slow", "url": f"http://127.0.0.1:{slow.port}/", "secret": SECRET,
+             "timeout_seconds": 600},
+            {"name": "fast", "url": f"http://127.0.0.1:{receiver.port}/", "secret": SECRET},
+        ]  # fmt: skip
+        settings = load_config(
+            {"storage": {"archive": str(tmp_path / "archive.db")}, "webhooks": hooks}
+        )
+        upkeep = Upkeep(settings, clock=lambda: 0)
+        upkeep.start()
+        try:
+            eventually(lambda: slow.arrived == 1, timeout=10)  # its first POST is held
+            eventually(lambda: receiver.received == everything(archive), timeout=10)
+            assert (slow.arrived, slow.received) == (1, [])  # still held
+            slow.gate.set()
+            eventually(lambda: slow.received == everything(archive), timeout=10)
+        finally:
+            slow.gate.set()
+            upkeep.stop()
+        assert not upkeep.running
 
 
 def test_a_look_from_a_write_time_skips_conversations_written_before_it(

@@ -16,6 +16,7 @@ from runtime.gateway import Gateway, UnavailableError
 from runtime.upkeep import Upkeep
 from runtime.webhooks import verify
 from tests.conftest import MakeGateway
+from tests.test_transfer import ready, routed_to
 from tests.webhook_support import Receiver
 
 SECRET = "a-secret-of-some-length"
@@ -177,3 +178,21 @@ def test_a_live_events_body_names_its_conversation_room_and_seq_and_is_signed(
     assert (document["conversation_id"], document["room_id"]) == (ref.conversation_id, ref.room_id)
     assert document["event"] == gw.events(ref.conversation_id)[-1]
     assert document["seq"] == document["event"]["seq"]
+
+
+def test_a_live_whisper_is_left_out_of_a_webhook_without_include_agent_only(
+    gw: Gateway, receiver: Receiver
+) -> None:
+    receiver.up()
+    ready(gw, "bob")
+    conversation_id, _ = routed_to(gw, "bob")
+    gw.whisper("bob", conversation_id, "this one is a VIP")
+    gw.agent_message("bob", conversation_id, "how can I help?")
+    events = gw.events(conversation_id)
+
+    upkeep_of(gw).tick(0)
+
+    (whisper,) = [e["seq"] for e in events if e["name"] == "WHISPER_MESSAGE"]
+    assert receiver.received == [
+        (conversation_id, e["seq"]) for e in events if e["seq"] != whisper
+    ]

@@ -11,6 +11,7 @@ Each entry::
       backoff_seconds: 1             # the first retry's wait, doubled at each failure ...
       max_backoff_seconds: 300       # ... up to this
       max_backlog: 10000             # conversations waiting before the oldest are passed over
+      include_agent_only: false      # whether events for the agents alone (whispers) go too
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.events import for_customer
 from infra.config.checks import (
     Check,
     InvalidValue,
     as_mapping,
+    boolean,
     duration,
     expected,
     integer,
@@ -46,10 +49,18 @@ class WebhookSettings:
     backoff_seconds: float
     max_backoff_seconds: float
     max_backlog: int
+    #: Whether events marked for the agents and supervisors alone (``data.audience``
+    #: ``AGENTS``: whispers, a supervisor's read receipts) are delivered too.
+    include_agent_only: bool
 
     def wants(self, event_name: str) -> bool:
         """Whether an event of this name is delivered (no filter: every event)."""
         return not self.events or event_name in self.events
+
+    def delivers(self, event_name: str, data: Mapping[str, object]) -> bool:
+        """Whether an event of this name and ``data`` is delivered: the name filter, and
+        the agents' own events only with ``include_agent_only``."""
+        return self.wants(event_name) and (self.include_agent_only or for_customer(data))
 
 
 def _url(value: Any, path: str) -> str:
@@ -80,6 +91,7 @@ _FIELDS: Mapping[str, Check] = {
     "backoff_seconds": duration,
     "max_backoff_seconds": duration,
     "max_backlog": integer(1),
+    "include_agent_only": boolean,
 }
 _DEFAULTS: Mapping[str, Any] = {
     "events": [],
@@ -87,6 +99,7 @@ _DEFAULTS: Mapping[str, Any] = {
     "backoff_seconds": 1,
     "max_backoff_seconds": 300,
     "max_backlog": 10000,
+    "include_agent_only": False,
 }
 
 
