@@ -33,6 +33,7 @@ from actors.messages import (
     Released,
     ReplyTo,
     Reroute,
+    RoomDelivery,
     RoutingOutcome,
     SignalDelivery,
     Subscribe,
@@ -93,6 +94,9 @@ class AgentEntity:
                     self.subscriber,
                     Pushed(self.subscription, payload.conversation_id, payload.event),
                 )
+        elif isinstance(payload, RoomDelivery):  # a TEAM room's message: not a conversation's
+            if self.subscriber is not None:
+                host.post(self.subscriber, Pushed(self.subscription, "", payload.event))
         elif isinstance(payload, Alarm):
             self._reservation_expired(payload, host)
         elif isinstance(payload, Subscribe):

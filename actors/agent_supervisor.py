@@ -40,6 +40,8 @@ from actors.messages import (
     Reply,
     ReplyTo,
     Rewired,
+    RoomDelivery,
+    RoomPosted,
     Subscribe,
     Unsubscribe,
 )
@@ -149,6 +151,13 @@ class AgentSupervisor(EngineActor):
             return
         if isinstance(payload, Reattach):
             self._reattach(payload)
+            return
+        if isinstance(payload, RoomPosted):  # to the members logged in; the others read it
+            for member in payload.members:
+                placed_at = self.placement.get(member)
+                if placed_at is not None:
+                    target = Ref(placed_at.address, agent_entity_id(member))
+                    self.post(target, RoomDelivery(payload.event))
             return
         agent_id = getattr(payload, "agent_id", None)
         if isinstance(payload, Subscribe | Unsubscribe):

@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from actors.archivist_rooms import room_answer
+from actors.archivist_rooms import room_answer, room_posted
 from actors.figures import WriteTally
 from actors.inventory import customer_rooms
 from actors.messages import (
@@ -46,6 +46,7 @@ from actors.messages import (
     Deliver,
     ForgetCustomer,
     PostToRoom,
+    Ref,
     ReplyTo,
     RoomQuery,
     StoreIdentity,
@@ -265,6 +266,9 @@ class Archivist(TimedActor):
                 self.refuse(reply_to, refusal.kind, str(refusal))
                 return
             self.reply(reply_to, answer)
+            if isinstance(payload, PostToRoom):  # pushed to the members' desks as it is kept
+                posted = room_posted(self._storage(), payload, answer["seq"], self.now())
+                self.post(Ref(self.wired().agents, ""), posted)
         else:
             self._query(payload, reply_to)
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery, RoomWork
-from domain.enums import RoomType
+from actors.messages.rooms import CreateRoom, PostToRoom, RoomPosted, RoomQuery, RoomWork
+from actors.snapshots import event_dict
+from domain.enums import EventType, ParticipantType, RoomType
 from domain.errors import ErrorKind, error_for
+from domain.events import EventName
+from domain.records import Emitter, Event
 from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore
 
@@ -73,6 +76,21 @@ def _post(archive: ArchiveStore, work: PostToRoom, now: int) -> dict[str, Any]:
         )
     seq = archive.post_to_room(room.id, work.message_id, work.agent_id, work.text, now)
     return {"room_id": room.id, "seq": seq, "message_id": work.message_id}
+
+
+def room_posted(archive: ArchiveStore, work: PostToRoom, seq: int, now: int) -> RoomPosted:
+    """What the room's members are pushed of a message kept as ``seq``: a ROOM_MESSAGE in the
+    shape of a conversation's event (its ``seq`` the room's, its conversation id ``''``)."""
+    data = {
+        "room_id": work.room_id,
+        "message_id": work.message_id,
+        "agent_id": work.agent_id,
+        "text": work.text,
+    }
+    author = Emitter(work.agent_id, ParticipantType.AGENT)
+    kind = EventType.MESSAGE
+    event = Event("", work.room_id, seq, EventName.ROOM_MESSAGE, kind, now, author, None, data)
+    return RoomPosted(tuple(archive.room_members(work.room_id)), event_dict(event))
 
 
 def _query(archive: ArchiveStore, work: RoomQuery) -> Any:

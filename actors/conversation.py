@@ -254,8 +254,8 @@ class ConversationEntity:
                         me,
                         effect.queue,
                         effect.excluded,
-                        effect.agent_id,
-                        self._room_of_request(effect.agent_id),
+                        effect.agents,
+                        self._room_of_request(effect.agents),
                     ),
                 )
             elif isinstance(effect, CancelRoute):
@@ -306,15 +306,15 @@ class ConversationEntity:
                     request,
                     host.ref(self.id),
                     self.machine.request_queue,
-                    agent_id=self.machine.request_target,
-                    room_id=self._room_of_request(self.machine.request_target),
+                    agents=self.machine.request_targets,
+                    room_id=self._room_of_request(self.machine.request_targets),
                 ),
             )
 
-    def _room_of_request(self, target: str | None) -> str:
+    def _room_of_request(self, targets: tuple[str, ...]) -> str:
         """The room a request names for its sticky agent: a customer's request for a queue
-        (not a consult, nor for a named agent) names the conversation's room."""
-        if target is not None or self.machine.request_consult:
+        (not a consult, nor for named agents) names the conversation's room."""
+        if targets or self.machine.request_consult:
             return ""
         return self.machine.room_id
 

@@ -304,7 +304,7 @@ class Host(TimedActor):
                     room_id=payload.room_id,
                     customer_id=payload.customer_id,
                     first=first,
-                    policy=replace(self._policy(), advisor=payload.advisor),
+                    policy=replace(self._policy(), advisors=payload.advisors),
                     now=now,
                     direction=payload.direction,
                 )

@@ -150,7 +150,7 @@ class RoomDesk(ArchivistParent):
                 )
             )
             return
-        advisor = self._advisor_of(room)  # read before anything changes
+        advisors = self._advisors_of(room)  # read before anything changes
         host = self.placement.place(self.wired().settings.placement.per_host)
         self.live[conversation_id] = Live(
             host, room.id, State.CREATED.value, [request.session_id], reply_to
@@ -171,7 +171,7 @@ class RoomDesk(ArchivistParent):
                 request.customer_id,
                 start,
                 request.direction,
-                advisor,
+                advisors,
             ),
             reply_to,
         )
@@ -218,12 +218,11 @@ class RoomDesk(ArchivistParent):
         )
         return new_room, True
 
-    def _advisor_of(self, room: RoomRecord) -> str | None:
-        """A private room's first advisor, whom its agent requests go to (None: the queue)."""
+    def _advisors_of(self, room: RoomRecord) -> tuple[str, ...]:
+        """A private room's advisors, to whom its agent requests go (none: the queue)."""
         if room.mode is not RoomMode.PRIVATE:
-            return None
-        members = self._archive_or_fail().room_members(room.id)
-        return members[0] if members else None
+            return ()
+        return tuple(self._archive_or_fail().room_members(room.id))
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
         origin = bounced.origin

@@ -81,7 +81,7 @@ class Router(TimedActor):
                     payload.queue,
                     now,
                     excluded=payload.excluded,
-                    target=payload.agent_id,
+                    targets=payload.agents,
                     room=payload.room_id,
                 )
             )

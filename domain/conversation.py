@@ -211,7 +211,7 @@ class ConversationMachine(MachineAgent):
             raise self._refuse(IllegalTransition, cmd, "an agent request is already pending")
         self._check_name(cmd, "queue", cmd.queue)
         self._begin(now)
-        self._request_agent(cmd.queue, cmd.by, Bucket.OWN, target=self.policy.advisor)
+        self._request_agent(cmd.queue, cmd.by, Bucket.OWN, targets=self.policy.advisors)
         return self._finish()
 
     def _on_subscribe_agent(self, cmd: SubscribeAgent, now: int) -> list[Effect]:

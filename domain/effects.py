@@ -93,7 +93,9 @@ class RouteRequest:
     request_id: str
     queue: str
     excluded: tuple[str, ...] = ()  # agents the request must not go to
-    agent_id: str | None = None  # the one agent it may go to (a transfer to a named agent)
+    #: the agents it may go to, none other (a transfer to a named agent, a private room's
+    #: advisors); empty: any agent of the queue
+    agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ class EventName(StrEnum):
     CUSTOMER_SLA_STOPPED = "CUSTOMER_SLA_STOPPED"
     CUSTOMER_SLA_THRESHOLD = "CUSTOMER_SLA_THRESHOLD"
     CUSTOMER_SLA_EXPIRED = "CUSTOMER_SLA_EXPIRED"
+    ROOM_MESSAGE = "ROOM_MESSAGE"  # a TEAM room's, not a conversation's: numbered per room
 
 
 EVENT_TYPES: Mapping[str, EventType] = {
@@ -62,6 +63,7 @@ EVENT_TYPES: Mapping[str, EventType] = {
     EventName.AGENT_MESSAGE: EventType.MESSAGE,
     EventName.BOT_MESSAGE: EventType.MESSAGE,
     EventName.WHISPER_MESSAGE: EventType.MESSAGE,
+    EventName.ROOM_MESSAGE: EventType.MESSAGE,
     EventName.WRAPUP_APPLIED: EventType.ACTIVITY,
 }
 

@@ -67,7 +67,7 @@ class MachineBase:
         self.queue: str = policy.default_queue
         self.pending_request: str | None = None
         self.offered_to: str | None = None  # the agent holding an offer of pending_request
-        self.request_target: str | None = None  # pending_request goes to this agent only
+        self.request_targets: tuple[str, ...] = ()  # pending_request goes to these only
         self.request_note = ""  # pending_request's note for whoever takes it
         self.request_queue: str = policy.default_queue  # pending_request's queue (its Router)
         self.request_consult = False  # pending_request asks for a consulted agent

@@ -50,7 +50,7 @@ class MachineConsult(MachineTransfer):
             self._agent(agent.id),
             Bucket.FOLLOW,
             (agent.id,),
-            target=cmd.to_agent_id,
+            targets=() if cmd.to_agent_id is None else (cmd.to_agent_id,),
             note=cmd.note,
             consult=True,
         )

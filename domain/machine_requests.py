@@ -22,12 +22,12 @@ class MachineRequests(MachineTimers):
         bucket: Bucket,
         excluded: tuple[str, ...] = (),
         *,
-        target: str | None = None,
+        targets: tuple[str, ...] = (),
         note: str = "",
         consult: bool = False,
     ) -> None:
-        """Ask the Router for an agent of ``queue`` (or for ``target`` alone), with a note
-        for whoever takes the request. A ``consult`` leaves the conversation's queue and
+        """Ask the Router for an agent of ``queue`` (or for one of ``targets`` alone), with a
+        note for whoever takes the request. A ``consult`` leaves the conversation's queue and
         the customer's timers as they are."""
         self._requests += 1
         request_id = agent_request_id(self.id, self._requests)
@@ -35,15 +35,17 @@ class MachineRequests(MachineTimers):
         self.request_queue = queue
         if not consult:
             self.queue = queue
-        self.request_target, self.request_note = target, note
+        self.request_targets, self.request_note = targets, note
         self.request_consult = consult
-        data: dict[str, str] = {"queue": queue, "request_id": request_id}
-        if target is not None:
-            data["to_agent_id"] = target
+        data: dict[str, object] = {"queue": queue, "request_id": request_id}
+        if len(targets) == 1:
+            data["to_agent_id"] = targets[0]
+        elif targets:
+            data["to_agent_ids"] = list(targets)
         if note:
             data["note"] = note
         self._emit(bucket, EventName.AGENT_REQUESTED, by, None, data)
-        self._t.effects.append(RouteRequest(request_id, queue, excluded, target))
+        self._t.effects.append(RouteRequest(request_id, queue, excluded, targets))
         if not consult:
             self._stop_all(TimerKind.CUSTOMER_SLA)
 

@@ -46,7 +46,7 @@ class MachineTransfer(MachineReports):
             self._agent(agent.id),
             Bucket.FOLLOW,
             (agent.id,),
-            target=cmd.to_agent_id,
+            targets=() if cmd.to_agent_id is None else (cmd.to_agent_id,),
             note=cmd.note,
         )
         return self._finish()

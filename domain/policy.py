@@ -29,8 +29,8 @@ class Policy:
     inactivity_thresholds: tuple[Threshold, ...] = ()
     default_queue: str = "default"
     max_data_keys: int = 10
-    #: The agent a private room's agent requests go to, without the queue (None: the queue).
-    advisor: str | None = None
+    #: The agents a private room's agent requests go to, without the queue (none: the queue).
+    advisors: tuple[str, ...] = ()
 
     def sla_ms(self, queue: str | None) -> int:
         if queue is None:

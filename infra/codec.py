@@ -181,6 +181,8 @@ def decode_policy(value: Any) -> Policy:
             fields[name] = tuple(Threshold(p, ThresholdAction(a)) for p, a in fields[name])
         for name in ("queue_sla_ms", "channel_inactivity_ms"):
             fields[name] = MappingProxyType(dict(fields[name]))
+        advisor = fields.pop("advisor", None)  # records of one advisor, before several
+        fields["advisors"] = tuple(fields.get("advisors", () if advisor is None else [advisor]))
         return Policy(**fields)
     except (TypeError, ValueError, KeyError) as error:
         raise CodecError(f"bad policy: {error}") from None

@@ -88,8 +88,8 @@ class Rooms:
         *,
         customer_id: str | None = None,
     ) -> dict[str, Any]:
-        """A ``PRIVATE`` room of ``customer_id``, whose ``members`` are its advisors (the
-        first gets its agent requests, without the queue), or a ``TEAM`` room (no customer)
+        """A ``PRIVATE`` room of ``customer_id``, whose ``members`` are its advisors (its
+        agent requests go to them, without the queue), or a ``TEAM`` room (no customer)
         whose members write to each other. ``{room_id, type, mode, customer_id, members,
         created_at}``."""
         room_type, mode = _enum_room(kind)

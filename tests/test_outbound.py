@@ -156,12 +156,12 @@ def test_an_outbound_private_rooms_conversation_reads_back_from_its_journal_reco
         room_id="room-p",
         customer_id="cust-1",
         first=first,
-        policy=Policy(advisor="ann"),
+        policy=Policy(advisors=("ann",)),
         now=1_000,
         direction=Direction.OUTBOUND,
     )
     opened = parse_open(open_record(machine, first, 1_000))
-    assert (opened.direction, opened.policy.advisor) == (Direction.OUTBOUND, "ann")
+    assert (opened.direction, opened.policy.advisors) == (Direction.OUTBOUND, ("ann",))
 
 
 @pytest.mark.multiproc

@@ -103,7 +103,7 @@ def test_the_estimate_rounds_up_to_whole_seconds() -> None:
 
 def test_a_request_for_a_named_agent_is_told_nothing() -> None:
     routing = book()
-    assert told(routing.enqueue("r1", "c1", "q", 0, target="bob")) == []
+    assert told(routing.enqueue("r1", "c1", "q", 0, targets=("bob",))) == []
 
 
 # --- through the embedded gateway --------------------------------------------------------

@@ -220,7 +220,7 @@ def test_a_transfer_through_the_network_gateway(make_gateway: MakeGateway) -> No
 def test_the_routing_book_gives_a_request_for_a_named_agent_to_that_agent_only() -> None:
     book = RoutingBook(RoutingPolicy())
     book.agent_available("dave", ready=True, free=1, queues=("default",), now=0)
-    effects = book.enqueue("r1", "c1", "default", 1, target="carol")
+    effects = book.enqueue("r1", "c1", "default", 1, targets=("carol",))
     assert not [e for e in effects if isinstance(e, Assign)]  # dave serves the queue: not his
     assert book.waiting() == {"default": 1}
     effects = book.agent_available("carol", ready=True, free=1, queues=("billing",), now=2)
@@ -233,7 +233,7 @@ def test_the_routing_book_gives_a_request_for_a_named_agent_to_that_agent_only()
 def test_a_named_agents_lane_goes_once_its_requests_are_over() -> None:
     book = RoutingBook(RoutingPolicy())
     for n in range(50):  # agent ids come from callers: each would leave a lane behind
-        book.enqueue(f"r{n}", f"c{n}", "default", n, target=f"nobody-{n}")
+        book.enqueue(f"r{n}", f"c{n}", "default", n, targets=(f"nobody-{n}",))
         book.cancel(f"r{n}")
     assert book.lanes() == 1  # the queue's own
     assert book.waiting() == {"default": 0}

@@ -80,7 +80,7 @@ from actors.messages.monitor import (
     StoreIdentity,
 )
 from actors.messages.operations import DrainEngine, Reload, ReloadConfig
-from actors.messages.rooms import CreateRoom, PostToRoom, RoomQuery
+from actors.messages.rooms import CreateRoom, PostToRoom, RoomDelivery, RoomPosted, RoomQuery
 from actors.messages.system import (
     AgentsLost,
     AlarmAt,
@@ -161,6 +161,8 @@ __all__ = [
     "RestoreConversation",
     "Restored",
     "Rewired",
+    "RoomDelivery",
+    "RoomPosted",
     "RoomQuery",
     "RoutingOutcome",
     "SignalDelivery",

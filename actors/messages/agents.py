@@ -101,7 +101,7 @@ class EnqueueRequest:
     conversation: Ref
     queue: str
     excluded: tuple[str, ...] = ()
-    agent_id: str | None = None  # the one agent the request may go to
+    agents: tuple[str, ...] = ()  # the agents the request may go to (none: the queue's)
     room_id: str = ""  # a customer's request (not a consult): its room, for the sticky agent
 
 

@@ -84,7 +84,7 @@ class OpenConversation:
     customer_id: str
     first: StartSession
     direction: Direction = Direction.INBOUND
-    advisor: str | None = None  # a private room's first advisor: its requests go to them
+    advisors: tuple[str, ...] = ()  # a private room's advisors: its requests go to them
 
 
 @dataclass(frozen=True, slots=True)

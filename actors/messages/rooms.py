@@ -4,6 +4,7 @@ private or team room, writing in a team room, and reading rooms, members and his
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from domain.enums import RoomMode, RoomType
 from domain.pickling import pickle_by_field_names
@@ -49,5 +50,22 @@ class RoomQuery:
 
 
 RoomWork = CreateRoom | PostToRoom | RoomQuery
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPosted:
+    """A message was kept in a TEAM room: the AgentSupervisor hands ``event`` (a ROOM_MESSAGE,
+    as the gateway returns events) to each of the ``members`` logged in."""
+
+    members: tuple[str, ...]
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDelivery:
+    """A TEAM room's message for a member's agent: pushed to its desk if one is subscribed."""
+
+    event: dict[str, Any]
+
 
 pickle_by_field_names(globals())  # after every class above: see domain.pickling

@@ -37,9 +37,10 @@ enqueue order) of the highest priority (``priorities[queue]``, default 0) goes t
 agent with free capacity serving its queue that has waited longest since its last assignment
 (ties: registration order). A request with no eligible agent is skipped for the next one
 (another queue may have agents). A request
-enqueued with a ``target`` (a transfer to a named agent) goes to that agent alone, when it is
-READY with free capacity, whatever its queues. ``cancel`` and ``agent_gone`` carry no time: they match at the
-latest ``now`` the book has seen.
+enqueued with ``targets`` (a transfer to a named agent, a private room's advisors) goes to
+one of those agents alone, whatever their queues: the one READY with free capacity that has
+waited longest since its last assignment (ties: registration order). ``cancel`` and
+``agent_gone`` carry no time: they match at the latest ``now`` the book has seen.
 
 Positions (``position_interval_ms`` set). Each request waiting in a queue's common lane is
 told its place there and an estimate (``QueuePosition``; :mod:`domain.routing.position`) when

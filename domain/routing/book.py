@@ -22,7 +22,7 @@ from domain.routing.effects import (
     RoutingTimerKind,
     SetNotReady,
 )
-from domain.routing.entries import BookAgent, BookRequest, Lane
+from domain.routing.entries import BookAgent, BookRequest, Lane, best_agent
 from domain.routing.position import PositionNotices
 from domain.routing.sticky import RoomAgents
 from domain.routing.tally import QueueTally, queue_figures
@@ -64,12 +64,13 @@ class RoutingBook:
         now: int,
         *,
         excluded: tuple[str, ...] = (),
-        target: str | None = None,
+        targets: tuple[str, ...] = (),
         room: str = "",
     ) -> list[RoutingEffect]:
         """Queue a request; ``excluded`` agents never get it (e.g. those whose SLA expired);
-        with a ``target`` only that agent may get it (READY, with a free slot), whatever its
-        queues. A customer's request names its ``room``: the sticky agent."""
+        with ``targets`` only those agents may get it (the longest idle of those READY with a
+        free slot), whatever their queues. A customer's request names its ``room``: the
+        sticky agent."""
         self._see(now)
         if request_id in self._requests or request_id in self._ended:
             return []
@@ -81,7 +82,7 @@ class RoutingBook:
             now,
             self._last_seq,
             excluded=frozenset(excluded),
-            target=target,
+            target=frozenset(targets) or None,
             room=room,
         )
         self._requests[request_id] = request
@@ -90,7 +91,7 @@ class RoutingBook:
         effects: list[RoutingEffect] = [self._arm(ttl, now + self._settings.request_ttl_ms)]
         sticky = self._sticky_agent(request)
         if sticky is not None and self._settings.sticky_agent_ms is not None:
-            request.target, request.sticky = sticky, True
+            request.target, request.sticky = frozenset((sticky,)), True
             key = RoutingTimerKey(RoutingTimerKind.STICKY, request_id)
             effects.append(self._arm(key, now + self._settings.sticky_agent_ms))
         self._queues.setdefault(request.lane, [])
@@ -319,7 +320,9 @@ class RoutingBook:
         if self._settings.sticky_agent_ms is None or request.target is not None:
             return None
         last = self._rooms.last_agent(request.room, request.conversation_id)
-        agent = None if last is None else self._eligible((request.queue, last), request.excluded)
+        if last is None:
+            return None
+        agent = self._eligible((request.queue, frozenset((last,))), request.excluded)
         return None if agent is None else agent.id
 
     def _tell_positions(self, now: int, effects: list[RoutingEffect]) -> None:
@@ -362,24 +365,10 @@ class RoutingBook:
             del self._ended[next(iter(self._ended))]
 
     def _eligible(self, lane: Lane, excluded: frozenset[str] = frozenset()) -> BookAgent | None:
-        queue, target = lane
-        if target is not None:
-            agent = self._agents.get(target)
-            if agent is None or not agent.ready or agent.free <= 0 or target in excluded:
-                return None
-            return agent
-        best: BookAgent | None = None
-        for agent in self._agents.values():
-            if not agent.ready or agent.free <= 0 or queue not in agent.queues:
-                continue
-            if agent.id in excluded:
-                continue
-            if best is None or (agent.last_assigned, agent.order) < (
-                best.last_assigned,
-                best.order,
-            ):
-                best = agent
-        return best
+        named = lane[1]
+        if named is None:
+            return best_agent(self._agents.values(), lane, excluded)
+        return best_agent(filter(None, map(self._agents.get, named)), lane, excluded)
 
     def _match(self, now: int, effects: list[RoutingEffect]) -> None:
         """The best match is the best-ranked request, over all queues, that has an eligible
@@ -435,4 +424,3 @@ class RoutingBook:
             )
             accept = RoutingTimerKey(RoutingTimerKind.ACCEPT, request.id)
             effects.append(self._arm(accept, now + self._settings.accept_timeout_ms))
-

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["BookAgent", "BookRequest", "Lane"]
+__all__ = ["BookAgent", "BookRequest", "Lane", "best_agent"]
 
-#: Where a request waits: its queue, and the one agent it is for (None: any of the queue's).
-Lane = tuple[str, str | None]
+#: Where a request waits: its queue, and the agents it is for (None: any of the queue's).
+Lane = tuple[str, frozenset[str] | None]
 
 
 @dataclass(slots=True)
@@ -21,7 +22,7 @@ class BookRequest:
     offered: bool = False
     epoch: int = 0  # the holder's report epoch the held unit was taken from
     excluded: frozenset[str] = frozenset()  # agents this request must not go to
-    target: str | None = None  # the one agent it may go to (None: any agent of its queue)
+    target: frozenset[str] | None = None  # the agents it may go to (None: its queue's)
     room: str = ""  # the customer's room, for the sticky agent ("": none)
     sticky: bool = False  # ``target`` is the room's last agent, for a while only
 
@@ -36,6 +37,8 @@ class BookRequest:
 
 @dataclass(slots=True)
 class BookAgent:
+    """An agent as the book sees it; ``eligible`` and the rank order the match (below)."""
+
     id: str
     order: int  # registration order, the tie-break after the last assignment
     ready: bool
@@ -43,3 +46,26 @@ class BookAgent:
     queues: tuple[str, ...]
     last_assigned: int
     epoch: int  # bumped (from one book-wide counter) by every report
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """The longest idle first: the oldest last assignment, then registration order."""
+        return (self.last_assigned, self.order)
+
+
+def best_agent(
+    agents: Iterable[BookAgent], lane: Lane, excluded: frozenset[str] = frozenset()
+) -> BookAgent | None:
+    """The agent a request waiting in ``lane`` goes to: among the READY agents with a free
+    slot that it does not exclude, and that serve its queue (a lane of named agents: that
+    are named, whatever their queues), the longest idle; None if there is none."""
+    queue, named = lane
+    best: BookAgent | None = None
+    for agent in agents:
+        if not agent.ready or agent.free <= 0 or agent.id in excluded:
+            continue
+        if queue not in agent.queues if named is None else agent.id not in named:
+            continue
+        if best is None or agent.rank < best.rank:
+            best = agent
+    return best

@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from domain.routing.entries import Lane
+
 __all__ = ["ANSWERS_KEPT", "PositionNotices", "Told"]
 
 #: How many of a queue's latest answers the estimate is taken from.
@@ -67,7 +69,7 @@ class PositionNotices:
 
     def changes(
         self,
-        lanes: Mapping[tuple[str, str | None], list[tuple[int, int, str]]],
+        lanes: Mapping[Lane, list[tuple[int, int, str]]],
         now: int,
         interval: int,
     ) -> Iterator[tuple[str, str, int, int | None, int]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from domain.routing.entries import Lane
+
 __all__ = ["OUTCOMES", "QueueTally", "queue_figures"]
 
 #: The routing outcomes a queue counts (fields of :class:`QueueTally`).
@@ -37,7 +39,7 @@ class QueueTally:
 
 
 def queue_figures(
-    lanes: Mapping[tuple[str, str | None], list[tuple[int, int, str]]],
+    lanes: Mapping[Lane, list[tuple[int, int, str]]],
     tallies: Mapping[str, QueueTally],
     now: int,
 ) -> dict[str, dict[str, int]]:
