@@ -1,7 +1,7 @@
 """``cx demo --web``: the web chat and the agent desk on an engine of their own.
 
 An embedded engine on real time (private storage in a temporary directory, removed at the end)
-behind the web gateway on loopback, a signing key drawn for this run, and two links that carry
+behind the web gateway on loopback, a signing key drawn for this run, and links that carry
 their tokens: the customer web chat (a connector token for WEB) and the agent desk (an agent
 token for ``alice``), with a second desk (``bob``) to transfer or consult to. The browser
 opens the chat and the first desk when it can; Ctrl-C stops everything.
