@@ -13,7 +13,10 @@ the channel session. Measured in one run, on the same engine:
   fast as answered (at most ``max_in_flight`` in flight), messages/s;
 - **AsyncGateway, latency at a fixed rate**: one message every ``1/rate`` s for ``seconds``,
   whatever the answers; each latency counted from the moment it was due (so a stall shows
-  in every message it delayed), p50 and p99 in ms.
+  in every message it delayed), p50 and p99 in ms; and where its time went: the CPU this
+  process (the client: coroutines and the pump thread) and the engine's processes used per
+  message, and the machine's load average, so that a tail is laid at the client's, the
+  engine's or a crowded machine's door.
 
     python -m bench.aio [--conversations 1000] [--messages 20000] [--rate 1000] [--seconds 5]
 """
@@ -23,13 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench import raw, support
-from bench.common import join_agents, open_conversations, settle
+from bench.common import cpu_ticks, join_agents, open_conversations, settle
 from runtime.aio import AioLimits, AsyncGateway
 from runtime.gateway import Gateway
 
@@ -67,10 +71,14 @@ async def async_rate(
     return per_sender * senders / (time.perf_counter() - started)
 
 
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
 async def latency_at(
-    gw: AsyncGateway, sessions: Sequence[str], rate: float, seconds: float
+    gw: AsyncGateway, sessions: Sequence[str], rate: float, seconds: float, engine: set[int]
 ) -> dict[str, float]:
-    """One message every ``1/rate`` s; each latency from when it was due to its answer."""
+    """One message every ``1/rate`` s; each latency from when it was due to its answer, and
+    the CPU this process and the ``engine``'s processes used per message meanwhile."""
     count = int(rate * seconds)
     latencies: list[float] = []
     tasks: list[asyncio.Task[None]] = []
@@ -79,6 +87,8 @@ async def latency_at(
         await gw.customer_message(sessions[n % len(sessions)], f"paced {n}")
         latencies.append(time.perf_counter() - due)
 
+    load = os.getloadavg()[0]
+    client_cpu, engine_ticks = time.process_time(), cpu_ticks(engine)
     start = time.perf_counter()
     for n in range(count):
         due = start + n / rate
@@ -88,8 +98,13 @@ async def latency_at(
         tasks.append(asyncio.create_task(one(n, due)))
     await asyncio.gather(*tasks)
     achieved = count / (time.perf_counter() - start)
+    client_us = (time.process_time() - client_cpu) * 1e6 / count
+    engine_us = (cpu_ticks(engine) - engine_ticks) / _TICKS_PER_S * 1e6 / count
     in_ms = [value * 1000 for value in latencies]
     return {
+        "load_average": load,
+        "client_cpu_us_per_message": client_us,
+        "engine_cpu_us_per_message": engine_us,
         "rate": rate,
         "achieved_per_s": achieved,
         "p50_ms": support.percentile(in_ms, 50),
@@ -122,7 +137,9 @@ def measure(
                     results["async_per_s"] = rate_now
                     results["async_windows"] = aio.windows
                     await asyncio.get_running_loop().run_in_executor(None, settle, running)
-                    results["latency"] = await latency_at(aio, sessions, rate, seconds)
+                    results["latency"] = await latency_at(
+                        aio, sessions, rate, seconds, running.pids()
+                    )
 
             asyncio.run(run_async())
     return results
@@ -163,6 +180,11 @@ def main() -> None:
         f"AsyncGateway at {latency['rate']:.0f}/s"
         f"            p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms,"
         f" max {latency['max_ms']:.1f} ms (achieved {latency['achieved_per_s']:.0f}/s)"
+    )
+    print(
+        f"  CPU per message                client {latency['client_cpu_us_per_message']:.0f} us,"
+        f" engine {latency['engine_cpu_us_per_message']:.0f} us"
+        f" (load average {latency['load_average']:.1f} when it began)"
     )
     leftover = support.leftovers()
     if leftover:

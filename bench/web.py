@@ -201,14 +201,15 @@ def measure(*, conversations: int, requests: int, connections: int, sockets: int
     return results
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its figures; 1 if leftover processes had to be killed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     with support.interrupts_raise():
         results = measure(
             conversations=options.conversations, requests=options.requests,
@@ -216,7 +217,7 @@ def main() -> None:
         )  # fmt: skip
     if options.json:
         print(json.dumps(results, indent=2))
-        return
+        return 1 if support.leftovers() else 0
     print(f"keep-alive connections           {results['connections']}")
     for name, label in (("bare", "bare ASGI (reference)"), ("ping", "cx web ping"),
                         ("customer_message", "cx web customer_message")):  # fmt: skip
@@ -230,7 +231,9 @@ def main() -> None:
     leftover = support.leftovers()
     if leftover:
         print(f"killed leftover processes: {sorted(leftover)}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,7 +23,7 @@ from tests.web_support import KEY, token
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -36,6 +36,7 @@ WAIT_S = 20.0
 
 CONNECTOR = token("connector", "webchat", "WEB")["Authorization"][7:]
 ALICE = token("agent", "alice")["Authorization"][7:]
+BOB = token("agent", "bob")["Authorization"][7:]
 SMS_CONNECTOR = token("connector", "sms", "SMS")["Authorization"][7:]
 
 
@@ -87,28 +88,44 @@ def call(driver: Any, bearer: str, op: str, args: dict[str, Any]) -> Any:
     return driver.execute_async_script(script, bearer, op, args)
 
 
+def open_desk(driver: Any, site: str, bearer: str) -> str:
+    """A new tab with a desk logged in and ready; its window handle."""
+    driver.switch_to.new_window("tab")
+    driver.get(f"{site}/pages/desk.html#token={bearer}")
+    driver.find_element(By.ID, "login").click()
+    wait_for(driver, "status", "connected")
+    driver.find_element(By.ID, "ready").click()
+    return str(driver.current_window_handle)
+
+
+def open_first_conversation(driver: Any, words: str) -> None:
+    """On a desk: wait for a conversation, open it, wait for ``words`` in its transcript."""
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#list li"))
+    driver.find_element(By.CSS_SELECTOR, "#list li").click()
+    wait_for(driver, "transcript", words)
+
+
+def chat_with_alice(driver: Any, site: str) -> tuple[str, str]:
+    """Alice's desk and a customer chat that asked for an agent and got Alice, the desk showing
+    the conversation: (desk, chat) window handles, the desk's in front."""
+    desk = open_desk(driver, site, ALICE)
+    driver.switch_to.new_window("tab")
+    chat = str(driver.current_window_handle)
+    driver.get(f"{site}/pages/chat.html#token={CONNECTOR}")
+    driver.find_element(By.ID, "start").click()
+    wait_for(driver, "transcript", "Assistant: Hello!")
+    driver.find_element(By.ID, "text").send_keys("I want an agent\n")
+    wait_for(driver, "transcript", "alice joined")
+    driver.switch_to.window(desk)
+    open_first_conversation(driver, "I want an agent")
+    return desk, chat
+
+
 def test_a_customer_page_and_an_agent_page_talk_and_a_reload_resumes_without_a_gap(
     site: str, browser: Any
 ) -> None:
     with watchdog(LIMIT_S, "the browser test"):
-        browser.get(f"{site}/pages/desk.html#token={ALICE}")
-        desk = browser.current_window_handle
-        browser.find_element(By.ID, "login").click()
-        wait_for(browser, "status", "connected")
-        browser.find_element(By.ID, "ready").click()
-
-        browser.switch_to.new_window("tab")
-        chat = browser.current_window_handle
-        browser.get(f"{site}/pages/chat.html#token={CONNECTOR}")
-        browser.find_element(By.ID, "start").click()
-        wait_for(browser, "transcript", "Assistant: Hello!")
-        browser.find_element(By.ID, "text").send_keys("I want an agent\n")
-        wait_for(browser, "transcript", "alice joined")
-
-        browser.switch_to.window(desk)
-        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#list li"))
-        browser.find_element(By.CSS_SELECTOR, "#list li").click()
-        wait_for(browser, "transcript", "I want an agent")
+        desk, chat = chat_with_alice(browser, site)
         browser.find_element(By.ID, "text").send_keys("Hi, Alice here\n")
 
         browser.switch_to.window(chat)
@@ -124,6 +141,34 @@ def test_a_customer_page_and_an_agent_page_talk_and_a_reload_resumes_without_a_g
     assert lines.count("alice: Hi, Alice here") == 1
     assert lines.count("You: I want an agent") == 1
     assert lines.index("alice: Hi, Alice here") < lines.index("alice: After your reload")
+
+
+def test_the_agents_typing_is_shown_in_the_customer_page(site: str, browser: Any) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        _, chat = chat_with_alice(browser, site)
+        browser.find_element(By.ID, "text").send_keys("Let me check")  # typed, not sent
+        browser.switch_to.window(chat)
+        wait_for(browser, "typing", "alice is typing")
+        shown = text_of(browser, "transcript")
+    assert "Let me check" not in shown
+
+
+def test_a_transfer_from_a_desk_reaches_a_second_desk_with_its_note(site: str, browser: Any) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        alice, chat = chat_with_alice(browser, site)
+        bob = open_desk(browser, site, BOB)
+        browser.switch_to.window(alice)
+        Select(browser.find_element(By.ID, "target-kind")).select_by_value("to_agent_id")
+        browser.find_element(By.ID, "target").send_keys("bob")
+        browser.find_element(By.ID, "note").send_keys("wants a refund")
+        browser.find_element(By.ID, "transfer").click()
+        browser.switch_to.window(bob)
+        open_first_conversation(browser, "note: wants a refund")
+        on_bobs_desk = text_of(browser, "transcript")
+        browser.switch_to.window(chat)
+        wait_for(browser, "transcript", "bob joined")
+    assert "I want an agent" in on_bobs_desk
+    assert "alice transferred it to bob" in on_bobs_desk
 
 
 def test_from_the_pages_an_agent_cannot_act_as_another_and_a_connector_cannot_read_another_channel(

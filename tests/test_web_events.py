@@ -122,6 +122,24 @@ def test_an_agent_socket_gets_the_events_of_its_conversations(web: Web) -> None:
     assert (frame["subscription"], frame["conversation_id"]) == ("agent:alice", ref["conversation_id"])
 
 
+def test_an_agent_socket_marks_the_last_event_of_a_closed_conversation_final(web: Web) -> None:
+    web.call("agent_login", ALICE, agent_id="alice")
+    with web.client.websocket_connect("/v1/agents/alice/events", headers=ALICE) as ws:
+        subscribed(ws)
+        web.call("agent_ready", ALICE, agent_id="alice")
+        ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+        web.call("customer_message", CONNECTOR, channel_session_id=ref["channel_session_id"],
+                 text="I want an agent")  # fmt: skip
+        until(ws, "AGENT_SUBSCRIBED")
+        web.call("end_conversation", token("operator", "ops"), conversation_id=ref["conversation_id"])
+        frames = [ws.receive_json()]
+        while not frames[-1].get("final"):
+            frames.append(ws.receive_json())
+    stored = web.call("events", ALICE, conversation_id=ref["conversation_id"])
+    assert [f.get("final", False) for f in frames].count(True) == 1
+    assert frames[-1]["event"]["seq"] == stored[-1]["seq"]
+
+
 def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path) -> None:
     # the socket's clock is an hour ahead: the token (valid when checked) has run out since
     with web_gateway(tmp_path, clock=lambda: time.time() + 3600) as web:

@@ -180,8 +180,11 @@ class WebGateway:
                 yield {"subscribed": subscription}
                 while True:
                     for pushed in await subscriber.take():
-                        yield {"subscription": subscription,
-                               "conversation_id": pushed.conversation_id, "event": pushed.event}  # fmt: skip
+                        frame: dict[str, Any] = {"subscription": subscription,
+                                 "conversation_id": pushed.conversation_id, "event": pushed.event}  # fmt: skip
+                        if pushed.final:  # the last event this desk gets of the conversation
+                            frame["final"] = True
+                        yield frame
             finally:
                 await self.hub.release(subscriber, subscription)
 

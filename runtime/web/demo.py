@@ -1,9 +1,10 @@
 """``cx demo --web``: the web chat and the agent desk on an engine of their own.
 
 An embedded engine on real time (private storage in a temporary directory, removed at the end)
-behind the web gateway on loopback, a signing key drawn for this run, and two links that carry
+behind the web gateway on loopback, a signing key drawn for this run, and links that carry
 their tokens: the customer web chat (a connector token for WEB) and the agent desk (an agent
-token for ``alice``). The browser opens them when it can; Ctrl-C stops everything.
+token for ``alice``), with a second desk (``bob``) to transfer or consult to. The browser
+opens the chat and the first desk when it can; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def run_web_demo(*, open_browser: bool = True, out: Printer = print) -> int:
         base = f"http://127.0.0.1:{port}/pages"
         chat = f"{base}/chat.html#token={issue(key, 'connector', 'web-demo', ttl_s=DEMO_TTL_S, channels=['WEB'])}"
         desk = f"{base}/desk.html#token={issue(key, 'agent', 'alice', ttl_s=DEMO_TTL_S)}"
+        second = f"{base}/desk.html#token={issue(key, 'agent', 'bob', ttl_s=DEMO_TTL_S)}"
         out("cx demo --web: a customer web chat and an agent desk (Ctrl-C to stop)")
         out(f"  agent desk (log in, then Ready): {desk}")
+        out(f"  a second desk, to transfer or consult to (agent bob): {second}")
         out(f"  customer web chat (Start, then write 'I want an agent'): {chat}")
         if open_browser:
             webbrowser.open(desk)

@@ -32,6 +32,34 @@ const cx = {
     return JSON.parse(atob(payload)).sub;
   },
 
+  // fn(...args) at most once every `ms`: a call sooner is dropped. The pages send typing
+  // through it at the engine's own pace (one indicator per sender every 3 s; the engine
+  // accepts one sooner and pushes nothing), so that a keystroke is not a request.
+  throttle(fn, ms) {
+    let last = -Infinity;
+    return (...args) => {
+      const now = Date.now();
+      if (now - last < ms) return;
+      last = now;
+      fn(...args);
+    };
+  },
+
+  // Show "<who> is typing…" in `element` until `ms` pass without another indicator or
+  // clear() is called (the typist's message arrived).
+  typing(element, ms) {
+    let timer = null;
+    const clear = () => { clearTimeout(timer); element.textContent = ""; };
+    return {
+      show(who) {
+        element.textContent = `${who} is typing…`;
+        clearTimeout(timer);
+        timer = setTimeout(clear, ms);
+      },
+      clear,
+    };
+  },
+
   // One line of a transcript: who, then what they wrote.
   line(list, who, text, kind) {
     const item = document.createElement("li");
