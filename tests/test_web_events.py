@@ -141,8 +141,8 @@ def test_an_agent_socket_marks_the_last_event_of_a_closed_conversation_final(web
 
 
 def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path) -> None:
-    # the socket's clock is an hour ahead: the token (valid when checked) has run out since
-    with web_gateway(tmp_path, clock=lambda: time.time() + 3600) as web:
+    # the socket's clock is two days ahead: the token (valid when checked) has run out since
+    with web_gateway(tmp_path, clock=lambda: time.time() + 2 * 86_400) as web:
         _closed_when_its_token_expires(web)
 
 
