@@ -8,16 +8,20 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from actors.messages import Ping
 from actors.messages.nodes import Members, MembersQuery
+from domain.errors import UnavailableError
 from domain.membership import NodeState
-from runtime import procs
-from tests.multiproc_support import free_port, write_config
+from runtime import procs, testing
+from runtime.gateway import Gateway
+from tests.multiproc_support import eventually, free_port, write_config
 
 LEADER_IP = "127.0.0.2"
 DETECTOR = {"heartbeat_ms": 200, "suspect_after": 2, "dead_after": 5}
@@ -139,3 +143,46 @@ class HardTimeout:
 
     def __exit__(self, *exc: object) -> None:
         signal.alarm(0)
+
+
+def host_pid(system: Any, gw: Gateway, conversation_id: str) -> int:
+    """The pid of the process hosting a live conversation."""
+    answer = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
+    return int(answer.value["pid"])
+
+
+def open_until_hosted_by(
+    system: Any, gw: Gateway, pids: Callable[[], set[int]], *, timeout: float = 15
+) -> list[tuple[str, str, int]]:
+    """Open conversations (customers cust-0, cust-1, ...) until one is hosted by a process of
+    ``pids()``: each opened, as (conversation id, channel session id, host pid), that one last.
+    With ``placement.per_host`` 1 each conversation starts a host, on the node placement
+    chose."""
+    placed: list[tuple[str, str, int]] = []
+
+    def one_more() -> bool:
+        n = len(placed)
+        ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
+        pid = host_pid(system, gw, ref.conversation_id)
+        placed.append((ref.conversation_id, ref.channel_session_id, pid))
+        return pid in pids()
+
+    eventually(one_more, timeout=timeout)
+    return placed
+
+
+def connect_beside(config: Path, *, timeout: float = 20) -> Gateway:
+    """A gateway beside a member node, once the leader has told that node where the engine's
+    actors are (a member reported alive may not have been told yet: ``connect`` then says it
+    has not joined)."""
+    gateways: list[Gateway] = []
+
+    def connected() -> bool:
+        try:
+            gateways.append(Gateway.connect(config))
+        except UnavailableError:
+            return False
+        return True
+
+    eventually(connected, timeout=timeout)
+    return gateways[0]

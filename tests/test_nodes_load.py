@@ -11,18 +11,17 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from actors.messages import Ping
 from actors.nodes import MEMBERSHIP_NAME, MembershipActor
-from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 from tests.multiproc_support import eventually, running_system
 from tests.nodes_support import (
     HardTimeout,
     alive,
+    connect_beside,
+    host_pid,
     kill_member,
     member_pids,
     node_configs,
@@ -66,11 +65,6 @@ class Customer:
         return True
 
 
-def _where(system: Any, gw: Gateway, conversation_id: str) -> int:
-    answer = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
-    return int(answer.value["pid"])
-
-
 def _stored_ids(gw: Gateway, conversation_id: str) -> list[str]:
     return [
         e["data"]["message_id"]
@@ -102,7 +96,7 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                 first = node_state(system, membership, victim.name)
                 assert first is not None
                 # a gateway beside the surviving member, joined to that node's own admin
-                beside = stack.enter_context(Gateway.connect(survivor.config))
+                beside = stack.enter_context(connect_beside(survivor.config))
 
                 customers = []
                 for n in range(CONVERSATIONS):
@@ -117,7 +111,7 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                     )
                 victim_pids = member_pids(members[victim.name], victim.admin_port)
                 survivor_pids = member_pids(members[survivor.name], survivor.admin_port)
-                where = {c.name: _where(system, gw, c.conversation_id) for c in customers}
+                where = {c.name: host_pid(system, gw, c.conversation_id) for c in customers}
                 on_victim = [c for c in customers if where[c.name] in victim_pids]
                 assert on_victim, "no conversation was placed on the member to be killed"
                 assert any(pid in survivor_pids for pid in where.values())
@@ -147,7 +141,7 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                     again = customer.gw.start_session(customer.name, "SMS", f"{customer.name}-sms")
                     assert again.conversation_id == customer.conversation_id
                 for customer in on_victim:
-                    assert _where(system, gw, customer.conversation_id) not in killed
+                    assert host_pid(system, gw, customer.conversation_id) not in killed
 
                 # the node comes back as a new incarnation and takes new work
                 members[victim.name] = start_member(victim.config)
@@ -166,7 +160,7 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                 def new_work_on_the_rejoined_node() -> bool:
                     n = CONVERSATIONS + len(placed)
                     ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                    placed.append(_where(system, gw, ref.conversation_id))
+                    placed.append(host_pid(system, gw, ref.conversation_id))
                     back = member_pids(members[victim.name], victim.admin_port)
                     return placed[-1] in back
 

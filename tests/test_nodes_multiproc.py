@@ -19,7 +19,7 @@ from actors.nodes import MEMBERSHIP_NAME, MembershipActor, node_requirements
 from domain.membership import NodeState
 from infra.config import load_config
 from infra.members_file import read_members
-from runtime import control, procs, testing
+from runtime import control, procs
 from runtime.daemon import EXIT_REJOIN
 from runtime.gateway import Gateway, UnavailableError
 from runtime.pidfile import Record
@@ -27,11 +27,13 @@ from tests.multiproc_support import eventually, running_system
 from tests.nodes_support import (
     HardTimeout,
     alive,
+    host_pid,
     kill_member,
     member_ip,
     member_pids,
     node_configs,
     node_state,
+    open_until_hosted_by,
     signal_member,
     start_member,
 )
@@ -147,17 +149,9 @@ def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
                 membership = system.createActor(MembershipActor, globalName=MEMBERSHIP_NAME)
                 members.append(start_member(member_config))
                 eventually(lambda: alive(system, membership, "m1"), timeout=15)
-                placed: list[tuple[str, str, int]] = []
-
-                def one_more_on_the_member() -> bool:
-                    # per_host 1: each conversation starts a host, on the node placement chose
-                    n = len(placed)
-                    ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                    where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
-                    placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
-                    return bool(where.value["pid"] in member_pids(members[-1], member_port))
-
-                eventually(one_more_on_the_member, timeout=15)
+                placed = open_until_hosted_by(
+                    system, gw, lambda: member_pids(members[-1], member_port)
+                )
                 conversation_id, session_id, pid = placed[-1]
                 gw.customer_message(session_id, "before the member died", message_id="m-1")
 
@@ -178,8 +172,7 @@ def test_a_dead_members_conversation_answers_from_the_leader_with_nothing_lost(
                     if e["name"] == "CUSTOMER_MESSAGE"
                 ]
                 assert texts == ["before the member died", "after"]
-                where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
-                assert where.value["pid"] not in killed
+                assert host_pid(system, gw, conversation_id) not in killed
         finally:
             for member in members:
                 if member.poll() is None:
@@ -206,16 +199,9 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
                 eventually(lambda: alive(system, membership, "m1"), timeout=15)
                 first = node_state(system, membership, "m1")
                 assert first is not None
-                placed: list[tuple[str, str, int]] = []
-
-                def one_more() -> bool:
-                    n = len(placed)
-                    ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                    where = system.ask(testing.host_of(gw, ref.conversation_id), Ping("where"), 10)
-                    placed.append((ref.conversation_id, ref.channel_session_id, where.value["pid"]))
-                    return bool(where.value["pid"] in member_pids(members[-1], member_port))
-
-                eventually(one_more, timeout=15)
+                placed = open_until_hosted_by(
+                    system, gw, lambda: member_pids(members[-1], member_port)
+                )
                 conversation_id, session_id, pid = placed[-1]
                 on_leader = [p for p in placed if p[2] not in member_pids(members[-1], member_port)]
                 assert on_leader, "placement put every conversation on the member"
@@ -246,8 +232,7 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
                     if e["name"] == "CUSTOMER_MESSAGE"
                 ]
                 assert texts == ["before the cut", "after the cut", "after the member ran again"]
-                where = system.ask(testing.host_of(gw, conversation_id), Ping("where"), 10)
-                assert where.value["pid"] not in frozen
+                assert host_pid(system, gw, conversation_id) not in frozen
         finally:
             for member in members:
                 if member.poll() is None:
