@@ -152,16 +152,21 @@ def host_pid(system: Any, gw: Gateway, conversation_id: str) -> int:
 
 
 def open_until_hosted_by(
-    system: Any, gw: Gateway, pids: Callable[[], set[int]], *, timeout: float = 15
+    system: Any,
+    gw: Gateway,
+    pids: Callable[[], set[int]],
+    *,
+    first: int = 0,
+    timeout: float = 15,
 ) -> list[tuple[str, str, int]]:
-    """Open conversations (customers cust-0, cust-1, ...) until one is hosted by a process of
-    ``pids()``: each opened, as (conversation id, channel session id, host pid), that one last.
-    With ``placement.per_host`` 1 each conversation starts a host, on the node placement
-    chose."""
+    """Open conversations (customers cust-FIRST, cust-FIRST+1, ...) until one is hosted by a
+    process of ``pids()``: each opened, as (conversation id, channel session id, host pid), that
+    one last. With ``placement.per_host`` 1 each conversation starts a host, on the node
+    placement chose."""
     placed: list[tuple[str, str, int]] = []
 
     def one_more() -> bool:
-        n = len(placed)
+        n = first + len(placed)
         ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
         pid = host_pid(system, gw, ref.conversation_id)
         placed.append((ref.conversation_id, ref.channel_session_id, pid))

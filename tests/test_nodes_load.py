@@ -26,6 +26,7 @@ from tests.nodes_support import (
     member_pids,
     node_configs,
     node_state,
+    open_until_hosted_by,
     start_member,
 )
 
@@ -155,16 +156,13 @@ def test_a_member_killed_under_load_loses_nothing_and_rejoins(
                     )
 
                 eventually(rejoined, timeout=20)
-                placed: list[int] = []
-
-                def new_work_on_the_rejoined_node() -> bool:
-                    n = CONVERSATIONS + len(placed)
-                    ref = gw.start_session(f"cust-{n}", "WEB", f"visitor-{n}")
-                    placed.append(host_pid(system, gw, ref.conversation_id))
-                    back = member_pids(members[victim.name], victim.admin_port)
-                    return placed[-1] in back
-
-                eventually(new_work_on_the_rejoined_node, timeout=20)
+                open_until_hosted_by(
+                    system,
+                    gw,
+                    lambda: member_pids(members[victim.name], victim.admin_port),
+                    first=CONVERSATIONS,
+                    timeout=20,
+                )
         finally:
             for spec in specs:
                 member = members.get(spec.name)
