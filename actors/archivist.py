@@ -2,17 +2,21 @@
 
 The TopicMonitor creates it (a new one if it dies) and sends it work, each request with a
 ``ReplyTo`` of the monitor and a job id; the Archivist answers each job with ``Reply`` or
-``Failure`` under that id, and the monitor passes the answer on:
+``Failure`` under that id, and the monitor passes the answer on. A closing conversation
+asks it directly:
 
-- a closing conversation's archive transaction (``ArchiveRequest``), answered with the
-  sequence number written through once it has committed, and late events of an archived
-  conversation (``ArchiveLateRequest``). Both wait here while the archive refuses writes
-  (locked, read-only, disk full) and are retried on this actor's own alarm with a backoff
+- a closing conversation's archive transaction (``ArchiveRequest``, from the conversation),
+  answered to the conversation itself with ``ArchiveDone`` (the sequence number written
+  through) once it has committed, the TopicMonitor told only the outcome
+  (``ArchiveOutcome``); and late events of an archived conversation (``ArchiveLateRequest``,
+  through the monitor). Both wait here while the archive refuses writes (locked, read-only,
+  disk full) and are retried on this actor's own alarm with a backoff
   (``RETRY_BACKOFF_MS``): one failed attempt holds every waiting write back until the next
   retry, so a locked archive costs one attempt per retry however many conversations wait.
   A conversation asked again while waiting is written once, with its fuller snapshot, and
-  every job for it is answered (events beyond what was written are appended later: the
-  answer says through which sequence number it was written). A long backlog is written ``SLICE`` at a time.
+  answered once, where it asked from last (events beyond what was written are appended
+  later: the answer says through which sequence number it was written). A long backlog is
+  written ``SLICE`` at a time.
 - a customer's first contact (``StoreIdentity``: the identity, and the new room with it, in
   one transaction), an activity added to an archived conversation (``ArchivedActivity``) and
   reads of what is archived (``ArchivedQuery``): one attempt each, because a caller waits;
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -37,10 +41,13 @@ from actors.figures import WriteTally
 from actors.inventory import customer_rooms
 from actors.messages import (
     ArchivedActivity,
+    ArchiveDone,
     ArchivedQuery,
+    ArchiveFailed,
     ArchiveLateRequest,
     ArchiveNext,
     ArchiveOpened,
+    ArchiveOutcome,
     ArchiveRequest,
     CreateRoom,
     Deliver,
@@ -81,8 +88,8 @@ RETRY = ("ARCHIVE_RETRY",)
 
 @dataclass(slots=True)
 class _Closing:
-    request: ArchiveRequest
-    jobs: list[ReplyTo] = field(default_factory=list)
+    request: ArchiveRequest  # the fullest snapshot asked; answered where the last one came from
+    conversation: Ref
 
 
 class Archivist(TimedActor):
@@ -142,11 +149,10 @@ class Archivist(TimedActor):
             conversation_id = payload.record.id
             closing = self.closings.get(conversation_id)
             if closing is None:
-                closing = self.closings[conversation_id] = _Closing(payload)
+                closing = self.closings[conversation_id] = _Closing(payload, payload.conversation)
             if len(payload.events) >= len(closing.request.events):
-                closing.request = payload  # the fuller snapshot is written; every job answered
-            if reply_to is not None:
-                closing.jobs.append(reply_to)
+                closing.request = payload  # the fuller snapshot is written
+            closing.conversation = payload.conversation  # rebuilt elsewhere: its new place
             self._write_waiting()
         elif isinstance(payload, ArchiveLateRequest):
             self.late.append((payload, reply_to))
@@ -200,13 +206,15 @@ class Archivist(TimedActor):
             except ValueError as error:  # the request's own fault: retrying cannot help
                 del self.closings[conversation_id]
                 log.error("archive_refused", conversation_id=conversation_id, error=str(error))
-                for job in closing.jobs:
-                    self.refuse(job, ErrorKind.INTERNAL, f"conversation {conversation_id}: {error}")
+                problem = f"conversation {conversation_id}: {error}"
+                self.post(closing.conversation, ArchiveFailed(problem))
+                outcome = ArchiveOutcome(conversation_id, False, problem)
+                self.post(Ref(self.wired().monitor, ""), outcome)
                 return True
             del self.closings[conversation_id]
             through_seq = max((e.seq for e in request.events), default=0)
-            for job in closing.jobs:
-                self.reply(job, through_seq)
+            self.post(closing.conversation, ArchiveDone(through_seq))
+            self.post(Ref(self.wired().monitor, ""), ArchiveOutcome(conversation_id, True))
             return True
         late, caller = self.late[0]
         try:
