@@ -154,13 +154,13 @@ def test_after_the_lock_every_closing_conversation_is_archived_and_closed_once(
     own retries had grown to a minute), written a slice at a time, each exactly once."""
     monkeypatch.setattr(archivist_module, "SLICE", 5)  # the backlog takes several slices
     stored: Counter[str] = Counter()
-    original = Archive.store_conversation
+    original = Archive.store_conversations
 
-    def counting(self: Archive, record: Any, events: Any) -> None:
-        original(self, record, events)
-        stored[record.id] += 1
+    def counting(self: Archive, snapshots: Any) -> None:
+        original(self, snapshots)
+        stored.update(record.id for record, _ in snapshots)
 
-    monkeypatch.setattr(Archive, "store_conversation", counting)
+    monkeypatch.setattr(Archive, "store_conversations", counting)
     gw = make_gateway(**ONE_ARCHIVIST)
     closing = open_sessions(gw, "closing", CLOSING)
     with locked(gw.settings.storage.archive):
