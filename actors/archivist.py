@@ -2,17 +2,23 @@
 
 The TopicMonitor creates it (a new one if it dies) and sends it work, each request with a
 ``ReplyTo`` of the monitor and a job id; the Archivist answers each job with ``Reply`` or
-``Failure`` under that id, and the monitor passes the answer on:
+``Failure`` under that id, and the monitor passes the answer on. A closing conversation
+asks it directly:
 
-- a closing conversation's archive transaction (``ArchiveRequest``), answered with the
-  sequence number written through once it has committed, and late events of an archived
-  conversation (``ArchiveLateRequest``). Both wait here while the archive refuses writes
-  (locked, read-only, disk full) and are retried on this actor's own alarm with a backoff
+- a closing conversation's archive transaction (``ArchiveRequest``, from the conversation),
+  answered to the conversation itself with ``ArchiveDone`` (the sequence number written
+  through) once it has committed, the TopicMonitor told only the outcome
+  (``ArchiveOutcome``); and late events of an archived conversation (``ArchiveLateRequest``,
+  through the monitor). Both wait here while the archive refuses writes (locked, read-only,
+  disk full) and are retried on this actor's own alarm with a backoff
   (``RETRY_BACKOFF_MS``): one failed attempt holds every waiting write back until the next
   retry, so a locked archive costs one attempt per retry however many conversations wait.
   A conversation asked again while waiting is written once, with its fuller snapshot, and
-  every job for it is answered (events beyond what was written are appended later: the
-  answer says through which sequence number it was written). A long backlog is written ``SLICE`` at a time.
+  answered once, where it asked from last (events beyond what was written are appended
+  later: the answer says through which sequence number it was written). The closings that
+  wait are written together, up to ``SLICE`` in one transaction (group commit), and each is
+  answered only once that transaction has committed: a group the archive refuses answers
+  none of them. A long backlog is written ``SLICE`` at a time.
 - a customer's first contact (``StoreIdentity``: the identity, and the new room with it, in
   one transaction), an activity added to an archived conversation (``ArchivedActivity``) and
   reads of what is archived (``ArchivedQuery``): one attempt each, because a caller waits;
@@ -25,9 +31,10 @@ writes what waits at once.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -37,10 +44,13 @@ from actors.figures import WriteTally
 from actors.inventory import customer_rooms
 from actors.messages import (
     ArchivedActivity,
+    ArchiveDone,
     ArchivedQuery,
+    ArchiveFailed,
     ArchiveLateRequest,
     ArchiveNext,
     ArchiveOpened,
+    ArchiveOutcome,
     ArchiveRequest,
     CreateRoom,
     Deliver,
@@ -74,15 +84,16 @@ _AtOnce = (
 BUSY_TIMEOUT_MS = 50
 #: Waits between attempts at the writes that wait; the last one repeats.
 RETRY_BACKOFF_MS = (250, 500, 1_000, 2_000, 5_000)
-#: Writes done for one message before the rest is taken up again (ArchiveNext).
+#: Writes done for one message before the rest is taken up again (ArchiveNext); also the
+#: most closings written in one transaction.
 SLICE = 50
 RETRY = ("ARCHIVE_RETRY",)
 
 
 @dataclass(slots=True)
 class _Closing:
-    request: ArchiveRequest
-    jobs: list[ReplyTo] = field(default_factory=list)
+    request: ArchiveRequest  # the fullest snapshot asked; answered where the last one came from
+    conversation: Ref
 
 
 class Archivist(TimedActor):
@@ -98,6 +109,7 @@ class Archivist(TimedActor):
         self.waiting = False  # a retry is armed: nothing is tried before it fires
         self._retry_token = 0
         self._next_sent = False  # an ArchiveNext is on its way
+        self._arrived = False  # this message brought writes that wait: done before sending
         self.tally = WriteTally()  # the archive writes of closings and late events
 
     def on_wired(self, sender: Any) -> None:
@@ -142,15 +154,14 @@ class Archivist(TimedActor):
             conversation_id = payload.record.id
             closing = self.closings.get(conversation_id)
             if closing is None:
-                closing = self.closings[conversation_id] = _Closing(payload)
+                closing = self.closings[conversation_id] = _Closing(payload, payload.conversation)
             if len(payload.events) >= len(closing.request.events):
-                closing.request = payload  # the fuller snapshot is written; every job answered
-            if reply_to is not None:
-                closing.jobs.append(reply_to)
-            self._write_waiting()
+                closing.request = payload  # the fuller snapshot is written
+            closing.conversation = payload.conversation  # rebuilt elsewhere: its new place
+            self._arrived = True
         elif isinstance(payload, ArchiveLateRequest):
             self.late.append((payload, reply_to))
-            self._write_waiting()
+            self._arrived = True
         elif isinstance(payload, _AtOnce):
             try:
                 self._at_once(payload, reply_to)
@@ -164,6 +175,15 @@ class Archivist(TimedActor):
                 f"Archivist cannot handle {type(payload).__name__}",
             )
 
+    def before_send(self) -> None:
+        """What this message brought (a batch of closings) is written together, group commit."""
+        if self._arrived:
+            self._arrived = False
+            try:
+                self._write_waiting()
+            except Exception:  # a defect: logged; what waits is tried again with the next write
+                log.exception("archive_write_failed")
+
     def on_alarm(self, key: Hashable, payload: Any) -> None:
         if key == RETRY and payload == self._retry_token and self.waiting:
             self.waiting = False
@@ -176,52 +196,65 @@ class Archivist(TimedActor):
             return
         written = 0
         while self.closings or self.late:
-            if written == SLICE:
+            if written >= SLICE:
                 if not self._next_sent:
                     self._next_sent = True
                     self.send(self.myAddress, ArchiveNext())
                 return
-            if not self._write_one():
+            done = self._write_closings(SLICE) if self.closings else self._write_late()
+            if done == 0:
                 return
-            written += 1
+            written += done
         self.failures = 0
 
-    def _write_one(self) -> bool:
-        """Write the oldest waiting item; False if the archive refused (a retry is armed)."""
-        if self.closings:
-            conversation_id, closing = next(iter(self.closings.items()))
-            request = closing.request
-            try:
-                with self.tally.timed():
-                    self._storage().store_conversation(request.record, request.events)
-            except StorageError as error:
-                self._back_off(conversation_id, error)
-                return False
-            except ValueError as error:  # the request's own fault: retrying cannot help
-                del self.closings[conversation_id]
-                log.error("archive_refused", conversation_id=conversation_id, error=str(error))
-                for job in closing.jobs:
-                    self.refuse(job, ErrorKind.INTERNAL, f"conversation {conversation_id}: {error}")
-                return True
+    def _write_closings(self, group: int) -> int:
+        """Write the oldest ``group`` waiting closings in one transaction (group commit) and
+        answer each once it has committed; 0 if the archive refused (none is answered, all
+        wait for the retry armed). A snapshot at fault fails its whole group: the oldest is
+        then written alone, and the rest in the next group."""
+        batch = list(itertools.islice(self.closings.items(), group))
+        snapshots = [(c.request.record, c.request.events) for _, c in batch]
+        try:
+            with self.tally.timed(len(snapshots)):
+                self._storage().store_conversations(snapshots)
+        except StorageError as error:
+            self._back_off(batch[0][0], error)
+            return 0
+        except ValueError as error:  # a request's own fault: retrying it cannot help
+            if len(batch) > 1:
+                return self._write_closings(1)
+            self._refused_for_good(*batch[0], error)
+            return 1
+        for conversation_id, closing in batch:
             del self.closings[conversation_id]
-            through_seq = max((e.seq for e in request.events), default=0)
-            for job in closing.jobs:
-                self.reply(job, through_seq)
-            return True
+            through_seq = max((e.seq for e in closing.request.events), default=0)
+            self.post(closing.conversation, ArchiveDone(through_seq))
+            self.post(Ref(self.wired().monitor, ""), ArchiveOutcome(conversation_id, True))
+        return len(batch)
+
+    def _refused_for_good(self, conversation_id: str, closing: _Closing, error: Exception) -> None:
+        del self.closings[conversation_id]
+        log.error("archive_refused", conversation_id=conversation_id, error=str(error))
+        problem = f"conversation {conversation_id}: {error}"
+        self.post(closing.conversation, ArchiveFailed(problem))
+        self.post(Ref(self.wired().monitor, ""), ArchiveOutcome(conversation_id, False, problem))
+
+    def _write_late(self) -> int:
+        """Write the oldest late events; 0 if the archive refused (a retry is armed)."""
         late, caller = self.late[0]
         try:
             with self.tally.timed():
                 self._storage().append_events(late.conversation_id, late.events)
         except StorageError as error:
             self._back_off(late.conversation_id, error)
-            return False
+            return 0
         except (KeyError, ValueError) as error:
             log.error(
                 "late_archive_refused", conversation_id=late.conversation_id, error=str(error)
             )
         self.late.popleft()
         self.reply(caller)
-        return True
+        return 1
 
     def _back_off(self, conversation_id: str, error: StorageError) -> None:
         delay = RETRY_BACKOFF_MS[min(self.failures, len(RETRY_BACKOFF_MS) - 1)]

@@ -2,7 +2,8 @@
 
 :class:`ArchivistParent` is the part of the TopicMonitor that talks to its children, the
 pool of ``placement.archivists`` :class:`~actors.archivist.Archivist` actors. Work is
-partitioned by a stable hash (:func:`partition`, CRC-32, the same in every process and run):
+partitioned by a stable hash (``domain.routing.partition_of``, CRC-32, the same in every
+process and run, over the pool as it is: only archivist 0 while the pool starts):
 everything about one conversation (its closing, its late events, its archived activities and
 reads) goes to the archivist its id hashes to, so that one conversation's writes stay in
 order; a customer's first contact (identity and new room) to the one its customer id hashes
@@ -10,12 +11,18 @@ to. Room get-or-create is decided by the monitor alone (``RoomDesk``), which is 
 live conversation per room; the archivists only store what it decided. Archivist 0 opens (on
 new storage: creates) the archive; the others start once it has, so that no two create it.
 
-Each request goes with a job id (the call id of a ``ReplyTo`` of the monitor) and a record of
-what to do with the answer:
+A closing conversation's archive transaction does not pass through here: the conversation sends
+its ``ArchiveRequest`` straight to its Archivist (``Wiring.archivist_of``, the same hash over
+the addresses this part keeps in the wiring), which answers it ``ArchiveDone`` or
+``ArchiveFailed`` and tells the monitor only the outcome (``ArchiveOutcome``). Whenever the
+pool changes (it starts, an Archivist is replaced) every conversation host is told the new
+addresses (``ArchivistsMoved``), and a conversation still CLOSING whose request went to an
+address no longer in the pool asks the new Archivist: a request lost with a dead Archivist is
+asked again, and a conversation stays CLOSING until its archive has confirmed.
 
-- a closing conversation's archive transaction: ``ArchiveDone`` to the conversation once the
-  Archivist has committed it (it becomes CLOSED), ``ArchiveFailed`` if it was refused for
-  good or the Archivist died (it stays CLOSING and asks again after its own backoff);
+Every other request goes with a job id (the call id of a ``ReplyTo`` of the monitor) and a
+record of what to do with the answer:
+
 - a customer's first contact: :meth:`ArchivistParent.first_contact_stored`, implemented by
   the monitor (the sessions waiting for it are opened, or refused as the archive refused it);
 - a caller's read or archived activity: the answer goes to the caller as it is;
@@ -28,14 +35,13 @@ an answer that will not come.
 With ``storage.postgres`` an Archivist is started on the live node offering archivists that
 has the fewest of them per unit of weight (before any node reported: here). When a node is
 declared dead its Archivists are replaced as if they had exited: a closing conversation whose
-archive transaction was in flight asks again, which stores nothing twice (the archive's
+archive transaction was in flight asks the new one, which stores nothing twice (the archive's
 writes are keyed by conversation and event sequence: ``infra.archive_pg``).
 """
 
 from __future__ import annotations
 
 import itertools
-import zlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,11 +52,10 @@ from actors.base import EngineActor
 from actors.messages import (
     AlarmAt,
     ArchivedActivity,
-    ArchiveDone,
     ArchivedQuery,
-    ArchiveFailed,
     ArchiveLateRequest,
-    ArchiveRequest,
+    ArchiveOutcome,
+    ArchivistsMoved,
     CreateRoom,
     Failure,
     ForgetCustomer,
@@ -65,6 +70,7 @@ from actors.nodes import create_on_node
 from actors.placement import Nodes
 from domain.errors import ErrorKind
 from domain.membership import Capacity, Work
+from domain.routing import partition_of
 
 log = structlog.get_logger("cx.monitor")
 
@@ -74,12 +80,6 @@ class _CallerJob:
     """A caller's read or archived activity: the answer is passed on to it."""
 
     caller: ReplyTo | None
-
-
-@dataclass(frozen=True, slots=True)
-class _ClosingJob:
-    conversation: Ref
-    conversation_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +101,7 @@ class _Forget:
     caller: ReplyTo | None
 
 
-_Job = _CallerJob | _ClosingJob | _FirstContact | _Late | _Forget
-
-
-def partition(key: str, count: int) -> int:
-    """The archivist (0 to ``count`` - 1) that ``key`` belongs to: a hash that every process
-    and every run compute alike (Python's own ``hash`` of a string is salted per process)."""
-    return zlib.crc32(key.encode()) % count
-
+_Job = _CallerJob | _FirstContact | _Late | _Forget
 
 STOPPED = "the archive's writer stopped while doing this; it may or may not be stored: retry"
 
@@ -123,6 +116,8 @@ class ArchivistParent(EngineActor):
         self.jobs: dict[str, tuple[_Job, int]] = {}
         self._job_ids = itertools.count(1)
         self.archivists_restarted = 0  # Archivists that exited and were replaced
+        self.closings_archived = 0  # ArchiveOutcome: closings committed, and refused for good
+        self.closings_refused = 0
 
     def first_contact_stored(self, customer_id: str, answer: Reply | Failure) -> None:
         """The Archivist stored the customer's first contact (``Reply``) or refused it."""
@@ -132,16 +127,29 @@ class ArchivistParent(EngineActor):
         """The Archivist answered a ``ForgetCustomer`` (done or refused)."""
         raise NotImplementedError
 
+    def conversation_hosts(self) -> list[Any]:
+        """The addresses of the conversation hosts, which must know where the Archivists are."""
+        raise NotImplementedError
+
     def first_archivist(self) -> None:
         """Start archivist 0, which opens (on new storage: creates) the archive."""
         self.archivists, self.archivist_nodes = [], []
         self._add_archivist()
+        self._archivists_moved()
 
     def more_archivists(self) -> None:
         """The archive is open: start the rest of the pool (``placement.archivists``)."""
         wanted = self.wired().settings.placement.archivists
         while len(self.archivists) < wanted:
             self._add_archivist()
+        self._archivists_moved()
+
+    def _archivists_moved(self) -> None:
+        """The wiring names the pool as it is now; every conversation host learns it."""
+        self.wiring = replace(self.wired(), archivists=tuple(self.archivists))
+        moved = ArchivistsMoved(self.wiring.archivists)
+        for address in self.conversation_hosts():
+            self.send(address, moved)
 
     def archivists_node_up(self, node: str, capacity: Capacity) -> None:
         self.archivist_places.up(node, capacity)
@@ -174,9 +182,8 @@ class ArchivistParent(EngineActor):
 
     def archive_work(self, payload: Any, reply_to: ReplyTo | None) -> bool:
         """Send ``payload`` to its Archivist if it is archive work; False if it is not."""
-        if isinstance(payload, ArchiveRequest):
-            job: _Job = _ClosingJob(payload.conversation, payload.record.id)
-            self._to_archivist(payload, job, payload.record.id)
+        if isinstance(payload, ArchiveOutcome):
+            self._closing_outcome(payload)
         elif isinstance(payload, ArchiveLateRequest):
             self._to_archivist(payload, _Late(payload), payload.conversation_id)
         elif isinstance(payload, ArchivedActivity):
@@ -188,6 +195,14 @@ class ArchivistParent(EngineActor):
         else:
             return False
         return True
+
+    def _closing_outcome(self, outcome: ArchiveOutcome) -> None:
+        """An Archivist answered a closing conversation itself; the monitor counts it."""
+        if outcome.archived:
+            self.closings_archived += 1
+            return
+        self.closings_refused += 1
+        log.error("archive_failed", conversation_id=outcome.conversation_id, error=outcome.problem)
 
     def forget_in_archive(self, request: ForgetCustomer, reply_to: ReplyTo | None) -> None:
         """To the archivist of the customer, as their first contact: in order with it."""
@@ -203,9 +218,10 @@ class ArchivistParent(EngineActor):
             self._settle(sent[0], answer)
 
     def archivist_exited(self, address: Any) -> None:
-        """A new Archivist takes the dead one's partition; every job of the dead one is
-        answered refused (a closing conversation asks again, a caller retries) and late events
-        are sent again. The other archivists' jobs go on."""
+        """A new Archivist takes the dead one's partition and the hosts learn its address (a
+        closing conversation that asked the dead one asks it); every job of the dead one is
+        answered refused (a caller retries) and late events are sent again. The other
+        archivists' jobs go on."""
         index = next(i for i, a in enumerate(self.archivists) if a == address)
         lost = {call_id: job for call_id, (job, at) in self.jobs.items() if at == index}
         log.error("actor_restarted", actor="Archivist", partition=index, jobs=len(lost))
@@ -217,6 +233,7 @@ class ArchivistParent(EngineActor):
             del self.jobs[call_id]
         self.archivist_nodes[index] = None  # not counted where it was when choosing
         self.archivists[index], self.archivist_nodes[index] = self._new_archivist()
+        self._archivists_moved()
         for job in lost.values():
             if isinstance(job, _Late):
                 self._to_archivist(job.request, job, job.request.conversation_id)
@@ -225,9 +242,7 @@ class ArchivistParent(EngineActor):
 
     def _to_archivist(self, payload: Any, job: _Job, key: str) -> None:
         """Send to the archivist ``key`` hashes to (archivist 0 while the pool is starting)."""
-        index = partition(key, self.wired().settings.placement.archivists)
-        if index >= len(self.archivists):
-            index = 0
+        index = partition_of(key, len(self.archivists))
         call_id = f"archive-{next(self._job_ids)}"
         self.jobs[call_id] = (job, index)
         self.post(Ref(self.archivists[index], ""), payload, ReplyTo(self.myAddress, call_id))
@@ -241,14 +256,6 @@ class ArchivistParent(EngineActor):
                 self.reply(job.caller, answer.value)
             elif job.caller is not None:
                 self.fail(job.caller, replace(answer, call_id=job.caller.call_id))
-        elif isinstance(job, _ClosingJob):
-            if isinstance(answer, Reply):
-                self.post(job.conversation, ArchiveDone(answer.value))
-            else:
-                log.error(
-                    "archive_failed", conversation_id=job.conversation_id, error=answer.message
-                )
-                self.post(job.conversation, ArchiveFailed(answer.message))
         elif isinstance(job, _FirstContact):
             self.first_contact_stored(job.customer_id, answer)
         elif isinstance(answer, Failure):

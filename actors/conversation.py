@@ -25,6 +25,7 @@ from actors.messages import (
     ArchiveFailed,
     ArchiveLateRequest,
     ArchiveRequest,
+    ArchivistsMoved,
     AttachSubscriber,
     Bounced,
     CancelRequest,
@@ -104,6 +105,7 @@ class ConversationEntity:
         self._archive_failures = 0
         self._retry_token = 0
         self._closing: ArchiveConversation | None = None
+        self._archivist: Any = None  # where the archive request went last
         self._log = structlog.get_logger("cx.conversation").bind(conversation_id=machine.id)
 
     # ------------------------------------------------------------------ entry
@@ -142,6 +144,10 @@ class ConversationEntity:
             self._archived(payload.through_seq, host)
         elif isinstance(payload, ArchiveFailed):
             self._archive_failed(payload.problem, host)
+        elif isinstance(payload, ArchivistsMoved):  # asked a dead one: ask its successor
+            gone = not any(self._archivist == a for a in payload.archivists)
+            if self._archivist is not None and gone and self.machine.state is State.CLOSING:
+                self._request_archive(host)
         else:
             host.refuse(
                 reply_to, ErrorKind.BAD_ARGUMENT, f"conversation cannot handle {type(payload).__name__}"
@@ -416,9 +422,9 @@ class ConversationEntity:
             self._archive_failed(str(error), host)
             return
         events = tuple(published) + closing.closing_events
-        host.post(
-            Ref(host.wired().monitor, ""), ArchiveRequest(closing.record, events, host.ref(self.id))
-        )
+        self._archivist = host.wired().archivist_of(self.machine.id)
+        request = ArchiveRequest(closing.record, events, host.ref(self.id))
+        host.post(Ref(self._archivist, ""), request)
 
     def _archived(self, through_seq: int, host: HostContext) -> None:
         if self.machine.state is not State.CLOSING:

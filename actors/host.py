@@ -32,6 +32,7 @@ from actors.messages import (
     AgentsLost,
     Alarm,
     Apply,
+    ArchivistsMoved,
     Bounced,
     Deliver,
     Failure,
@@ -233,6 +234,12 @@ class Host(TimedActor):
         elif isinstance(message, AgentsLost):
             for entity_id in list(self.entities):
                 self._mailbox.append((entity_id, message, None))
+            self._drain()
+        elif isinstance(message, ArchivistsMoved):
+            self.wiring = replace(self.wired(), archivists=message.archivists)
+            for entity_id in self.entities:
+                if entity_kind(entity_id) is EntityKind.CONVERSATION:
+                    self._mailbox.append((entity_id, message, None))
             self._drain()
         else:
             super().on_message(message, sender)

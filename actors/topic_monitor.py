@@ -11,9 +11,10 @@ dies, a dead host's conversations rebuilt elsewhere), start-up, and the conversa
 lifecycle at its level (state reports, close-out, locate, status).
 
 It only reads the archive, through a connection opened once the Archivist has opened (and on
-new storage created) it; every write goes to the Archivist, and the answer comes back
-asynchronously: a closing conversation is told ``ArchiveDone`` (it becomes CLOSED) once its
-archive transaction has committed, a customer's first contact is opened once its identity and
+new storage created) it; every write goes to an Archivist, and the answer comes back
+asynchronously: a closing conversation asks its Archivist itself and is told ``ArchiveDone``
+(it becomes CLOSED) by it once its archive transaction has committed (the monitor hears only
+the outcome), a customer's first contact is opened once its identity and
 room are stored (refused ``unavailable`` if the archive refuses them). Reads of what is
 archived (snapshots, events, room history) and late activities go to the Archivist too, so
 that a locked archive delays only what must wait for it.
@@ -352,6 +353,9 @@ class TopicMonitor(OperationsDesk):
             address = self.createActor(Host)
         self.send(address, HostInit(host_id, "conversations", self.wired(), self.now()))
         return address
+
+    def conversation_hosts(self) -> list[Any]:
+        return self.placement.addresses()
 
     def stop_host(self, address: Any) -> None:
         self.send(address, ActorExitRequest())

@@ -31,6 +31,7 @@ from infra.archive_rooms import ArchiveRooms
 from infra.archive_rows import (
     PayloadError,
     RoomRecord,
+    Snapshot,
     check_events,
     rows_of_conversation,
     rows_of_events,
@@ -229,21 +230,26 @@ class Archive(ArchiveRooms):
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:
         """Store a conversation snapshot and its events in one transaction; safe to repeat."""
-        rows = rows_of_conversation(record, events)
+        self.store_conversations([(record, events)])
+
+    def store_conversations(self, snapshots: Sequence[Snapshot]) -> None:
+        """Store several conversations' snapshots in one transaction (group commit): all of
+        them or none (``ValueError`` for any of them stores none); safe to repeat."""
+        rows = [rows_of_conversation(record, events) for record, events in snapshots]
         with self._write():
             # The identity of a conversation (room, customer, direction, created_at) never
             # changes; its state does. seq never goes back, even if an older snapshot is
             # stored again after late events were appended.
-            self._db.execute(
+            self._db.executemany(
                 "INSERT INTO conversations (id, room_id, customer_id, state, direction,"
                 " created_at, ended_at, data, seq, touched)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
                 " ended_at = excluded.ended_at, data = excluded.data,"
                 " seq = MAX(conversations.seq, excluded.seq), touched = excluded.touched",
-                rows.conversation,
+                [one.conversation for one in rows],
             )
-            for row in rows.sessions:
+            for row in (session for one in rows for session in one.sessions):
                 # The WHERE makes the update a no-op (rowcount 0) when the id belongs to
                 # another conversation: that is a collision, never to be overwritten.
                 cursor = self._db.execute(
@@ -264,9 +270,9 @@ class Archive(ArchiveRooms):
                 " ON CONFLICT (conversation_id, id) DO UPDATE SET position = excluded.position,"
                 " type = excluded.type, role = excluded.role, state = excluded.state,"
                 " joined_at = excluded.joined_at, left_at = excluded.left_at",
-                rows.participants,
+                [row for one in rows for row in one.participants],
             )
-            self._insert_events(rows.events)
+            self._insert_events([row for one in rows for row in one.events])
 
     def append_events(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Add late events (activities) to an archived conversation; safe to repeat.

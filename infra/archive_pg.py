@@ -33,6 +33,7 @@ from infra.archive_pg_schema import connect
 from infra.archive_rooms import ArchiveRooms
 from infra.archive_rows import (
     RoomRecord,
+    Snapshot,
     check_events,
     rows_of_conversation,
     rows_of_events,
@@ -202,23 +203,24 @@ class PgArchive(ArchiveRooms):
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None:
         """Store a conversation snapshot and its events in one transaction; safe to repeat."""
-        rows = rows_of_conversation(record, events)
-        with self._write() as db:
-            db.execute(
-                _CONVERSATION,
-                rows.conversation,
-            )
-            with db.cursor() as cursor:
-                for row in rows.sessions:
-                    cursor.execute(_SESSION, row)
-                    if cursor.rowcount == 0:  # the id is another conversation's: a collision
-                        raise ValueError(
-                            f"channel session {row[0]} belongs to another conversation"
-                        )
-                if rows.participants:
-                    cursor.executemany(_PARTICIPANT, rows.participants)
-                if rows.events:
-                    cursor.executemany(_EVENT, rows.events)
+        self.store_conversations([(record, events)])
+
+    def store_conversations(self, snapshots: Sequence[Snapshot]) -> None:
+        """Store several conversations' snapshots in one transaction (group commit): all of
+        them or none (``ValueError`` for any of them stores none); safe to repeat."""
+        rows = [rows_of_conversation(record, events) for record, events in snapshots]
+        with self._write() as db, db.cursor() as cursor:
+            cursor.executemany(_CONVERSATION, [one.conversation for one in rows])
+            for row in (session for one in rows for session in one.sessions):
+                cursor.execute(_SESSION, row)
+                if cursor.rowcount == 0:  # the id is another conversation's: a collision
+                    raise ValueError(f"channel session {row[0]} belongs to another conversation")
+            participants = [row for one in rows for row in one.participants]
+            if participants:
+                cursor.executemany(_PARTICIPANT, participants)
+            events = [row for one in rows for row in one.events]
+            if events:
+                cursor.executemany(_EVENT, events)
 
     def append_events(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Add late events to an archived conversation; safe to repeat. Raises ``KeyError``

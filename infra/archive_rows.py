@@ -152,6 +152,10 @@ class ConversationRows:
     events: list[tuple[Any, ...]]
 
 
+#: A conversation's snapshot as the archive stores it: its record and its events.
+Snapshot = tuple[ConversationRecord, Sequence[Event]]
+
+
 def rows_of_conversation(record: ConversationRecord, events: Sequence[Event]) -> ConversationRows:
     """The rows of ``store_conversation``; ``ValueError`` for a session or event of another
     conversation."""

@@ -23,7 +23,7 @@ from domain.records import ConversationRecord, Event
 from infra.archive import Archive
 from infra.archive_pg import PgArchive
 from infra.archive_rooms import RoomMessage
-from infra.archive_rows import RoomRecord
+from infra.archive_rows import RoomRecord, Snapshot
 from infra.archive_upkeep import WebhookPending
 from infra.config.settings import StorageSettings
 
@@ -59,6 +59,8 @@ class ArchiveStore(Protocol):
     def has_identity(self, customer_id: str, channel: str, identifier: str) -> bool: ...
 
     def store_conversation(self, record: ConversationRecord, events: Sequence[Event]) -> None: ...
+
+    def store_conversations(self, snapshots: Sequence[Snapshot]) -> None: ...
 
     def append_events(self, conversation_id: str, events: Sequence[Event]) -> None: ...
 

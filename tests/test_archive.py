@@ -226,6 +226,31 @@ def test_failed_store_writes_nothing(archive: ArchiveStore) -> None:
     assert archive.conversation("conv-1") == first
 
 
+def test_a_group_of_snapshots_is_stored_in_one_transaction(archive: ArchiveStore) -> None:
+    group = [make_conversation(f"conv-{n}", created_at=1_000 * n) for n in range(1, 4)]
+    before = archive.write_attempts
+    archive.store_conversations(group)
+    assert archive.write_attempts == before + 1
+    for record, events in group:
+        assert archive.conversation(record.id) == record
+        assert archive.events(record.id) == events
+
+
+def test_a_group_with_one_snapshot_at_fault_stores_none_of_them(archive: ArchiveStore) -> None:
+    first, first_events = make_conversation("conv-1")
+    archive.store_conversation(first, first_events)
+    good, good_events = make_conversation("conv-2", created_at=50_000)
+    bad, bad_events = make_conversation("conv-3", created_at=60_000)
+    stolen = dataclasses.replace(first.channel_sessions[0], conversation_id="conv-3")
+    bad = dataclasses.replace(bad, channel_sessions=(stolen,))
+
+    with pytest.raises(ValueError, match="belongs to another conversation"):
+        archive.store_conversations([(good, good_events), (bad, bad_events)])
+
+    assert not archive.has_conversation("conv-2") and not archive.has_conversation("conv-3")
+    assert archive.counts() == {"conversations": 1, "events": 3, "rooms": 1}
+
+
 def test_room_lookups(archive: ArchiveStore) -> None:
     private = RoomRecord("room-p", RoomType.CUSTOMER, RoomMode.PRIVATE, "cust-1", 2_000)
     team = RoomRecord("room-t", RoomType.TEAM, RoomMode.CONTACT_CENTER, "cust-1", 3_000)

@@ -154,13 +154,13 @@ def test_after_the_lock_every_closing_conversation_is_archived_and_closed_once(
     own retries had grown to a minute), written a slice at a time, each exactly once."""
     monkeypatch.setattr(archivist_module, "SLICE", 5)  # the backlog takes several slices
     stored: Counter[str] = Counter()
-    original = Archive.store_conversation
+    original = Archive.store_conversations
 
-    def counting(self: Archive, record: Any, events: Any) -> None:
-        original(self, record, events)
-        stored[record.id] += 1
+    def counting(self: Archive, snapshots: Any) -> None:
+        original(self, snapshots)
+        stored.update(record.id for record, _ in snapshots)
 
-    monkeypatch.setattr(Archive, "store_conversation", counting)
+    monkeypatch.setattr(Archive, "store_conversations", counting)
     gw = make_gateway(**ONE_ARCHIVIST)
     closing = open_sessions(gw, "closing", CLOSING)
     with locked(gw.settings.storage.archive):
@@ -245,13 +245,16 @@ def test_an_activity_added_while_a_locked_archive_holds_the_closing_is_archived_
     make_gateway: MakeGateway,
 ) -> None:
     """The activity joins the closing events and the conversation asks again: one write
-    waits, with the fuller snapshot, and both requests are answered when it commits."""
+    waits in its Archivist (none in the monitor), with the fuller snapshot, and the
+    conversation is answered when it commits."""
     gw = make_gateway(**ONE_ARCHIVIST)
     ref = gw.start_session("cust-1", "WEB", "browser-1")
     with locked(gw.settings.storage.archive):
         gw.end_session(ref.channel_session_id)
         gw.add_activity(ref.conversation_id, "survey", {"score": 5})
-        assert len(monitor(gw).jobs) == 2 and list(archivist(gw).closings) == [ref.conversation_id]
+        assert not monitor(gw).jobs and list(archivist(gw).closings) == [ref.conversation_id]
+        waiting = archivist(gw).closings[ref.conversation_id].request
+        assert "survey" in [e.name for e in waiting.events]
     gw.advance(RETRY_BACKOFF_MS[0] / 1000)
     assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
     assert names(gw, ref.conversation_id).count("survey") == 1

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from actors.archivist import Archivist
-from actors.archivist_parent import partition
 from actors.topic_monitor import TopicMonitor
+from domain.routing import partition_of as partition
 from runtime import testing
 from runtime.gateway import Gateway, SessionRef
 from tests.conftest import MakeGateway
@@ -41,7 +41,7 @@ def test_the_partition_of_a_key_is_the_same_in_every_process() -> None:
     keys = [f"conv-{n}" for n in range(64)]
     here = [partition(key, 7) for key in keys]
     program = (
-        f"from actors.archivist_parent import partition; print([partition(k, 7) for k in {keys!r}])"
+        f"from domain.routing import partition_of; print([partition_of(k, 7) for k in {keys!r}])"
     )
     for seed in ("1", "2"):
         out = subprocess.run(

@@ -135,6 +135,9 @@ class StateReport:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRequest:
+    """A closing conversation to its Archivist (``Wiring.archivist_of``): store this snapshot
+    and its events; answered ``ArchiveDone`` or ``ArchiveFailed`` to ``conversation``."""
+
     record: ConversationRecord
     events: tuple[Event, ...]
     conversation: Ref
@@ -154,6 +157,16 @@ class ArchiveDone:
 @dataclass(frozen=True, slots=True)
 class ArchiveFailed:
     problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveOutcome:
+    """An Archivist to the TopicMonitor: a closing conversation's archive transaction committed
+    (``archived``) or was refused for good (``problem``). The events stay with the Archivist."""
+
+    conversation_id: str
+    archived: bool
+    problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,10 @@ class Wiring:
     # Every Router (``placement.routers``), ``router`` first; each owns the queues
     # ``partition_of(queue, len(routers))`` names it for. Empty: ``router`` is the only one.
     routers: tuple[Any, ...] = ()
+    # Every Archivist, by partition (``placement.archivists`` once the archive is open, only
+    # archivist 0 before): each owns the conversations ``partition_of(id, len(archivists))``
+    # names it for. Hosts learn a change from ArchivistsMoved.
+    archivists: tuple[Any, ...] = ()
 
     def router_of(self, queue: str) -> Any:
         """The Router that owns ``queue``: its requests go there, and only there."""
@@ -31,6 +35,19 @@ class Wiring:
 
     def every_router(self) -> tuple[Any, ...]:
         return self.routers or (self.router,)
+
+    def archivist_of(self, conversation_id: str) -> Any:
+        """The Archivist that writes ``conversation_id``: its closing goes there, and only there."""
+        return self.archivists[partition_of(conversation_id, len(self.archivists))]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivistsMoved:
+    """The TopicMonitor to every conversation host: the Archivists are now at these addresses
+    (one was replaced, or the pool started). A host passes it to its conversations: one still
+    CLOSING whose request went to an address no longer in the pool asks the new one."""
+
+    archivists: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
