@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
+import re
 import selectors
 import signal
 import socket
@@ -36,7 +37,7 @@ from runtime.gateway import (
     UnknownIdError,
 )
 from runtime.netgateway import OPS, Limits, NetGateway, run_gateway, serve
-from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS
+from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS, Kind
 from tests.conftest import MakeGateway
 
 TOKEN = "test-token-0123456789abcdef"
@@ -949,6 +950,30 @@ def test_the_protocol_document_names_every_op_error_type_and_disconnect_reason()
     text = (ROOT / "docs" / "PROTOCOL.md").read_text()
     for name in [*OPS, *ERROR_TYPES, *DISCONNECT_REASONS]:
         assert f"`{name}`" in text, name
+
+
+def test_the_protocol_document_gives_every_ops_arguments_with_their_types() -> None:
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text()
+    section = text[text.index("## Operations") : text.index("## Snapshots")]
+    rows = dict(re.findall(r"^\| `(\w+)` \|([^|]*)\|", section, re.MULTILINE))
+    written = {
+        Kind.STR: "str",
+        Kind.INT: "int",
+        Kind.NUMBER: "number",
+        Kind.MAP: "map",
+        Kind.STR_LIST: "[str]",
+        Kind.SCALAR: "scalar",
+    }
+    for name, spec in OPS.items():
+        names = re.findall(r"\[?(\w+): ", rows[name])
+        assert names == [p.name for p in spec.params], name
+        for param in spec.params:
+            typed = f"{param.name}: {written[param.kind]}"
+            nil = "?" if param.nullable and param.kind is not Kind.SCALAR else ""
+            expected = f"[{typed}{nil}]" if not param.required else typed
+            assert expected in rows[name], (name, expected)
+            if param.required:
+                assert f"[{typed}" not in rows[name], (name, param.name)
 
 
 def test_cx_gateway_refuses_to_start_without_a_token(
