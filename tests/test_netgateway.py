@@ -891,6 +891,48 @@ def test_an_unreachable_engine_answers_unavailable_then_reconnects() -> None:
         server.close()
 
 
+def test_a_session_subscription_that_ended_is_not_restored_when_the_engine_restarts() -> None:
+    from runtime.gateway import PushedEvent
+
+    engine: dict[str, Any] = {"down": False, "generation": 1}
+    made: list[FakeGateway] = []
+
+    def connect() -> FakeGateway:
+        if engine["down"]:
+            raise UnavailableError("not running")
+        made.append(FakeGateway(engine, engine["generation"]))
+        return made[-1]
+
+    server = serve(
+        cast(Callable[[], Gateway], connect),
+        "127.0.0.1:0",
+        TOKEN,
+        limits=Limits(health_interval_s=0.01),
+        probe=lambda: "engine stopped for the test" if engine["down"] else None,
+    )
+    try:
+        c = RawClient(server.port)
+        c.authenticate()
+        c.call("subscribe_session", channel_session_id="cs-1", after_seq=4)
+        c.call("subscribe_session", channel_session_id="cs-2", after_seq=4)
+        made[0].queue.append(PushedEvent("session:cs-1", "conv-1", {"seq": 5, "name": "X"}, True))
+        assert c.pushes_until(5)[-1]["final"] is True
+
+        engine["down"] = True  # the engine restarts: cs-1 ended, cs-2 is restored
+        assert c.refused("status", {})["type"] == "unavailable"
+        engine.update(down=False, generation=2)
+        deadline = time.monotonic() + 10.0
+        while c.answer(c.request("status", {}))["ok"] is not True:
+            assert time.monotonic() < deadline
+        subscribed = [call for call in made[1].calls if call[0] == "subscribe_session"]
+        assert subscribed == [("subscribe_session", "cs-2", 4)]
+        error = c.refused("unsubscribe", {"subscription": "session:cs-1"})
+        assert error["type"] == "unknown_id"
+        c.close()
+    finally:
+        server.close()
+
+
 def test_a_connection_is_given_the_events_before_one_beyond_its_next_not_a_gap() -> None:
     from runtime.gateway import PushedEvent
 
