@@ -47,6 +47,22 @@ def test_a_transfer_to_a_named_agent_is_offered_to_that_agents_desk_with_the_not
     assert desk.roles(cid) == {"carol": "PRIMARY"}
 
 
+def test_a_transfer_to_a_queue_with_nobody_ready_leaves_the_bot_primary_while_it_waits(
+    net: Open,
+) -> None:
+    c = net()
+    c.ready("bob")
+    cid, session = c.routed("bob")
+    c.subscribed(session, cid)
+    c.call("transfer", agent_id="bob", conversation_id=cid, queue="billing")
+    assert c.push("CONVERSATION_TRANSFERRED")["event"]["data"]["queue"] == "billing"
+    snapshot = c.call("conversation", conversation_id=cid)
+    assert snapshot["state"] == "INACTIVE"
+    bot = [p for p in snapshot["participants"] if p["type"] == "BOT"]
+    assert [(p["role"], p["state"]) for p in bot] == [("PRIMARY", "SUBSCRIBED")]
+    assert c.call("status")["queues"]["billing"] == 1
+
+
 def test_a_transfer_by_an_agent_not_in_the_conversation_is_unknown_id_and_changes_nothing(
     net: Open,
 ) -> None:
@@ -109,6 +125,39 @@ def test_a_consult_transfer_makes_the_consulted_agent_primary_over_the_network(
         "CONSULT_TRANSFER",
     )
     assert c.roles(cid) == {"carol": "PRIMARY"}
+
+
+def test_a_consult_transfer_during_hold_keeps_the_hold_for_the_new_primary(net: Open) -> None:
+    c, desk = net(), net()
+    c.ready("bob")
+    cid, _ = c.routed("bob")
+    c.call("hold", agent_id="bob", conversation_id=cid, seconds=60)
+    desk.ready("carol", "help")
+    desk.desk("carol")
+    c.call("consult", agent_id="bob", conversation_id=cid, queue="help")
+    desk.call("consult_transfer", agent_id="bob", conversation_id=cid)
+    assert desk.push("CONSULT_CONCLUDED", cid)["event"]["data"]["outcome"] == "TRANSFER"
+    assert c.roles(cid) == {"carol": "PRIMARY"}
+    assert c.call("conversation", conversation_id=cid)["state"] == "ON_HOLD"
+    desk.call("resume", agent_id="carol", conversation_id=cid)
+    assert c.call("conversation", conversation_id=cid)["state"] == "ACTIVE"
+
+
+def test_a_pending_consult_withdrawn_by_its_agent_leaving_is_pushed_to_the_offered_desk(
+    connect: Connect,
+) -> None:
+    net = connect(**OFFERS)
+    c, desk = net(), net()
+    c.ready("bob")
+    cid, _ = c.routed("bob", accept=True)
+    desk.ready("carol", "help")
+    desk.desk("carol")
+    c.call("consult", agent_id="bob", conversation_id=cid, to_agent_id="carol")
+    assert desk.push("AGENT_OFFERED", cid)["event"]["data"]["consult"] is True
+    c.call("agent_leave", agent_id="bob", conversation_id=cid)
+    withdrawn = desk.push("AGENT_OFFER_WITHDRAWN", cid)
+    assert withdrawn["event"]["data"]["agent_id"] == "carol"
+    assert desk.call("agent_conversations", agent_id="carol") == []
 
 
 def test_a_conference_keeps_both_agents_over_the_network(net: Open) -> None:

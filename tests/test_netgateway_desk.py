@@ -65,6 +65,23 @@ def test_each_private_room_of_a_customer_has_its_own_live_conversation(net: Open
     assert [r["room_id"] for r in refs] == rooms
 
 
+def test_a_private_rooms_history_lists_its_closed_conversations(net: Open) -> None:
+    c = net()
+    room = c.call("create_room", kind="PRIVATE", members=["ann"], customer_id="cust-1")
+    ref = c.call(
+        "start_session",
+        customer_id="cust-1",
+        channel="WEB",
+        identifier="v",
+        room_id=room["room_id"],
+    )
+    c.call("end_conversation", conversation_id=ref["conversation_id"])
+    history = c.call("room_history", room_id=room["room_id"])
+    assert [(h["conversation_id"], h["state"], h["direction"]) for h in history] == [
+        (ref["conversation_id"], "CLOSED", "INBOUND")
+    ]
+
+
 def test_a_team_rooms_message_is_pushed_to_each_members_desk_and_kept(net: Open) -> None:
     ann, sue = net(), net()
     for client, agent_id in ((ann, "ann"), (sue, "sue")):
@@ -211,6 +228,22 @@ def test_a_customers_typing_is_pushed_to_the_agents_desk_and_not_kept(net: Open)
     typing = desk.push("TYPING", cid)["event"]
     assert typing["seq"] is None and typing["channel_session_id"] == session
     assert c.call("events", conversation_id=cid, after_seq=seq) == []
+
+
+def test_an_agents_typing_and_read_receipt_are_pushed_to_the_customers_session(
+    net: Open,
+) -> None:
+    c = net()
+    c.ready("bob")
+    cid, session = c.routed("bob")
+    c.subscribed(session, cid)
+    seq = c.call("conversation", conversation_id=cid)["seq"]
+    c.call("agent_typing", agent_id="bob", conversation_id=cid)
+    assert c.push("TYPING")["event"]["emitter"]["id"] == "bob"
+    c.call("agent_read", agent_id="bob", conversation_id=cid, seq=seq)
+    receipt = c.push("READ_RECEIPT")
+    assert receipt["push"] == f"session:{session}"
+    assert (receipt["event"]["seq"], receipt["event"]["data"]["seq"]) == (seq + 1, seq)
 
 
 def test_a_customers_read_receipt_is_kept_and_pushed_to_the_agents_desk(net: Open) -> None:
