@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,20 @@ def test_cx_send_offers_and_explains_every_operation_of_the_agents_day() -> None
     assert not DAY_OPS - set(OPS)
     listed = {line.split()[0] for line in ops_help().splitlines() if line.startswith("  ")}
     assert not DAY_OPS - listed
+
+
+def test_every_example_in_cx_sends_help_binds_to_its_operation() -> None:
+    examples = [line.split() for line in ops_help().splitlines() if "cx send " in line]
+    assert {"transfer", "create_room"} <= {words[2] for words in examples}
+    for line in ops_help().splitlines():
+        if "cx send " not in line:
+            continue
+        op, *rest = shlex.split(line)[2:]
+        json_args = None
+        if "--json-args" in rest:
+            at = rest.index("--json-args")
+            rest, json_args = rest[:at], rest[at + 1]
+        cli_send.bind_op(op, rest, json_args)  # raises UsageError if it does not bind
 
 
 def test_cx_send_transfers_to_a_queue_given_in_json_args(gw: Gateway, send: Send) -> None:
