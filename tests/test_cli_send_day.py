@@ -21,6 +21,7 @@ from runtime.gateway import Gateway
 from tests.conftest import MakeGateway
 
 Send = Callable[..., Any]
+ROOT = Path(__file__).resolve().parent.parent
 
 DAY_OPS = {
     "transfer",
@@ -99,18 +100,24 @@ def test_cx_send_offers_and_explains_every_operation_of_the_agents_day() -> None
     assert not DAY_OPS - listed
 
 
-def test_every_example_in_cx_sends_help_binds_to_its_operation() -> None:
-    examples = [line.split() for line in ops_help().splitlines() if "cx send " in line]
-    assert {"transfer", "create_room"} <= {words[2] for words in examples}
-    for line in ops_help().splitlines():
-        if "cx send " not in line:
-            continue
-        op, *rest = shlex.split(line)[2:]
-        json_args = None
-        if "--json-args" in rest:
-            at = rest.index("--json-args")
-            rest, json_args = rest[:at], rest[at + 1]
-        cli_send.bind_op(op, rest, json_args)  # raises UsageError if it does not bind
+def sent(text: str) -> list[list[str]]:
+    """The words after ``cx send`` of each line of ``text`` that runs it (comments left out)."""
+    return [
+        shlex.split(line.strip(), comments=True)[2:]
+        for line in text.splitlines()
+        if line.strip().startswith("cx send ")
+    ]
+
+
+@pytest.mark.parametrize("where", ["cx send --help", "docs/OPERATIONS.md"])
+def test_every_cx_send_example_binds_to_its_operation(where: str) -> None:
+    text = ops_help() if where == "cx send --help" else (ROOT / where).read_text()
+    examples = sent(text)
+    assert {"transfer", "create_room"} <= {words[0] for words in examples}
+    for op, *words in examples:
+        at = words.index("--json-args") if "--json-args" in words else len(words)
+        json_args = words[at + 1] if at < len(words) else None
+        cli_send.bind_op(op, words[:at], json_args)  # raises UsageError if it does not bind
 
 
 def test_cx_send_transfers_to_a_queue_given_in_json_args(gw: Gateway, send: Send) -> None:
