@@ -17,7 +17,7 @@ from runtime.gateway import Gateway
 from runtime.netgateway.ops import OPS as NETWORK_OPS
 from runtime.netgateway.ops import SERVER_OPS, SUBSCRIPTION_OPS
 
-__all__ = ["OPS", "UsageError", "ops_help", "send_command"]
+__all__ = ["OPS", "UsageError", "bind_op", "ops_help", "send_command"]
 
 class UsageError(CxError):
     """A command line the command cannot use (beyond what argparse checks)."""
@@ -41,14 +41,14 @@ OPS = _gateway_ops()
 
 
 def send_command(config: str, op: str, raw: list[str], json_args: str | None) -> int:
-    call = _bind_op(op, raw, json_args)
+    call = bind_op(op, raw, json_args)
     with control.connect(config) as gw:
         result = getattr(gw, op)(*call.args[1:], **call.kwargs)
     print(json.dumps(_plain(result), indent=2, ensure_ascii=False))
     return 0
 
 
-def _bind_op(op: str, raw: list[str], json_args: str | None) -> inspect.BoundArguments:
+def bind_op(op: str, raw: list[str], json_args: str | None) -> inspect.BoundArguments:
     """Check the arguments of ``op`` before connecting (the gateway's ``self`` left as None).
 
     Positional arguments are strings where the parameter is one, else JSON values when they
@@ -113,5 +113,7 @@ def ops_help() -> str:
         '  cx send customer_message CS_ID "hello"',
         "  cx send agent_login alice --json-args '{\"max_conversations\": 2}'",
         "  cx send conversation CONV_ID",
+        "  cx send transfer alice CONV_ID --json-args '{\"queue\": \"billing\", \"note\": \"refund\"}'",
+        "  cx send create_room TEAM '[\"alice\", \"bob\"]'",
     ]
     return "\n".join(lines)

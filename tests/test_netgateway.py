@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
+import re
 import selectors
 import signal
 import socket
@@ -36,7 +37,7 @@ from runtime.gateway import (
     UnknownIdError,
 )
 from runtime.netgateway import OPS, Limits, NetGateway, run_gateway, serve
-from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS
+from runtime.netgateway.ops import NOT_OFFERED, SERVER_OPS, Kind
 from tests.conftest import MakeGateway
 
 TOKEN = "test-token-0123456789abcdef"
@@ -890,6 +891,48 @@ def test_an_unreachable_engine_answers_unavailable_then_reconnects() -> None:
         server.close()
 
 
+def test_a_session_subscription_that_ended_is_not_restored_when_the_engine_restarts() -> None:
+    from runtime.gateway import PushedEvent
+
+    engine: dict[str, Any] = {"down": False, "generation": 1}
+    made: list[FakeGateway] = []
+
+    def connect() -> FakeGateway:
+        if engine["down"]:
+            raise UnavailableError("not running")
+        made.append(FakeGateway(engine, engine["generation"]))
+        return made[-1]
+
+    server = serve(
+        cast(Callable[[], Gateway], connect),
+        "127.0.0.1:0",
+        TOKEN,
+        limits=Limits(health_interval_s=0.01),
+        probe=lambda: "engine stopped for the test" if engine["down"] else None,
+    )
+    try:
+        c = RawClient(server.port)
+        c.authenticate()
+        c.call("subscribe_session", channel_session_id="cs-1", after_seq=4)
+        c.call("subscribe_session", channel_session_id="cs-2", after_seq=4)
+        made[0].queue.append(PushedEvent("session:cs-1", "conv-1", {"seq": 5, "name": "X"}, True))
+        assert c.pushes_until(5)[-1]["final"] is True
+
+        engine["down"] = True  # the engine restarts: cs-1 ended, cs-2 is restored
+        assert c.refused("status", {})["type"] == "unavailable"
+        engine.update(down=False, generation=2)
+        deadline = time.monotonic() + 10.0
+        while c.answer(c.request("status", {}))["ok"] is not True:
+            assert time.monotonic() < deadline
+        subscribed = [call for call in made[1].calls if call[0] == "subscribe_session"]
+        assert subscribed == [("subscribe_session", "cs-2", 4)]
+        error = c.refused("unsubscribe", {"subscription": "session:cs-1"})
+        assert error["type"] == "unknown_id"
+        c.close()
+    finally:
+        server.close()
+
+
 def test_a_connection_is_given_the_events_before_one_beyond_its_next_not_a_gap() -> None:
     from runtime.gateway import PushedEvent
 
@@ -949,6 +992,30 @@ def test_the_protocol_document_names_every_op_error_type_and_disconnect_reason()
     text = (ROOT / "docs" / "PROTOCOL.md").read_text()
     for name in [*OPS, *ERROR_TYPES, *DISCONNECT_REASONS]:
         assert f"`{name}`" in text, name
+
+
+def test_the_protocol_document_gives_every_ops_arguments_with_their_types() -> None:
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text()
+    section = text[text.index("## Operations") : text.index("## Snapshots")]
+    rows = dict(re.findall(r"^\| `(\w+)` \|([^|]*)\|", section, re.MULTILINE))
+    written = {
+        Kind.STR: "str",
+        Kind.INT: "int",
+        Kind.NUMBER: "number",
+        Kind.MAP: "map",
+        Kind.STR_LIST: "[str]",
+        Kind.SCALAR: "scalar",
+    }
+    for name, spec in OPS.items():
+        names = re.findall(r"\[?(\w+): ", rows[name])
+        assert names == [p.name for p in spec.params], name
+        for param in spec.params:
+            typed = f"{param.name}: {written[param.kind]}"
+            nil = "?" if param.nullable and param.kind is not Kind.SCALAR else ""
+            expected = f"[{typed}{nil}]" if not param.required else typed
+            assert expected in rows[name], (name, expected)
+            if param.required:
+                assert f"[{typed}" not in rows[name], (name, param.name)
 
 
 def test_cx_gateway_refuses_to_start_without_a_token(

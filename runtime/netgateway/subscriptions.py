@@ -4,7 +4,8 @@ One engine subscription (``session:<id>`` or ``agent:<id>``) serves every connec
 it; the engine is unsubscribed when the last one lets go. Pushed events are routed to the
 holders: a connection is given each seq of a session once, in order (a replay asked by another
 connection is not given again; a gap is filled from the conversation's events first, or the
-connection is closed, told where to resume). Used only by the worker thread.
+connection is closed, told where to resume). A session subscription ends with its conversation's
+final event: every connection lets go of it. Used only by the worker thread.
 """
 
 from __future__ import annotations
@@ -142,6 +143,19 @@ class SubscriptionTable:
                     if frame is None:
                         break
                 peer.deliver(frame, is_answer=False)
+            if pushed.final and any(holding.session for holding in holders.values()):
+                self._ended(pushed.subscription)
+
+    def _ended(self, subscription: str) -> None:
+        """A session subscription's final event is delivered: the engine has ended it, so
+        every connection lets go of it (nothing to unsubscribe, nothing to restore after the
+        engine restarts)."""
+        for peer in self._subs.pop(subscription, {}):
+            held = self._held.get(peer)
+            if held is not None:
+                held.discard(subscription)
+                if not held:
+                    del self._held[peer]
 
     def _catch_up(self, peer: Peer, holding: Holding, pushed: PushedEvent) -> bool:
         """Give ``peer`` the session's events between its position and ``pushed``; False if
