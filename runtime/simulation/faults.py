@@ -141,6 +141,8 @@ class FaultInjector:
     def _agent_host_crash(self, fault: Fault) -> dict[str, Any]:
         supervisor = testing.actor(self.gw, testing.addresses(self.gw).agents)
         hosts = list(supervisor.hosts)
+        if not hosts:  # no agent has logged in yet: nothing to crash
+            return {"host": None, "agents": 0}
         index = self._pick(fault, len(hosts))
         lost = hosts[index]
         on_it = sorted(a for a, h in supervisor.placement.items() if h is lost)
