@@ -246,3 +246,13 @@ def test_an_exited_routers_alarm_does_not_stall_the_virtual_clock(
     with watchdog(10, "advance after the Router exited"):  # it used to fire at it forever
         gw.advance(3600)
     assert str(router) not in testing.alarms(gw)
+
+
+def test_the_shipped_fault_scenario_holds_every_invariant_and_shows_its_faults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "faults_day.yaml"
+    assert main(["simulate", str(path), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "engine restarts               archivist 0, host 2, router 1" in table
+    assert "invariants                    all 5 held" in table
