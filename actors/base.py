@@ -20,6 +20,7 @@ import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
 from actors.messages import (
+    AlarmAt,
     Batch,
     Deliver,
     Drain,
@@ -109,6 +110,7 @@ class EngineActor(Actor):  # type: ignore[misc]
             elif isinstance(message, WakeupMessage):
                 self.on_wakeup(message.payload)
             elif isinstance(message, ChildActorExited):
+                self._drop_alarms_of(message.childAddress)
                 self.on_child_exited(message.childAddress)
             elif isinstance(message, PoisonMessage):
                 log.warning(
@@ -141,6 +143,13 @@ class EngineActor(Actor):  # type: ignore[misc]
             log.exception("handler_failed", actor=type(self).__name__, message=shape(message))
         finally:
             self.flush()
+
+    def _drop_alarms_of(self, child: Any) -> None:
+        """Virtual clock: an exited child's alarms died with it (a replacement reports its own);
+        the clock must not fire at a dead address, where nothing answers, forever."""
+        clock = None if self.wiring is None else self.wiring.clock
+        if clock is not None:
+            self.send(clock, AlarmAt(child, None))
 
     def _reload(self, message: Reload) -> None:
         """New settings (``cx reload``): kept for what is built from them from now on, then

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import faulthandler
-import itertools
 import json
 import os
 import random
@@ -81,6 +80,7 @@ from runtime.gateway import (
     IllegalTransitionError,
     UnknownIdError,
 )
+from runtime.invariants import StoredEvent, conversation_problems, room_problems
 from runtime.system import start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -641,10 +641,7 @@ def check(records: list[dict[str, Any]], config: Path) -> tuple[dict[str, Any], 
         rooms = {c["room"] for c in conversations.values()}
         for room in sorted(rooms):
             stored = archive.room_conversations(room)
-            spans = sorted((c.created_at, c.ended_at or 0, c.id) for c in stored)
-            for (_, ended, first), (created, _, second) in itertools.pairwise(spans):
-                if ended > created:
-                    problems.append(f"room {room}: {first} and {second} were live at the same time")
+            problems += room_problems(room, [(c.created_at, c.ended_at, c.id) for c in stored])
             for c in stored:
                 if c.id not in conversations:
                     conversations[c.id] = {"conv": c.id, "room": room, "unrecorded": True}
@@ -656,46 +653,17 @@ def check(records: list[dict[str, Any]], config: Path) -> tuple[dict[str, Any], 
                     f"{conversation_id}: acknowledged but not in the archive (state unknown)"
                 )
                 continue
-            figures["conversations"] += 1
-            events = archive.events(conversation_id)
-            figures["events"] += len(events)
-            seqs = [e.seq for e in events]
-            if seqs != list(range(1, len(events) + 1)):
-                problems.append(
-                    f"{conversation_id}: sequence numbers {seqs[:5]}... have gaps or repeats"
-                )
             if str(record.state) != "CLOSED":
                 problems.append(f"{conversation_id}: archived in state {record.state}")
-            state = None
-            for event in events:
-                if event.name == "TOPIC_STATE_CHANGED":
-                    if event.data.get("from") != state:
-                        problems.append(
-                            f"{conversation_id}: seq {event.seq} changes state from {event.data.get('from')},"
-                            f" but it was {state}"
-                        )
-                    state = event.data.get("to")
-            if state != str(record.state):
-                problems.append(
-                    f"{conversation_id}: events end in {state}, the record says {record.state}"
-                )
-            message_ids = Counter(
-                e.data.get("message_id") for e in events if e.name == "CUSTOMER_MESSAGE"
+            events = [StoredEvent(e.seq, e.name, e.data) for e in archive.events(conversation_id)]
+            found = conversation_problems(
+                conversation_id,
+                events,
+                str(record.state),
+                acknowledged=acked.get(conversation_id, []),
+                figures=figures,
             )
-            texts = Counter(e.data.get("text") for e in events if e.name == "AGENT_MESSAGE")
-            for message_id, count in message_ids.items():
-                if count > 1:
-                    problems.append(
-                        f"{conversation_id}: customer message {message_id} stored {count} times"
-                    )
-            for what, key in acked.get(conversation_id, []):
-                found = (message_ids if what == "customer_message" else texts)[key]
-                figures[f"acknowledged_{what}"] += 1
-                if found != 1:
-                    problems.append(
-                        f"{conversation_id}: acknowledged {what} {key} stored {found} times"
-                    )
-            figures["customer_messages_stored"] += sum(message_ids.values())
+            problems += [problem for _, problem in found]
     return dict(figures), problems
 
 

@@ -4,8 +4,9 @@ Under a virtual clock every timer owner of the engine (hosts, the router, the ag
 supervisor) reports its earliest alarm to the gateway (``AlarmAt``); :meth:`VirtualClock.advance`
 moves the clock to a target, firing on the way every owner due, earliest first, and owners due
 at the same instant in a fixed order. The owners are one per actor, so the table is bounded by
-the engine's actors; an owner with nothing due (or a dead host's, reported by the TopicMonitor)
-is dropped.
+the engine's actors; an owner with nothing due is dropped, and so is an actor that exited (its
+parent reports it when it hears ``ChildActorExited``; the TopicMonitor also for a host of a
+node declared dead).
 """
 
 from __future__ import annotations

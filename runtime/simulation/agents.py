@@ -33,21 +33,29 @@ class AgentActions(HandoverActions):
                     self.at(start + seconds_to_ms(first), self._agent_break, agent)
 
     def _agent_login(self, agent: SimAgent, _b: Any = None) -> None:
-        if agent.shift_over:
-            return
-        group = agent.group
-        if not self._call(
-            None,
-            self.gw.agent_login,
-            agent.id,
-            queues=list(group.queues),
-            max_conversations=group.max_conversations,
-        ):
+        if agent.shift_over or not self._log_in(agent):
             return
         agent.logged_in = True
         agent.login_ms = self.now
         if not agent.on_break:
             self._agent_ready(agent)
+
+    def _agent_login_again(self, agent: SimAgent) -> None:
+        """Its agent host crashed (a fault): the desk logs the agent in again, READY if it was."""
+        if not agent.logged_in or agent.shift_over or not self._log_in(agent):
+            return
+        if agent.ready and not agent.on_break:
+            self._agent_ready(agent)
+
+    def _log_in(self, agent: SimAgent) -> bool:
+        group = agent.group
+        return self._call(
+            None,
+            self.gw.agent_login,
+            agent.id,
+            queues=list(group.queues),
+            max_conversations=group.max_conversations,
+        )
 
     def _agent_ready(self, agent: SimAgent) -> None:
         if self._call(None, self.gw.agent_ready, agent.id):

@@ -125,6 +125,10 @@ def simulate(args: argparse.Namespace) -> int:
             sys.stdout.write(f"archive kept at {result.archive_path}\n")
         if result.events_path is not None:
             sys.stdout.write(f"event log written to {result.events_path}\n")
+    if not summary["invariants"]["held"]:
+        violated = ", ".join(summary["invariants"]["violated"])
+        print(f"cx simulate: invariants violated: {violated}", file=sys.stderr)
+        return 1
     return 0
 
 

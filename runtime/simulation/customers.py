@@ -83,7 +83,7 @@ class CustomerActions(DriverBase):
         except GatewayError as error:
             self._refused("start_session", error)
             return
-        c = self._register(ref.conversation_id, customer_id)
+        c = self._register(ref.conversation_id, customer_id, ref.room_id)
         c.needs_agent, c.bot_left, c.exchanges_left = needs_agent, bot_left, exchanges
         c.silent, c.queue, c.second_channel, c.rng = silent, queue, second, rng
         self._poll(c)
@@ -92,9 +92,10 @@ class CustomerActions(DriverBase):
         if second:
             self.after(customers.think_time.draw_ms(rng) * 2, self._second_channel, c)
 
-    def _register(self, cid: str, customer_id: str) -> SimConversation:
+    def _register(self, cid: str, customer_id: str, room: str) -> SimConversation:
         c = self.conversations.get(cid)
         if c is None:
+            self.rooms[cid] = room
             c = SimConversation(cid, len(self.conversations), customer_id)
             self.conversations[cid] = c
             self._open[cid] = c
@@ -120,7 +121,7 @@ class CustomerActions(DriverBase):
             self._poll(c)
             return
         # the conversation had closed meanwhile: the customer started a new one; it leaves
-        other = self._register(ref.conversation_id, c.customer_id)
+        other = self._register(ref.conversation_id, c.customer_id, ref.room_id)
         other.bot_left, other.needs_agent = 1, False
         self._poll(other)
         other.turn_token += 1
@@ -136,7 +137,17 @@ class CustomerActions(DriverBase):
         if not live:
             return False
         sid = live[-1] if len(live) == 1 else live[self.rng.randrange(len(live))]
-        return self._call(c, self.gw.customer_message, sid, text)
+        faults = self.faults
+        if faults is not None and faults.duplicate():  # the channel delivers it twice
+            message_id = f"sim-dup-{faults.duplicated}"
+            said = self._call(c, self.gw.customer_message, sid, text, message_id=message_id)
+            if said:
+                self._call(c, self.gw.customer_message, sid, text, message_id=message_id)
+        else:
+            said = self._call(c, self.gw.customer_message, sid, text)
+        if said:
+            self.acknowledged[c.cid] += 1
+        return said
 
     def _customer_turn(self, c: SimConversation, token: int) -> None:
         if c.done or token != c.turn_token or c.phase in (WAITING, LEFT):

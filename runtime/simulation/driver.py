@@ -44,6 +44,8 @@ class Driver(EngineObserver):
 
     def run(self) -> None:
         self._schedule_agents()
+        if self.faults is not None:
+            self.faults.agents_from(self.agents, self._agent_login_again)
         self._schedule_next_arrival(0)
         agenda = self._agenda
         gw = self.gw

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 from infra.config import Settings
 from infra.timefmt import seconds_to_ms
 from runtime.gateway import Gateway, GatewayError
+from runtime.simulation.faults import FaultInjector
 from runtime.simulation.model import Distribution, Scenario
 from runtime.simulation.people import BOT_QUESTIONS, SimAgent, SimConversation
 
@@ -110,6 +112,9 @@ class DriverBase:
         self._queue_names = [name for name, _ in scenario.customers.queues]
         self._queue_weights = list(itertools.accumulate(w for _, w in scenario.customers.queues))
         self._hold_max = self.settings.timers.hold_max_seconds
+        self.rooms: dict[str, str] = {}  # conversation -> its room
+        self.acknowledged: Counter[str] = Counter()  # customer messages acknowledged, by cid
+        self.faults = FaultInjector(scenario, gw, self.at, self.base) if scenario.faults else None
 
     def at(
         self, when: int, action: Callable[[Any, Any], None], a: Any = None, b: Any = None

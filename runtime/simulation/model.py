@@ -18,6 +18,7 @@ __all__ = [
     "Arrivals",
     "Customers",
     "Distribution",
+    "Fault",
     "IntRange",
     "ReportWindow",
     "Scenario",
@@ -152,6 +153,35 @@ class ReportWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Fault:
+    """One fault a run injects (``faults[]`` of a scenario; :mod:`runtime.simulation.faults`).
+
+    ``kind`` is one of :data:`FAULT_KINDS`. ``at``: seconds since the start of the run, or None
+    for a time drawn from the faults' own random stream within ``window`` (start, end; end None:
+    the end of the arrivals). ``target``: which host or Router (an index), None for one drawn
+    at the time. ``lasts``: how long the archive refuses writes. ``share``: the share of
+    customer messages delivered twice.
+    """
+
+    kind: str
+    at: float | None = None
+    window: tuple[float, float | None] = (0.0, None)
+    target: int | None = None
+    lasts: float = 0.0
+    share: float = 0.0
+
+
+#: What ``faults[].kind`` may be.
+FAULT_KINDS = (
+    "host_crash",
+    "agent_host_crash",
+    "router_restart",
+    "archive_refuses",
+    "duplicate_deliveries",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -172,6 +202,7 @@ class Scenario:
     #: arrivals, and each customer's plan, patience and handling time, from streams of their
     #: own: variants that differ in their agents meet the same customers
     common_random_numbers: bool = False
+    faults: tuple[Fault, ...] = ()
 
     @property
     def total_seconds(self) -> float:

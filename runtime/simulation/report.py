@@ -108,6 +108,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     driver = summary.get("driver", {})
     if driver.get("refused"):
         rows.append(("refused driver actions", str(driver["refused"])))
+    rows += _faults_and_invariants(summary)
     width = max(len(label) for label, _ in rows) + 2
     header = (
         f"{summary['scenario']} (seed {summary['seed']}): "
@@ -118,3 +119,25 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [header, ""]
     lines += [f"{label:<{width}}{value}".rstrip() for label, value in rows]
     return "\n".join(lines) + "\n"
+
+
+def _faults_and_invariants(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    faults = summary.get("faults", {})
+    injected = faults.get("injected", [])
+    if injected:
+        rows.append(("faults injected", str(len(injected))))
+        for fault in injected:
+            details = ", ".join(f"{k} {v}" for k, v in fault.items() if k not in ("fault", "kind"))
+            rows.append((f"  {fault['kind']}", details))
+        restarts = faults.get("restarts", {})
+        rows.append(("engine restarts", ", ".join(f"{k} {v}" for k, v in restarts.items())))
+    invariants = summary.get("invariants")
+    if invariants is not None:
+        if invariants["held"]:
+            rows.append(("invariants", f"all {len(invariants['checked'])} held"))
+        else:
+            rows.append(("invariants", "VIOLATED"))
+            for name, violated in invariants["violated"].items():
+                rows.append((f"  {name}", f"{violated['count']}: {violated['problems'][0]}"))
+    return rows

@@ -17,6 +17,7 @@ from infra.archive_rows import unpack
 from infra.config.checks import InvalidValue
 from infra.timefmt import iso
 from runtime.gateway import Gateway
+from runtime.simulation.checks import RunChecks
 from runtime.simulation.driver import Driver
 from runtime.simulation.driver_base import Progress
 from runtime.simulation.kpis import kpis
@@ -126,14 +127,23 @@ def run(
         live: dict[str, list[dict[str, Any]]] = {}
         with Gateway.embedded(config, seed=loaded.seed) as gw:
             driver = Driver(loaded, gw, progress=progress)
-            driver.run()
+            try:
+                driver.run()
+            finally:
+                if driver.faults is not None:
+                    driver.faults.close()
             simulated = time.perf_counter()
             for c in driver.conversations.values():
                 if not c.done:
                     live[c.cid] = gw.events(c.cid)
+            faults = {
+                "injected": [] if driver.faults is None else driver.faults.summary(),
+                "restarts": gw.metrics()["restarts"],  # the engine's actors lost and replaced
+            }
         log = EventLog(events, events_format)
+        checks = RunChecks(driver.rooms, driver.acknowledged)
         try:
-            outcomes = _outcomes(driver, live, archive_path, log)
+            outcomes = _outcomes(driver, live, archive_path, log, checks)
         finally:
             log.close()
     finished = time.perf_counter()
@@ -167,6 +177,8 @@ def run(
         **figures,
         "kpis": planner,
         "event_log_sha256": log.sha256,
+        "faults": faults,
+        "invariants": checks.summary(),
         "driver": {
             "actions": stats.actions,
             "polls": stats.polls,
@@ -200,6 +212,7 @@ def _outcomes(
     live: Mapping[str, list[dict[str, Any]]],
     archive_path: Path,
     log: EventLog,
+    checks: RunChecks,
 ) -> list[ConversationOutcome]:
     outcomes: list[ConversationOutcome] = []
     with ArchivedEvents(archive_path) as archive:
@@ -209,6 +222,7 @@ def _outcomes(
                 events = archive.events(c.cid)
                 if not events:
                     raise RuntimeError(f"conversation {c.cid} is neither live nor archived")
+            checks.add(c.cid, events, live=c.cid in live)
             for event in events:
                 log.add(c.cid, event)
             outcomes.append(analyse(c.cid, c.ordinal, events))

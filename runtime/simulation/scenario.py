@@ -29,6 +29,7 @@ The shape (every key but ``seed``, ``duration`` and ``arrivals`` is optional)::
     config: {timers: ..., routing: ..., bot: ..., ...}
     report: {interval, service_level, warm_up, window: {start, end}}
     common_random_numbers
+    faults: [{kind, at, window, host | router | for | share}]  (runtime.simulation.scenario_faults)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from runtime.simulation.model import (
     IntRange,
     Scenario,
 )
+from runtime.simulation.scenario_faults import faults_of
 from runtime.simulation.scenario_knobs import flag, patience_of, report_of, timers_off
 from runtime.simulation.scenario_values import (
     distribution,
@@ -92,6 +94,7 @@ _TOP = (
     "config",
     "report",
     "common_random_numbers",
+    "faults",
 )
 _CUSTOMER_KEYS = (
     "bot_resolves",
@@ -360,6 +363,7 @@ def _build(document: Mapping[Any, Any], source: str, default_name: str) -> Scena
         common_random_numbers=flag(
             top.get("common_random_numbers", False), "common_random_numbers"
         ),
+        faults=faults_of(top.get("faults"), "faults", duration, duration + drain),
     )
 
 
