@@ -92,12 +92,14 @@ class _Poisoned(CxError):
 
 
 class ConversationEntity:
-    def __init__(self, machine: ConversationMachine, events: Iterable[Event] = ()) -> None:
+    def __init__(
+        self, machine: ConversationMachine, events: Iterable[Event] = (), *, bounded: bool = True
+    ) -> None:
         """``events``: what the conversation published so far (a rebuilt one), of which the
-        most recent are kept."""
+        most recent are kept; all of them if not ``bounded`` (see :class:`EventWindow`)."""
         self.id = conversation_entity_id(machine.id)
         self.machine = machine
-        self.events = EventWindow(events)
+        self.events = EventWindow(events, bounded=bounded)
         self.agents: dict[str, Ref] = {}  # the subscribed agents
         # agents known but not subscribed: offered this conversation, or gone from it
         self.known: dict[str, Ref] = {}

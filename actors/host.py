@@ -130,6 +130,11 @@ class Host(TimedActor):
     def has(self, entity_id: str) -> bool:
         return entity_id in self.entities
 
+    @property
+    def journal_holds_events(self) -> bool:
+        """Whether a conversation may forget its older events (its journal gives them back)."""
+        return self._journal is None or self._journal.holds_events
+
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return [] if self._journal is None else self._journal.records_of(conversation_id)
 
@@ -312,7 +317,7 @@ class Host(TimedActor):
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine)
+            conversation = ConversationEntity(machine, bounded=self.journal_holds_events)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
             self.journal(machine.id, open_record(machine, first, now))
@@ -360,7 +365,9 @@ class Host(TimedActor):
         if journal_again:
             for record in rebuilt.records:
                 self.journal(conversation_id, record)
-        conversation = ConversationEntity(rebuilt.machine, rebuilt.log)
+        conversation = ConversationEntity(
+            rebuilt.machine, rebuilt.log, bounded=self.journal_holds_events
+        )
         self.spawn(conversation)
         old_sessions: dict[str, ChannelSessionEntity] = {}
         if previous is not None:

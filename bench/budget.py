@@ -31,7 +31,7 @@ from domain.conversation import ConversationMachine
 from infra import archive, archive_reads, journal
 from runtime.gateway import Gateway
 from runtime.gateway_core import EngineLink
-from runtime.simulation import driver, runner
+from runtime.simulation import driver, runner, stream
 
 # (owner, attribute, component): the entry points of each component
 ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
@@ -56,7 +56,8 @@ ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (Gateway, "advance", "gateway (embedded)"),
     (EngineLink, "at_conversation", "gateway (embedded)"),
     (driver.Driver, "run", "simulation driver (customers and agents)"),
-    (runner, "_outcomes", "summary: archive read back, event log hashed"),
+    (stream.EventStream, "_write", "summary: outcomes and event log from the driver's reads"),
+    (stream.EventStream, "finish", "summary: outcomes and event log from the driver's reads"),
 )
 
 
