@@ -79,7 +79,7 @@ from domain.errors import CxError, ErrorKind, Refused
 from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.records import Event
 from infra.codec import CodecError
-from infra.journal_records import closed_record, command_record
+from infra.journal_records import closed_record
 
 if TYPE_CHECKING:
     from actors.context import HostContext
@@ -165,7 +165,7 @@ class ConversationEntity:
                 host.fail(reply_to, failure_of(reply_to.call_id, poisoned))
             return False
         if journaled(effects):
-            host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
+            host.journal_command(self.machine.id, command, now, effects)
         self.perform(effects, host)
         host.reply(reply_to, result)
         return True
@@ -388,7 +388,7 @@ class ConversationEntity:
             failure = failure_of(call_id, refusal)
             self._answer(request, host, request.request_id, False, failure)
             return
-        host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
+        host.journal_command(self.machine.id, command, now, effects)
         self.agents[request.agent_id] = request.agent
         self.known.pop(request.agent_id, None)
         self._answer(request, host, request.request_id, request.role not in SUPERVISOR_ROLES)

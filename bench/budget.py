@@ -25,6 +25,7 @@ from thespian import actors as thespian_actors
 
 import actors.archivist
 import actors.conversation
+import actors.host
 import actors.snapshots
 from actors.base import EngineActor
 from domain.conversation import ConversationMachine
@@ -49,7 +50,7 @@ ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (archive_reads.ArchiveReads, "has_conversation", "archive: rooms, identities, id checks, reads"),
     (journal.JournalWriter, "add", "journal: encoding and writing records"),
     (journal.JournalWriter, "flush", "journal: encoding and writing records"),
-    (actors.conversation, "command_record", "journal: encoding and writing records"),
+    (actors.host, "command_record", "journal: encoding and writing records"),
     (actors.snapshots, "event_dict", "events as plain dicts for the gateway"),
     (actors.archivist, "event_dict", "events as plain dicts for the gateway"),
     (EngineLink, "call", "gateway (embedded)"),

@@ -213,7 +213,13 @@ def json_default(value: object) -> object:
     raise TypeError(f"cannot archive a value of type {type(value).__name__}")
 
 
+#: Types that hold nothing to check (tested first: ``isinstance`` of an ABC costs more).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _check_reserved(value: object) -> None:
+    if type(value) in _PLAIN:
+        return
     if isinstance(value, Mapping):
         if list(value) == [BYTES_KEY]:
             raise PayloadError(f"a map of the one key {BYTES_KEY!r} is reserved for bytes")
