@@ -2,9 +2,10 @@
 
 The driver reads every conversation's events incrementally (``gw.events(cid, after_seq=...)``),
 from seq 1 without a gap, and stops at the change to CLOSING or CLOSED. :class:`EventStream`
-keeps what it read, and as soon as the oldest conversations not yet written are over (their
-last event read is the change to CLOSED), writes them to the event log and turns them into
-outcomes, in creation order, and forgets their events. At the end of the run, every
+keeps what it read, and as soon as the oldest conversations not yet written are over (a read
+of the driver brought the change to CLOSED, with the rest of what the closing command
+published), writes them to the event log and turns them into outcomes, in creation order, and
+forgets their events. At the end of the run, every
 conversation left is completed with the events the driver did not read (one read each, from
 the seq after its last) and written the same way.
 
@@ -46,10 +47,12 @@ class EventStream:
             self._read[c.cid] = list(events)
         else:
             seen.extend(events)
-        if c.done and _closed(events[-1]):
+        if c.done and any(_closed(event) for event in events):
+            # CLOSED and what the same command published after it (agents and bot
+            # unsubscribed) came in this read; nothing follows in a simulation
             self._over[c.ordinal] = c
             while self._next in self._over:
-                self._write(self._over.pop(self._next))
+                self._write(self._over[self._next])
 
     def finish(self, conversations: list[SimConversation]) -> list[ConversationOutcome]:
         """Write every conversation not written yet (``conversations``: all of them, in
@@ -61,7 +64,7 @@ class EventStream:
 
     def _write(self, c: SimConversation) -> None:
         events = self._read.pop(c.cid, [])
-        if not (events and _closed(events[-1])):
+        if self._over.pop(c.ordinal, None) is None:  # not known to be over: read the rest
             events.extend(self._fetch(c.cid, after_seq=events[-1]["seq"] if events else 0))
             if not events:
                 raise RuntimeError(f"conversation {c.cid} has no events")
