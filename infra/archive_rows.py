@@ -236,14 +236,17 @@ def _bytes_of(value: dict[str, Any]) -> object:
     return value
 
 
+#: One encoder for every payload (``json.dumps`` with these options builds one per call).
+_ENCODER = json.JSONEncoder(
+    default=json_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+)
+
+
 def pack(payload: Payload) -> str:
     """A payload as JSON text (``PayloadError`` for what JSON cannot hold)."""
     _check_reserved(payload)
     try:
-        return json.dumps(
-            dict(payload), default=json_default, allow_nan=False, ensure_ascii=False,
-            separators=(",", ":"),
-        )  # fmt: skip
+        return _ENCODER.encode(dict(payload))
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload cannot be archived as JSON: {exc}") from exc
 
