@@ -80,7 +80,7 @@ from domain.errors import CxError, ErrorKind, Refused
 from domain.ids import conversation_entity_id, parse_subscription, session_entity_id
 from domain.records import Event
 from infra.codec import CodecError
-from infra.journal_records import closed_record, command_record
+from infra.journal_records import closed_record
 
 if TYPE_CHECKING:
     from actors.context import HostContext
@@ -93,12 +93,14 @@ class _Poisoned(CxError):
 
 
 class ConversationEntity:
-    def __init__(self, machine: ConversationMachine, events: Iterable[Event] = ()) -> None:
+    def __init__(
+        self, machine: ConversationMachine, events: Iterable[Event] = (), *, bounded: bool = True
+    ) -> None:
         """``events``: what the conversation published so far (a rebuilt one), of which the
-        most recent are kept."""
+        most recent are kept; all of them if not ``bounded`` (see :class:`EventWindow`)."""
         self.id = conversation_entity_id(machine.id)
         self.machine = machine
-        self.events = EventWindow(events)
+        self.events = EventWindow(events, bounded=bounded)
         self.agents: dict[str, Ref] = {}  # the subscribed agents
         # agents known but not subscribed: offered this conversation, or gone from it
         self.known: dict[str, Ref] = {}
@@ -169,7 +171,7 @@ class ConversationEntity:
                 host.fail(reply_to, failure_of(reply_to.call_id, poisoned))
             return False
         if journaled(effects):
-            host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
+            host.journal_command(self.machine.id, command, now, effects)
         self.perform(effects, host)
         host.reply(reply_to, result)
         return True
@@ -392,7 +394,7 @@ class ConversationEntity:
             failure = failure_of(call_id, refusal)
             self._answer(request, host, request.request_id, False, failure)
             return
-        host.journal(self.machine.id, command_record(self.machine.id, command, now, effects))
+        host.journal_command(self.machine.id, command, now, effects)
         self.agents[request.agent_id] = request.agent
         self.known.pop(request.agent_id, None)
         self._answer(request, host, request.request_id, request.role not in SUPERVISOR_ROLES)

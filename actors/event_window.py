@@ -35,14 +35,20 @@ def events_after(events: Sequence[Event], after_seq: int) -> list[Event]:
 
 
 class EventWindow:
-    def __init__(self, events: Iterable[Event] = (), size: int | None = None) -> None:
-        self._recent: deque[Event] = deque(events, maxlen=size or RECENT_EVENTS)
+    """``bounded`` false: every event stays (the host's journal cannot give them back)."""
+
+    def __init__(
+        self, events: Iterable[Event] = (), size: int | None = None, *, bounded: bool = True
+    ) -> None:
+        maxlen = (size or RECENT_EVENTS) if bounded else None
+        self._recent: deque[Event] = deque(events, maxlen=maxlen)
 
     def __len__(self) -> int:
         return len(self._recent)
 
     @property
     def size(self) -> int:
+        """How many events it keeps; 0: all of them."""
         return self._recent.maxlen or 0
 
     def append(self, event: Event) -> None:

@@ -51,14 +51,15 @@ from actors.messages.survey import ListConversations
 from actors.nodes import fits
 from actors.restore import Rebuilt, rebuild
 from actors.timed import TimedActor
+from domain.commands import Command
 from domain.conversation import ConversationMachine
-from domain.effects import TellBot
+from domain.effects import Effect, TellBot
 from domain.errors import ErrorKind, Refused
 from domain.ids import EntityKind, conversation_entity_id, conversation_id_of, entity_kind
 from domain.policy import Policy
 from domain.records import Event
 from infra.codec import CodecError
-from infra.journal_records import Record, conversation_of, open_record
+from infra.journal_records import Record, command_record, conversation_of, open_record
 from infra.journal_store import Journal, open_journal
 from infra.policies import conversation_policy
 
@@ -131,12 +132,21 @@ class Host(TimedActor):
     def has(self, entity_id: str) -> bool:
         return entity_id in self.entities
 
+    @property
+    def journal_holds_events(self) -> bool:  # else conversations keep all their events
+        return self._journal is None or self._journal.holds_events
+
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return [] if self._journal is None else self._journal.records_of(conversation_id)
 
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.add(conversation_id, record)
+
+    def journal_command(self, cid: str, command: Command, now: int, effects: list[Effect]) -> None:
+        """Not even encoded for a journal that keeps nothing (``storage.memory``)."""
+        if self._journal is not None and self._journal.holds_events:
+            self._journal.add(cid, command_record(cid, command, now, effects))
 
     def forget_journal(self, conversation_id: str) -> None:
         if self._journal is not None:
@@ -319,7 +329,7 @@ class Host(TimedActor):
                 if reply_to is not None:
                     self.fail(reply_to, failure_of(reply_to.call_id, refusal))
                 return True
-            conversation = ConversationEntity(machine)
+            conversation = ConversationEntity(machine, bounded=self.journal_holds_events)
             self.spawn(conversation)
             self.spawn(ChannelSessionEntity(first.session_id, machine.id))
             self.journal(machine.id, open_record(machine, first, now))
@@ -367,7 +377,9 @@ class Host(TimedActor):
         if journal_again:
             for record in rebuilt.records:
                 self.journal(conversation_id, record)
-        conversation = ConversationEntity(rebuilt.machine, rebuilt.log)
+        conversation = ConversationEntity(
+            rebuilt.machine, rebuilt.log, bounded=self.journal_holds_events
+        )
         self.spawn(conversation)
         old_sessions: dict[str, ChannelSessionEntity] = {}
         if previous is not None:

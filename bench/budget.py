@@ -25,13 +25,14 @@ from thespian import actors as thespian_actors
 
 import actors.archivist
 import actors.conversation
+import actors.host
 import actors.snapshots
 from actors.base import EngineActor
 from domain.conversation import ConversationMachine
 from infra import archive, archive_reads, journal
 from runtime.gateway import Gateway
 from runtime.gateway_core import EngineLink
-from runtime.simulation import driver, runner
+from runtime.simulation import driver, runner, stream
 
 # (owner, attribute, component): the entry points of each component
 ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
@@ -49,14 +50,15 @@ ENTRY_POINTS: tuple[tuple[Any, str, str], ...] = (
     (archive_reads.ArchiveReads, "has_conversation", "archive: rooms, identities, id checks, reads"),
     (journal.JournalWriter, "add", "journal: encoding and writing records"),
     (journal.JournalWriter, "flush", "journal: encoding and writing records"),
-    (actors.conversation, "command_record", "journal: encoding and writing records"),
+    (actors.host, "command_record", "journal: encoding and writing records"),
     (actors.snapshots, "event_dict", "events as plain dicts for the gateway"),
     (actors.archivist, "event_dict", "events as plain dicts for the gateway"),
     (EngineLink, "call", "gateway (embedded)"),
     (Gateway, "advance", "gateway (embedded)"),
     (EngineLink, "at_conversation", "gateway (embedded)"),
     (driver.Driver, "run", "simulation driver (customers and agents)"),
-    (runner, "_outcomes", "summary: archive read back, event log hashed"),
+    (stream.EventStream, "_write", "summary: outcomes and event log from the driver's reads"),
+    (stream.EventStream, "finish", "summary: outcomes and event log from the driver's reads"),
 )
 
 

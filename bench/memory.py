@@ -78,6 +78,9 @@ class _Discarding:
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
         pass
 
+    def journal_command(self, conversation_id: str, command: Any, now: int, effects: Any) -> None:
+        pass
+
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return []
 

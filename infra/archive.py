@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from domain.records import ConversationRecord, Event
 from infra.archive_errors import ArchiveUnavailable, StorageError
@@ -51,18 +52,25 @@ class Archive(ArchiveRooms):
         read_only: bool = False,
         create: bool = True,
         fsync: str = "always",
+        shared_memory: bool = False,
     ) -> None:
         """``read_only``: a connection that cannot write. ``create=False``: open an archive
         that exists, as it is: neither the file, nor its schema, nor its journal mode is
-        created or changed here (a reader beside the writer that created it)."""
-        in_memory = str(path) == ":memory:"
+        created or changed here (a reader beside the writer that created it).
+        ``shared_memory``: no file; ``path`` names a database in this process's memory that
+        every connection opened with the same ``path`` shares, and that lives as long as one
+        of them is open (``storage.memory``)."""
+        in_memory = str(path) == ":memory:" or shared_memory
         if in_memory and (read_only or not create):
             raise ValueError("a read-only or existing archive needs a file")
-        self._name = ":memory:" if in_memory else str(Path(path))
+        self._name = ":memory:" if str(path) == ":memory:" else str(Path(path))
         #: Write transactions begun (committed or not): how often this archive tried to write.
         self.write_attempts = 0
         try:
-            if in_memory:
+            if shared_memory:
+                name = quote(str(Path(path)), safe="/")
+                target, uri = f"file:{name}?mode=memory&cache=shared", True
+            elif in_memory:
                 target, uri = ":memory:", False
             elif read_only or not create:
                 mode = "ro" if read_only else "rw"

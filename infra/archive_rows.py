@@ -217,7 +217,13 @@ def json_default(value: object) -> object:
     raise TypeError(f"cannot archive a value of type {type(value).__name__}")
 
 
+#: Types that hold nothing to check (tested first: ``isinstance`` of an ABC costs more).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _check_reserved(value: object) -> None:
+    if type(value) in _PLAIN:
+        return
     if isinstance(value, Mapping):
         if list(value) == [BYTES_KEY]:
             raise PayloadError(f"a map of the one key {BYTES_KEY!r} is reserved for bytes")
@@ -234,14 +240,17 @@ def _bytes_of(value: dict[str, Any]) -> object:
     return value
 
 
+#: One encoder for every payload (``json.dumps`` with these options builds one per call).
+_ENCODER = json.JSONEncoder(
+    default=json_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+)
+
+
 def pack(payload: Payload) -> str:
     """A payload as JSON text (``PayloadError`` for what JSON cannot hold)."""
     _check_reserved(payload)
     try:
-        return json.dumps(
-            dict(payload), default=json_default, allow_nan=False, ensure_ascii=False,
-            separators=(",", ":"),
-        )  # fmt: skip
+        return _ENCODER.encode(dict(payload))
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload cannot be archived as JSON: {exc}") from exc
 

@@ -7,6 +7,9 @@ Two backends implement :class:`ArchiveStore`, picked by ``storage.postgres``:
 - PostgreSQL (``storage.postgres`` a connection string): one database shared by every node
   (:class:`infra.archive_pg.PgArchive`).
 
+``storage.memory`` (simulations) overrides both: an SQLite database in this process's memory,
+named by ``storage.archive`` and shared by every connection of the process, gone with it.
+
 Both store and read the same records with the same guarantees (idempotent stores, one
 transaction per write, one contact-center room per customer enforced by the database) and
 raise the same errors (:class:`~infra.archive.StorageError` and its subclasses). Actors only
@@ -141,6 +144,8 @@ def open_archive(
     """The archive ``storage`` names. ``create=False``: it must exist (a reader beside the
     writer that created it); ``busy_timeout_ms``: how long a SQLite writer waits for the
     file's lock (PostgreSQL waits for its row locks as the server is configured)."""
+    if storage.memory:
+        return Archive(storage.archive, busy_timeout_ms=busy_timeout_ms, shared_memory=True)
     if storage.postgres is not None:
         return PgArchive(storage.postgres, read_only=read_only, create=create, fsync=storage.fsync)
     return Archive(

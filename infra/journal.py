@@ -92,6 +92,7 @@ class JournalWriter:
     segment_bytes: int = SEGMENT_BYTES
     disk: Disk = field(default_factory=lambda: DISK)
     failure: str | None = None  # why the last write failed, until a probe succeeds
+    holds_events = True  # every published event can be read back (records_of)
     _pending: list[bytes] = field(default_factory=list)
     _pending_new: set[str] = field(default_factory=set)  # registered in this flush only
     _segment: int = 0

@@ -96,6 +96,7 @@ class PgJournal:
     writer_id: str
     fsync: str = "interval"
     failure: str | None = None  # why the last write failed, until a probe succeeds
+    holds_events = True  # every published event can be read back (records_of)
     fenced: bool = False
     _connection: psycopg.Connection[Any] | None = None
     _epoch: int = 0

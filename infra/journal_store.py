@@ -9,6 +9,8 @@ reads the journals of hosts that died (or of the previous run) through a
 - PostgreSQL (``storage.postgres`` a connection string): rows of one database shared by every
   node (:mod:`infra.journal_pg`).
 
+``storage.memory`` (simulations) overrides both: no journal at all (:mod:`infra.journal_null`).
+
 Actors only see this module's names: :func:`open_store` and the two protocols. The writer id
 is the host id (unique across restarts).
 """
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 
 from infra.config.settings import StorageSettings
 from infra.journal import COMPACT_AFTER_S, JournalWriter
+from infra.journal_null import NullStore
 from infra.journal_pg_store import PgStore
 from infra.journal_read import JournalRead, read_directory
 from infra.journal_records import Record
@@ -40,6 +43,9 @@ class Journal(Protocol):
     leaves the journal *failed* (:attr:`failure` set) until :meth:`probe` succeeds."""
 
     failure: str | None
+    #: Whether :meth:`records_of` gives back every record added (else a conversation must
+    #: keep its older events in memory: they cannot be read back).
+    holds_events: bool
 
     @property
     def pending(self) -> bool: ...
@@ -141,7 +147,9 @@ class FileStore:
 
 def open_store(storage: StorageSettings) -> JournalStore:
     """The journal store ``storage`` names: PostgreSQL if ``storage.postgres`` is set, else
-    the directories under ``storage.journal``."""
+    the directories under ``storage.journal``; none at all if ``storage.memory``."""
+    if storage.memory:
+        return NullStore()
     if storage.postgres is not None:
         return PgStore(storage.postgres, fsync=storage.fsync)
     return FileStore(Path(storage.journal), storage.fsync, storage.fsync_interval_ms)

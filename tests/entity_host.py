@@ -6,6 +6,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from actors.messages import Failure, Ref, ReplyTo, Wiring
+from domain.commands import Command
+from domain.effects import Effect
+from infra.journal_records import command_record
 
 
 class RecordingHost:
@@ -51,6 +54,11 @@ class RecordingHost:
 
     def journal(self, conversation_id: str, record: dict[str, Any]) -> None:
         self.journaled.append(record)
+
+    def journal_command(
+        self, conversation_id: str, command: Command, now: int, effects: list[Effect]
+    ) -> None:
+        self.journal(conversation_id, command_record(conversation_id, command, now, effects))
 
     def journal_records(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(self.journaled)

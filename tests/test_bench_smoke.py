@@ -45,7 +45,12 @@ def test_simulation_against_a_revision_runs_both_and_cleans_up() -> None:
 
     before = worktrees()
     lines = list(against.compare("HEAD", str(scenario), "10m", 1))
-    assert [line.split(":")[0] for line in lines] == ["run 1 HEAD", "run 1 this tree", "median"]
+    assert [line.split(":")[0] for line in lines] == [
+        "run 1 HEAD",
+        "run 1 this tree",
+        "median",
+        "median per CPU second",
+    ]
     for line in lines[:2]:  # each run reports its events and its own event log hash
         events = int(line.split(": ")[1].split()[0].replace(",", ""))
         assert events > 0 and len(line.rsplit("log ", 1)[1]) == 16

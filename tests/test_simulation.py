@@ -184,6 +184,21 @@ def _log_hash_from_sqlite(db: sqlite3.Connection, result: Any) -> str:
     return digest.hexdigest()
 
 
+def test_memory_storage_gives_the_event_log_of_real_storage() -> None:
+    # a run long enough that conversations outgrow the event window kept beside a journal
+    memory = run(scenario_file("understaffed_center"), duration="30m")
+    files = run(scenario_file("understaffed_center"), duration="30m", storage="files")
+    assert memory.summary["performance"]["storage"] == "memory"
+    assert files.summary["performance"]["storage"] == "files"
+    assert memory.event_log_sha256 == files.event_log_sha256
+    assert memory.results == files.results
+
+
+def test_memory_storage_keeps_no_archive(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="storage"):
+        run(tiny(), archive=tmp_path / "archive.sqlite3", storage="memory")
+
+
 def test_the_archive_path_must_be_new(tmp_path: Path) -> None:
     taken = tmp_path / "taken.sqlite3"
     taken.write_bytes(b"")

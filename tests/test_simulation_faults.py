@@ -256,3 +256,13 @@ def test_the_shipped_fault_scenario_holds_every_invariant_and_shows_its_faults(
     table = capsys.readouterr().out
     assert "engine restarts               archivist 0, host 2, router 1" in table
     assert "invariants                    all 5 held" in table
+
+
+def test_a_scenario_with_faults_runs_on_files_by_default() -> None:
+    result = run(with_faults({"kind": "host_crash", "at": "10m"}))
+    assert result.summary["performance"]["storage"] == "files"
+
+
+def test_a_scenario_with_faults_refuses_memory_storage() -> None:
+    with pytest.raises(ScenarioError, match="faults needs files"):
+        run(with_faults({"kind": "host_crash", "at": "10m"}), storage="memory")

@@ -207,6 +207,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "salvage_journal": _Key(False, boolean),
         "postgres": _Key(None, optional(conninfo)),
         "retention_days": _Key(None, optional(integer(1))),
+        "memory": _Key(False, boolean),
     },
     "bot": {
         "enabled": _Key(True, boolean),

@@ -64,6 +64,8 @@ class StorageSettings:
     postgres: str | None
     #: Closed conversations older than this many days are swept from the archive; None: kept.
     retention_days: int | None
+    #: True: no journal and the archive in this process's memory (simulations; nothing survives).
+    memory: bool = False
 
 
 @dataclass(frozen=True, slots=True)

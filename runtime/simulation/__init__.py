@@ -15,7 +15,10 @@ outcome and, if asked, the archive and the canonical event log::
         assert conversations["without_agent"] > conversations["with_agent"]
 
 The same scenario and seed give the same ``result.results`` and the same event log, byte for
-byte (``result.event_log_sha256``); only ``summary["performance"]`` depends on the machine.
+byte (``result.event_log_sha256``), whatever the storage (``storage="memory"``, the default
+without ``archive=``: no journal and the archive in memory; ``"files"``: both on disk, as a
+running engine keeps them); only ``summary["performance"]`` depends on the machine and names
+the storage.
 ``summary["kpis"]`` holds the planner's figures per queue and interval (with Erlang C and A
 beside them where the scenario fits the model); :func:`run_sweep` runs one variant per value
 of a key in parallel processes.

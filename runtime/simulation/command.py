@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.simulation.kpi_table import format_kpis
 from runtime.simulation.report import ProgressBar, format_summary
-from runtime.simulation.runner import run
+from runtime.simulation.runner import STORAGE_MODES, run
 from runtime.simulation.scenario import load_scenario
 from runtime.simulation.sweep import run_sweep, smallest
 from runtime.simulation.sweep_report import format_sweep, write_sweep
@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const="",
         metavar="PATH",
         help="keep the SQLite archive (default path: <scenario name>-seed<seed>.sqlite3)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=STORAGE_MODES,
+        help="memory: no journal, the archive in memory (the default without --archive);"
+        " files: journal and SQLite archive on disk, as a running engine keeps them",
     )
     parser.add_argument(
         "--sweep",
@@ -103,6 +109,7 @@ def simulate(args: argparse.Namespace) -> int:
             events=args.events,
             events_format=args.events_format,
             progress=bar,
+            storage=args.storage,
         )
     except FileExistsError as error:
         print(f"cx simulate: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 from infra.config import Settings
 from infra.timefmt import seconds_to_ms
@@ -64,14 +64,27 @@ class DriverStats:
     examples: list[str] = field(default_factory=list)  # the first few refusals, for diagnosis
 
 
+class EventReader(Protocol):
+    """Given every event the driver reads (:class:`~runtime.simulation.stream.EventStream`)."""
+
+    def read(self, c: SimConversation, events: list[dict[str, Any]]) -> None: ...
+
+
 class DriverBase:
     """The driver's state, agenda and engine access; see the module docstring."""
 
     def __init__(
-        self, scenario: Scenario, gw: Gateway, *, progress: Progress | None = None
+        self,
+        scenario: Scenario,
+        gw: Gateway,
+        *,
+        progress: Progress | None = None,
+        stream: EventReader | None = None,
     ) -> None:
         self.scenario = scenario
         self.gw = gw
+        #: given every event the driver reads (the summary is made from them)
+        self.stream = stream
         self.settings: Settings = gw.settings
         self.rng = Random(scenario.seed)
         #: with common random numbers, the arrival times' own stream: the same customers
@@ -165,6 +178,8 @@ class DriverBase:
         if events:
             conversation.seq = events[-1]["seq"]
             self._absorb(conversation, events)
+            if self.stream is not None:
+                self.stream.read(conversation, events)
         if not conversation.done:
             self._rewatch(conversation)
 

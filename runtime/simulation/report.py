@@ -8,6 +8,12 @@ from typing import Any, TextIO
 
 __all__ = ["ProgressBar", "format_duration", "format_summary"]
 
+#: How the summary names the storage a run used (``run(storage=...)``).
+_STORAGE = {
+    "memory": "memory (no journal, archive in memory: simulation only)",
+    "files": "files (journal and SQLite archive, as a running engine)",
+}
+
 
 def format_duration(ms: float) -> str:
     """``ms`` as ``H:MM:SS`` (virtual time since the start of the run)."""
@@ -105,6 +111,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 " virtual s per s)",
             )
         )
+        if "storage" in performance:
+            rows.append(("storage", _STORAGE.get(performance["storage"], performance["storage"])))
     driver = summary.get("driver", {})
     if driver.get("refused"):
         rows.append(("refused driver actions", str(driver["refused"])))

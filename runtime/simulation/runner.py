@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -13,21 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from infra.archive import Archive
-from infra.archive_rows import unpack
 from infra.config.checks import InvalidValue
-from infra.timefmt import iso
 from runtime.gateway import Gateway
 from runtime.simulation.checks import RunChecks
 from runtime.simulation.driver import Driver
 from runtime.simulation.driver_base import Progress
 from runtime.simulation.kpis import kpis
-from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse, summarise
+from runtime.simulation.metrics import ConversationOutcome, EventLog, summarise
 from runtime.simulation.model import Scenario
 from runtime.simulation.reference import add_reference
 from runtime.simulation.scenario import ScenarioError, load_scenario
 from runtime.simulation.scenario_values import parse_duration
+from runtime.simulation.stream import EventStream
 
-__all__ = ["SimulationResult", "run"]
+__all__ = ["STORAGE_MODES", "SimulationResult", "run"]
+
+#: ``memory``: no journal, the archive in memory (the default); ``files``: both on disk, as a
+#: running engine keeps them (what ``archive=`` needs, and faults that crash hosts).
+STORAGE_MODES = ("memory", "files")
 
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | Scenario
 
@@ -88,16 +90,41 @@ def _storage(archive: str | os.PathLike[str] | None) -> Iterator[tuple[Path, Pat
         yield path, Path(scratch) / "journal"
 
 
-def engine_config(scenario: Scenario, archive: Path, journal: Path) -> dict[str, Any]:
-    """The engine configuration of a run: quiet logs, the scenario's ``config``, private storage."""
+def engine_config(
+    scenario: Scenario, archive: Path, journal: Path, *, memory: bool = False
+) -> dict[str, Any]:
+    """The engine configuration of a run: quiet logs, the scenario's ``config``, private
+    storage (``memory``: no journal, the archive in memory under the name ``archive``)."""
     config: dict[str, Any] = {"logging": {"level": "warning"}}
     for section, value in scenario.config.items():
         if isinstance(value, Mapping) and isinstance(config.get(section), Mapping):
             config[section] = {**config[section], **value}
         else:
             config[section] = value
-    config["storage"] = {"archive": str(archive), "journal": str(journal), "fsync": "never"}
+    config["storage"] = {
+        "archive": str(archive),
+        "journal": str(journal),
+        "fsync": "never",
+        "memory": memory,
+    }
     return config
+
+
+def _mode(storage: str | None, archive: object, *, faults: bool) -> str:
+    """The storage a run uses. Faults need files: a crashed host is rebuilt from its journal,
+    and ``archive_refuses`` locks the archive's file."""
+    if storage is None:
+        return "memory" if archive is None and not faults else "files"
+    if storage not in STORAGE_MODES:
+        raise ScenarioError("<arguments>", "storage", f"expected memory or files, got {storage!r}")
+    if storage == "memory" and archive is not None:
+        raise ScenarioError("<arguments>", "storage", "memory keeps no archive to keep")
+    if storage == "memory" and faults:
+        raise ScenarioError(
+            "<arguments>", "storage", "a scenario with faults needs files: crashed hosts are"
+            " rebuilt from their journals"
+        )
+    return storage
 
 
 def run(
@@ -110,6 +137,7 @@ def run(
     events: str | os.PathLike[str] | None = None,
     events_format: str | None = None,
     progress: Progress | None = None,
+    storage: str | None = None,
 ) -> SimulationResult:
     """Run a scenario (a file, a dict or a :class:`Scenario`) on the embedded engine.
 
@@ -117,33 +145,34 @@ def run(
     archive at this path (it must not exist). ``events``: write the canonical event log there
     (``events_format`` ``jsonl`` or ``msgpack``; by default from the suffix). ``progress`` is
     called now and then with (virtual ms, end ms, conversations started, conversations open).
+    ``storage``: one of :data:`STORAGE_MODES`; by default ``files`` if ``archive`` is given,
+    else ``memory``. The events, and so the summary, are the same in both.
     """
     loaded = load_scenario(scenario).with_overrides(
         seed=seed, duration=_seconds(duration, "duration"), drain=_seconds(drain, "drain")
     )
+    mode = _mode(storage, archive, faults=bool(loaded.faults))
     started = time.perf_counter()
     with _storage(archive) as (archive_path, journal):
-        config = engine_config(loaded, archive_path, journal)
-        live: dict[str, list[dict[str, Any]]] = {}
-        with Gateway.embedded(config, seed=loaded.seed) as gw:
-            driver = Driver(loaded, gw, progress=progress)
-            try:
-                driver.run()
-            finally:
-                if driver.faults is not None:
-                    driver.faults.close()
-            simulated = time.perf_counter()
-            for c in driver.conversations.values():
-                if not c.done:
-                    live[c.cid] = gw.events(c.cid)
-            faults = {
-                "injected": [] if driver.faults is None else driver.faults.summary(),
-                "restarts": gw.metrics()["restarts"],  # the engine's actors lost and replaced
-            }
+        config = engine_config(loaded, archive_path, journal, memory=mode == "memory")
         log = EventLog(events, events_format)
-        checks = RunChecks(driver.rooms, driver.acknowledged)
         try:
-            outcomes = _outcomes(driver, live, archive_path, log, checks)
+            with Gateway.embedded(config, seed=loaded.seed) as gw:
+                stream = EventStream(log, gw.events)
+                driver = Driver(loaded, gw, progress=progress, stream=stream)
+                checks = RunChecks(driver.rooms, driver.acknowledged)
+                stream.checks = checks
+                try:
+                    driver.run()
+                finally:
+                    if driver.faults is not None:
+                        driver.faults.close()
+                simulated = time.perf_counter()
+                outcomes = stream.finish(list(driver.conversations.values()))
+                faults = {
+                    "injected": [] if driver.faults is None else driver.faults.summary(),
+                    "restarts": gw.metrics()["restarts"],  # the engine's actors lost and replaced
+                }
         finally:
             log.close()
     finished = time.perf_counter()
@@ -190,6 +219,7 @@ def run(
             "refusals": dict(sorted(stats.refusals.items())),
         },
         "performance": {
+            "storage": mode,
             "wall_seconds": round(wall, 3),
             "simulate_seconds": round(simulated - started, 3),
             "events_per_second": round(figures["events"] / wall) if wall > 0 else 0,
@@ -205,71 +235,3 @@ def run(
         archive_path=None if archive is None else archive_path,
         events_path=log.path,
     )
-
-
-def _outcomes(
-    driver: Driver,
-    live: Mapping[str, list[dict[str, Any]]],
-    archive_path: Path,
-    log: EventLog,
-    checks: RunChecks,
-) -> list[ConversationOutcome]:
-    outcomes: list[ConversationOutcome] = []
-    with ArchivedEvents(archive_path) as archive:
-        for c in driver.conversations.values():
-            events = live.get(c.cid)
-            if events is None:
-                events = archive.events(c.cid)
-                if not events:
-                    raise RuntimeError(f"conversation {c.cid} is neither live nor archived")
-            checks.add(c.cid, events, live=c.cid in live)
-            for event in events:
-                log.add(c.cid, event)
-            outcomes.append(analyse(c.cid, c.ordinal, events))
-    return outcomes
-
-
-class ArchivedEvents:
-    """A conversation's archived events as ``gw.events`` returns them (``event_dict``), read
-    straight from the archive's ``events`` table (schema in :mod:`infra.archive`): about
-    three times faster than ``Archive.events`` + ``event_dict`` for a whole run, which matters
-    at a million events. ``tests/test_simulation.py`` checks that both give the same log."""
-
-    _SQL = (
-        "SELECT seq, name, type, timestamp, emitter_id, emitter_type, channel_session_id, data"
-        " FROM events WHERE conversation_id = ? ORDER BY seq"
-    )
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        self._iso: dict[int, str | None] = {}
-
-    def __enter__(self) -> ArchivedEvents:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._db.close()
-
-    def events(self, conversation_id: str) -> list[dict[str, Any]]:
-        iso_cache = self._iso
-        if len(iso_cache) > 65536:
-            iso_cache.clear()
-        found: list[dict[str, Any]] = []
-        for seq, name, kind, at, emitter_id, emitter_type, session, data in self._db.execute(
-            self._SQL, (conversation_id,)
-        ):
-            stamp = iso_cache.get(at)
-            if stamp is None:
-                stamp = iso_cache[at] = iso(at)
-            found.append(
-                {
-                    "seq": seq,
-                    "name": name,
-                    "type": kind,
-                    "timestamp": stamp,
-                    "emitter": {"id": emitter_id, "type": emitter_type},
-                    "channel_session_id": session,
-                    "data": unpack(data, conversation_id),
-                }
-            )
-        return found
