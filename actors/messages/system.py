@@ -23,14 +23,26 @@ class Wiring:
     # Every Router (``placement.routers``), ``router`` first; each owns the queues
     # ``partition_of(queue, len(routers))`` names it for. Empty: ``router`` is the only one.
     routers: tuple[Any, ...] = ()
+    # The room desks (``placement.room_desks`` > 1); each decides get-or-create for the
+    # customers ``partition_of(customer_id, len(desks))`` names it for. Empty: the monitor does.
+    desks: tuple[Any, ...] = ()
 
     def router_of(self, queue: str) -> Any:
         """The Router that owns ``queue``: its requests go there, and only there."""
         routers = self.every_router()
         return routers[partition_of(queue, len(routers))]
 
+    def desk_of(self, customer_id: str) -> Any:
+        """Where ``customer_id``'s sessions are opened: its desk, or the monitor (no desks)."""
+        return desk_for(self.desks, self.monitor, customer_id)
+
     def every_router(self) -> tuple[Any, ...]:
         return self.routers or (self.router,)
+
+
+def desk_for(desks: tuple[Any, ...], monitor: Any, customer_id: str) -> Any:
+    """The room desk of ``customer_id`` among ``desks``; ``monitor`` when there are none."""
+    return desks[partition_of(customer_id, len(desks))] if desks else monitor
 
 
 @dataclass(frozen=True, slots=True)
