@@ -6,6 +6,7 @@ a desk's own death need."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from domain.routing import partition_of
 from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 from tests.conftest import MakeGateway
+from tests.multiproc_support import eventually, running_system, write_config
 
 DeskGateway = Callable[..., Gateway]
 
@@ -188,3 +190,25 @@ def test_a_customer_is_forgotten_through_their_desk_once_nothing_is_live(
         gw.end_session(ref.channel_session_id)
         assert gw.forget_customer(customer)
         assert gw.rooms(customer_id=customer) == []
+
+
+@pytest.mark.multiproc
+def test_desks_in_their_own_processes_open_one_conversation_per_customer(tmp_path: Path) -> None:
+    """A running system with 2 desks, a connected gateway: each customer's sessions reach one
+    conversation, opened by the desk process its id hashes to; it closes and is archived."""
+    config = write_config(tmp_path, placement={"room_desks": 2})
+    with running_system(config), Gateway.connect(config) as gw:
+        pipeline = gw.pipeline()
+        customers = [f"cust-{n}" for n in range(6)]
+        for customer in customers:
+            pipeline.start_session(customer, "WEB", f"{customer}-web")
+            pipeline.start_session(customer, "SMS", f"{customer}-sms")
+        refs = pipeline.wait()
+        pairs = list(zip(refs[::2], refs[1::2], strict=True))
+        assert all(a.conversation_id == b.conversation_id for a, b in pairs)
+        assert gw.status()["conversations"] == {"CREATED": len(customers)}
+        for web, sms in pairs:
+            gw.end_session(web.channel_session_id)
+            gw.end_session(sms.channel_session_id)
+        for web, _ in pairs:
+            eventually(lambda web=web: gw.conversation(web.conversation_id)["state"] == "CLOSED")
