@@ -14,8 +14,8 @@ the daemon stops (without the endpoint, ``cx drain`` again after a restart).
 whole reload, naming the key, and nothing changes; otherwise the TopicMonitor keeps the new
 settings (hosts and Routers it starts from now on get them) and sends
 :class:`~actors.messages.Reload` to every actor that holds settings: the Routers, the
-Archivists, the conversation hosts and the AgentSupervisor (which passes it on to the agent
-hosts). Receiving it twice is receiving it once.
+Archivists, the room desks, the conversation hosts and the AgentSupervisor (which passes it
+on to the agent hosts). Receiving it twice is receiving it once.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class OperationsDesk(RecoveryDesk):
             *wiring.every_router(),
             wiring.agents,
             *self.archivists,
+            *wiring.desks,
             *self.placement.addresses(),
         ):
             self.send(target, reload)

@@ -22,7 +22,7 @@ from actors.recovery import plan_recovery
 from actors.room_desk import Live, RoomDesk
 from domain.ids import conversation_entity_id
 from infra.archive_errors import StorageError
-from infra.journal_records import room_of, started_sessions
+from infra.journal_records import customer_of, room_of, started_sessions
 from infra.journal_store import JournalStore, open_store
 
 log = structlog.get_logger("cx.monitor")
@@ -99,11 +99,9 @@ class RecoveryDesk(RoomDesk):
         for conversation_id, (opened, commands) in found.items():
             host = self.placement.place(per_host)
             sessions = started_sessions(opened, commands)
-            room_id = room_of(opened)
-            self.live[conversation_id] = Live(host, room_id, RESTORING, sessions)
-            self.room_live[room_id] = conversation_id
-            for session_id in sessions:
-                self.session_conversation[session_id] = conversation_id
+            live = Live(host, room_of(opened), RESTORING, sessions, customer_id=customer_of(opened))
+            self.register(live, conversation_id)
+            self.restoring(conversation_id, live)
             recovery.awaiting.add(conversation_id)
             self.post(
                 Ref(host.address, conversation_entity_id(conversation_id)),
@@ -112,6 +110,9 @@ class RecoveryDesk(RoomDesk):
         self._recoveries.append(recovery)
         self._settle_recoveries()
         return len(recovery.awaiting)
+
+    def restoring(self, conversation_id: str, live: Live) -> None:
+        """A conversation registered to be rebuilt on ``live.host`` (the monitor tells its desk)."""
 
     def recover_deferred(self) -> int:
         """Restore what waited for the archive to open; the number of conversations."""

@@ -1,7 +1,8 @@
 """Get-or-create of a room's live conversation: the TopicMonitor's part that opens sessions.
 
-One actor (the TopicMonitor) takes every ``OpenSession``, so two first messages of one
-customer never open two live conversations: a session joins its room's live conversation,
+One actor takes every ``OpenSession`` of a customer (the TopicMonitor, or with
+``placement.room_desks`` above 1 the customer's :class:`~actors.room_desk_actor.RoomDeskActor`),
+so two first messages of one customer never open two live conversations: a session joins its room's live conversation,
 or a new conversation is placed on a host. Everything is looked up before anything changes
 (what the conversation would refuse stores nothing). A customer's first contact needs a
 write (the new room with the identity, one transaction): it goes to the Archivist, and the
@@ -29,6 +30,7 @@ from actors.messages import (
     Ref,
     Reply,
     ReplyTo,
+    StateReport,
     StoreIdentity,
 )
 from actors.placement import HostInfo, Placement
@@ -42,6 +44,10 @@ from infra.archive_rows import RoomRecord
 from infra.archive_store import ArchiveStore
 
 log = structlog.get_logger("cx.monitor")
+#: A desk only reads the archive (WAL: readers do not wait for a writer's lock).
+READ_BUSY_TIMEOUT_MS = 50
+#: The states in which a conversation no longer takes new sessions.
+GONE = frozenset({State.CLOSING.value, State.CLOSED.value})
 
 
 @dataclass(slots=True)
@@ -53,6 +59,7 @@ class Live:
     # The caller of the OpenConversation sent to ``host``, until the conversation's first state
     # report says it is open: answered here if the host dies first (F7 in docs/RELIABILITY.md).
     opening: ReplyTo | None = None
+    customer_id: str = ""
 
 
 class RoomDesk(ArchivistParent):
@@ -108,11 +115,7 @@ class RoomDesk(ArchivistParent):
             live = self.live[live_id]
             live.sessions.append(request.session_id)
             self.session_conversation[request.session_id] = live_id
-            self.post(
-                Ref(live.host.address, conversation_entity_id(live_id)),
-                JoinSession(start, request),
-                reply_to,
-            )
+            self.join_live(live_id, live, JoinSession(start, request), reply_to)
             return
         if self.draining:
             self.refuse(
@@ -151,30 +154,39 @@ class RoomDesk(ArchivistParent):
             )
             return
         advisors = self._advisors_of(room)  # read before anything changes
-        host = self.placement.place(self.wired().settings.placement.per_host)
-        self.live[conversation_id] = Live(
-            host, room.id, State.CREATED.value, [request.session_id], reply_to
+        opening = OpenConversation(
+            conversation_id, room.id, request.customer_id, start, request.direction, advisors
         )
-        self.room_live[room.id] = conversation_id
-        self.session_conversation[request.session_id] = conversation_id
+        self.open_conversation(opening, request.session_id, reply_to)
+
+    def join_live(
+        self, conversation_id: str, live: Live, join: JoinSession, reply_to: ReplyTo | None
+    ) -> None:
+        """Send a session (registered already) to its room's live conversation."""
+        self.post(Ref(live.host.address, conversation_entity_id(conversation_id)), join, reply_to)
+
+    def open_conversation(
+        self, opening: OpenConversation, session_id: str, reply_to: ReplyTo | None
+    ) -> None:
+        """Register the room's new live conversation, place it on a host and open it there."""
+        conversation_id = opening.conversation_id
+        host = self.placement.place(self.wired().settings.placement.per_host)
+        self.register(Live(host, opening.room_id, State.CREATED.value, [session_id], reply_to,
+                           opening.customer_id), conversation_id)  # fmt: skip
         log.debug(
             "conversation_opened",
             conversation_id=conversation_id,
-            room_id=room.id,
+            room_id=opening.room_id,
             host=host.host_id,
         )
-        self.post(
-            Ref(host.address, conversation_entity_id(conversation_id)),
-            OpenConversation(
-                conversation_id,
-                room.id,
-                request.customer_id,
-                start,
-                request.direction,
-                advisors,
-            ),
-            reply_to,
-        )
+        self.post(Ref(host.address, conversation_entity_id(conversation_id)), opening, reply_to)
+
+    def register(self, live: Live, conversation_id: str) -> None:
+        """A live conversation, with its room and sessions, in the registry."""
+        self.live[conversation_id] = live
+        self.room_live[live.room_id] = conversation_id
+        for session_id in live.sessions:
+            self.session_conversation[session_id] = conversation_id
 
     def _resolve_room(
         self, request: OpenSession, reply_to: ReplyTo | None
@@ -225,11 +237,27 @@ class RoomDesk(ArchivistParent):
         return tuple(self._archive_or_fail().room_members(room.id))
 
     def _bounced(self, bounced: Bounced, reply_to: ReplyTo | None) -> None:
-        origin = bounced.origin
-        live = self.release_session(bounced.conversation_id, origin.session_id)
+        self.release_bounced(bounced)
+        self._open_session(bounced.origin, reply_to)
+
+    def release_bounced(self, bounced: Bounced) -> None:
+        """The conversation refused the session (it is closing): the session is free, and the
+        room opens a new conversation."""
+        live = self.release_session(bounced.conversation_id, bounced.origin.session_id)
         if live is not None and self.room_live.get(live.room_id) == bounced.conversation_id:
             del self.room_live[live.room_id]
-        self._open_session(origin, reply_to)
+
+    def state_changed(self, report: StateReport) -> Live | None:
+        """A conversation's new state; once it is CLOSING a new inbound session of its room
+        opens a new conversation. Its entry (None if it is not live here)."""
+        live = self.live.get(report.conversation_id)
+        if live is None:
+            return None
+        live.state = report.state
+        live.opening = None  # it is open: its host has answered the caller
+        if report.state in GONE and self.room_live.get(live.room_id) == report.conversation_id:
+            del self.room_live[live.room_id]
+        return live
 
     def release_session(self, conversation_id: str, session_id: str) -> Live | None:
         """The session is not (or no longer) in the conversation: its id is free again. The

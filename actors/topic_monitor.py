@@ -2,7 +2,8 @@
 
 It is one actor made of parts of one purpose each: the room registry and get-or-create per
 room (:class:`~actors.room_desk.RoomDesk`: two first messages of one customer never open two
-live conversations), placement on conversation hosts (:class:`~actors.placement.Placement`),
+live conversations; with ``placement.room_desks`` above 1 get-or-create runs in room desks,
+:class:`~actors.desk_parent.DeskParent`), placement on conversation hosts (:class:`~actors.placement.Placement`),
 restoring conversations from journals (:class:`~actors.recovery_desk.RecoveryDesk`), an
 operator's drain and reload (:class:`~actors.operations_desk.OperationsDesk`), and its side of
 the Archivist (:class:`~actors.archivist_parent.ArchivistParent`). This module keeps
@@ -28,6 +29,7 @@ from typing import Any
 import structlog
 from thespian.actors import ActorExitRequest
 
+from actors.desk_parent import DeskParent
 from actors.host import Host
 from actors.messages import (
     AgentsLost,
@@ -47,6 +49,7 @@ from actors.messages import (
     Location,
     NotApplied,
     OpenSession,
+    Ref,
     Reply,
     ReplyTo,
     Restored,
@@ -60,8 +63,7 @@ from actors.messages import (
 from actors.messages.nodes import NodeDown, NodeUp
 from actors.messages.survey import Roster
 from actors.nodes import node_requirements
-from actors.operations_desk import OperationsDesk
-from actors.room_desk import Live
+from actors.room_desk import GONE, READ_BUSY_TIMEOUT_MS, Live
 from actors.router import Router
 from domain.enums import State
 from domain.errors import ErrorKind
@@ -70,15 +72,11 @@ from infra.archive_store import open_archive
 
 log = structlog.get_logger("cx.monitor")
 MAX_WATCHERS = 1000
-#: The monitor only reads the archive (WAL: readers do not wait for a writer's lock).
-READ_BUSY_TIMEOUT_MS = 50
-_GONE = {State.CLOSING.value, State.CLOSED.value}
 
 
-class TopicMonitor(OperationsDesk):
+class TopicMonitor(DeskParent):
     def __init__(self) -> None:
         super().__init__()
-        self.watchers: list[Any] = []  # gateways to tell when a host dies
         self.failing_journals: dict[str, str] = {}  # host id -> why its journal fails
         # Until the archive is open for reading (ArchiveOpened): requests and boot queries wait.
         self.opened = False
@@ -94,6 +92,7 @@ class TopicMonitor(OperationsDesk):
         # else learns their addresses from the wiring completed here. The bot runs inside each
         # conversation host (actors.bot): it has no actor of its own.
         settings = self.wired().settings
+        self.start_desks()
         routers = tuple(self.createActor(Router) for _ in range(settings.placement.routers))
         self.wiring = replace(self.wired(), router=routers[0], routers=routers)
         for address in (*routers, self.wired().agents):
@@ -150,6 +149,9 @@ class TopicMonitor(OperationsDesk):
         if self.is_archivist(address):
             self.archivist_exited(address)
             return
+        if self.is_desk(address):
+            self.desk_exited(address)
+            return
         self._host_lost(address)
 
     def _host_lost(self, address: Any) -> None:
@@ -167,13 +169,15 @@ class TopicMonitor(OperationsDesk):
         orphans = [cid for cid, info in self.live.items() if info.host is lost]
         self.restarts["host"] += 1
         log.error("host_exited", host=lost.host_id, conversations=len(orphans))
-        opening = [(cid, self.live[cid]) for cid in orphans if self.live[cid].opening is not None]
+        lives = [(cid, self.live[cid]) for cid in orphans]
+        opening = [(cid, live) for cid, live in lives if live.opening is not None]
         for conversation_id in orphans:
             self.forget(conversation_id)
         if self.wiring is not None:
             # Rebuild its conversations from its journal (fenced first) on another host.
             restored = self.recover([lost.host_id], salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
+        self.lost_unrestored(lives)
         for conversation_id, live in opening:
             self._answer_opening(conversation_id, live)
 
@@ -223,12 +227,18 @@ class TopicMonitor(OperationsDesk):
                 sender,
                 Reply(
                     message.call_id,
-                    {"router": self.wired().router, "routers": self.wired().every_router()},
+                    {
+                        "router": self.wired().router,
+                        "routers": self.wired().every_router(),
+                        "desks": self.wired().desks,
+                    },
                 ),
             )
         elif isinstance(message, Roster):
             actors = {"routers": self.wired().every_router(), "archivists": list(self.archivists)}
-            self.send(sender, Reply(message.call_id, {**actors, "hosts": self.placement.addresses()}))
+            self.send(
+                sender, Reply(message.call_id, {**actors, "hosts": self.placement.addresses()})
+            )
         elif isinstance(message, ArchiveOpened):
             self._archive_opened(message)
         elif isinstance(message, NodeUp | NodeDown):
@@ -262,13 +272,23 @@ class TopicMonitor(OperationsDesk):
             self._unreadable(payload, reply_to, error)
 
     def _handle(self, payload: Any, reply_to: ReplyTo | None) -> None:
-        if isinstance(payload, OpenSession):
+        if isinstance(payload, OpenSession | ForgetCustomer) and self.wired().desks:
+            # decided by the customer's desk alone (a gateway that does not know the desks yet)
+            self.post(Ref(self.wired().desk_of(payload.customer_id), ""), payload, reply_to)
+        elif isinstance(payload, OpenSession):
             self._open_session(payload, reply_to)
+        elif isinstance(payload, Bounced) and self.wired().desks:
+            self.release_bounced(payload)  # the desk opens the session anew
+            self.post(Ref(self.wired().desk_of(payload.origin.customer_id), ""), payload, reply_to)
         elif isinstance(payload, Bounced):
             self._bounced(payload, reply_to)
         elif isinstance(payload, StateReport):
             self._state_report(payload)
-        elif self.archive_work(payload, reply_to) or self.operation(payload, reply_to):
+        elif (
+            self.archive_work(payload, reply_to)
+            or self.operation(payload, reply_to)
+            or self.desk_work(payload, reply_to)
+        ):
             pass
         elif isinstance(payload, Locate):
             self._locate(payload, reply_to)
@@ -293,6 +313,8 @@ class TopicMonitor(OperationsDesk):
         """A host could not journal a session it was sent: the session id is free again, and a
         conversation it was opening was never opened."""
         live = self.release_session(notice.conversation_id, notice.session_id)
+        if live is not None:
+            self.to_desk(live, notice)
         if live is not None and notice.opening:
             self.close_out(notice.conversation_id)
 
@@ -363,13 +385,11 @@ class TopicMonitor(OperationsDesk):
     # ------------------------------------------------------------------ states
 
     def _state_report(self, report: StateReport) -> None:
-        live = self.live.get(report.conversation_id)
+        live = self.state_changed(report)
         if live is None:
             return
-        live.state = report.state
-        live.opening = None  # it is open: its host has answered the caller
-        if report.state in _GONE and self.room_live.get(live.room_id) == report.conversation_id:
-            del self.room_live[live.room_id]  # a new inbound session now opens a new conversation
+        if report.state in GONE:
+            self.to_desk(live, report)  # its room takes a new conversation from now on
         if report.state == State.CLOSED.value:
             self.close_out(report.conversation_id)
 
@@ -404,6 +424,8 @@ class TopicMonitor(OperationsDesk):
         """Conversation hosts now, the children replaced since this monitor started, and
         whether the engine drains."""
         restarts = {"archivist": self.archivists_restarted, **self.restarts}
+        if self.wired().desks:
+            restarts["room_desk"] = self.desks_restarted
         return {"hosts": len(self.placement.hosts), "restarts": restarts, "draining": self.draining}
 
     def _status(self, reply_to: ReplyTo | None) -> None:

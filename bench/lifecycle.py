@@ -94,13 +94,17 @@ def cpu_shares(before: dict[int, int], after: dict[int, int]) -> dict[str, float
 
 
 def lifecycles(
-    *, mode: str, count: int, senders: int, batch: int = 100, hosts: int = 1
+    *, mode: str, count: int, senders: int, batch: int = 100, hosts: int = 1, room_desks: int = 1
 ) -> dict[str, Any]:
-    """``hosts``: conversation hosts (``placement.hosts``) the lifecycles are spread over."""
+    """``hosts``: conversation hosts (``placement.hosts``) the lifecycles are spread over;
+    ``room_desks``: the desks their sessions are opened by (``placement.room_desks``)."""
     per_sender = math.ceil(count / senders)
     total = per_sender * senders
     with support.scratch("life") as directory:
-        sections = {"placement": {"hosts": hosts, "per_host": max(100_000, 10 * total)}}
+        placement = {"hosts": hosts, "per_host": max(100_000, 10 * total)}
+        if room_desks > 1:
+            placement["room_desks"] = room_desks
+        sections = {"placement": placement}
         config = support.write_config(directory, sections)
         archive = directory / "archive.sqlite3"
         with support.engine(config) as running:
@@ -128,6 +132,7 @@ def lifecycles(
     return {
         "mode": mode,
         "hosts": hosts,
+        "room_desks": room_desks,
         "lifecycles": total,
         "archived": archived,
         "per_s": archived / (end - clock["start"]),

@@ -151,6 +151,11 @@ def room_of(opened: Record) -> str:
     return _text(opened, RecordKind.OPEN, "room", conversation_of(opened))
 
 
+def customer_of(opened: Record) -> str:
+    """The customer of an ``open`` record's conversation."""
+    return _text(opened, RecordKind.OPEN, "customer", conversation_of(opened))
+
+
 def time_of(record: Record) -> int | None:
     """When an ``open`` or ``cmd`` record was written (ms); None for other kinds."""
     at = record.get("t")

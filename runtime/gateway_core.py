@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from thespian.actors import ActorSystemException
@@ -33,6 +34,8 @@ from actors.messages import (
     BootStatus,
     ClockDriver,
     Deliver,
+    DesksMoved,
+    Directory,
     EventsQuery,
     HostLost,
     Locate,
@@ -128,8 +131,11 @@ class EngineLink(PushedEvents):
             # From now on the timer owners report their earliest alarm to this gateway.
             self.transport.send(monitor, ClockDriver(self.me))
             self.take_messages()
-        # be told when a host dies, so that no call is sent to its dead address
+        # be told when a host dies, so that no call is sent to its dead address (and when a
+        # room desk moves: DesksMoved)
         self.transport.send(monitor, WatchHosts(self.me))
+        directory = self.ask_direct(monitor, Directory(self.call_id()))
+        self.addresses = replace(self.addresses, desks=tuple(directory["desks"]))
         return boot
 
     # ------------------------------------------------------------------ engine away and back
@@ -185,19 +191,31 @@ class EngineLink(PushedEvents):
             return answer.value
         raise GatewayError(f"no answer from the engine to {type(message).__name__}")
 
-    def engine(self, role: str, payload: Any, *, watch: str | None = None) -> Any:
-        """A call to the TopicMonitor (``monitor``) or the AgentSupervisor (``agents``); found
-        again once if its address no longer answers (the engine restarted)."""
+    def engine(
+        self, role: str, payload: Any, *, watch: str | None = None, customer: str | None = None
+    ) -> Any:
+        """A call to the TopicMonitor (``monitor``) or the AgentSupervisor (``agents``), or
+        with ``customer`` to that customer's room desk; found again once if its address no
+        longer answers (the engine restarted)."""
         self.ready()
         try:
-            return self.call(getattr(self.addresses, role), "", payload, watch=watch)
+            return self.call(self.address_of(role, customer), "", payload, watch=watch)
         except Unreachable:
             self._away, self._away_checked = "the engine's actors moved", 0.0
         self.ready()
         try:
-            return self.call(getattr(self.addresses, role), "", payload, watch=watch)
+            return self.call(self.address_of(role, customer), "", payload, watch=watch)
         except Unreachable as error:
             raise self.gone(f"the engine does not answer: {error}") from None
+
+    def address_of(self, role: str, customer: str | None = None) -> Any:
+        """The monitor or supervisor (``role``), or ``customer``'s room desk (embedded: after
+        taking in a notice that the desks moved; connected: each call takes notices in)."""
+        if customer is not None:
+            if self.embedded:
+                self.take_messages()
+            return self.addresses.desk_of(customer)
+        return getattr(self.addresses, role)
 
     def call(self, address: Any, entity: str, payload: Any, *, watch: str | None = None) -> Any:
         """Send one request and wait for its answer. ``watch``: the conversation whose host
@@ -268,6 +286,8 @@ class EngineLink(PushedEvents):
         an abandoned call) is dropped. Answers are kept by :class:`Answers` before this."""
         if isinstance(message, AlarmAt):
             self.clock.report(message)
+        elif isinstance(message, DesksMoved):
+            self.addresses = replace(self.addresses, desks=message.desks)
         elif isinstance(message, HostLost):
             self._host_lost_at = time.monotonic()
             moved = set(self.locations.host_lost(message.address))

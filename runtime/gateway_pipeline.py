@@ -103,6 +103,7 @@ class _Queued:
     role: str | None
     build: Callable[[Any], tuple[str, Any]]  # host address (or None) -> (entity, payload)
     resolved: str | None = None  # the conversation it went to
+    customer: str | None = None  # a start_session goes to the customer's room desk
 
 
 class Pipeline:
@@ -139,7 +140,7 @@ class Pipeline:
             self._ids.new("room"),
         )  # fmt: skip
         return self._queue("start_session", None, None, "monitor", lambda _: ("", request),
-                           then=self._opened)  # fmt: skip
+                           then=self._opened, customer=customer_id)  # fmt: skip
 
     def customer_message(
         self, channel_session_id: str, text: str, *, message_id: str | None = None
@@ -218,7 +219,7 @@ class Pipeline:
                     continue
                 host = found.host
                 q.resolved = found.conversation_id
-            address = getattr(link.addresses, q.role) if q.role else host
+            address = link.address_of(q.role, q.customer) if q.role else host
             q.pending.again = q
             entity, message = q.build(host)
             groups.setdefault(str(address), (address, []))[1].append((q.pending, entity, message))
@@ -288,11 +289,14 @@ class Pipeline:
     def _queue(
         self, what: str, conversation_id: str | None, session_id: str | None, role: str | None,
         build: Callable[[Any], tuple[str, Any]], *, then: Callable[[Any], Any] | None = None,
+        customer: str | None = None,
     ) -> Pending:  # fmt: skip
         if conversation_id is not None:
             args.text("conversation_id", conversation_id, limit=MAX_ID)
         pending = Pending(what, then=then)
-        self._queued.append(_Queued(pending, conversation_id, session_id, role, build))
+        self._queued.append(
+            _Queued(pending, conversation_id, session_id, role, build, customer=customer)
+        )
         return pending
 
     def _opened(self, value: Any) -> SessionRef:

@@ -63,7 +63,8 @@ class Queries:
         events, rooms, identities); how many of each went. Refused (IllegalTransitionError)
         while one of their conversations is live, and then nothing is deleted."""
         _text("customer_id", customer_id, limit=MAX_ID)
-        return self.engine.engine("monitor", ForgetCustomer(customer_id))  # type: ignore[no-any-return]
+        forget = ForgetCustomer(customer_id)
+        return self.engine.engine("monitor", forget, customer=customer_id)  # type: ignore[no-any-return]
 
     def history(self, room_id: str) -> list[dict[str, Any]]:
         _text("room_id", room_id, limit=MAX_ID)

@@ -187,7 +187,7 @@ class Rooms:
                 direction,
             )
             try:
-                value = self.engine.engine("monitor", request)
+                value = self.engine.engine("monitor", request, customer=customer_id)
             except IdTaken:
                 continue
             ref = SessionRef(**value)

@@ -24,6 +24,7 @@ from thespian.actors import ActorSystem
 from actors.agent_supervisor import AgentSupervisor
 from actors.messages import BootStatus, Reply, Wiring
 from actors.messages.nodes import Roots, RootsQuery, StartMembership
+from actors.messages.system import desk_for
 from actors.node_roots import NODE_ROOTS_NAME, NodeRoots
 from actors.nodes import (
     ADMIN_CAPABILITY,
@@ -109,6 +110,12 @@ def set_thespian_timing(environ: MutableMapping[str, str]) -> None:
 class Addresses:
     monitor: Any
     agents: Any
+    #: The room desks (``placement.room_desks`` > 1), as the monitor names them (``Directory``).
+    desks: tuple[Any, ...] = ()
+
+    def desk_of(self, customer_id: str) -> Any:
+        """Where the customer's sessions are opened: their room desk, or the monitor."""
+        return desk_for(self.desks, self.monitor, customer_id)
 
 
 def find(system: Any) -> Addresses:

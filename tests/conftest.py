@@ -91,6 +91,13 @@ def names(gw: Gateway, conversation_id: str, *, after_seq: int = 0) -> list[str]
     return [event["name"] for event in gw.events(conversation_id, after_seq=after_seq)]
 
 
+def desks_config() -> dict[str, Any]:
+    """``CX_TEST_ROOM_DESKS=N``: every embedded engine of the run has N room desks (the room,
+    recovery and drain tests are run so with 2 as well as with the default 1)."""
+    count = os.environ.get("CX_TEST_ROOM_DESKS")
+    return {"placement": {"room_desks": int(count)}} if count else {}
+
+
 @pytest.fixture
 def make_gateway(tmp_path: Path) -> Iterator[MakeGateway]:
     made: list[Gateway] = []
@@ -98,7 +105,7 @@ def make_gateway(tmp_path: Path) -> Iterator[MakeGateway]:
 
     def factory(*, seed: int = 0, virtual_time: bool = True, **overrides: Any) -> Gateway:
         directory = tmp_path / f"gateway-{next(counter)}"
-        config = deep_merge(storage_config(directory), overrides)
+        config = deep_merge(deep_merge(storage_config(directory), desks_config()), overrides)
         gateway = Gateway.embedded(config, virtual_time=virtual_time, seed=seed)
         made.append(gateway)
         return gateway

@@ -343,6 +343,8 @@ def test_number_is_not_a_bool() -> None:
         ({"placement": {"agent_hosts": 0}}, "placement.agent_hosts"),
         ({"placement": {"archivists": 0}}, "placement.archivists"),
         ({"placement": {"archivists": 65}}, "placement.archivists"),
+        ({"placement": {"room_desks": 0}}, "placement.room_desks"),
+        ({"placement": {"room_desks": 65}}, "placement.room_desks"),
         ({"storage": {"fsync_interval_ms": 0}}, "storage.fsync_interval_ms"),
         ({"timers": {"agent_sla": {"seconds": 0}}}, "timers.agent_sla.seconds"),
         ({"timers": {"hold": {"max_seconds": -5.5}}}, "timers.hold.max_seconds"),

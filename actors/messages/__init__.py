@@ -11,7 +11,8 @@ clock a receiver moves its clock forward to it, so that effects caused at time t
 wherever they land.
 
 The messages live in modules by who exchanges them (:mod:`.envelope`, :mod:`.system`,
-:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`, :mod:`.operations`, :mod:`.rooms`);
+:mod:`.monitor`, :mod:`.conversations`, :mod:`.agents`, :mod:`.operations`, :mod:`.rooms`,
+:mod:`.desks`);
 this package names them all.
 """
 
@@ -44,6 +45,13 @@ from actors.messages.conversations import (
     SubscribeOutcome,
     SubscribeRequest,
     Unsubscribe,
+)
+from actors.messages.desks import (
+    DeskArchive,
+    DeskEntry,
+    DesksMoved,
+    PlaceConversation,
+    SessionJoined,
 )
 from actors.messages.envelope import (
     Batch,
@@ -133,6 +141,9 @@ __all__ = [
     "Counted",
     "CreateRoom",
     "Deliver",
+    "DeskArchive",
+    "DeskEntry",
+    "DesksMoved",
     "Directory",
     "Drain",
     "DrainEngine",
@@ -152,6 +163,7 @@ __all__ = [
     "OpenConversation",
     "OpenSession",
     "Ping",
+    "PlaceConversation",
     "PostToRoom",
     "Pushed",
     "Reattach",
@@ -169,6 +181,7 @@ __all__ = [
     "RoomPosted",
     "RoomQuery",
     "RoutingOutcome",
+    "SessionJoined",
     "SignalDelivery",
     "SnapshotQuery",
     "StateReport",

@@ -27,11 +27,18 @@ class Wiring:
     # archivist 0 before): each owns the conversations ``partition_of(id, len(archivists))``
     # names it for. Hosts learn a change from ArchivistsMoved.
     archivists: tuple[Any, ...] = ()
+    # The room desks (``placement.room_desks`` > 1); each decides get-or-create for the
+    # customers ``partition_of(customer_id, len(desks))`` names it for. Empty: the monitor does.
+    desks: tuple[Any, ...] = ()
 
     def router_of(self, queue: str) -> Any:
         """The Router that owns ``queue``: its requests go there, and only there."""
         routers = self.every_router()
         return routers[partition_of(queue, len(routers))]
+
+    def desk_of(self, customer_id: str) -> Any:
+        """Where ``customer_id``'s sessions are opened: its desk, or the monitor (no desks)."""
+        return desk_for(self.desks, self.monitor, customer_id)
 
     def every_router(self) -> tuple[Any, ...]:
         return self.routers or (self.router,)
@@ -48,6 +55,11 @@ class ArchivistsMoved:
     CLOSING whose request went to an address no longer in the pool asks the new one."""
 
     archivists: tuple[Any, ...]
+
+
+def desk_for(desks: tuple[Any, ...], monitor: Any, customer_id: str) -> Any:
+    """The room desk of ``customer_id`` among ``desks``; ``monitor`` when there are none."""
+    return desks[partition_of(customer_id, len(desks))] if desks else monitor
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ class PlacementSettings:
     hosts: int
     archivists: int  # archive writers; a conversation's writes go to one (by a stable hash)
     agent_hosts: int = 1
+    #: Room desks deciding get-or-create; a customer's rooms all go to one (by a stable hash).
+    room_desks: int = 1
 
 
 @dataclass(frozen=True, slots=True)
