@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from thespian.actors import ActorExitRequest
 
 from infra import journal
 from infra.config import LoggingSettings
 from infra.logs import configure_logging
+from runtime import testing
 from runtime.gateway import Gateway, UnavailableError
 from tests.test_storage_faults import FaultyDisk
 
@@ -120,6 +122,29 @@ def test_a_restart_logs_each_conversation_it_restores(log_file: Path) -> None:
     assert [(line["conversation_id"], line["state"]) for line in restored] == [
         (ref.conversation_id, "CREATED")
     ]
+
+
+def test_a_lost_host_logs_its_loss_and_each_conversation_rebuilt_elsewhere(
+    log_file: Path,
+) -> None:
+    storage = log_file.parent / "lost"
+    config = {
+        "logging": {"file": str(log_file)},
+        "storage": {"archive": str(storage / "archive.sqlite3"), "journal": str(storage / "j")},
+    }
+    with Gateway.embedded(config, seed=5) as gw:
+        ref = gw.start_session("cust-7", "WEB", "visitor-7")
+        dead = testing.host_of(gw, ref.conversation_id)
+        testing.system(gw).tell(dead, ActorExitRequest())
+        testing.forget_host(gw, ref.conversation_id)
+        assert testing.host_of(gw, ref.conversation_id) != dead
+    lines = _lines(log_file)
+    exited = [line for line in lines if line["event"] == "host_exited"]
+    recovered = [line for line in lines if line["event"] == "host_recovered"]
+    assert [(line["level"], line["conversations"]) for line in exited] == [("error", 1)]
+    assert [(line["level"], line["host"]) for line in recovered] == [("info", exited[0]["host"])]
+    restored = [line["conversation_id"] for line in lines if line["event"] == "conversation_restored"]
+    assert restored == [ref.conversation_id]
 
 
 def test_a_step_undone_by_a_failed_journal_write_is_not_logged(
