@@ -47,3 +47,29 @@ def test_the_event_catalogue_has_a_row_for_every_event_name() -> None:
     catalogue = (ROOT / "docs" / "EVENTS.md").read_text()
     missing = [name.value for name in EventName if f"\n| {name.value} |" not in catalogue]
     assert missing == []
+
+
+def test_the_readmes_test_command_is_the_one_ci_runs() -> None:
+    """README.md gives `bash .ci/run` as the one command that sets up and runs the tests, and
+    names the test command it ends with: that command is the last one .ci/run runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```sh\nbash .ci/run\n```" in readme
+    named = re.search(r"The test command itself, .*?: `([^`]+)`\.", readme, re.DOTALL)
+    assert named is not None
+    commands = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert commands[-1] == named.group(1)
+
+
+def test_the_quick_start_installs_what_the_test_command_needs() -> None:
+    """The quick start's install line installs the `test` extra, so the README's test command
+    works after it, and runs `cx` from the virtualenv it made."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = re.search(r"```sh\n(python3 -m venv \.venv && [^\n]+)\n```", readme)
+    assert quick is not None
+    line = quick.group(1)
+    assert re.search(r"pip install [^&]*-e '\.\[[^\]]*\btest\b[^\]]*\]'", line), line
+    assert ".venv/bin/cx " in line
