@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from runtime.cli import main
 from runtime.simulation import ScenarioError, load_scenario, run
 from runtime.simulation.metrics import percentile
+from runtime.simulation.report import ProgressBar
 from runtime.simulation.scenario_values import parse_duration
 from tests.conftest import watchdog
 
@@ -496,6 +499,19 @@ def test_cx_simulate_prints_the_table_and_writes_json(
     assert code == 0
     assert json.loads(captured.out)["seed"] == 5  # only JSON on stdout
     assert "virtual" in captured.err  # the progress bar went to stderr
+
+
+def test_the_progress_bar_shows_the_virtual_time_done_and_the_wall_time_left() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream, per_second=1e9)  # draws at every call
+    bar(900_000, 3_600_000, 12, 4)
+    bar(1_800_000, 3_600_000, 20, 5)
+    bar.finish()
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith(" 50.0%|")
+    assert "virtual 0:30:00/1:00:00" in last
+    assert "conversations 20 (5 open)" in last
+    assert re.search(r"<\d\d:\d\d left\]", last), last
 
 
 def test_cx_simulate_keeps_the_archive_on_request(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, TextIO
+
+from tqdm import tqdm
 
 __all__ = ["ProgressBar", "format_duration", "format_summary"]
 
@@ -21,42 +22,46 @@ def format_duration(ms: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class ProgressBar:
-    """A one-line progress bar (virtual time, conversations) redrawn on a terminal stream.
+#: Done, the bar, virtual time done/all, wall time spent and left (from the rate so far).
+_BAR = "{percentage:5.1f}%|{bar:30}| virtual {desc} [{elapsed}<{remaining} left]{postfix}"
 
-    It is only a view: it reads the wall clock to draw at most ``per_second`` times a second,
-    and nothing it does reaches the simulation's results.
+
+class ProgressBar:
+    """The run's progress on a terminal stream (tqdm): virtual time done out of the run's, the
+    conversations started and open, and an estimate of the wall time left.
+
+    It is only a view: tqdm reads the wall clock to draw at most ``per_second`` times a second
+    and to estimate the time left; nothing it does reaches the simulation's results.
     """
 
-    def __init__(self, stream: TextIO, *, width: int = 30, per_second: float = 8.0) -> None:
+    def __init__(self, stream: TextIO, *, per_second: float = 8.0) -> None:
         self.stream = stream
-        self.width = width
-        self.interval = 1.0 / per_second
-        self._last = 0.0
-        self._drawn = False
+        self.per_second = per_second
+        self._bar: tqdm[Any] | None = None
 
     def __call__(self, now_ms: int, end_ms: int, started: int, open_now: int) -> None:
-        moment = time.monotonic()
-        final = now_ms >= end_ms
-        if not final and moment - self._last < self.interval:
+        where = f"{format_duration(now_ms)}/{format_duration(end_ms)}"
+        count = f"conversations {started} ({open_now} open)"
+        bar = self._bar
+        if bar is None:
+            self._bar = tqdm(
+                total=end_ms / 1000,
+                initial=min(now_ms, end_ms) / 1000,
+                desc=where,
+                postfix=count,
+                file=self.stream,
+                mininterval=1.0 / self.per_second,
+                bar_format=_BAR,
+            )
             return
-        self._last = moment
-        fraction = min(now_ms / end_ms, 1.0) if end_ms else 1.0
-        filled = int(fraction * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = (
-            f"\r[{bar}] {fraction * 100:5.1f}%  virtual {format_duration(now_ms)}"
-            f"/{format_duration(end_ms)}  conversations {started} ({open_now} open)"
-        )
-        self.stream.write(line)
-        self.stream.flush()
-        self._drawn = True
+        bar.set_description_str(where, refresh=False)
+        bar.set_postfix_str(count, refresh=False)
+        bar.update(min(now_ms, end_ms) / 1000 - bar.n)
 
     def finish(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _times(figures: Mapping[str, Any]) -> str:
