@@ -12,9 +12,9 @@ from runtime.simulation.kpi_table import format_kpis
 from runtime.simulation.report import ProgressBar, format_summary
 from runtime.simulation.runner import STORAGE_MODES, run
 from runtime.simulation.scenario import load_scenario
-from runtime.simulation.sweep import run_sweep, smallest
+from runtime.simulation.sweep import find_values, run_sweep
 from runtime.simulation.sweep_report import format_sweep, write_sweep
-from runtime.simulation.sweep_spec import SweepError, parse_sweep, parse_target
+from runtime.simulation.sweep_spec import SweepError, parse_find, parse_sweep, parse_target
 
 __all__ = ["add_arguments", "simulate"]
 
@@ -64,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--find",
-        metavar="KEY",
-        help="with --sweep KEY=...: the smallest value meeting --target, per interval",
+        metavar="[min:|max:]KEY",
+        help="with --sweep KEY=...: per interval, the value meeting --target in the direction"
+        " that makes it easier (the smallest agents, the largest arrivals or handling_time and"
+        " dotted keys), or the one named by min: or max:",
     )
     parser.add_argument(
         "--target", metavar="SPEC", help='e.g. "sl(20s)>=0.8", "abandonment<0.05", "asa<=30"'
@@ -145,10 +147,13 @@ def _sweep(args: argparse.Namespace) -> int:
             raise SweepError("--sweep", "--find and --target go with --sweep KEY=FROM:TO:STEP")
         key, values = parse_sweep(args.sweep)
         target = None if args.target is None else parse_target(args.target)
-        if args.find is not None and args.find != key:
-            raise SweepError(args.find, f"--find {args.find} needs --sweep {args.find}=...")
-        if args.find is not None and target is None:
-            raise SweepError("--target", "--find needs a --target such as sl(20s)>=0.8")
+        find = None
+        if args.find is not None:
+            if target is None:
+                raise SweepError("--target", "--find needs a --target such as sl(20s)>=0.8")
+            find = parse_find(args.find, target)
+            if find.key != key:
+                raise SweepError(find.key, f"--find {args.find} needs --sweep {find.key}=...")
         for option, given in (("--events", args.events), ("--archive", args.archive)):
             if given is not None:
                 raise SweepError(option, "keeps one run's data: not with --sweep")
@@ -167,7 +172,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except SweepError as error:
         print(f"cx simulate: {error}", file=sys.stderr)
         return 2
-    found = None if args.find is None or target is None else smallest(result, target)
+    found = None if find is None or target is None else find_values(result, target, find)
     out = args.out or f"{result.scenario}-sweep"
     written = write_sweep(result, out, found)
     sys.stdout.write(format_sweep(result, found))

@@ -2,8 +2,9 @@
 
 Each variant is the scenario with the key set to one value (:mod:`runtime.simulation.sweep_spec`)
 and runs with the scenario's seed (or the one given), exactly as ``run`` would run it alone: a
-sweep's figures for a value are the figures of that run. With a target, :func:`smallest` finds
-for each interval (and the window) the smallest value whose figures meet it.
+sweep's figures for a value are the figures of that run. With a target, :func:`find_values`
+gives for each interval (and the window) the smallest value meeting it, every larger value
+meeting it too, or the largest, every smaller one meeting it too (``--find``'s direction).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from runtime.simulation.runner import run
 from runtime.simulation.scenario import ScenarioError, load_scenario, read_document
-from runtime.simulation.sweep_spec import Target, with_value
+from runtime.simulation.sweep_spec import Find, Target, with_value
 
-__all__ = ["SweepResult", "run_sweep", "smallest"]
+__all__ = ["SweepResult", "find_values", "run_sweep"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +106,42 @@ def run_sweep(
     return SweepResult(label, key, tuple(values), tuple(summaries), target)
 
 
-def smallest(result: SweepResult, target: Target) -> dict[str, Any]:
-    """For each interval and for the window, the smallest swept value that meets the target
-    (None where none does)."""
-    order = sorted(range(len(result.values)), key=lambda index: result.values[index])
+def find_values(result: SweepResult, target: Target, find: Find) -> dict[str, Any]:
+    """For each interval and for the window, the value ``find`` looks for, or None.
 
-    def first(pick: Any) -> float | int | None:
-        for index in order:
-            if target.met(pick(result.summaries[index]["kpis"])):
-                return result.values[index]
-        return None
+    The values are walked from the end where the target is easiest to meet (the largest for the
+    smallest value looked for, the smallest for the largest) while they meet it: the answer is
+    the last one that does before the first that does not. A value past that gap that meets the
+    target again (noise) is not the answer; it is listed in ``also_met``. None where the
+    easiest value already misses the target. A value without the figure (its interval offered
+    nothing) is passed over.
+    """
+    order = sorted(range(len(result.values)), key=lambda index: result.values[index])
+    if not find.largest:
+        order.reverse()
+
+    def walk(pick: Any) -> tuple[float | int | None, list[float | int]]:
+        figures = [(result.values[index], pick(result.summaries[index]["kpis"])) for index in order]
+        met = [(value, target.met(f)) for value, f in figures if target.value(f) is not None]
+        run = next((count for count, (_, ok) in enumerate(met) if not ok), len(met))
+        found = met[run - 1][0] if run else None
+        return found, sorted(value for value, ok in met[run:] if ok)
+
+    def entry(pick: Any) -> dict[str, Any]:
+        value, also = walk(pick)
+        return {"value": value, "also_met": also}
 
     intervals = result.summaries[0]["kpis"]["intervals"] if result.summaries else []
     return {
         "target": target.text,
+        "direction": find.word,
         "intervals": [
             {
                 "start": interval["start"],
                 "end": interval["end"],
-                "value": first(lambda kpis, n=number: kpis["intervals"][n]),
+                **entry(lambda kpis, n=number: kpis["intervals"][n]),
             }
             for number, interval in enumerate(intervals)
         ],
-        "window": first(lambda kpis: kpis["total"]),
+        "window": entry(lambda kpis: kpis["total"]),
     }

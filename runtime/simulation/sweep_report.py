@@ -75,18 +75,23 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
     return rows
 
 
+def _found_value(entry: Mapping[str, Any]) -> str:
+    also = ", ".join(_cell(value) for value in entry["also_met"])
+    if entry["value"] is None:
+        return f"none without a gap (met at {also} only)" if also else "none of the values"
+    return _cell(entry["value"]) + (f" (met again past a miss at {also})" if also else "")
+
+
 def _found_lines(found: Mapping[str, Any] | None, key: str) -> list[str]:
     if found is None:
         return []
-    lines = [f"smallest {key} for {found['target']}:"]
+    lines = [f"{found['direction']} {key} for {found['target']}:"]
     for interval in found["intervals"]:
         span = (
             f"{format_duration(interval['start'] * 1000)}-{format_duration(interval['end'] * 1000)}"
         )
-        value = "none of the values" if interval["value"] is None else _cell(interval["value"])
-        lines.append(f"  {span}  {value}")
-    window = "none of the values" if found["window"] is None else _cell(found["window"])
-    lines.append(f"  window   {window}")
+        lines.append(f"  {span}  {_found_value(interval)}")
+    lines.append(f"  window   {_found_value(found['window'])}")
     return lines
 
 

@@ -9,6 +9,10 @@ Keys are dotted paths into the scenario (``agents[0].count``,
 * ``handling_time``: the mean of every agent group's ``handling_time``.
 
 Each variant is the scenario's document with the value set, checked as a scenario is.
+
+``--find KEY`` looks for the smallest or the largest value meeting the target
+(:func:`parse_find`): the one in the direction that makes the target easier, known from the key
+and the target's figure, or given as ``min:KEY`` or ``max:KEY``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from domain.errors import CxError, ErrorKind
 from infra.config.checks import InvalidValue
 from runtime.simulation.scenario_values import parse_duration
 
-__all__ = ["SHORTHANDS", "SweepError", "Target", "parse_sweep", "parse_target", "with_value"]
+__all__ = [
+    "SHORTHANDS",
+    "Find",
+    "SweepError",
+    "Target",
+    "parse_find",
+    "parse_sweep",
+    "parse_target",
+    "with_value",
+]
 
 SHORTHANDS = ("agents", "arrivals", "handling_time")
 _MAX_VARIANTS = 256
@@ -209,3 +222,59 @@ def parse_target(text: str) -> Target:
     if name not in _FIGURES or argument is not None:
         raise SweepError("target", f"unknown figure {name!r}; known: {known}")
     return Target(text.strip(), _FIGURES[name], None, operator, bound)
+
+
+#: How a larger value changes the load on the agents: +1 more load (more contacts, longer
+#: ones), -1 less (more agents, more conversations each, more left to the bot). A key not
+#: named here (a dotted key such as ``customers.patience.mean``) counts as +1.
+_LOAD = {"agents": -1, "arrivals": 1, "handling_time": 1, "customers.bot_resolves": -1}
+_LIGHTER = re.compile(r"agents\[\d+\]\.(count|max_conversations)")
+#: How each figure moves when the load rises.
+_RISES_WITH_LOAD = {
+    "service_level": -1,
+    "abandonment_rate": 1,
+    "asa_seconds": 1,
+    "p_wait": 1,
+    "occupancy": 1,
+}
+_DIRECTIONS = {"min": False, "max": True}
+
+
+@dataclass(frozen=True, slots=True)
+class Find:
+    """What ``--find`` looks for: the swept key's smallest value meeting the target (every
+    larger value meeting it too), or its largest (every smaller one meeting it too)."""
+
+    key: str
+    largest: bool
+
+    @property
+    def word(self) -> str:
+        return "largest" if self.largest else "smallest"
+
+
+def _load(key: str) -> int:
+    if _LIGHTER.fullmatch(key):
+        return -1
+    return _LOAD.get(key, 1)
+
+
+def parse_find(text: str, target: Target) -> Find:
+    """``KEY``, ``min:KEY`` or ``max:KEY``. Without a direction, the largest value is looked
+    for where a larger one makes the target harder to meet (``arrivals``, ``handling_time``,
+    dotted keys), the smallest where it makes it easier (``agents``, ``agents[N].count``); a
+    target that load helps to meet (``occupancy>=0.8``) turns the direction round."""
+    word, sep, key = text.strip().rpartition(":")
+    key = key.strip()
+    if not key:
+        raise SweepError("--find", f"expected KEY, min:KEY or max:KEY, got {text!r}")
+    if sep:
+        word = word.strip()
+        if word not in _DIRECTIONS:
+            raise SweepError(
+                key, f"unknown direction {word!r} in --find {text}: expected min:{key} or max:{key}"
+            )
+        return Find(key, _DIRECTIONS[word])
+    wants_high = 1 if target.operator in (">=", ">") else -1
+    harder = _load(key) * _RISES_WITH_LOAD[target.figure] * wants_high < 0
+    return Find(key, harder)
