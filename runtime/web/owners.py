@@ -1,9 +1,10 @@
 """What the engine confirms for an access rule: whose channel a session is on, who takes part
-in a conversation (:class:`~runtime.web.access.Need`).
+in a conversation, who is a member of a room (:class:`~runtime.web.access.Need`).
 
 A channel session's conversation and channel never change, so they are kept (bounded, the
 oldest dropped first) once known: from ``start_session`` through this gateway, or read from the
-conversation's snapshot. Participation is read from the snapshot each time it is needed.
+conversation's snapshot. Participation is read from the snapshot each time it is needed, and
+a room's members from the room each time.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ class Owners:
                 raise Forbidden(
                     f"{claims.role.value} {claims.subject!r} takes no part in conversation"
                     f" {need.participant_in}"
+                )
+        if need.member_of is not None:
+            members = await self._gateway.call("room_members", room_id=need.member_of)
+            if claims.subject not in members:
+                raise Forbidden(
+                    f"{claims.role.value} {claims.subject!r} is not a member of room"
+                    f" {need.member_of}"
                 )
 
 
