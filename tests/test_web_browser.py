@@ -183,3 +183,34 @@ def test_from_the_pages_an_agent_cannot_act_as_another_and_a_connector_cannot_re
                     {"conversation_id": opened["result"]["conversation_id"]})  # fmt: skip
     assert as_bob["error"]["type"] == "forbidden"
     assert read["error"]["type"] == "forbidden"
+
+
+def test_a_desk_reload_shows_its_conversations_and_what_came_while_away(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        desk, chat = chat_with_alice(browser, site)
+        browser.get("about:blank")  # the desk is away
+        browser.switch_to.window(chat)
+        browser.find_element(By.ID, "text").send_keys("Are you still there?\n")
+        wait_for(browser, "transcript", "You: Are you still there?")
+        browser.switch_to.window(desk)
+        browser.get(f"{site}/pages/desk.html#token={ALICE}")  # back, without logging in again
+        wait_for(browser, "status", "connected")
+        open_first_conversation(browser, "Are you still there?")
+        lines = text_of(browser, "transcript").splitlines()
+        listed = browser.find_elements(By.CSS_SELECTOR, "#list li")
+    assert len(listed) == 1
+    assert lines.count("visitor: I want an agent") == 1
+    assert lines.index("visitor: I want an agent") < lines.index("visitor: Are you still there?")
+
+
+def test_a_second_desk_of_a_logged_in_agent_logs_in_and_lists_its_conversations(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        chat_with_alice(browser, site)
+        open_desk(browser, site, ALICE)  # a new tab: its own login, refused as logged in already
+        open_first_conversation(browser, "I want an agent")
+        shown = text_of(browser, "status")
+    assert "agent_login" not in shown
