@@ -87,6 +87,20 @@ def test_an_agent_cannot_read_a_conversation_it_takes_no_part_in(tmp_path: Path)
     assert response.status_code == 403
 
 
+def test_an_agent_reads_the_events_of_a_conversation_offered_to_it(tmp_path: Path) -> None:
+    offers = {"routing": {"auto_accept": False, "accept_timeout_seconds": 60}}
+    with web_gateway(tmp_path, offers) as web:
+        web.call("agent_login", ALICE, agent_id="alice")
+        web.call("agent_ready", ALICE, agent_id="alice")
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        web.call("customer_message", WEB_CONNECTOR, channel_session_id=ref["channel_session_id"],
+                 text="I want an agent")  # fmt: skip
+        events = web.call("events", ALICE, conversation_id=ref["conversation_id"])
+    offered = [e["data"]["agent_id"] for e in events if e["name"] == "AGENT_OFFERED"]
+    assert offered == ["alice"]
+
+
 def test_only_a_supervisor_may_join_as_a_silent_monitor(tmp_path: Path) -> None:
     supervisor = token("supervisor", "sam")
     with web_gateway(tmp_path) as web:

@@ -40,6 +40,8 @@ class Need:
     conversation_on_channels: str | None = None
     #: the token's subject takes part (or took part) in this conversation
     participant_in: str | None = None
+    #: ... or, for a read, the conversation is offered to it now (what it is asked to accept)
+    or_offered: bool = False
     #: the token's subject is a member of this room (a TEAM room's member, a PRIVATE room's
     #: advisor)
     member_of: str | None = None
@@ -91,6 +93,10 @@ def _taking_part(claims: Claims, args: Mapping[str, Any]) -> Need:
     return Need(participant_in=args["conversation_id"])
 
 
+def _taking_part_or_offered(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(participant_in=args["conversation_id"], or_offered=True)
+
+
 def _room_member(claims: Claims, args: Mapping[str, Any]) -> Need:
     return Need(member_of=args["room_id"])
 
@@ -114,7 +120,8 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
     connector, agent = AccessRole.CONNECTOR, AccessRole.AGENT
     supervisor, operator = AccessRole.SUPERVISOR, AccessRole.OPERATOR
     reading: dict[AccessRole, Rule] = {
-        connector: _own_conversation, agent: _taking_part, supervisor: _anyone, operator: _anyone
+        connector: _own_conversation, agent: _taking_part_or_offered, supervisor: _anyone,
+        operator: _anyone,
     }
     rules: dict[str, dict[AccessRole, Rule]] = {
         "ping": dict.fromkeys(AccessRole, _anyone),
