@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from runtime.netgateway.ops import OPS, SUBSCRIPTION_OPS
 from runtime.web.access import RULES
+from runtime.web.tokens import AccessRole
 from tests.web_support import token, web_gateway
 
 CONNECTOR = token("connector", "webchat", "WEB")
@@ -104,6 +106,16 @@ def test_openapi_describes_every_http_operation_with_its_arguments(tmp_path: Pat
 
 def test_every_operation_has_an_access_rule_or_a_websocket_route() -> None:
     assert set(OPS) - {"auth"} == set(RULES) | SUBSCRIPTION_OPS
+
+
+def test_the_roles_table_of_the_web_docs_names_each_operation_a_role_may_call() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "WEB.md").read_text()
+    section = text.split("## Roles", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\|(.*)\|$", section, flags=re.MULTILINE)
+    named = {role: set(re.findall(r"`(\w+)`", may)) & set(RULES) for role, may in rows}
+    named["supervisor"] |= named["agent"]  # "all an agent may, as itself"
+    offered = {r.value: {op for op, by in RULES.items() if r in by} - {"ping"} for r in AccessRole}
+    assert named == offered
 
 
 def test_the_web_chat_and_the_agent_desk_are_served(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -86,6 +87,20 @@ def test_an_agent_cannot_read_a_conversation_it_takes_no_part_in(tmp_path: Path)
     assert response.status_code == 403
 
 
+def test_an_agent_reads_the_events_of_a_conversation_offered_to_it(tmp_path: Path) -> None:
+    offers = {"routing": {"auto_accept": False, "accept_timeout_seconds": 60}}
+    with web_gateway(tmp_path, offers) as web:
+        web.call("agent_login", ALICE, agent_id="alice")
+        web.call("agent_ready", ALICE, agent_id="alice")
+        ref = web.call("start_session", WEB_CONNECTOR, customer_id="c1", channel="WEB",
+                       identifier="b1")  # fmt: skip
+        web.call("customer_message", WEB_CONNECTOR, channel_session_id=ref["channel_session_id"],
+                 text="I want an agent")  # fmt: skip
+        events = web.call("events", ALICE, conversation_id=ref["conversation_id"])
+    offered = [e["data"]["agent_id"] for e in events if e["name"] == "AGENT_OFFERED"]
+    assert offered == ["alice"]
+
+
 def test_only_a_supervisor_may_join_as_a_silent_monitor(tmp_path: Path) -> None:
     supervisor = token("supervisor", "sam")
     with web_gateway(tmp_path) as web:
@@ -125,3 +140,64 @@ def test_no_token_or_message_text_reaches_the_logs(tmp_path: Path) -> None:
     written = repr(logs)
     for secret in (secret_text, SMS_CONNECTOR["Authorization"][7:], WEB_CONNECTOR["Authorization"][7:]):
         assert secret not in written
+
+
+SUPERVISOR = token("supervisor", "sam")
+
+
+def team_room(web: Any, *members: str) -> str:
+    """A TEAM room of ``members`` with one message from the first; its id."""
+    room = web.call("create_room", SUPERVISOR, kind="TEAM", members=list(members))
+    first = token("agent", members[0])
+    web.call("room_message", first, agent_id=members[0], room_id=room["room_id"], text="standup at 9")
+    return str(room["room_id"])
+
+
+def test_an_agent_cannot_read_a_team_room_it_is_not_in(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        room_id = team_room(web, "bob", "carol")
+        response = web.client.post("/v1/room_history", json={"room_id": room_id}, headers=ALICE)
+    assert (response.status_code, response.json()["error"]["type"]) == (403, "forbidden")
+    assert "not a member of room" in response.json()["error"]["message"]
+    assert "standup" not in response.text
+
+
+def test_an_agent_reads_the_history_of_a_team_room_it_is_in(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        room_id = team_room(web, "bob", "alice")
+        history = web.call("room_history", ALICE, room_id=room_id)
+    assert [(m["agent_id"], m["text"]) for m in history] == [("bob", "standup at 9")]
+
+
+def test_an_agent_cannot_list_the_members_of_a_room_it_is_not_in(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        room_id = team_room(web, "bob", "carol")
+        response = web.client.post("/v1/room_members", json={"room_id": room_id}, headers=ALICE)
+    assert response.status_code == 403
+    assert "carol" not in response.text
+
+
+def test_an_advisor_reads_the_members_of_its_customers_private_room(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        room = web.call("create_room", SUPERVISOR, kind="PRIVATE", members=["alice", "bob"],
+                        customer_id="c1")  # fmt: skip
+        members = web.call("room_members", ALICE, room_id=room["room_id"])
+    assert members == ["alice", "bob"]
+
+
+def test_an_agent_cannot_list_a_customers_rooms(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        web.call("create_room", SUPERVISOR, kind="PRIVATE", members=["bob"], customer_id="c1")
+        response = web.client.post("/v1/rooms", json={"customer_id": "c1"}, headers=ALICE)
+        as_operator = web.call("rooms", OPERATOR, customer_id="c1")
+    assert response.status_code == 403
+    assert [r["members"] for r in as_operator] == [["bob"]]
+
+
+def test_an_agent_lists_only_its_own_rooms(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        room_id = team_room(web, "alice", "bob")
+        own = web.call("rooms", ALICE, agent_id="alice")
+        response = web.client.post("/v1/rooms", json={"agent_id": "bob"}, headers=ALICE)
+    assert [r["room_id"] for r in own] == [room_id]
+    assert response.status_code == 403

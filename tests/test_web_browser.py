@@ -7,6 +7,7 @@ chromium-driver``); ``.ci/run`` installs them.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -40,10 +41,14 @@ BOB = token("agent", "bob")["Authorization"][7:]
 SMS_CONNECTOR = token("connector", "sms", "SMS")["Authorization"][7:]
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[str]:
+#: Offers wait for the agent's Accept (long enough for a reload in between).
+OFFERS = {"routing": {"auto_accept": False, "accept_timeout_seconds": 60}}
+
+
+@contextlib.contextmanager
+def serve(config: dict[str, Any]) -> Iterator[str]:
     """The web gateway on a free loopback port, over an embedded engine; its base URL."""
-    app = create_app(lambda: Gateway.embedded(storage_config(tmp_path)), WebOptions(KEY))
+    app = create_app(lambda: Gateway.embedded(config), WebOptions(KEY))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -55,6 +60,19 @@ def site(tmp_path: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    with serve(storage_config(tmp_path)) as base:
+        yield base
+
+
+@pytest.fixture
+def offering_site(tmp_path: Path) -> Iterator[str]:
+    """As ``site``, with offers that the agent accepts on its desk."""
+    with serve({**storage_config(tmp_path), **OFFERS}) as base:
+        yield base
 
 
 @pytest.fixture
@@ -183,3 +201,55 @@ def test_from_the_pages_an_agent_cannot_act_as_another_and_a_connector_cannot_re
                     {"conversation_id": opened["result"]["conversation_id"]})  # fmt: skip
     assert as_bob["error"]["type"] == "forbidden"
     assert read["error"]["type"] == "forbidden"
+
+
+def test_a_desk_reload_shows_its_conversations_and_what_came_while_away(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        desk, chat = chat_with_alice(browser, site)
+        browser.get("about:blank")  # the desk is away
+        browser.switch_to.window(chat)
+        browser.find_element(By.ID, "text").send_keys("Are you still there?\n")
+        wait_for(browser, "transcript", "You: Are you still there?")
+        browser.switch_to.window(desk)
+        browser.get(f"{site}/pages/desk.html#token={ALICE}")  # back, without logging in again
+        wait_for(browser, "status", "connected")
+        open_first_conversation(browser, "Are you still there?")
+        lines = text_of(browser, "transcript").splitlines()
+        listed = browser.find_elements(By.CSS_SELECTOR, "#list li")
+    assert len(listed) == 1
+    assert lines.count("visitor: I want an agent") == 1
+    assert lines.index("visitor: I want an agent") < lines.index("visitor: Are you still there?")
+
+
+def test_a_second_desk_of_a_logged_in_agent_logs_in_and_lists_its_conversations(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        chat_with_alice(browser, site)
+        open_desk(browser, site, ALICE)  # a new tab: its own login, refused as logged in already
+        open_first_conversation(browser, "I want an agent")
+        shown = text_of(browser, "status")
+    assert "agent_login" not in shown
+
+
+def test_a_desk_reload_shows_an_offer_still_pending_and_accepting_it_joins(
+    offering_site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        desk = open_desk(browser, offering_site, ALICE)
+        browser.switch_to.new_window("tab")
+        chat = str(browser.current_window_handle)
+        browser.get(f"{offering_site}/pages/chat.html#token={CONNECTOR}")
+        browser.find_element(By.ID, "start").click()
+        wait_for(browser, "transcript", "Assistant: Hello!")
+        browser.find_element(By.ID, "text").send_keys("I want an agent\n")
+        browser.switch_to.window(desk)
+        wait_for(browser, "list", "(offered)")
+        browser.refresh()
+        wait_for(browser, "list", "(offered)")
+        browser.find_element(By.CSS_SELECTOR, "#list li").click()
+        browser.find_element(By.ID, "accept").click()
+        browser.switch_to.window(chat)
+        wait_for(browser, "transcript", "alice joined")

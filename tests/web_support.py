@@ -36,7 +36,11 @@ class Web:
 
 
 @contextlib.contextmanager
-def web_gateway(directory: Path, **options: Any) -> Iterator[Web]:
-    app = create_app(lambda: Gateway.embedded(storage_config(directory)), WebOptions(KEY, **options))
+def web_gateway(
+    directory: Path, config: dict[str, Any] | None = None, **options: Any
+) -> Iterator[Web]:
+    """The web gateway over an embedded engine (``config`` added to the test storage's)."""
+    engine_config = {**storage_config(directory), **(config or {})}
+    app = create_app(lambda: Gateway.embedded(engine_config), WebOptions(KEY, **options))
     with TestClient(app) as client:
         yield Web(client)

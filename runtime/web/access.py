@@ -2,8 +2,9 @@
 
 :func:`authorize` decides from the token's claims and the request's arguments alone, and
 returns what remains to be checked against the engine (:class:`Need`): that a channel session
-is on one of a connector's channels, or that a conversation has a session on them, or that an
-agent takes part in it. Anything not allowed here is :class:`Forbidden` (HTTP 403).
+is on one of a connector's channels, or that a conversation has a session on them, that an
+agent takes part in it, or that an agent is a member of a room. Anything not allowed here is
+:class:`Forbidden` (HTTP 403).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Need:
     conversation_on_channels: str | None = None
     #: the token's subject takes part (or took part) in this conversation
     participant_in: str | None = None
+    #: ... or, for a read, the conversation is offered to it now (what it is asked to accept)
+    or_offered: bool = False
+    #: the token's subject is a member of this room (a TEAM room's member, a PRIVATE room's
+    #: advisor)
+    member_of: str | None = None
 
 
 NOTHING: Final = Need()
@@ -87,6 +93,21 @@ def _taking_part(claims: Claims, args: Mapping[str, Any]) -> Need:
     return Need(participant_in=args["conversation_id"])
 
 
+def _taking_part_or_offered(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(participant_in=args["conversation_id"], or_offered=True)
+
+
+def _room_member(claims: Claims, args: Mapping[str, Any]) -> Need:
+    return Need(member_of=args["room_id"])
+
+
+def _own_rooms(claims: Claims, args: Mapping[str, Any]) -> Need:
+    """An agent lists the rooms it is a member of, not a customer's (nor another agent's)."""
+    if args.get("customer_id") is not None:
+        raise _refuse(claims, "rooms", "a customer's rooms are listed to supervisors and operators")
+    return _as_itself("rooms")(claims, args)
+
+
 def _start_session(claims: Claims, args: Mapping[str, Any]) -> Need:
     channel = str(args.get("channel", "")).upper()
     if channel not in {c.value for c in claims.channels}:
@@ -99,7 +120,8 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
     connector, agent = AccessRole.CONNECTOR, AccessRole.AGENT
     supervisor, operator = AccessRole.SUPERVISOR, AccessRole.OPERATOR
     reading: dict[AccessRole, Rule] = {
-        connector: _own_conversation, agent: _taking_part, supervisor: _anyone, operator: _anyone
+        connector: _own_conversation, agent: _taking_part_or_offered, supervisor: _anyone,
+        operator: _anyone,
     }
     rules: dict[str, dict[AccessRole, Rule]] = {
         "ping": dict.fromkeys(AccessRole, _anyone),
@@ -120,9 +142,11 @@ def _rules() -> dict[str, dict[AccessRole, Rule]]:
             op: {agent: _as_itself(op), supervisor: _as_itself(op)}
             for op in ("start_outbound", "room_message")
         },
-        **{  # rooms and their members and history
-            op: {agent: _anyone, supervisor: _anyone, operator: _anyone}
-            for op in ("rooms", "room_members", "room_history")
+        # rooms: an agent its own, and the members and history of a room it is a member of
+        "rooms": {agent: _own_rooms, supervisor: _anyone, operator: _anyone},
+        **{
+            op: {agent: _room_member, supervisor: _anyone, operator: _anyone}
+            for op in ("room_members", "room_history")
         },
         "customer_typing": {connector: _own_session},
         "customer_read": {connector: _own_session},

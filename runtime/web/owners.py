@@ -1,9 +1,11 @@
 """What the engine confirms for an access rule: whose channel a session is on, who takes part
-in a conversation (:class:`~runtime.web.access.Need`).
+in a conversation, who is a member of a room (:class:`~runtime.web.access.Need`).
 
 A channel session's conversation and channel never change, so they are kept (bounded, the
 oldest dropped first) once known: from ``start_session`` through this gateway, or read from the
-conversation's snapshot. Participation is read from the snapshot each time it is needed.
+conversation's snapshot. Participation is read from the snapshot each time it is needed (for a
+read by an agent that takes no part, the offers the agent holds now), and a room's members from
+the room each time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Final
 
+from actors.messages import AgentQuery
 from domain.enums import Channel
 from domain.errors import UnknownIdError
 from runtime.aio import AsyncGateway
@@ -73,11 +76,34 @@ class Owners:
                 )
         if need.participant_in is not None:
             snapshot = await self._gateway.conversation(need.participant_in)
-            if claims.subject not in {p["id"] for p in snapshot["participants"]}:
+            taking_part = claims.subject in {p["id"] for p in snapshot["participants"]}
+            if not taking_part and not (
+                need.or_offered and need.participant_in in await self._offers(claims.subject)
+            ):
                 raise Forbidden(
                     f"{claims.role.value} {claims.subject!r} takes no part in conversation"
                     f" {need.participant_in}"
                 )
+        if need.member_of is not None:
+            members = await self._gateway.call("room_members", room_id=need.member_of)
+            if claims.subject not in members:
+                raise Forbidden(
+                    f"{claims.role.value} {claims.subject!r} is not a member of room"
+                    f" {need.member_of}"
+                )
+
+    async def _offers(self, agent_id: str) -> dict[str, str]:
+        """The conversations offered to the agent now (none when it is not logged in)."""
+
+        def offers(gateway: Gateway) -> dict[str, str]:
+            try:
+                held: dict[str, Any] = gateway.engine.engine("agents", AgentQuery(agent_id))
+            except UnknownIdError:
+                return {}
+            found: dict[str, str] = held["offers"]
+            return found
+
+        return await self._gateway.run("offer lookup", offers)
 
 
 def _on_channels(snapshot: dict[str, Any], claims: Claims) -> bool:
