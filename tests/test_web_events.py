@@ -140,6 +140,45 @@ def test_an_agent_socket_marks_the_last_event_of_a_closed_conversation_final(web
     assert frames[-1]["event"]["seq"] == stored[-1]["seq"]
 
 
+def received_until_closed(ws: WebSocketTestSession) -> tuple[list[dict[str, Any]], int]:
+    """The frames a socket is sent, and the code it is closed with."""
+    frames: list[dict[str, Any]] = []
+    with pytest.raises(WebSocketDisconnect) as closed:
+        while True:
+            frames.append(ws.receive_json())
+    return frames, closed.value.code
+
+
+def test_a_session_socket_marks_the_closing_event_final_and_closes(web: Web) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    subscription = f"session:{ref['channel_session_id']}"
+    hub = web.client.app.state.web.hub  # type: ignore[attr-defined]
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq=0"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        subscribed(ws)
+        web.call("end_conversation", token("operator", "ops"), conversation_id=ref["conversation_id"])
+        frames, code = received_until_closed(ws)
+    stored = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])
+    assert [f["event"]["seq"] for f in frames] == [e["seq"] for e in stored]
+    assert [f.get("final", False) for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert (code, hub.holders(subscription)) == (1000, 0)
+
+
+def test_a_socket_for_an_ended_conversation_gets_the_rest_and_closes(web: Web) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    web.call("customer_message", CONNECTOR, channel_session_id=ref["channel_session_id"], text="hi")
+    web.call("end_conversation", token("operator", "ops"), conversation_id=ref["conversation_id"])
+    while web.call("conversation", CONNECTOR, conversation_id=ref["conversation_id"])["state"] != "CLOSED":
+        pass  # the archive's commit closes it (the watchdog bounds the wait)
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq=3"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        frames, code = received_until_closed(ws)
+    stored = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])
+    assert [f["event"]["seq"] for f in frames] == [e["seq"] for e in stored if e["seq"] > 3]
+    assert [f.get("final", False) for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert code == 1000
+
+
 def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path) -> None:
     # the socket's clock is two days ahead: the token (valid when checked) has run out since
     with web_gateway(tmp_path, clock=lambda: time.time() + 2 * 86_400) as web:
