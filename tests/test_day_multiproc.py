@@ -1,8 +1,10 @@
 """A contact center's day on a running multiprocTCPBase system, through ``Gateway.connect``:
 the flows whose other tests run embedded only (a conference and an ended consult, a private
 room's advisors, a team room's pushed messages, queue positions, the sticky agent, read
-receipts, an agent desk's final event). One system serves every test of the module, each
-with agents, queues and customers of its own; it is shut down, every process gone, at the end."""
+receipts, an agent desk's final event, a consult handed over during a hold). One system serves
+those tests, each with agents, queues and customers of its own; a second one, with offers to
+accept and short real-clock timers, serves the flows that wait for a timer (a transfer nobody
+takes, a consult left to ring out). Each is shut down, every process gone, at the end."""
 
 from __future__ import annotations
 
@@ -17,11 +19,21 @@ from tests.multiproc_support import eventually, running_system, write_config
 pytestmark = pytest.mark.multiproc
 
 ROUTING = {"position_interval_seconds": 1, "sticky_agent_seconds": 30}
+#: Offers to accept within 2 s, requests that end unserved after 3 s (real time).
+OFFERS = {"auto_accept": False, "accept_timeout_seconds": 2, "request_ttl_seconds": 3}
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     config = write_config(tmp_path_factory.mktemp("day"), routing=ROUTING)
+    with running_system(config), Gateway.connect(config) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A system whose offers must be accepted and whose requests expire, in seconds."""
+    config = write_config(tmp_path_factory.mktemp("timed"), routing=OFFERS)
     with running_system(config), Gateway.connect(config) as gateway:
         yield gateway
 
@@ -49,6 +61,27 @@ def routed(gw: Gateway, customer_id: str, queue: str, agent_id: str) -> str:
 
 def names(gw: Gateway, conversation_id: str, seq: int = 0) -> list[str]:
     return [e["name"] for e in gw.events(conversation_id, after_seq=seq)]
+
+
+def joined(gw: Gateway, customer_id: str, agent_id: str) -> str:
+    """A conversation of ``customer_id`` that ``agent_id`` joined as PRIMARY (no offer)."""
+    gw.agent_login(agent_id)
+    cid = gw.start_session(customer_id, "WEB", f"v-{customer_id}").conversation_id
+    gw.agent_join(agent_id, cid)
+    assert roles(gw, cid) == {agent_id: "PRIMARY"}
+    return cid
+
+
+def offered(gw: Gateway, agent_id: str, conversation_id: str) -> bool:
+    return any(
+        c["conversation_id"] == conversation_id and c["role"] is None
+        for c in gw.agent_conversations(agent_id)
+    )
+
+
+def bot_role(gw: Gateway, conversation_id: str) -> str | None:
+    bots = [p for p in gw.conversation(conversation_id)["participants"] if p["type"] == "BOT"]
+    return next((str(p["role"]) for p in bots if p["state"] == "SUBSCRIBED"), None)
 
 
 class Pushes:
@@ -166,3 +199,50 @@ def test_an_agent_desk_gets_a_final_event_when_its_conversation_closes(gw: Gatew
         lambda got: any(p.final and p.conversation_id == cid for p in got)
     )
     assert [p.final for p in got if p.conversation_id == cid].count(True) == 1
+
+
+def test_a_consult_handed_over_during_a_hold_leaves_the_consulted_agent_primary_on_hold(
+    gw: Gateway,
+) -> None:
+    ready(gw, "hold-bob", "hold")
+    cid = routed(gw, "cust-hold", "hold", "hold-bob")
+    gw.hold("hold-bob", cid, 60)
+    ready(gw, "hold-carol", "hold-help")
+    gw.consult("hold-bob", cid, queue="hold-help")
+    eventually(lambda: roles(gw, cid) == {"hold-bob": "PRIMARY", "hold-carol": "ASSISTANT"})
+    assert gw.conversation(cid)["state"] == "ON_HOLD"
+    gw.consult_transfer("hold-bob", cid)
+    assert roles(gw, cid) == {"hold-carol": "PRIMARY"}
+    assert gw.conversation(cid)["state"] == "ON_HOLD"
+    gw.resume("hold-carol", cid)
+    assert gw.conversation(cid)["state"] == "ACTIVE"
+
+
+def test_a_transfer_nobody_takes_ends_unserved_with_the_bot_primary_again(timed: Gateway) -> None:
+    cid = joined(timed, "cust-unserved", "ttl-bob")
+    seq = timed.conversation(cid)["seq"]
+    timed.transfer("ttl-bob", cid, queue="nobody-takes-this")
+    assert bot_role(timed, cid) == "PRIMARY"
+    eventually(lambda: "NO_AGENT_AVAILABLE" in names(timed, cid, seq))  # after 3 s
+    (expired,) = [e for e in timed.events(cid, after_seq=seq) if e["name"] == "NO_AGENT_AVAILABLE"]
+    assert expired["data"]["queue"] == "nobody-takes-this"
+    assert roles(timed, cid) == {}
+    assert bot_role(timed, cid) == "PRIMARY"
+
+
+def test_a_consult_left_to_ring_out_can_be_asked_again_and_accepted(timed: Gateway) -> None:
+    cid = joined(timed, "cust-ring", "ring-bob")
+    ready(timed, "ring-carol", "ring-help")
+    seq = timed.conversation(cid)["seq"]
+    timed.consult("ring-bob", cid, to_agent_id="ring-carol")
+    eventually(lambda: "NO_AGENT_AVAILABLE" in names(timed, cid, seq))  # rang out after 2 s
+    lapsed = [e for e in timed.events(cid, after_seq=seq) if e["name"] in ("RONA", "NO_AGENT_AVAILABLE")]
+    assert [e["name"] for e in lapsed] == ["RONA", "NO_AGENT_AVAILABLE"]
+    assert all(e["data"]["consult"] is True for e in lapsed)
+    assert roles(timed, cid) == {"ring-bob": "PRIMARY"}
+
+    timed.agent_ready("ring-carol")
+    timed.consult("ring-bob", cid, to_agent_id="ring-carol")
+    eventually(lambda: offered(timed, "ring-carol", cid))
+    timed.agent_join("ring-carol", cid)
+    assert roles(timed, cid) == {"ring-bob": "PRIMARY", "ring-carol": "ASSISTANT"}
