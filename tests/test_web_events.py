@@ -149,6 +149,13 @@ def received_until_closed(ws: WebSocketTestSession) -> tuple[list[dict[str, Any]
     return frames, closed.value.code
 
 
+def ended(web: Web, conversation_id: str) -> None:
+    """An operator ends the conversation; back once it is CLOSED."""
+    web.call("end_conversation", token("operator", "ops"), conversation_id=conversation_id)
+    while web.call("conversation", CONNECTOR, conversation_id=conversation_id)["state"] != "CLOSED":
+        pass  # the archive's commit closes it (the watchdog bounds the wait)
+
+
 def test_a_session_socket_marks_the_closing_event_final_and_closes(web: Web) -> None:
     ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
     subscription = f"session:{ref['channel_session_id']}"
@@ -167,9 +174,7 @@ def test_a_session_socket_marks_the_closing_event_final_and_closes(web: Web) -> 
 def test_a_socket_for_an_ended_conversation_gets_the_rest_and_closes(web: Web) -> None:
     ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
     web.call("customer_message", CONNECTOR, channel_session_id=ref["channel_session_id"], text="hi")
-    web.call("end_conversation", token("operator", "ops"), conversation_id=ref["conversation_id"])
-    while web.call("conversation", CONNECTOR, conversation_id=ref["conversation_id"])["state"] != "CLOSED":
-        pass  # the archive's commit closes it (the watchdog bounds the wait)
+    ended(web, ref["conversation_id"])
     path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq=3"
     with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
         frames, code = received_until_closed(ws)
@@ -177,6 +182,17 @@ def test_a_socket_for_an_ended_conversation_gets_the_rest_and_closes(web: Web) -
     assert [f["event"]["seq"] for f in frames] == [e["seq"] for e in stored if e["seq"] > 3]
     assert [f.get("final", False) for f in frames] == [False] * (len(frames) - 1) + [True]
     assert code == 1000
+
+
+def test_a_socket_for_an_ended_conversation_it_has_seen_to_the_end_is_closed_at_once(
+    web: Web,
+) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    ended(web, ref["conversation_id"])
+    last = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])[-1]["seq"]
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq={last}"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        assert received_until_closed(ws) == ([], 1000)
 
 
 def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path) -> None:
