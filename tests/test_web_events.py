@@ -1,4 +1,5 @@
-"""Pushed events over the web gateway's WebSockets: resume from a seq with no gap, access."""
+"""Pushed events over the web gateway's WebSockets: resume from a seq with no gap, access, the
+end of a session's conversation (its final event, then a normal close)."""
 
 from __future__ import annotations
 
