@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from domain.enums import EventType
 
@@ -79,3 +80,10 @@ AGENTS_AUDIENCE = "AGENTS"
 def for_customer(data: Mapping[str, object]) -> bool:
     """Whether an event with this ``data`` may reach the customer's channel sessions."""
     return data.get(AUDIENCE_KEY) != AGENTS_AUDIENCE
+
+
+def closes_conversation(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` (as ``events`` gives it) is the conversation's change to CLOSED: it
+    and the events published with it are the conversation's last."""
+    data = event.get("data") or {}
+    return bool(event.get("name") == EventName.TOPIC_STATE_CHANGED and data.get("to") == "CLOSED")

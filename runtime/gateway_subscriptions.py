@@ -16,7 +16,7 @@ from domain.limits import MAX_ID
 from runtime.gateway_args import after_seq as check_after_seq
 from runtime.gateway_args import text
 from runtime.gateway_core import EngineLink
-from runtime.gateway_types import BadArgumentError, PushedEvent
+from runtime.gateway_types import BadArgumentError, GatewayError, PushedEvent, UnavailableError
 
 
 class Subscriptions:
@@ -34,9 +34,16 @@ class Subscriptions:
         link.order.start(subscription, conversation_id, after_seq)  # its replay comes next
         link.subscriptions.add(subscription)
         request = Subscribe(subscription, link.me, after_seq)
-        seq: int = link.at_conversation(
-            conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
-        )
+        try:
+            seq: int = link.at_conversation(
+                conversation_id, conversation_entity_id(conversation_id), request, "subscribe_session"
+            )
+        except UnavailableError:
+            raise  # it may have been made: restored once the engine answers again
+        except GatewayError:  # refused (its conversation has CLOSED): nothing to restore
+            link.subscriptions.discard(subscription)
+            link.order.stop(subscription)
+            raise
         return seq
 
     def subscribe_agent(self, agent_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime.gateway import BadArgumentError, Gateway, UnknownIdError
+from runtime.gateway import BadArgumentError, Gateway, IllegalTransitionError, UnknownIdError
 
 
 def test_session_subscription_replays_then_pushes_in_order(
@@ -67,3 +67,15 @@ def test_subscription_errors(make_gateway: Callable[..., Gateway]) -> None:
     bad: Any = -1
     with pytest.raises(BadArgumentError):
         gw.subscribe_session(ref.channel_session_id, after_seq=bad)
+
+
+def test_a_refused_session_subscription_is_not_kept_to_be_restored(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gw = make_gateway()
+    ref = gw.start_session("cust-1", "WEB", "v")
+    gw.end_conversation(ref.conversation_id)
+    assert gw.conversation(ref.conversation_id)["state"] == "CLOSED"
+    with pytest.raises(IllegalTransitionError):
+        gw.subscribe_session(ref.channel_session_id)
+    assert f"session:{ref.channel_session_id}" not in gw.engine.subscriptions

@@ -189,6 +189,22 @@ def test_a_transfer_from_a_desk_reaches_a_second_desk_with_its_note(site: str, b
     assert "alice transferred it to bob" in on_bobs_desk
 
 
+def test_the_chat_page_shows_that_the_conversation_has_ended_at_its_final_event(
+    site: str, browser: Any
+) -> None:
+    with watchdog(LIMIT_S, "the browser test"):
+        browser.get(f"{site}/pages/chat.html#token={CONNECTOR}")
+        browser.find_element(By.ID, "start").click()
+        wait_for(browser, "transcript", "Assistant: Hello!")
+        session = browser.execute_script("return state.session")
+        call(browser, CONNECTOR, "end_session", {"channel_session_id": session})  # no END_CONVERSATION
+        wait_for(browser, "transcript", "the conversation has ended")
+        lines = text_of(browser, "transcript").splitlines()
+        writable = browser.find_element(By.ID, "write").is_displayed()
+    assert lines.count(": the conversation has ended") == 1
+    assert not writable
+
+
 def test_from_the_pages_an_agent_cannot_act_as_another_and_a_connector_cannot_read_another_channel(
     site: str, browser: Any
 ) -> None:

@@ -1,4 +1,5 @@
-"""Pushed events over the web gateway's WebSockets: resume from a seq with no gap, access."""
+"""Pushed events over the web gateway's WebSockets: resume from a seq with no gap, access, the
+end of a session's conversation (its final event, then a normal close)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,61 @@ def test_an_agent_socket_marks_the_last_event_of_a_closed_conversation_final(web
     stored = web.call("events", ALICE, conversation_id=ref["conversation_id"])
     assert [f.get("final", False) for f in frames].count(True) == 1
     assert frames[-1]["event"]["seq"] == stored[-1]["seq"]
+
+
+def received_until_closed(ws: WebSocketTestSession) -> tuple[list[dict[str, Any]], int]:
+    """The frames a socket is sent, and the code it is closed with."""
+    frames: list[dict[str, Any]] = []
+    with pytest.raises(WebSocketDisconnect) as closed:
+        while True:
+            frames.append(ws.receive_json())
+    return frames, closed.value.code
+
+
+def ended(web: Web, conversation_id: str) -> None:
+    """An operator ends the conversation; back once it is CLOSED."""
+    web.call("end_conversation", token("operator", "ops"), conversation_id=conversation_id)
+    while web.call("conversation", CONNECTOR, conversation_id=conversation_id)["state"] != "CLOSED":
+        pass  # the archive's commit closes it (the watchdog bounds the wait)
+
+
+def test_a_session_socket_marks_the_closing_event_final_and_closes(web: Web) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    subscription = f"session:{ref['channel_session_id']}"
+    hub = web.client.app.state.web.hub  # type: ignore[attr-defined]
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq=0"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        subscribed(ws)
+        web.call("end_conversation", token("operator", "ops"), conversation_id=ref["conversation_id"])
+        frames, code = received_until_closed(ws)
+    stored = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])
+    assert [f["event"]["seq"] for f in frames] == [e["seq"] for e in stored]
+    assert [f.get("final", False) for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert (code, hub.holders(subscription)) == (1000, 0)
+
+
+def test_a_socket_for_an_ended_conversation_gets_the_rest_and_closes(web: Web) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    web.call("customer_message", CONNECTOR, channel_session_id=ref["channel_session_id"], text="hi")
+    ended(web, ref["conversation_id"])
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq=3"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        frames, code = received_until_closed(ws)
+    stored = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])
+    assert [f["event"]["seq"] for f in frames] == [e["seq"] for e in stored if e["seq"] > 3]
+    assert [f.get("final", False) for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert code == 1000
+
+
+def test_a_socket_for_an_ended_conversation_it_has_seen_to_the_end_is_closed_at_once(
+    web: Web,
+) -> None:
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    ended(web, ref["conversation_id"])
+    last = web.call("events", CONNECTOR, conversation_id=ref["conversation_id"])[-1]["seq"]
+    path = f"/v1/sessions/{ref['channel_session_id']}/events?after_seq={last}"
+    with web.client.websocket_connect(path, headers=CONNECTOR) as ws:
+        assert received_until_closed(ws) == ([], 1000)
 
 
 def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path) -> None:

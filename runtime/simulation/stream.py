@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from domain.events import closes_conversation
 from runtime.simulation.checks import RunChecks
 from runtime.simulation.metrics import ConversationOutcome, EventLog, analyse
 from runtime.simulation.people import SimConversation
@@ -50,7 +51,7 @@ class EventStream:
             self._read[c.cid] = list(events)
         else:
             seen.extend(events)
-        if c.done and any(_closed(event) for event in events):
+        if c.done and any(closes_conversation(event) for event in events):
             # CLOSED and what the same command published after it (agents and bot
             # unsubscribed) came in this read; nothing follows in a simulation
             self._over[c.ordinal] = c
@@ -78,7 +79,3 @@ class EventStream:
             add(cid, event)
         self.outcomes.append(analyse(cid, c.ordinal, events))
         self._next = c.ordinal + 1
-
-
-def _closed(event: dict[str, Any]) -> bool:
-    return bool(event["name"] == "TOPIC_STATE_CHANGED" and event["data"].get("to") == "CLOSED")

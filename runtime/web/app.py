@@ -27,8 +27,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from domain.enums import Channel
-from domain.errors import AuthError, BadArgumentError, ErrorKind, UnknownOpError
+from domain.enums import Channel, State
+from domain.errors import (
+    AuthError,
+    BadArgumentError,
+    ErrorKind,
+    IllegalTransitionError,
+    UnknownOpError,
+)
 from domain.events import for_customer
 from domain.ids import agent_subscription, session_subscription
 from infra.logs import get_logger
@@ -38,7 +44,7 @@ from runtime.netgateway.ops import OPS, check_args, plain_result
 from runtime.web.access import RULES, authorize, may_watch_agent, may_watch_session
 from runtime.web.body import decode_json, read_body
 from runtime.web.errors import WebError, error_body, status_of, type_of
-from runtime.web.hub import SUBSCRIBER_QUEUE, Hub, Overflow, Subscriber, in_order, stop
+from runtime.web.hub import SUBSCRIBER_QUEUE, Hub, Overflow, Subscriber, ended, in_order, stop
 from runtime.web.openapi import openapi
 from runtime.web.owners import Owners
 from runtime.web.tokens import AccessRole, Claims, verify
@@ -50,9 +56,10 @@ log = get_logger("cx.web")
 #: The web chat and the agent desk (plain HTML and JavaScript), served at /pages/.
 PAGES: Final = Path(__file__).resolve().parent / "static"
 
-#: WebSocket close codes: a policy refusal (auth, access, arguments), an engine that cannot
-#: serve now or a socket that fell behind (try again later), a failure inside.
-CLOSE_POLICY, CLOSE_AGAIN, CLOSE_INTERNAL = 1008, 1013, 1011
+#: WebSocket close codes: all sent (a session's conversation has ended), a policy refusal
+#: (auth, access, arguments), an engine that cannot serve now or a socket that fell behind
+#: (try again later), a failure inside.
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_AGAIN, CLOSE_INTERNAL = 1000, 1008, 1013, 1011
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,18 +155,32 @@ class WebGateway:
             subscription = session_subscription(session_id)
             subscriber = Subscriber(self.options.subscriber_queue)
             start = self.gateway.subscribe_session
-            await self.hub.hold(subscriber, subscription, lambda: start(session_id, after_seq=after))
-            last = after
 
             def stored(seq: int) -> Awaitable[list[dict[str, Any]]]:
                 return self.gateway.events(conversation_id, after_seq=seq)
 
+            def frame(event: dict[str, Any], final: bool) -> dict[str, Any]:
+                sent = {"subscription": subscription, "conversation_id": conversation_id, "event": event}
+                return sent | {"final": True} if final else sent
+
+            try:
+                await self.hub.hold(subscriber, subscription, lambda: start(session_id, after_seq=after))
+            except IllegalTransitionError:  # refused: its conversation has CLOSED since?
+                if (await self.gateway.conversation(conversation_id))["state"] != State.CLOSED:
+                    raise
+                closed = True
+            else:
+                closed = False
+            if closed:  # what it missed, then the socket is closed
+                async for event, final in ended(stored, after):
+                    yield frame(event, final)
+                return
+            last = after
             try:
                 yield {"subscribed": subscription, "conversation_id": conversation_id}
-                async for event in in_order(stored, subscriber, conversation_id, after):
+                async for event, final in in_order(stored, subscriber, conversation_id, after):
                     last = event["seq"] if event["seq"] is not None else last
-                    yield {"subscription": subscription, "conversation_id": conversation_id,
-                           "event": event}  # fmt: skip
+                    yield frame(event, final)
             except Overflow:
                 raise Overflow({"conversation_id": conversation_id, "seq": last}) from None
             finally:
@@ -229,7 +250,8 @@ class WebGateway:
                 if not done:  # the token expired while the socket was open
                     raise AuthError("the token has expired: connect again with a new one")
                 return
-            sending.result()
+            sending.result()  # all sent: the conversation has ended
+            await websocket.close(code=CLOSE_NORMAL)
         except Overflow as behind:
             frame = {"disconnect": "slow_reader", "resume": behind.resume}
             await _close(websocket, frame, CLOSE_AGAIN)

@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from domain.errors import CxError, ErrorKind
-from domain.events import for_customer
+from domain.events import closes_conversation, for_customer
+from domain.ids import SubscriptionKind, parse_subscription
 from infra.logs import get_logger
 from runtime.aio import AsyncGateway
 from runtime.gateway import GatewayError, PushedEvent
 
-__all__ = ["Hub", "Overflow", "Subscriber", "in_order"]
+__all__ = ["Hub", "Overflow", "Subscriber", "ended", "in_order"]
 
 log = get_logger("cx.web")
 
@@ -111,7 +112,8 @@ class Hub:
     async def release(
         self, subscriber: Subscriber, subscription: str, *, engine: bool = True
     ) -> None:
-        """``subscriber`` lets go; the last one ends the engine's subscription."""
+        """``subscriber`` lets go; the last one ends the engine's subscription (unless it
+        ended with its conversation's final event: nothing is left to end)."""
         holders = self._holders.get(subscription)
         if holders is None:
             return
@@ -145,6 +147,11 @@ class Hub:
         for pushed in events:
             for subscriber in self._holders.get(pushed.subscription, ()):
                 subscriber.offer(pushed)
+            if pushed.final and parse_subscription(pushed.subscription)[0] is SubscriptionKind.SESSION:
+                # the gateway has let go of it: its holders keep what they were given, and
+                # release nothing; a socket that comes later starts afresh (and is refused)
+                self._holders.pop(pushed.subscription, None)
+                self._started.pop(pushed.subscription, None)
 
 
 async def in_order(
@@ -152,39 +159,62 @@ async def in_order(
     subscriber: Subscriber,
     conversation_id: str,
     after_seq: int,
-) -> AsyncIterator[dict[str, Any]]:
-    """The conversation's events after ``after_seq``, each once, in seq order with no gap:
-    what the conversation already has first (``stored(seq)``: its events after ``seq``), then
-    each pushed event; one that comes after a gap is preceded by what is missing, read back
-    (but for what only agents see: whispers). A transient notice (typing: no seq) is passed
-    on as it comes."""
+) -> AsyncIterator[tuple[dict[str, Any], bool]]:
+    """The conversation's events after ``after_seq``, each once, in seq order with no gap,
+    each with whether it is the final one (nothing follows it: the iteration ends there).
+    What the conversation already has comes first (``stored(seq)``: its events after
+    ``seq``), then each pushed event; one that comes after a gap is preceded by what is
+    missing, read back (but for what only agents see: whispers). A final event pushed after a
+    gap is not (as the engine does, see docs/PROTOCOL.md). Events read back that close the
+    conversation are its last: the last of them is final. A transient notice (typing: no
+    seq) is passed on as it comes."""
     last = after_seq
 
-    async def read_back() -> AsyncIterator[dict[str, Any]]:
+    async def read_back() -> list[tuple[dict[str, Any], bool]]:
         nonlocal last
-        for event in await stored(last):
-            if event["seq"] > last:
-                last = event["seq"]
-                if for_customer(event.get("data", {})):
-                    yield event
+        visible = [e for e in await stored(last) if e["seq"] > last and for_customer(e.get("data", {}))]
+        if visible:
+            last = visible[-1]["seq"]
+        over = any(closes_conversation(e) for e in visible)
+        return [(event, over and event is visible[-1]) for event in visible]
 
-    async for event in read_back():
-        yield event
+    batch = await read_back()
+    for each in batch:
+        yield each
+    if batch and batch[-1][1]:
+        return
     while True:
         for pushed in await subscriber.take():
+            if pushed.conversation_id != conversation_id:
+                continue
             seq = pushed.event["seq"]
-            if seq is None and pushed.conversation_id == conversation_id:
-                yield pushed.event
+            if seq is None:
+                yield pushed.event, False
                 continue
-            if pushed.conversation_id != conversation_id or seq is None or seq <= last:
+            if pushed.final and seq <= last:  # had already (read back): nothing follows
+                return
+            if seq > last + 1 and not pushed.final:
+                batch = await read_back()
+                for each in batch:
+                    yield each
+                if batch and batch[-1][1]:
+                    return
+            if seq <= last:
                 continue
-            if seq > last + 1:
-                async for event in read_back():
-                    yield event
-                if seq <= last:
-                    continue
             last = seq
-            yield pushed.event
+            yield pushed.event, pushed.final
+            if pushed.final:
+                return
+
+
+async def ended(
+    stored: Callable[[int], Awaitable[list[dict[str, Any]]]], after_seq: int
+) -> AsyncIterator[tuple[dict[str, Any], bool]]:
+    """The events after ``after_seq`` of a conversation that has CLOSED (what a socket that
+    comes late missed), but for what only agents see, the last one final."""
+    visible = [e for e in await stored(after_seq) if e["seq"] > after_seq and for_customer(e.get("data", {}))]
+    for event in visible:
+        yield event, event is visible[-1]
 
 
 async def stop(task: asyncio.Task[Any]) -> None:
