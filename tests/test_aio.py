@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from actors.messages import Batch
 from domain.commands import CustomerMessage
 from runtime import testing
 from runtime.aio import AioLimits, AsyncGateway
+from runtime.aio.client import OPERATIONS
 from runtime.gateway import (
     BadArgumentError,
     Gateway,
@@ -185,3 +187,30 @@ def test_calls_waiting_for_a_slot_when_it_closes_are_refused_not_left_waiting(
         assert all(o is None or isinstance(o, UnavailableError) for o in outcomes)
 
     run(tmp_path, body, AioLimits(max_in_flight=1))
+
+
+def test_each_typed_coroutine_takes_the_arguments_of_its_gateway_method() -> None:
+    typed = [
+        name
+        for name, member in vars(AsyncGateway).items()
+        if name in OPERATIONS and inspect.iscoroutinefunction(member)
+    ]
+    assert "customer_message" in typed and "agent_join" in typed
+    for name in typed:
+        mine = inspect.signature(getattr(AsyncGateway, name)).parameters
+        theirs = inspect.signature(getattr(Gateway, name)).parameters
+        assert [(p.name, p.kind, p.default) for p in mine.values()] == [
+            (p.name, p.kind, p.default) for p in theirs.values()
+        ], name
+
+
+def test_every_gateway_operation_is_reachable_through_call() -> None:
+    """Operations without a typed coroutine are called as ``await gw.call(op, **args)``; only
+    the Gateway's own life (making, closing, batching, its push queue) is not an operation."""
+    public = {
+        name
+        for name in dir(Gateway)
+        if not name.startswith("_") and callable(getattr(Gateway, name))
+    }
+    not_operations = {"connect", "embedded", "close", "pipeline", "pushed", "drain"}
+    assert public - OPERATIONS == not_operations

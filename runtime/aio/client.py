@@ -1,7 +1,9 @@
 """An asyncio client of the engine: ``await gw.customer_message(...)``.
 
 :class:`AsyncGateway` offers the operations of :class:`~runtime.gateway.Gateway` as coroutines,
-with the same arguments, results, errors (the ``GatewayError`` tree) and pushed events::
+with the same arguments, results, errors (the ``GatewayError`` tree) and pushed events: those
+of customers, agents and conversations as typed methods, every one (transfer, consult,
+whisper, rooms, ...) through ``await gw.call(op, **args)``::
 
     async with await AsyncGateway.open(lambda: Gateway.connect("config.yaml")) as gw:
         ref = await gw.start_session("cust-42", "WEB", "browser-1")
@@ -201,10 +203,14 @@ class AsyncGateway:
     ) -> None:
         await self.call("agent_join", agent_id=agent_id, conversation_id=conversation_id, role=role)
 
-    async def agent_message(self, agent_id: str, conversation_id: str, text: str) -> None:
+    async def agent_message(
+        self, agent_id: str, conversation_id: str, text: str, *,
+        channel_session_id: str | None = None,
+    ) -> None:
         await self.call(
-            "agent_message", agent_id=agent_id, conversation_id=conversation_id, text=text
-        )
+            "agent_message", agent_id=agent_id, conversation_id=conversation_id, text=text,
+            channel_session_id=channel_session_id,
+        )  # fmt: skip
 
     async def hold(self, agent_id: str, conversation_id: str, seconds: float) -> None:
         await self.call("hold", agent_id=agent_id, conversation_id=conversation_id, seconds=seconds)
