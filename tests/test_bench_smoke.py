@@ -96,11 +96,46 @@ def test_benchmark_engine_moves_to_a_free_port_when_its_port_was_taken(tmp_path:
 
 
 @pytest.mark.multiproc
-def test_node_loss_benchmark_smallest_case_runs(postgres_dsn: str, capsys: object) -> None:
+def test_node_loss_benchmark_smallest_case_loses_nothing_acknowledged(
+    postgres_server: str, capsys: object
+) -> None:
     """``python -m bench.node_loss`` at its smallest: two nodes, the member killed, every one
-    of its conversations answering again from the leader (no timing asserted)."""
-    from bench import node_loss
+    of its conversations answering again from the leader, and each customer message
+    acknowledged before the kill (on both nodes) read back once (no timing asserted)."""
+    from bench import node_loss, support
 
-    assert node_loss.main(["--conversations", "20", "--postgres", postgres_dsn]) == 0
+    assert node_loss.main(["--conversations", "20", "--postgres", postgres_server]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "20 conversations on the member killed with SIGKILL" in out and "0 unanswered" in out
+    assert "storage.fsync: always" in out and "40 of 40 sent, 40 conversations read back" in out
+    assert "0 lost, 0 duplicated" in out and "0 problems" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_serial_fraction_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.serial`` at its smallest: one host, one sender, one run; it prints
+    the rate, the CPU per message and the busiest processes, and leaves no process behind."""
+    from bench import serial, support
+
+    serial.main(
+        ["--hosts", "1", "--runs", "1", "--conversations", "20", "--messages", "200",
+         "--senders", "1", "--batch", "50"]
+    )  # fmt: skip
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("hosts 1, spread 1: ") and "messages/s" in out
+    assert "us engine CPU per message" in out and "cx: host conversations" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_routing_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.routing`` at its smallest: 16 requests over one Router and over two;
+    it prints a line for each with the Routers' share of the engine's CPU."""
+    from bench import routing, support
+
+    routing.main(["--requests", "16", "--routers", "1", "2"])
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0] for line in lines] == ["routers 1", "routers 2"]
+    assert all("16 requests" in line and "busiest Router" in line for line in lines)
+    assert not support.leftovers()
