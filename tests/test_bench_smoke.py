@@ -109,6 +109,7 @@ def test_node_loss_benchmark_smallest_case_loses_nothing_acknowledged(
     assert "20 conversations on the member killed with SIGKILL" in out and "0 unanswered" in out
     assert "storage.fsync: always" in out and "40 of 40 sent, 40 conversations read back" in out
     assert "0 lost, 0 duplicated" in out and "0 problems" in out
+    assert "0 in unanswered conversations and 0 past the reading's time limit" in out
     assert not support.leftovers()
 
 
@@ -139,3 +140,29 @@ def test_routing_benchmark_smallest_case_runs(capsys: object) -> None:
     assert [line.split(":")[0] for line in lines] == ["routers 1", "routers 2"]
     assert all("16 requests" in line and "busiest Router" in line for line in lines)
     assert not support.leftovers()
+
+
+def test_node_loss_read_back_counts_lost_and_duplicated_messages() -> None:
+    """Each acknowledged message is looked for in its conversation's events: stored once is
+    fine, twice duplicated, never (or its conversation unreadable) lost."""
+    from bench import node_loss
+
+    def message(seq: int, message_id: str) -> dict[str, object]:
+        return {"seq": seq, "name": "CUSTOMER_MESSAGE", "data": {"message_id": message_id}}
+
+    stored = {
+        "once": [message(1, "m-once")],
+        "twice": [message(1, "m-twice"), message(2, "m-twice")],
+        "missing": [message(1, "another")],
+    }
+
+    class Events:
+        def events(self, conversation_id: str) -> list[dict[str, object]]:
+            if conversation_id not in stored:
+                raise LookupError(conversation_id)
+            return stored[conversation_id]
+
+    acked = {"once": "m-once", "twice": "m-twice", "missing": "m-missing", "gone": "m-gone"}
+    figures = node_loss.stored_check(Events(), acked)  # type: ignore[arg-type]
+    assert (figures["checked"], figures["lost"], figures["duplicated"]) == (3, 2, 1)
+    assert figures["gone"] == 1 and figures["unread"] == 0 and figures["problems"] == 3
