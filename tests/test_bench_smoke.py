@@ -166,3 +166,59 @@ def test_node_loss_read_back_counts_lost_and_duplicated_messages() -> None:
     figures = node_loss.stored_check(Events(), acked)  # type: ignore[arg-type]
     assert (figures["checked"], figures["lost"], figures["duplicated"]) == (3, 2, 1)
     assert figures["gone"] == 1 and figures["unread"] == 0 and figures["problems"] == 3
+
+
+def test_simulation_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.simulation`` at its smallest: one run of ten simulated minutes; it
+    prints the raw Thespian reference, the run and the median."""
+    from bench import simulation
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "web_chat_team.yaml"
+    assert simulation.main([str(scenario), "--runs", "1", "--duration", "10m"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "raw Thespian simpleSystemBase:" in out and "run 1: " in out
+    assert "median: " in out and "ratio to raw Thespian: " in out
+
+
+def test_simulation_with_faults_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.simulation_faults`` at its smallest: one run of its scenario with and
+    one without the faults; the invariants held in both."""
+    from bench import simulation_faults
+
+    assert simulation_faults.main(["--runs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0].split() for line in lines[:2]] == [
+        ["run", "1", "faults"],
+        ["run", "1", "no", "faults"],
+    ]
+    assert all(line.endswith("invariants held: True") for line in lines[:2])
+    assert lines[2].startswith("median: faults ")
+
+
+@pytest.mark.multiproc
+def test_idle_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.idle`` at its smallest: one slice of lifecycles, half a second idle;
+    it prints the slice's rate and the engine's idle CPU."""
+    from bench import idle, support
+
+    assert idle.main(["--lifecycles", "250", "--idle", "0.5", "--fsync", "never"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("fsync never    lifecycles/s per 250: [") and "% of a core" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_asyncio_client_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.aio`` at its smallest: its references, the AsyncGateway's rate and
+    its latency at a fixed rate, each printed."""
+    from bench import aio, support
+
+    aio.main(
+        ["--conversations", "20", "--messages", "200", "--senders", "10", "--rate", "100",
+         "--seconds", "1"]
+    )  # fmt: skip
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "conversations", "raw", "blocking", "AsyncGateway", "AsyncGateway", "CPU"
+    ]  # fmt: skip
+    assert "killed leftover" not in out and not support.leftovers()
