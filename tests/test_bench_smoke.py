@@ -222,3 +222,35 @@ def test_asyncio_client_benchmark_smallest_case_runs(capsys: object) -> None:
         "conversations", "raw", "blocking", "AsyncGateway", "AsyncGateway", "CPU"
     ]  # fmt: skip
     assert "killed leftover" not in out and not support.leftovers()
+
+
+def test_archive_lock_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.archive_lock`` at its smallest, embedded: one live and three closing
+    conversations, half a second locked; it prints each phase, the last after the release."""
+    from bench import archive_lock
+
+    archive_lock.main(["--closing", "3", "--live", "1", "--seconds", "0.5", "--after", "1"])
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0] for line in lines] == [
+        "ending 3 conversations",
+        "customer messages in 0.5 s",
+        "returning customer",
+        "new customer",
+        "while locked",
+        "1 s after the release",
+    ]
+
+
+@pytest.mark.multiproc
+def test_soak_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.soak`` at its smallest: two batches of lifecycles, then a second of
+    push flood through ``cx gateway``, whose stream is gap-free and in order."""
+    from bench import soak, support
+
+    assert soak.main(["--lifecycles", "200", "--batch", "100", "--flood", "1"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    lines = out.splitlines()
+    assert lines[0].startswith("lifecycles: 200 at ") and lines[-1].startswith("push flood: 1 s, ")
+    assert all(line.count(" MB -> ") == 2 for line in lines[1:-1]) and len(lines) > 3
+    assert "push flood: 1 s, " in out and "gap-free and in order: True" in out
+    assert not support.leftovers()
