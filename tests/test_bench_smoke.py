@@ -254,3 +254,14 @@ def test_soak_benchmark_smallest_case_runs(capsys: object) -> None:
     assert all(line.count(" MB -> ") == 2 for line in lines[1:-1]) and len(lines) > 3
     assert "push flood: 1 s, " in out and "gap-free and in order: True" in out
     assert not support.leftovers()
+
+
+def test_memory_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.memory`` with two small counts: a row for each, its events counted."""
+    from bench import memory
+
+    assert memory.main(["--messages", "10,20"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert lines[0].startswith("one conversation (RECENT_EVENTS = ") and len(lines) == 4
+    assert [line.split()[0] for line in lines[2:]] == ["10", "20"]
+    assert all(int(line.split()[1]) > int(line.split()[0]) for line in lines[2:])
