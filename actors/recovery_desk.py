@@ -114,6 +114,17 @@ class RecoveryDesk(RoomDesk):
     def restoring(self, conversation_id: str, live: Live) -> None:
         """A conversation registered to be rebuilt on ``live.host`` (the monitor tells its desk)."""
 
+    def sources_of(self, conversation_ids: list[str]) -> list[str]:
+        """The writers whose journals those of ``conversation_ids`` still being rebuilt were
+        read from: a host that dies before it journaled them again holds nothing of them, so
+        they are read again from there (kept until every conversation of theirs is back)."""
+        wanted = set(conversation_ids)
+        writers: dict[str, None] = {}
+        for recovery in self._recoveries:
+            if recovery.awaiting & wanted:
+                writers.update(dict.fromkeys(recovery.writers))
+        return list(writers)
+
     def recover_deferred(self) -> int:
         """Restore what waited for the archive to open; the number of conversations."""
         deferred, self._deferred = self._deferred, []
@@ -139,9 +150,11 @@ class RecoveryDesk(RoomDesk):
             if recovery.failed:
                 continue  # keep the journals of what could not be restored, for a person to look at
             store = self.journal_store()
+            still_read = {w for r in self._recoveries for w in r.writers}  # by a rebuild under way
             try:
                 for writer in recovery.writers:
-                    store.discard(writer)
+                    if writer not in still_read:  # else that rebuild deletes it when it is done
+                        store.discard(writer)
                 for writer in recovery.damaged:  # kept for a person to look at
                     log.warning("journal_moved_aside", writer=writer, to=store.move_aside(writer))
             except (StorageError, OSError) as error:  # kept: read again by the next start-up

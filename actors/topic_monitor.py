@@ -174,8 +174,10 @@ class TopicMonitor(DeskParent):
         for conversation_id in orphans:
             self.forget(conversation_id)
         if self.wiring is not None:
-            # Rebuild its conversations from its journal (fenced first) on another host.
-            restored = self.recover([lost.host_id], salvage=False)  # salvage is for a person
+            # Rebuild its conversations from its journal (fenced first) on another host, and
+            # those it was still rebuilding from the journals they were read from.
+            writers = [lost.host_id, *self.sources_of(orphans)]
+            restored = self.recover(writers, salvage=False)  # salvage is for a person
             log.info("host_recovered", host=lost.host_id, conversations=restored)
         self.lost_unrestored(lives)
         for conversation_id, live in opening:

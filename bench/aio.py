@@ -145,7 +145,7 @@ def measure(
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20_000)
@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--window-ms", type=float, default=2.0)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     with support.interrupts_raise():
         results = measure(
             conversations=options.conversations, messages=options.messages,

@@ -1,6 +1,6 @@
 """Benchmark: what a locked archive costs everyone else.
 
-    python -m bench.archive_lock [--closing 300] [--live 5] [--seconds 10] [--system]
+    python -m bench.archive_lock [--closing 300] [--live 5] [--seconds 10] [--system] [--after 8]
 
 An embedded engine on real time (everything in this process; ``--system``: the engine on
 multiprocTCPBase, each actor a process, and a connected gateway) opens ``--live``
@@ -9,7 +9,7 @@ archive while the closing ones are ended, customer messages go to the live ones 
 ``--seconds``, and a returning and a new customer start a session. Then the lock goes and
 the closing conversations must be archived and CLOSED. Prints the time to end the closing
 conversations, the customer messages' count and latency, each start_session's outcome, and
-the conversations' states while locked and 8 s after the release.
+the conversations' states while locked and ``--after`` seconds (8) after the release.
 """
 
 from __future__ import annotations
@@ -26,13 +26,19 @@ from runtime.gateway import Gateway, GatewayError
 RELEASE_WAIT_S = 8.0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--closing", type=int, default=300)
     parser.add_argument("--live", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--system", action="store_true", help="multiprocTCPBase, not embedded")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--after",
+        type=float,
+        default=RELEASE_WAIT_S,
+        help="seconds from the release to the last look at the conversations' states",
+    )
+    args = parser.parse_args(argv)
     with support.scratch("archive-lock") as directory:
         archive = directory / "archive.sqlite3"
         if not args.system:
@@ -82,9 +88,9 @@ def _measure(gw: Gateway, archive: Path, args: argparse.Namespace) -> None:
     print("while locked:", gw.status()["conversations"])
     lock.execute("ROLLBACK")
     lock.close()
-    time.sleep(RELEASE_WAIT_S)
+    time.sleep(args.after)
     gw.customer_message(live[0].channel_session_id, "after")
-    print(f"{RELEASE_WAIT_S:g} s after the release:", gw.status()["conversations"])
+    print(f"{args.after:g} s after the release:", gw.status()["conversations"])
 
 
 if __name__ == "__main__":

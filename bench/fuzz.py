@@ -113,11 +113,17 @@ class Violation(AssertionError):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float = TIME_LIMIT_S, what: str = "one input") -> Iterator[None]:
-    """Raise :class:`Hung` in the main thread if the block runs longer than ``seconds``."""
+def time_limit(
+    seconds: float = TIME_LIMIT_S,
+    what: str = "one input",
+    *,
+    error: Callable[[str], BaseException] = Hung,
+) -> Iterator[None]:
+    """Raise ``error`` (:class:`Hung`, or one no ``except Exception`` on the way catches) in
+    the main thread if the block runs longer than ``seconds``."""
 
     def fire(signum: int, frame: object) -> None:
-        raise Hung(f"{what} took more than {seconds:g} s on one input")
+        raise error(f"{what} took more than {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

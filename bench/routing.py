@@ -75,11 +75,11 @@ def routing(*, routers: int, requests: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--routers", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for routers in args.routers:
         row = routing(routers=routers, requests=args.requests)
         print(

@@ -130,7 +130,7 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in runs if r["per_s"] == middle)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", default="1,2", help="comma-separated host counts")
     parser.add_argument("--runs", type=int, default=3)
@@ -143,7 +143,7 @@ def main() -> None:
         default="1",
         help="comma-separated counts of agent hosts, Routers and archivists (each this many)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for hosts, spread in (
         (int(h), int(n)) for h in args.hosts.split(",") for n in args.spread.split(",")
     ):

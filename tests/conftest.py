@@ -159,23 +159,11 @@ def postgres_server() -> Iterator[str]:
         pg_cluster.stop(directory)
 
 
-_databases = itertools.count(1)
-
-
 @pytest.fixture
 def postgres_dsn(postgres_server: str) -> Iterator[str]:
     """A new, empty database on the session's server, dropped after the test."""
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"cx_test_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(postgres_server, dbname=name)
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_cluster.fresh_database(postgres_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["files", "postgres"])

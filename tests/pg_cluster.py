@@ -14,12 +14,15 @@ trusts every local connection.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ENV = "CX_TEST_POSTGRES"
@@ -80,8 +83,17 @@ def start(directory: Path) -> str:
     )
     try:
         run("initdb", "-D", str(data), "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
-        run("pg_ctl", "-D", str(data), "-o", options, "-l", str(directory / "server.log"),
-            "-w", "start")
+        run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(directory / "server.log"),
+            "-w",
+            "start",
+        )
         run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE)
     except BaseException:
         stop(directory)
@@ -112,6 +124,26 @@ def stop(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     if directory.parent.name.startswith("cx-pg-"):
         shutil.rmtree(directory.parent, ignore_errors=True)
+
+
+_databases = itertools.count(1)
+
+
+@contextlib.contextmanager
+def fresh_database(server: str, prefix: str = "cx_test") -> Iterator[str]:
+    """The connection string of a new, empty database on ``server`` (a connection string),
+    dropped on the way out: nothing of an earlier run (journals, fenced writers) is read."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"{prefix}_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(server, dbname=name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str]) -> int:

@@ -96,11 +96,172 @@ def test_benchmark_engine_moves_to_a_free_port_when_its_port_was_taken(tmp_path:
 
 
 @pytest.mark.multiproc
-def test_node_loss_benchmark_smallest_case_runs(postgres_dsn: str, capsys: object) -> None:
+def test_node_loss_benchmark_smallest_case_loses_nothing_acknowledged(
+    postgres_server: str, capsys: object
+) -> None:
     """``python -m bench.node_loss`` at its smallest: two nodes, the member killed, every one
-    of its conversations answering again from the leader (no timing asserted)."""
-    from bench import node_loss
+    of its conversations answering again from the leader, and each customer message
+    acknowledged before the kill (on both nodes) read back once (no timing asserted)."""
+    from bench import node_loss, support
 
-    assert node_loss.main(["--conversations", "20", "--postgres", postgres_dsn]) == 0
+    assert node_loss.main(["--conversations", "20", "--postgres", postgres_server]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "20 conversations on the member killed with SIGKILL" in out and "0 unanswered" in out
+    assert "storage.fsync: always" in out and "40 of 40 sent, 40 conversations read back" in out
+    assert "0 lost, 0 duplicated" in out and "0 problems" in out
+    assert "0 in unanswered conversations and 0 past the reading's time limit" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_serial_fraction_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.serial`` at its smallest: one host, one sender, one run; it prints
+    the rate, the CPU per message and the busiest processes, and leaves no process behind."""
+    from bench import serial, support
+
+    serial.main(
+        ["--hosts", "1", "--runs", "1", "--conversations", "20", "--messages", "200",
+         "--senders", "1", "--batch", "50"]
+    )  # fmt: skip
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("hosts 1, spread 1: ") and "messages/s" in out
+    assert "us engine CPU per message" in out and "cx: host conversations" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_routing_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.routing`` at its smallest: 16 requests over one Router and over two;
+    it prints a line for each with the Routers' share of the engine's CPU."""
+    from bench import routing, support
+
+    routing.main(["--requests", "16", "--routers", "1", "2"])
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0] for line in lines] == ["routers 1", "routers 2"]
+    assert all("16 requests" in line and "busiest Router" in line for line in lines)
+    assert not support.leftovers()
+
+
+def test_node_loss_read_back_counts_lost_and_duplicated_messages() -> None:
+    """Each acknowledged message is looked for in its conversation's events: stored once is
+    fine, twice duplicated, never (or its conversation unreadable) lost."""
+    from bench import node_loss
+
+    def message(seq: int, message_id: str) -> dict[str, object]:
+        return {"seq": seq, "name": "CUSTOMER_MESSAGE", "data": {"message_id": message_id}}
+
+    stored = {
+        "once": [message(1, "m-once")],
+        "twice": [message(1, "m-twice"), message(2, "m-twice")],
+        "missing": [message(1, "another")],
+    }
+
+    class Events:
+        def events(self, conversation_id: str) -> list[dict[str, object]]:
+            if conversation_id not in stored:
+                raise LookupError(conversation_id)
+            return stored[conversation_id]
+
+    acked = {"once": "m-once", "twice": "m-twice", "missing": "m-missing", "gone": "m-gone"}
+    figures = node_loss.stored_check(Events(), acked)  # type: ignore[arg-type]
+    assert (figures["checked"], figures["lost"], figures["duplicated"]) == (3, 2, 1)
+    assert figures["gone"] == 1 and figures["unread"] == 0 and figures["problems"] == 3
+
+
+def test_simulation_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.simulation`` at its smallest: one run of ten simulated minutes; it
+    prints the raw Thespian reference, the run and the median."""
+    from bench import simulation
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "web_chat_team.yaml"
+    assert simulation.main([str(scenario), "--runs", "1", "--duration", "10m"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "raw Thespian simpleSystemBase:" in out and "run 1: " in out
+    assert "median: " in out and "ratio to raw Thespian: " in out
+
+
+def test_simulation_with_faults_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.simulation_faults`` at its smallest: one run of its scenario with and
+    one without the faults; the invariants held in both."""
+    from bench import simulation_faults
+
+    assert simulation_faults.main(["--runs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0].split() for line in lines[:2]] == [
+        ["run", "1", "faults"],
+        ["run", "1", "no", "faults"],
+    ]
+    assert all(line.endswith("invariants held: True") for line in lines[:2])
+    assert lines[2].startswith("median: faults ")
+
+
+@pytest.mark.multiproc
+def test_idle_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.idle`` at its smallest: one slice of lifecycles, half a second idle;
+    it prints the slice's rate and the engine's idle CPU."""
+    from bench import idle, support
+
+    assert idle.main(["--lifecycles", "250", "--idle", "0.5", "--fsync", "never"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("fsync never    lifecycles/s per 250: [") and "% of a core" in out
+    assert not support.leftovers()
+
+
+@pytest.mark.multiproc
+def test_asyncio_client_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.aio`` at its smallest: its references, the AsyncGateway's rate and
+    its latency at a fixed rate, each printed."""
+    from bench import aio, support
+
+    aio.main(
+        ["--conversations", "20", "--messages", "200", "--senders", "10", "--rate", "100",
+         "--seconds", "1"]
+    )  # fmt: skip
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "conversations", "raw", "blocking", "AsyncGateway", "AsyncGateway", "CPU"
+    ]  # fmt: skip
+    assert "killed leftover" not in out and not support.leftovers()
+
+
+def test_archive_lock_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.archive_lock`` at its smallest, embedded: one live and three closing
+    conversations, half a second locked; it prints each phase, the last after the release."""
+    from bench import archive_lock
+
+    archive_lock.main(["--closing", "3", "--live", "1", "--seconds", "0.5", "--after", "1"])
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert [line.split(":")[0] for line in lines] == [
+        "ending 3 conversations",
+        "customer messages in 0.5 s",
+        "returning customer",
+        "new customer",
+        "while locked",
+        "1 s after the release",
+    ]
+
+
+@pytest.mark.multiproc
+def test_soak_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.soak`` at its smallest: two batches of lifecycles, then a second of
+    push flood through ``cx gateway``, whose stream is gap-free and in order."""
+    from bench import soak, support
+
+    assert soak.main(["--lifecycles", "200", "--batch", "100", "--flood", "1"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    lines = out.splitlines()
+    assert lines[0].startswith("lifecycles: 200 at ") and lines[-1].startswith("push flood: 1 s, ")
+    assert all(line.count(" MB -> ") == 2 for line in lines[1:-1]) and len(lines) > 3
+    assert "push flood: 1 s, " in out and "gap-free and in order: True" in out
+    assert not support.leftovers()
+
+
+def test_memory_benchmark_smallest_case_runs(capsys: object) -> None:
+    """``python -m bench.memory`` with two small counts: a row for each, its events counted."""
+    from bench import memory
+
+    assert memory.main(["--messages", "10,20"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    assert lines[0].startswith("one conversation (RECENT_EVENTS = ") and len(lines) == 4
+    assert [line.split()[0] for line in lines[2:]] == ["10", "20"]
+    assert all(int(line.split()[1]) > int(line.split()[0]) for line in lines[2:])
