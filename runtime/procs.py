@@ -7,7 +7,8 @@ gone, or that this user may not inspect, gives the empty answer (``False``, ``No
 never an exception; a zombie not reaped yet is not alive. Listening TCP sockets (IPv4 and IPv6)
 are matched to the processes that hold them through each process's own connection table
 (``psutil``'s machine-wide one names a single process for a socket that several share, as
-Thespian's admin shares its port with its logger).
+Thespian's admin shares its port with its logger): :func:`listening_on` finds the sharers among
+the parent and children of the process the machine-wide table names.
 """
 
 from __future__ import annotations
@@ -105,8 +106,20 @@ def listening(pids: Iterable[int]) -> dict[int, list[Listener]]:
 
 def listening_on(port: int) -> set[int]:
     """Pids holding a listening socket on ``port`` (any address; only processes this user may
-    inspect), every one of them where processes share a socket."""
-    return {pid for pid in psutil.pids() if any(s.port == port for s in _listeners_of(pid))}
+    inspect). psutil's machine-wide table names one holder of each socket: the processes that
+    share it by fork (as Thespian's logger shares its admin's) are looked for among the holder's
+    parent and children in its session, each in its own table (a reading of the machine's table
+    per process asked)."""
+    named = {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid is not None
+    }
+    sessions = {session for pid in named if (session := session_of(pid)) is not None}
+    tree = {pid: parent for session in sessions for pid, parent in session_tree(session).items()}
+    near = {pid for pid, parent in tree.items() if parent in named}
+    near |= {tree[pid] for pid in named if pid in tree} & tree.keys()
+    return named | {pid for pid in near - named if any(s.port == port for s in _listeners_of(pid))}
 
 
 def reap_children() -> list[int]:
@@ -145,7 +158,6 @@ def node_pids(started: int, admin_port: int) -> set[int]:
 
 
 def _listeners_of(pid: int) -> list[Listener]:
-    """Asked process by process: psutil's machine-wide table names one holder of each socket."""
     try:
         connections = _process(pid).net_connections(kind="tcp")
     except psutil.Error:
