@@ -1,67 +1,68 @@
-"""What the system's processes are, read from Linux's ``/proc``.
+"""What the system's processes are, read with ``psutil`` and ``os.getsid``.
 
 Thespian's admin puts itself in a session of its own (``setsid`` then a second fork), and every
 process it starts (the logger, every actor) inherits that session: the session id is how
-``cx stop`` finds every process of a system, also after the admin is gone. Listening sockets are
-matched to processes through the socket inodes of ``/proc/net/tcp`` and ``/proc/PID/fd``.
+``cx stop`` finds every process of a system, also after the admin is gone. A process that is
+gone, or that this user may not inspect, gives the empty answer (``False``, ``None``, ``[]``),
+never an exception; a zombie not reaped yet is not alive. Listening TCP sockets (IPv4 and IPv6)
+are matched to the processes that hold them through each process's own connection table
+(``psutil``'s machine-wide one names a single process for a socket that several share, as
+Thespian's admin shares its port with its logger): :func:`listening_on` finds the sharers among
+the parent and children of the process the machine-wide table names.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 from infra import proctitle
 
-PROC = Path("/proc")
-_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's "st" column
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Listener:
-    """A listening TCP socket: its local address and port, and its inode."""
+    """A listening TCP socket: its local address and port."""
 
     address: str
     port: int
-    inode: int
 
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
     try:
-        return _stat_fields(pid)[0] != "Z"
-    except OSError:
+        return _process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
 def session_of(pid: int) -> int | None:
     """The session id of ``pid`` (``None`` if it is gone)."""
+    if pid <= 0:  # os.getsid(0) would answer for this process
+        return None
     try:
-        return int(_stat_fields(pid)[3])
-    except (OSError, ValueError, IndexError):
+        return os.getsid(pid)
+    except OSError:
         return None
 
 
 def parent_of(pid: int) -> int | None:
     """The parent's pid of ``pid`` (``None`` if it is gone)."""
     try:
-        return int(_stat_fields(pid)[1])
-    except (OSError, ValueError, IndexError):
+        return _process(pid).ppid()
+    except psutil.Error:
         return None
 
 
 def cmdline(pid: int) -> list[str]:
-    """The command line of ``pid`` (empty if it is gone)."""
+    """The command line of ``pid`` (empty if it is gone or a zombie)."""
     try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
+        return _process(pid).cmdline()
+    except psutil.Error:
         return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
 def session_members(sid: int) -> set[int]:
@@ -72,19 +73,22 @@ def session_members(sid: int) -> set[int]:
 def session_tree(sid: int) -> dict[int, int]:
     """Live processes (not zombies) of session ``sid``, each with its parent's pid."""
     members = {}
-    for pid in _pids():
-        try:
-            fields = _stat_fields(pid)
-        except OSError:
+    for pid in psutil.pids():
+        if session_of(pid) != sid:
             continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            members[pid] = int(fields[1])
+        try:
+            process = _process(pid)
+            with process.oneshot():
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    members[pid] = process.ppid()
+        except psutil.Error:
+            continue
     return members
 
 
 def exists(pid: int) -> bool:
     """Whether ``pid`` is in the process table at all (a zombie not reaped yet counts)."""
-    return (PROC / str(pid)).exists()
+    return pid > 0 and psutil.pid_exists(pid)
 
 
 def signal_all(pids: Iterable[int], signum: signal.Signals) -> None:
@@ -95,54 +99,27 @@ def signal_all(pids: Iterable[int], signum: signal.Signals) -> None:
             continue
 
 
-def listeners() -> dict[int, Listener]:
-    """Every listening TCP socket of this machine (IPv4 and IPv6), by inode."""
-    found: dict[int, Listener] = {}
-    for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        try:
-            lines = (PROC / "net" / name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] != _LISTEN:
-                continue
-            host, port = fields[1].split(":")
-            inode = int(fields[9])
-            found[inode] = Listener(_address(host, family), int(port, 16), inode)
-    return found
-
-
-def socket_inodes(pid: int) -> set[int]:
-    """Inodes of the sockets ``pid`` holds open (empty if it is gone or not ours)."""
-    inodes: set[int] = set()
-    try:
-        entries = list((PROC / str(pid) / "fd").iterdir())
-    except OSError:
-        return inodes
-    for entry in entries:
-        try:
-            target = os.readlink(entry)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
-
-
 def listening(pids: Iterable[int]) -> dict[int, list[Listener]]:
-    """The listening TCP sockets each of ``pids`` holds."""
-    table = listeners()
-    return {
-        pid: [table[inode] for inode in sorted(socket_inodes(pid)) if inode in table]
-        for pid in pids
-    }
+    """The listening TCP sockets each of ``pids`` holds (none if it is gone or not ours)."""
+    return {pid: _listeners_of(pid) for pid in pids}
 
 
 def listening_on(port: int) -> set[int]:
-    """Pids holding a listening socket on ``port`` (any address)."""
-    inodes = {inode for inode, listener in listeners().items() if listener.port == port}
-    return {pid for pid in _pids() if socket_inodes(pid) & inodes} if inodes else set()
+    """Pids holding a listening socket on ``port`` (any address; only processes this user may
+    inspect). psutil's machine-wide table names one holder of each socket: the processes that
+    share it by fork (as Thespian's logger shares its admin's) are looked for among the holder's
+    parent and children in its session, each in its own table (a reading of the machine's table
+    per process asked)."""
+    named = {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid is not None
+    }
+    sessions = {session for pid in named if (session := session_of(pid)) is not None}
+    tree = {pid: parent for session in sessions for pid, parent in session_tree(session).items()}
+    near = {pid for pid, parent in tree.items() if parent in named}
+    near |= {tree[pid] for pid in named if pid in tree} & tree.keys()
+    return named | {pid for pid in near - named if any(s.port == port for s in _listeners_of(pid))}
 
 
 def reap_children() -> list[int]:
@@ -180,20 +157,17 @@ def node_pids(started: int, admin_port: int) -> set[int]:
     return pids
 
 
-def _pids() -> Iterator[int]:
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            yield int(entry.name)
+def _listeners_of(pid: int) -> list[Listener]:
+    try:
+        connections = _process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return []
+    listen = psutil.CONN_LISTEN
+    return sorted({Listener(c.laddr.ip, c.laddr.port) for c in connections if c.status == listen})
 
 
-def _stat_fields(pid: int) -> list[str]:
-    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, session, ..."""
-    text = (PROC / str(pid) / "stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
-
-
-def _address(hexadecimal: str, family: socket.AddressFamily) -> str:
-    raw = bytes.fromhex(hexadecimal)
-    # /proc/net/tcp prints the address as 32-bit words in host byte order.
-    words = struct.unpack(f"={len(raw) // 4}I", raw)
-    return socket.inet_ntop(family, struct.pack(f">{len(words)}I", *words))
+def _process(pid: int) -> psutil.Process:
+    """``pid``'s process; :class:`psutil.NoSuchProcess` for no pid of a process (0 or less)."""
+    if pid <= 0:
+        raise psutil.NoSuchProcess(pid)
+    return psutil.Process(pid)
