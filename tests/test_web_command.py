@@ -9,7 +9,8 @@ import yaml
 
 from infra.config import ConfigError, load_config
 from runtime.cli import main
-from runtime.web.command import tls_files
+from runtime.control import NotRunningError
+from runtime.web.command import run_web, tls_files
 from runtime.web.tokens import KEY_VARIABLE, AccessRole, verify
 
 KEY = "cli-signing-key-" + "7" * 32
@@ -49,3 +50,19 @@ def test_tls_needs_both_the_certificate_and_the_key(tmp_path: Path) -> None:
     settings = load_config(config(tmp_path, {"tls_certfile": str(tmp_path / "cert.pem")}))
     with pytest.raises(ConfigError, match=r"web\.tls_keyfile"):
         tls_files(settings)
+
+
+def test_the_web_gateway_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    assert load_config(config(tmp_path, {})).web.listen.startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize(("listen", "warned"), [("0.0.0.0:7799", True), ("127.0.0.1:7799", False)])
+def test_listening_beyond_loopback_without_tls_logs_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    listen: str, warned: bool,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    path = config(tmp_path, {"listen": listen})
+    with pytest.raises(NotRunningError):  # no engine runs: it stops before serving
+        run_web(path)
+    assert ("beyond loopback without TLS" in capfd.readouterr().err) is warned
