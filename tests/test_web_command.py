@@ -109,7 +109,7 @@ def test_cx_web_serves_https_with_the_configured_certificate(
     def serve(app: Any, **options: Any) -> None:  # run_web's uvicorn.run, on a thread of its own
         servers.append(uvicorn.Server(uvicorn.Config(app, **options)))
 
-    monkeypatch.setattr(command.uvicorn, "run", serve)
+    monkeypatch.setattr(uvicorn, "run", serve)
     path = config(tmp_path, {"listen": f"127.0.0.1:{port}", "tls_certfile": str(cert),
                              "tls_keyfile": str(key)})  # fmt: skip
     engine = storage_config(tmp_path / "engine")
