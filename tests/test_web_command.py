@@ -7,7 +7,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -99,9 +98,10 @@ def test_cx_web_serves_https_with_the_configured_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cert, key = self_signed(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    listening = socket.socket()  # bound and listening first: a request waits in its backlog
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     monkeypatch.setattr(command, "admin_probe", lambda settings: lambda: None)
     servers: list[uvicorn.Server] = []
@@ -115,17 +115,15 @@ def test_cx_web_serves_https_with_the_configured_certificate(
     engine = storage_config(tmp_path / "engine")
     assert run_web(path, connect=lambda _: Gateway.embedded(engine)) == 0
     [server] = servers
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)  # waiting for start-up, not for timing
         trusted = ssl.create_default_context(cafile=str(cert))
         url = f"https://127.0.0.1:{port}/pages/chat.html"
-        with urllib.request.urlopen(url, context=trusted, timeout=10) as response:
+        with urllib.request.urlopen(url, context=trusted, timeout=30) as response:
             assert (response.status, "start_session" in response.read().decode()) == (200, True)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listening.close()
     assert not thread.is_alive()
