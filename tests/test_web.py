@@ -8,7 +8,7 @@ from pathlib import Path
 from runtime.netgateway.ops import OPS, SUBSCRIPTION_OPS
 from runtime.web.access import RULES
 from runtime.web.tokens import AccessRole
-from tests.web_support import token, web_gateway
+from tests.web_support import Web, token, web_gateway
 
 CONNECTOR = token("connector", "webchat", "WEB")
 ALICE = token("agent", "alice")
@@ -127,3 +127,67 @@ def test_the_web_chat_and_the_agent_desk_are_served(tmp_path: Path) -> None:
     assert (chat.status_code, desk.status_code, script.status_code) == (200, 200, 200)
     assert "start_session" in chat.text and "agent_login" in desk.text
     assert home.headers["location"] == "/pages/chat.html"
+
+
+SUE = token("supervisor", "sue")
+
+
+def routed_to_alice(web: Web) -> str:
+    """A conversation of the web channel that alice (logged in, ready) was given."""
+    web.call("agent_login", ALICE, agent_id="alice")
+    web.call("agent_ready", ALICE, agent_id="alice")
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    web.call("request_agent", CONNECTOR, conversation_id=ref["conversation_id"])
+    return str(ref["conversation_id"])
+
+
+def agents(web: Web, conversation_id: str) -> dict[str, str]:
+    snapshot = web.call("conversation", OPERATOR, conversation_id=conversation_id)
+    return {
+        p["id"]: p["role"]
+        for p in snapshot["participants"]
+        if p["type"] == "AGENT" and p["state"] == "SUBSCRIBED"
+    }
+
+
+def test_a_supervisor_barges_in_over_http_as_an_assistant(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        conversation_id = routed_to_alice(web)
+        web.call("agent_login", SUE, agent_id="sue")
+        web.call("agent_join", SUE, agent_id="sue", conversation_id=conversation_id, role="WHISPER")
+        web.call("barge_in", SUE, agent_id="sue", conversation_id=conversation_id)
+        assert agents(web, conversation_id) == {"alice": "PRIMARY", "sue": "ASSISTANT"}
+
+
+def test_an_operator_reads_a_closed_rooms_history_over_http(tmp_path: Path) -> None:
+    with web_gateway(tmp_path) as web:
+        conversation_id = routed_to_alice(web)
+        web.call("agent_message", ALICE, agent_id="alice", conversation_id=conversation_id,
+                 text="hello, Alice here")  # fmt: skip
+        room_id = web.call("conversation", OPERATOR, conversation_id=conversation_id)["room_id"]
+        web.call("end_conversation", OPERATOR, conversation_id=conversation_id)
+        history = web.call("history", OPERATOR, room_id=room_id)
+    [archived] = history
+    assert (archived["id"], archived["state"]) == (conversation_id, "CLOSED")
+    assert "AGENT_MESSAGE" in [event["name"] for event in archived["events"]]
+
+
+def test_an_agent_holds_resumes_leaves_and_wraps_up_over_http(tmp_path: Path) -> None:
+    with web_gateway(tmp_path, {"timers": {"wrap_up": {"enabled": True}}}) as web:
+        conversation_id = routed_to_alice(web)
+
+        def state() -> str:
+            return str(web.call("conversation", ALICE, conversation_id=conversation_id)["state"])
+
+        web.call("hold", ALICE, agent_id="alice", conversation_id=conversation_id, seconds=60)
+        held = state()
+        web.call("resume", ALICE, agent_id="alice", conversation_id=conversation_id)
+        resumed = state()
+        web.call("agent_leave", ALICE, agent_id="alice", conversation_id=conversation_id)
+        left = agents(web, conversation_id)
+        web.call("apply_wrap_up", ALICE, agent_id="alice", conversation_id=conversation_id,
+                 codes=["SOLVED"], note="refund sent")  # fmt: skip
+        events = web.call("events", ALICE, conversation_id=conversation_id)
+    assert (held, resumed) == ("ON_HOLD", "ACTIVE")
+    [wrap_up] = [e["data"] for e in events if e["name"] == "WRAPUP_APPLIED"]
+    assert (wrap_up["codes"], left) == (["SOLVED"], {"alice": "WRAP_UP"})

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 import yaml
 
 from infra.config import ConfigError, load_config
 from runtime.cli import main
-from runtime.web.command import tls_files
+from runtime.control import NotRunningError
+from runtime.gateway import Gateway
+from runtime.web import command
+from runtime.web.command import run_web, tls_files
 from runtime.web.tokens import KEY_VARIABLE, AccessRole, verify
+from tests.conftest import storage_config
 
 KEY = "cli-signing-key-" + "7" * 32
 
@@ -49,3 +61,69 @@ def test_tls_needs_both_the_certificate_and_the_key(tmp_path: Path) -> None:
     settings = load_config(config(tmp_path, {"tls_certfile": str(tmp_path / "cert.pem")}))
     with pytest.raises(ConfigError, match=r"web\.tls_keyfile"):
         tls_files(settings)
+
+
+def test_the_web_gateway_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    assert load_config(config(tmp_path, {})).web.listen.startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize(("listen", "warned"), [("0.0.0.0:7799", True), ("127.0.0.1:7799", False)])
+def test_listening_beyond_loopback_without_tls_logs_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    listen: str, warned: bool,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    monkeypatch.setattr(command, "admin_probe", lambda settings: lambda: "no engine here")
+    path = config(tmp_path, {"listen": listen})
+    with pytest.raises(NotRunningError):  # no engine runs: it stops before serving
+        run_web(path)
+    assert ("beyond loopback without TLS" in capfd.readouterr().err) is warned
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with openssl (the test skips without it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_cx_web_serves_https_with_the_configured_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    listening = socket.socket()  # bound and listening first: a request waits in its backlog
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    monkeypatch.setattr(command, "admin_probe", lambda settings: lambda: None)
+    servers: list[uvicorn.Server] = []
+
+    def serve(app: Any, **options: Any) -> None:  # run_web's uvicorn.run, on a thread of its own
+        servers.append(uvicorn.Server(uvicorn.Config(app, **options)))
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    path = config(tmp_path, {"listen": f"127.0.0.1:{port}", "tls_certfile": str(cert),
+                             "tls_keyfile": str(key)})  # fmt: skip
+    engine = storage_config(tmp_path / "engine")
+    assert run_web(path, connect=lambda _: Gateway.embedded(engine)) == 0
+    [server] = servers
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{port}/pages/chat.html"
+        with urllib.request.urlopen(url, context=trusted, timeout=30) as response:
+            assert (response.status, "start_session" in response.read().decode()) == (200, True)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listening.close()
+    assert not thread.is_alive()
