@@ -36,6 +36,7 @@ from actors.messages import (
 )
 from actors.messages.survey import Survey
 from domain.errors import CxError, ErrorKind
+from infra.heap import adopt_inherited_heap
 from infra.logs import configure_logging, shape
 from infra.proctitle import set_actor_title
 from infra.timefmt import wall_ms
@@ -71,6 +72,7 @@ class EngineActor(Actor):  # type: ignore[misc]
         if not wiring.virtual:  # an actor process of its own: log as the configuration says
             configure_logging(wiring.settings.logging)
             set_actor_title(self, wiring.settings.source)  # cx: router ..., in ps and top
+            adopt_inherited_heap()  # its parent's objects, forked with it, are not walked
 
     def replay_early(self) -> None:
         early, self._early = self._early, []
@@ -222,6 +224,17 @@ class EngineActor(Actor):  # type: ignore[misc]
             self._outbox[key] = (address, [item])
         else:
             slot[1].append(item)
+
+    def post_in_batches(self, address: Any, items: list[Deliver], size: int) -> None:
+        """Send ``items`` to ``address`` now, after whatever was posted to it before, as
+        Batches of at most ``size``: the receiver handles each Batch as one message (one
+        journal write) and starts on the first while the others are on their way, where one
+        Batch of bulk work (a rebuild) would be one long stall."""
+        slot = self._outbox.pop(str(address), None)
+        queued = [*slot[1], *items] if slot is not None else items
+        now = self.now()
+        for first in range(0, len(queued), size):
+            self.send(address, Batch(now, tuple(queued[first : first + size])))
 
     def reply(self, reply_to: ReplyTo | None, value: Any = None) -> None:
         if reply_to is not None:

@@ -103,6 +103,32 @@ class Placement:
         host.conversations += 1
         return host
 
+    def place_many(self, count: int, per_host: int, width: int) -> list[HostInfo]:
+        """The hosts of ``count`` conversations placed at once (a dead host's, rebuilt), each
+        counted there: dealt to the least-loaded of at least ``width`` hosts (those with room
+        first, new ones started for the rest) so that several processes replay them side by
+        side; never more hosts than conversations. A host that fills up is dropped from the
+        deal, and a new one is started when every dealt host is full."""
+        dealt = sorted(
+            (h for h in self.hosts.values() if h.conversations < per_host),
+            key=lambda h: h.conversations,
+        )[:width]
+        while len(dealt) < min(width, count):
+            dealt.append(self.new_host())
+        placed: list[HostInfo] = []
+        for _ in range(count):
+            host = min(
+                (h for h in dealt if h.conversations < per_host),
+                key=lambda h: h.conversations,
+                default=None,
+            )
+            if host is None:
+                host = self.new_host()
+                dealt.append(host)
+            host.conversations += 1
+            placed.append(host)
+        return placed
+
     def new_host(self) -> HostInfo:
         # Unique across restarts: the name is also the host's journal directory.
         host_id = f"host-{wall_ms():x}-{next(self._seq)}"

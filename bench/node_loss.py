@@ -15,8 +15,11 @@ answered. Reported: when the first and the last answered, counted from the kill,
 were asked; then every conversation's stored events are read back and each acknowledged
 customer message counted: lost (stored 0 times) or duplicated (more than once). No load runs
 through the loss itself: the messages checked are those acknowledged before it.
+``--restore-hosts`` sets ``placement.restore_hosts`` on the leader (2 by default; 1 is the
+reference where one host replays every conversation of the member).
 
     python -m bench.node_loss --conversations 10000
+    python -m bench.node_loss --conversations 10000 --restore-hosts 1
 """
 
 from __future__ import annotations
@@ -181,13 +184,22 @@ def _recovered(
 
 
 def measure(
-    dsn: str, conversations: int, directory: Path, *, fsync: str = "always"
+    dsn: str,
+    conversations: int,
+    directory: Path,
+    *,
+    fsync: str = "always",
+    restore_hosts: int = 2,
 ) -> dict[str, Any]:
     leader = support.write_config(
         directory,
         {
             "system": {"bind": LEADER_IP, "node": "n2", **DETECTOR},
-            "placement": {"hosts": 1, "per_host": conversations},
+            "placement": {
+                "hosts": 1,
+                "per_host": conversations,
+                "restore_hosts": restore_hosts,
+            },
             "storage": {"postgres": dsn, "fsync": fsync},
         },
     )
@@ -234,6 +246,7 @@ def measure(
             readable = {c: m for c, m in acked.items() if c not in pending}
             return {
                 "conversations": len(on_member),
+                "restore_hosts": restore_hosts,
                 "first_s": first,
                 "all_s": last,
                 "unanswered": len(pending),
@@ -258,13 +271,25 @@ def main(argv: list[str] | None = None) -> int:
         default="always",
         help="storage.fsync (default always: an acknowledged message is durable)",
     )
+    parser.add_argument(
+        "--restore-hosts",
+        type=int,
+        default=2,
+        help="placement.restore_hosts: hosts the member's conversations are rebuilt on (default 2)",
+    )
     options = parser.parse_args(argv)
     with (
         postgres(options.postgres) as server,
         pg_cluster.fresh_database(server, "cx_node_loss") as dsn,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        result = measure(dsn, options.conversations, Path(scratch), fsync=options.fsync)
+        result = measure(
+            dsn,
+            options.conversations,
+            Path(scratch),
+            fsync=options.fsync,
+            restore_hosts=options.restore_hosts,
+        )
     print(report(result, options.fsync))
     failed = ("unanswered", "unreadable", "unread", "lost", "duplicated", "problems")
     complete = result["acknowledged"] == result["sent"]
@@ -280,7 +305,8 @@ def report(result: dict[str, Any], fsync: str) -> str:
     return (
         f"node loss: {result['conversations']:,} conversations on the member killed with SIGKILL;"
         f" the first answered again after {_seconds(result['first_s'])}, all after"
-        f" {_seconds(result['all_s'])} ({result['unanswered']} unanswered)."
+        f" {_seconds(result['all_s'])} ({result['unanswered']} unanswered; rebuilt on"
+        f" placement.restore_hosts {result['restore_hosts']})."
         f" Customer messages acknowledged before the kill (storage.fsync: {fsync}):"
         f" {result['acknowledged']:,} of {result['sent']:,} sent, {result['checked']:,}"
         f" conversations read back: {result['lost']} lost, {result['duplicated']} duplicated"

@@ -126,3 +126,39 @@ def test_a_dead_nodes_hosts_are_named_and_it_takes_no_new_host() -> None:
     assert (on_n1.node, on_n2.node) == ("n1", "n2")
     assert placement.node_down("n2") == [on_n2]
     assert placement.place(per_host=1).node == "n1"
+
+
+def test_conversations_placed_at_once_are_dealt_over_width_hosts() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    full = placement.new_host()
+    full.conversations = 10
+    placed = placement.place_many(6, per_host=10, width=3)
+    dealt = {h.host_id for h in placed}
+    assert len(dealt) == 3 and full.host_id not in dealt
+    assert sorted(h.conversations for h in placement if h is not full) == [2, 2, 2]
+
+
+def test_conversations_placed_at_once_go_to_hosts_with_room_before_new_ones() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    roomy = placement.new_host()
+    placed = placement.place_many(4, per_host=10, width=2)
+    assert len(hosts.started) == 2  # the roomy one, then one more for the deal
+    assert placed.count(roomy) == 2
+
+
+def test_conversations_placed_at_once_start_no_more_hosts_than_conversations() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placement.place_many(1, per_host=10, width=4)
+    assert len(hosts.started) == 1
+
+
+def test_conversations_placed_at_once_overflow_to_a_new_host_when_the_dealt_ones_fill() -> None:
+    hosts = Hosts()
+    placement = Placement(hosts.start, hosts.stop)
+    placed = placement.place_many(5, per_host=2, width=2)
+    assert len(hosts.started) == 3
+    assert all(h.conversations <= 2 for h in placement)
+    assert len(placed) == 5

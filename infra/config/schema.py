@@ -199,6 +199,7 @@ SCHEMA: Mapping[str, _Spec] = {
         "agent_hosts": _Key(1, integer(1, 1024)),
         "archivists": _Key(2, integer(1, 64)),
         "room_desks": _Key(1, integer(1, 64)),
+        "restore_hosts": _Key(2, integer(1, 64)),
     },
     "storage": {
         "archive": _Key("data/archive.sqlite3", file_path),

@@ -54,6 +54,8 @@ class PlacementSettings:
     agent_hosts: int = 1
     #: Room desks deciding get-or-create; a customer's rooms all go to one (by a stable hash).
     room_desks: int = 1
+    #: Hosts a dead host's conversations are rebuilt on side by side (at least, when enough).
+    restore_hosts: int = 2
 
 
 @dataclass(frozen=True, slots=True)
