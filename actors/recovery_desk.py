@@ -22,6 +22,8 @@ from actors.recovery import plan_recovery
 from actors.room_desk import Live, RoomDesk
 from domain.ids import conversation_entity_id
 from infra.archive_errors import StorageError
+from infra.archive_store import ArchiveStore
+from infra.heap import collector_paused
 from infra.journal_records import customer_of, room_of, started_sessions
 from infra.journal_store import JournalStore, open_store
 
@@ -85,7 +87,10 @@ class RecoveryDesk(RoomDesk):
         if self.archive is None:
             self._deferred.append((writers, salvage))
             return 0
-        archive = self.archive
+        with collector_paused():  # a burst of records and messages, and no garbage cycles
+            return self._rebuild(self.archive, writers, salvage=salvage)
+
+    def _rebuild(self, archive: ArchiveStore, writers: list[str], *, salvage: bool) -> int:
         store = self.journal_store()
         plan = plan_recovery(store, writers, salvage=salvage, archived=archive.has_conversation)
         for error in plan.errors:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 from multiprocessing.connection import Connection
 
-from infra.heap import adopt_inherited_heap
+from infra.heap import adopt_inherited_heap, collector_paused
 
 
 def _child(answers: Connection) -> None:
@@ -36,3 +37,26 @@ def test_a_forked_process_freezes_what_it_inherited_once() -> None:
             child.join(5)
     assert (first, again) == (True, False)
     assert frozen >= len(inherited)
+
+
+def test_the_collector_is_off_inside_a_paused_block_and_back_after() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_paused_block_leaves_a_collector_that_was_off_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_paused_block_that_raises_turns_the_collector_back_on() -> None:
+    with contextlib.suppress(RuntimeError), collector_paused():
+        raise RuntimeError("in the block")
+    assert gc.isenabled()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -185,8 +186,10 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
     """A partition, not a death: every process of the member is stopped (SIGSTOP), so its
     sockets stay open and it answers nothing. The leader keeps serving its own conversations,
     declares the member dead, rebuilds the member's conversation from the shared journal and
-    answers it; when the member runs again (SIGCONT) it is fenced and stops itself, and the
-    conversation keeps exactly the messages that were acknowledged, once each."""
+    answers it; when the member runs again (SIGCONT) it is fenced and stops itself, the
+    conversation keeps exactly the messages that were acknowledged, once each, and nothing
+    was written in the fenced writer's name after its rows were read and deleted (the sends
+    the gateway tried while the member was frozen reach it when it runs again)."""
     leader_config, member_config, member_port = _one_member(
         tmp_path, postgres=postgres_dsn, per_host=1
     )
@@ -233,10 +236,24 @@ def test_a_frozen_member_is_fenced_and_its_conversation_answers_once_from_the_le
                 ]
                 assert texts == ["before the cut", "after the cut", "after the member ran again"]
                 assert host_pid(system, gw, conversation_id) not in frozen
+                fenced, rows = _rows_of_fenced_writers(postgres_dsn)
+                assert fenced >= 1 and rows == 0
         finally:
             for member in members:
                 if member.poll() is None:
                     kill_member(member, member_port)
+
+
+def _rows_of_fenced_writers(dsn: str) -> tuple[int, int]:
+    """How many journal writers are fenced, and how many journal rows are in their names."""
+    with psycopg.connect(dsn) as db:
+        fenced = db.execute("SELECT count(*) FROM journal_writer WHERE fenced").fetchone()
+        rows = db.execute(
+            "SELECT count(*) FROM journal_frame JOIN journal_writer USING (writer_id)"
+            " WHERE journal_writer.fenced"
+        ).fetchone()
+    assert fenced is not None and rows is not None
+    return int(fenced[0]), int(rows[0])
 
 
 def _agent_host_pids(pids: set[int]) -> set[int]:
