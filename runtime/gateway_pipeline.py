@@ -26,7 +26,9 @@ order, in one message). The others' ``Pending`` stay unanswered (value ``None``)
 Arguments are checked as by the gateway's own methods (a bad one raises before anything is
 queued). A request whose conversation's host no longer has it (it closed and left, or moved)
 is looked up and sent again once, on its own, when its answer was asked for; a refusal
-(including ids that were taken) raises its error from :meth:`Pipeline.wait`.
+(including ids that were taken) raises its error from :meth:`Pipeline.wait`. Requests for a
+host the gateway saw die are not sent: each is refused ``UnavailableError`` at once (its
+conversation is being rebuilt elsewhere: ask again), and the rest of the send goes on.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ from domain.limits import MAX_EXTERNAL_ID, MAX_ID
 from runtime import gateway_args as args
 from runtime.gateway_calls import MAX_STRAY_ANSWERS, Answer, error_of, value_of
 from runtime.gateway_core import EngineLink
-from runtime.gateway_types import BadArgumentError, IllegalTransitionError, SessionRef
+from runtime.gateway_transport import Unreachable
+from runtime.gateway_types import (
+    BadArgumentError,
+    IllegalTransitionError,
+    SessionRef,
+    UnavailableError,
+)
 from runtime.ids import IdSource
 
 Acks = Literal["all", "last"]
@@ -232,7 +240,16 @@ class Pipeline:
                     link.answers.time(pending.call_id)
                     reply_to = ReplyTo(link.me, pending.call_id)
                 delivers.append(Deliver(entity, message, reply_to))
-            link.transport.send(address, Batch(link.clock.now, tuple(delivers)), batch=True)
+            try:
+                link.transport.send(address, Batch(link.clock.now, tuple(delivers)), batch=True)
+            except Unreachable:  # a host that died: its conversations are being rebuilt
+                link.locations.host_lost(address)
+                for pending, _, _ in items:
+                    pending.call_id = None
+                    pending.error = UnavailableError(
+                        f"{pending.what} not carried out: the host of its conversation is gone"
+                        " and the conversation is being rebuilt from its journal; retry"
+                    )
         for q in queued:
             self._sent[id(q.pending)] = q.pending
         return [q.pending for q in queued]

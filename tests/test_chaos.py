@@ -71,12 +71,13 @@ def test_a_full_disk_and_failing_fsyncs_lose_nothing_and_store_nothing_refused(
 
 
 def test_killed_supervisors_are_replaced_by_the_daemon_and_lose_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_at: str | None
 ) -> None:
     result = run_chaos(
         tmp_path, capsys,
         "--duration", "30", "--targets", "monitor,supervisor,admin,logger",
         "--kill-every", "3:4", "--seed", "7",
+        *(["--postgres", journal_at] if journal_at else []),
     )  # fmt: skip
     assert sorted(result["kills_by_target"]) == ["admin", "logger", "monitor", "supervisor"]
 

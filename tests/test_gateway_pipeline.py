@@ -12,8 +12,10 @@ from runtime.gateway import (
     Gateway,
     IllegalTransitionError,
     SessionRef,
+    UnavailableError,
     UnknownIdError,
 )
+from runtime.gateway_transport import Unreachable
 from tests.conftest import MakeGateway, names
 
 
@@ -136,3 +138,33 @@ def test_a_pipeline_reaches_more_conversations_than_the_location_cache_holds(
     snapshots = pipeline.wait()
     assert [s["id"] for s in snapshots] == [r.conversation_id for r in refs]
     assert len(testing.location_cache(gw)) <= 2
+
+
+def test_requests_to_a_host_known_dead_are_refused_unavailable_and_the_others_carried_out(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = make_gateway(placement={"per_host": 3})
+    refs = [gw.start_session(f"cust-{n}", "WEB", f"b-{n}") for n in range(6)]
+    hosts = testing.hosts_of(gw, [r.conversation_id for r in refs])
+    dead = hosts[refs[0].conversation_id]
+    transport = gw.engine.transport
+    send = transport.send
+
+    def refusing(address: Any, message: Any, *, batch: bool = False) -> None:
+        if address == dead:  # as the connected transport refuses a host it saw die
+            raise Unreachable(f"{address} is a host that died")
+        send(address, message, batch=batch)
+
+    monkeypatch.setattr(transport, "send", refusing)
+    pipeline = gw.pipeline()
+    sent = [pipeline.customer_message(r.channel_session_id, "hello") for r in refs]
+    pipeline.send()
+    on_dead = [p for r, p in zip(refs, sent, strict=True) if hosts[r.conversation_id] == dead]
+    alive = [p for p in sent if p not in on_dead]
+    assert len(on_dead) == 3 and all(p.answered for p in on_dead)
+    for pending in on_dead:
+        with pytest.raises(UnavailableError, match="being rebuilt"):
+            pending.value  # noqa: B018
+    assert pipeline.wait(alive) == [None, None, None]
+    dead_ids = {r.conversation_id for r in refs if hosts[r.conversation_id] == dead}
+    assert dead_ids.isdisjoint(testing.location_cache(gw).as_dict())
