@@ -121,6 +121,14 @@ class RecoveryDesk(RoomDesk):
             deal[1].append(Deliver(conversation_entity_id(conversation_id), restore, None))
         for address, items in deals.values():
             self.post_in_batches(address, items, RESTORE_BATCH)
+        if deals:
+            dealt = {host.host_id: host for host in hosts}
+            log.info(
+                "restore_dealt",
+                conversations=len(hosts),
+                hosts={h: len(deals[h][1]) for h in dealt},
+                nodes=sorted({h.node or "" for h in dealt.values()}),
+            )
         self._recoveries.append(recovery)
         self._settle_recoveries()
         return len(recovery.awaiting)

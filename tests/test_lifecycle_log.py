@@ -143,8 +143,12 @@ def test_a_lost_host_logs_its_loss_and_each_conversation_rebuilt_elsewhere(
     recovered = [line for line in lines if line["event"] == "host_recovered"]
     assert [(line["level"], line["conversations"]) for line in exited] == [("error", 1)]
     assert [(line["level"], line["host"]) for line in recovered] == [("info", exited[0]["host"])]
-    restored = [line["conversation_id"] for line in lines if line["event"] == "conversation_restored"]
-    assert restored == [ref.conversation_id]
+    restored = [line for line in lines if line["event"] == "conversation_restored"]
+    assert [line["conversation_id"] for line in restored] == [ref.conversation_id]
+    dealt = [line for line in lines if line["event"] == "restore_dealt"]
+    assert [(line["conversations"], line["hosts"]) for line in dealt] == [
+        (1, {restored[0]["host"]: 1})
+    ]
 
 
 def test_a_step_undone_by_a_failed_journal_write_is_not_logged(
