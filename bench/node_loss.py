@@ -10,9 +10,10 @@ is then durable, which is what is checked). The leader fills its boot host with
 starts on the member (the member's node name sorts first, so it wins the tie). Every
 conversation, on both nodes, is sent one customer message with its own message id (pipelined,
 each answered). Every process of the member is then killed with SIGKILL, and the conversations
-of the member are asked for their snapshot (pipelined, 1,000 at a time) until every one has
-answered. Reported: when the first and the last answered, counted from the kill, and how many
-were asked; then every conversation's stored events are read back and each acknowledged
+of the member are asked for their snapshot (pipelined, 1,000 at a time, up to a second for
+each thousand's answers) until every one has answered. Reported: when the first and the last
+answer came in, counted from the kill (and when the round of queries that got the last one
+ended), and how many were asked; then every conversation's stored events are read back and each acknowledged
 customer message counted: lost (stored 0 times) or duplicated (more than once). No load runs
 through the loss itself: the messages checked are those acknowledged before it.
 ``--restore-hosts`` sets ``placement.restore_hosts`` on the leader (2 by default; 1 is the
@@ -88,9 +89,10 @@ def _wait(check: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _answering(gw: Gateway, pending: set[str]) -> set[str]:
-    """The conversations of ``pending`` that answer a snapshot query within a second."""
-    answered: set[str] = set()
+def _answering(gw: Gateway, pending: set[str]) -> dict[str, float]:
+    """The conversations of ``pending`` that answer a snapshot query within a second, each
+    with when its answer came in (``time.monotonic()``)."""
+    answered: dict[str, float] = {}
     ids = list(pending)
     for first in range(0, len(ids), 1000):
         pipeline = gw.pipeline()
@@ -102,7 +104,8 @@ def _answering(gw: Gateway, pending: set[str]) -> set[str]:
         for cid, each in asked:
             try:
                 if each.answered and each.value is not None:
-                    answered.add(cid)
+                    came = each.answered_at
+                    answered[cid] = came if came is not None else time.monotonic()
             except Exception:
                 continue
     return answered
@@ -166,21 +169,23 @@ def _read_back(gw: Gateway, acked: dict[str, str], figures: dict[str, int]) -> N
 
 def _recovered(
     gw: Gateway, pending: set[str], killed_at: float
-) -> tuple[float | None, float | None, set[str]]:
+) -> tuple[float | None, float | None, float | None, set[str]]:
     """Ask ``pending`` until each has answered, for :data:`RECOVERY_LIMIT_S` at most (a
     lookup the TopicMonitor does not answer is cut short too): when the first and the last
-    answered, counted from ``killed_at``, and those that never did."""
-    first = last = None
+    answer came in, and when the round of queries that got the last one ended, counted from
+    ``killed_at``, and those that never answered."""
+    came: list[float] = []
+    seen = None
     with contextlib.suppress(TooLong), time_limit(RECOVERY_LIMIT_S, "recovery", error=TooLong):
         while pending and time.monotonic() - killed_at < RECOVERY_LIMIT_S:
             answered = _answering(gw, pending)
-            now = time.monotonic() - killed_at
-            if answered and first is None:
-                first = now
-            pending = pending - answered
+            came.extend(at - killed_at for at in answered.values())
+            pending = pending - answered.keys()
             if not pending:
-                last = now
-    return first, last, pending
+                seen = time.monotonic() - killed_at
+    first = min(came) if came else None
+    last = max(came) if came and not pending else None
+    return first, last, seen, pending
 
 
 def measure(
@@ -242,13 +247,14 @@ def measure(
                 raise RuntimeError("the second host was not placed on the member")
             killed_at = time.monotonic()
             _kill(pids)
-            first, last, pending = _recovered(gw, set(on_member), killed_at)
+            first, last, seen, pending = _recovered(gw, set(on_member), killed_at)
             readable = {c: m for c, m in acked.items() if c not in pending}
             return {
                 "conversations": len(on_member),
                 "restore_hosts": restore_hosts,
                 "first_s": first,
                 "all_s": last,
+                "seen_s": seen,
                 "unanswered": len(pending),
                 "acknowledged": len(acked),
                 "sent": len(on_member) + len(on_leader),
@@ -305,8 +311,9 @@ def report(result: dict[str, Any], fsync: str) -> str:
     return (
         f"node loss: {result['conversations']:,} conversations on the member killed with SIGKILL;"
         f" the first answered again after {_seconds(result['first_s'])}, all after"
-        f" {_seconds(result['all_s'])} ({result['unanswered']} unanswered; rebuilt on"
-        f" placement.restore_hosts {result['restore_hosts']})."
+        f" {_seconds(result['all_s'])} (when the answers came in; the round of queries that got"
+        f" the last ended at {_seconds(result['seen_s'])}; {result['unanswered']} unanswered;"
+        f" rebuilt on placement.restore_hosts {result['restore_hosts']})."
         f" Customer messages acknowledged before the kill (storage.fsync: {fsync}):"
         f" {result['acknowledged']:,} of {result['sent']:,} sent, {result['checked']:,}"
         f" conversations read back: {result['lost']} lost, {result['duplicated']} duplicated"

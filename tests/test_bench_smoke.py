@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,20 @@ def test_node_loss_read_back_counts_lost_and_duplicated_messages() -> None:
     figures = node_loss.stored_check(Events(), acked)  # type: ignore[arg-type]
     assert (figures["checked"], figures["lost"], figures["duplicated"]) == (3, 2, 1)
     assert figures["gone"] == 1 and figures["unread"] == 0 and figures["problems"] == 3
+
+
+def test_node_loss_times_the_answers_when_they_came_not_when_their_round_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A conversation that answered early in a slow round of queries counts from its answer."""
+    from bench import node_loss
+
+    killed_at = time.monotonic()
+    rounds = [{"a": killed_at + 3.0}, {"b": killed_at + 4.5, "c": killed_at + 5.0}]
+    monkeypatch.setattr(node_loss, "_answering", lambda gw, pending: rounds.pop(0))
+    first, last, seen, pending = node_loss._recovered(None, {"a", "b", "c"}, killed_at)  # type: ignore[arg-type]
+    assert (first, last, pending) == (pytest.approx(3.0), pytest.approx(5.0), set())
+    assert seen is not None  # when the round that got the last answer ended
 
 
 def test_simulation_benchmark_smallest_case_runs(capsys: object) -> None:
