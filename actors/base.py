@@ -229,7 +229,8 @@ class EngineActor(Actor):  # type: ignore[misc]
         """Send ``items`` to ``address`` now, after whatever was posted to it before, as
         Batches of at most ``size``: the receiver handles each Batch as one message (one
         journal write) and starts on the first while the others are on their way, where one
-        Batch of bulk work (a rebuild) would be one long stall."""
+        Batch of bulk work (a rebuild) would be one long stall. They leave before
+        :meth:`before_send`: not for an actor that makes anything durable there (a host)."""
         slot = self._outbox.pop(str(address), None)
         queued = [*slot[1], *items] if slot is not None else items
         now = self.now()
