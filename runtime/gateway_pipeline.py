@@ -242,13 +242,13 @@ class Pipeline:
                 delivers.append(Deliver(entity, message, reply_to))
             try:
                 link.transport.send(address, Batch(link.clock.now, tuple(delivers)), batch=True)
-            except Unreachable:  # a host that died: its conversations are being rebuilt
+            except Unreachable as error:  # a host that died: its conversations are being rebuilt
                 link.locations.host_lost(address)
                 for pending, _, _ in items:
                     pending.call_id = None
                     pending.error = UnavailableError(
-                        f"{pending.what} not carried out: the host of its conversation is gone"
-                        " and the conversation is being rebuilt from its journal; retry"
+                        f"{pending.what} not carried out: {error} (a conversation whose host"
+                        " died is being rebuilt from its journal); retry"
                     )
         for q in queued:
             self._sent[id(q.pending)] = q.pending
