@@ -89,7 +89,7 @@ def _wait(check: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _answering(gw: Gateway, pending: set[str]) -> dict[str, float]:
+def answering(gw: Gateway, pending: set[str]) -> dict[str, float]:
     """The conversations of ``pending`` that answer a snapshot query within a second, each
     with when its answer came in (``time.monotonic()``)."""
     answered: dict[str, float] = {}
@@ -167,7 +167,7 @@ def _read_back(gw: Gateway, acked: dict[str, str], figures: dict[str, int]) -> N
         figures["problems"] += len(found)
 
 
-def _recovered(
+def recovered(
     gw: Gateway, pending: set[str], killed_at: float
 ) -> tuple[float | None, float | None, float | None, set[str]]:
     """Ask ``pending`` until each has answered, for :data:`RECOVERY_LIMIT_S` at most (a
@@ -178,7 +178,7 @@ def _recovered(
     seen = None
     with contextlib.suppress(TooLong), time_limit(RECOVERY_LIMIT_S, "recovery", error=TooLong):
         while pending and time.monotonic() - killed_at < RECOVERY_LIMIT_S:
-            answered = _answering(gw, pending)
+            answered = answering(gw, pending)
             came.extend(at - killed_at for at in answered.values())
             pending = pending - answered.keys()
             if not pending:
@@ -247,7 +247,7 @@ def measure(
                 raise RuntimeError("the second host was not placed on the member")
             killed_at = time.monotonic()
             _kill(pids)
-            first, last, seen, pending = _recovered(gw, set(on_member), killed_at)
+            first, last, seen, pending = recovered(gw, set(on_member), killed_at)
             readable = {c: m for c, m in acked.items() if c not in pending}
             return {
                 "conversations": len(on_member),

@@ -177,8 +177,8 @@ def test_node_loss_times_the_answers_when_they_came_not_when_their_round_ended(
 
     killed_at = time.monotonic()
     rounds = [{"a": killed_at + 3.0}, {"b": killed_at + 4.5, "c": killed_at + 5.0}]
-    monkeypatch.setattr(node_loss, "_answering", lambda gw, pending: rounds.pop(0))
-    first, last, seen, pending = node_loss._recovered(None, {"a", "b", "c"}, killed_at)  # type: ignore[arg-type]
+    monkeypatch.setattr(node_loss, "answering", lambda gw, pending: rounds.pop(0))
+    first, last, seen, pending = node_loss.recovered(None, {"a", "b", "c"}, killed_at)  # type: ignore[arg-type]
     assert (first, last, pending) == (pytest.approx(3.0), pytest.approx(5.0), set())
     assert seen is not None  # when the round that got the last answer ended
 
