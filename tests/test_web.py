@@ -8,9 +8,8 @@ from pathlib import Path
 from runtime.netgateway.ops import OPS, SUBSCRIPTION_OPS
 from runtime.web.access import RULES
 from runtime.web.tokens import AccessRole
-from tests.web_support import Web, token, web_gateway
+from tests.web_support import CONNECTOR, roles, routed, token, web_gateway
 
-CONNECTOR = token("connector", "webchat", "WEB")
 ALICE = token("agent", "alice")
 OPERATOR = token("operator", "ops")
 
@@ -132,36 +131,18 @@ def test_the_web_chat_and_the_agent_desk_are_served(tmp_path: Path) -> None:
 SUE = token("supervisor", "sue")
 
 
-def routed_to_alice(web: Web) -> str:
-    """A conversation of the web channel that alice (logged in, ready) was given."""
-    web.call("agent_login", ALICE, agent_id="alice")
-    web.call("agent_ready", ALICE, agent_id="alice")
-    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
-    web.call("request_agent", CONNECTOR, conversation_id=ref["conversation_id"])
-    return str(ref["conversation_id"])
-
-
-def agents(web: Web, conversation_id: str) -> dict[str, str]:
-    snapshot = web.call("conversation", OPERATOR, conversation_id=conversation_id)
-    return {
-        p["id"]: p["role"]
-        for p in snapshot["participants"]
-        if p["type"] == "AGENT" and p["state"] == "SUBSCRIBED"
-    }
-
-
 def test_a_supervisor_barges_in_over_http_as_an_assistant(tmp_path: Path) -> None:
     with web_gateway(tmp_path) as web:
-        conversation_id = routed_to_alice(web)
+        conversation_id = routed(web, ALICE, "alice")
         web.call("agent_login", SUE, agent_id="sue")
         web.call("agent_join", SUE, agent_id="sue", conversation_id=conversation_id, role="WHISPER")
         web.call("barge_in", SUE, agent_id="sue", conversation_id=conversation_id)
-        assert agents(web, conversation_id) == {"alice": "PRIMARY", "sue": "ASSISTANT"}
+        assert roles(web, conversation_id, OPERATOR) == {"alice": "PRIMARY", "sue": "ASSISTANT"}
 
 
 def test_an_operator_reads_a_closed_rooms_history_over_http(tmp_path: Path) -> None:
     with web_gateway(tmp_path) as web:
-        conversation_id = routed_to_alice(web)
+        conversation_id = routed(web, ALICE, "alice")
         web.call("agent_message", ALICE, agent_id="alice", conversation_id=conversation_id,
                  text="hello, Alice here")  # fmt: skip
         room_id = web.call("conversation", OPERATOR, conversation_id=conversation_id)["room_id"]
@@ -174,7 +155,7 @@ def test_an_operator_reads_a_closed_rooms_history_over_http(tmp_path: Path) -> N
 
 def test_an_agent_holds_resumes_leaves_and_wraps_up_over_http(tmp_path: Path) -> None:
     with web_gateway(tmp_path, {"timers": {"wrap_up": {"enabled": True}}}) as web:
-        conversation_id = routed_to_alice(web)
+        conversation_id = routed(web, ALICE, "alice")
 
         def state() -> str:
             return str(web.call("conversation", ALICE, conversation_id=conversation_id)["state"])
@@ -184,7 +165,7 @@ def test_an_agent_holds_resumes_leaves_and_wraps_up_over_http(tmp_path: Path) ->
         web.call("resume", ALICE, agent_id="alice", conversation_id=conversation_id)
         resumed = state()
         web.call("agent_leave", ALICE, agent_id="alice", conversation_id=conversation_id)
-        left = agents(web, conversation_id)
+        left = roles(web, conversation_id, OPERATOR)
         web.call("apply_wrap_up", ALICE, agent_id="alice", conversation_id=conversation_id,
                  codes=["SOLVED"], note="refund sent")  # fmt: skip
         events = web.call("events", ALICE, conversation_id=conversation_id)

@@ -10,40 +10,23 @@ from typing import Any
 
 import pytest
 
-from tests.web_support import Web, token, web_gateway
+from tests.web_support import (
+    SUPERVISOR,
+    Web,
+    ready,
+    roles,
+    routed,
+    token,
+    web_gateway,
+)
 
-CONNECTOR = token("connector", "webchat", "WEB")
 ALICE, BOB, CAROL = token("agent", "alice"), token("agent", "bob"), token("agent", "carol")
-SUPERVISOR = token("supervisor", "sam")
 
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
     with web_gateway(tmp_path) as gateway:
         yield gateway
-
-
-def ready(web: Web, headers: dict[str, str], agent_id: str, *queues: str) -> None:
-    web.call("agent_login", headers, agent_id=agent_id, queues=list(queues or ["default"]))
-    web.call("agent_ready", headers, agent_id=agent_id)
-
-
-def routed(web: Web, headers: dict[str, str], agent_id: str) -> str:
-    """A customer's conversation routed to ``agent_id`` (READY alone in the default queue)."""
-    ready(web, headers, agent_id)
-    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
-    web.call("request_agent", CONNECTOR, conversation_id=ref["conversation_id"])
-    assert roles(web, ref["conversation_id"]) == {agent_id: "PRIMARY"}
-    return str(ref["conversation_id"])
-
-
-def roles(web: Web, conversation_id: str) -> dict[str, str]:
-    snapshot = web.call("conversation", SUPERVISOR, conversation_id=conversation_id)
-    return {
-        p["id"]: p["role"]
-        for p in snapshot["participants"]
-        if p["type"] == "AGENT" and p["state"] == "SUBSCRIBED"
-    }
 
 
 def refused(web: Web, op: str, headers: dict[str, str], **args: Any) -> tuple[int, str]:

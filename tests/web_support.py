@@ -24,6 +24,10 @@ def token(role: str, subject: str, *channels: str, ttl_s: int = 86_400) -> dict[
     return {"Authorization": f"Bearer {issue(KEY, role, subject, ttl_s=ttl_s, channels=channels)}"}
 
 
+CONNECTOR = token("connector", "webchat", "WEB")
+SUPERVISOR = token("supervisor", "sam")
+
+
 @dataclass
 class Web:
     client: TestClient
@@ -44,3 +48,29 @@ def web_gateway(
     app = create_app(lambda: Gateway.embedded(engine_config), WebOptions(KEY, **options))
     with TestClient(app) as client:
         yield Web(client)
+
+
+def ready(web: Web, headers: dict[str, str], agent_id: str, *queues: str) -> None:
+    web.call("agent_login", headers, agent_id=agent_id, queues=list(queues or ["default"]))
+    web.call("agent_ready", headers, agent_id=agent_id)
+
+
+def routed(web: Web, headers: dict[str, str], agent_id: str) -> str:
+    """A customer's conversation routed to ``agent_id`` (READY alone in the default queue)."""
+    ready(web, headers, agent_id)
+    ref = web.call("start_session", CONNECTOR, customer_id="c1", channel="WEB", identifier="b1")
+    web.call("request_agent", CONNECTOR, conversation_id=ref["conversation_id"])
+    assert roles(web, ref["conversation_id"]) == {agent_id: "PRIMARY"}
+    return str(ref["conversation_id"])
+
+
+def roles(
+    web: Web, conversation_id: str, reader: dict[str, str] = SUPERVISOR
+) -> dict[str, str]:
+    """The role of each agent subscribed to the conversation, as ``reader`` reads it."""
+    snapshot = web.call("conversation", reader, conversation_id=conversation_id)
+    return {
+        p["id"]: p["role"]
+        for p in snapshot["participants"]
+        if p["type"] == "AGENT" and p["state"] == "SUBSCRIBED"
+    }
