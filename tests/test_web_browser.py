@@ -123,9 +123,9 @@ def open_first_conversation(driver: Any, words: str) -> None:
     wait_for(driver, "transcript", words)
 
 
-def chat_with_alice(driver: Any, site: str) -> tuple[str, str]:
-    """Alice's desk and a customer chat that asked for an agent and got Alice, the desk showing
-    the conversation: (desk, chat) window handles, the desk's in front."""
+def chat_asking_for_alice(driver: Any, site: str) -> tuple[str, str]:
+    """Alice's desk and a customer chat that asked for an agent: (desk, chat) window handles,
+    the chat's in front."""
     desk = open_desk(driver, site, ALICE)
     driver.switch_to.new_window("tab")
     chat = str(driver.current_window_handle)
@@ -133,6 +133,13 @@ def chat_with_alice(driver: Any, site: str) -> tuple[str, str]:
     driver.find_element(By.ID, "start").click()
     wait_for(driver, "transcript", "Assistant: Hello!")
     driver.find_element(By.ID, "text").send_keys("I want an agent\n")
+    return desk, chat
+
+
+def chat_with_alice(driver: Any, site: str) -> tuple[str, str]:
+    """Alice's desk and a customer chat that asked for an agent and got Alice, the desk showing
+    the conversation: (desk, chat) window handles, the desk's in front."""
+    desk, chat = chat_asking_for_alice(driver, site)
     wait_for(driver, "transcript", "alice joined")
     driver.switch_to.window(desk)
     open_first_conversation(driver, "I want an agent")
@@ -254,13 +261,7 @@ def test_a_desk_reload_shows_an_offer_still_pending_and_accepting_it_joins(
     offering_site: str, browser: Any
 ) -> None:
     with watchdog(LIMIT_S, "the browser test"):
-        desk = open_desk(browser, offering_site, ALICE)
-        browser.switch_to.new_window("tab")
-        chat = str(browser.current_window_handle)
-        browser.get(f"{offering_site}/pages/chat.html#token={CONNECTOR}")
-        browser.find_element(By.ID, "start").click()
-        wait_for(browser, "transcript", "Assistant: Hello!")
-        browser.find_element(By.ID, "text").send_keys("I want an agent\n")
+        desk, chat = chat_asking_for_alice(browser, offering_site)
         browser.switch_to.window(desk)
         wait_for(browser, "list", "(offered)")
         browser.refresh()
