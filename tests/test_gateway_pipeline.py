@@ -49,13 +49,19 @@ def test_sessions_started_in_a_pipeline_are_answered_in_the_order_asked(
     assert gw.status()["conversations"] == {"CREATED": 5}
 
 
-def test_requests_leave_as_one_message_per_host(
-    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def six_on_two_hosts(make_gateway: MakeGateway) -> tuple[Gateway, list[SessionRef], dict[str, Any]]:
+    """A gateway with six conversations, three on each of two hosts, and each one's host."""
     gw = make_gateway(placement={"per_host": 3})
     refs = [gw.start_session(f"cust-{n}", "WEB", f"b-{n}") for n in range(6)]
     hosts = testing.hosts_of(gw, [r.conversation_id for r in refs])
     assert len({str(h) for h in hosts.values()}) == 2
+    return gw, refs, hosts
+
+
+def test_requests_leave_as_one_message_per_host(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw, refs, _ = six_on_two_hosts(make_gateway)
     sent = counting_sends(gw, monkeypatch)
     pipeline = gw.pipeline()
     for ref in refs:
@@ -143,9 +149,7 @@ def test_a_pipeline_reaches_more_conversations_than_the_location_cache_holds(
 def test_requests_to_a_host_known_dead_are_refused_unavailable_and_the_others_carried_out(
     make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gw = make_gateway(placement={"per_host": 3})
-    refs = [gw.start_session(f"cust-{n}", "WEB", f"b-{n}") for n in range(6)]
-    hosts = testing.hosts_of(gw, [r.conversation_id for r in refs])
+    gw, refs, hosts = six_on_two_hosts(make_gateway)
     dead = hosts[refs[0].conversation_id]
     transport = gw.engine.transport
     send = transport.send
