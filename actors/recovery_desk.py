@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from actors.messages import Deliver, RestoreConversation, Restored
+from actors.placement import HostInfo
 from actors.recovery import plan_recovery
 from actors.room_desk import Live, RoomDesk
 from domain.ids import conversation_entity_id
@@ -109,7 +110,7 @@ class RecoveryDesk(RoomDesk):
         placement = self.wired().settings.placement
         width = min(placement.restore_hosts, -(-len(found) // RESTORE_SHARE))
         hosts = self.placement.place_many(len(found), placement.per_host, width)
-        deals: dict[str, tuple[Any, list[Deliver]]] = {}
+        deals: dict[str, tuple[HostInfo, list[Deliver]]] = {}
         for (conversation_id, (opened, commands)), host in zip(found.items(), hosts, strict=True):
             sessions = started_sessions(opened, commands)
             live = Live(host, room_of(opened), RESTORING, sessions, customer_id=customer_of(opened))
@@ -117,17 +118,16 @@ class RecoveryDesk(RoomDesk):
             self.restoring(conversation_id, live)
             recovery.awaiting.add(conversation_id)
             restore = RestoreConversation(opened, tuple(commands))
-            deal = deals.setdefault(host.host_id, (host.address, []))
+            deal = deals.setdefault(host.host_id, (host, []))
             deal[1].append(Deliver(conversation_entity_id(conversation_id), restore, None))
-        for address, items in deals.values():
-            self.post_in_batches(address, items, RESTORE_BATCH)
+        for host, items in deals.values():
+            self.post_in_batches(host.address, items, RESTORE_BATCH)
         if deals:
-            dealt = {host.host_id: host for host in hosts}
             log.info(
                 "restore_dealt",
                 conversations=len(hosts),
-                hosts={h: len(deals[h][1]) for h in dealt},
-                nodes=sorted({h.node or "" for h in dealt.values()}),
+                hosts={host_id: len(items) for host_id, (_, items) in deals.items()},
+                nodes=sorted({host.node or "" for host, _ in deals.values()}),
             )
         self._recoveries.append(recovery)
         self._settle_recoveries()
