@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from actors import thespian_timing  # noqa: F401  (Thespian's timers corrected on import)
 from actors.messages import (
     AlarmAt,
     Batch,

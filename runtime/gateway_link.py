@@ -23,6 +23,8 @@ from thespian.system.systemBase import TransmitTrack
 from thespian.system.timing import ExpirationTimer, unexpired
 from thespian.system.transport import TransmitIntent
 
+from actors import thespian_timing  # noqa: F401  (Thespian's timers corrected on import)
+
 #: How long a send may wait for the actor to take it while its process still accepts connections.
 SEND_LIMIT_S = 30.0
 #: How often a send not yet taken checks that the actor's process still accepts connections.
